@@ -1,0 +1,547 @@
+"""The source configuration: dlt's ``rest_api_source`` dict format, validated once at the boundary.
+
+Users arrive with a dlt config, so we read that format rather than invent one. We differ from
+dlt where dlt's defaults do not fit the API contract (pages start at 1, totals live at
+``meta.page.total_pages`` and are optional) and in being strict: every key is known, every value
+is checked, and all problems are reported together in one ``ConfigError`` before any request.
+
+Secrets never live in a config: ``api_key``, ``token`` and ``password`` must be omitted or written
+as ``dlt.secrets["api_key"]`` (resolved at run time, see ``secrets.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "ApiKeyAuth",
+    "BasicAuth",
+    "BearerAuth",
+    "ClientConfig",
+    "Endpoint",
+    "ErrorHandler",
+    "PageNumberPaginator",
+    "ResourceConfig",
+    "SinglePagePaginator",
+    "SourceConfig",
+    "load_config",
+]
+
+SECRET_NAMES = ("api_key", "organization_id")
+NEVER_RETRY = frozenset({400, 401, 403, 404})
+ALWAYS_RETRY = frozenset({500, 502, 503, 504})
+_PLACEHOLDER = re.compile(r"""^\s*dlt\.secrets\[\s*(['"])(?P<name>[A-Za-z0-9_.]+)\1\s*\]\s*$""")
+_RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _fail(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+def _positive_int(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail("positive_int", f"must be an integer >= 1 (got {value!r})")
+    return value
+
+
+def _non_negative_int(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _fail("non_negative_int", f"must be an integer >= 0 (got {value!r})")
+    return value
+
+
+def _non_negative_number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise _fail("non_negative_number", f"must be a number >= 0 (got {value!r})")
+    return float(value)
+
+
+def _positive_number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _fail("positive_number", f"must be a number > 0 (got {value!r})")
+    return float(value)
+
+
+def _secret_ref(default: str) -> typing.Callable[[object], object]:
+    def check(value: object) -> object:
+        if value is None:
+            return default
+        if isinstance(value, str) and (match := _PLACEHOLDER.match(value)):
+            name = match.group("name")
+            if name not in SECRET_NAMES:
+                raise _fail(
+                    "secret_name",
+                    f"unknown secret {name!r}; use one of: "
+                    + ", ".join(f'dlt.secrets["{n}"]' for n in SECRET_NAMES),
+                )
+            return name
+        raise _fail(
+            "literal_secret",
+            f'must not hold a secret: write dlt.secrets["{default}"] or leave it out; the value '
+            "comes from the Prefect Secret block or the environment (see README, Secrets)",
+        )
+
+    return check
+
+
+PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
+NonNegativeFloat = Annotated[float, BeforeValidator(_non_negative_number)]
+PositiveFloat = Annotated[float, BeforeValidator(_positive_number)]
+ApiKeyRef = Annotated[str, BeforeValidator(_secret_ref("api_key"))]
+Scalar = Union[str, int, float, bool]  # noqa: UP007 - pydantic reads this at run time
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ApiKeyAuth(_Model):
+    """API key sent in a header (the contract's ``api_key``) or the query string."""
+
+    type: Literal["api_key"]
+    name: str = "api_key"
+    api_key: ApiKeyRef = "api_key"
+    location: Literal["header", "query"] = "header"
+
+
+class BearerAuth(_Model):
+    """``Authorization: Bearer <secret>``."""
+
+    type: Literal["bearer"]
+    token: ApiKeyRef = "api_key"
+
+
+class BasicAuth(_Model):
+    """HTTP basic auth; the password is the secret."""
+
+    type: Literal["http_basic"]
+    username: str
+    password: ApiKeyRef = "api_key"
+
+
+class PageNumberPaginator(_Model):
+    """Page-number paging; defaults fit the contract (1-based, optional totals)."""
+
+    type: Literal["page_number"]
+    page_param: str = "page[number]"
+    limit_param: str | None = "page[size]"
+    limit: PositiveInt | None = None
+    base_page: NonNegativeInt = 1
+    total_path: str | None = "meta.page.total_pages"
+    maximum_page: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _limit_needs_param(self) -> PageNumberPaginator:
+        if self.limit is not None and not self.limit_param:
+            raise ValueError("limit is set but limit_param is empty: name the page-size parameter")
+        return self
+
+
+class SinglePagePaginator(_Model):
+    """One request, no paging."""
+
+    type: Literal["single_page"]
+
+
+Paginator = Annotated[
+    PageNumberPaginator | SinglePagePaginator,
+    Field(discriminator="type"),
+]
+Auth = Annotated[ApiKeyAuth | BearerAuth | BasicAuth, Field(discriminator="type")]
+
+
+class ErrorHandler(_Model):
+    """Retry policy of one resource. 500/502/503/504 and transport faults are always retried."""
+
+    retry_on_status_codes: list[int] = Field(default_factory=lambda: [429])
+    max_retries: NonNegativeInt = 4
+    backoff_factor: NonNegativeFloat = 2.0
+    # Our addition: the computed backoff is capped here, and a Retry-After above it fails at once.
+    max_wait: PositiveFloat = 300.0
+
+    @field_validator("retry_on_status_codes")
+    @classmethod
+    def _only_retryable_codes(cls, codes: list[int]) -> list[int]:
+        bad = sorted(set(codes) & NEVER_RETRY)
+        if bad:
+            raise ValueError(
+                f"lists {bad}: 400/401/403/404 are never retried, because a retry cannot fix a "
+                "bad parameter, key, organization or path; remove them"
+            )
+        odd = [c for c in codes if not 100 <= c <= 599]
+        if odd:
+            raise ValueError(f"has {odd}: not HTTP status codes")
+        return codes
+
+
+class Endpoint(_Model):
+    path: str = Field(min_length=1)
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    data_selector: str = "data"
+    paginator: Paginator = PageNumberPaginator(type="page_number")
+    error_handler: ErrorHandler = ErrorHandler()
+
+
+class ResourceConfig(_Model):
+    name: str
+    endpoint: Endpoint
+    primary_key: str = "id"
+    write_disposition: Literal["merge", "append", "replace"] = "merge"
+
+    @field_validator("name")
+    @classmethod
+    def _names_a_directory(cls, name: str) -> str:
+        if not _RESOURCE_NAME.match(name):
+            raise ValueError(
+                f"{name!r} must be letters, digits, '_' or '-' only, because it names the "
+                "table's directory in the lake"
+            )
+        return name
+
+
+class ClientConfig(_Model):
+    base_url: str = Field(min_length=1)
+    auth: Auth = ApiKeyAuth(type="api_key")
+    headers: dict[str, str] = Field(default_factory=dict)
+    paginator: Paginator | None = None
+    # Our addition: seconds to wait for a response (connect waits at most 10 s of it).
+    timeout: PositiveFloat = 30.0
+
+    @field_validator("headers")
+    @classmethod
+    def _org_header_is_ours(cls, headers: dict[str, str]) -> dict[str, str]:
+        if any(h.lower() == "x-organization-id" for h in headers):
+            raise ValueError(
+                "sets X-Organization-Id: remove it; it is always sent from the organization_id secret"
+            )
+        return headers
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {url!r})")
+        return url
+
+
+class SourceConfig(_Model):
+    """A validated source: resources already carry their merged defaults."""
+
+    client: ClientConfig
+    resources: list[ResourceConfig] = Field(min_length=1)
+
+    def resource(self, name: str) -> ResourceConfig:
+        for resource in self.resources:
+            if resource.name == name:
+                return resource
+        known = ", ".join(r.name for r in self.resources)
+        raise ConfigError([f"resources: no resource named {name!r}; configured: {known}"])
+
+    def select(self, names: typing.Iterable[str] | None) -> SourceConfig:
+        """The same source restricted to ``names`` (all when None), in config order."""
+        if names is None:
+            return self
+        wanted = list(dict.fromkeys(names))
+        known = {r.name for r in self.resources}
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise ConfigError(
+                [f"resources: no resource named {n!r}; configured: {', '.join(sorted(known))}"
+                 for n in unknown]
+            )
+        return self.model_copy(update={"resources": [r for r in self.resources if r.name in wanted]})
+
+
+def _seed_resource(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "endpoint": {
+            "path": f"/v1/{name}",
+            "data_selector": "data",
+            "paginator": {
+                "type": "page_number",
+                "page_param": "page[number]",
+                "limit_param": "page[size]",
+                "limit": 10,
+            },
+            "error_handler": {"retry_on_status_codes": [429], "max_retries": 4, "backoff_factor": 2},
+        },
+    }
+
+
+# The seed configuration of shared/seed-source-config.md, as written (its dlt.secrets[...] kept
+# as placeholders). base_url is replaced by --base-url / ANALYTICS_BASE_URL at run time.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "client": {
+        "base_url": "https://api.example.com",
+        "auth": {
+            "type": "api_key",
+            "name": "api_key",
+            "api_key": 'dlt.secrets["api_key"]',
+            "location": "header",
+        },
+    },
+    "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
+    "resources": [_seed_resource(n) for n in ("tags", "deals", "pages", "tasks", "users")],
+}
+
+
+def load_config(
+    source: dict[str, Any] | str | Path | None = None, *, base_url: str | None = None
+) -> SourceConfig:
+    """Validate a config given as a dict, a JSON/YAML file path, or None for the default.
+
+    ``base_url`` (from ``--base-url`` or ``ANALYTICS_BASE_URL``) overrides ``client.base_url``.
+    """
+    raw = _read(source)
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError([f"(top level): must be a mapping with client and resources, got {type(raw).__name__}"])
+    raw = copy.deepcopy(raw)
+    if base_url:
+        raw.setdefault("client", {})
+        if isinstance(raw["client"], dict):
+            raw["client"]["base_url"] = base_url
+    merged = _apply_defaults(raw, problems)
+    try:
+        config = SourceConfig.model_validate(merged)
+    except ValidationError as exc:
+        described = (_describe(_blame_defaults(e, raw), ) for e in exc.errors())
+        problems.extend(dict.fromkeys(described))  # a bad default is reported once, not per resource
+        config = None
+    if config is not None:
+        problems.extend(_cross_checks(config))
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    return config
+
+
+def _read(source: dict[str, Any] | str | Path | None) -> Any:
+    if source is None:
+        return DEFAULT_CONFIG
+    if isinstance(source, dict):
+        return source
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"(file) {path}: cannot be read: {exc.strerror}"]) from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError([f"(file) {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {first}"]) from None
+
+
+_TOP_KEYS = ("client", "resource_defaults", "resources")
+
+
+def _apply_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """Deep-merge ``client.paginator`` and ``resource_defaults`` into every resource."""
+    for key in raw:
+        if key not in _TOP_KEYS:
+            problems.append(f"{key}: unknown key; allowed here: {', '.join(_TOP_KEYS)}")
+    defaults = raw.get("resource_defaults") or {}
+    if not isinstance(defaults, dict):
+        problems.append("resource_defaults: must be a mapping")
+        defaults = {}
+    if "name" in defaults:
+        problems.append("resource_defaults.name: a name cannot be a default; set it per resource")
+        defaults = {k: v for k, v in defaults.items() if k != "name"}
+    client = raw.get("client")
+    if isinstance(client, dict) and client.get("paginator") is not None:
+        client["paginator"] = _expand_paginator(client["paginator"])
+        defaults = _deep_merge({"endpoint": {"paginator": client["paginator"]}}, defaults)
+    if isinstance(defaults.get("endpoint"), dict) and "paginator" in defaults["endpoint"]:
+        defaults["endpoint"]["paginator"] = _expand_paginator(defaults["endpoint"]["paginator"])
+    resources = raw.get("resources")
+    if not isinstance(resources, list):
+        return {k: v for k, v in raw.items() if k != "resource_defaults"}
+    merged = []
+    for item in resources:
+        if isinstance(item, str):  # dlt shorthand: "tags" means name and path "tags"
+            item = {"name": item, "endpoint": {"path": item}}
+        if isinstance(item, dict) and isinstance(item.get("endpoint"), str):
+            item = {**item, "endpoint": {"path": item["endpoint"]}}
+        endpoint = item.get("endpoint") if isinstance(item, dict) else None
+        if isinstance(endpoint, dict) and "paginator" in endpoint:
+            endpoint["paginator"] = _expand_paginator(endpoint["paginator"])
+        merged.append(_deep_merge(defaults, item) if isinstance(item, dict) else item)
+    return {"client": raw.get("client"), "resources": merged}
+
+
+def _expand_paginator(value: Any) -> Any:
+    """dlt lets a paginator be named by its type alone: ``"single_page"``."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            # A paginator or auth of another type replaces the default instead of mixing keys.
+            if "type" in value and value.get("type") != out[key].get("type"):
+                out[key] = copy.deepcopy(value)
+            else:
+                out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _cross_checks(config: SourceConfig) -> list[str]:
+    problems = []
+    seen: dict[str, int] = {}
+    for i, resource in enumerate(config.resources):
+        if resource.name in seen:
+            problems.append(
+                f"resources[{i}].name: {resource.name!r} is already used by resources[{seen[resource.name]}]; "
+                "names must be unique (each names a table)"
+            )
+        seen.setdefault(resource.name, i)
+        params = resource.endpoint.params
+        paginator = resource.endpoint.paginator
+        if isinstance(paginator, PageNumberPaginator):
+            for param in (paginator.page_param, paginator.limit_param):
+                if param and param in params:
+                    problems.append(
+                        f"resources[{i}].endpoint.params.{param}: set by the paginator; remove it here"
+                    )
+    return problems
+
+
+def _blame_defaults(error: Any, raw: dict[str, Any]) -> Any:
+    """Point an error at ``resource_defaults`` when the resource took the bad value from there."""
+    loc = _strip_tags(error["loc"])
+    resources, defaults = raw.get("resources"), raw.get("resource_defaults")
+    if len(loc) < 3 or loc[0] != "resources" or not isinstance(defaults, dict):
+        return error
+    item = resources[loc[1]] if isinstance(resources, list) and loc[1] < len(resources) else None
+    rest = loc[2:]
+    if isinstance(item, str):
+        item = {"name": item, "endpoint": {"path": item}}
+    if isinstance(item, dict) and not _has(item, rest) and _has(defaults, rest):
+        return {**error, "loc": ("resource_defaults", *rest)}
+    return error
+
+
+def _has(tree: Any, path: tuple[Any, ...]) -> bool:
+    for part in path:
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
+
+
+def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """pydantic puts a tagged union's tag in the path; users never wrote it."""
+    out: list[Any] = []
+    for i, part in enumerate(loc):
+        if i and loc[i - 1] in ("paginator", "auth") and part in _TAG_MODELS:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _describe(error: Any) -> str:
+    loc = _strip_tags(error["loc"])
+    path = _path(list(loc))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"][:-1])
+        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        return f"{path}: unknown key{hint}"
+    if kind == "missing":
+        return f"{path}: is required"
+    if kind == "union_tag_invalid":
+        tags = error.get("ctx", {}).get("expected_tags", "")
+        return f"{path}.type: unknown type {error['ctx'].get('tag')!r}; supported: {tags}"
+    if kind == "union_tag_not_found":
+        tags = error.get("ctx", {}).get("expected_tags", "")
+        return f"{path}.type: is required; supported: {tags}"
+    if kind == "literal_error":
+        return f"{path}: must be one of {error['ctx']['expected']} (got {error['input']!r})"
+    if kind in ("string_type", "int_type", "dict_type", "list_type", "model_type", "float_type", "bool_type"):
+        wanted = {"string_type": "a string", "int_type": "an integer", "dict_type": "a mapping",
+                  "list_type": "a list", "model_type": "a mapping", "float_type": "a number",
+                  "bool_type": "true or false"}[kind]
+        return f"{path}: must be {wanted} (got {type(error['input']).__name__})"
+    if kind == "too_short":
+        return f"{path}: must not be empty"
+    if kind == "string_too_short":
+        return f"{path}: must not be empty"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{path}: {message}"
+
+
+def _path(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out:
+            out += f".{part}"
+        else:
+            out = str(part)
+    return out or "(top level)"
+
+
+_TAG_MODELS: dict[str, type[BaseModel]] = {
+    "page_number": PageNumberPaginator,
+    "single_page": SinglePagePaginator,
+    "api_key": ApiKeyAuth,
+    "bearer": BearerAuth,
+    "http_basic": BasicAuth,
+}
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Walk the models along ``loc`` to name the keys a mapping may hold."""
+    model: type[BaseModel] | None = SourceConfig
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        if part in _TAG_MODELS:
+            model = _TAG_MODELS[part]
+            continue
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field else None
+    return list(model.model_fields) if model else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _model_in(typing.get_args(annotation)[0])
+    if origin in (list, Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if found := _model_in(arg):
+                return found
+    return None

@@ -1,0 +1,136 @@
+"""One exception hierarchy for the package: every failure a user can meet.
+
+    AnalyticsSyncError
+    ├── ConfigError            the source configuration is invalid (lists every problem)
+    ├── SecretNotFoundError    a secret is in neither a Prefect Secret block nor the environment
+    └── ResourceError          one resource failed; carries ``resource``
+        ├── APIError           the API answered with an error status (``status``, ``detail``)
+        │   └── RetriesExhaustedError   a retryable fault outlived ``max_retries``
+        ├── TransportError     the API could not be reached or the body was cut off
+        ├── ContractError      a response or record breaks the API contract
+        │   ├── PaginationLoopError     the API served the same page twice in a row
+        │   └── RecordTypeError         a documented field holds a value of another type
+        └── LakeError          a Delta table could not be written
+
+Messages say what failed, where (resource, page, field, record id) and what to do.
+They never contain a secret: callers pass redacted URLs and short body excerpts only.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AnalyticsSyncError",
+    "ConfigError",
+    "ContractError",
+    "LakeError",
+    "PaginationLoopError",
+    "RecordTypeError",
+    "ResourceError",
+    "RetriesExhaustedError",
+    "SecretNotFoundError",
+    "TransportError",
+]
+
+
+class AnalyticsSyncError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(AnalyticsSyncError):
+    """The source configuration is invalid; raised before any request is sent."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        super().__init__(
+            f"invalid source configuration ({len(self.problems)} {noun}):\n{lines}"
+        )
+
+
+class SecretNotFoundError(AnalyticsSyncError):
+    """A secret could be found neither in its Prefect Secret block nor in the environment."""
+
+    def __init__(self, secret: str, block_name: str | None, env_var: str) -> None:
+        self.secret = secret
+        self.block_name = block_name
+        self.env_var = env_var
+        where = (
+            f"create the Prefect Secret block {block_name!r} "
+            f"(python flows/main.py secrets, or the Prefect UI: Blocks > Secret) or set "
+            if block_name
+            else "set "
+        )
+        super().__init__(f"no {secret} found: {where}the environment variable {env_var}")
+
+
+class ResourceError(AnalyticsSyncError):
+    """One resource failed; the others carry on and what it committed stays."""
+
+    def __init__(self, resource: str, message: str) -> None:
+        self.resource = resource
+        super().__init__(f"{resource}: {message}")
+
+
+class APIError(ResourceError):
+    """The API answered with an error status."""
+
+    def __init__(
+        self,
+        resource: str,
+        *,
+        status: int,
+        detail: str,
+        url: str,
+        page: int | None = None,
+        hint: str = "",
+    ) -> None:
+        self.status = status
+        self.detail = detail
+        self.url = url
+        self.page = page
+        where = f" on page {page}" if page is not None else ""
+        tail = f"; {hint}" if hint else ""
+        super().__init__(resource, f"HTTP {status}{where} from {url}: {detail}{tail}")
+
+
+class RetriesExhaustedError(APIError):
+    """A retryable fault (429, 5xx, transport) lasted through every attempt."""
+
+
+class TransportError(ResourceError):
+    """The request failed below HTTP: connect or read timeout, reset, truncated body."""
+
+
+class ContractError(ResourceError):
+    """A response or a record breaks the API contract (see docs on the API)."""
+
+
+class PaginationLoopError(ContractError):
+    """The API served the same page again instead of the next one."""
+
+
+class RecordTypeError(ContractError):
+    """A documented field holds a value of another type; nothing is coerced silently."""
+
+    def __init__(
+        self, resource: str, *, field: str, record_id: object, expected: str, got: str, value: object
+    ) -> None:
+        self.field = field
+        self.record_id = record_id
+        self.expected = expected
+        self.got = got
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(
+            resource,
+            f"field {field!r} of record {record_id!r} is {got} ({shown}), the contract says {expected}; "
+            "nothing of this batch was written. Fix the API's data or declare the field "
+            "differently, then rerun",
+        )
+
+
+class LakeError(ResourceError):
+    """A Delta table could not be read or written."""

@@ -1,0 +1,51 @@
+"""Extraction: the pages of one resource as lists of records, with the contract checked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .client import ApiClient, RetryEvent
+from .config import ResourceConfig
+from .errors import ContractError
+from .paginators import _MISSING, lookup, make_paginator
+
+__all__ = ["Page", "iter_pages", "select_records"]
+
+Page = tuple[int | None, list[Any]]  # (page number, records)
+
+
+def iter_pages(
+    client: ApiClient,
+    resource: ResourceConfig,
+    *,
+    on_retry: Callable[[RetryEvent], None] | None = None,
+) -> Iterator[Page]:
+    """Every page of ``resource``, in order, until the paginator says stop."""
+    paginator = make_paginator(resource.name, resource.endpoint.paginator)
+    while paginator.has_next:
+        number = paginator.page
+        params = {**resource.endpoint.params, **paginator.request_params()}
+        body = client.get(resource, params, page=number, on_retry=on_retry)
+        records = select_records(resource, body, number)
+        paginator.update(body, records)
+        yield number, records
+
+
+def select_records(resource: ResourceConfig, body: Any, page: int | None) -> list[Any]:
+    """The list at ``data_selector``; anything else breaks the contract."""
+    selector = resource.endpoint.data_selector
+    where = f"page {page}" if page is not None else "the response"
+    records = lookup(body, selector)
+    if records is _MISSING:
+        keys = ", ".join(sorted(body)[:10]) if isinstance(body, dict) else type(body).__name__
+        raise ContractError(
+            resource.name,
+            f"{where} has no {selector!r} (found: {keys or 'nothing'}); check endpoint.data_selector",
+        )
+    if not isinstance(records, list):
+        raise ContractError(
+            resource.name,
+            f"{where}: {selector!r} is {type(records).__name__}, expected a list of records",
+        )
+    return records

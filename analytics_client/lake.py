@@ -1,0 +1,370 @@
+"""Delta Lake tables, one per resource: merge, append or replace typed batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
+
+from analytics_client.errors import AnalyticsSyncError, ConfigError, LakeError
+from analytics_client.frames import ROW_HASH, SYNCED_AT, deduplicate, records_to_frame
+from analytics_client.schemas import polars_schema
+
+__all__ = ["DISPOSITIONS", "Lake", "TableWriter", "WriteResult"]
+
+log = logging.getLogger(__name__)
+
+Schema = dict[str, pl.DataType]
+
+DISPOSITIONS = ("merge", "append", "replace")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STAGING = "_staging"
+_BOOKKEEPING: Schema = {SYNCED_AT: pl.Datetime("us", "UTC"), ROW_HASH: pl.String()}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Rows a write inserted and updated, and the Delta version it committed (None: no commit)."""
+
+    inserted: int
+    updated: int
+    version: int | None
+
+
+def _local_path(uri: str) -> str | None:
+    if uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    return None if "://" in uri else uri
+
+
+class Lake:
+    """A directory (local or object store) holding one Delta table per resource."""
+
+    def __init__(self, uri: str, *, storage_options: dict[str, str] | None = None) -> None:
+        if not uri or not uri.strip():
+            raise ConfigError(["the lake URI is empty: give a local path or an s3://... URI"])
+        local = _local_path(uri)
+        # An absolute path keeps table URIs stable if the working directory changes.
+        self.uri = os.path.abspath(local) if local is not None else uri.rstrip("/")
+        self.is_local = local is not None
+        self.storage_options = dict(storage_options) if storage_options else None
+
+    def __repr__(self) -> str:
+        # storage_options hold credentials: never shown.
+        return f"Lake({self.uri!r})"
+
+    def table_uri(self, resource: str) -> str:
+        """The URI of a resource's table; names that could escape the lake are refused."""
+        return f"{self.uri}/{self._checked(resource)}"
+
+    def staging_uri(self, resource: str) -> str:
+        """Where a replace run stages its batches until ``TableWriter.finish``."""
+        return f"{self.uri}/{_STAGING}/{self._checked(resource)}"
+
+    def version(self, resource: str) -> int | None:
+        """The table's current version, or None if there is no table."""
+        table = self.open(resource, self.table_uri(resource))
+        return None if table is None else table.version()
+
+    def read(self, resource: str) -> pl.DataFrame:
+        """The whole table (for tests and the CLI)."""
+        uri = self.table_uri(resource)
+        with _lake_errors(resource, f"reading {uri}"):
+            if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
+                raise LakeError(resource, f"there is no Delta table at {uri}: sync it first")
+            return pl.read_delta(uri, storage_options=self.storage_options)
+
+    def open(self, resource: str, uri: str) -> DeltaTable | None:
+        """The Delta table at ``uri``, or None if there is none yet."""
+        with _lake_errors(resource, f"opening {uri}"):
+            if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
+                return None
+            return DeltaTable(uri, storage_options=self.storage_options)
+
+    def prepare(self, uri: str) -> None:
+        """Create a local table's parent directories (object stores need none)."""
+        if self.is_local:
+            os.makedirs(os.path.dirname(uri), exist_ok=True)
+
+    def remove(self, uri: str) -> None:
+        """Delete a local staging table; on object stores the next run overwrites it instead."""
+        if self.is_local:
+            shutil.rmtree(uri, ignore_errors=True)
+
+    def _checked(self, resource: str) -> str:
+        if not _TABLE_NAME.fullmatch(resource or "") or resource == _STAGING:
+            raise LakeError(
+                resource,
+                f"{resource!r} cannot name a table: use letters, digits, '_' and '-' only "
+                f"(no '/', '\\', '..' or absolute paths), and not {_STAGING!r}, which holds "
+                "the staged data of replace runs",
+            )
+        return resource
+
+
+@contextmanager
+def _lake_errors(resource: str, doing: str) -> Iterator[None]:
+    """Turn a storage or Delta failure into a LakeError that says what was being done."""
+    try:
+        yield
+    except AnalyticsSyncError:
+        raise
+    except (DeltaError, OSError, pl.exceptions.PolarsError) as exc:
+        raise LakeError(resource, f"{doing} failed: {exc}") from exc
+
+
+def _schema_of(table: DeltaTable) -> Schema:
+    return dict(pl.scan_delta(table).collect_schema())
+
+
+def _quoted(column: str) -> str:
+    return f"`{column}`"
+
+
+def _conform(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Give the frame every column of ``schema`` (absent ones as typed nulls), in its order."""
+    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items()
+               if name not in frame.columns]
+    extra = [c for c in frame.columns if c not in schema]
+    return frame.with_columns(missing).select([*schema, *extra])
+
+
+class TableWriter:
+    """Writes one resource's batches of one run to its table.
+
+    merge:   upsert on the primary key; an older or identical row never replaces a newer one.
+    append:  add every batch as is.
+    replace: stage the run's batches, then swap them in with one commit in ``finish()``.
+    """
+
+    def __init__(
+        self,
+        lake: Lake,
+        resource: str,
+        *,
+        write_disposition: str = "merge",
+        primary_key: str = "id",
+        cursor_field: str | None = "updated_at",
+        synced_at: datetime | None = None,
+    ) -> None:
+        self.lake = lake
+        self.resource = resource
+        self.uri = lake.table_uri(resource)
+        if write_disposition not in DISPOSITIONS:
+            raise LakeError(
+                resource, f"write_disposition {write_disposition!r} is not one of {DISPOSITIONS}"
+            )
+        for role, column in (("primary_key", primary_key), ("cursor_field", cursor_field)):
+            if column is not None and not _COLUMN_NAME.fullmatch(column):
+                raise LakeError(
+                    resource, f"{role} {column!r} must be a plain column name ([A-Za-z_][A-Za-z0-9_]*)"
+                )
+        self.write_disposition = write_disposition
+        self.primary_key = primary_key
+        self.cursor_field = cursor_field
+        # One stamp per run: every row this writer writes says when the run started.
+        self.synced_at = synced_at or datetime.now(UTC)
+        self._staging_uri = lake.staging_uri(resource) if write_disposition == "replace" else None
+        self._staged = False
+        self._commit_metadata: dict[str, str] | None = None
+
+    def write(
+        self, records: list[object], *, commit_metadata: dict[str, str] | None = None
+    ) -> WriteResult:
+        """Write one batch; for replace it is only staged, and ``version`` is None."""
+        if not records:
+            return WriteResult(inserted=0, updated=0, version=None)
+        if self.write_disposition == "append":
+            return self._append(records, commit_metadata)
+        if self.write_disposition == "merge":
+            return self._merge(self.uri, records, commit_metadata, check_table=True)
+        assert self._staging_uri is not None
+        self._commit_metadata = commit_metadata
+        if not self._staged:
+            # Whatever an earlier failed run left in staging is discarded here.
+            result = self._create(self._staging_uri, records, None, mode="overwrite")
+            self._staged = True
+        else:
+            result = self._merge(self._staging_uri, records, None, check_table=False)
+        return WriteResult(inserted=result.inserted, updated=result.updated, version=None)
+
+    def finish(self, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
+        """For replace, swap the staged rows in with one commit; a no-op for merge and append.
+
+        ``commit_metadata`` defaults to the last ``write()``'s. Nothing staged: the table is
+        left as it was and ``version`` is None.
+        """
+        if self.write_disposition != "replace" or not self._staged:
+            return WriteResult(inserted=0, updated=0, version=None)
+        assert self._staging_uri is not None
+        metadata = commit_metadata if commit_metadata is not None else self._commit_metadata
+        with _lake_errors(self.resource, f"replacing {self.uri} with {self._staging_uri}"):
+            staged = pl.read_delta(self._staging_uri, storage_options=self.lake.storage_options)
+            self.lake.prepare(self.uri)
+            write_deltalake(
+                self.uri,
+                staged,
+                mode="overwrite",
+                schema_mode="overwrite",
+                storage_options=self.lake.storage_options,
+                commit_properties=_commit(metadata),
+            )
+            table = self.lake.open(self.resource, self.uri)
+            assert table is not None
+            version = table.version()
+        self.lake.remove(self._staging_uri)
+        self._staged = False
+        log.info("%s: replaced with %d rows, version %d", self.resource, staged.height, version)
+        return WriteResult(inserted=staged.height, updated=0, version=version)
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _frame(self, records: list[object], schema: Schema, *, dedupe: bool) -> pl.DataFrame:
+        frame = records_to_frame(
+            self.resource,
+            records,
+            primary_key=self.primary_key,
+            table_schema=schema,
+            synced_at=self.synced_at,
+        )
+        if not dedupe:
+            return frame
+        if self.cursor_field is not None and self.cursor_field not in frame.columns:
+            raise LakeError(
+                self.resource,
+                f"cursor_field {self.cursor_field!r} has no typed column in this batch "
+                "(missing, all null, or of varying types); set cursor_field to a field every "
+                "record carries, or to None",
+            )
+        return deduplicate(frame, primary_key=self.primary_key, cursor_field=self.cursor_field)
+
+    def _check_declared(self, uri: str, schema: Schema) -> None:
+        declared = {**polars_schema(self.resource), **_BOOKKEEPING}
+        for column, dtype in declared.items():
+            if column in schema and schema[column] != dtype:
+                raise LakeError(
+                    self.resource,
+                    f"the Delta table at {uri} has column {column!r} of type {schema[column]}, "
+                    f"but this pipeline writes it as {dtype}; nothing was written. It was made "
+                    "by something else or an older version: rename or delete the table, or run "
+                    "a full refresh (write_disposition='replace') to rewrite it",
+                )
+
+    def _create(
+        self, uri: str, records: list[object], metadata: dict[str, str] | None, *, mode: str
+    ) -> WriteResult:
+        dedupe = self.write_disposition != "append"
+        frame = self._frame(records, {}, dedupe=dedupe)
+        with _lake_errors(self.resource, f"creating {uri}"):
+            self.lake.prepare(uri)
+            write_deltalake(
+                uri,
+                frame,
+                mode=mode,  # type: ignore[arg-type]
+                schema_mode="overwrite" if mode == "overwrite" else None,
+                storage_options=self.lake.storage_options,
+                commit_properties=_commit(metadata),
+            )
+            table = self.lake.open(self.resource, uri)
+            assert table is not None
+        return WriteResult(inserted=frame.height, updated=0, version=table.version())
+
+    def _append(self, records: list[object], metadata: dict[str, str] | None) -> WriteResult:
+        table = self.lake.open(self.resource, self.uri)
+        if table is None:
+            return self._create(self.uri, records, metadata, mode="error")
+        with _lake_errors(self.resource, f"reading the schema of {self.uri}"):
+            schema = _schema_of(table)
+        self._check_declared(self.uri, schema)
+        frame = _conform(self._frame(records, schema, dedupe=False), schema)
+        with _lake_errors(self.resource, f"appending to {self.uri}"):
+            # No struct columns here, so adding columns within the append is safe and atomic.
+            write_deltalake(
+                table,
+                frame,
+                mode="append",
+                schema_mode="merge",
+                commit_properties=_commit(metadata),
+            )
+            table.update_incremental()
+        return WriteResult(inserted=frame.height, updated=0, version=table.version())
+
+    def _merge(
+        self,
+        uri: str,
+        records: list[object],
+        metadata: dict[str, str] | None,
+        *,
+        check_table: bool,
+    ) -> WriteResult:
+        table = self.lake.open(self.resource, uri)
+        if table is None:
+            return self._create(uri, records, metadata, mode="error")
+        with _lake_errors(self.resource, f"reading the schema of {uri}"):
+            schema = _schema_of(table)
+        if check_table:
+            self._check_declared(uri, schema)
+        frame = self._frame(records, schema, dedupe=True)
+
+        new_columns = {c: frame.schema[c] for c in frame.columns if c not in schema}
+        if new_columns:
+            # Evolve first with an empty append: adding columns inside a merge is where
+            # delta-rs loses data (struct fields) or drops columns (field notes).
+            with _lake_errors(self.resource, f"adding columns {list(new_columns)} to {uri}"):
+                write_deltalake(
+                    table,
+                    frame.select(list(new_columns)).clear(),
+                    mode="append",
+                    schema_mode="merge",
+                    commit_properties=_commit({"analytics_sync.operation": "add columns"}),
+                )
+                table.update_incremental()
+            log.info("%s: added columns %s to %s", self.resource, list(new_columns), uri)
+            schema = {**schema, **new_columns}
+        # A column this batch lacks must be null in the source, or matched rows keep stale values.
+        frame = _conform(frame, schema)
+
+        pk = _quoted(self.primary_key)
+        changed = f"s.{_quoted(ROW_HASH)} <> t.{_quoted(ROW_HASH)}"
+        if self.cursor_field is not None:
+            cursor = _quoted(self.cursor_field)
+            changed = f"s.{cursor} >= t.{cursor} AND {changed}"
+        before = table.version()
+        with _lake_errors(self.resource, f"merging {frame.height} rows into {uri}"):
+            metrics = (
+                table.merge(
+                    frame,
+                    predicate=f"t.{pk} = s.{pk}",
+                    source_alias="s",
+                    target_alias="t",
+                    merge_schema=True,
+                    commit_properties=_commit(metadata),
+                )
+                .when_matched_update_all(predicate=changed)
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            after = table.version()
+        inserted = int(metrics["num_target_rows_inserted"])
+        updated = int(metrics["num_target_rows_updated"])
+        # delta-rs commits nothing when no row is inserted or updated.
+        version = after if after != before else None
+        log.debug(
+            "%s: merged %d rows into %s: %d inserted, %d updated, version %s",
+            self.resource, frame.height, uri, inserted, updated, version,
+        )
+        return WriteResult(inserted=inserted, updated=updated, version=version)
+
+
+def _commit(metadata: Mapping[str, str] | None) -> CommitProperties | None:
+    return CommitProperties(custom_metadata=dict(metadata)) if metadata else None

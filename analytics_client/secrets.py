@@ -1,0 +1,84 @@
+"""Where the API key and organization id come from: Prefect Secret blocks, then the environment.
+
+Config files and flow parameters never hold them (the Prefect UI shows parameters), so a run
+resolves them itself. The block is preferred because it is what a deployment's worker can reach;
+the environment variable keeps local runs and CI free of a Prefect server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from .errors import SecretNotFoundError
+
+__all__ = [
+    "API_KEY_BLOCK",
+    "API_KEY_ENV",
+    "ORGANIZATION_BLOCK",
+    "ORGANIZATION_ENV",
+    "Credentials",
+    "resolve_credentials",
+]
+
+logger = logging.getLogger(__name__)
+
+API_KEY_BLOCK = "analytics-api-key"
+ORGANIZATION_BLOCK = "analytics-organization-id"
+API_KEY_ENV = "ANALYTICS_API_KEY"
+ORGANIZATION_ENV = "ANALYTICS_ORGANIZATION_ID"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The two secrets of a run; ``repr`` never shows them."""
+
+    api_key: str = field(repr=False)
+    organization_id: str = field(repr=False)
+
+    def values(self) -> tuple[str, ...]:
+        """Every secret value, for redaction."""
+        return (self.api_key, self.organization_id)
+
+    def __repr__(self) -> str:
+        return "Credentials(api_key=***, organization_id=***)"
+
+
+def resolve_credentials(
+    api_key_block: str | None = API_KEY_BLOCK,
+    organization_block: str | None = ORGANIZATION_BLOCK,
+) -> Credentials:
+    """Read both secrets; a block name of ``None`` skips Prefect and reads the environment only."""
+    return Credentials(
+        api_key=_resolve("API key", api_key_block, API_KEY_ENV),
+        organization_id=_resolve("organization id", organization_block, ORGANIZATION_ENV),
+    )
+
+
+def _resolve(what: str, block_name: str | None, env_var: str) -> str:
+    if block_name:
+        value = _from_block(block_name)
+        if value:
+            logger.debug("%s read from Prefect Secret block %r", what, block_name)
+            return value
+    value = os.environ.get(env_var, "").strip()
+    if value:
+        logger.debug("%s read from %s", what, env_var)
+        return value
+    raise SecretNotFoundError(what, block_name, env_var)
+
+
+def _from_block(name: str) -> str | None:
+    # Imported here so that the library (and its tests) work without Prefect configured.
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name, _sync=True).get()  # type: ignore[union-attr]
+    except ValueError:  # Prefect: "Unable to find block document named ..."
+        return None
+    except Exception as exc:  # the API may be unreachable: the environment may still have it
+        logger.warning("could not read Prefect Secret block %r (%s); trying the environment",
+                       name, type(exc).__name__)
+        return None
+    return str(value).strip() or None

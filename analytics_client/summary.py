@@ -1,0 +1,85 @@
+"""The per-resource summary every run ends with: what was fetched, written, retried, how long."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["ResourceSummary", "render_markdown", "render_table"]
+
+
+@dataclass
+class ResourceSummary:
+    """Counters of one resource in one run; filled in as the run goes."""
+
+    resource: str
+    status: str = "running"  # "ok" or "failed"
+    pages: int = 0
+    rows_fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    retries: int = 0
+    commits: int = 0
+    seconds: float = 0.0
+    table_version: int | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+_COLUMNS = ("resource", "status", "pages", "rows_fetched", "inserted", "updated", "retries",
+            "commits", "seconds")
+_HEADERS = ("resource", "status", "pages", "fetched", "inserted", "updated", "retries",
+            "commits", "seconds")
+
+
+def _cells(summary: ResourceSummary) -> list[str]:
+    values = [getattr(summary, c) for c in _COLUMNS]
+    return [f"{v:.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+            for v in values]
+
+
+def _total(summaries: Sequence[ResourceSummary]) -> list[str]:
+    failed = sum(s.status != "ok" for s in summaries)
+    row = ["total", f"{failed} failed" if failed else "ok"]
+    for column in _COLUMNS[2:-1]:
+        row.append(f"{sum(getattr(s, column) for s in summaries):,}")
+    row.append(f"{max((s.seconds for s in summaries), default=0.0):.1f}")
+    return row
+
+
+def render_table(summaries: Sequence[ResourceSummary]) -> str:
+    """A plain-text table for terminals and logs, failures explained below it."""
+    rows = [list(_HEADERS), *(_cells(s) for s in summaries), _total(summaries)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADERS))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0 or n == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.extend(_footnotes(summaries))
+    return "\n".join(lines)
+
+
+def render_markdown(summaries: Sequence[ResourceSummary], title: str = "Sync summary") -> str:
+    """The same table as markdown, for the Prefect artifact."""
+    lines = [f"# {title}", "", "| " + " | ".join(_HEADERS) + " |",
+             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(_HEADERS))) + "|"]
+    for row in [*(_cells(s) for s in summaries), _total(summaries)]:
+        lines.append("| " + " | ".join(row) + " |")
+    notes = _footnotes(summaries)
+    if notes:
+        lines += ["", *(f"- {n}" for n in notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _footnotes(summaries: Sequence[ResourceSummary]) -> list[str]:
+    out = []
+    for s in summaries:
+        if s.error:
+            out.append(f"{s.resource} failed: {s.error}")
+        out.extend(f"{s.resource}: {note}" for note in s.notes)
+    return out

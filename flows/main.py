@@ -1,0 +1,242 @@
+"""The ``analytics-sync`` Prefect flow, and the command line that runs it locally.
+
+Orchestration only: one task per resource, all concurrent; the library does the work.
+
+    python flows/main.py --sandbox          # against the bundled sandbox API, into ./data/sandbox-lake
+    python flows/main.py                    # against client.base_url with the configured secrets
+    python flows/main.py check              # validate config + secrets, one request per resource
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# Before Prefect is imported: no telemetry calls from an offline temporary server, and our
+# library's log records (retries, progress) shipped to the flow run's logs.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "analytics_client")
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.futures import wait  # noqa: E402
+from prefect.runtime import flow_run  # noqa: E402
+
+from analytics_client import (  # noqa: E402
+    ApiClient,
+    Lake,
+    ResourceConfig,
+    ResourceSummary,
+    check_source,
+    load_config,
+    render_markdown,
+    render_table,
+    resolve_credentials,
+    sync_resource,
+)
+from analytics_client.errors import AnalyticsSyncError  # noqa: E402
+from analytics_client.redaction import install_log_filter, redact, remove_log_filter  # noqa: E402
+from analytics_client.secrets import (  # noqa: E402
+    API_KEY_BLOCK,
+    API_KEY_ENV,
+    ORGANIZATION_BLOCK,
+    ORGANIZATION_ENV,
+)
+
+DEFAULT_LAKE = "./data/lake"
+SANDBOX_LAKE = "./data/sandbox-lake"
+
+
+class SyncFailed(AnalyticsSyncError):
+    """Raised at the end of a run in which at least one resource failed."""
+
+
+@task(task_run_name="sync-{resource_name}", cache_policy=NO_CACHE, retries=0)
+def sync_resource_task(
+    resource_name: str, resource: ResourceConfig, client: ApiClient, lake: Lake,
+    batch_rows: int, run_id: str,
+) -> ResourceSummary:
+    """One resource, start to end; retries happen per request inside the client, not here."""
+    return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id,
+                         log=get_run_logger())
+
+
+@flow(name="analytics-sync", log_prints=True)
+def analytics_sync(
+    pipeline: str = "analytics",
+    lake_uri: str = DEFAULT_LAKE,
+    resources: list[str] | None = None,
+    config: dict[str, Any] | str | None = None,
+    base_url: str | None = None,
+    api_key_block: str | None = API_KEY_BLOCK,
+    organization_id_block: str | None = ORGANIZATION_BLOCK,
+    batch_rows: int = 10_000,
+) -> list[dict[str, Any]]:
+    """Sync the selected resources (all by default) into Delta tables at ``<lake_uri>/<resource>``.
+
+    ``config`` is a dlt ``rest_api_source`` dict or a JSON/YAML file path (default: the seed).
+    Secrets come from the named Prefect Secret blocks, else ANALYTICS_API_KEY /
+    ANALYTICS_ORGANIZATION_ID; a block name of null reads the environment only.
+    """
+    logger = get_run_logger()
+    source = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
+    source = source.select(resources)
+    credentials = resolve_credentials(api_key_block, organization_id_block)
+    secret_filter = install_log_filter(credentials.values())
+    try:
+        lake = Lake(lake_uri)
+        run_id = str(flow_run.get_id() or "")
+        logger.info("pipeline %r: syncing %s from %s into %s", pipeline,
+                    ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
+        with ApiClient(source, credentials) as client:
+            futures = [
+                sync_resource_task.submit(r.name, r, client, lake, batch_rows, run_id)
+                for r in source.resources
+            ]
+            wait(futures)
+        summaries = [_summary_of(r.name, f.state) for r, f in zip(source.resources, futures)]
+        for s in summaries:
+            if s.error:
+                s.error = redact(s.error, credentials.values())
+        print(render_table(summaries))
+        create_markdown_artifact(
+            key=f"{_artifact_key(pipeline)}-summary",
+            markdown=render_markdown(summaries, title=f"analytics-sync: {pipeline}"),
+            description="Rows fetched, inserted and updated per resource",
+        )
+    finally:
+        remove_log_filter(secret_filter)
+    failed = [s for s in summaries if s.status != "ok"]
+    if failed:
+        raise SyncFailed(
+            f"{len(failed)} of {len(summaries)} resources failed: "
+            + "; ".join(f"{s.resource}: {s.error}" for s in failed)
+        )
+    return [s.to_dict() for s in summaries]
+
+
+def _summary_of(name: str, state: Any) -> ResourceSummary:
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, ResourceSummary):
+        return result
+    summary = getattr(result, "summary", None)
+    if isinstance(summary, ResourceSummary):
+        return summary
+    return ResourceSummary(name, status="failed", error=str(result) or state.message)
+
+
+def _artifact_key(pipeline: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    key = "".join(c if c.isalnum() else "-" for c in pipeline.lower()).strip("-")
+    return f"analytics-sync-{key or 'default'}"
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python flows/main.py",
+        description="Sync tags, deals, pages, tasks and users from the analytics API into Delta "
+        "Lake tables (one Prefect flow run).",
+        epilog="Secrets: the Prefect Secret blocks 'analytics-api-key' and "
+        "'analytics-organization-id', else ANALYTICS_API_KEY and ANALYTICS_ORGANIZATION_ID. "
+        "Exit status: 0 when every resource synced, 1 when any failed, 2 for bad usage or config.",
+    )
+    parser.add_argument("command", nargs="?", choices=("run", "check"), default="run",
+                        help="run (default): sync; check: validate config and secrets and make "
+                        "one request per resource, writing nothing")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="start the bundled sandbox API on a free loopback port and use it "
+                        f"(its own credentials; lake defaults to {SANDBOX_LAKE})")
+    parser.add_argument("--base-url", default=os.environ.get("ANALYTICS_BASE_URL"),
+                        help="API base URL (env ANALYTICS_BASE_URL; default: client.base_url)")
+    parser.add_argument("--lake", default=os.environ.get("ANALYTICS_LAKE_URI"),
+                        help=f"lake path or URI, tables at <lake>/<resource> (env ANALYTICS_LAKE_URI; "
+                        f"default {DEFAULT_LAKE})")
+    parser.add_argument("--resources", help="comma-separated subset, e.g. deals,users")
+    parser.add_argument("--config", help="dlt rest_api_source config as a JSON or YAML file "
+                        "(default: the seed configuration)")
+    parser.add_argument("--pipeline", default="analytics", help="pipeline name (default analytics)")
+    parser.add_argument("--api-key-block", default=API_KEY_BLOCK,
+                        help=f"Prefect Secret block holding the API key (default {API_KEY_BLOCK})")
+    parser.add_argument("--organization-block", default=ORGANIZATION_BLOCK,
+                        help="Prefect Secret block holding the organization id "
+                        f"(default {ORGANIZATION_BLOCK})")
+    parser.add_argument("--batch-rows", type=int, default=10_000,
+                        help="records per Delta commit (bounds memory; default 10000)")
+    parser.add_argument("--sandbox-scale", type=float, default=1.0,
+                        help="with --sandbox: dataset size factor (1 = 27,250 records)")
+    return parser
+
+
+@contextlib.contextmanager
+def _sandbox(enabled: bool, scale: float) -> Iterator[str | None]:
+    """Start the sandbox and point this process's environment at it for the run only."""
+    if not enabled:
+        yield None
+        return
+    from analytics_client.sandbox import serve_subprocess
+
+    with serve_subprocess(scale=scale) as server:
+        saved = {k: os.environ.get(k) for k in (API_KEY_ENV, ORGANIZATION_ENV)}
+        os.environ[API_KEY_ENV] = server.api_key
+        os.environ[ORGANIZATION_ENV] = server.organization_id
+        print(f"sandbox API serving at {server.base_url}", flush=True)
+        try:
+            yield server.base_url
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    resources = [r.strip() for r in args.resources.split(",") if r.strip()] if args.resources else None
+    lake = args.lake or (SANDBOX_LAKE if args.sandbox else DEFAULT_LAKE)
+    # With --sandbox the secrets are the sandbox's, from the environment, never a real block.
+    key_block = None if args.sandbox else args.api_key_block
+    org_block = None if args.sandbox else args.organization_block
+    with _sandbox(args.sandbox, args.sandbox_scale) as sandbox_url:
+        base_url = sandbox_url or args.base_url
+        try:
+            load_config(args.config, base_url=base_url).select(resources)  # fail before Prefect starts
+            if args.command == "check":
+                return _check(args.config, base_url, resources, key_block, org_block)
+            state = analytics_sync(
+                pipeline=args.pipeline, lake_uri=lake, resources=resources, config=args.config,
+                base_url=base_url, api_key_block=key_block, organization_id_block=org_block,
+                batch_rows=args.batch_rows, return_state=True,
+            )
+        except AnalyticsSyncError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if state.is_completed():
+        print(f"done: tables under {Path(lake).resolve() if '://' not in lake else lake}")
+        return 0
+    print(f"error: {state.message}", file=sys.stderr)
+    return 1
+
+
+def _check(config: str | None, base_url: str | None, resources: list[str] | None,
+           key_block: str | None, org_block: str | None) -> int:
+    source = load_config(config, base_url=base_url).select(resources)
+    credentials = resolve_credentials(key_block, org_block)
+    print(f"config ok: {len(source.resources)} resources at {source.client.base_url}; secrets found")
+    results = check_source(source, credentials)
+    for result in results:
+        print(f"  {result.resource:<12} {'ok  ' if result.ok else 'FAIL'} {result.message}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The HTTP client: what is retried, how long it waits, and how it fails (respx, no sleeping)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+
+import httpx
+import pytest
+import respx
+
+from analytics_client.client import ApiClient, RetryEvent, backoff, parse_retry_after
+from analytics_client.config import load_config
+from analytics_client.errors import APIError, RetriesExhaustedError, TransportError
+from analytics_client.secrets import Credentials
+
+BASE = "https://api.test"
+KEY = "sk-live-3f9a1b7c"
+ORG = "org_9a8b7c"
+CREDS = Credentials(api_key=KEY, organization_id=ORG)
+PAGE = {"data": [{"id": "t1"}], "meta": {"page": {"number": 1, "total_pages": 1}}, "links": {"next": None}}
+
+
+def make_client(**client: object) -> tuple[ApiClient, object]:
+    config = load_config(base_url=BASE)
+    if client:
+        raw = {"client": {"base_url": BASE, **client},
+               "resources": [{"name": "tags", "endpoint": {"path": "/v1/tags"}}]}
+        config = load_config(raw)
+    resource = config.resources[0]
+    return ApiClient(config, CREDS), resource
+
+
+def get(client: ApiClient, resource: object, events: list[RetryEvent] | None = None) -> object:
+    return client.get(resource, {"page[number]": 1}, page=1,  # type: ignore[arg-type]
+                      on_retry=events.append if events is not None else None)
+
+
+def error_doc(status: int, detail: str) -> dict:
+    return {"errors": [{"status": str(status), "title": "t", "detail": detail}]}
+
+
+@respx.mock
+def test_sends_key_and_organization_headers() -> None:
+    """Every request carries the api_key header and X-Organization-Id from the secrets."""
+    route = respx.get(f"{BASE}/v1/tags").respond(json=PAGE)
+    client, resource = make_client()
+    assert get(client, resource) == PAGE
+    request = route.calls.last.request
+    assert request.headers["api_key"] == KEY
+    assert request.headers["X-Organization-Id"] == ORG
+    assert request.url.params["page[number]"] == "1"
+
+
+@respx.mock
+def test_429_waits_at_least_retry_after_then_succeeds() -> None:
+    """A 429's Retry-After is honoured even when it is longer than the backoff."""
+    respx.get(f"{BASE}/v1/tags").mock(side_effect=[
+        httpx.Response(429, headers={"Retry-After": "7"}, json=error_doc(429, "slow down")),
+        httpx.Response(200, json=PAGE),
+    ])
+    events: list[RetryEvent] = []
+    client, resource = make_client()
+    assert get(client, resource, events) == PAGE
+    assert [(e.reason, e.retry, e.retry_after) for e in events] == [("HTTP 429", 1, 7.0)]
+    assert 7.0 <= events[0].wait
+
+
+@respx.mock
+def test_retry_after_as_http_date_is_honoured() -> None:
+    """Retry-After may be an HTTP date; we wait until then."""
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    respx.get(f"{BASE}/v1/tags").mock(side_effect=[
+        httpx.Response(429, headers={"Retry-After": email.utils.format_datetime(when, usegmt=True)}),
+        httpx.Response(200, json=PAGE),
+    ])
+    events: list[RetryEvent] = []
+    client, resource = make_client()
+    get(client, resource, events)
+    assert 25 <= events[0].wait <= 31
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "", "nan"])
+@respx.mock
+def test_useless_retry_after_falls_back_to_backoff(value: str) -> None:
+    """Retry-After of 0, negative or garbage does not burn attempts: the backoff applies."""
+    respx.get(f"{BASE}/v1/tags").mock(side_effect=[
+        httpx.Response(429, headers={"Retry-After": value}), httpx.Response(200, json=PAGE)])
+    events: list[RetryEvent] = []
+    client, resource = make_client()
+    get(client, resource, events)
+    assert events[0].retry_after is None
+    assert 2.0 <= events[0].wait <= 2.2  # backoff_factor 2 * 2**0, plus at most 10 % jitter
+
+
+@respx.mock
+def test_retry_after_above_max_wait_fails_at_once() -> None:
+    """A server that asks for a longer wait than max_wait fails the resource without waiting."""
+    route = respx.get(f"{BASE}/v1/tags").respond(429, headers={"Retry-After": "3600"},
+                                                  json=error_doc(429, "quota exhausted"))
+    client, resource = make_client()
+    with pytest.raises(APIError, match=r"wait 3600 s \(Retry-After\), longer than error_handler.max_wait=300"):
+        get(client, resource)
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_backoff_doubles_from_the_factor_and_attempts_are_max_retries_plus_one() -> None:
+    """max_retries 4 means 5 attempts, waiting about 2, 4, 8 and 16 s, then a clear error."""
+    route = respx.get(f"{BASE}/v1/tags").respond(503, json=error_doc(503, "maintenance"))
+    events: list[RetryEvent] = []
+    client, resource = make_client()
+    with pytest.raises(RetriesExhaustedError) as info:
+        get(client, resource, events)
+    assert route.call_count == 5
+    for event, base in zip(events, [2, 4, 8, 16], strict=True):
+        assert base <= event.wait <= base * 1.1  # jitter adds at most 10 %
+    message = str(info.value)
+    assert message.startswith("tags: HTTP 503 on page 1")
+    assert "maintenance" in message and "gave up after 5 attempts" in message
+
+
+def test_computed_backoff_is_capped_but_retry_after_is_not() -> None:
+    """The cap limits our own backoff; a server's Retry-After is never shortened."""
+    assert backoff(10, 2, 60, None) <= 66
+    assert backoff(10, 2, 60, 120.0) == 120.0
+    assert backoff(0, 2, 60, 0.5) >= 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@respx.mock
+def test_server_faults_are_retried(status: int) -> None:
+    """5xx is retried even though the config lists only 429."""
+    respx.get(f"{BASE}/v1/tags").mock(side_effect=[httpx.Response(status), httpx.Response(200, json=PAGE)])
+    client, resource = make_client()
+    assert get(client, resource) == PAGE
+
+
+@pytest.mark.parametrize("fault", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"),
+                                   httpx.RemoteProtocolError("peer closed connection"),
+                                   httpx.ReadError("connection reset by peer")])
+@respx.mock
+def test_transport_faults_are_retried(fault: Exception) -> None:
+    """Resets, timeouts and cut-off bodies get another attempt."""
+    respx.get(f"{BASE}/v1/tags").mock(side_effect=[fault, httpx.Response(200, json=PAGE)])
+    events: list[RetryEvent] = []
+    client, resource = make_client()
+    assert get(client, resource, events) == PAGE
+    assert events[0].reason == type(fault).__name__
+
+
+@respx.mock
+def test_transport_faults_share_max_retries_with_statuses() -> None:
+    """A mix of faults counts against one budget of 5 attempts."""
+    route = respx.get(f"{BASE}/v1/tags").mock(side_effect=[
+        httpx.Response(503), httpx.ReadTimeout("slow"), httpx.Response(429), httpx.Response(502),
+        httpx.ConnectError("refused"), httpx.Response(200, json=PAGE)])
+    client, resource = make_client()
+    with pytest.raises(TransportError, match="ConnectError on page 1 .* gave up after 5 attempts"):
+        get(client, resource)
+    assert route.call_count == 5
+
+
+@respx.mock
+def test_unparseable_200_is_retried_then_fails() -> None:
+    """A 200 whose body is cut off mid-JSON is retried like a transport fault."""
+    route = respx.get(f"{BASE}/v1/tags").respond(200, content=b'{"data": [{"id": "t1"')
+    client, resource = make_client()
+    with pytest.raises(TransportError, match="unparseable body on page 1"):
+        get(client, resource)
+    assert route.call_count == 5
+
+
+@respx.mock
+def test_html_200_then_good_page_succeeds() -> None:
+    """One garbage body followed by a good one loses nothing."""
+    respx.get(f"{BASE}/v1/tags").mock(side_effect=[
+        httpx.Response(200, text="<html>Bad gateway</html>"), httpx.Response(200, json=PAGE)])
+    client, resource = make_client()
+    assert get(client, resource) == PAGE
+
+
+@pytest.mark.parametrize(("status", "hint"), [
+    (400, "endpoint.params"), (401, "API key"), (403, "organization id"), (404, "endpoint.path")])
+@respx.mock
+def test_client_errors_fail_at_once_with_the_api_detail(status: int, hint: str) -> None:
+    """400/401/403/404 are never retried and quote errors[].detail."""
+    route = respx.get(f"{BASE}/v1/tags").respond(status, json=error_doc(status, f"detail-{status}"))
+    client, resource = make_client()
+    with pytest.raises(APIError) as info:
+        get(client, resource)
+    assert route.call_count == 1
+    assert info.value.status == status
+    assert f"detail-{status}" in str(info.value) and hint in str(info.value)
+    assert str(info.value).startswith("tags: ")
+
+
+@respx.mock
+def test_query_key_never_shows_in_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    """With auth.location: query the key is in the URL; logs and errors show *** instead."""
+    from analytics_client.redaction import install_log_filter, remove_log_filter
+
+    respx.get(f"{BASE}/v1/tags").mock(side_effect=[
+        httpx.Response(503), httpx.Response(401, json=error_doc(401, "bad key"))])
+    client, resource = make_client(auth={"type": "api_key", "location": "query"})
+    caplog.set_level(logging.DEBUG)
+    secret_filter = install_log_filter(CREDS.values())
+    try:
+        with pytest.raises(APIError) as info:
+            get(client, resource)
+    finally:
+        remove_log_filter(secret_filter)
+    assert respx.calls.last.request.url.params["api_key"] == KEY
+    assert "api_key=%2A%2A%2A" in str(info.value) or "api_key=***" in str(info.value)
+    everything = caplog.text + str(info.value) + repr(info.value) + repr(client.http.auth)
+    assert KEY not in everything and ORG not in everything
+    assert "HTTP Request" in caplog.text  # httpx did log the URL, masked
+
+
+def test_parse_retry_after() -> None:
+    """Seconds and HTTP dates parse; zero, negative, past and garbage give None."""
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    assert parse_retry_after("12", now) == 12.0
+    assert parse_retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now) == 60.0
+    for value in (None, "0", "-1", "soon", "Wed, 31 Dec 2025 23:00:00 GMT", "inf"):
+        assert parse_retry_after(value, now) is None

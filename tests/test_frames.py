@@ -1,0 +1,3 @@
+def test_import():
+    """Imports."""
+    import analytics_client.frames  # noqa
