@@ -213,6 +213,8 @@ class ResourceConfig(_Model):
     @field_validator("name")
     @classmethod
     def _names_a_directory(cls, name: str) -> str:
+        if name == "_staging":
+            raise ValueError("'_staging' is reserved for the lake's staging tables; pick another name")
         if not _RESOURCE_NAME.match(name):
             raise ValueError(
                 f"{name!r} must be letters, digits, '_' or '-' only, because it names the "

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import TypeGuard
 
 import polars as pl
 
@@ -80,7 +81,7 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -124,7 +125,7 @@ def _to_date(value: object) -> object:
 
 def _to_decimal(value: object) -> object:
     if _is_int(value):
-        exact = Decimal(value)  # type: ignore[arg-type]
+        exact = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise _Misfit("a non-finite float")
@@ -141,7 +142,7 @@ def _to_decimal(value: object) -> object:
 
 def _to_int64(value: object) -> object:
     if _is_int(value):
-        if not _fits_int64(value):  # type: ignore[arg-type]
+        if not _fits_int64(value):
             raise _Misfit("an integer beyond 64 bits")
         return value
     if isinstance(value, float):
@@ -222,17 +223,17 @@ def _documented_column(
 def _infer(values: list[object]) -> pl.DataType | None:
     """The one column type that holds every value exactly, or None (all go to the variant)."""
     kinds = {_json_type(v) for v in values}
+    ints = [v for v in values if _is_int(v)]
     if kinds == {"string"}:
         return pl.String()
     if kinds == {"boolean"}:
         return pl.Boolean()
     if kinds == {"integer"}:
-        return pl.Int64() if all(_fits_int64(v) for v in values) else None  # type: ignore[arg-type]
+        return pl.Int64() if all(_fits_int64(v) for v in ints) else None
     if kinds == {"float"}:
         return pl.Float64()
     if kinds == {"integer", "float"}:
-        ints_exact = all(abs(v) <= _FLOAT_EXACT_INT for v in values if _is_int(v))  # type: ignore[arg-type]
-        return pl.Float64() if ints_exact else None
+        return pl.Float64() if all(abs(v) <= _FLOAT_EXACT_INT for v in ints) else None
     return None
 
 
@@ -243,9 +244,9 @@ def _fitter(dtype: pl.DataType) -> Callable[[object], bool] | None:
     if dtype == pl.Boolean:
         return lambda v: isinstance(v, bool)
     if dtype == pl.Int64:
-        return lambda v: _is_int(v) and _fits_int64(v)  # type: ignore[arg-type]
+        return lambda v: _is_int(v) and _fits_int64(v)
     if dtype == pl.Float64:
-        return lambda v: isinstance(v, float) or (_is_int(v) and abs(v) <= _FLOAT_EXACT_INT)  # type: ignore[arg-type]
+        return lambda v: isinstance(v, float) or (_is_int(v) and abs(v) <= _FLOAT_EXACT_INT)
     return None
 
 
@@ -261,12 +262,14 @@ def _undocumented_columns(
         variant = [None if v is None else canonical_json(v) for v in values]
         return None, pl.Series(name + JSON_SUFFIX, variant, dtype=pl.String)
     assert target is not None
+    to_float = target == pl.Float64
     typed: list[object] = []
     variant = []
     misfits = 0
     for v in values:
         if v is None or fits(v):
-            typed.append(float(v) if target == pl.Float64 and _is_int(v) else v)  # type: ignore[arg-type]
+            # An int bound for a Float64 column was checked to be exact as a float.
+            typed.append(float(v) if to_float and _is_int(v) else v)
             variant.append(None)
         else:
             typed.append(None)
@@ -308,9 +311,7 @@ def _field_names(resource: str, records: Sequence[object], primary_key: str) -> 
     return list(names)
 
 
-def _check_case_collisions(
-    resource: str, columns: list[str], table_columns: Sequence[str]
-) -> None:
+def _check_case_collisions(resource: str, columns: list[str], table_columns: Sequence[str]) -> None:
     # Delta column names are case-insensitive: 'Name' and 'name' cannot both exist.
     seen: dict[str, str] = {c.lower(): c for c in table_columns}
     for column in columns:
@@ -369,9 +370,9 @@ def records_to_frame(
         columns.extend(c for c in (typed, variant) if c is not None)
 
     stamp = _utc_micros(synced_at)
-    columns.append(pl.Series(SYNCED_AT, [stamp] * len(rows), dtype=pl.Int64).cast(
-        pl.Datetime("us", "UTC")
-    ))
+    columns.append(
+        pl.Series(SYNCED_AT, [stamp] * len(rows), dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+    )
     columns.append(pl.Series(ROW_HASH, [row_hash(r) for r in rows], dtype=pl.String))
     _check_case_collisions(resource, [c.name for c in columns], list(table_schema))
     return pl.DataFrame(columns)

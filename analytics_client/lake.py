@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
@@ -73,7 +74,7 @@ class Lake:
 
     def version(self, resource: str) -> int | None:
         """The table's current version, or None if there is no table."""
-        table = self.open(resource, self.table_uri(resource))
+        table = self._open(resource, self.table_uri(resource))
         return None if table is None else table.version()
 
     def read(self, resource: str) -> pl.DataFrame:
@@ -84,19 +85,19 @@ class Lake:
                 raise LakeError(resource, f"there is no Delta table at {uri}: sync it first")
             return pl.read_delta(uri, storage_options=self.storage_options)
 
-    def open(self, resource: str, uri: str) -> DeltaTable | None:
+    def _open(self, resource: str, uri: str) -> DeltaTable | None:
         """The Delta table at ``uri``, or None if there is none yet."""
         with _lake_errors(resource, f"opening {uri}"):
             if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
                 return None
             return DeltaTable(uri, storage_options=self.storage_options)
 
-    def prepare(self, uri: str) -> None:
+    def _prepare(self, uri: str) -> None:
         """Create a local table's parent directories (object stores need none)."""
         if self.is_local:
             os.makedirs(os.path.dirname(uri), exist_ok=True)
 
-    def remove(self, uri: str) -> None:
+    def _remove(self, uri: str) -> None:
         """Delete a local staging table; on object stores the next run overwrites it instead."""
         if self.is_local:
             shutil.rmtree(uri, ignore_errors=True)
@@ -133,8 +134,11 @@ def _quoted(column: str) -> str:
 
 def _conform(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """Give the frame every column of ``schema`` (absent ones as typed nulls), in its order."""
-    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items()
-               if name not in frame.columns]
+    missing = [
+        pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in schema.items()
+        if name not in frame.columns
+    ]
     extra = [c for c in frame.columns if c not in schema]
     return frame.with_columns(missing).select([*schema, *extra])
 
@@ -167,7 +171,8 @@ class TableWriter:
         for role, column in (("primary_key", primary_key), ("cursor_field", cursor_field)):
             if column is not None and not _COLUMN_NAME.fullmatch(column):
                 raise LakeError(
-                    resource, f"{role} {column!r} must be a plain column name ([A-Za-z_][A-Za-z0-9_]*)"
+                    resource,
+                    f"{role} {column!r} must be a plain column name ([A-Za-z_][A-Za-z0-9_]*)",
                 )
         self.write_disposition = write_disposition
         self.primary_key = primary_key
@@ -210,7 +215,7 @@ class TableWriter:
         metadata = commit_metadata if commit_metadata is not None else self._commit_metadata
         with _lake_errors(self.resource, f"replacing {self.uri} with {self._staging_uri}"):
             staged = pl.read_delta(self._staging_uri, storage_options=self.lake.storage_options)
-            self.lake.prepare(self.uri)
+            self.lake._prepare(self.uri)
             write_deltalake(
                 self.uri,
                 staged,
@@ -219,10 +224,10 @@ class TableWriter:
                 storage_options=self.lake.storage_options,
                 commit_properties=_commit(metadata),
             )
-            table = self.lake.open(self.resource, self.uri)
+            table = self.lake._open(self.resource, self.uri)
             assert table is not None
             version = table.version()
-        self.lake.remove(self._staging_uri)
+        self.lake._remove(self._staging_uri)
         self._staged = False
         log.info("%s: replaced with %d rows, version %d", self.resource, staged.height, version)
         return WriteResult(inserted=staged.height, updated=0, version=version)
@@ -261,26 +266,31 @@ class TableWriter:
                 )
 
     def _create(
-        self, uri: str, records: list[object], metadata: dict[str, str] | None, *, mode: str
+        self,
+        uri: str,
+        records: list[object],
+        metadata: dict[str, str] | None,
+        *,
+        mode: Literal["error", "overwrite"],
     ) -> WriteResult:
         dedupe = self.write_disposition != "append"
         frame = self._frame(records, {}, dedupe=dedupe)
         with _lake_errors(self.resource, f"creating {uri}"):
-            self.lake.prepare(uri)
+            self.lake._prepare(uri)
             write_deltalake(
                 uri,
                 frame,
-                mode=mode,  # type: ignore[arg-type]
+                mode=mode,
                 schema_mode="overwrite" if mode == "overwrite" else None,
                 storage_options=self.lake.storage_options,
                 commit_properties=_commit(metadata),
             )
-            table = self.lake.open(self.resource, uri)
+            table = self.lake._open(self.resource, uri)
             assert table is not None
         return WriteResult(inserted=frame.height, updated=0, version=table.version())
 
     def _append(self, records: list[object], metadata: dict[str, str] | None) -> WriteResult:
-        table = self.lake.open(self.resource, self.uri)
+        table = self.lake._open(self.resource, self.uri)
         if table is None:
             return self._create(self.uri, records, metadata, mode="error")
         with _lake_errors(self.resource, f"reading the schema of {self.uri}"):
@@ -307,7 +317,7 @@ class TableWriter:
         *,
         check_table: bool,
     ) -> WriteResult:
-        table = self.lake.open(self.resource, uri)
+        table = self.lake._open(self.resource, uri)
         if table is None:
             return self._create(uri, records, metadata, mode="error")
         with _lake_errors(self.resource, f"reading the schema of {uri}"):
@@ -335,10 +345,13 @@ class TableWriter:
         frame = _conform(frame, schema)
 
         pk = _quoted(self.primary_key)
-        changed = f"s.{_quoted(ROW_HASH)} <> t.{_quoted(ROW_HASH)}"
+        # IS DISTINCT FROM, not <>: a row without a hash (a table another tool wrote) still
+        # updates; equal hashes mean identical content, which is neither rewritten nor counted.
+        changed = f"s.{_quoted(ROW_HASH)} IS DISTINCT FROM t.{_quoted(ROW_HASH)}"
         if self.cursor_field is not None:
             cursor = _quoted(self.cursor_field)
-            changed = f"s.{cursor} >= t.{cursor} AND {changed}"
+            # An older version never overwrites a newer one; an equal one with new content does.
+            changed = f"(s.{cursor} >= t.{cursor} OR t.{cursor} IS NULL) AND {changed}"
         before = table.version()
         with _lake_errors(self.resource, f"merging {frame.height} rows into {uri}"):
             metrics = (
@@ -361,7 +374,12 @@ class TableWriter:
         version = after if after != before else None
         log.debug(
             "%s: merged %d rows into %s: %d inserted, %d updated, version %s",
-            self.resource, frame.height, uri, inserted, updated, version,
+            self.resource,
+            frame.height,
+            uri,
+            inserted,
+            updated,
+            version,
         )
         return WriteResult(inserted=inserted, updated=updated, version=version)
 

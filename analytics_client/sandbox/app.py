@@ -1,0 +1,618 @@
+"""Request handling: one core handler behind both the ASGI app and the sync httpx transport.
+
+``SandboxApp.handle`` is a plain function of method, path, query, headers and body that
+returns a ``Reply``: status, headers, body bytes, plus what to do on the wire (wait
+first, or drop the connection part-way). The ASGI app and ``SandboxTransport`` only
+carry a ``Reply`` out, so the loopback server and in-process tests cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import http
+import json
+import math
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, get_args
+from urllib.parse import parse_qsl, quote
+
+import httpx
+
+from .world import RESOURCES, Sort, World, parse_timestamp
+
+__all__ = [
+    "DeliberateReset",
+    "FaultKind",
+    "FaultRule",
+    "Reply",
+    "SandboxApp",
+    "SandboxSettings",
+    "SandboxTransport",
+]
+
+Headers = tuple[tuple[str, str], ...]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+FaultKind = Literal[
+    "status", "reset", "truncate", "html200", "empty200", "stall", "data_not_list", "same_page"
+]
+
+_JSON: Final = (("content-type", "application/json"),)
+_SORTS: Final[tuple[Sort, ...]] = ("id", "updated_at", "-updated_at")
+_TRANSIENT: Final = (500, 502, 503, 504)
+_LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
+_HTML: Final = (
+    b"<!DOCTYPE html><html><head><title>Scheduled maintenance</title></head>"
+    b"<body><h1>We'll be back soon</h1><p>The API is under maintenance.</p></body></html>"
+)
+# Settings an admin call may change at runtime; credentials and seeds stay fixed.
+_RUNTIME_SETTINGS: Final = frozenset(
+    {
+        "latency_ms",
+        "rate_limit",
+        "fault_rate",
+        "reset_rate",
+        "omit_meta",
+        "late_visibility",
+        "mutate_every_n_requests",
+        "mutate_rate",
+        "mutate_updates",
+        "mutate_creates",
+    }
+)
+
+
+class DeliberateReset(Exception):
+    """Raised inside the ASGI app to make the server drop a connection mid-body, on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """How the sandbox behaves: credentials, speed, and the faults it injects.
+
+    Rates are probabilities per API request, drawn from a generator seeded with
+    ``fault_seed``, so a given request sequence meets the same faults every run.
+    """
+
+    api_key: str = "sandbox-key"
+    organization_id: str = "org_sandbox"
+    latency_ms: float = 0.0
+    # Requests per second per key, as a token bucket holding one second of requests.
+    rate_limit: float = 0.0
+    fault_rate: float = 0.0
+    reset_rate: float = 0.0
+    omit_meta: bool = False
+    late_visibility: bool = True
+    # Mutate mode: a small advance of the requested resource after every n-th page
+    # served, and/or after any page with probability mutate_rate.
+    mutate_every_n_requests: int = 0
+    mutate_rate: float = 0.0
+    mutate_updates: int = 3
+    mutate_creates: int = 1
+    fault_seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("fault_rate", "reset_rate", "mutate_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1], got {value!r}")
+        for name in ("latency_ms", "rate_limit", "mutate_every_n_requests"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.mutate_updates < 0 or self.mutate_creates < 0:
+            raise ValueError("mutate_updates and mutate_creates must be >= 0")
+
+    def public(self) -> dict[str, Any]:
+        """The settings as JSON, for the admin endpoint."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(slots=True)
+class FaultRule:
+    """A scripted fault: the next ``times`` API requests that match get ``kind`` instead.
+
+    ``resource`` and ``page`` narrow the match (None matches any). ``status`` and
+    ``retry_after`` (the header's literal text, sent only when set) serve kind
+    ``status``; ``seconds`` serves kind ``stall``.
+    """
+
+    kind: FaultKind
+    resource: str | None = None
+    page: int | None = None
+    times: int = 1
+    status: int = 503
+    retry_after: str | None = None
+    seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(FaultKind):
+            raise ValueError(f"unknown fault kind {self.kind!r}; kinds: {get_args(FaultKind)}")
+        if self.resource is not None and self.resource not in RESOURCES:
+            raise ValueError(f"unknown resource {self.resource!r}; resources: {RESOURCES}")
+        if self.times < 1:
+            raise ValueError(f"times must be >= 1, got {self.times}")
+        if not 100 <= self.status <= 599:
+            raise ValueError(f"status must be an HTTP status, got {self.status}")
+
+    @classmethod
+    def parse(cls, data: FaultRule | Mapping[str, Any]) -> FaultRule:
+        """Build a rule from its JSON form, naming any key it does not know."""
+        if isinstance(data, FaultRule):
+            return data
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault rule keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    def matches(self, resource: str, page: int) -> bool:
+        return (self.resource is None or self.resource == resource) and (
+            self.page is None or self.page == page
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the sandbox answers, and how: wait ``delay`` seconds, and with ``cut_at``
+    send only that many body bytes (after announcing the full length), then drop the
+    connection."""
+
+    status: int
+    headers: Headers
+    body: bytes
+    delay: float = 0.0
+    cut_at: int | None = None
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _error(status: int, detail: str, headers: Headers = ()) -> Reply:
+    title = http.HTTPStatus(status).phrase
+    doc = {"errors": [{"status": str(status), "title": title, "detail": detail}]}
+    return Reply(status, _JSON + headers, json.dumps(doc).encode())
+
+
+def _json(status: int, value: Any) -> Reply:
+    return Reply(status, _JSON, json.dumps(value, ensure_ascii=False).encode())
+
+
+def _page_param(params: Mapping[str, str], name: str, default: int, high: int | None) -> int:
+    text = params.get(name)
+    if text is None:
+        return default
+    bound = f"between 1 and {high}" if high else ">= 1"
+    digits = text.strip()
+    value = int(digits) if digits.isascii() and digits.isdigit() else 0
+    if value < 1 or (high is not None and value > high):
+        raise _BadRequest(f"{name} must be an integer {bound}; got {text!r}.")
+    return value
+
+
+def _presented_key(headers: Mapping[str, str], params: Mapping[str, str]) -> str | None:
+    """The API key from the contract's header or, as a sandbox extension, the query, Bearer or Basic."""
+    if "api_key" in headers:
+        return headers["api_key"]
+    if "api_key" in params:
+        return params["api_key"]
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return decoded.partition(":")[2]
+    return None
+
+
+class _TokenBucket:
+    """Requests per second per key; a full bucket allows one second's worth at once."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, rate: float) -> int | None:
+        """Spend a token; when none is left, return the whole seconds until there is one."""
+        now = time.monotonic()
+        capacity = max(1.0, rate)
+        tokens, last = self._buckets.get(key, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return None
+        self._buckets[key] = (tokens, now)
+        return max(1, math.ceil((1.0 - tokens) / rate))
+
+
+class SandboxApp:
+    """The sandbox API: an ASGI app whose work is done by the transport-neutral ``handle``."""
+
+    def __init__(self, world: World | None = None, settings: SandboxSettings | None = None) -> None:
+        self.world = world if world is not None else World()
+        self._settings = settings if settings is not None else SandboxSettings()
+        self._lock = threading.Lock()
+        self._faults: list[FaultRule] = []
+        self._rng = random.Random(self._settings.fault_seed)
+        self._bucket = _TokenBucket()
+        self._served = 0
+        self._mutations = 0
+        self._stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._resets = 0
+
+    # -- Python API ----------------------------------------------------------------------
+
+    @property
+    def settings(self) -> SandboxSettings:
+        return self._settings
+
+    def configure(self, **changes: Any) -> SandboxSettings:
+        """Change runtime settings (latency, rates, mutate mode, omit_meta, late_visibility)."""
+        unknown = set(changes) - _RUNTIME_SETTINGS
+        if unknown:
+            raise ValueError(
+                f"cannot change {sorted(unknown)} at runtime; can: {sorted(_RUNTIME_SETTINGS)}"
+            )
+        with self._lock:
+            self._settings = dataclasses.replace(self._settings, **changes)
+            return self._settings
+
+    def set_faults(self, rules: Iterable[FaultRule | Mapping[str, Any]]) -> None:
+        """Replace the scripted fault queue; rules are tried in order, first match wins."""
+        parsed = [FaultRule.parse(rule) for rule in rules]
+        with self._lock:
+            self._faults = parsed
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The scripted rules not used up yet."""
+        with self._lock:
+            return [dataclasses.asdict(rule) for rule in self._faults]
+
+    def stats(self) -> dict[str, Any]:
+        """Request counts by resource and status, since start or the last ``reset_stats``."""
+        with self._lock:
+            by_resource = {r: dict(s) for r, s in self._stats.items()}
+            return {
+                "total_requests": sum(sum(s.values()) for s in by_resource.values()),
+                "rate_limited": sum(s.get("429", 0) for s in by_resource.values()),
+                "resets": self._resets,
+                "mutations": self._mutations,
+                "requests": by_resource,
+            }
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._stats.clear()
+            self._resets = 0
+
+    # -- the core handler ----------------------------------------------------------------
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        client_host: str | None = None,
+    ) -> Reply:
+        """Answer one request; ``headers`` has lower-case names, ``query`` is the raw string."""
+        headers = headers or {}
+        if path.startswith("/_admin/"):
+            if client_host is not None and client_host not in _LOOPBACK:
+                return _error(403, "Admin endpoints answer loopback clients only.")
+            try:
+                return self._admin(method, path, body)
+            except (ValueError, TypeError, KeyError) as exc:
+                return _error(400, f"Bad admin request: {exc}")
+        parts = path.split("/")
+        if len(parts) != 3 or parts[1] != "v1" or parts[2] not in RESOURCES:
+            known = ", ".join(f"/v1/{r}" for r in RESOURCES)
+            return _error(404, f"No resource at {path!r}; resources are {known}.")
+        resource = parts[2]
+        if method not in ("GET", "HEAD"):
+            return _error(405, f"{method} is not allowed on {path}; use GET.", (("allow", "GET"),))
+        with self._lock:
+            reply = self._api(resource, dict(parse_qsl(query, keep_blank_values=True)), headers)
+            self._stats[resource][str(reply.status)] += 1
+            if reply.cut_at is not None:
+                self._resets += 1
+        return reply
+
+    def _api(self, resource: str, params: dict[str, str], headers: Mapping[str, str]) -> Reply:
+        settings = self._settings
+        key = _presented_key(headers, params)
+        if not key:
+            return _error(401, "Missing API key: send it in the `api_key` header.")
+        if key != settings.api_key:
+            return _error(401, "The API key is not valid; check the `api_key` header.")
+        organization = headers.get("x-organization-id")
+        if organization is None:
+            return _error(400, "Missing `X-Organization-Id` header: name the organization.")
+        if organization != settings.organization_id:
+            return _error(403, f"The API key has no access to organization {organization!r}.")
+        if settings.rate_limit > 0:
+            wait = self._bucket.take(key, settings.rate_limit)
+            if wait is not None:
+                detail = (
+                    f"Rate limit of {settings.rate_limit:g} requests per second exceeded; "
+                    f"retry after {wait} s."
+                )
+                return _error(429, detail, (("retry-after", str(wait)),))
+        try:
+            number = _page_param(params, "page[number]", 1, None)
+            size = _page_param(params, "page[size]", 10, 100)
+            sort = params.get("sort", "id")
+            if sort not in _SORTS:
+                raise _BadRequest(f"sort must be one of {', '.join(_SORTS)}; got {sort!r}.")
+            gte_text = params.get("filter[updated_at][gte]")
+            gte = None
+            if gte_text is not None:
+                try:
+                    gte = parse_timestamp(gte_text)
+                except ValueError:
+                    raise _BadRequest(
+                        "filter[updated_at][gte] must be an ISO-8601 UTC timestamp such as "
+                        f"2026-03-01T10:00:00.000000Z; got {gte_text!r}."
+                    ) from None
+        except _BadRequest as exc:
+            return _error(400, str(exc))
+
+        delay = settings.latency_ms / 1000
+        rule = self._take_fault(resource, number)
+        if rule is None:
+            if settings.fault_rate and self._rng.random() < settings.fault_rate:
+                status = self._rng.choice(_TRANSIENT)
+                return dataclasses.replace(_error(status, "Injected transient fault."), delay=delay)
+        elif rule.kind == "status":
+            extra = (("retry-after", rule.retry_after),) if rule.retry_after is not None else ()
+            reply = _error(rule.status, f"Scripted fault: status {rule.status}.", extra)
+            return dataclasses.replace(reply, delay=delay)
+        elif rule.kind == "html200":
+            return Reply(200, (("content-type", "text/html; charset=utf-8"),), _HTML, delay)
+        elif rule.kind == "empty200":
+            return Reply(200, _JSON, b"", delay)
+        elif rule.kind == "stall":
+            delay += rule.seconds
+
+        body = self._page_body(
+            resource,
+            1 if rule is not None and rule.kind == "same_page" else number,
+            number,
+            size,
+            sort,
+            gte,
+            gte_text,
+            data_not_list=rule is not None and rule.kind == "data_not_list",
+        )
+        self._maybe_mutate(resource)
+        if rule is not None and rule.kind == "truncate":
+            return Reply(200, _JSON, body[: len(body) // 2], delay)
+        cut_at = None
+        if rule is not None and rule.kind == "reset":
+            cut_at = len(body) // 2
+        elif rule is None and settings.reset_rate and self._rng.random() < settings.reset_rate:
+            cut_at = self._rng.randrange(len(body))
+        return Reply(200, _JSON, body, delay, cut_at)
+
+    def _take_fault(self, resource: str, page: int) -> FaultRule | None:
+        for index, rule in enumerate(self._faults):
+            if rule.matches(resource, page):
+                rule.times -= 1
+                if rule.times == 0:
+                    del self._faults[index]
+                return rule
+        return None
+
+    def _page_body(
+        self,
+        resource: str,
+        data_page: int,
+        number: int,
+        size: int,
+        sort: Sort,
+        gte: int | None,
+        gte_text: str | None,
+        *,
+        data_not_list: bool,
+    ) -> bytes:
+        page = self.world.page(resource, number=data_page, size=size, sort=sort, updated_gte=gte)
+        if data_not_list:
+            data = page.records[0] if page.records else b"{}"
+        else:
+            data = b"[" + b",".join(page.records) + b"]"
+        if self._settings.omit_meta:
+            return b'{"data":' + data + b"}"
+        total_pages = -(-page.total_count // size)
+        extra = ""
+        if gte_text is not None:
+            extra += "&filter[updated_at][gte]=" + quote(gte_text, safe=":")
+        if sort != "id":
+            extra += f"&sort={quote(sort)}"
+
+        def link(n: int) -> str:
+            return f"/v1/{resource}?page[number]={n}&page[size]={size}{extra}"
+
+        meta = {
+            "page": {
+                "number": number,
+                "size": size,
+                "total_pages": total_pages,
+                "total_count": page.total_count,
+            }
+        }
+        links = {
+            "self": link(number),
+            "next": link(number + 1) if number < total_pages else None,
+            "last": link(max(total_pages, 1)),
+        }
+        tail = json.dumps({"meta": meta, "links": links}, separators=(",", ":")).encode()
+        return b'{"data":' + data + b"," + tail[1:]
+
+    def _maybe_mutate(self, resource: str) -> None:
+        settings = self._settings
+        self._served += 1
+        every = settings.mutate_every_n_requests
+        due = bool(every) and self._served % every == 0
+        if settings.mutate_rate and self._rng.random() < settings.mutate_rate:
+            due = True
+        if due:
+            self._mutations += 1
+            self.world.advance(
+                updates=settings.mutate_updates,
+                creates=settings.mutate_creates,
+                resources=[resource],
+                seed=f"{settings.fault_seed}:mutate:{self._mutations}",
+                late_visibility=settings.late_visibility,
+            )
+
+    # -- admin ---------------------------------------------------------------------------
+
+    def _admin(self, method: str, path: str, body: bytes) -> Reply:
+        route = path.removeprefix("/_admin/")
+        payload: Any = json.loads(body) if body.strip() else {}
+        if method == "GET" and route == "health":
+            counts = {r: self.world.count(r) for r in RESOURCES}
+            return _json(200, {"status": "ok", "clock": self.world.clock, "counts": counts})
+        if method == "GET" and route.startswith("truth/"):
+            resource = route.removeprefix("truth/")
+            if resource not in RESOURCES:
+                return _error(404, f"Unknown resource {resource!r}; resources: {RESOURCES}.")
+            return Reply(200, _JSON, self.world.truth_bytes(resource))
+        if method == "POST" and route == "advance":
+            unknown = set(payload) - {"updates", "creates", "resources", "seed"}
+            if unknown:
+                raise ValueError(f"unknown keys {sorted(unknown)}")
+            result = self.world.advance(
+                updates=payload.get("updates", 0),
+                creates=payload.get("creates", 0),
+                resources=payload.get("resources"),
+                seed=payload.get("seed"),
+                late_visibility=self._settings.late_visibility,
+            )
+            return _json(200, result)
+        if route == "stats" and method == "GET":
+            return _json(200, self.stats())
+        if route == "stats" and method == "DELETE":
+            self.reset_stats()
+            return _json(200, self.stats())
+        if route == "faults" and method == "GET":
+            return _json(200, {"faults": self.faults()})
+        if route == "faults" and method == "POST":
+            rules = payload.get("faults", []) if isinstance(payload, dict) else payload
+            self.set_faults(rules)
+            return _json(200, {"faults": self.faults()})
+        if route == "settings" and method == "GET":
+            return _json(200, self._settings.public())
+        if route == "settings" and method == "POST":
+            return _json(200, self.configure(**payload).public())
+        return _error(404, f"No admin endpoint {method} {path}.")
+
+    # -- ASGI ----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = b""
+        if scope["method"] not in ("GET", "HEAD"):
+            more = True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        reply = self.handle(
+            scope["method"],
+            scope["path"],
+            scope["query_string"].decode("latin-1"),
+            headers,
+            body,
+            client[0] if client else None,
+        )
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+        raw_headers.append((b"content-length", str(len(reply.body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
+        if reply.cut_at is not None:
+            partial = reply.body[: reply.cut_at]
+            await send({"type": "http.response.body", "body": partial, "more_body": True})
+            raise DeliberateReset(f"sandbox reset the connection after {reply.cut_at} bytes")
+        await send({"type": "http.response.body", "body": reply.body})
+
+
+class _CutStream(httpx.SyncByteStream):
+    def __init__(self, partial: bytes, expected: int, request: httpx.Request) -> None:
+        self._partial = partial
+        self._expected = expected
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._partial:
+            yield self._partial
+        raise httpx.RemoteProtocolError(
+            "peer closed connection without sending complete message body "
+            f"(received {len(self._partial)} bytes, expected {self._expected})",
+            request=self._request,
+        )
+
+
+class SandboxTransport(httpx.BaseTransport):
+    """Serve an ``httpx.Client`` in-process from a ``SandboxApp``: same behaviour, no sockets.
+
+    A reset fails while reading the body with ``httpx.RemoteProtocolError``, and a stall
+    longer than the request's read timeout raises ``httpx.ReadTimeout``, as over a socket.
+    """
+
+    def __init__(
+        self,
+        app: SandboxApp | None = None,
+        *,
+        world: World | None = None,
+        settings: SandboxSettings | None = None,
+    ) -> None:
+        if app is not None and (world is not None or settings is not None):
+            raise ValueError("pass either an app or a world and settings, not both")
+        self.app = app if app is not None else SandboxApp(world, settings)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        headers = {k.lower(): v for k, v in request.headers.multi_items()}
+        reply = self.app.handle(
+            request.method,
+            request.url.path,
+            request.url.query.decode("ascii"),
+            headers,
+            request.read(),
+        )
+        if reply.delay:
+            timeout = request.extensions.get("timeout", {}).get("read")
+            if timeout is not None and reply.delay > timeout:
+                time.sleep(timeout)
+                raise httpx.ReadTimeout(f"sandbox stalled for {reply.delay} s", request=request)
+            time.sleep(reply.delay)
+        if reply.cut_at is None:
+            return httpx.Response(reply.status, headers=reply.headers, content=reply.body)
+        stream = _CutStream(reply.body[: reply.cut_at], len(reply.body), request)
+        headers_out = (*reply.headers, ("content-length", str(len(reply.body))))
+        return httpx.Response(reply.status, headers=headers_out, stream=stream)
