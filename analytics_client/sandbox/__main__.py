@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     auth = serve.add_argument_group("credentials")
     auth.add_argument("--api-key", default=defaults.api_key)
     auth.add_argument("--organization-id", default=defaults.organization_id)
-    behaviour = serve.add_argument_group("behaviour (all changeable at runtime: POST /_admin/settings)")
+    behaviour = serve.add_argument_group(
+        "behaviour (all changeable at runtime: POST /_admin/settings)"
+    )
     behaviour.add_argument("--latency-ms", type=float, default=0.0, help="delay per API request")
     behaviour.add_argument(
         "--rate-limit", type=float, default=0.0,

@@ -60,7 +60,8 @@ class RunningSandbox:
 
     def truth(self, resource: str) -> list[dict[str, Any]]:
         """The records of ``resource`` as the API serves them, sorted by id."""
-        return _admin("GET", f"{self.base_url}/_admin/truth/{resource}")
+        records: list[dict[str, Any]] = _admin("GET", f"{self.base_url}/_admin/truth/{resource}")
+        return records
 
     def advance(
         self,
@@ -74,11 +75,15 @@ class RunningSandbox:
         body: dict[str, Any] = {"updates": updates, "creates": creates, "seed": seed}
         if resources is not None:
             body["resources"] = list(resources)
-        return _admin("POST", f"{self.base_url}/_admin/advance", body)
+        result: dict[str, dict[str, list[str]]] = _admin(
+            "POST", f"{self.base_url}/_admin/advance", body
+        )
+        return result
 
     def stats(self) -> dict[str, Any]:
         """Request counts by resource and status."""
-        return _admin("GET", f"{self.base_url}/_admin/stats")
+        stats: dict[str, Any] = _admin("GET", f"{self.base_url}/_admin/stats")
+        return stats
 
     def set_faults(self, rules: Iterable[FaultRule | Mapping[str, Any]]) -> None:
         """Replace the scripted fault queue."""
@@ -87,7 +92,8 @@ class RunningSandbox:
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change runtime settings; returns them all."""
-        return _admin("POST", f"{self.base_url}/_admin/settings", changes)
+        settings: dict[str, Any] = _admin("POST", f"{self.base_url}/_admin/settings", changes)
+        return settings
 
 
 def _rule_json(rule: FaultRule) -> dict[str, Any]:
@@ -111,14 +117,16 @@ class _HideDeliberateResets(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], DeliberateReset))
 
 
-def uvicorn_server(app: SandboxApp, *, http: str | None = None, quiet: bool = True) -> uvicorn.Server:
+def uvicorn_server(
+    app: SandboxApp, *, http: str | None = None, quiet: bool = True
+) -> uvicorn.Server:
     """A uvicorn server for ``app`` without access logs; ``quiet`` leaves logging config alone."""
     error_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _HideDeliberateResets) for f in error_log.filters):
         error_log.addFilter(_HideDeliberateResets())
     config = uvicorn.Config(
         app,
-        http=http or default_http(),  # type: ignore[arg-type]
+        http=http or default_http(),
         lifespan="off",
         access_log=False,
         log_level="warning",
@@ -133,7 +141,9 @@ def uvicorn_server(app: SandboxApp, *, http: str | None = None, quiet: bool = Tr
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A listening socket; port 0 picks a free one, read back with ``getsockname``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Name the protocol: asyncio sets TCP_NODELAY on accepted sockets only when proto is
+    # IPPROTO_TCP, and without it every keep-alive response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -201,7 +211,9 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
 
 
 @contextlib.contextmanager
-def serve_subprocess(*, startup_timeout: float = 60.0, **cli_options: Any) -> Iterator[RunningSandbox]:
+def serve_subprocess(
+    *, startup_timeout: float = 60.0, **cli_options: Any
+) -> Iterator[RunningSandbox]:
     """Run ``python -m analytics_client.sandbox serve --port 0`` with ``cli_options`` as flags.
 
     ``omit_meta=True`` becomes ``--omit-meta``, ``late_visibility=False`` becomes
@@ -254,4 +266,5 @@ def _announcement(process: subprocess.Popen[str], timeout: float) -> dict[str, A
         raise RuntimeError(f"the sandbox subprocess did not start within {timeout} s") from None
     if not line:
         raise RuntimeError(f"the sandbox subprocess exited with code {process.wait()}")
-    return json.loads(line)
+    announcement: dict[str, Any] = json.loads(line)
+    return announcement

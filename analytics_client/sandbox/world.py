@@ -241,7 +241,8 @@ class World:
 
     def truth(self, resource: str) -> list[Record]:
         """The records of ``resource`` exactly as the API serves them (same omitted keys), by id."""
-        return json.loads(self.truth_bytes(resource))
+        records: list[Record] = json.loads(self.truth_bytes(resource))
+        return records
 
     def truth_bytes(self, resource: str) -> bytes:
         """``truth`` as the JSON array the API's bytes make, number tokens untouched."""
@@ -267,7 +268,11 @@ class World:
         Without ``seed`` the n-th advance of a world is the same every run.
         """
         chosen = tuple(resources) if resources is not None else RESOURCES
-        for name in chosen:
+        named = [*chosen]
+        for per_resource in (updates, creates):
+            if isinstance(per_resource, Mapping):
+                named += per_resource
+        for name in named:
             self._table(name)
         with self._lock:
             self._advances += 1
@@ -467,7 +472,9 @@ def _amount(rng: random.Random) -> Any:
             return RawNumber(f"{sign}{rng.randrange(1, 100_000)}{letter}{plus}{exp}")
         return RawNumber(f"{sign}{rng.randrange(100, 1000) / 100:.2f}{letter}{rng.randint(2, 6)}")
     if r < 0.73:
-        return rng.choice((9999999999999.99, -9999999999999.99, 9_999_999_999_999, 1234567890123.45))
+        return rng.choice(
+            (9999999999999.99, -9999999999999.99, 9_999_999_999_999, 1234567890123.45)
+        )
     if r < 0.85:
         return round(-rng.uniform(0.01, 5_000), 2)
     return float(rng.randrange(1, 10_000))
@@ -672,7 +679,9 @@ def _showcase_deals(table: _Table, rng: random.Random) -> None:
 
 
 def _showcase_pages(table: _Table, rng: random.Random) -> None:
-    for record, views in zip(_pick(table, rng, 3), (_INT64_MAX, _INT64_MAX - 1, 2**53 + 1), strict=False):
+    for record, views in zip(
+        _pick(table, rng, 3), (_INT64_MAX, _INT64_MAX - 1, 2**53 + 1), strict=False
+    ):
         record["views"] = views
 
 
