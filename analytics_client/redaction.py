@@ -29,11 +29,13 @@ def redact_url(url: httpx.URL | str, secrets: Iterable[str], param_names: Iterab
     """A URL safe to show: named query parameters masked, and any secret value masked."""
     url = httpx.URL(str(url))
     names = set(param_names)
-    if names & set(url.params.keys()):
-        url = url.copy_with(
-            params=[(k, MASK if k in names else v) for k, v in url.params.multi_items()]
-        )
-    return redact(str(url), secrets)
+    if not names & set(url.params.keys()):
+        return redact(str(url), secrets)
+    query = "&".join(
+        f"{k}={MASK}" if k in names else str(httpx.QueryParams({k: v}))
+        for k, v in url.params.multi_items()
+    )
+    return redact(str(url.copy_with(query=None)) + "?" + query, secrets)
 
 
 class SecretFilter(logging.Filter):

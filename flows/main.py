@@ -104,7 +104,7 @@ def analytics_sync(
         for s in summaries:
             if s.error:
                 s.error = redact(s.error, credentials.values())
-        print(render_table(summaries))
+        print("\n" + render_table(summaries))
         create_markdown_artifact(
             key=f"{_artifact_key(pipeline)}-summary",
             markdown=render_markdown(summaries, title=f"analytics-sync: {pipeline}"),
@@ -116,7 +116,7 @@ def analytics_sync(
     if failed:
         raise SyncFailed(
             f"{len(failed)} of {len(summaries)} resources failed: "
-            + "; ".join(f"{s.resource}: {s.error}" for s in failed)
+            + "; ".join(s.error or f"{s.resource}: failed" for s in failed)
         )
     return [s.to_dict() for s in summaries]
 

@@ -212,7 +212,7 @@ def test_query_key_never_shows_in_logs_or_errors(caplog: pytest.LogCaptureFixtur
     finally:
         remove_log_filter(secret_filter)
     assert respx.calls.last.request.url.params["api_key"] == KEY
-    assert "api_key=%2A%2A%2A" in str(info.value) or "api_key=***" in str(info.value)
+    assert "api_key=***" in str(info.value)
     everything = caplog.text + str(info.value) + repr(info.value) + repr(client.http.auth)
     assert KEY not in everything and ORG not in everything
     assert "HTTP Request" in caplog.text  # httpx did log the URL, masked

@@ -1,0 +1,139 @@
+"""The Prefect flow: real Prefect API (test harness), real sandbox, real Delta tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.artifacts import Artifact
+from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.logging.handlers import APILogHandler
+from prefect.testing.utilities import prefect_test_harness
+
+from analytics_client import Lake
+from analytics_client.sandbox import RunningSandbox, World, serve
+from flows.main import analytics_sync, main
+from tests.groundtruth import assert_table_equals_truth, fetch_truth
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"tags": 15, "users": 25, "deals": 60, "pages": 30, "tasks": 45}
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RunningSandbox]:
+    with serve(World(seed=3, counts=SMALL)) as running:
+        yield running
+
+
+def test_flow_syncs_every_resource_and_publishes_a_summary(
+        harness: None, sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """Secrets from Prefect Secret blocks; five tables equal the API; a summary artifact."""
+    Secret(value=sandbox.api_key).save("analytics-api-key", overwrite=True)
+    Secret(value=sandbox.organization_id).save("analytics-organization-id", overwrite=True)
+    result = analytics_sync(pipeline="flow-test", lake_uri=str(tmp_path), base_url=sandbox.base_url)
+    assert {r["resource"]: r["inserted"] for r in result} == SMALL
+    for resource in SMALL:
+        assert_table_equals_truth(Lake(str(tmp_path)).read(resource),
+                                  fetch_truth(sandbox.base_url, resource), resource)
+    artifact = Artifact.get("analytics-sync-flow-test-summary")
+    assert artifact is not None
+    assert "| deals | ok | 6 | 60 | 60 | 0 | 0 |" in str(artifact.data)
+
+
+def test_failed_resources_fail_the_run_and_no_secret_appears_anywhere(
+        harness: None, sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A wrong organization with the key in the query string: the run fails by name, leaking nothing."""
+    wrong_org = "org_secret_7f3e9d"
+    monkeypatch.setenv("ANALYTICS_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", wrong_org)
+    config = {
+        "client": {"base_url": sandbox.base_url,
+                   "auth": {"type": "api_key", "name": "api_key", "location": "query"}},
+        "resources": [{"name": n, "endpoint": {"path": f"/v1/{n}"}} for n in ("tags", "deals")],
+    }
+    state = analytics_sync(pipeline="leak-test", lake_uri=str(tmp_path), config=config,
+                           api_key_block=None, organization_id_block=None, return_state=True)
+    assert state.is_failed()
+    message = state.message or ""
+    assert "2 of 2 resources failed" in message and "tags: " in message and "deals: " in message
+    assert "HTTP 403" in message
+    APILogHandler().flush()  # ship queued run logs to the API before reading them
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        [run] = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    log_text = "\n".join(log.message for log in logs)
+    assert "HTTP 403" in log_text and "api_key=***" in log_text
+    artifact = Artifact.get("analytics-sync-leak-test-summary")
+    exception = state.result(raise_on_failure=False)
+    captured = capfd.readouterr()
+    everything = "\n".join([message, log_text, str(artifact.data if artifact else ""), str(exception),
+                            repr(exception), json.dumps(run.parameters, default=str),
+                            captured.out, captured.err])
+    assert sandbox.api_key not in everything
+    assert wrong_org not in everything
+    assert not any(tmp_path.iterdir())
+
+
+def test_check_command_validates_config_and_reaches_each_resource(
+        sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`check` resolves secrets and makes one request per resource, writing nothing."""
+    monkeypatch.setenv("ANALYTICS_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", sandbox.organization_id)
+    code = main(["check", "--base-url", sandbox.base_url, "--api-key-block", "",
+                 "--organization-block", ""])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count(" ok ") == 5 and "60 records" in out
+    assert sandbox.stats()["total_requests"] == 5
+
+
+def test_bad_config_file_exits_2_listing_every_problem(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An invalid config file is rejected before anything runs, each problem on its own line."""
+    path = tmp_path / "source.yaml"
+    path.write_text("client:\n  base_url: http://x\nresources:\n  - name: deals\n    endpoint:\n"
+                    "      path: /v1/deals\n      paginator: {type: page_number, limit: 0}\n"
+                    "  - name: ../escape\n    endpoint: {path: /v1/x}\n")
+    assert main(["--config", str(path), "--lake", str(tmp_path / "lake")]) == 2
+    err = capsys.readouterr().err
+    assert "resources[0].endpoint.paginator.limit: must be an integer >= 1" in err
+    assert "resources[1].name: '../escape' must be letters" in err
+    assert not (tmp_path / "lake").exists()
+
+
+def test_missing_secret_names_both_places_to_set_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a key anywhere the error says where to put it."""
+    assert main(["check", "--base-url", "http://127.0.0.1:9", "--api-key-block", ""]) == 2
+    err = capsys.readouterr().err
+    assert "ANALYTICS_API_KEY" in err
+
+
+def test_readme_sandbox_command_runs_end_to_end(tmp_path: Path) -> None:
+    """`python flows/main.py --sandbox` starts the sandbox, syncs, prints the summary, exits 0."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    lake = tmp_path / "lake"
+    done = subprocess.run(
+        [sys.executable, "flows/main.py", "--sandbox", "--sandbox-scale", "0.02", "--lake", str(lake)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "total     ok" in done.stdout + done.stderr  # the summary table, logged by the flow
+    assert sorted(p.name for p in lake.iterdir()) == ["deals", "pages", "tags", "tasks", "users"]
+    assert Lake(str(lake)).read("deals").height == 200
