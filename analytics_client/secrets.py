@@ -20,6 +20,7 @@ __all__ = [
     "ORGANIZATION_ENV",
     "Credentials",
     "resolve_credentials",
+    "store_credentials",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,3 +83,15 @@ def _from_block(name: str) -> str | None:
                        name, type(exc).__name__)
         return None
     return str(value).strip() or None
+
+
+def store_credentials(
+    credentials: Credentials,
+    api_key_block: str = API_KEY_BLOCK,
+    organization_block: str = ORGANIZATION_BLOCK,
+) -> None:
+    """Create or update both Prefect Secret blocks (the Prefect API must be reachable)."""
+    from prefect.blocks.system import Secret
+
+    Secret(value=credentials.api_key).save(api_key_block, overwrite=True, _sync=True)  # type: ignore[call-arg]
+    Secret(value=credentials.organization_id).save(organization_block, overwrite=True, _sync=True)  # type: ignore[call-arg]

@@ -44,6 +44,8 @@ from analytics_client.errors import AnalyticsSyncError  # noqa: E402
 from analytics_client.redaction import install_log_filter, redact, remove_log_filter  # noqa: E402
 from analytics_client.secrets import (  # noqa: E402
     API_KEY_BLOCK,
+    Credentials,
+    store_credentials,
     API_KEY_ENV,
     ORGANIZATION_BLOCK,
     ORGANIZATION_ENV,
@@ -149,9 +151,11 @@ def _parser() -> argparse.ArgumentParser:
         "'analytics-organization-id', else ANALYTICS_API_KEY and ANALYTICS_ORGANIZATION_ID. "
         "Exit status: 0 when every resource synced, 1 when any failed, 2 for bad usage or config.",
     )
-    parser.add_argument("command", nargs="?", choices=("run", "check"), default="run",
+    parser.add_argument("command", nargs="?", choices=("run", "check", "secrets"), default="run",
                         help="run (default): sync; check: validate config and secrets and make "
-                        "one request per resource, writing nothing")
+                        "one request per resource, writing nothing; secrets: create or update "
+                        "the two Prefect Secret blocks from ANALYTICS_API_KEY / "
+                        "ANALYTICS_ORGANIZATION_ID or a prompt")
     parser.add_argument("--sandbox", action="store_true",
                         help="start the bundled sandbox API on a free loopback port and use it "
                         f"(its own credentials; lake defaults to {SANDBOX_LAKE})")
@@ -201,6 +205,8 @@ def _sandbox(enabled: bool, scale: float) -> Iterator[str | None]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "secrets":
+        return _store_secrets(args.api_key_block, args.organization_block)
     resources = [r.strip() for r in args.resources.split(",") if r.strip()] if args.resources else None
     lake = args.lake or (SANDBOX_LAKE if args.sandbox else DEFAULT_LAKE)
     # With --sandbox the secrets are the sandbox's, from the environment, never a real block.
@@ -225,6 +231,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"error: {state.message}", file=sys.stderr)
     return 1
+
+
+def _store_secrets(key_block: str, org_block: str) -> int:
+    """Secrets come from the environment or a hidden prompt, never from arguments (shell history)."""
+    import getpass
+
+    values = {}
+    for env, what in ((API_KEY_ENV, "API key"), (ORGANIZATION_ENV, "organization id")):
+        values[env] = os.environ.get(env) or getpass.getpass(f"{what} (input hidden): ")
+        if not values[env].strip():
+            print(f"error: no {what} given (set {env} or type it at the prompt)", file=sys.stderr)
+            return 2
+    store_credentials(Credentials(values[API_KEY_ENV].strip(), values[ORGANIZATION_ENV].strip()),
+                      key_block, org_block)
+    print(f"saved Prefect Secret blocks {key_block!r} and {org_block!r}")
+    return 0
 
 
 def _check(config: str | None, base_url: str | None, resources: list[str] | None,

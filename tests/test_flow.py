@@ -137,3 +137,15 @@ def test_readme_sandbox_command_runs_end_to_end(tmp_path: Path) -> None:
     assert "total     ok" in done.stdout + done.stderr  # the summary table, logged by the flow
     assert sorted(p.name for p in lake.iterdir()) == ["deals", "pages", "tags", "tasks", "users"]
     assert Lake(str(lake)).read("deals").height == 200
+
+
+def test_secrets_command_stores_blocks_from_the_environment(
+        harness: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`secrets` saves both Secret blocks from the environment and never prints them."""
+    monkeypatch.setenv("ANALYTICS_API_KEY", "key-from-env-123")
+    monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", "org-from-env-456")
+    assert main(["secrets", "--api-key-block", "test-key", "--organization-block", "test-org"]) == 0
+    assert Secret.load("test-key").get() == "key-from-env-123"
+    assert Secret.load("test-org").get() == "org-from-env-456"
+    out = capsys.readouterr().out
+    assert "key-from-env-123" not in out and "test-key" in out
