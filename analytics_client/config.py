@@ -12,6 +12,7 @@ as ``dlt.secrets["api_key"]`` (resolved at run time, see ``secrets.py``).
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import re
 import types
@@ -35,6 +36,7 @@ from .errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "Incremental",
     "ApiKeyAuth",
     "BasicAuth",
     "BearerAuth",
@@ -196,12 +198,47 @@ class ErrorHandler(_Model):
         return codes
 
 
+def _timestamp(value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return value
+    raise _fail("timestamp", f"must be an ISO-8601 timestamp with a zone, e.g. "
+                f"2026-01-01T00:00:00Z (got {value!r})")
+
+
+class Incremental(_Model):
+    """Read only what changed since the last committed mark (dlt's ``endpoint.incremental``).
+
+    ``lag`` re-reads that many seconds before the mark each run: the contract lets a change
+    become visible up to 5 s after the ``updated_at`` it carries.
+    """
+
+    cursor_path: str = "updated_at"
+    start_param: str | None = None
+    initial_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
+    lag: NonNegativeFloat = 10.0
+
+    @field_validator("cursor_path")
+    @classmethod
+    def _plain_field(cls, path: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", path):
+            raise ValueError(f"must name a top-level field of the records (got {path!r})")
+        return path
+
+
 class Endpoint(_Model):
     path: str = Field(min_length=1)
     params: dict[str, Scalar] = Field(default_factory=dict)
     data_selector: str = "data"
     paginator: Paginator = PageNumberPaginator(type="page_number")
     error_handler: ErrorHandler = ErrorHandler()
+    incremental: Incremental | None = None
 
 
 class ResourceConfig(_Model):
@@ -293,8 +330,8 @@ def _seed_resource(name: str) -> dict[str, Any]:
     }
 
 
-# The seed configuration of shared/seed-source-config.md, as written (its dlt.secrets[...] kept
-# as placeholders). base_url is replaced by --base-url / ANALYTICS_BASE_URL at run time.
+# The seed configuration of shared/seed-source-config.md (its dlt.secrets[...] kept as
+# placeholders), plus incremental reads. base_url comes from --base-url / ANALYTICS_BASE_URL.
 DEFAULT_CONFIG: dict[str, Any] = {
     "client": {
         "base_url": "https://api.example.com",
@@ -305,7 +342,19 @@ DEFAULT_CONFIG: dict[str, Any] = {
             "location": "header",
         },
     },
-    "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
+    "resource_defaults": {
+        "primary_key": "id",
+        "write_disposition": "merge",
+        # Ours, on top of the seed: incremental reads keyed on updated_at (see keyset.py).
+        "endpoint": {
+            "params": {"sort": "updated_at"},
+            "incremental": {
+                "cursor_path": "updated_at",
+                "start_param": "filter[updated_at][gte]",
+                "lag": 10,
+            },
+        },
+    },
     "resources": [_seed_resource(n) for n in ("tags", "deals", "pages", "tasks", "users")],
 }
 
@@ -428,6 +477,17 @@ def _cross_checks(config: SourceConfig) -> list[str]:
         seen.setdefault(resource.name, i)
         params = resource.endpoint.params
         paginator = resource.endpoint.paginator
+        incremental = resource.endpoint.incremental
+        if incremental is not None and resource.write_disposition == "replace":
+            problems.append(
+                f"resources[{i}].endpoint.incremental: write_disposition replace re-reads "
+                "everything each run; use merge or append with incremental, or drop incremental"
+            )
+        if incremental is not None and incremental.start_param in params:
+            problems.append(
+                f"resources[{i}].endpoint.params.{incremental.start_param}: set from the mark by "
+                "incremental.start_param; remove it here"
+            )
         if isinstance(paginator, PageNumberPaginator):
             for param in (paginator.page_param, paginator.limit_param):
                 if param and param in params:

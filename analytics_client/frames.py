@@ -251,12 +251,14 @@ def _fitter(dtype: pl.DataType) -> Callable[[object], bool] | None:
 
 
 def _undocumented_columns(
-    name: str, values: list[object], existing: pl.DataType | None
+    name: str, values: list[object], existing: pl.DataType | None, *, variant_only: bool = False
 ) -> tuple[pl.Series | None, pl.Series | None]:
     present = [v for v in values if v is not None]
     if not present:
         return None, None
-    target = existing if existing is not None else _infer(present)
+    # A field the table already holds only as JSON text stays so: a batch that happens to be
+    # uniform must not add a typed twin column (and a schema commit) for it.
+    target = existing if existing is not None or variant_only else _infer(present)
     fits = _fitter(target) if target is not None else None
     if fits is None:
         variant = [None if v is None else canonical_json(v) for v in values]
@@ -358,7 +360,8 @@ def records_to_frame(
         if name in declared:
             continue
         typed, variant = _undocumented_columns(
-            name, [r.get(name) for r in rows], table_schema.get(name)
+            name, [r.get(name) for r in rows], table_schema.get(name),
+            variant_only=name + JSON_SUFFIX in table_schema and name not in table_schema,
         )
         if name == primary_key and (typed is None or variant is not None):
             wanted = table_schema.get(name) or "one type (all strings or all 64-bit integers)"

@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from analytics_client.errors import AnalyticsSyncError, ConfigError, LakeError
 from analytics_client.frames import ROW_HASH, SYNCED_AT, deduplicate, records_to_frame
 from analytics_client.schemas import polars_schema
 
-__all__ = ["DISPOSITIONS", "Lake", "TableWriter", "WriteResult"]
+__all__ = ["DISPOSITIONS", "Lake", "TableMark", "TableWriter", "WriteResult"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,14 @@ def _local_path(uri: str) -> str | None:
     if uri.startswith("file://"):
         return uri.removeprefix("file://")
     return None if "://" in uri else uri
+
+
+@dataclass(frozen=True)
+class TableMark:
+    """A high-water mark as stored in a table: app id (one per pipeline), cursor in epoch µs."""
+
+    app_id: str
+    cursor_us: int
 
 
 class Lake:
@@ -76,6 +84,15 @@ class Lake:
         """The table's current version, or None if there is no table."""
         table = self._open(resource, self.table_uri(resource))
         return None if table is None else table.version()
+
+    def mark(self, resource: str, app_id: str) -> int | None:
+        """The cursor (epoch µs) the last data commit of ``app_id`` covered; None without one."""
+        table = self._open(resource, self.table_uri(resource))
+        if table is None:
+            return None
+        with _lake_errors(resource, f"reading the mark of {self.table_uri(resource)}"):
+            version = table.transaction_version(app_id)
+        return None if version is None else int(version)
 
     def read(self, resource: str) -> pl.DataFrame:
         """The whole table (for tests and the CLI)."""
@@ -182,11 +199,21 @@ class TableWriter:
         self._staging_uri = lake.staging_uri(resource) if write_disposition == "replace" else None
         self._staged = False
         self._commit_metadata: dict[str, str] | None = None
+        self._mark: TableMark | None = None
 
     def write(
-        self, records: list[object], *, commit_metadata: dict[str, str] | None = None
+        self,
+        records: list[object],
+        *,
+        commit_metadata: dict[str, str] | None = None,
+        mark: TableMark | None = None,
     ) -> WriteResult:
-        """Write one batch; for replace it is only staged, and ``version`` is None."""
+        """Write one batch; for replace it is only staged, and ``version`` is None.
+
+        ``mark`` is recorded in the same commit as the data (a Delta app transaction), so the
+        table itself says how far it is complete, whatever happens to the state store.
+        """
+        self._mark = mark
         if not records:
             return WriteResult(inserted=0, updated=0, version=None)
         if self.write_disposition == "append":
@@ -222,7 +249,7 @@ class TableWriter:
                 mode="overwrite",
                 schema_mode="overwrite",
                 storage_options=self.lake.storage_options,
-                commit_properties=_commit(metadata),
+                commit_properties=_commit(metadata, self._mark),
             )
             table = self.lake._open(self.resource, self.uri)
             assert table is not None
@@ -283,7 +310,7 @@ class TableWriter:
                 mode=mode,
                 schema_mode="overwrite" if mode == "overwrite" else None,
                 storage_options=self.lake.storage_options,
-                commit_properties=_commit(metadata),
+                commit_properties=_commit(metadata, self._mark),
             )
             table = self.lake._open(self.resource, uri)
             assert table is not None
@@ -304,7 +331,7 @@ class TableWriter:
                 frame,
                 mode="append",
                 schema_mode="merge",
-                commit_properties=_commit(metadata),
+                commit_properties=_commit(metadata, self._mark),
             )
             table.update_incremental()
         return WriteResult(inserted=frame.height, updated=0, version=table.version())
@@ -361,7 +388,7 @@ class TableWriter:
                     source_alias="s",
                     target_alias="t",
                     merge_schema=True,
-                    commit_properties=_commit(metadata),
+                    commit_properties=_commit(metadata, self._mark),
                 )
                 .when_matched_update_all(predicate=changed)
                 .when_not_matched_insert_all()
@@ -384,5 +411,10 @@ class TableWriter:
         return WriteResult(inserted=inserted, updated=updated, version=version)
 
 
-def _commit(metadata: Mapping[str, str] | None) -> CommitProperties | None:
-    return CommitProperties(custom_metadata=dict(metadata)) if metadata else None
+def _commit(
+    metadata: Mapping[str, str] | None, mark: TableMark | None = None
+) -> CommitProperties | None:
+    if not metadata and mark is None:
+        return None
+    transactions = [Transaction(app_id=mark.app_id, version=mark.cursor_us)] if mark else None
+    return CommitProperties(custom_metadata=dict(metadata or {}), app_transactions=transactions)

@@ -15,12 +15,14 @@ import httpx
 __all__ = ["MASK", "SecretFilter", "install_log_filter", "redact", "redact_url"]
 
 MASK = "***"
+# Masking a one- or two-letter "secret" would shred every message and protect nothing.
+MIN_SECRET_LENGTH = 4
 _NOISY_LOGGERS = ("httpx", "httpcore", "httpcore.http11", "httpcore.connection", "stamina")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret value replaced by ``***``."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+    for secret in sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
 

@@ -22,6 +22,7 @@ class ResourceSummary:
     commits: int = 0
     seconds: float = 0.0
     table_version: int | None = None
+    mark: str | None = None  # the high-water mark committed by this run, if it moved
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 

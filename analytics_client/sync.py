@@ -4,10 +4,15 @@ A batch is committed when it reaches ``batch_rows`` records, so memory is bounde
 not by the resource. When a page fails (after its retries), the records fetched before it are
 still committed, then the resource fails: a rerun resumes from a table that holds everything
 the API served until then.
+
+Incremental resources read from their mark (``state.effective_start``) through a keyset walk
+(``keyset.py``). After each batch commit, the mark that commit covers is stored in the same
+Delta commit and then in the state store: state never runs ahead of the data.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -17,14 +22,18 @@ from typing import Any
 import httpx
 
 from .client import ApiClient, RetryEvent
-from .config import ResourceConfig, SourceConfig
+from .config import PageNumberPaginator, ResourceConfig, SourceConfig
+from .errors import ConfigError
 from .extract import iter_pages
-from .lake import Lake, TableWriter, WriteResult
+from .keyset import KeysetWalk, format_cursor
+from .lake import Lake, TableMark, TableWriter, WriteResult
+from .lock import pipeline_lock
+from .state import MarkStore, Start, SyncMark, app_id, effective_start
 from .redaction import install_log_filter, redact, remove_log_filter
 from .secrets import Credentials
 from .summary import ResourceSummary
 
-__all__ = ["DEFAULT_BATCH_ROWS", "run_sync", "sync_resource"]
+__all__ = ["DEFAULT_BATCH_ROWS", "full_refresh_set", "run_sync", "sync_resource"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,28 +49,50 @@ def sync_resource(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     run_id: str = "",
     log: logging.Logger | logging.LoggerAdapter[Any] = logger,
+    pipeline: str = "analytics",
+    marks: MarkStore | None = None,
+    full_refresh: bool = False,
 ) -> ResourceSummary:
-    """Fetch every page of ``resource`` and write it to its table; raises on failure.
+    """Fetch ``resource`` (what changed since its mark, if incremental) into its table.
 
-    The exception raised carries the partial summary as ``exc.summary``.
+    Raises on failure; the exception carries the partial summary as ``exc.summary``.
+    ``marks`` is where marks are kept besides the table (None: the table's alone).
     """
     summary = ResourceSummary(resource.name)
     started = last_progress = time.monotonic()
+    incremental = resource.endpoint.incremental
     writer = TableWriter(lake, resource.name, write_disposition=resource.write_disposition,
-                         primary_key=resource.primary_key, cursor_field="updated_at")
+                         primary_key=resource.primary_key,
+                         cursor_field=incremental.cursor_path if incremental else "updated_at")
     batch: list[Any] = []
+    block = marks.load(pipeline, resource.name) if marks is not None and incremental else None
+    start = _start(lake, resource, pipeline, block, full_refresh)
+    if incremental is not None:
+        log.info("%s: %s", resource.name, start.reason)
+    walk = _walk(client, resource, start, summary)
+    committed: list[int] = []  # marks committed this run, in order
 
     def count_retry(event: RetryEvent) -> None:
         summary.retries += 1
 
     def commit() -> None:
-        result = writer.write(batch, commit_metadata={"analytics_sync.run_id": run_id})
+        mark = _mark_after(walk, start)
+        table_mark = TableMark(app_id(pipeline), mark) if mark is not None else None
+        result = writer.write(batch, commit_metadata={"analytics_sync.run_id": run_id},
+                              mark=table_mark)
         _add(summary, result)
         batch.clear()
+        if result.version is not None and mark is not None:
+            committed.append(mark)
+            summary.mark = format_cursor(mark)
+            if marks is not None:  # only now that the rows it covers are committed
+                marks.save(_block(block, pipeline, resource.name, mark, result.version))
 
+    pages = (iter(walk) if walk is not None
+             else (records for _, records in iter_pages(client, resource, on_retry=count_retry)))
     try:
         try:
-            for _, records in iter_pages(client, resource, on_retry=count_retry):
+            for records in pages:
                 summary.pages += 1
                 summary.rows_fetched += len(records)
                 batch.extend(records)
@@ -83,6 +114,10 @@ def sync_resource(
             commit()
         _add(summary, writer.finish())
         summary.status = "ok"
+        if walk is not None:
+            _compare_with_total(walk, summary)
+            if marks is not None:
+                _save_success(marks, block, pipeline, resource.name, summary, start, committed)
         return summary
     except Exception as exc:
         summary.status = "failed"
@@ -95,6 +130,73 @@ def sync_resource(
                  resource.name, summary.status, summary.seconds, f"{summary.pages:,}",
                  f"{summary.rows_fetched:,}", f"{summary.inserted:,}", f"{summary.updated:,}",
                  summary.retries)
+
+
+def _start(lake: Lake, resource: ResourceConfig, pipeline: str, block: SyncMark | None,
+           full_refresh: bool) -> Start:
+    incremental = resource.endpoint.incremental
+    if incremental is None:
+        return Start(None, "not incremental: full read")
+    if full_refresh:
+        return Start(None, "full refresh requested: reading everything")
+    return effective_start(lake, resource.name, pipeline, block, incremental.initial_value)
+
+
+def _walk(client: ApiClient, resource: ResourceConfig, start: Start,
+          summary: ResourceSummary) -> KeysetWalk | None:
+    """A keyset walk when the API can filter by the cursor; else plain paging."""
+    incremental = resource.endpoint.incremental
+    if (incremental is None or not incremental.start_param
+            or not isinstance(resource.endpoint.paginator, PageNumberPaginator)):
+        return None
+
+    def count_retry(event: RetryEvent) -> None:
+        summary.retries += 1
+
+    begin = None if start.mark_us is None else start.mark_us - round(incremental.lag * 1_000_000)
+    return KeysetWalk(client, resource, start_us=begin, on_retry=count_retry)
+
+
+def _mark_after(walk: KeysetWalk | None, start: Start) -> int | None:
+    """The mark a commit now covers: the walk's safe point, never below where we started."""
+    if walk is None or walk.safe_mark is None:
+        return None
+    if start.mark_us is None:
+        return walk.safe_mark
+    return max(walk.safe_mark, start.mark_us)
+
+
+def _block(previous: SyncMark | None, pipeline: str, resource: str, mark: int,
+           version: int | None) -> SyncMark:
+    fields = previous.model_dump(exclude={"cursor", "table_version", "pipeline", "resource"}) \
+        if previous is not None else {}
+    return SyncMark(pipeline=pipeline, resource=resource, cursor=format_cursor(mark),
+                    table_version=version, **fields)
+
+
+def _save_success(marks: MarkStore, previous: SyncMark | None, pipeline: str, resource: str,
+                  summary: ResourceSummary, start: Start, committed: list[int]) -> None:
+    """Record the successful run; the cursor is the last committed one, never more."""
+    latest = marks.load(pipeline, resource) if committed else previous
+    cursor = latest.cursor if latest is not None else (
+        format_cursor(start.mark_us) if start.mark_us is not None else None)
+    marks.save(SyncMark(
+        pipeline=pipeline, resource=resource, cursor=cursor,
+        table_version=latest.table_version if latest is not None else summary.table_version,
+        last_success_at=dt.datetime.now(dt.UTC), rows_fetched=summary.rows_fetched,
+        inserted=summary.inserted, updated=summary.updated,
+    ))
+
+
+def _compare_with_total(walk: KeysetWalk, summary: ResourceSummary) -> None:
+    """After a full read, the distinct ids should match what the API counted."""
+    if walk.group_passes:
+        summary.notes.append(f"re-read {walk.group_passes} tie group pass(es) to rule out shifts")
+    if walk.start_us is None and walk.total_count is not None and len(walk.ids) != walk.total_count:
+        summary.notes.append(
+            f"full read found {len(walk.ids):,} distinct ids; the API counted {walk.total_count:,} "
+            "when the read began (records created or changed during the run explain a difference)"
+        )
 
 
 def _add(summary: ResourceSummary, result: WriteResult) -> None:
@@ -116,18 +218,24 @@ def run_sync(
     transport: httpx.BaseTransport | None = None,
     storage_options: dict[str, str] | None = None,
     on_done: Callable[[ResourceSummary], None] | None = None,
+    pipeline: str = "analytics",
+    marks: MarkStore | None = None,
+    full_refresh: bool | Iterable[str] = False,
 ) -> list[ResourceSummary]:
     """Sync the selected resources concurrently, without Prefect; never raises for one resource.
 
+    Holds the pipeline's lock for the run (``PipelineBusyError`` if another run has it).
     Returns one summary per resource, in config order; failed ones have ``status == "failed"``.
     """
     selected = config.select(resources).resources
     lake = Lake(lake_uri, storage_options=storage_options)
+    refresh = full_refresh_set(full_refresh, selected)
     secret_filter = install_log_filter(credentials.values())
     try:
-        with ApiClient(config, credentials, transport=transport) as client, \
+        with pipeline_lock(pipeline), ApiClient(config, credentials, transport=transport) as client, \
                 ThreadPoolExecutor(max_workers=len(selected)) as pool:
-            futures = [pool.submit(_sync_one, client, lake, r, batch_rows, run_id, credentials)
+            futures = [pool.submit(_sync_one, client, lake, r, batch_rows, run_id, credentials,
+                                   pipeline, marks, r.name in refresh)
                        for r in selected]
             summaries = [f.result() for f in futures]
     finally:
@@ -138,10 +246,28 @@ def run_sync(
     return summaries
 
 
+def full_refresh_set(full_refresh: bool | Iterable[str] | None,
+                     selected: list[ResourceConfig]) -> set[str]:
+    """``True`` means every selected resource; a list names some (unknown names are an error)."""
+    if not full_refresh:
+        return set()
+    names = {r.name for r in selected}
+    if full_refresh is True:
+        return names
+    wanted = set(full_refresh)  # type: ignore[arg-type]
+    unknown = wanted - names
+    if unknown:
+        raise ConfigError([f"full_refresh: {sorted(unknown)} not among the resources of this run "
+                           f"({', '.join(sorted(names))})"])
+    return wanted
+
+
 def _sync_one(client: ApiClient, lake: Lake, resource: ResourceConfig, batch_rows: int,
-              run_id: str, credentials: Credentials) -> ResourceSummary:
+              run_id: str, credentials: Credentials, pipeline: str, marks: MarkStore | None,
+              full_refresh: bool) -> ResourceSummary:
     try:
-        return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id)
+        return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id,
+                             pipeline=pipeline, marks=marks, full_refresh=full_refresh)
     except Exception as exc:
         summary: ResourceSummary = getattr(exc, "summary", ResourceSummary(resource.name, "failed"))
         summary.error = redact(summary.error or str(exc), credentials.values())

@@ -1,0 +1,221 @@
+"""Keyset extraction: read every record changed since a mark, while the API changes under us.
+
+Plain page-number paging over a result set that changes while we read it loses records: an
+update moves a record out of an early page and every record behind it shifts one position
+towards the front, so one of them slides from the next page onto the page already read. So we
+page through the API's cursor filter instead: requests are ``filter[updated_at][gte]=lo``,
+``sort=updated_at`` (ties by ``id``, the contract promises it), and after each page ``lo`` moves
+up to the last ``updated_at`` on it, starting again at page 1.
+
+Why nothing is missed. Invariant: *every record whose cursor is below ``lo`` has been read*.
+
+* A page is the first ``L`` records of ``{r : cursor(r) >= lo}`` in (cursor, id) order at the
+  moment it is served, so every record with ``lo <= cursor < last`` (``last``, the page's
+  highest cursor) was on it; moving ``lo`` to ``last`` keeps the invariant. Records at exactly
+  ``last`` are read again by the next request (``gte``), so ties at a page edge are safe.
+* Records never move below ``lo`` later: an update moves a record's cursor forward, to a
+  value at or above everything visible, so it is found again further on; a new record carries
+  a current cursor too. The one exception the contract allows is a change that becomes
+  visible up to 5 s late: the next run starts ``lag`` (10 s) before the mark and reads it.
+* When more records share one cursor value than fit on a page, ``lo`` cannot move; we read the
+  tie group by page number (2, 3, ...). Here a shift can happen: a record of the group read on
+  page 1 is updated, leaves the group, and the group's later records move up one position,
+  so one slides past the page boundary unseen. So once the walk leaves a group that spanned
+  pages, it reads the group again from page 1 until a whole pass brings no id it has not seen.
+  A record skipped in a pass is found by a later pass unless every pass is disturbed the same
+  way; the walk then stops with an error rather than move past the group.
+
+The mark a run may save is ``lo`` (``safe_mark``): by the invariant everything below it was read,
+and the caller saves it only once those records are committed. It is never the wall clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .client import ApiClient, RetryEvent
+from .config import Incremental, PageNumberPaginator, ResourceConfig
+from .errors import ContractError
+from .extract import select_records
+from .paginators import _MISSING, lookup
+
+__all__ = ["KeysetWalk", "format_cursor", "parse_cursor"]
+
+MAX_GROUP_PASSES = 20
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def parse_cursor(value: str) -> int:
+    """An ISO-8601 timestamp as epoch microseconds (exact; no float on the way)."""
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without a zone: {value!r}")
+    delta = parsed - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def format_cursor(micros: int) -> str:
+    """Epoch microseconds as the contract writes timestamps: ``2026-01-01T00:00:00.000000Z``."""
+    return (_EPOCH + dt.timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class KeysetWalk:
+    """Iterates over pages of records changed at or after ``start_us`` (everything if None)."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        resource: ResourceConfig,
+        *,
+        start_us: int | None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+    ) -> None:
+        incremental = resource.endpoint.incremental
+        paginator = resource.endpoint.paginator
+        if incremental is None or not incremental.start_param:
+            raise ValueError("a keyset walk needs endpoint.incremental.start_param")
+        if not isinstance(paginator, PageNumberPaginator):
+            raise ValueError("a keyset walk needs a page_number paginator")
+        self.client = client
+        self.resource = resource
+        self.incremental: Incremental = incremental
+        self.paginator = paginator
+        self.on_retry = on_retry
+        self.start_us = start_us
+        self.lo = start_us
+        self.requests = 0
+        self.group_passes = 0
+        self.ids: set[str] = set()
+        self.total_count: int | None = None  # the API's count when the walk began with no filter
+
+    @property
+    def safe_mark(self) -> int | None:
+        """Every record with a cursor below this (epoch µs) has been yielded."""
+        return self.lo
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        page = self.paginator.base_page
+        group: set[str] = set()  # ids at cursor == lo
+        spanned = False  # the group at lo was read over more than one page
+        while True:
+            records, body, cursors = self._fetch(self.lo, page)
+            yield records
+            last_page = self._is_last(body, records, page)
+            if not records:
+                if spanned:
+                    yield from self._reread_group(group)
+                return
+            top = cursors[-1]
+            if self.lo is not None and top == self.lo:
+                # The whole page shares one cursor value: page through the tie group.
+                group.update(self._ids_at(records, cursors, top))
+                spanned = True
+                page += 1
+                if last_page:
+                    yield from self._reread_group(group)
+                    return
+                continue
+            if spanned:
+                yield from self._reread_group(group)
+            self.lo, page = top, self.paginator.base_page
+            group, spanned = set(self._ids_at(records, cursors, top)), False
+            if last_page:
+                return
+
+    def _reread_group(self, known: set[str]) -> Iterator[list[Any]]:
+        """Read the tie group at ``lo`` again until a whole pass brings no new id."""
+        assert self.lo is not None
+        for _ in range(MAX_GROUP_PASSES):
+            self.group_passes += 1
+            seen: set[str] = set()
+            page = self.paginator.base_page
+            while True:
+                records, body, cursors = self._fetch(self.lo, page)
+                yield records
+                seen.update(self._ids_at(records, cursors, self.lo))
+                if not records or cursors[-1] > self.lo or self._is_last(body, records, page):
+                    break
+                page += 1
+            if seen <= known:
+                return
+            known |= seen
+        raise ContractError(
+            self.resource.name,
+            f"the records sharing {self.incremental.cursor_path} {format_cursor(self.lo)} kept "
+            f"changing over {MAX_GROUP_PASSES} reads; stopped before this point so nothing is "
+            "skipped (the mark stays below it); run again later",
+        )
+
+    def _fetch(self, lo: int | None, page: int) -> tuple[list[Any], Any, list[int]]:
+        params: dict[str, str | int | float | bool] = dict(self.resource.endpoint.params)
+        params[self.paginator.page_param] = page
+        if self.paginator.limit is not None and self.paginator.limit_param:
+            params[self.paginator.limit_param] = self.paginator.limit
+        if lo is not None:
+            params[self.incremental.start_param] = format_cursor(lo)  # type: ignore[index]
+        body = self.client.get(self.resource, params, page=page, on_retry=self.on_retry)
+        self.requests += 1
+        records = select_records(self.resource, body, page)
+        if lo is None and self.requests == 1:
+            total = lookup(body, "meta.page.total_count")
+            self.total_count = total if isinstance(total, int) else None
+        cursors = self._cursors(records, lo, page)
+        for record in records:
+            record_id = record.get(self.resource.primary_key)
+            if isinstance(record_id, str):
+                self.ids.add(record_id)
+        return records, body, cursors
+
+    def _cursors(self, records: list[Any], lo: int | None, page: int) -> list[int]:
+        """Each record's cursor; the page must honour the filter and be sorted by it."""
+        field = self.incremental.cursor_path
+        cursors = []
+        for position, record in enumerate(records):
+            value = record.get(field) if isinstance(record, dict) else None
+            try:
+                cursor = parse_cursor(value) if isinstance(value, str) else None
+            except ValueError:
+                cursor = None
+            if cursor is None:
+                record_id = record.get(self.resource.primary_key) if isinstance(record, dict) else None
+                raise ContractError(
+                    self.resource.name,
+                    f"page {page}, record {position} (id {record_id!r}): {field!r} is "
+                    f"{value!r}, not an ISO-8601 timestamp; incremental reads need it",
+                )
+            cursors.append(cursor)
+        if lo is not None and cursors and cursors[0] < lo:
+            raise ContractError(
+                self.resource.name,
+                f"page {page} has {field} {format_cursor(cursors[0])} below the requested "
+                f"{self.incremental.start_param}={format_cursor(lo)}: the API ignores the filter; "
+                "check incremental.start_param",
+            )
+        if any(a > b for a, b in zip(cursors, cursors[1:])):
+            raise ContractError(
+                self.resource.name,
+                f"page {page} is not sorted by {field}: incremental reads need the API to sort "
+                f"by the cursor; set endpoint.params (e.g. sort: {field})",
+            )
+        return cursors
+
+    def _ids_at(self, records: list[Any], cursors: list[int], cursor: int) -> list[str]:
+        key = self.resource.primary_key
+        return [r.get(key) for r, c in zip(records, cursors, strict=True) if c == cursor]
+
+    def _is_last(self, body: Any, records: list[Any], page: int) -> bool:
+        """The same stop signals as page-number paging: totals, next link, short page."""
+        if not records:
+            return True
+        total = lookup(body, self.paginator.total_path) if self.paginator.total_path else _MISSING
+        links = body.get("links") if isinstance(body, dict) else None
+        next_link = links.get("next", _MISSING) if isinstance(links, dict) else _MISSING
+        if isinstance(total, int) and not isinstance(total, bool):
+            return page - self.paginator.base_page + 1 >= total
+        if next_link is not _MISSING:
+            return next_link is None
+        return self.paginator.limit is not None and len(records) < self.paginator.limit
+
+

@@ -1,0 +1,156 @@
+"""High-water marks: how far each resource of a pipeline is known to be complete.
+
+A mark lives in two places, and a run trusts the smaller:
+
+* a Prefect block of our own type (``SyncMark``), one document per (pipeline, resource),
+  visible and editable in the Prefect UI, with the cursor, the Delta version that committed
+  it, and the last successful run's counts;
+* the Delta table itself: each data commit carries the mark it covers as an app transaction
+  (``analytics-sync:<pipeline>`` -> cursor in epoch µs), atomically with the rows.
+
+So a mark edited forward in the UI cannot skip data (the table's is lower), a table deleted,
+restored or rebuilt is re-read (its mark is gone or lower), and a crash between the Delta
+commit and the block save only means re-reading a little. ``state reset`` writes a block with
+no cursor, which forces a full read; a missing block defers to the table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from prefect.blocks.core import Block
+from pydantic import Field
+
+from .keyset import format_cursor, parse_cursor
+from .lake import Lake
+
+__all__ = [
+    "MarkStore",
+    "MemoryMarkStore",
+    "PrefectMarkStore",
+    "Start",
+    "SyncMark",
+    "app_id",
+    "block_name",
+    "effective_start",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class SyncMark(Block):
+    """High-water mark of one resource of one analytics-sync pipeline.
+
+    ``cursor`` is the value below which every record is committed to the Delta table; clear it
+    to force a full read of the resource on the next run.
+    """
+
+    _block_type_name = "Analytics Sync Mark"
+    _block_type_slug = "analytics-sync-mark"
+    _description = (
+        "High-water mark of one resource of an analytics-sync pipeline. Clear `cursor` to force "
+        "a full read; moving it forward cannot skip data (the Delta table keeps its own mark)."
+    )
+
+    pipeline: str
+    resource: str
+    cursor: str | None = Field(default=None, description="ISO-8601 UTC; empty = full read next run")
+    table_version: int | None = Field(default=None, description="Delta version that committed it")
+    last_success_at: dt.datetime | None = None
+    rows_fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+
+
+def app_id(pipeline: str) -> str:
+    """The Delta app-transaction id under which a pipeline's marks are stored in its tables."""
+    return f"analytics-sync:{pipeline}"
+
+
+def block_name(pipeline: str, resource: str) -> str:
+    """Block document names allow lowercase letters, digits and dashes only."""
+    def slug(text: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+    return f"{slug(pipeline)}--{slug(resource)}"
+
+
+class MarkStore(Protocol):
+    def load(self, pipeline: str, resource: str) -> SyncMark | None: ...
+
+    def save(self, mark: SyncMark) -> None: ...
+
+
+class MemoryMarkStore:
+    """Marks kept in memory: for the library without Prefect, and for tests."""
+
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, str], SyncMark] = {}
+
+    def load(self, pipeline: str, resource: str) -> SyncMark | None:
+        mark = self.marks.get((pipeline, resource))
+        return mark.model_copy() if mark else None
+
+    def save(self, mark: SyncMark) -> None:
+        self.marks[(mark.pipeline, mark.resource)] = mark.model_copy()
+
+
+class PrefectMarkStore:
+    """Marks as ``SyncMark`` block documents on the Prefect API."""
+
+    def __init__(self) -> None:
+        # Once, before tasks fan out: concurrent first saves of an unregistered type collide.
+        SyncMark.register_type_and_schema()
+
+    def load(self, pipeline: str, resource: str) -> SyncMark | None:
+        try:
+            return SyncMark.load(block_name(pipeline, resource))  # type: ignore[return-value]
+        except ValueError:  # "Unable to find block document named ..."
+            return None
+
+    def save(self, mark: SyncMark) -> None:
+        mark.save(block_name(mark.pipeline, mark.resource), overwrite=True)
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a resource's read begins, and why."""
+
+    mark_us: int | None  # None: full read
+    reason: str
+
+
+def effective_start(
+    lake: Lake, resource: str, pipeline: str, block: SyncMark | None, initial_value: str | None
+) -> Start:
+    """The smaller of the block's and the table's mark; no table means a full read."""
+    if lake.version(resource) is None:
+        why = "no table yet" if block is None or block.cursor is None else (
+            f"the table is missing although the state says {block.cursor}: re-reading everything")
+        return _initial(initial_value, why)
+    table_us = lake.mark(resource, app_id(pipeline))
+    if block is not None and block.cursor is None:
+        return _initial(initial_value, "the mark was reset: full read")
+    if table_us is None:
+        return _initial(initial_value, "the table records no mark for this pipeline: full read")
+    if block is None:
+        return Start(table_us, f"no state block; resuming from the table's mark {format_cursor(table_us)}")
+    block_us = parse_cursor(block.cursor)  # type: ignore[arg-type]
+    if block_us > table_us:
+        return Start(table_us, f"the state says {block.cursor} but the table is complete only "
+                               f"to {format_cursor(table_us)} (restored, rebuilt or edited?): "
+                               "resuming from the table's")
+    reason = f"resuming from {format_cursor(block_us)}"
+    if block_us < table_us:
+        reason += f" (the table is ahead at {format_cursor(table_us)}: a save was interrupted)"
+    return Start(block_us, reason)
+
+
+def _initial(initial_value: str | None, why: str) -> Start:
+    if initial_value is None:
+        return Start(None, why)
+    return Start(parse_cursor(initial_value), f"{why}; from initial_value {initial_value}")
