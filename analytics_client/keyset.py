@@ -87,6 +87,7 @@ class KeysetWalk:
         self.lo = start_us
         self.requests = 0
         self.group_passes = 0
+        self.recovered = 0  # ids a tie-group re-read found that a shifting page had hidden
         self.ids: set[str] = set()
         self.total_count: int | None = None  # the API's count when the walk began with no filter
 
@@ -140,6 +141,7 @@ class KeysetWalk:
                 page += 1
             if seen <= known:
                 return
+            self.recovered += len(seen - known)
             known |= seen
         raise ContractError(
             self.resource.name,

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,9 +33,42 @@ def lock_dir() -> Path:
                 or Path(tempfile.gettempdir()) / "analytics-sync-locks")
 
 
+# (pipeline, thread) -> depth: the command line and the flow it runs (same thread) share one lock
+_held: dict[tuple[str, int], int] = {}
+_held_guard = threading.Lock()
+
+
 @contextlib.contextmanager
 def pipeline_lock(pipeline: str) -> Iterator[None]:
-    """Hold the pipeline's lock for the block, or fail at once naming the holder."""
+    """Hold the pipeline's lock for the block, or fail at once naming the holder.
+
+    Re-entrant within a process, so the command line can take it before Prefect starts (a
+    second run then fails in a second, not after a server start) and the flow again inside.
+    """
+    key = (pipeline, threading.get_ident())
+    with _held_guard:
+        reentered = bool(_held.get(key))
+        if reentered:
+            _held[key] += 1
+    if reentered:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[key] -= 1
+        return
+    with _flock(pipeline):
+        with _held_guard:
+            _held[key] = 1
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held.pop(key, None)
+
+
+@contextlib.contextmanager
+def _flock(pipeline: str) -> Iterator[None]:
     directory = lock_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / (re.sub(r"[^A-Za-z0-9_.-]+", "_", pipeline) + ".lock")

@@ -36,7 +36,9 @@ __all__ = [
     "SyncMark",
     "app_id",
     "block_name",
+    "describe",
     "effective_start",
+    "reset",
 ]
 
 logger = logging.getLogger(__name__)
@@ -154,3 +156,27 @@ def _initial(initial_value: str | None, why: str) -> Start:
     if initial_value is None:
         return Start(None, why)
     return Start(parse_cursor(initial_value), f"{why}; from initial_value {initial_value}")
+
+
+def describe(lake: Lake, pipeline: str, resource: str, store: MarkStore,
+             initial_value: str | None = None) -> dict[str, object]:
+    """Everything a person needs to judge a resource's mark: block, table, and the verdict."""
+    block = store.load(pipeline, resource)
+    table_us = lake.mark(resource, app_id(pipeline))
+    return {
+        "resource": resource,
+        "block": block_name(pipeline, resource) if block is not None else None,
+        "block_cursor": block.cursor if block is not None else None,
+        "table_version": lake.version(resource),
+        "table_cursor": format_cursor(table_us) if table_us is not None else None,
+        "last_success_at": block.last_success_at.isoformat(timespec="seconds")
+        if block is not None and block.last_success_at else None,
+        "next_run": effective_start(lake, resource, pipeline, block, initial_value).reason,
+    }
+
+
+def reset(store: MarkStore, pipeline: str, resource: str) -> None:
+    """Clear a resource's cursor so the next run reads everything (and merges it)."""
+    previous = store.load(pipeline, resource)
+    fields = previous.model_dump(exclude={"cursor", "pipeline", "resource"}) if previous else {}
+    store.save(SyncMark(pipeline=pipeline, resource=resource, cursor=None, **fields))

@@ -190,8 +190,9 @@ def _save_success(marks: MarkStore, previous: SyncMark | None, pipeline: str, re
 
 def _compare_with_total(walk: KeysetWalk, summary: ResourceSummary) -> None:
     """After a full read, the distinct ids should match what the API counted."""
-    if walk.group_passes:
-        summary.notes.append(f"re-read {walk.group_passes} tie group pass(es) to rule out shifts")
+    if walk.recovered:
+        summary.notes.append(f"re-reading tie groups found {walk.recovered} record(s) that records "
+                             "changing during paging had shifted past a page boundary")
     if walk.start_us is None and walk.total_count is not None and len(walk.ids) != walk.total_count:
         summary.notes.append(
             f"full read found {len(walk.ids):,} distinct ids; the API counted {walk.total_count:,} "

@@ -41,6 +41,9 @@ from analytics_client import (  # noqa: E402
     sync_resource,
 )
 from analytics_client.errors import AnalyticsSyncError  # noqa: E402
+from analytics_client.lock import pipeline_lock  # noqa: E402
+from analytics_client.state import PrefectMarkStore, describe, reset  # noqa: E402
+from analytics_client.sync import full_refresh_set  # noqa: E402
 from analytics_client.redaction import install_log_filter, redact, remove_log_filter  # noqa: E402
 from analytics_client.secrets import (  # noqa: E402
     API_KEY_BLOCK,
@@ -62,11 +65,12 @@ class SyncFailed(AnalyticsSyncError):
 @task(task_run_name="sync-{resource_name}", cache_policy=NO_CACHE, retries=0)
 def sync_resource_task(
     resource_name: str, resource: ResourceConfig, client: ApiClient, lake: Lake,
-    batch_rows: int, run_id: str,
+    batch_rows: int, run_id: str, pipeline: str, marks: PrefectMarkStore, full_refresh: bool,
 ) -> ResourceSummary:
     """One resource, start to end; retries happen per request inside the client, not here."""
     return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id,
-                         log=get_run_logger())
+                         log=get_run_logger(), pipeline=pipeline, marks=marks,
+                         full_refresh=full_refresh)
 
 
 @flow(name="analytics-sync", log_prints=True)
@@ -79,16 +83,21 @@ def analytics_sync(
     api_key_block: str | None = API_KEY_BLOCK,
     organization_id_block: str | None = ORGANIZATION_BLOCK,
     batch_rows: int = 10_000,
+    full_refresh: bool | list[str] = False,
 ) -> list[dict[str, Any]]:
     """Sync the selected resources (all by default) into Delta tables at ``<lake_uri>/<resource>``.
 
-    ``config`` is a dlt ``rest_api_source`` dict or a JSON/YAML file path (default: the seed).
-    Secrets come from the named Prefect Secret blocks, else ANALYTICS_API_KEY /
-    ANALYTICS_ORGANIZATION_ID; a block name of null reads the environment only.
+    Incremental resources read only what changed since their committed mark (kept in
+    ``SyncMark`` blocks named ``<pipeline>--<resource>`` and in the tables); ``full_refresh``
+    (true, or a list of resources) re-reads everything and merges it. ``config`` is a dlt
+    ``rest_api_source`` dict or a JSON/YAML file path (default: the seed). Secrets come from the
+    named Prefect Secret blocks, else ANALYTICS_API_KEY / ANALYTICS_ORGANIZATION_ID; a block
+    name of null reads the environment only. Two runs of one pipeline never overlap.
     """
     logger = get_run_logger()
     source = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
     source = source.select(resources)
+    refresh = full_refresh_set(full_refresh, source.resources)
     credentials = resolve_credentials(api_key_block, organization_id_block)
     secret_filter = install_log_filter(credentials.values())
     try:
@@ -96,9 +105,11 @@ def analytics_sync(
         run_id = str(flow_run.get_id() or "")
         logger.info("pipeline %r: syncing %s from %s into %s", pipeline,
                     ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
-        with ApiClient(source, credentials) as client:
+        with pipeline_lock(pipeline), ApiClient(source, credentials) as client:
+            marks = PrefectMarkStore()  # registers the block type once, before the fan-out
             futures = [
-                sync_resource_task.submit(r.name, r, client, lake, batch_rows, run_id)
+                sync_resource_task.submit(r.name, r, client, lake, batch_rows, run_id, pipeline,
+                                          marks, r.name in refresh)
                 for r in source.resources
             ]
             wait(futures)
@@ -151,11 +162,17 @@ def _parser() -> argparse.ArgumentParser:
         "'analytics-organization-id', else ANALYTICS_API_KEY and ANALYTICS_ORGANIZATION_ID. "
         "Exit status: 0 when every resource synced, 1 when any failed, 2 for bad usage or config.",
     )
-    parser.add_argument("command", nargs="?", choices=("run", "check", "secrets"), default="run",
+    parser.add_argument("command", nargs="?", choices=("run", "check", "secrets", "state"),
+                        default="run",
                         help="run (default): sync; check: validate config and secrets and make "
                         "one request per resource, writing nothing; secrets: create or update "
                         "the two Prefect Secret blocks from ANALYTICS_API_KEY / "
-                        "ANALYTICS_ORGANIZATION_ID or a prompt")
+                        "ANALYTICS_ORGANIZATION_ID or a prompt; state show: print every "
+                        "resource's mark; state reset RESOURCE... | --all: force full reads")
+    parser.add_argument("args", nargs="*", help="for state: show, or reset and resource names")
+    parser.add_argument("--all", action="store_true", help="with state reset: every resource")
+    parser.add_argument("--full-refresh", action="store_true",
+                        help="ignore the marks: re-read everything (with --resources, just those)")
     parser.add_argument("--sandbox", action="store_true",
                         help="start the bundled sandbox API on a free loopback port and use it "
                         f"(its own credentials; lake defaults to {SANDBOX_LAKE})")
@@ -167,7 +184,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--resources", help="comma-separated subset, e.g. deals,users")
     parser.add_argument("--config", help="dlt rest_api_source config as a JSON or YAML file "
                         "(default: the seed configuration)")
-    parser.add_argument("--pipeline", default="analytics", help="pipeline name (default analytics)")
+    parser.add_argument("--pipeline", default=None,
+                        help="pipeline name: marks are kept per pipeline (default analytics; "
+                        "sandbox with --sandbox, so demo marks never mix with real ones)")
     parser.add_argument("--api-key-block", default=API_KEY_BLOCK,
                         help=f"Prefect Secret block holding the API key (default {API_KEY_BLOCK})")
     parser.add_argument("--organization-block", default=ORGANIZATION_BLOCK,
@@ -205,8 +224,14 @@ def _sandbox(enabled: bool, scale: float) -> Iterator[str | None]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.pipeline = args.pipeline or ("sandbox" if args.sandbox else "analytics")
     if args.command == "secrets":
         return _store_secrets(args.api_key_block, args.organization_block)
+    if args.command == "state":
+        return _state(args)
+    if args.args:
+        print(f"error: unexpected arguments {args.args}", file=sys.stderr)
+        return 2
     resources = [r.strip() for r in args.resources.split(",") if r.strip()] if args.resources else None
     lake = args.lake or (SANDBOX_LAKE if args.sandbox else DEFAULT_LAKE)
     # With --sandbox the secrets are the sandbox's, from the environment, never a real block.
@@ -218,11 +243,13 @@ def main(argv: list[str] | None = None) -> int:
             load_config(args.config, base_url=base_url).select(resources)  # fail before Prefect starts
             if args.command == "check":
                 return _check(args.config, base_url, resources, key_block, org_block)
-            state = analytics_sync(
-                pipeline=args.pipeline, lake_uri=lake, resources=resources, config=args.config,
-                base_url=base_url, api_key_block=key_block, organization_id_block=org_block,
-                batch_rows=args.batch_rows, return_state=True,
-            )
+            with pipeline_lock(args.pipeline):  # a second run fails now, not after Prefect starts
+                state = analytics_sync(
+                    pipeline=args.pipeline, lake_uri=lake, resources=resources,
+                    config=args.config, base_url=base_url, api_key_block=key_block,
+                    organization_id_block=org_block, batch_rows=args.batch_rows,
+                    full_refresh=args.full_refresh, return_state=True,
+                )
         except AnalyticsSyncError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -247,6 +274,32 @@ def _store_secrets(key_block: str, org_block: str) -> int:
                       key_block, org_block)
     print(f"saved Prefect Secret blocks {key_block!r} and {org_block!r}")
     return 0
+
+
+def _state(args: argparse.Namespace) -> int:
+    action, *names = args.args or ["show"]
+    source = load_config(args.config, base_url=args.base_url)
+    lake = Lake(args.lake or DEFAULT_LAKE)
+    store = PrefectMarkStore()
+    if action == "show":
+        print(f"pipeline {args.pipeline!r}, lake {lake.uri}")
+        for resource in source.resources:
+            incremental = resource.endpoint.incremental
+            info = describe(lake, args.pipeline, resource.name, store,
+                            incremental.initial_value if incremental else None)
+            print(f"  {resource.name}: block cursor {info['block_cursor'] or '-'}, table cursor "
+                  f"{info['table_cursor'] or '-'} (version {info['table_version']}), last success "
+                  f"{info['last_success_at'] or '-'}\n      next run: {info['next_run']}")
+        return 0
+    if action == "reset" and (names or args.all) and not (names and args.all):
+        targets = [r.name for r in source.resources] if args.all else source.select(names).resources
+        for resource in targets:
+            name = resource if isinstance(resource, str) else resource.name
+            reset(store, args.pipeline, name)
+            print(f"reset {args.pipeline}/{name}: the next run reads it in full")
+        return 0
+    print("error: use `state show`, `state reset RESOURCE...` or `state reset --all`", file=sys.stderr)
+    return 2
 
 
 def _check(config: str | None, base_url: str | None, resources: list[str] | None,
