@@ -119,6 +119,7 @@ class KeysetWalk:
                     return
                 continue
             if spanned:
+                group.update(self._ids_at(records, cursors, self.lo))  # the group's tail
                 yield from self._reread_group(group)
             self.lo, page = top, self.paginator.base_page
             group, spanned = set(self._ids_at(records, cursors, top)), False

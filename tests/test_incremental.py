@@ -77,6 +77,8 @@ def test_marks_are_committed_with_the_data_and_saved_after(sandbox: RunningSandb
         assert block.last_success_at is not None
         assert (block.inserted, block.rows_fetched) == (summaries[resource].inserted,
                                                         summaries[resource].rows_fetched)
+        # A still API hides nothing: re-reading tie groups must not report recovered records.
+        assert summaries[resource].notes == []
 
 
 def test_one_percent_of_changes_costs_requests_in_proportion(tmp_path: Path) -> None:
