@@ -169,3 +169,26 @@ def test_base_url_override_and_selection() -> None:
     assert [r.name for r in config.select(["users", "tags"]).resources] == ["tags", "users"]
     with pytest.raises(ConfigError, match="no resource named 'contacts'"):
         config.select(["contacts"])
+
+
+def test_readme_example_config_is_valid() -> None:
+    """The YAML example in the README validates, incremental reads included."""
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = re.search(r"```yaml\n(client:.*?)```", readme, re.S).group(1)  # type: ignore[union-attr]
+    config = load_config(yaml.safe_load(example))
+    assert [r.name for r in config.resources] == ["deals", "tags"]
+    assert all(r.endpoint.incremental is not None for r in config.resources)
+
+
+def test_incremental_can_be_switched_off_per_resource() -> None:
+    """`incremental: null` on a resource turns the default off; replace cannot be incremental."""
+    raw = json.loads(json.dumps(DEFAULT_CONFIG))
+    raw["resources"][0]["endpoint"]["incremental"] = None
+    config = load_config(raw)
+    assert config.resources[0].endpoint.incremental is None
+    assert config.resources[1].endpoint.incremental is not None
+    raw["resources"][1]["write_disposition"] = "replace"
+    with pytest.raises(ConfigError, match=r"resources\[1\].endpoint.incremental: write_disposition replace"):
+        load_config(raw)

@@ -150,3 +150,34 @@ def test_secrets_command_stores_blocks_from_the_environment(
     assert Secret.load("test-org").get() == "org-from-env-456"
     out = capsys.readouterr().out
     assert "key-from-env-123" not in out and "test-key" in out
+
+
+def test_marks_live_in_prefect_blocks_and_the_state_commands_show_and_reset_them(
+        harness: None, sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A second flow run reads only changes; `state show` and `state reset` work on the blocks."""
+    from analytics_client.state import SyncMark
+
+    monkeypatch.setenv("ANALYTICS_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", sandbox.organization_id)
+    monkeypatch.setenv("ANALYTICS_SYNC_LOCK_DIR", str(tmp_path / "locks"))
+    params = dict(pipeline="state-test", lake_uri=str(tmp_path / "lake"), base_url=sandbox.base_url,
+                  api_key_block=None, organization_id_block=None)
+    analytics_sync(**params)
+    block = SyncMark.load("state-test--deals")
+    assert block.cursor is not None and block.table_version == 0
+    assert block.inserted == SMALL["deals"] and block.last_success_at is not None
+    sandbox.advance(updates=3, creates=2, seed=5)
+    second = {r["resource"]: r for r in analytics_sync(**params)}
+    assert second["deals"]["pages"] <= 3 and second["deals"]["inserted"] == 2
+    common = ["--pipeline", "state-test", "--lake", str(tmp_path / "lake")]
+    assert main(["state", "show", *common]) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("block cursor 2026-") == 5 and "next run: resuming from" in shown
+    assert main(["state", "reset", "deals", *common]) == 0
+    assert SyncMark.load("state-test--deals").cursor is None
+    assert main(["state", "show", *common]) == 0
+    assert "the mark was reset: full read" in capsys.readouterr().out
+    third = {r["resource"]: r for r in analytics_sync(**params)}
+    assert third["deals"]["rows_fetched"] >= SMALL["deals"] + 2
+    assert third["users"]["pages"] <= 2
