@@ -14,6 +14,7 @@ import pytest
 from prefect.artifacts import Artifact
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import BlockDocumentUpdate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 from prefect.logging.handlers import APILogHandler
 from prefect.testing.utilities import prefect_test_harness
@@ -181,3 +182,19 @@ def test_marks_live_in_prefect_blocks_and_the_state_commands_show_and_reset_them
     third = {r["resource"]: r for r in analytics_sync(**params)}
     assert third["deals"]["rows_fetched"] >= SMALL["deals"] + 2
     assert third["users"]["pages"] <= 2
+
+
+def test_a_mark_document_from_an_older_block_version_still_loads(harness: None) -> None:
+    """Documents saved before a field existed load with that field's default."""
+    from analytics_client.state import SyncMark
+
+    SyncMark(pipeline="compat", resource="tags", cursor="2026-01-01T00:00:00.000000Z").save(
+        "compat--tags", overwrite=True)
+    with get_client(sync_client=True) as client:
+        document = client.read_block_document_by_name("compat--tags", "analytics-sync-mark")
+        old = {k: v for k, v in document.data.items() if k not in ("inserted", "updated", "last_success_at")}
+        client.update_block_document(document.id, BlockDocumentUpdate(data=old, merge_existing_data=False))
+        assert set(client.read_block_document_by_name("compat--tags", "analytics-sync-mark").data) == set(old)
+    loaded = SyncMark.load("compat--tags")
+    assert loaded.cursor == "2026-01-01T00:00:00.000000Z"
+    assert (loaded.inserted, loaded.updated, loaded.last_success_at) == (0, 0, None)
