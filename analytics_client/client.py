@@ -31,7 +31,7 @@ import stamina
 
 from .auth import build_auth, query_secret_params
 from .config import ALWAYS_RETRY, ResourceConfig, SourceConfig
-from .errors import APIError, RetriesExhaustedError, TransportError
+from .errors import APIError, LimitExceededError, RetriesExhaustedError, TransportError
 from .redaction import redact, redact_url
 from .secrets import Credentials
 
@@ -86,6 +86,8 @@ class ApiClient:
         max_connections: int = 20,
     ) -> None:
         self._config = config
+        self._max_bytes = config.client.max_response_bytes
+        self._waited: dict[str, float] = {}  # retry waits per resource this run (max_total_wait)
         self._secrets = credentials.values()
         self._secret_params = query_secret_params(config.client.auth)
         timeout = config.client.timeout
@@ -128,7 +130,7 @@ class ApiClient:
         """GET one page of ``resource`` and return its parsed JSON body, retrying what may pass."""
         handler = resource.endpoint.error_handler
         policy = _RetryPolicy(resource.name, page, handler.max_retries, handler.backoff_factor,
-                              handler.max_wait, on_retry)
+                              handler.max_wait, on_retry, self._waited, handler.max_total_wait)
         retry_on = set(handler.retry_on_status_codes) | ALWAYS_RETRY
         try:
             for attempt in stamina.retry_context(
@@ -138,22 +140,30 @@ class ApiClient:
                 with attempt:
                     return self._attempt(resource, params, page, retry_on, handler.max_wait)
         except _RetryableFault as fault:
+            if policy.over_budget is not None:
+                raise LimitExceededError(
+                    resource.name,
+                    f"retries have waited {self._waited.get(resource.name, 0.0):.0f} s this run and "
+                    f"the next wait ({policy.over_budget:.0f} s, after {fault.reason} on page "
+                    f"{page}) would pass error_handler.max_total_wait="
+                    f"{handler.max_total_wait:.0f} s; raise it or run again later",
+                ) from None
             raise self._exhausted(resource, params, page, fault, policy.retries) from None
         raise AssertionError("unreachable: stamina yields at least one attempt")
 
     def _attempt(self, resource: ResourceConfig, params: Params, page: int | None,
                  retry_on: set[int], max_wait: float) -> Any:
         try:
-            response = self.http.get(resource.endpoint.path, params=params)
+            response, content = self._receive(resource, params, page)
         except httpx.TransportError as exc:
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
         if response.status_code == 200:
             try:
-                return json.loads(response.content)
+                return json.loads(content)
             except (ValueError, UnicodeDecodeError):
-                excerpt = self._clean(response.content[:80].decode("utf-8", "replace"))
+                excerpt = self._clean(content[:80].decode("utf-8", "replace"))
                 raise _RetryableFault("unparseable body", detail=f"body starts {excerpt!r}") from None
-        detail = self._detail(response)
+        detail = self._detail(response, content)
         if response.status_code in retry_on:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is not None and retry_after > max_wait:
@@ -171,6 +181,27 @@ class ApiClient:
             hint=_HINTS.get(response.status_code, "not retried: a retry cannot fix this"),
         )
 
+    def _receive(self, resource: ResourceConfig, params: Params,
+                 page: int | None) -> tuple[httpx.Response, bytes]:
+        """Stream the body so that one oversized response cannot exhaust memory."""
+        with self.http.stream("GET", resource.endpoint.path, params=params) as response:
+            declared = response.headers.get("content-length", "")
+            size = int(declared) if declared.isdigit() else 0
+            chunks, size_read = [], 0
+            if size <= self._max_bytes:
+                for chunk in response.iter_bytes():
+                    size_read += len(chunk)
+                    if size_read > self._max_bytes:
+                        break
+                    chunks.append(chunk)
+            if max(size, size_read) > self._max_bytes:
+                raise LimitExceededError(
+                    resource.name,
+                    f"page {page}: the response is larger than client.max_response_bytes="
+                    f"{self._max_bytes:,} bytes; lower paginator.limit or raise the limit",
+                )
+            return response, b"".join(chunks)
+
     def _exhausted(self, resource: ResourceConfig, params: Params, page: int | None,
                    fault: _RetryableFault, retries: int) -> Exception:
         url = self.show(self.http.build_request("GET", resource.endpoint.path, params=params).url)
@@ -184,14 +215,14 @@ class ApiClient:
         return TransportError(resource.name,
                               f"{fault.reason}{where} from {url}: {fault.detail or 'no detail'}; {hint}")
 
-    def _detail(self, response: httpx.Response) -> str:
+    def _detail(self, response: httpx.Response, content: bytes) -> str:
         """The API's ``errors[].detail`` (JSON:API), or a short excerpt of the body."""
         try:
-            errors = json.loads(response.content).get("errors")
+            errors = json.loads(content).get("errors")
             details = [str(e.get("detail") or e.get("title")) for e in errors if isinstance(e, dict)]
             text = "; ".join(d for d in details if d and d != "None")
         except (ValueError, AttributeError, TypeError):
-            text = response.content[:120].decode("utf-8", "replace").strip()
+            text = content[:120].decode("utf-8", "replace").strip()
         return self._clean(text or response.reason_phrase or "no detail")
 
     def _clean(self, text: str) -> str:
@@ -202,9 +233,12 @@ class _RetryPolicy:
     """The stamina backoff hook: decides whether to retry and returns the exact wait."""
 
     def __init__(self, resource: str, page: int | None, max_retries: int, factor: float,
-                 cap: float, on_retry: Callable[[RetryEvent], None] | None) -> None:
+                 cap: float, on_retry: Callable[[RetryEvent], None] | None,
+                 waited: dict[str, float], max_total_wait: float) -> None:
         self.resource, self.page, self.factor, self.cap = resource, page, factor, cap
         self.max_retries = max_retries
+        self.waited, self.max_total_wait = waited, max_total_wait
+        self.over_budget: float | None = None
         self.on_retry = on_retry
         self.retries = 0
 
@@ -212,6 +246,11 @@ class _RetryPolicy:
         if not isinstance(exc, _RetryableFault) or self.retries >= self.max_retries:
             return False  # stamina re-raises; get() turns it into a clear error
         wait = backoff(self.retries, self.factor, self.cap, exc.retry_after)
+        spent = self.waited.get(self.resource, 0.0)
+        if spent + wait > self.max_total_wait:
+            self.over_budget = wait
+            return False
+        self.waited[self.resource] = spent + wait
         self.retries += 1
         event = RetryEvent(self.resource, self.page, exc.reason, self.retries, wait, exc.retry_after)
         logger.warning("%s: page %s: %s, retry %d in %.1f s%s", self.resource, self.page,

@@ -182,6 +182,8 @@ class ErrorHandler(_Model):
     backoff_factor: NonNegativeFloat = 2.0
     # Our addition: the computed backoff is capped here, and a Retry-After above it fails at once.
     max_wait: PositiveFloat = 300.0
+    # Our addition: all retry waits of one resource in one run together stay below this.
+    max_total_wait: PositiveFloat = 900.0
 
     @field_validator("retry_on_status_codes")
     @classmethod
@@ -267,6 +269,8 @@ class ClientConfig(_Model):
     paginator: Paginator | None = None
     # Our addition: seconds to wait for a response (connect waits at most 10 s of it).
     timeout: PositiveFloat = 30.0
+    # Our addition: a larger response body fails its resource instead of filling memory.
+    max_response_bytes: PositiveInt = 64 * 1024 * 1024
 
     @field_validator("headers")
     @classmethod

@@ -10,6 +10,7 @@
         ├── ContractError      a response or record breaks the API contract
         │   ├── PaginationLoopError     the API served the same page twice in a row
         │   └── RecordTypeError         a documented field holds a value of another type
+        ├── LimitExceededError a configured limit (response size, total retry wait) was hit
         └── LakeError          a Delta table could not be written
 
 Messages say what failed, where (resource, page, field, record id) and what to do.
@@ -24,6 +25,7 @@ __all__ = [
     "ConfigError",
     "ContractError",
     "LakeError",
+    "LimitExceededError",
     "PaginationLoopError",
     "RecordTypeError",
     "ResourceError",
@@ -130,6 +132,10 @@ class RecordTypeError(ContractError):
             "nothing of this batch was written. Fix the API's data or declare the field "
             "differently, then rerun",
         )
+
+
+class LimitExceededError(ResourceError):
+    """A response or the retrying of a resource went past a configured limit."""
 
 
 class LakeError(ResourceError):

@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .client import ApiClient, RetryEvent
-from .config import ResourceConfig
+from .config import PageNumberPaginator, ResourceConfig
 from .errors import ContractError
 from .paginators import _MISSING, lookup, make_paginator
 
-__all__ = ["Page", "iter_pages", "select_records"]
+__all__ = ["Page", "check_page_size", "iter_pages", "select_records"]
 
 Page = tuple[int | None, list[Any]]  # (page number, records)
 
@@ -28,6 +28,7 @@ def iter_pages(
         params = {**resource.endpoint.params, **paginator.request_params()}
         body = client.get(resource, params, page=number, on_retry=on_retry)
         records = select_records(resource, body, number)
+        check_page_size(resource, records, number)
         paginator.update(body, records)
         yield number, records
 
@@ -49,3 +50,15 @@ def select_records(resource: ResourceConfig, body: Any, page: int | None) -> lis
             f"{where}: {selector!r} is {type(records).__name__}, expected a list of records",
         )
     return records
+
+
+def check_page_size(resource: ResourceConfig, records: list[Any], page: int | None) -> None:
+    """More records than asked for means the API ignores the page size: paging would be wrong."""
+    paginator = resource.endpoint.paginator
+    if isinstance(paginator, PageNumberPaginator) and paginator.limit is not None \
+            and len(records) > paginator.limit:
+        raise ContractError(
+            resource.name,
+            f"page {page} has {len(records)} records, more than the {paginator.limit} asked for "
+            f"with {paginator.limit_param!r}; check paginator.limit_param",
+        )

@@ -37,8 +37,8 @@ from typing import Any
 
 from .client import ApiClient, RetryEvent
 from .config import Incremental, PageNumberPaginator, ResourceConfig
-from .errors import ContractError
-from .extract import select_records
+from .errors import ContractError, PaginationLoopError
+from .extract import check_page_size, select_records
 from .paginators import _MISSING, lookup
 
 __all__ = ["KeysetWalk", "format_cursor", "parse_cursor"]
@@ -111,7 +111,15 @@ class KeysetWalk:
             top = cursors[-1]
             if self.lo is not None and top == self.lo:
                 # The whole page shares one cursor value: page through the tie group.
-                group.update(self._ids_at(records, cursors, top))
+                ids = self._ids_at(records, cursors, top)
+                if page > self.paginator.base_page and set(ids) <= group:
+                    raise PaginationLoopError(
+                        self.resource.name,
+                        f"page {page} of the records at {format_cursor(top)} brought no new "
+                        f"record: the API seems to ignore {self.paginator.page_param!r}; "
+                        "check paginator.page_param",
+                    )
+                group.update(ids)
                 spanned = True
                 page += 1
                 if last_page:
@@ -136,9 +144,17 @@ class KeysetWalk:
             while True:
                 records, body, cursors = self._fetch(self.lo, page)
                 yield records
-                seen.update(self._ids_at(records, cursors, self.lo))
+                ids = set(self._ids_at(records, cursors, self.lo))
                 if not records or cursors[-1] > self.lo or self._is_last(body, records, page):
+                    seen |= ids
                     break
+                if page > self.paginator.base_page and ids <= seen:
+                    raise PaginationLoopError(
+                        self.resource.name,
+                        f"page {page} of the records at {format_cursor(self.lo)} brought no new "
+                        f"record: the API seems to ignore {self.paginator.page_param!r}",
+                    )
+                seen |= ids
                 page += 1
             if seen <= known:
                 return
@@ -161,6 +177,7 @@ class KeysetWalk:
         body = self.client.get(self.resource, params, page=page, on_retry=self.on_retry)
         self.requests += 1
         records = select_records(self.resource, body, page)
+        check_page_size(self.resource, records, page)
         if lo is None and self.requests == 1:
             total = lookup(body, "meta.page.total_count")
             self.total_count = total if isinstance(total, int) else None
@@ -209,16 +226,21 @@ class KeysetWalk:
         return [r.get(key) for r, c in zip(records, cursors, strict=True) if c == cursor]
 
     def _is_last(self, body: Any, records: list[Any], page: int) -> bool:
-        """The same stop signals as page-number paging: totals, next link, short page."""
+        """Each keyset request is a fresh result set, so a short page is its end.
+
+        A full page is never taken as the last one, whatever totals or links claim: they may
+        lag behind records created meanwhile, and one more request settles it. Only without a
+        known page size do the totals and links decide.
+        """
         if not records:
             return True
+        if self.paginator.limit is not None:
+            return len(records) < self.paginator.limit
         total = lookup(body, self.paginator.total_path) if self.paginator.total_path else _MISSING
         links = body.get("links") if isinstance(body, dict) else None
         next_link = links.get("next", _MISSING) if isinstance(links, dict) else _MISSING
         if isinstance(total, int) and not isinstance(total, bool):
             return page - self.paginator.base_page + 1 >= total
-        if next_link is not _MISSING:
-            return next_link is None
-        return self.paginator.limit is not None and len(records) < self.paginator.limit
+        return next_link is None
 
 

@@ -14,9 +14,12 @@ from typing import Literal
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import CommitFailedError, DeltaError
+
+_COMMIT_ATTEMPTS = 3
 
 from analytics_client.errors import AnalyticsSyncError, ConfigError, LakeError
+from analytics_client.lock import table_write_lock
 from analytics_client.frames import ROW_HASH, SYNCED_AT, deduplicate, records_to_frame
 from analytics_client.schemas import polars_schema
 
@@ -214,6 +217,20 @@ class TableWriter:
         table itself says how far it is complete, whatever happens to the state store.
         """
         self._mark = mark
+        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+            try:
+                with table_write_lock(self.uri):
+                    return self._write(records, commit_metadata)
+            except LakeError as exc:
+                # A concurrent writer committed first: our commit was refused whole, so the
+                # batch can simply be written again against the new table version.
+                if not isinstance(exc.__cause__, CommitFailedError) or attempt == _COMMIT_ATTEMPTS:
+                    raise
+                log.warning("%s: commit conflict with another writer, retrying (%d)",
+                            self.resource, attempt)
+        raise AssertionError("unreachable")
+
+    def _write(self, records: list[object], commit_metadata: dict[str, str] | None) -> WriteResult:
         if not records:
             return WriteResult(inserted=0, updated=0, version=None)
         if self.write_disposition == "append":
@@ -304,14 +321,23 @@ class TableWriter:
         frame = self._frame(records, {}, dedupe=dedupe)
         with _lake_errors(self.resource, f"creating {uri}"):
             self.lake._prepare(uri)
-            write_deltalake(
-                uri,
-                frame,
-                mode=mode,
-                schema_mode="overwrite" if mode == "overwrite" else None,
-                storage_options=self.lake.storage_options,
-                commit_properties=_commit(metadata, self._mark),
-            )
+            try:
+                write_deltalake(
+                    uri,
+                    frame,
+                    mode=mode,
+                    schema_mode="overwrite" if mode == "overwrite" else None,
+                    storage_options=self.lake.storage_options,
+                    commit_properties=_commit(metadata, self._mark),
+                )
+            except DeltaError as exc:
+                # Another writer created the table between our check and our write: write
+                # into theirs as if it had been there all along.
+                if mode == "error" and "already exists" in str(exc):
+                    if self.write_disposition == "append":
+                        return self._append(records, metadata)
+                    return self._merge(uri, records, metadata, check_table=uri == self.uri)
+                raise
             table = self.lake._open(self.resource, uri)
             assert table is not None
         return WriteResult(inserted=frame.height, updated=0, version=table.version())

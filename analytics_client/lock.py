@@ -11,17 +11,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import AnalyticsSyncError
 
-__all__ = ["PipelineBusyError", "lock_dir", "pipeline_lock"]
+__all__ = ["PipelineBusyError", "lock_dir", "pipeline_lock", "table_write_lock"]
 
 
 class PipelineBusyError(AnalyticsSyncError):
@@ -97,3 +99,32 @@ def _read(fd: int) -> dict[str, object]:
         return json.loads(os.read(fd, 4096) or b"{}")
     except (OSError, ValueError):
         return {}
+
+
+@contextlib.contextmanager
+def table_write_lock(table_uri: str, timeout: float = 600.0) -> Iterator[None]:
+    """Serialize commits to one table from this machine, waiting for the other writer.
+
+    Delta's conflict checks let two concurrent merges insert the same new key twice (both
+    see it missing, both append). Writers of one table on one machine take turns here; across
+    machines, give each table one pipeline (deployments run with ``concurrency_limit: 1``).
+    """
+    directory = lock_dir() / "tables"
+    directory.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(table_uri.encode()).hexdigest()[:32] + ".lock"
+    fd = os.open(directory / name, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise PipelineBusyError(
+                        f"another writer has held the table {table_uri} for {timeout:.0f} s"
+                    ) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)

@@ -17,10 +17,14 @@ no cursor, which forces a full read; a missing block defers to the table.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import re
+import threading
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from prefect.blocks.core import Block
 from pydantic import Field
@@ -29,6 +33,7 @@ from .keyset import format_cursor, parse_cursor
 from .lake import Lake
 
 __all__ = [
+    "JsonFileMarkStore",
     "MarkStore",
     "MemoryMarkStore",
     "PrefectMarkStore",
@@ -99,6 +104,40 @@ class MemoryMarkStore:
 
     def save(self, mark: SyncMark) -> None:
         self.marks[(mark.pipeline, mark.resource)] = mark.model_copy()
+
+
+class JsonFileMarkStore:
+    """Marks in a local JSON file, for the library used without a Prefect API.
+
+    Each save rewrites the file atomically (write, fsync, rename): a crash leaves the old
+    marks or the new ones, never half a file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._guard = threading.Lock()
+
+    def load(self, pipeline: str, resource: str) -> SyncMark | None:
+        data = self._read().get(block_name(pipeline, resource))
+        return SyncMark.model_validate(data) if data is not None else None
+
+    def save(self, mark: SyncMark) -> None:
+        with self._guard:
+            marks = self._read()
+            marks[block_name(mark.pipeline, mark.resource)] = mark.model_dump(mode="json")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(marks, handle, indent=1, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
 
 
 class PrefectMarkStore:

@@ -31,6 +31,7 @@ from .world import RESOURCES, Sort, World, parse_timestamp
 __all__ = [
     "DeliberateReset",
     "FaultKind",
+    "Mangle",
     "FaultRule",
     "Reply",
     "SandboxApp",
@@ -44,7 +45,19 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 FaultKind = Literal[
-    "status", "reset", "truncate", "html200", "empty200", "stall", "data_not_list", "same_page"
+    "status", "reset", "truncate", "html200", "empty200", "stall", "data_not_list", "same_page",
+    "mangle",
+]
+# Payloads that break the contract, for kind "mangle" (``FaultRule.mangle`` names one).
+Mangle = Literal[
+    "record_not_object",  # the first record is a string
+    "id_missing",  # the first record has no id
+    "id_null",  # the first record's id is null
+    "updated_at_missing",  # the first record has no updated_at
+    "updated_at_garbage",  # the first record's updated_at is not a timestamp
+    "views_string",  # every record's views is a string (a field changing type)
+    "oversize",  # the page holds more records than page[size] asked for
+    "total_pages",  # meta.page.total_pages is replaced by ``FaultRule.value``
 ]
 
 _JSON: Final = (("content-type", "application/json"),)
@@ -123,7 +136,8 @@ class FaultRule:
 
     ``resource`` and ``page`` narrow the match (None matches any). ``status`` and
     ``retry_after`` (the header's literal text, sent only when set) serve kind
-    ``status``; ``seconds`` serves kind ``stall``.
+    ``status``; ``seconds`` serves kind ``stall``; ``mangle`` names what kind
+    ``mangle`` breaks in an otherwise correct page.
     """
 
     kind: FaultKind
@@ -133,8 +147,12 @@ class FaultRule:
     status: int = 503
     retry_after: str | None = None
     seconds: float = 1.0
+    mangle: Mangle | None = None
+    value: int = 1  # for mangle "total_pages": the count to claim
 
     def __post_init__(self) -> None:
+        if (self.kind == "mangle") != (self.mangle in get_args(Mangle)):
+            raise ValueError(f"kind 'mangle' needs mangle, one of {get_args(Mangle)}")
         if self.kind not in get_args(FaultKind):
             raise ValueError(f"unknown fault kind {self.kind!r}; kinds: {get_args(FaultKind)}")
         if self.resource is not None and self.resource not in RESOURCES:
@@ -397,6 +415,8 @@ class SandboxApp:
             gte_text,
             data_not_list=rule is not None and rule.kind == "data_not_list",
         )
+        if rule is not None and rule.kind == "mangle":
+            body = self._mangled(body, rule, resource, number, size, sort, gte)
         self._maybe_mutate(resource)
         if rule is not None and rule.kind == "truncate":
             return Reply(200, _JSON, body[: len(body) // 2], delay)
@@ -406,6 +426,33 @@ class SandboxApp:
         elif rule is None and settings.reset_rate and self._rng.random() < settings.reset_rate:
             cut_at = self._rng.randrange(len(body))
         return Reply(200, _JSON, body, delay, cut_at)
+
+    def _mangled(self, body: bytes, rule: FaultRule, resource: str, number: int, size: int,
+                 sort: Sort, gte: int | None) -> bytes:
+        doc = json.loads(body)
+        data = doc["data"]
+        first = data[0] if data and isinstance(data[0], dict) else {}
+        if rule.mangle == "record_not_object" and data:
+            data[0] = "not a record"
+        elif rule.mangle == "id_missing":
+            first.pop("id", None)
+        elif rule.mangle == "id_null":
+            first["id"] = None
+        elif rule.mangle == "updated_at_missing":
+            first.pop("updated_at", None)
+        elif rule.mangle == "updated_at_garbage":
+            first["updated_at"] = "yesterday at noon"
+        elif rule.mangle == "views_string":
+            for record in data:
+                if isinstance(record, dict) and "views" in record:
+                    record["views"] = f"{record['views']} views"
+        elif rule.mangle == "oversize":
+            more = self.world.page(resource, number=number + 1, size=size, sort=sort,
+                                   updated_gte=gte).records
+            data.extend(json.loads(r) for r in more[:5])
+        elif rule.mangle == "total_pages" and "meta" in doc:
+            doc["meta"]["page"]["total_pages"] = rule.value
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     def _take_fault(self, resource: str, page: int) -> FaultRule | None:
         for index, rule in enumerate(self._faults):

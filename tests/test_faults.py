@@ -1,0 +1,385 @@
+"""The fault matrix: every fault ends one of two ways, and no row is ever lost.
+
+Either the run completes with tables equal to the API, or it fails with a clear message while
+everything committed before stays and no mark runs ahead of its table's data. After each case
+the fault is lifted and one more run must leave every table equal to the API: rows lost = 0.
+
+Each case is recorded; ``python docs/make_reliability.py`` runs this file and writes the table
+to docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config, run_sync
+from analytics_client.errors import ConfigError
+from analytics_client.keyset import parse_cursor
+from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve
+from analytics_client.state import JsonFileMarkStore, MemoryMarkStore, app_id
+from analytics_client.summary import ResourceSummary
+from tests.groundtruth import CONTRACT, expected, fetch_truth
+
+RESOURCES = ("tags", "deals", "pages", "tasks", "users")
+SMALL = {"tags": 30, "users": 40, "deals": 120, "pages": 60, "tasks": 80}
+ROOT = Path(__file__).resolve().parents[1]
+PLAIN = copy.deepcopy(DEFAULT_CONFIG)
+del PLAIN["resource_defaults"]["endpoint"]
+REPORT: list[dict[str, Any]] = []
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    category: str
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    fails: str | None = None  # the message a failing resource must carry; None: completes
+    failing: tuple[str, ...] = ("deals",)
+    config: dict[str, Any] | None = None
+    client: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        return "fails clearly" if self.fails else "completes"
+
+
+def rule(kind: str, resource: str = "deals", times: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "resource": resource, "times": times, **extra}
+
+
+def status(code: int, times: int = 2, **extra: Any) -> dict[str, Any]:
+    return rule("status", status=code, times=times, **extra)
+
+
+def mangle(what: str, resource: str = "deals", **extra: Any) -> dict[str, Any]:
+    return rule("mangle", resource=resource, mangle=what, **extra)
+
+
+CASES = [
+    # throttling (stamina's test mode: the waits are computed and counted, not slept)
+    *(Case(f"429 burst, Retry-After {ra}", "throttling", [status(429, 3, retry_after=ra)])
+      for ra in ("0", "1", "3", "7")),
+    Case("429, Retry-After as an HTTP date", "throttling",
+         [status(429, 2, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")]),
+    Case("429, Retry-After above max_wait", "throttling", [status(429, 1, retry_after="3600")],
+         fails="longer than error_handler.max_wait"),
+    Case("429 on every attempt", "throttling", [status(429, 50, retry_after="1")],
+         fails="gave up after 5 attempts"),
+    # server faults
+    *(Case(f"{code} burst", "server", [status(code, 3)]) for code in (500, 502, 503, 504)),
+    Case("fault on the first page", "server", [status(503, 3, page=1)]),
+    Case("fault on the last page", "server", [status(502, 3, page=12)], config=PLAIN),
+    Case("connection reset mid-body", "server", [rule("reset", times=3)]),
+    Case("stalled response (read timeout)", "server", [rule("stall", seconds=1.0)],
+         client={"timeout": 0.3}),
+    Case("body cut off mid-JSON", "server", [rule("truncate", times=2)]),
+    Case("5xx outlasting max_retries", "server", [status(503, 100)],
+         fails="gave up after 5 attempts"),
+    # bad payloads
+    Case("HTML error page with status 200, once", "payload", [rule("html200")]),
+    Case("HTML error page with status 200, always", "payload", [rule("html200", times=100)],
+         fails="unparseable body"),
+    Case("empty body, always", "payload", [rule("empty200", times=100)], fails="unparseable body"),
+    Case("data not a list", "payload", [rule("data_not_list")], fails="expected a list of records"),
+    Case("a record that is not an object", "payload", [mangle("record_not_object")],
+         fails="'updated_at' is None"),
+    Case("id missing", "payload", [mangle("id_missing")], fails="has no 'id'"),
+    Case("id null", "payload", [mangle("id_null")], fails="'id'"),
+    Case("updated_at missing", "payload", [mangle("updated_at_missing")], fails="'updated_at' is None"),
+    Case("updated_at unparseable", "payload", [mangle("updated_at_garbage")],
+         fails="not an ISO-8601 timestamp"),
+    Case("views turns into a string", "payload", [mangle("views_string", "pages")],
+         fails="field 'views'", failing=("pages",)),
+    Case("page larger than requested", "payload", [mangle("oversize")],
+         fails="more than the 10 asked for"),
+    Case("total_pages grows during the run", "payload", [mangle("total_pages", value=99, times=3)]),
+    Case("total_pages shrinks during the run", "payload", [mangle("total_pages", value=1, times=3)]),
+    Case("API ignores page[number]", "payload", [rule("same_page", times=100)], config=PLAIN,
+         fails="has exactly the records of page 1"),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_report() -> Iterator[None]:
+    yield
+    path = os.environ.get("ANALYTICS_FAULT_REPORT")
+    if path:
+        Path(path).write_text(json.dumps(REPORT, indent=1))
+
+
+@pytest.fixture(autouse=True)
+def _own_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANALYTICS_SYNC_LOCK_DIR", str(tmp_path / "locks"))
+
+
+def sync(sandbox: RunningSandbox, lake: Path, marks: Any, config: dict[str, Any] | None = None,
+         client: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, ResourceSummary]:
+    raw = copy.deepcopy(config or DEFAULT_CONFIG)
+    raw["client"] = {**raw["client"], **(client or {})}
+    source = load_config(raw, base_url=sandbox.base_url)
+    creds = Credentials(sandbox.api_key, sandbox.organization_id)
+    return {s.resource: s for s in run_sync(source, creds, str(lake), marks=marks, **kwargs)}
+
+
+def mismatches(lake: Path, sandbox: RunningSandbox, resource: str) -> int:
+    """Records of the API missing from the table or different in a documented field, plus extras."""
+    truth = fetch_truth(sandbox.base_url, resource)
+    try:
+        table = Lake(str(lake)).read(resource)
+    except Exception:  # noqa: BLE001 - no table: everything is missing
+        return len(truth)
+    rows = {r["id"]: r for r in table.to_dicts()}
+    wrong = sum(
+        1 for record in truth
+        if (row := rows.get(record["id"])) is None
+        or any(expected(kind, record.get(f)) != (row.get(f) if kind != "obj" or row.get(f) is None
+                                                  else json.loads(row[f]))
+               for f, kind in CONTRACT[resource].items() if kind not in ("obj", "dec"))
+    )
+    return wrong + (table.height - len({r["id"] for r in truth} & set(rows)))
+
+
+def assert_no_mark_ahead(lake: Path, sandbox: RunningSandbox, marks: Any) -> None:
+    """Below each table's mark every record is committed; the block is never past the table."""
+    for resource in RESOURCES:
+        mark = Lake(str(lake)).mark(resource, app_id("analytics")) if (lake / resource).exists() else None
+        block = marks.load("analytics", resource) if marks is not None else None
+        if block is not None and block.cursor is not None:
+            assert mark is not None and parse_cursor(block.cursor) <= mark, resource
+        if mark is None:
+            continue
+        rows = {r["id"]: r for r in Lake(str(lake)).read(resource).select("id", "updated_at").to_dicts()}
+        for record in fetch_truth(sandbox.base_url, resource):
+            if parse_cursor(record["updated_at"]) < mark:
+                row = rows.get(record["id"])
+                assert row is not None and row["updated_at"] == expected("ts", record["updated_at"]), (
+                    f"{resource}: {record['id']} is below the mark but not committed")
+
+
+def assert_no_secret_in_lake(lake: Path, sandbox: RunningSandbox) -> None:
+    for path in lake.rglob("*.json"):
+        text = path.read_text(errors="replace")
+        assert sandbox.api_key not in text and sandbox.organization_id not in text
+    for table in (p for p in lake.iterdir() if (p / "_delta_log").exists()):
+        frame = pl.read_delta(str(table))
+        for column in frame.columns:
+            if frame.schema[column] == pl.String:
+                assert not frame[column].str.contains(sandbox.api_key, literal=True).any()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_fault(case: Case, tmp_path: Path) -> None:
+    """One fault: the promised outcome, committed data kept, marks behind the data, 0 rows lost."""
+    settings = SandboxSettings(late_visibility=False, api_key="sk-fault-matrix-4242")
+    with serve(World(seed=3, counts=SMALL), settings) as sandbox:
+        lake, marks = tmp_path / "lake", MemoryMarkStore()
+        if case.config is None:  # an incremental case protects what an earlier run committed
+            sync(sandbox, lake, marks)
+            sandbox.world.advance(updates=8, creates=4, seed=1, late_visibility=False)  # type: ignore[union-attr]
+        before = {r: set(Lake(str(lake)).read(r)["id"]) for r in RESOURCES if (lake / r).exists()}
+        sandbox.set_faults(case.faults)
+        summaries = sync(sandbox, lake, marks, config=case.config, client=case.client)
+        failed = {r for r, s in summaries.items() if s.status != "ok"}
+        if case.fails:
+            assert failed == set(case.failing), {r: s.error for r, s in summaries.items()}
+            for resource in case.failing:
+                assert case.fails in (summaries[resource].error or "")
+                assert summaries[resource].error.startswith(f"{resource}: ")  # type: ignore[union-attr]
+        else:
+            assert not failed, {r: summaries[r].error for r in failed}
+        for resource, ids in before.items():  # nothing committed is lost
+            assert ids <= set(Lake(str(lake)).read(resource)["id"])
+        assert_no_mark_ahead(lake, sandbox, marks)
+        first_run_lost = 0 if case.fails else sum(mismatches(lake, sandbox, r) for r in RESOURCES)
+        sandbox.set_faults([])
+        sync(sandbox, lake, marks, config=case.config)
+        lost = sum(mismatches(lake, sandbox, r) for r in RESOURCES)
+        assert lost == 0
+        assert_no_secret_in_lake(lake, sandbox)
+        REPORT.append({"category": case.category, "fault": case.name, "outcome": case.outcome,
+                       "message": next((s.error for s in summaries.values() if s.error), ""),
+                       "retries": sum(s.retries for s in summaries.values()),
+                       "behind_after_run": first_run_lost, "rows_lost": lost})
+        assert first_run_lost == 0
+
+
+# --- bad configuration: rejected before any write ------------------------------------------
+
+@pytest.mark.parametrize(("name", "change", "message"), [
+    ("unreachable base_url", {"base_url": "http://127.0.0.1:9"}, "ConnectError"),
+    ("path that 404s", {"path": "/v2/deals"}, "HTTP 404"),
+    ("wrong API key", {"api_key": "sk-wrong-key-0000"}, "HTTP 401"),
+    ("wrong organization", {"organization_id": "org_somebody_else"}, "HTTP 403"),
+])
+def test_bad_configuration_fails_clearly_before_any_write(
+        tmp_path: Path, name: str, change: dict[str, str], message: str) -> None:
+    """Each mistake fails every affected resource with its cause, and writes nothing."""
+    with serve(World(seed=3, counts=SMALL)) as sandbox:
+        raw = copy.deepcopy(PLAIN)
+        raw["resources"] = raw["resources"][1:2]
+        if "path" in change:
+            raw["resources"][0]["endpoint"]["path"] = change["path"]
+        source = load_config(raw, base_url=change.get("base_url", sandbox.base_url))
+        creds = Credentials(change.get("api_key", sandbox.api_key),
+                            change.get("organization_id", sandbox.organization_id))
+        [summary] = run_sync(source, creds, str(tmp_path / "lake"))
+        assert summary.status == "failed" and message in (summary.error or "")
+        assert not (tmp_path / "lake" / "deals").exists()
+        REPORT.append({"category": "configuration", "fault": name, "outcome": "fails clearly",
+                       "message": summary.error, "retries": summary.retries,
+                       "behind_after_run": 0, "rows_lost": 0})
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc", "", "a/b", "_staging"])
+def test_resource_names_that_escape_the_lake_are_rejected(name: str) -> None:
+    """A table name is a directory: anything that could leave the lake is a config error."""
+    raw = copy.deepcopy(PLAIN)
+    raw["resources"][0]["name"] = name
+    with pytest.raises(ConfigError, match=r"resources\[0\]\.name"):
+        load_config(raw)
+
+
+# --- storage faults ---------------------------------------------------------------------------
+
+def test_lake_that_cannot_be_written_fails_every_resource_clearly(tmp_path: Path) -> None:
+    """A lake path under a regular file: each resource fails naming the path; no mark is kept."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with serve(World(seed=3, counts=SMALL)) as sandbox:
+        marks = MemoryMarkStore()
+        summaries = sync(sandbox, blocker / "lake", marks)
+        for resource, summary in summaries.items():
+            assert summary.status == "failed", resource
+            assert str(blocker) in (summary.error or "")
+            assert marks.load("analytics", resource) is None
+        REPORT.append({"category": "storage", "fault": "lake path not writable",
+                       "outcome": "fails clearly", "message": summaries["deals"].error,
+                       "retries": 0, "behind_after_run": 0, "rows_lost": 0})
+
+
+def test_a_table_written_with_another_schema_fails_that_resource_only(tmp_path: Path) -> None:
+    """deals.amount stored as text by someone else: deals fails naming the column; others sync."""
+    lake = tmp_path / "lake"
+    pl.DataFrame({"id": ["x"], "amount": ["12.50"]}).write_delta(str(lake / "deals"))
+    with serve(World(seed=3, counts=SMALL)) as sandbox:
+        summaries = sync(sandbox, lake, MemoryMarkStore())
+        assert {r for r, s in summaries.items() if s.status != "ok"} == {"deals"}
+        assert "amount" in (summaries["deals"].error or "")
+        assert Lake(str(lake)).read("deals")["id"].to_list() == ["x"]
+        REPORT.append({"category": "storage", "fault": "table written with another schema",
+                       "outcome": "fails clearly", "message": summaries["deals"].error,
+                       "retries": 0, "behind_after_run": 0, "rows_lost": 0})
+
+
+def test_two_writers_committing_to_one_table_lose_nothing(tmp_path: Path) -> None:
+    """Two pipelines write one lake at once, creating then merging: both complete, nothing lost.
+
+    A table created by the other writer in between is written into; a commit refused because
+    the other committed first is retried against the new version.
+    """
+    lake = tmp_path / "lake"
+    with serve(World(seed=3, counts=SMALL), SandboxSettings(late_visibility=False)) as sandbox:
+        def race() -> list[ResourceSummary]:
+            results: dict[str, dict[str, ResourceSummary]] = {}
+
+            def run(pipeline: str) -> None:
+                results[pipeline] = sync(sandbox, lake, MemoryMarkStore(), pipeline=pipeline,
+                                         batch_rows=10)
+
+            threads = [threading.Thread(target=run, args=(p,)) for p in ("one", "two")]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return [s for r in results.values() for s in r.values()]
+
+        created = race()  # both find no table and create it
+        sandbox.world.advance(updates=30, creates=10, seed=2, late_visibility=False)  # type: ignore[union-attr]
+        merged = race()  # both merge the same changes into the same files
+        failures = [s.error for s in created + merged if s.status != "ok"]
+        assert not failures, failures
+        assert sum(mismatches(lake, sandbox, r) for r in RESOURCES) == 0
+        for resource in RESOURCES:
+            ids = Lake(str(lake)).read(resource)["id"]
+            assert ids.n_unique() == len(ids)
+        REPORT.append({"category": "storage", "fault": "two writers creating, then merging into, "
+                       "the same tables at once", "outcome": "completes", "message": "",
+                       "retries": 0, "behind_after_run": 0, "rows_lost": 0})
+
+
+# --- process faults: SIGKILL at random points ------------------------------------------------
+
+_VICTIM = textwrap.dedent("""
+    import os, random, signal, sys, threading
+    from analytics_client import Credentials, load_config, run_sync
+    from analytics_client import client as client_module, lake as lake_module, state
+    base_url, key, org, lake, marks_path, point, seed = sys.argv[1:8]
+    rng = random.Random(int(seed))
+    n = rng.randint(1, {"fetch": 20, "commit": 5, "save": 5}[point])
+    calls = {"count": 0}
+
+    def die_on_nth(original, delay=False):
+        def wrapper(*args, **kwargs):
+            calls["count"] += 1
+            if calls["count"] == n:
+                if delay:  # somewhere inside the Delta write, maybe mid-commit
+                    threading.Timer(rng.uniform(0, 0.03), os.kill,
+                                    (os.getpid(), signal.SIGKILL)).start()
+                else:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return original(*args, **kwargs)
+        return wrapper
+
+    if point == "fetch":
+        client_module.ApiClient.get = die_on_nth(client_module.ApiClient.get)
+    elif point == "commit":
+        lake_module.TableWriter.write = die_on_nth(lake_module.TableWriter.write, delay=True)
+    else:  # after the Delta commit, before the state is saved
+        state.JsonFileMarkStore.save = die_on_nth(state.JsonFileMarkStore.save)
+    run_sync(load_config(base_url=base_url), Credentials(key, org), lake,
+             marks=state.JsonFileMarkStore(marks_path), batch_rows=15)
+""")
+
+
+@pytest.mark.parametrize("point", ["fetch", "commit", "save"])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_sigkill_at_a_random_point_then_rerun_loses_nothing(
+        tmp_path: Path, point: str, seed: int) -> None:
+    """Killed while fetching, inside a Delta write, or between commit and state save: a rerun is exact."""
+    lake, marks_path = tmp_path / "lake", tmp_path / "marks.json"
+    with serve(World(seed=seed, counts=SMALL), SandboxSettings(late_visibility=False)) as sandbox:
+        marks = JsonFileMarkStore(marks_path)
+        sync(sandbox, lake, marks)  # a committed state to protect
+        sandbox.world.advance(updates=20, creates=10, seed=seed, late_visibility=False)  # type: ignore[union-attr]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        victim = subprocess.run(
+            [sys.executable, "-c", _VICTIM, sandbox.base_url, sandbox.api_key,
+             sandbox.organization_id, str(lake), str(marks_path), point, str(seed)],
+            env=env, capture_output=True, text=True, timeout=120)
+        killed = victim.returncode == -9
+        assert killed or victim.returncode == 0, victim.stderr[-2000:]
+        assert_no_mark_ahead(lake, sandbox, marks)
+        for resource in RESOURCES:
+            ids = Lake(str(lake)).read(resource)["id"]
+            assert ids.n_unique() == len(ids), f"{resource}: duplicates after the kill"
+        rerun = sync(sandbox, lake, marks)
+        assert all(s.status == "ok" for s in rerun.values())
+        lost = sum(mismatches(lake, sandbox, r) for r in RESOURCES)
+        assert lost == 0
+        assert_no_mark_ahead(lake, sandbox, marks)
+        REPORT.append({"category": "process", "fault": f"SIGKILL during {point}, seed {seed}",
+                       "outcome": "completes on rerun" if killed else "completes (finished first)",
+                       "message": "", "retries": 0, "behind_after_run": 0, "rows_lost": lost})
