@@ -12,7 +12,7 @@ import respx
 
 from analytics_client.client import ApiClient, RetryEvent, backoff, parse_retry_after
 from analytics_client.config import load_config
-from analytics_client.errors import APIError, RetriesExhaustedError, TransportError
+from analytics_client.errors import APIError, LimitExceededError, RetriesExhaustedError, TransportError
 from analytics_client.secrets import Credentials
 
 BASE = "https://api.test"
@@ -225,3 +225,36 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now) == 60.0
     for value in (None, "0", "-1", "soon", "Wed, 31 Dec 2025 23:00:00 GMT", "inf"):
         assert parse_retry_after(value, now) is None
+
+
+def limited_client(**limits: object) -> tuple[ApiClient, object]:
+    handler = {k: v for k, v in limits.items() if k == "max_total_wait"}
+    client = {k: v for k, v in limits.items() if k == "max_response_bytes"}
+    raw = {"client": {"base_url": BASE, **client},
+           "resources": [{"name": "tags", "endpoint": {"path": "/v1/tags",
+                                                       "error_handler": handler}}]}
+    config = load_config(raw)
+    return ApiClient(config, CREDS), config.resources[0]
+
+
+@respx.mock
+def test_a_response_above_max_response_bytes_fails_without_retrying() -> None:
+    """A body larger than client.max_response_bytes fails its resource at once, clearly."""
+    big = {"data": [{"id": f"t{i}", "name": "x" * 50} for i in range(50)]}
+    route = respx.get(f"{BASE}/v1/tags").respond(json=big)
+    client, resource = limited_client(max_response_bytes=1000)
+    with pytest.raises(LimitExceededError, match=r"tags: page 1: the response is larger than "
+                       r"client.max_response_bytes=1,000 bytes"):
+        get(client, resource)
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_retry_waits_of_a_resource_stop_at_max_total_wait() -> None:
+    """When the next wait would pass error_handler.max_total_wait the resource fails, saying so."""
+    route = respx.get(f"{BASE}/v1/tags").respond(503)
+    client, resource = limited_client(max_total_wait=5)
+    events: list[RetryEvent] = []
+    with pytest.raises(LimitExceededError, match=r"would pass error_handler.max_total_wait=5 s"):
+        get(client, resource, events)
+    assert len(events) == 1 and route.call_count == 2  # waited ~2 s, the next ~4 s is refused

@@ -107,6 +107,8 @@ CASES = [
          fails="more than the 10 asked for"),
     Case("total_pages grows during the run", "payload", [mangle("total_pages", value=99, times=3)]),
     Case("total_pages shrinks during the run", "payload", [mangle("total_pages", value=1, times=3)]),
+    Case("response above client.max_response_bytes", "limits", client={"max_response_bytes": 400},
+         fails="larger than client.max_response_bytes=400", failing=RESOURCES),
     Case("API ignores page[number]", "payload", [rule("same_page", times=100)], config=PLAIN,
          fails="has exactly the records of page 1"),
 ]
