@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import stamina
@@ -24,3 +25,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ANALYTICS_API_KEY", "ANALYTICS_ORGANIZATION_ID", "ANALYTICS_BASE_URL",
                  "ANALYTICS_LAKE_URI"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _own_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pipeline and table locks of one test never meet another test's."""
+    monkeypatch.setenv("ANALYTICS_SYNC_LOCK_DIR", str(tmp_path / "locks"))

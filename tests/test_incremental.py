@@ -17,48 +17,24 @@ from pathlib import Path
 
 import pytest
 
-from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config, run_sync
+from analytics_client import DEFAULT_CONFIG, Lake
 from analytics_client.errors import AnalyticsSyncError
 from analytics_client.keyset import format_cursor, parse_cursor
 from analytics_client.lock import PipelineBusyError, pipeline_lock
 from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve, serve_subprocess
 from analytics_client.state import MemoryMarkStore, SyncMark, app_id, block_name
-from analytics_client.summary import ResourceSummary
 from flows.main import main
-from tests.groundtruth import assert_table_equals_truth, fetch_truth
+from tests.groundtruth import fetch_truth
+from tests.support import PLAIN, RESOURCES, assert_lake_equals_truth, sync
 
-RESOURCES = ("tags", "deals", "pages", "tasks", "users")
 SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
 ROOT = Path(__file__).resolve().parents[1]
-PLAIN = copy.deepcopy(DEFAULT_CONFIG)
-del PLAIN["resource_defaults"]["endpoint"]
-
-
-@pytest.fixture(autouse=True)
-def _own_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANALYTICS_SYNC_LOCK_DIR", str(tmp_path / "locks"))
 
 
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
     with serve(World(seed=11, counts=SMALL)) as running:
         yield running
-
-
-def sync(sandbox: RunningSandbox, lake: Path, marks: MemoryMarkStore | None, *,
-         config: dict | None = None, pipeline: str = "analytics", **kwargs: object
-         ) -> dict[str, ResourceSummary]:
-    source = load_config(config, base_url=sandbox.base_url)
-    creds = Credentials(sandbox.api_key, sandbox.organization_id)
-    summaries = run_sync(source, creds, str(lake), marks=marks, pipeline=pipeline, **kwargs)  # type: ignore[arg-type]
-    return {s.resource: s for s in summaries}
-
-
-def assert_lake_equals_truth(sandbox: RunningSandbox, lake: Path,
-                             resources: tuple[str, ...] = RESOURCES) -> None:
-    for resource in resources:
-        table = Lake(str(lake)).read(resource)
-        assert_table_equals_truth(table, fetch_truth(sandbox.base_url, resource), resource)
 
 
 def test_marks_are_committed_with_the_data_and_saved_after(sandbox: RunningSandbox, tmp_path: Path) -> None:

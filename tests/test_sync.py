@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,15 +10,12 @@ import httpx
 import polars as pl
 import pytest
 
-from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config, run_sync
+from analytics_client import Credentials, Lake, load_config, run_sync
 from analytics_client.sandbox import RunningSandbox, World, serve
 from analytics_client.summary import ResourceSummary
-from tests.groundtruth import assert_table_equals_truth, fetch_truth
+from tests.groundtruth import fetch_truth
+from tests.support import PLAIN, RESOURCES, assert_lake_equals_truth, sync
 
-RESOURCES = ("tags", "deals", "pages", "tasks", "users")
-# The seed exactly as written: plain page-number paging, no incremental reads.
-PLAIN = copy.deepcopy(DEFAULT_CONFIG)
-del PLAIN["resource_defaults"]["endpoint"]
 SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
 
 
@@ -27,22 +23,6 @@ SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
 def sandbox() -> Iterator[RunningSandbox]:
     with serve(World(seed=7, counts=SMALL)) as running:
         yield running
-
-
-def sync(sandbox: RunningSandbox, lake: Path, *, batch_rows: int = 10_000,
-         resources: list[str] | None = None, config: dict | None = None,
-         credentials: Credentials | None = None) -> dict[str, ResourceSummary]:
-    source = load_config(config, base_url=sandbox.base_url)
-    creds = credentials or Credentials(sandbox.api_key, sandbox.organization_id)
-    summaries = run_sync(source, creds, str(lake), resources=resources, batch_rows=batch_rows)
-    return {s.resource: s for s in summaries}
-
-
-def assert_lake_equals_truth(sandbox: RunningSandbox, lake: Path,
-                             resources: tuple[str, ...] = RESOURCES) -> None:
-    for resource in resources:
-        table = Lake(str(lake)).read(resource)
-        assert_table_equals_truth(table, fetch_truth(sandbox.base_url, resource), resource)
 
 
 def test_full_sync_makes_every_table_equal_the_api(sandbox: RunningSandbox, tmp_path: Path) -> None:
@@ -136,7 +116,7 @@ def test_wrong_key_fails_every_resource_at_once(sandbox: RunningSandbox, tmp_pat
         assert "HTTP 401 on page 1" in (summary.error or "") and "API key" in (summary.error or "")
         assert summary.retries == 0
     assert sandbox.stats()["total_requests"] == len(RESOURCES)
-    assert not any(tmp_path.iterdir())
+    assert not any((tmp_path / r).exists() for r in RESOURCES)  # no table written
 
 
 @pytest.mark.parametrize(("kind", "message"), [
