@@ -22,6 +22,7 @@ import email.utils
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ import stamina
 
 from .auth import build_auth, query_secret_params
 from .config import ALWAYS_RETRY, ResourceConfig, SourceConfig
+from .ratelimit import RateLimiter
 from .errors import APIError, LimitExceededError, RetriesExhaustedError, TransportError
 from .redaction import redact, redact_url
 from .secrets import Credentials
@@ -88,6 +90,8 @@ class ApiClient:
         self._config = config
         self._max_bytes = config.client.max_response_bytes
         self._waited: dict[str, float] = {}  # retry waits per resource this run (max_total_wait)
+        # One pace for every resource of the run; it sleeps as stamina does (not in test mode).
+        self.limiter = RateLimiter(sleep=_sleep)
         self._secrets = credentials.values()
         self._secret_params = query_secret_params(config.client.auth)
         timeout = config.client.timeout
@@ -153,10 +157,15 @@ class ApiClient:
 
     def _attempt(self, resource: ResourceConfig, params: Params, page: int | None,
                  retry_on: set[int], max_wait: float) -> Any:
+        self.limiter.acquire()
         try:
             response, content = self._receive(resource, params, page)
         except httpx.TransportError as exc:
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        # A Retry-After beyond max_wait fails the resource below; it must not stall the others.
+        self.limiter.observe(response.status_code, response.headers,
+                             retry_after if retry_after is None or retry_after <= max_wait else None)
         if response.status_code == 200:
             try:
                 return json.loads(content)
@@ -165,7 +174,6 @@ class ApiClient:
                 raise _RetryableFault("unparseable body", detail=f"body starts {excerpt!r}") from None
         detail = self._detail(response, content)
         if response.status_code in retry_on:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is not None and retry_after > max_wait:
                 raise APIError(
                     resource.name, status=response.status_code, detail=detail,
@@ -259,6 +267,11 @@ class _RetryPolicy:
         if self.on_retry is not None:
             self.on_retry(event)
         return wait
+
+
+def _sleep(seconds: float) -> None:
+    if not stamina.is_testing():
+        time.sleep(seconds)
 
 
 def backoff(retry: int, factor: float, cap: float, retry_after: float | None,

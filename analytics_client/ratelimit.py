@@ -1,0 +1,96 @@
+"""A client-side rate limiter shared by every request of a run, learned from the API's answers.
+
+Retrying each 429 on its own makes storms: five resources hammer a limited API, all get 429,
+all wait, all come back at once. Instead every request first takes its turn here. The pace is
+unknown until the API says it: on a 429 we measure how many requests the API accepted in the
+last second and pace everyone a little below that, and every request waits out the
+``Retry-After``. ``RateLimit-Remaining: 0`` (or ``X-RateLimit-Remaining``) with a reset time
+pauses everyone until the reset, before any 429. The pace creeps up slowly afterwards, so a
+raised limit is found again, but never past the rate that drew the last 429 for long.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+__all__ = ["RateLimiter"]
+
+_BELOW = 0.97  # pace this far below the rate that was refused
+_PROBE_EVERY = 20.0  # seconds without a 429 before the ceiling is raised a little
+_PROBE_STEP = 1.02
+
+
+class RateLimiter:
+    """Thread-safe pacing of requests; a no-op until the API signals a limit."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._interval = 0.0  # seconds between requests; 0: unlimited
+        self._next = 0.0  # earliest start of the next request
+        self._paused_until = 0.0
+        self._sent: collections.deque[float] = collections.deque()  # send times, last ~1 s
+        self._last_limit = 0.0  # when the pace was last set from a refusal
+        self._episode_until = 0.0  # 429s before this belong to the refusal already handled
+        self.limited = 0  # 429s seen
+
+    @property
+    def rate(self) -> float | None:
+        """The current pace in requests per second, None while unlimited."""
+        return 1 / self._interval if self._interval else None
+
+    def acquire(self) -> None:
+        """Wait for this request's turn."""
+        with self._lock:
+            now = self._clock()
+            self._probe(now)
+            start = max(now, self._paused_until, self._next)
+            if self._interval:
+                self._next = start + self._interval
+            self._sent.append(start)
+            while self._sent and self._sent[0] < start - 1.0:
+                self._sent.popleft()
+        if start > now:
+            self._sleep(start - now)
+
+    def observe(self, status: int, headers: Mapping[str, str],
+                retry_after: float | None = None) -> None:
+        """Learn from a response: a 429 sets the pace; RateLimit headers pause ahead of one."""
+        with self._lock:
+            now = self._clock()
+            if status == 429:
+                self.limited += 1
+                pause = retry_after or 1.0
+                self._paused_until = max(self._paused_until, now + pause)
+                if now < self._episode_until:
+                    return  # requests that were in flight with the first refusal: same news
+                sent = sum(1 for t in self._sent if now - 1.0 <= t <= now)
+                current = self.rate or float("inf")
+                self._interval = 1 / min(current, max(1.0, sent * _BELOW))
+                self._last_limit = now
+                self._episode_until = now + pause + 1.0
+                return
+            remaining = _header(headers, "ratelimit-remaining")
+            reset = _header(headers, "ratelimit-reset")
+            if remaining is not None and remaining <= 0 and reset is not None and reset > 0:
+                self._paused_until = max(self._paused_until, now + reset)
+
+    def _probe(self, now: float) -> None:
+        if self._interval and now - self._last_limit > _PROBE_EVERY:
+            self._interval /= _PROBE_STEP
+            self._last_limit = now
+
+
+def _header(headers: Mapping[str, str], name: str) -> float | None:
+    for candidate in (name, f"x-{name}"):
+        value = headers.get(candidate)
+        if value is not None:
+            try:
+                return float(value.split(",")[0].split(";")[0])
+            except ValueError:
+                return None
+    return None
