@@ -182,10 +182,9 @@ class KeysetWalk:
             total = lookup(body, "meta.page.total_count")
             self.total_count = total if isinstance(total, int) else None
         cursors = self._cursors(records, lo, page)
-        for record in records:
-            record_id = record.get(self.resource.primary_key)
-            if isinstance(record_id, str):
-                self.ids.add(record_id)
+        if self.start_us is None:  # only a full read is compared with the API's count
+            key = self.resource.primary_key
+            self.ids.update(r[key] for r in records if isinstance(r.get(key), str))
         return records, body, cursors
 
     def _cursors(self, records: list[Any], lo: int | None, page: int) -> list[int]:
