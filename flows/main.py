@@ -43,6 +43,7 @@ from analytics_client import (  # noqa: E402
 from analytics_client.errors import AnalyticsSyncError  # noqa: E402
 from analytics_client.lock import pipeline_lock  # noqa: E402
 from analytics_client.state import PrefectMarkStore, describe, reset  # noqa: E402
+from analytics_client.storage import resolve_storage_options  # noqa: E402
 from analytics_client.sync import full_refresh_set  # noqa: E402
 from analytics_client.redaction import install_log_filter, redact, remove_log_filter  # noqa: E402
 from analytics_client.secrets import (  # noqa: E402
@@ -84,6 +85,7 @@ def analytics_sync(
     organization_id_block: str | None = ORGANIZATION_BLOCK,
     batch_rows: int = 10_000,
     full_refresh: bool | list[str] = False,
+    storage_block: str | None = None,
 ) -> list[dict[str, Any]]:
     """Sync the selected resources (all by default) into Delta tables at ``<lake_uri>/<resource>``.
 
@@ -93,6 +95,8 @@ def analytics_sync(
     ``rest_api_source`` dict or a JSON/YAML file path (default: the seed). Secrets come from the
     named Prefect Secret blocks, else ANALYTICS_API_KEY / ANALYTICS_ORGANIZATION_ID; a block
     name of null reads the environment only. Two runs of one pipeline never overlap.
+    An object-store lake (s3://, gs://, abfss://) takes its credentials from the Analytics Lake
+    Storage block ``storage_block``, else the standard environment variables.
     """
     logger = get_run_logger()
     source = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
@@ -101,7 +105,7 @@ def analytics_sync(
     credentials = resolve_credentials(api_key_block, organization_id_block)
     secret_filter = install_log_filter(credentials.values())
     try:
-        lake = Lake(lake_uri)
+        lake = Lake(lake_uri, storage_options=resolve_storage_options(lake_uri, storage_block))
         run_id = str(flow_run.get_id() or "")
         logger.info("pipeline %r: syncing %s from %s into %s", pipeline,
                     ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
@@ -192,6 +196,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--organization-block", default=ORGANIZATION_BLOCK,
                         help="Prefect Secret block holding the organization id "
                         f"(default {ORGANIZATION_BLOCK})")
+    parser.add_argument("--storage-block", default=os.environ.get("ANALYTICS_STORAGE_BLOCK"),
+                        help="Analytics Lake Storage block with the object store's credentials "
+                        "(env ANALYTICS_STORAGE_BLOCK; default: the standard AWS_/GOOGLE_/AZURE_ "
+                        "environment variables)")
     parser.add_argument("--batch-rows", type=int, default=10_000,
                         help="records per Delta commit (bounds memory; default 10000)")
     parser.add_argument("--sandbox-scale", type=float, default=1.0,
@@ -248,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                     pipeline=args.pipeline, lake_uri=lake, resources=resources,
                     config=args.config, base_url=base_url, api_key_block=key_block,
                     organization_id_block=org_block, batch_rows=args.batch_rows,
-                    full_refresh=args.full_refresh, return_state=True,
+                    full_refresh=args.full_refresh, storage_block=args.storage_block,
+                    return_state=True,
                 )
         except AnalyticsSyncError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -279,7 +288,8 @@ def _store_secrets(key_block: str, org_block: str) -> int:
 def _state(args: argparse.Namespace) -> int:
     action, *names = args.args or ["show"]
     source = load_config(args.config, base_url=args.base_url)
-    lake = Lake(args.lake or DEFAULT_LAKE)
+    uri = args.lake or DEFAULT_LAKE
+    lake = Lake(uri, storage_options=resolve_storage_options(uri, args.storage_block))
     store = PrefectMarkStore()
     if action == "show":
         print(f"pipeline {args.pipeline!r}, lake {lake.uri}")

@@ -1,0 +1,95 @@
+"""The ``analytics-maintenance`` Prefect flow: compact, checkpoint and vacuum each table.
+
+    python flows/maintenance.py --lake ./data/lake            # once, locally
+    prefect deployment run analytics-maintenance/weekly       # as deployed by prefect.yaml
+
+Orchestration only; the work is ``analytics_client.maintenance.maintain_table``. It holds the
+pipeline's lock, so it never runs on a machine while a sync of the same pipeline does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "analytics_client")
+
+from prefect import flow, get_run_logger  # noqa: E402
+
+from analytics_client import Lake  # noqa: E402
+from analytics_client.config import load_config  # noqa: E402
+from analytics_client.errors import AnalyticsSyncError  # noqa: E402
+from analytics_client.lock import pipeline_lock  # noqa: E402
+from analytics_client.maintenance import (  # noqa: E402
+    DEFAULT_RETENTION_HOURS,
+    DEFAULT_TARGET_SIZE,
+    maintain_table,
+)
+from analytics_client.storage import resolve_storage_options  # noqa: E402
+
+
+class MaintenanceFailed(AnalyticsSyncError):
+    """At least one table could not be maintained; the others were."""
+
+
+@flow(name="analytics-maintenance", log_prints=True)
+def analytics_maintenance(
+    pipeline: str = "analytics",
+    lake_uri: str = "./data/lake",
+    resources: list[str] | None = None,
+    retention_hours: int = DEFAULT_RETENTION_HOURS,
+    target_size: int = DEFAULT_TARGET_SIZE,
+    enforce_retention: bool = True,
+    storage_block: str | None = None,
+) -> list[dict[str, Any]]:
+    """Compact, checkpoint and vacuum the tables of ``resources`` (default: every configured one).
+
+    ``retention_hours`` (default 168, a week) is how long vacuum keeps files that the current
+    version no longer uses; shorter needs ``enforce_retention=False``.
+    """
+    logger = get_run_logger()
+    names = resources or [r.name for r in load_config(None).resources]
+    lake = Lake(lake_uri, storage_options=resolve_storage_options(lake_uri, storage_block))
+    results, failures = [], []
+    with pipeline_lock(pipeline):
+        for name in names:
+            try:
+                result = maintain_table(lake, name, target_size=target_size,
+                                        retention_hours=retention_hours,
+                                        enforce_retention=enforce_retention)
+            except AnalyticsSyncError as exc:
+                logger.error("%s", exc)
+                failures.append(str(exc))
+                continue
+            results.append(result.to_dict())
+    for r in results:
+        print(f"{r['resource']:<8} {r['status']:<8} files {r['files_before']:>5} -> "
+              f"{r['files_after']:<5} vacuumed {r['files_vacuumed']:>5}  version "
+              f"{r['version_before']} -> {r['version_after']}")
+    if failures:
+        raise MaintenanceFailed(f"{len(failures)} of {len(names)} tables failed: "
+                                + "; ".join(failures))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python flows/maintenance.py",
+                                     description="Compact, checkpoint and vacuum the lake's tables.")
+    parser.add_argument("--lake", default=os.environ.get("ANALYTICS_LAKE_URI", "./data/lake"))
+    parser.add_argument("--pipeline", default="analytics")
+    parser.add_argument("--resources", help="comma-separated subset (default: all)")
+    parser.add_argument("--retention-hours", type=int, default=DEFAULT_RETENTION_HOURS)
+    parser.add_argument("--storage-block", default=os.environ.get("ANALYTICS_STORAGE_BLOCK"))
+    args = parser.parse_args(argv)
+    resources = [r.strip() for r in args.resources.split(",")] if args.resources else None
+    state = analytics_maintenance(pipeline=args.pipeline, lake_uri=args.lake, resources=resources,
+                                  retention_hours=args.retention_hours,
+                                  storage_block=args.storage_block, return_state=True)
+    return 0 if state.is_completed() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
