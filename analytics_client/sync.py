@@ -69,11 +69,12 @@ def sync_resource(
     start = _start(lake, resource, pipeline, block, full_refresh)
     if incremental is not None:
         log.info("%s: %s", resource.name, start.reason)
-    walk = _walk(client, resource, start, summary)
     committed: list[int] = []  # marks committed this run, in order
 
     def count_retry(event: RetryEvent) -> None:
         summary.retries += 1
+
+    walk = _walk(client, resource, start, count_retry)
 
     def commit() -> None:
         mark = _mark_after(walk, start)
@@ -91,25 +92,28 @@ def sync_resource(
     pages = (iter(walk) if walk is not None
              else (records for _, records in iter_pages(client, resource, on_retry=count_retry)))
     try:
-        try:
-            for records in pages:
-                summary.pages += 1
-                summary.rows_fetched += len(records)
-                batch.extend(records)
-                if len(batch) >= batch_rows:
-                    commit()
-                if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
-                    last_progress = time.monotonic()
-                    log.info("%s: %s pages, %s rows fetched, %s commits so far", resource.name,
-                             f"{summary.pages:,}", f"{summary.rows_fetched:,}", summary.commits)
-        except Exception:
-            if batch:  # keep what was fetched before the failing page
-                try:
-                    commit()
-                except Exception:  # the original failure is the one to report
-                    log.exception("%s: could not commit the records fetched before the failure",
-                                  resource.name)
-            raise
+        while True:
+            try:
+                records = next(pages)
+            except StopIteration:
+                break
+            except Exception:
+                if batch:  # a page failed: keep what was fetched before it
+                    try:
+                        commit()
+                    except Exception:  # the page's failure is the one to report
+                        log.exception("%s: could not commit the records fetched before the "
+                                      "failure", resource.name)
+                raise
+            summary.pages += 1
+            summary.rows_fetched += len(records)
+            batch.extend(records)
+            if len(batch) >= batch_rows:
+                commit()
+            if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
+                last_progress = time.monotonic()
+                log.info("%s: %s pages, %s rows fetched, %s commits so far", resource.name,
+                         f"{summary.pages:,}", f"{summary.rows_fetched:,}", summary.commits)
         if batch:
             commit()
         _add(summary, writer.finish())
@@ -143,16 +147,12 @@ def _start(lake: Lake, resource: ResourceConfig, pipeline: str, block: SyncMark 
 
 
 def _walk(client: ApiClient, resource: ResourceConfig, start: Start,
-          summary: ResourceSummary) -> KeysetWalk | None:
+          count_retry: Callable[[RetryEvent], None]) -> KeysetWalk | None:
     """A keyset walk when the API can filter by the cursor; else plain paging."""
     incremental = resource.endpoint.incremental
     if (incremental is None or not incremental.start_param
             or not isinstance(resource.endpoint.paginator, PageNumberPaginator)):
         return None
-
-    def count_retry(event: RetryEvent) -> None:
-        summary.retries += 1
-
     begin = None if start.mark_us is None else start.mark_us - round(incremental.lag * 1_000_000)
     return KeysetWalk(client, resource, start_us=begin, on_retry=count_retry)
 
