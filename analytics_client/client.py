@@ -22,6 +22,7 @@ import email.utils
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,13 +86,13 @@ class ApiClient:
         credentials: Credentials,
         *,
         transport: httpx.BaseTransport | None = None,
-        max_connections: int = 20,
     ) -> None:
         self._config = config
         self._max_bytes = config.client.max_response_bytes
         self._waited: dict[str, float] = {}  # retry waits per resource this run (max_total_wait)
         # One pace for every resource of the run; it sleeps as stamina does (not in test mode).
         self.limiter = RateLimiter(sleep=_sleep)
+        self._in_flight = threading.BoundedSemaphore(config.client.max_concurrency)
         self._secrets = credentials.values()
         self._secret_params = query_secret_params(config.client.auth)
         timeout = config.client.timeout
@@ -104,8 +105,8 @@ class ApiClient:
                 "Accept": "application/json",
             },
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
+            limits=httpx.Limits(max_connections=config.client.max_concurrency,
+                                max_keepalive_connections=config.client.max_concurrency),
             transport=transport,
             follow_redirects=False,
         )
@@ -159,7 +160,8 @@ class ApiClient:
                  retry_on: set[int], max_wait: float) -> Any:
         self.limiter.acquire()
         try:
-            response, content = self._receive(resource, params, page)
+            with self._in_flight:
+                response, content = self._receive(resource, params, page)
         except httpx.TransportError as exc:
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

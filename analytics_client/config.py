@@ -241,6 +241,9 @@ class Endpoint(_Model):
     paginator: Paginator = PageNumberPaginator(type="page_number")
     error_handler: ErrorHandler = ErrorHandler()
     incremental: Incremental | None = None
+    # Our addition: keyset walks of one resource run at once over disjoint cursor ranges
+    # (slices.py); pays off against a slow API. Needs incremental with start_param.
+    concurrency: PositiveInt = 1
 
 
 class ResourceConfig(_Model):
@@ -271,6 +274,8 @@ class ClientConfig(_Model):
     timeout: PositiveFloat = 30.0
     # Our addition: a larger response body fails its resource instead of filling memory.
     max_response_bytes: PositiveInt = 64 * 1024 * 1024
+    # Our addition: requests in flight at once across all resources of a run.
+    max_concurrency: PositiveInt = 8
 
     @field_validator("headers")
     @classmethod

@@ -70,6 +70,7 @@ class KeysetWalk:
         resource: ResourceConfig,
         *,
         start_us: int | None,
+        stop_us: int | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> None:
         incremental = resource.endpoint.incremental
@@ -84,11 +85,11 @@ class KeysetWalk:
         self.paginator = paginator
         self.on_retry = on_retry
         self.start_us = start_us
+        self.stop_us = stop_us  # a slice ends here: records from this cursor on are another's
         self.lo = start_us
         self.requests = 0
         self.group_passes = 0
         self.recovered = 0  # ids a tie-group re-read found that a shifting page had hidden
-        self.ids: set[str] = set()
         self.total_count: int | None = None  # the API's count when the walk began with no filter
 
     @property
@@ -129,6 +130,10 @@ class KeysetWalk:
             if spanned:
                 group.update(self._ids_at(records, cursors, self.lo))  # the group's tail
                 yield from self._reread_group(group)
+            if self.stop_us is not None and top >= self.stop_us:
+                # Every record in [lo, stop) preceded ``top`` on this page: the slice is read.
+                self.lo = self.stop_us
+                return
             self.lo, page = top, self.paginator.base_page
             group, spanned = set(self._ids_at(records, cursors, top)), False
             if last_page:
@@ -182,9 +187,6 @@ class KeysetWalk:
             total = lookup(body, "meta.page.total_count")
             self.total_count = total if isinstance(total, int) else None
         cursors = self._cursors(records, lo, page)
-        if self.start_us is None:  # only a full read is compared with the API's count
-            key = self.resource.primary_key
-            self.ids.update(r[key] for r in records if isinstance(r.get(key), str))
         return records, body, cursors
 
     def _cursors(self, records: list[Any], lo: int | None, page: int) -> list[int]:

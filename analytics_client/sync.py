@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +26,7 @@ from .config import PageNumberPaginator, ResourceConfig, SourceConfig
 from .errors import ConfigError
 from .extract import iter_pages
 from .keyset import KeysetWalk, format_cursor
+from .slices import SlicedWalk
 from .lake import Lake, TableMark, TableWriter, WriteResult
 from .lock import pipeline_lock
 from .state import MarkStore, Start, SyncMark, app_id, effective_start
@@ -76,8 +77,10 @@ def sync_resource(
 
     walk = _walk(client, resource, start, count_retry)
 
+    covered: list[int | None] = [None]  # the mark the records consumed so far allow
+
     def commit() -> None:
-        mark = _mark_after(walk, start)
+        mark = _mark_after(covered[0], start)
         table_mark = TableMark(app_id(pipeline), mark) if mark is not None else None
         result = writer.write(batch, commit_metadata={"analytics_sync.run_id": run_id},
                               mark=table_mark)
@@ -89,12 +92,12 @@ def sync_resource(
             if marks is not None:  # only now that the rows it covers are committed
                 marks.save(_block(block, pipeline, resource.name, mark, result.version))
 
-    pages = (iter(walk) if walk is not None
-             else (records for _, records in iter_pages(client, resource, on_retry=count_retry)))
+    pages = _pages(client, resource, walk, count_retry)
+    full_read_ids: set[str] | None = set() if walk is not None and start.mark_us is None else None
     try:
         while True:
             try:
-                records = next(pages)
+                records, covered[0] = next(pages)
             except StopIteration:
                 break
             except Exception:
@@ -105,9 +108,15 @@ def sync_resource(
                         log.exception("%s: could not commit the records fetched before the "
                                       "failure", resource.name)
                 raise
+            if records is None:  # the walk's last word: its final mark
+                continue
             summary.pages += 1
             summary.rows_fetched += len(records)
             batch.extend(records)
+            if full_read_ids is not None:
+                key = resource.primary_key
+                full_read_ids.update(r[key] for r in records if isinstance(r, dict)
+                                     and isinstance(r.get(key), str))
             if len(batch) >= batch_rows:
                 commit()
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
@@ -119,7 +128,7 @@ def sync_resource(
         _add(summary, writer.finish())
         summary.status = "ok"
         if walk is not None:
-            _compare_with_total(walk, summary)
+            _compare_with_total(walk, full_read_ids, summary)
             if marks is not None:
                 _save_success(marks, block, pipeline, resource.name, summary, start, committed)
         return summary
@@ -147,23 +156,43 @@ def _start(lake: Lake, resource: ResourceConfig, pipeline: str, block: SyncMark 
 
 
 def _walk(client: ApiClient, resource: ResourceConfig, start: Start,
-          count_retry: Callable[[RetryEvent], None]) -> KeysetWalk | None:
-    """A keyset walk when the API can filter by the cursor; else plain paging."""
+          count_retry: Callable[[RetryEvent], None]) -> KeysetWalk | SlicedWalk | None:
+    """Keyset walks when the API can filter by the cursor (several at once if configured)."""
     incremental = resource.endpoint.incremental
     if (incremental is None or not incremental.start_param
             or not isinstance(resource.endpoint.paginator, PageNumberPaginator)):
         return None
     begin = None if start.mark_us is None else start.mark_us - round(incremental.lag * 1_000_000)
+    if resource.endpoint.concurrency > 1:
+        return SlicedWalk(client, resource, start_us=begin, slices=resource.endpoint.concurrency,
+                          on_retry=count_retry)
     return KeysetWalk(client, resource, start_us=begin, on_retry=count_retry)
 
 
-def _mark_after(walk: KeysetWalk | None, start: Start) -> int | None:
-    """The mark a commit now covers: the walk's safe point, never below where we started."""
-    if walk is None or walk.safe_mark is None:
+Pages = Iterator[tuple[list[Any] | None, int | None]]
+
+
+def _pages(client: ApiClient, resource: ResourceConfig, walk: KeysetWalk | SlicedWalk | None,
+           count_retry: Callable[[RetryEvent], None]) -> Pages:
+    """Pages with the mark each allows once consumed; ``(None, mark)`` closes a keyset read."""
+    if isinstance(walk, SlicedWalk):
+        yield from walk
+    elif isinstance(walk, KeysetWalk):
+        for records in walk:
+            yield records, walk.safe_mark
+        yield None, walk.safe_mark
+    else:
+        for _, records in iter_pages(client, resource, on_retry=count_retry):
+            yield records, None
+
+
+def _mark_after(covered: int | None, start: Start) -> int | None:
+    """The mark a commit now covers: what the walk allows, never below where we started."""
+    if covered is None:
         return None
     if start.mark_us is None:
-        return walk.safe_mark
-    return max(walk.safe_mark, start.mark_us)
+        return covered
+    return max(covered, start.mark_us)
 
 
 def _block(previous: SyncMark | None, pipeline: str, resource: str, mark: int,
@@ -188,14 +217,15 @@ def _save_success(marks: MarkStore, previous: SyncMark | None, pipeline: str, re
     ))
 
 
-def _compare_with_total(walk: KeysetWalk, summary: ResourceSummary) -> None:
+def _compare_with_total(walk: KeysetWalk | SlicedWalk, ids: set[str] | None,
+                        summary: ResourceSummary) -> None:
     """After a full read, the distinct ids should match what the API counted."""
     if walk.recovered:
         summary.notes.append(f"re-reading tie groups found {walk.recovered} record(s) that records "
                              "changing during paging had shifted past a page boundary")
-    if walk.start_us is None and walk.total_count is not None and len(walk.ids) != walk.total_count:
+    if ids is not None and walk.total_count is not None and len(ids) != walk.total_count:
         summary.notes.append(
-            f"full read found {len(walk.ids):,} distinct ids; the API counted {walk.total_count:,} "
+            f"full read found {len(ids):,} distinct ids; the API counted {walk.total_count:,} "
             "when the read began (records created or changed during the run explain a difference)"
         )
 

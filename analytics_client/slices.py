@@ -1,0 +1,172 @@
+"""Concurrent extraction within one resource: K keyset walks over disjoint cursor ranges.
+
+Against a slow API one walk is bound by latency (page after page). Fetching page numbers out of
+order is not safe (a record created in the middle shifts every later page; an unchanged record
+is then skipped for good), so we split by the cursor instead:
+
+1. One request with ``page[size]=1`` gives ``total_count`` of the records at or after the
+   start. ``K - 1`` more such requests at evenly spaced page numbers return the cursor values
+   ``b_1 <= ... <= b_{K-1}`` found there: the slice bounds.
+2. K keyset walks (``keyset.py``) run concurrently, walk ``i`` over ``[b_i, b_{i+1})`` (the last
+   one without an end). Each is a complete keyset walk of its range: a walk stops once a page
+   shows a cursor at or past its end, and every record of the range came before that on the
+   page. Ranges are half-open, so a tie group at a bound belongs wholly to the later walk.
+3. A record updated during the run moves past every bound (its new cursor is the newest), so
+   the last walk, which runs to the end, or the next run finds it. A probe that raced with such
+   a change only moves a bound; the ranges still cover everything from the start on.
+
+The mark may only move to a cursor below which every range has been read: the lowest progress
+among unfinished walks (a finished walk counts as read to its end). ``progress`` gives it; the
+caller commits first and saves the mark after, as for a single walk.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .client import ApiClient, RetryEvent
+from .config import PageNumberPaginator, ResourceConfig
+from .extract import select_records
+from .keyset import KeysetWalk, format_cursor, parse_cursor
+from .paginators import lookup
+
+__all__ = ["SlicedWalk", "plan_bounds"]
+
+class SlicedWalk:
+    """Runs up to ``slices`` keyset walks of one resource at once."""
+
+    def __init__(self, client: ApiClient, resource: ResourceConfig, *, start_us: int | None,
+                 slices: int, min_pages_per_slice: int = 20,
+                 on_retry: Callable[[RetryEvent], None] | None = None) -> None:
+        self.client, self.resource = client, resource
+        self.start_us, self.slices = start_us, max(1, slices)
+        self.min_pages = min_pages_per_slice
+        self.on_retry = on_retry
+        self.walks: list[KeysetWalk] = []
+        self.finished: list[bool] = []
+        self.probes = 0
+        self.total_count: int | None = None  # the API's count when a full read began
+        self._lock = threading.RLock()  # the sink may ask for progress() while holding it
+
+    @property
+    def requests(self) -> int:
+        return self.probes + sum(w.requests for w in self.walks)
+
+    @property
+    def recovered(self) -> int:
+        return sum(w.recovered for w in self.walks)
+
+    def progress(self) -> int | None:
+        """Every record with a cursor below this has been handed to the sink."""
+        with self._lock:
+            for walk, done in zip(self.walks, self.finished, strict=True):
+                if not done:
+                    return walk.safe_mark
+            return self.walks[-1].safe_mark if self.walks else self.start_us
+
+    def __iter__(self) -> Iterator[tuple[list[Any] | None, int | None]]:
+        """Pages as ``(records, mark)``; once consumed, everything below ``mark`` has been seen.
+
+        The walks run in threads and hand pages over through a bounded queue; each page is
+        queued with the progress taken at that moment, so the mark never covers a page still
+        waiting in the queue. The last item is ``(None, final mark)``.
+        """
+        bounds = plan_bounds(self.client, self.resource, self.start_us, self.slices,
+                             self.min_pages, self._count_probe, self)
+        starts = [self.start_us, *bounds]
+        ends: list[int | None] = [*bounds, None]
+        self.walks = [KeysetWalk(self.client, self.resource, start_us=a, stop_us=b,
+                                 on_retry=self.on_retry) for a, b in zip(starts, ends, strict=True)]
+        self.finished = [False] * len(self.walks)
+        handover: queue.Queue[tuple[list[Any] | None, int | None] | BaseException] = \
+            queue.Queue(maxsize=2 * len(self.walks))
+        stop = threading.Event()
+        threads = [threading.Thread(target=self._drive, args=(i, handover, stop), daemon=True,
+                                    name=f"{self.resource.name}-slice-{i}")
+                   for i in range(len(self.walks))]
+        for thread in threads:
+            thread.start()
+        try:
+            running = len(threads)
+            while running:
+                item = handover.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item[0] is None:
+                    running -= 1
+                    continue
+                yield item
+            yield None, self.progress()
+        finally:
+            stop.set()
+            for thread in threads:
+                while thread.is_alive():  # unblock a walk waiting to hand over a page
+                    try:
+                        handover.get_nowait()
+                    except queue.Empty:
+                        thread.join(0.05)
+
+    def _drive(self, index: int, handover: queue.Queue[Any], stop: threading.Event) -> None:
+        walk = self.walks[index]
+        try:
+            for records in walk:
+                if stop.is_set():
+                    return
+                with self._lock:  # progress and queue order agree
+                    handover.put((records, self.progress()))
+            with self._lock:
+                self.finished[index] = True
+                handover.put((None, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
+            handover.put(exc)
+
+    def _count_probe(self) -> None:
+        self.probes += 1
+
+
+def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | None, slices: int,
+                min_pages: int, on_probe: Callable[[], None] | None = None,
+                counted: SlicedWalk | None = None) -> list[int]:
+    """Cursor values splitting the records from ``start_us`` on into up to ``slices`` ranges.
+
+    Empty when the API gives no ``total_count`` or there is too little to split.
+    """
+    paginator = resource.endpoint.paginator
+    incremental = resource.endpoint.incremental
+    if slices <= 1 or incremental is None or not isinstance(paginator, PageNumberPaginator):
+        return []
+    page_size = paginator.limit or 10
+
+    def probe(position: int) -> Any:
+        params: dict[str, str | int | float | bool] = dict(resource.endpoint.params)
+        params[paginator.page_param] = position - 1 + paginator.base_page
+        if paginator.limit_param:
+            params[paginator.limit_param] = 1
+        if start_us is not None and incremental.start_param:
+            params[incremental.start_param] = format_cursor(start_us)
+        body = client.get(resource, params, page=position)
+        if on_probe:
+            on_probe()
+        return body
+
+    first = probe(1)
+    total = lookup(first, "meta.page.total_count")
+    if not isinstance(total, int) or isinstance(total, bool):
+        return []
+    if counted is not None and start_us is None:
+        counted.total_count = total
+    k = min(slices, total // (page_size * min_pages))
+    if k <= 1:
+        return []
+    bounds: list[int] = []
+    for i in range(1, k):
+        records = select_records(resource, probe(i * total // k + 1), i * total // k + 1)
+        value = records[0].get(incremental.cursor_path) if records and isinstance(records[0], dict) else None
+        if isinstance(value, str):
+            cursor = parse_cursor(value)
+            if (start_us is None or cursor > start_us) and (not bounds or cursor > bounds[-1]):
+                bounds.append(cursor)
+    return bounds
