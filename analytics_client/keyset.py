@@ -90,7 +90,12 @@ class KeysetWalk:
         self.requests = 0
         self.group_passes = 0
         self.recovered = 0  # ids a tie-group re-read found that a shifting page had hidden
-        self.total_count: int | None = None  # the API's count when the walk began with no filter
+        self.first_total: int | None = None  # the API's count of the range when the walk began
+
+    @property
+    def total_count(self) -> int | None:
+        """The API's count when a full read began (None for an incremental walk)."""
+        return self.first_total if self.start_us is None else None
 
     @property
     def safe_mark(self) -> int | None:
@@ -183,9 +188,9 @@ class KeysetWalk:
         self.requests += 1
         records = select_records(self.resource, body, page)
         check_page_size(self.resource, records, page)
-        if lo is None and self.requests == 1:
+        if self.requests == 1:
             total = lookup(body, "meta.page.total_count")
-            self.total_count = total if isinstance(total, int) else None
+            self.first_total = total if isinstance(total, int) and not isinstance(total, bool) else None
         cursors = self._cursors(records, lo, page)
         return records, body, cursors
 

@@ -4,9 +4,11 @@ Against a slow API one walk is bound by latency (page after page). Fetching page
 order is not safe (a record created in the middle shifts every later page; an unchanged record
 is then skipped for good), so we split by the cursor instead:
 
-1. One request with ``page[size]=1`` gives ``total_count`` of the records at or after the
-   start. ``K - 1`` more such requests at evenly spaced page numbers return the cursor values
-   ``b_1 <= ... <= b_{K-1}`` found there: the slice bounds.
+1. The first walk's first page is a normal data page; its ``total_count`` says how many
+   records lie at or after the start. Only when that makes at least ``min_pages`` pages per
+   range do ``K - 1`` requests with ``page[size]=1`` at evenly spaced page numbers return the
+   cursor values ``b_1 <= ... <= b_{K-1}`` found there: the range bounds. (So a small
+   incremental run costs no extra request.)
 2. K keyset walks (``keyset.py``) run concurrently, walk ``i`` over ``[b_i, b_{i+1})`` (the last
    one without an end). Each is a complete keyset walk of its range: a walk stops once a page
    shows a cursor at or past its end, and every record of the range came before that on the
@@ -31,7 +33,6 @@ from .client import ApiClient, RetryEvent
 from .config import PageNumberPaginator, ResourceConfig
 from .extract import select_records
 from .keyset import KeysetWalk, format_cursor, parse_cursor
-from .paginators import lookup
 
 __all__ = ["SlicedWalk", "plan_bounds"]
 
@@ -48,12 +49,16 @@ class SlicedWalk:
         self.walks: list[KeysetWalk] = []
         self.finished: list[bool] = []
         self.probes = 0
-        self.total_count: int | None = None  # the API's count when a full read began
         self._lock = threading.RLock()  # the sink may ask for progress() while holding it
 
     @property
     def requests(self) -> int:
         return self.probes + sum(w.requests for w in self.walks)
+
+    @property
+    def total_count(self) -> int | None:
+        """The API's count when a full read began."""
+        return self.walks[0].total_count if self.walks else None
 
     @property
     def recovered(self) -> int:
@@ -70,23 +75,41 @@ class SlicedWalk:
     def __iter__(self) -> Iterator[tuple[list[Any] | None, int | None]]:
         """Pages as ``(records, mark)``; once consumed, everything below ``mark`` has been seen.
 
-        The walks run in threads and hand pages over through a bounded queue; each page is
-        queued with the progress taken at that moment, so the mark never covers a page still
-        waiting in the queue. The last item is ``(None, final mark)``.
+        The first walk's first page says how many records there are; only when that is enough
+        to split are the other bounds probed and the other walks started. They run in threads
+        and hand pages over through a bounded queue; each page is queued with the progress
+        taken at that moment, so the mark never covers a page still waiting in the queue. The
+        last item is ``(None, final mark)``.
         """
-        bounds = plan_bounds(self.client, self.resource, self.start_us, self.slices,
-                             self.min_pages, self._count_probe, self)
-        starts = [self.start_us, *bounds]
-        ends: list[int | None] = [*bounds, None]
-        self.walks = [KeysetWalk(self.client, self.resource, start_us=a, stop_us=b,
-                                 on_retry=self.on_retry) for a, b in zip(starts, ends, strict=True)]
+        first = KeysetWalk(self.client, self.resource, start_us=self.start_us,
+                           on_retry=self.on_retry)
+        self.walks, self.finished = [first], [False]
+        pages = iter(first)
+        records = next(pages)
+        yield records, first.safe_mark
+        bounds = plan_bounds(self.client, self.resource, self.start_us, first.first_total,
+                             self.slices, self.min_pages, self._count_probe)
+        if not bounds:
+            for records in pages:
+                yield records, first.safe_mark
+            self.finished[0] = True
+            yield None, first.safe_mark
+            return
+        first.stop_us = bounds[0]
+        ends: list[int | None] = [*bounds[1:], None]
+        self.walks += [KeysetWalk(self.client, self.resource, start_us=a, stop_us=b,
+                                  on_retry=self.on_retry) for a, b in zip(bounds, ends, strict=True)]
         self.finished = [False] * len(self.walks)
+        yield from self._concurrently([pages, *(iter(w) for w in self.walks[1:])])
+
+    def _concurrently(self, iterators: list[Iterator[list[Any]]]
+                      ) -> Iterator[tuple[list[Any] | None, int | None]]:
         handover: queue.Queue[tuple[list[Any] | None, int | None] | BaseException] = \
-            queue.Queue(maxsize=2 * len(self.walks))
+            queue.Queue(maxsize=2 * len(iterators))
         stop = threading.Event()
-        threads = [threading.Thread(target=self._drive, args=(i, handover, stop), daemon=True,
+        threads = [threading.Thread(target=self._drive, args=(i, it, handover, stop), daemon=True,
                                     name=f"{self.resource.name}-slice-{i}")
-                   for i in range(len(self.walks))]
+                   for i, it in enumerate(iterators)]
         for thread in threads:
             thread.start()
         try:
@@ -109,10 +132,10 @@ class SlicedWalk:
                     except queue.Empty:
                         thread.join(0.05)
 
-    def _drive(self, index: int, handover: queue.Queue[Any], stop: threading.Event) -> None:
-        walk = self.walks[index]
+    def _drive(self, index: int, pages: Iterator[list[Any]], handover: queue.Queue[Any],
+               stop: threading.Event) -> None:
         try:
-            for records in walk:
+            for records in pages:
                 if stop.is_set():
                     return
                 with self._lock:  # progress and queue order agree
@@ -127,43 +150,32 @@ class SlicedWalk:
         self.probes += 1
 
 
-def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | None, slices: int,
-                min_pages: int, on_probe: Callable[[], None] | None = None,
-                counted: SlicedWalk | None = None) -> list[int]:
-    """Cursor values splitting the records from ``start_us`` on into up to ``slices`` ranges.
+def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | None,
+                total: int | None, slices: int, min_pages: int,
+                on_probe: Callable[[], None] | None = None) -> list[int]:
+    """Cursor values splitting the ``total`` records from ``start_us`` on into up to ``slices``.
 
-    Empty when the API gives no ``total_count`` or there is too little to split.
+    Empty when the API gave no total or there is too little to split (fewer than
+    ``min_pages`` pages per range).
     """
     paginator = resource.endpoint.paginator
     incremental = resource.endpoint.incremental
-    if slices <= 1 or incremental is None or not isinstance(paginator, PageNumberPaginator):
+    if (slices <= 1 or total is None or incremental is None
+            or not isinstance(paginator, PageNumberPaginator)):
         return []
-    page_size = paginator.limit or 10
-
-    def probe(position: int) -> Any:
+    k = min(slices, total // ((paginator.limit or 10) * min_pages))
+    bounds: list[int] = []
+    for i in range(1, k):
+        position = i * total // k + 1
         params: dict[str, str | int | float | bool] = dict(resource.endpoint.params)
         params[paginator.page_param] = position - 1 + paginator.base_page
         if paginator.limit_param:
             params[paginator.limit_param] = 1
         if start_us is not None and incremental.start_param:
             params[incremental.start_param] = format_cursor(start_us)
-        body = client.get(resource, params, page=position)
+        records = select_records(resource, client.get(resource, params, page=position), position)
         if on_probe:
             on_probe()
-        return body
-
-    first = probe(1)
-    total = lookup(first, "meta.page.total_count")
-    if not isinstance(total, int) or isinstance(total, bool):
-        return []
-    if counted is not None and start_us is None:
-        counted.total_count = total
-    k = min(slices, total // (page_size * min_pages))
-    if k <= 1:
-        return []
-    bounds: list[int] = []
-    for i in range(1, k):
-        records = select_records(resource, probe(i * total // k + 1), i * total // k + 1)
         value = records[0].get(incremental.cursor_path) if records and isinstance(records[0], dict) else None
         if isinstance(value, str):
             cursor = parse_cursor(value)
