@@ -31,3 +31,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def _own_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pipeline and table locks of one test never meet another test's."""
     monkeypatch.setenv("ANALYTICS_SYNC_LOCK_DIR", str(tmp_path / "locks"))
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    """A real Prefect API (a temporary local server) for the tests of one module."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

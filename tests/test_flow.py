@@ -17,7 +17,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import BlockDocumentUpdate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 from prefect.logging.handlers import APILogHandler
-from prefect.testing.utilities import prefect_test_harness
 
 from analytics_client import Lake
 from analytics_client.sandbox import RunningSandbox, World, serve
@@ -28,12 +27,6 @@ from tests.support import RESOURCES
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"tags": 15, "users": 25, "deals": 60, "pages": 30, "tasks": 45}
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 from deltalake import DeltaTable
-from prefect.testing.utilities import prefect_test_harness
 
 from analytics_client import Lake
 from analytics_client.errors import LakeError
@@ -21,12 +20,6 @@ from tests.groundtruth import assert_table_equals_truth, fetch_truth
 
 COUNTS = {"tags": 10, "users": 10, "deals": 60, "pages": 10, "tasks": 10}
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture
