@@ -2,7 +2,7 @@
 
 A mark lives in two places, and a run trusts the smaller:
 
-* a Prefect block of our own type (``SyncMark``), one document per (pipeline, resource),
+* a Prefect block of our own type (``SyncMark``, blocks.py), one document per (pipeline, resource),
   visible and editable in the Prefect UI, with the cursor, the Delta version that committed
   it, and the last successful run's counts;
 * the Delta table itself: each data commit carries the mark it covers as an app transaction
@@ -26,19 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from prefect.blocks.core import Block
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict
 
 from .keyset import format_cursor, parse_cursor
 from .lake import Lake
 
 __all__ = [
     "JsonFileMarkStore",
+    "Mark",
     "MarkStore",
     "MemoryMarkStore",
     "PrefectMarkStore",
     "Start",
-    "SyncMark",
     "app_id",
     "block_name",
     "describe",
@@ -49,24 +48,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class SyncMark(Block):
-    """High-water mark of one resource of one analytics-sync pipeline.
+class Mark(BaseModel):
+    """A resource's high-water mark as the stores keep it (the ``SyncMark`` block's fields).
 
-    ``cursor`` is the value below which every record is committed to the Delta table; clear it
-    to force a full read of the resource on the next run.
+    ``cursor`` is the value below which every record is committed to the Delta table; None
+    forces a full read of the resource on the next run.
     """
 
-    _block_type_name = "Analytics Sync Mark"
-    _block_type_slug = "analytics-sync-mark"
-    _description = (
-        "High-water mark of one resource of an analytics-sync pipeline. Clear `cursor` to force "
-        "a full read; moving it forward cannot skip data (the Delta table keeps its own mark)."
-    )
+    model_config = ConfigDict(validate_assignment=True)
 
     pipeline: str
     resource: str
-    cursor: str | None = Field(default=None, description="ISO-8601 UTC; empty = full read next run")
-    table_version: int | None = Field(default=None, description="Delta version that committed it")
+    cursor: str | None = None
+    table_version: int | None = None
     last_success_at: dt.datetime | None = None
     rows_fetched: int = 0
     inserted: int = 0
@@ -87,22 +81,22 @@ def block_name(pipeline: str, resource: str) -> str:
 
 
 class MarkStore(Protocol):
-    def load(self, pipeline: str, resource: str) -> SyncMark | None: ...
+    def load(self, pipeline: str, resource: str) -> Mark | None: ...
 
-    def save(self, mark: SyncMark) -> None: ...
+    def save(self, mark: Mark) -> None: ...
 
 
 class MemoryMarkStore:
     """Marks kept in memory: for the library without Prefect, and for tests."""
 
     def __init__(self) -> None:
-        self.marks: dict[tuple[str, str], SyncMark] = {}
+        self.marks: dict[tuple[str, str], Mark] = {}
 
-    def load(self, pipeline: str, resource: str) -> SyncMark | None:
+    def load(self, pipeline: str, resource: str) -> Mark | None:
         mark = self.marks.get((pipeline, resource))
         return mark.model_copy() if mark else None
 
-    def save(self, mark: SyncMark) -> None:
+    def save(self, mark: Mark) -> None:
         self.marks[(mark.pipeline, mark.resource)] = mark.model_copy()
 
 
@@ -117,11 +111,11 @@ class JsonFileMarkStore:
         self.path = Path(path)
         self._guard = threading.Lock()
 
-    def load(self, pipeline: str, resource: str) -> SyncMark | None:
+    def load(self, pipeline: str, resource: str) -> Mark | None:
         data = self._read().get(block_name(pipeline, resource))
-        return SyncMark.model_validate(data) if data is not None else None
+        return Mark.model_validate(data) if data is not None else None
 
-    def save(self, mark: SyncMark) -> None:
+    def save(self, mark: Mark) -> None:
         with self._guard:
             marks = self._read()
             marks[block_name(mark.pipeline, mark.resource)] = mark.model_dump(mode="json")
@@ -141,20 +135,25 @@ class JsonFileMarkStore:
 
 
 class PrefectMarkStore:
-    """Marks as ``SyncMark`` block documents on the Prefect API."""
+    """Marks as ``SyncMark`` block documents on the Prefect API (editable in the UI)."""
 
     def __init__(self) -> None:
+        from .blocks import SyncMark
+
+        self._block = SyncMark
         # Once, before tasks fan out: concurrent first saves of an unregistered type collide.
         SyncMark.register_type_and_schema()
 
-    def load(self, pipeline: str, resource: str) -> SyncMark | None:
+    def load(self, pipeline: str, resource: str) -> Mark | None:
         try:
-            return SyncMark.load(block_name(pipeline, resource))  # type: ignore[return-value]
+            block = self._block.load(block_name(pipeline, resource))
         except ValueError:  # "Unable to find block document named ..."
             return None
+        return Mark.model_validate(block.model_dump(include=set(Mark.model_fields)))
 
-    def save(self, mark: SyncMark) -> None:
-        mark.save(block_name(mark.pipeline, mark.resource), overwrite=True)
+    def save(self, mark: Mark) -> None:
+        self._block(**mark.model_dump()).save(block_name(mark.pipeline, mark.resource),
+                                              overwrite=True)
 
 
 @dataclass(frozen=True)
@@ -166,7 +165,7 @@ class Start:
 
 
 def effective_start(
-    lake: Lake, resource: str, pipeline: str, block: SyncMark | None, initial_value: str | None
+    lake: Lake, resource: str, pipeline: str, block: Mark | None, initial_value: str | None
 ) -> Start:
     """The smaller of the block's and the table's mark; no table means a full read."""
     if lake.version(resource) is None:
@@ -218,4 +217,4 @@ def reset(store: MarkStore, pipeline: str, resource: str) -> None:
     """Clear a resource's cursor so the next run reads everything (and merges it)."""
     previous = store.load(pipeline, resource)
     fields = previous.model_dump(exclude={"cursor", "pipeline", "resource"}) if previous else {}
-    store.save(SyncMark(pipeline=pipeline, resource=resource, cursor=None, **fields))
+    store.save(Mark(pipeline=pipeline, resource=resource, cursor=None, **fields))

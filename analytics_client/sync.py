@@ -29,7 +29,7 @@ from .keyset import KeysetWalk, format_cursor
 from .slices import SlicedWalk
 from .lake import Lake, TableMark, TableWriter, WriteResult
 from .lock import pipeline_lock
-from .state import MarkStore, Start, SyncMark, app_id, effective_start
+from .state import Mark, MarkStore, Start, app_id, effective_start
 from .redaction import install_log_filter, redact, remove_log_filter
 from .secrets import Credentials
 from .summary import ResourceSummary
@@ -145,7 +145,7 @@ def sync_resource(
                  summary.retries)
 
 
-def _start(lake: Lake, resource: ResourceConfig, pipeline: str, block: SyncMark | None,
+def _start(lake: Lake, resource: ResourceConfig, pipeline: str, block: Mark | None,
            full_refresh: bool) -> Start:
     incremental = resource.endpoint.incremental
     if incremental is None:
@@ -195,21 +195,21 @@ def _mark_after(covered: int | None, start: Start) -> int | None:
     return max(covered, start.mark_us)
 
 
-def _block(previous: SyncMark | None, pipeline: str, resource: str, mark: int,
-           version: int | None) -> SyncMark:
+def _block(previous: Mark | None, pipeline: str, resource: str, mark: int,
+           version: int | None) -> Mark:
     fields = previous.model_dump(exclude={"cursor", "table_version", "pipeline", "resource"}) \
         if previous is not None else {}
-    return SyncMark(pipeline=pipeline, resource=resource, cursor=format_cursor(mark),
+    return Mark(pipeline=pipeline, resource=resource, cursor=format_cursor(mark),
                     table_version=version, **fields)
 
 
-def _save_success(marks: MarkStore, previous: SyncMark | None, pipeline: str, resource: str,
+def _save_success(marks: MarkStore, previous: Mark | None, pipeline: str, resource: str,
                   summary: ResourceSummary, start: Start, committed: list[int]) -> None:
     """Record the successful run; the cursor is the last committed one, never more."""
     latest = marks.load(pipeline, resource) if committed else previous
     cursor = latest.cursor if latest is not None else (
         format_cursor(start.mark_us) if start.mark_us is not None else None)
-    marks.save(SyncMark(
+    marks.save(Mark(
         pipeline=pipeline, resource=resource, cursor=cursor,
         table_version=latest.table_version if latest is not None else summary.table_version,
         last_success_at=dt.datetime.now(dt.UTC), rows_fetched=summary.rows_fetched,

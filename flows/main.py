@@ -21,6 +21,8 @@ from typing import Any
 # library's log records (retries, progress) shipped to the flow run's logs.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "analytics_client")
+# ...and the same records outside a flow run (the `check` command) stay local, without a warning.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
@@ -90,7 +92,7 @@ def analytics_sync(
     """Sync the selected resources (all by default) into Delta tables at ``<lake_uri>/<resource>``.
 
     Incremental resources read only what changed since their committed mark (kept in
-    ``SyncMark`` blocks named ``<pipeline>--<resource>`` and in the tables); ``full_refresh``
+    ``SyncMark`` blocks (analytics_client/blocks.py) named ``<pipeline>--<resource>`` and in the tables); ``full_refresh``
     (true, or a list of resources) re-reads everything and merges it. ``config`` is a dlt
     ``rest_api_source`` dict or a JSON/YAML file path (default: the seed). Secrets come from the
     named Prefect Secret blocks, else ANALYTICS_API_KEY / ANALYTICS_ORGANIZATION_ID; a block

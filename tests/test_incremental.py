@@ -22,7 +22,7 @@ from analytics_client.errors import AnalyticsSyncError
 from analytics_client.keyset import format_cursor, parse_cursor
 from analytics_client.lock import PipelineBusyError, pipeline_lock
 from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve, serve_subprocess
-from analytics_client.state import MemoryMarkStore, SyncMark, app_id, block_name
+from analytics_client.state import MemoryMarkStore, Mark, app_id, block_name
 from flows.main import main
 from tests.groundtruth import fetch_truth
 from tests.support import PLAIN, RESOURCES, assert_lake_equals_truth, sync
@@ -140,7 +140,7 @@ def test_crash_after_commit_before_the_block_save_loses_and_duplicates_nothing(
     """The process dies right after a Delta commit; the next run resumes from the table's mark."""
 
     class CrashingStore(MemoryMarkStore):
-        def save(self, mark: SyncMark) -> None:
+        def save(self, mark: Mark) -> None:
             raise SystemExit("killed between the Delta commit and the state save")
 
     sync(sandbox, tmp_path, MemoryMarkStore())

@@ -65,12 +65,12 @@ def test_sliced_walks_lose_nothing_while_records_change(tmp_path: Path, seed: in
 
 def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(tmp_path: Path) -> None:
     """Killed after a few commits, the table's mark is below every range still being read."""
-    from analytics_client.state import SyncMark
+    from analytics_client.state import Mark
 
     class DiesOnThirdSave(MemoryMarkStore):
         saves = 0
 
-        def save(self, mark: SyncMark) -> None:
+        def save(self, mark: Mark) -> None:
             DiesOnThirdSave.saves += 1
             if DiesOnThirdSave.saves == 3:
                 raise SystemExit("killed mid-run")
