@@ -28,7 +28,6 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
