@@ -39,7 +39,7 @@ from .client import ApiClient, RetryEvent
 from .config import Incremental, PageNumberPaginator, ResourceConfig
 from .errors import ContractError, PaginationLoopError
 from .extract import check_page_size, select_records
-from .paginators import _MISSING, lookup
+from .paginators import lookup, page_signals
 
 __all__ = ["KeysetWalk", "format_cursor", "parse_cursor"]
 
@@ -242,10 +242,8 @@ class KeysetWalk:
             return True
         if self.paginator.limit is not None:
             return len(records) < self.paginator.limit
-        total = lookup(body, self.paginator.total_path) if self.paginator.total_path else _MISSING
-        links = body.get("links") if isinstance(body, dict) else None
-        next_link = links.get("next", _MISSING) if isinstance(links, dict) else _MISSING
-        if isinstance(total, int) and not isinstance(total, bool):
+        total, next_link = page_signals(body, self.paginator.total_path)
+        if total is not None:
             return page - self.paginator.base_page + 1 >= total
         return next_link is None
 

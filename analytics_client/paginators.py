@@ -18,7 +18,8 @@ from .config import PageNumberPaginator as PageNumberConfig
 from .config import SinglePagePaginator as SinglePageConfig
 from .errors import PaginationLoopError
 
-__all__ = ["PageNumberPaginator", "Paginator", "SinglePagePaginator", "lookup", "make_paginator"]
+__all__ = ["PageNumberPaginator", "Paginator", "SinglePagePaginator", "lookup", "make_paginator",
+           "page_signals"]
 
 
 class Paginator(Protocol):
@@ -43,6 +44,15 @@ def lookup(body: Any, dotted: str) -> Any:
     return node
 
 
+def page_signals(body: Any, total_path: str | None) -> tuple[int | None, Any]:
+    """What a page says about the end: total pages (None if absent), ``links.next``
+    (``_MISSING`` if there are no links)."""
+    total = lookup(body, total_path) if total_path else _MISSING
+    links = body.get("links") if isinstance(body, dict) else None
+    next_link = links.get("next", _MISSING) if isinstance(links, dict) else _MISSING
+    return (total if isinstance(total, int) and not isinstance(total, bool) else None), next_link
+
+
 class PageNumberPaginator:
     def __init__(self, resource: str, config: PageNumberConfig) -> None:
         self.resource = resource
@@ -63,9 +73,9 @@ class PageNumberPaginator:
         assert self.page is not None
         self._check_not_repeated(records)
         pages_read = self.page - self.config.base_page + 1
-        total = self._total(body)
-        links = body.get("links") if isinstance(body, dict) else None
-        next_link = links.get("next", _MISSING) if isinstance(links, dict) else _MISSING
+        total, next_link = page_signals(body, self.config.total_path)
+        if total is not None:
+            self.total_pages = total
         if (
             not records
             or (self.config.maximum_page is not None and self.page >= self.config.maximum_page)
@@ -76,15 +86,6 @@ class PageNumberPaginator:
             self.has_next = False
             return
         self.page += 1
-
-    def _total(self, body: Any) -> int | None:
-        if not self.config.total_path:
-            return None
-        total = lookup(body, self.config.total_path)
-        if isinstance(total, bool) or not isinstance(total, int):
-            return None
-        self.total_pages = total
-        return total
 
     def _short(self, records: list[Any]) -> bool:
         return self.config.limit is not None and len(records) < self.config.limit
