@@ -26,9 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from analytics_client import Lake
 from analytics_client.sandbox import RunningSandbox, serve_subprocess
-from tests.groundtruth import assert_table_equals_truth, fetch_truth
+from tests.support import assert_lake_equals_truth
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -161,10 +160,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
             reporter.write_line(f"\n{wall}")
 
 
-def _assert_lake_equals_truth(s: Stack) -> None:
-    lake = Lake(str(s.checkout / "data" / "lake"))
-    for resource in COUNTS:
-        assert_table_equals_truth(lake.read(resource), fetch_truth(s.sandbox.base_url, resource), resource)
+def _run_incremental(s: Stack) -> tuple[int, float]:
+    """One watched deployment run; the lake must then equal the truth. Returns requests, seconds."""
+    started, before = time.monotonic(), s.requests()
+    s.prefect("deployment", "run", "analytics-sync/incremental", "--watch", "--watch-timeout", "240")
+    requests = s.requests() - before
+    assert_lake_equals_truth(s.sandbox, s.checkout / "data" / "lake", tuple(COUNTS))
+    return requests, time.monotonic() - started
 
 
 def test_deployments_carry_no_path_of_the_deploying_machine(stack: Stack) -> None:
@@ -182,20 +184,11 @@ def test_deployments_carry_no_path_of_the_deploying_machine(stack: Stack) -> Non
 
 def test_incremental_deployment_runs_twice_on_a_worker_and_matches_the_truth(stack: Stack) -> None:
     """Run 1 reads everything; after an advance, run 2 reads only the change; tables equal truth."""
-    started = time.monotonic()
-    before = stack.requests()
-    stack.prefect("deployment", "run", "analytics-sync/incremental", "--watch", "--watch-timeout", "240")
-    first = stack.requests() - before
-    _assert_lake_equals_truth(stack)
-    print(f"\nrun 1 (full read): {first} requests, {time.monotonic() - started:.1f} s")
-
+    first, seconds = _run_incremental(stack)
+    print(f"\nrun 1 (full read): {first} requests, {seconds:.1f} s")
     stack.sandbox.advance(updates=4, creates=3, seed=7)
-    second_started = time.monotonic()
-    before = stack.requests()
-    stack.prefect("deployment", "run", "analytics-sync/incremental", "--watch", "--watch-timeout", "240")
-    second = stack.requests() - before
-    _assert_lake_equals_truth(stack)
-    print(f"run 2 (incremental): {second} requests, {time.monotonic() - second_started:.1f} s")
+    second, seconds = _run_incremental(stack)
+    print(f"run 2 (incremental): {second} requests, {seconds:.1f} s")
     assert 0 < second < first / 2, (first, second)
 
 

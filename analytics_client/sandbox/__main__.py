@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -138,21 +139,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     world = World(args.seed, counts=dict(args.count), scale=args.scale)
-    settings = SandboxSettings(
-        api_key=args.api_key,
-        organization_id=args.organization_id,
-        latency_ms=args.latency_ms,
-        rate_limit=args.rate_limit,
-        fault_rate=args.fault_rate,
-        reset_rate=args.reset_rate,
-        omit_meta=args.omit_meta,
-        late_visibility=args.late_visibility,
-        mutate_every_n_requests=args.mutate_every_n_requests,
-        mutate_rate=args.mutate_rate,
-        mutate_updates=args.mutate_updates,
-        mutate_creates=args.mutate_creates,
-        fault_seed=args.fault_seed,
-    )
+    # Every setting has a flag of the same name.
+    settings = SandboxSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SandboxSettings)})
     app = SandboxApp(world, settings)
     app.set_faults(args.faults)
     sock = bind(args.host, args.port)
