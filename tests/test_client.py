@@ -215,7 +215,7 @@ def test_query_key_never_shows_in_logs_or_errors(caplog: pytest.LogCaptureFixtur
     assert "api_key=***" in str(info.value)
     everything = caplog.text + str(info.value) + repr(info.value) + repr(client.http.auth)
     assert KEY not in everything and ORG not in everything
-    assert "HTTP Request" in caplog.text  # httpx did log the URL, masked
+    assert "HTTP Request" in caplog.text  # the request was logged, its URL masked
 
 
 def test_parse_retry_after() -> None:

@@ -454,6 +454,47 @@ def test_row_hash_follows_content_not_presentation() -> None:
     assert row_hash(base) != row_hash({**base, "y": ["z"]})
 
 
+# ---- whole-column conversion agrees with the exact per-value one ------------------------------
+
+# Per kind: values the whole-column path must convert exactly as the per-value path does, and
+# values it must leave to the per-value path (None), which converts or rejects them by name.
+COLUMN_CASES: dict[str, tuple[list[object], list[object]]] = {
+    "decimal": (
+        [0.29, 844422.19, 1e2, 100, -0.01, 9999999999999.99, 0.1, None, 12.5, 0],
+        [1.005, 0.30000000000000004, 1e13, 10**13, 10**30, 2.0**60, 1e-9],
+    ),
+    "timestamp": (
+        ["2026-03-01T10:00:00.000000Z", "2026-03-01T10:00:00Z", "2026-03-01T10:00:00.7Z",
+         "2024-02-29T23:59:59.999999Z", None],
+        ["2026-03-01T10:00:00+02:00", "2026-02-30T10:00:00Z", "2026-03-01T10:00:00.1234567Z",
+         "2026-03-01 10:00:00Z", "2026-03-01T25:00:00Z"],
+    ),
+    "date": (["2026-03-01", "2024-02-29", None], ["2026-02-30", "2026-3-1", "20260301"]),
+    "integer": ([0, -1, 2**63 - 1, -(2**63), None], [2**63, True, 1e2, 1.5]),
+    "boolean": ([True, False, None], [1, "true"]),
+    "string": (["", "Zoë ✓", "\u0000", None], [1, ["a"]]),
+    "string_list": ([["a", "b"], [], ["ü"], None], [["a", 1], "a"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(COLUMN_CASES))
+def test_whole_column_conversion_is_exact_or_declines(kind: str) -> None:
+    """A column of usual values converts at once, equal to the per-value result; odd ones fall back."""
+    from analytics_client import frames
+    from analytics_client.schemas import FieldSpec
+
+    spec = FieldSpec(kind)  # type: ignore[arg-type]
+    usual, odd = COLUMN_CASES[kind]
+    fast = frames._fast_column("x", spec, usual)
+    assert fast is not None, f"{kind}: the usual values took the slow path"
+    exact = frames._exact_column("r", "x", spec, [{"x": v} for v in usual], "id")
+    assert fast.dtype == exact.dtype == spec.dtype
+    assert fast.to_list() == exact.to_list()
+    for value in odd:
+        assert frames._fast_column("x", spec, [*usual, value]) is None, (kind, value)
+    assert frames._fast_column("x", FieldSpec(kind, nullable=False), usual) is None  # type: ignore[arg-type]
+
+
 # ---- deduplication ------------------------------------------------------------------------------
 
 

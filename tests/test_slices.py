@@ -20,11 +20,14 @@ from tests.support import RESOURCES, assert_lake_equals_truth, sync
 COUNTS = {"tags": 30, "users": 60, "deals": 1500, "pages": 400, "tasks": 900}
 SLICED = copy.deepcopy(DEFAULT_CONFIG)
 SLICED["resource_defaults"]["endpoint"]["concurrency"] = 4
+# Walks are only added against an API slow enough for them to pay (slices.MIN_LATENCY).
+SLOW_MS = 8.0
 
 
 def test_a_resource_is_read_by_several_walks_over_disjoint_ranges(tmp_path: Path) -> None:
     """deals is split in 4 ranges read at once; every record arrives, none twice in the table."""
-    with serve(World(seed=4, counts=COUNTS), SandboxSettings(late_visibility=False)) as sandbox:
+    settings = SandboxSettings(late_visibility=False, latency_ms=SLOW_MS)
+    with serve(World(seed=4, counts=COUNTS), settings) as sandbox:
         source = load_config(SLICED, base_url=sandbox.base_url)
         deals = source.resource("deals")
         with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client:
@@ -39,11 +42,24 @@ def test_a_resource_is_read_by_several_walks_over_disjoint_ranges(tmp_path: Path
         assert_lake_equals_truth(sandbox, tmp_path)
 
 
+def test_a_fast_api_is_read_by_one_walk(tmp_path: Path) -> None:
+    """When pages come back faster than min_latency, more walks would only cost CPU."""
+    with serve(World(seed=4, counts=COUNTS), SandboxSettings(late_visibility=False)) as sandbox:
+        source = load_config(SLICED, base_url=sandbox.base_url)
+        with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client:
+            fast = SlicedWalk(client, source.resource("deals"), start_us=None, slices=4,
+                              min_latency=60.0)
+            fast_ids = [r["id"] for records, _ in fast if records for r in records]
+        assert len(fast.walks) == 1 and fast.probes == 0
+        assert fast.latency is not None and fast.latency < 60.0
+        assert set(fast_ids) == {r["id"] for r in fetch_truth(sandbox.base_url, "deals")}
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sliced_walks_lose_nothing_while_records_change(tmp_path: Path, seed: int) -> None:
     """Under mutation, below the committed mark everything is in; one more run is exact."""
     settings = SandboxSettings(mutate_every_n_requests=3, mutate_updates=4, mutate_creates=1,
-                               late_visibility=False, fault_seed=seed)
+                               late_visibility=False, fault_seed=seed, latency_ms=SLOW_MS)
     with serve(World(seed=seed, counts=COUNTS), settings) as sandbox:
         marks = MemoryMarkStore()
         first = sync(sandbox, tmp_path, marks, config=SLICED, batch_rows=100)
@@ -76,7 +92,8 @@ def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(tmp_path: Path)
                 raise SystemExit("killed mid-run")
             super().save(mark)
 
-    with serve(World(seed=6, counts=COUNTS), SandboxSettings(late_visibility=False)) as sandbox:
+    settings = SandboxSettings(late_visibility=False, latency_ms=SLOW_MS)
+    with serve(World(seed=6, counts=COUNTS), settings) as sandbox:
         with pytest.raises(SystemExit):
             sync(sandbox, tmp_path, DiesOnThirdSave(), config=SLICED, resources=["deals"],
                  batch_rows=100)
