@@ -10,7 +10,10 @@ What is retried, and how long we wait (the contract's fault table):
 
 They share ``max_retries`` (4 means at most 5 attempts). The wait before retry ``n`` (from 0) is
 ``backoff_factor * 2**n``, capped at ``max_wait``, plus up to 10 % jitter, and never shorter than
-the server's ``Retry-After``. A ``Retry-After`` longer than ``max_wait`` fails at once: waiting is
+the server's ``Retry-After``. Faults the configuration does not list (a reset, a 502 when only
+429 is configured) are retried the first time after ``FIRST_TRANSIENT_WAIT`` instead: a single
+blip usually passes at once, and with the seed's factor of 2 each one would stall its walk for
+2 s; a fault that persists gets the configured backoff from the second retry on. A ``Retry-After`` longer than ``max_wait`` fails at once: waiting is
 pointless when the server has said it will not serve us within our limit. 400/401/403/404 (and
 anything else unexpected) fail at once with the API's own ``errors[].detail``.
 """
@@ -39,7 +42,9 @@ from .errors import APIError, LimitExceededError, RetriesExhaustedError, Transpo
 from .redaction import redact, redact_url
 from .secrets import Credentials
 
-__all__ = ["ApiClient", "RetryEvent"]
+__all__ = ["FIRST_TRANSIENT_WAIT", "ApiClient", "RetryEvent"]
+
+FIRST_TRANSIENT_WAIT = 0.25  # seconds
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +146,11 @@ class ApiClient:
     ) -> Any:
         """GET one page of ``resource`` and return its parsed JSON body, retrying what may pass."""
         handler = resource.endpoint.error_handler
+        configured = set(handler.retry_on_status_codes)
         policy = _RetryPolicy(resource.name, page, handler.max_retries, handler.backoff_factor,
-                              handler.max_wait, on_retry, self._waited, handler.max_total_wait)
-        retry_on = set(handler.retry_on_status_codes) | ALWAYS_RETRY
+                              handler.max_wait, on_retry, self._waited, handler.max_total_wait,
+                              configured)
+        retry_on = configured | ALWAYS_RETRY
         try:
             for attempt in stamina.retry_context(
                 on=policy, attempts=handler.max_retries + 1, timeout=None,
@@ -274,8 +281,10 @@ class _RetryPolicy:
 
     def __init__(self, resource: str, page: int | None, max_retries: int, factor: float,
                  cap: float, on_retry: Callable[[RetryEvent], None] | None,
-                 waited: dict[str, float], max_total_wait: float) -> None:
+                 waited: dict[str, float], max_total_wait: float,
+                 configured: set[int] | frozenset[int] = frozenset()) -> None:
         self.resource, self.page, self.factor, self.cap = resource, page, factor, cap
+        self.configured = configured
         self.max_retries = max_retries
         self.waited, self.max_total_wait = waited, max_total_wait
         self.over_budget: float | None = None
@@ -285,7 +294,10 @@ class _RetryPolicy:
     def __call__(self, exc: Exception) -> bool | float:
         if not isinstance(exc, _RetryableFault) or self.retries >= self.max_retries:
             return False  # stamina re-raises; get() turns it into a clear error
-        wait = backoff(self.retries, self.factor, self.cap, exc.retry_after)
+        if self.retries == 0 and exc.status not in self.configured:
+            wait = backoff(0, FIRST_TRANSIENT_WAIT, self.cap, exc.retry_after)
+        else:
+            wait = backoff(self.retries, self.factor, self.cap, exc.retry_after)
         spent = self.waited.get(self.resource, 0.0)
         if spent + wait > self.max_total_wait:
             self.over_budget = wait

@@ -2,9 +2,13 @@
 
 Retrying each 429 on its own makes storms: five resources hammer a limited API, all get 429,
 all wait, all come back at once. Instead every request first takes its turn here. The pace is
-unknown until the API says it: on a 429 we measure how many requests the API accepted in the
-last second and pace everyone a little below that, and every request waits out the
-``Retry-After``. ``RateLimit-Remaining: 0`` (or ``X-RateLimit-Remaining``) with a reset time
+unknown until the API says it: on a 429 we count how many requests the API accepted in the
+last second and pace everyone a little below that. The refused request waits out its
+``Retry-After`` (the retry policy); the others go on at the new pace, because a short
+``Retry-After`` (the contract's is whole seconds, so a token bucket says 1 s when it lacks one
+token for 5 ms) would otherwise idle the whole run for a second per refusal. Everyone pauses
+for the ``Retry-After`` only when it is long, or when the API refuses again soon after the pace
+was set (the limit is shared, or lower than it looked). ``RateLimit-Remaining: 0`` (or ``X-RateLimit-Remaining``) with a reset time
 pauses everyone until the reset, before any 429. The pace creeps up slowly afterwards, so a
 raised limit is found again, but never past the rate that drew the last 429 for long.
 """
@@ -21,6 +25,8 @@ __all__ = ["RateLimiter"]
 _BELOW = 0.97  # pace this far below the rate that was refused
 _PROBE_EVERY = 20.0  # seconds without a 429 before the ceiling is raised a little
 _PROBE_STEP = 1.02
+_SHORT_RETRY_AFTER = 1.0  # seconds: a refusal this short pauses only the refused request
+_ESCALATE_WITHIN = 10.0  # seconds: a new refusal this soon after the last pause is a pause too
 
 
 class RateLimiter:
@@ -33,8 +39,9 @@ class RateLimiter:
         self._interval = 0.0  # seconds between requests; 0: unlimited
         self._next = 0.0  # earliest start of the next request
         self._paused_until = 0.0
-        self._sent: collections.deque[float] = collections.deque()  # send times, last ~1 s
-        self._last_limit = 0.0  # when the pace was last set from a refusal
+        self._accepted: collections.deque[float] = collections.deque()  # last ~1 s of 2xx
+        self._last_limit = 0.0  # when the pace was last set (a refusal or a probe)
+        self._last_refusal = float("-inf")
         self._episode_until = 0.0  # 429s before this belong to the refusal already handled
         self.limited = 0  # 429s seen
 
@@ -51,9 +58,6 @@ class RateLimiter:
             start = max(now, self._paused_until, self._next)
             if self._interval:
                 self._next = start + self._interval
-            self._sent.append(start)
-            while self._sent and self._sent[0] < start - 1.0:
-                self._sent.popleft()
         if start > now:
             self._sleep(start - now)
 
@@ -62,22 +66,28 @@ class RateLimiter:
         """Learn from a response: a 429 sets the pace; RateLimit headers pause ahead of one."""
         with self._lock:
             now = self._clock()
+            while self._accepted and self._accepted[0] < now - 1.0:
+                self._accepted.popleft()
             if status == 429:
-                self.limited += 1
-                pause = retry_after or 1.0
-                self._paused_until = max(self._paused_until, now + pause)
-                if now < self._episode_until:
-                    return  # requests that were in flight with the first refusal: same news
-                sent = sum(1 for t in self._sent if now - 1.0 <= t <= now)
-                current = self.rate or float("inf")
-                self._interval = 1 / min(current, max(1.0, sent * _BELOW))
-                self._last_limit = now
-                self._episode_until = now + pause + 1.0
+                self._refused(now, retry_after or _SHORT_RETRY_AFTER)
                 return
+            if 200 <= status < 300:
+                self._accepted.append(now)
             remaining = _header(headers, "ratelimit-remaining")
             reset = _header(headers, "ratelimit-reset")
             if remaining is not None and remaining <= 0 and reset is not None and reset > 0:
                 self._paused_until = max(self._paused_until, now + reset)
+
+    def _refused(self, now: float, pause: float) -> None:
+        self.limited += 1
+        if now < self._episode_until:
+            return  # requests that were in flight with the first refusal: same news
+        if pause > _SHORT_RETRY_AFTER or now < self._last_refusal + _ESCALATE_WITHIN:
+            self._paused_until = max(self._paused_until, now + pause)
+        current = self.rate or float("inf")
+        self._interval = 1 / min(current, max(1.0, len(self._accepted) * _BELOW))
+        self._last_limit = self._last_refusal = now
+        self._episode_until = now + pause + 1.0
 
     def _probe(self, now: float) -> None:
         if self._interval and now - self._last_limit > _PROBE_EVERY:

@@ -6,8 +6,9 @@ still committed, then the resource fails: a rerun resumes from a table that hold
 the API served until then.
 
 Incremental resources read from their mark (``state.effective_start``) through a keyset walk
-(``keyset.py``). After each batch commit, the mark that commit covers is stored in the same
-Delta commit and then in the state store: state never runs ahead of the data.
+(``keyset.py``). Each batch commit stores the mark it covers in the same Delta commit; the state
+store gets it afterwards (at most every ``MARK_SAVE_EVERY_SECONDS``, and at the end): state
+never runs ahead of the data.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 10_000
 PROGRESS_EVERY_SECONDS = 10.0
+# The state store (a Prefect block: API round trips) gets a resource's mark at most this often
+# during a run, and at its end; the table holds the exact mark of every commit meanwhile.
+MARK_SAVE_EVERY_SECONDS = 30.0
 
 
 def sync_resource(
@@ -70,7 +74,7 @@ def sync_resource(
     start = _start(lake, resource, pipeline, block, full_refresh)
     if incremental is not None:
         log.info("%s: %s", resource.name, start.reason)
-    committed: list[int] = []  # marks committed this run, in order
+    saver = _MarkSaver(marks)
 
     def count_retry(event: RetryEvent) -> None:
         summary.retries += 1
@@ -87,10 +91,9 @@ def sync_resource(
         _add(summary, result)
         batch.clear()
         if result.version is not None and mark is not None:
-            committed.append(mark)
             summary.mark = format_cursor(mark)
-            if marks is not None:  # only now that the rows it covers are committed
-                marks.save(_block(block, pipeline, resource.name, mark, result.version))
+            # Only now that the rows it covers are committed.
+            saver.committed(_block(block, pipeline, resource.name, mark, result.version))
 
     pages = _pages(client, resource, walk, count_retry)
     full_read_ids: set[str] | None = set() if walk is not None and start.mark_us is None else None
@@ -130,9 +133,11 @@ def sync_resource(
         if walk is not None:
             _compare_with_total(walk, full_read_ids, summary)
             if marks is not None:
-                _save_success(marks, block, pipeline, resource.name, summary, start, committed)
+                _save_success(marks, saver.latest or block, pipeline, resource.name, summary,
+                              start)
         return summary
     except Exception as exc:
+        saver.flush_quietly(log, resource.name)
         summary.status = "failed"
         summary.error = str(exc) or type(exc).__name__
         exc.summary = summary  # type: ignore[attr-defined]
@@ -203,10 +208,42 @@ def _block(previous: Mark | None, pipeline: str, resource: str, mark: int,
                     table_version=version, **fields)
 
 
-def _save_success(marks: MarkStore, previous: Mark | None, pipeline: str, resource: str,
-                  summary: ResourceSummary, start: Start, committed: list[int]) -> None:
+class _MarkSaver:
+    """Hands committed marks to the store, at most every MARK_SAVE_EVERY_SECONDS.
+
+    A block that lags its table is safe (a run starts from the lower of the two marks); one
+    that ran ahead would not be, and cannot happen: only committed marks come here.
+    """
+
+    def __init__(self, marks: MarkStore | None) -> None:
+        self.marks = marks
+        self.latest: Mark | None = None
+        self._saved_at = time.monotonic()
+        self._pending = False
+
+    def committed(self, mark: Mark) -> None:
+        self.latest, self._pending = mark, True
+        if time.monotonic() - self._saved_at >= MARK_SAVE_EVERY_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.marks is not None and self._pending and self.latest is not None:
+            self.marks.save(self.latest)
+            self._saved_at, self._pending = time.monotonic(), False
+
+    def flush_quietly(self, log: logging.Logger | logging.LoggerAdapter[Any],
+                      resource: str) -> None:
+        """On failure: the failure is what the caller reports, not a failed save."""
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001
+            log.exception("%s: could not save the mark of the last commit to the state store "
+                          "(the table keeps it; the next run starts from there)", resource)
+
+
+def _save_success(marks: MarkStore, latest: Mark | None, pipeline: str, resource: str,
+                  summary: ResourceSummary, start: Start) -> None:
     """Record the successful run; the cursor is the last committed one, never more."""
-    latest = marks.load(pipeline, resource) if committed else previous
     cursor = latest.cursor if latest is not None else (
         format_cursor(start.mark_us) if start.mark_us is not None else None)
     marks.save(Mark(

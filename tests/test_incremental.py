@@ -57,6 +57,48 @@ def test_marks_are_committed_with_the_data_and_saved_after(sandbox: RunningSandb
         assert summaries[resource].notes == []
 
 
+def test_the_block_store_gets_a_mark_at_the_end_and_on_failure_not_per_commit(
+        sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks are API round trips: the table holds each commit's mark, the block the last one."""
+    from analytics_client.errors import LakeError
+    from analytics_client.lake import TableWriter
+
+    class CountingStore(MemoryMarkStore):
+        saves = 0
+
+        def save(self, mark: Mark) -> None:
+            CountingStore.saves += 1
+            super().save(mark)
+
+    marks = CountingStore()
+    lake = Lake(str(tmp_path))
+    first = sync(sandbox, tmp_path, marks, resources=["deals"], batch_rows=10)
+    assert first["deals"].commits > 3 and CountingStore.saves == 1
+    block = marks.load("analytics", "deals")
+    assert block is not None
+    assert block.cursor == format_cursor(lake.mark("deals", app_id("analytics")))  # type: ignore[arg-type]
+
+    sandbox.world.advance(updates=60, creates=20, seed=5, late_visibility=False)
+    write, writes = TableWriter.write, []
+
+    def fails_on_the_third_write(self: TableWriter, *args: object, **kwargs: object) -> object:
+        writes.append(1)
+        if len(writes) == 3:
+            raise LakeError("deals", "the disk is full (a test)")
+        return write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TableWriter, "write", fails_on_the_third_write)
+    again = sync(sandbox, tmp_path, marks, resources=["deals"], batch_rows=10)
+    assert again["deals"].status == "failed" and again["deals"].commits == 2
+    table_mark = lake.mark("deals", app_id("analytics"))
+    assert table_mark is not None and format_cursor(table_mark) > block.cursor  # type: ignore[operator]
+    # The failure handed the last committed mark to the block: not behind, never ahead.
+    assert marks.load("analytics", "deals").cursor == format_cursor(table_mark)  # type: ignore[union-attr]
+    monkeypatch.undo()
+    sync(sandbox, tmp_path, marks)
+    assert_lake_equals_truth(sandbox, tmp_path)
+
+
 def test_one_percent_of_changes_costs_requests_in_proportion(tmp_path: Path) -> None:
     """After a full run, 1 % changed records are read with a handful of requests and land exactly."""
     counts = {"tags": 250, "users": 2000, "deals": 3000, "pages": 2000, "tasks": 3000}

@@ -75,7 +75,7 @@ def test_ratelimit_remaining_zero_pauses_until_the_reset() -> None:
     assert clock.now == pytest.approx(3.0)
 
 
-def test_retry_after_pauses_every_request() -> None:
+def test_a_long_retry_after_pauses_every_request() -> None:
     """After a 429 with Retry-After 2 the next request of any resource waits 2 s."""
     clock = FakeClock()
     limiter = RateLimiter(clock=clock, sleep=clock.sleep)
@@ -85,12 +85,43 @@ def test_retry_after_pauses_every_request() -> None:
     assert clock.now >= 2.0 and limiter.limited == 1
 
 
+def test_a_short_retry_after_paces_the_others_without_stopping_them() -> None:
+    """A 1 s refusal (a token bucket short of one token) sets the pace; nobody idles a second."""
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    for _ in range(100):  # 100 accepted in the last second
+        limiter.acquire()
+        limiter.observe(200, {})
+        clock.now += 0.01
+    limiter.observe(429, {"retry-after": "1"}, 1.0)
+    before = clock.now
+    limiter.acquire()
+    limiter.acquire()
+    assert clock.now - before < 0.05
+    assert limiter.rate == pytest.approx(97, rel=0.02)
+
+
+def test_refusals_despite_the_pace_pause_everyone() -> None:
+    """A new 429 soon after the pace was set means the limit is lower: everyone waits it out."""
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    limiter.observe(200, {})
+    limiter.observe(429, {"retry-after": "1"}, 1.0)
+    clock.now += 2.5  # past the first refusal's episode
+    limiter.observe(429, {"retry-after": "1"}, 1.0)
+    before = clock.now
+    limiter.acquire()
+    assert clock.now - before >= 1.0 and limiter.limited == 2
+
+
 def test_a_burst_of_429s_from_requests_in_flight_counts_once() -> None:
     """Five requests refused together set the pace once; it does not collapse."""
     clock = FakeClock()
     limiter = RateLimiter(clock=clock, sleep=clock.sleep)
     for _ in range(60):
         limiter.acquire()
+        limiter.observe(200, {})
         clock.now += 0.01
     for _ in range(5):
         limiter.observe(429, {"retry-after": "1"}, 1.0)

@@ -79,9 +79,14 @@ def test_sliced_walks_lose_nothing_while_records_change(tmp_path: Path, seed: in
         assert_lake_equals_truth(sandbox, tmp_path)
 
 
-def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(tmp_path: Path) -> None:
+def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Killed after a few commits, the table's mark is below every range still being read."""
+    from analytics_client import sync as sync_module
     from analytics_client.state import Mark
+
+    monkeypatch.setattr(sync_module, "MARK_SAVE_EVERY_SECONDS", 0.0)  # a save per commit
 
     class DiesOnThirdSave(MemoryMarkStore):
         saves = 0
