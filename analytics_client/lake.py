@@ -97,6 +97,14 @@ class Lake:
             version = table.transaction_version(app_id)
         return None if version is None else int(version)
 
+    def row_count(self, resource: str) -> int | None:
+        """Rows in the table (from file metadata), or None if there is no table."""
+        table = self._open(resource, self.table_uri(resource))
+        if table is None:
+            return None
+        with _lake_errors(resource, f"counting the rows of {self.table_uri(resource)}"):
+            return int(pl.scan_delta(table).select(pl.len()).collect().item())
+
     def read(self, resource: str) -> pl.DataFrame:
         """The whole table (for tests and the CLI)."""
         uri = self.table_uri(resource)
@@ -414,6 +422,10 @@ class TableWriter:
                     source_alias="s",
                     target_alias="t",
                     merge_schema=True,
+                    # The source is one batch: materialized, it is the join's small side and
+                    # its id range prunes target files. Streamed (delta-rs' default), memory
+                    # grew with the table (+90 MiB at 10k rows, +150 MiB at 100k; measured).
+                    streamed_exec=False,
                     commit_properties=_commit(metadata, self._mark),
                 )
                 .when_matched_update_all(predicate=changed)

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from .budget import RowBudget
 from .client import ApiClient, RetryEvent
 from .config import PageNumberPaginator, ResourceConfig, SourceConfig
 from .errors import ConfigError
@@ -57,12 +58,15 @@ def sync_resource(
     pipeline: str = "analytics",
     marks: MarkStore | None = None,
     full_refresh: bool = False,
+    budget: RowBudget | None = None,
 ) -> ResourceSummary:
     """Fetch ``resource`` (what changed since its mark, if incremental) into its table.
 
     Raises on failure; the exception carries the partial summary as ``exc.summary``.
     ``marks`` is where marks are kept besides the table (None: the table's alone).
+    ``budget`` bounds the records all resources of the run hold at once (``budget.py``).
     """
+    budget = budget or RowBudget(batch_rows)
     summary = ResourceSummary(resource.name)
     started = last_progress = time.monotonic()
     incremental = resource.endpoint.incremental
@@ -86,9 +90,11 @@ def sync_resource(
     def commit() -> None:
         mark = _mark_after(covered[0], start)
         table_mark = TableMark(app_id(pipeline), mark) if mark is not None else None
-        result = writer.write(batch, commit_metadata={"analytics_sync.run_id": run_id},
-                              mark=table_mark)
+        with budget.committing():
+            result = writer.write(batch, commit_metadata={"analytics_sync.run_id": run_id},
+                                  mark=table_mark)
         _add(summary, result)
+        budget.give_back(len(batch))
         batch.clear()
         if result.version is not None and mark is not None:
             summary.mark = format_cursor(mark)
@@ -96,7 +102,8 @@ def sync_resource(
             saver.committed(_block(block, pipeline, resource.name, mark, result.version))
 
     pages = _pages(client, resource, walk, count_retry)
-    full_read_ids: set[str] | None = set() if walk is not None and start.mark_us is None else None
+    full_read = walk is not None and start.mark_us is None
+    budget.join()
     try:
         while True:
             try:
@@ -116,11 +123,8 @@ def sync_resource(
             summary.pages += 1
             summary.rows_fetched += len(records)
             batch.extend(records)
-            if full_read_ids is not None:
-                key = resource.primary_key
-                full_read_ids.update(r[key] for r in records if isinstance(r, dict)
-                                     and isinstance(r.get(key), str))
-            if len(batch) >= batch_rows:
+            over_budget = budget.take(len(records), holding=len(batch))
+            if len(batch) >= batch_rows or over_budget:
                 commit()
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
                 last_progress = time.monotonic()
@@ -131,7 +135,8 @@ def sync_resource(
         _add(summary, writer.finish())
         summary.status = "ok"
         if walk is not None:
-            _compare_with_total(walk, full_read_ids, summary)
+            _compare_with_total(walk, lake.row_count(resource.name) if full_read else None,
+                                summary)
             if marks is not None:
                 _save_success(marks, saver.latest or block, pipeline, resource.name, summary,
                               start)
@@ -143,6 +148,7 @@ def sync_resource(
         exc.summary = summary  # type: ignore[attr-defined]
         raise
     finally:
+        budget.leave(len(batch))  # and what a failure left uncommitted
         summary.seconds = time.monotonic() - started
         log.info("%s: %s in %.1f s: %s pages, %s fetched, %s inserted, %s updated, %s retries",
                  resource.name, summary.status, summary.seconds, f"{summary.pages:,}",
@@ -254,16 +260,20 @@ def _save_success(marks: MarkStore, latest: Mark | None, pipeline: str, resource
     ))
 
 
-def _compare_with_total(walk: KeysetWalk | SlicedWalk, ids: set[str] | None,
+def _compare_with_total(walk: KeysetWalk | SlicedWalk, rows: int | None,
                         summary: ResourceSummary) -> None:
-    """After a full read, the distinct ids should match what the API counted."""
+    """After a full read, the table should hold as many rows as the API counted.
+
+    The table's count, not a set of the ids read: that would grow with the resource.
+    """
     if walk.recovered:
         summary.notes.append(f"re-reading tie groups found {walk.recovered} record(s) that records "
                              "changing during paging had shifted past a page boundary")
-    if ids is not None and walk.total_count is not None and len(ids) != walk.total_count:
+    if rows is not None and walk.total_count is not None and rows != walk.total_count:
         summary.notes.append(
-            f"full read found {len(ids):,} distinct ids; the API counted {walk.total_count:,} "
-            "when the read began (records created or changed during the run explain a difference)"
+            f"after a full read the table holds {rows:,} rows; the API counted "
+            f"{walk.total_count:,} when the read began (records created or changed during the "
+            "run explain a difference)"
         )
 
 
@@ -299,11 +309,12 @@ def run_sync(
     lake = Lake(lake_uri, storage_options=storage_options)
     refresh = full_refresh_set(full_refresh, selected)
     secret_filter = install_log_filter(credentials.values())
+    budget = RowBudget.for_batches(batch_rows)
     try:
         with pipeline_lock(pipeline), ApiClient(config, credentials, transport=transport) as client, \
                 ThreadPoolExecutor(max_workers=len(selected)) as pool:
             futures = [pool.submit(_sync_one, client, lake, r, batch_rows, run_id, credentials,
-                                   pipeline, marks, r.name in refresh)
+                                   pipeline, marks, r.name in refresh, budget)
                        for r in selected]
             summaries = [f.result() for f in futures]
     finally:
@@ -332,10 +343,11 @@ def full_refresh_set(full_refresh: bool | Iterable[str] | None,
 
 def _sync_one(client: ApiClient, lake: Lake, resource: ResourceConfig, batch_rows: int,
               run_id: str, credentials: Credentials, pipeline: str, marks: MarkStore | None,
-              full_refresh: bool) -> ResourceSummary:
+              full_refresh: bool, budget: RowBudget) -> ResourceSummary:
     try:
         return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id,
-                             pipeline=pipeline, marks=marks, full_refresh=full_refresh)
+                             pipeline=pipeline, marks=marks, full_refresh=full_refresh,
+                             budget=budget)
     except Exception as exc:
         summary: ResourceSummary = getattr(exc, "summary", ResourceSummary(resource.name, "failed"))
         summary.error = redact(summary.error or str(exc), credentials.values())

@@ -42,6 +42,7 @@ from analytics_client import (  # noqa: E402
     resolve_credentials,
     sync_resource,
 )
+from analytics_client.budget import RowBudget  # noqa: E402
 from analytics_client.errors import AnalyticsSyncError  # noqa: E402
 from analytics_client.lock import pipeline_lock  # noqa: E402
 from analytics_client.state import PrefectMarkStore, describe, reset  # noqa: E402
@@ -69,11 +70,12 @@ class SyncFailed(AnalyticsSyncError):
 def sync_resource_task(
     resource_name: str, resource: ResourceConfig, client: ApiClient, lake: Lake,
     batch_rows: int, run_id: str, pipeline: str, marks: PrefectMarkStore, full_refresh: bool,
+    budget: RowBudget,
 ) -> ResourceSummary:
     """One resource, start to end; retries happen per request inside the client, not here."""
     return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id,
                          log=get_run_logger(), pipeline=pipeline, marks=marks,
-                         full_refresh=full_refresh)
+                         full_refresh=full_refresh, budget=budget)
 
 
 @flow(name="analytics-sync", log_prints=True)
@@ -113,9 +115,10 @@ def analytics_sync(
                     ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
         with pipeline_lock(pipeline), ApiClient(source, credentials) as client:
             marks = PrefectMarkStore()  # registers the block type once, before the fan-out
+            budget = RowBudget.for_batches(batch_rows)  # records held at once, whole run
             futures = [
                 sync_resource_task.submit(r.name, r, client, lake, batch_rows, run_id, pipeline,
-                                          marks, r.name in refresh)
+                                          marks, r.name in refresh, budget)
                 for r in source.resources
             ]
             wait(futures)

@@ -199,3 +199,36 @@ def test_new_undocumented_field_on_a_second_run_adds_a_column(tmp_path: Path) ->
     assert table["priority"].to_list() == [None, 3]
     assert table["color"].to_list() == ["red", None]
     assert table.schema["priority"] == pl.Int64
+
+
+def test_the_run_holds_at_most_its_row_budget_however_many_resources_fill_batches(
+        tmp_path: Path) -> None:
+    """Five resources at once hold no more records than the run's budget (plus a page each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from analytics_client import sync_resource
+    from analytics_client.budget import RowBudget
+    from analytics_client.client import ApiClient
+
+    class Watched(RowBudget):
+        peak = 0
+
+        def take(self, rows: int, *, holding: int) -> bool:
+            over = super().take(rows, holding=holding)
+            Watched.peak = max(Watched.peak, self.held)
+            return over
+
+    budget = Watched(300)
+    with serve(World(seed=3, counts={"tags": 400, "users": 400, "deals": 400, "pages": 400,
+                                      "tasks": 400})) as sandbox:
+        source = load_config(PLAIN, base_url=sandbox.base_url)
+        lake = Lake(str(tmp_path))
+        with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client, \
+                ThreadPoolExecutor(5) as pool:
+            summaries = list(pool.map(
+                lambda r: sync_resource(client, lake, r, batch_rows=1000, budget=budget),
+                source.resources))
+        assert all(s.status == "ok" for s in summaries)
+        assert all(s.commits > 1 for s in summaries)  # 400 records, batch 1000: the budget cut
+        assert Watched.peak <= 300 + 5 * 10 and budget.held == 0
+        assert_lake_equals_truth(sandbox, tmp_path)
