@@ -5,10 +5,10 @@ order is not safe (a record created in the middle shifts every later page; an un
 is then skipped for good), so we split by the cursor instead:
 
 1. The first walk's first page is a normal data page; its ``total_count`` says how many
-   records lie at or after the start. Only when the API is slow enough for more walks to pay
-   (its first pages took at least ``min_latency`` each: against a fast API the threads cost
-   more CPU than they save waiting) and the total makes at least ``min_pages`` pages per
-   range do ``K - 1`` requests with ``page[size]=1`` at evenly spaced page numbers return the
+   records lie at or after the start. Only when the process mostly waited while the first
+   pages came (its CPU was busy less than ``max_busy`` of the time: the API's latency, not
+   our parsing, bounds the pace; against a fast API more threads cost more CPU than they save
+   waiting) and the total makes at least ``min_pages`` pages per range do ``K - 1`` requests with ``page[size]=1`` at evenly spaced page numbers return the
    cursor values ``b_1 <= ... <= b_{K-1}`` found there: the range bounds. (So a small
    incremental run costs no extra request.)
 2. K keyset walks (``keyset.py``) run concurrently, walk ``i`` over ``[b_i, b_{i+1})`` (the last
@@ -27,7 +27,6 @@ caller commits first and saves the mark after, as for a single walk.
 from __future__ import annotations
 
 import queue
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,12 +37,12 @@ from .config import PageNumberPaginator, ResourceConfig
 from .extract import select_records
 from .keyset import KeysetWalk, format_cursor, parse_cursor
 
-__all__ = ["MIN_LATENCY", "SlicedWalk", "plan_bounds"]
+__all__ = ["MAX_BUSY", "SlicedWalk", "plan_bounds"]
 
-# Below this many seconds per page (a loopback or same-rack API) one walk per resource keeps
-# up with what this process's CPU can parse: more walks only add thread switching (measured
-# on 2 cores without latency: 4 walks per resource took ~20 % longer than one).
-MIN_LATENCY = 0.004
+# Share of the wall time this process spent on CPU (all threads) while the first pages came,
+# above which more walks cannot help: the run is bound by parsing, not by the API's latency
+# (measured on 2 cores against a loopback API: 4 walks per resource took ~20 % longer than one).
+MAX_BUSY = 0.5
 # Pages timed before deciding; the first request of a resource may also open a connection.
 _TIMED_PAGES = 3
 
@@ -51,13 +50,13 @@ class SlicedWalk:
     """Runs up to ``slices`` keyset walks of one resource at once."""
 
     def __init__(self, client: ApiClient, resource: ResourceConfig, *, start_us: int | None,
-                 slices: int, min_pages_per_slice: int = 20, min_latency: float = MIN_LATENCY,
+                 slices: int, min_pages_per_slice: int = 20, max_busy: float = MAX_BUSY,
                  on_retry: Callable[[RetryEvent], None] | None = None) -> None:
         self.client, self.resource = client, resource
         self.start_us, self.slices = start_us, max(1, slices)
         self.min_pages = min_pages_per_slice
-        self.min_latency = min_latency
-        self.latency: float | None = None  # median seconds per page of the first pages
+        self.max_busy = max_busy
+        self.busy: float | None = None  # CPU share of the process while the first pages came
         self.on_retry = on_retry
         self.walks: list[KeysetWalk] = []
         self.finished: list[bool] = []
@@ -99,18 +98,17 @@ class SlicedWalk:
                            on_retry=self.on_retry)
         self.walks, self.finished = [first], [False]
         pages = iter(first)
-        timings: list[float] = []
-        while len(timings) < _TIMED_PAGES:
-            began = time.monotonic()
+        wall_before, cpu_before = time.monotonic(), time.process_time()
+        for _ in range(_TIMED_PAGES):
             records = next(pages, None)
             if records is None:
                 self.finished[0] = True
                 yield None, first.safe_mark
                 return
-            timings.append(time.monotonic() - began)
             yield records, first.safe_mark
-        self.latency = statistics.median(timings)
-        slices = self.slices if self.latency >= self.min_latency else 1
+        wall = max(time.monotonic() - wall_before, 1e-9)
+        self.busy = (time.process_time() - cpu_before) / wall
+        slices = self.slices if self.busy < self.max_busy else 1
         bounds = plan_bounds(self.client, self.resource, self.start_us, first.first_total,
                              slices, self.min_pages, self._count_probe)
         if not bounds:

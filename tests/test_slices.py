@@ -20,7 +20,7 @@ from tests.support import RESOURCES, assert_lake_equals_truth, sync
 COUNTS = {"tags": 30, "users": 60, "deals": 1500, "pages": 400, "tasks": 900}
 SLICED = copy.deepcopy(DEFAULT_CONFIG)
 SLICED["resource_defaults"]["endpoint"]["concurrency"] = 4
-# Walks are only added against an API slow enough for them to pay (slices.MIN_LATENCY).
+# Walks are only added while the process mostly waits for the API (slices.MAX_BUSY).
 SLOW_MS = 8.0
 
 
@@ -43,15 +43,15 @@ def test_a_resource_is_read_by_several_walks_over_disjoint_ranges(tmp_path: Path
 
 
 def test_a_fast_api_is_read_by_one_walk(tmp_path: Path) -> None:
-    """When pages come back faster than min_latency, more walks would only cost CPU."""
+    """When parsing, not waiting, fills the process's time, more walks would only cost CPU."""
     with serve(World(seed=4, counts=COUNTS), SandboxSettings(late_visibility=False)) as sandbox:
         source = load_config(SLICED, base_url=sandbox.base_url)
         with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client:
             fast = SlicedWalk(client, source.resource("deals"), start_us=None, slices=4,
-                              min_latency=60.0)
+                              max_busy=0.0)
             fast_ids = [r["id"] for records, _ in fast if records for r in records]
         assert len(fast.walks) == 1 and fast.probes == 0
-        assert fast.latency is not None and fast.latency < 60.0
+        assert fast.busy is not None and fast.busy > 0.0
         assert set(fast_ids) == {r["id"] for r in fetch_truth(sandbox.base_url, "deals")}
 
 
