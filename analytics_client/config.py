@@ -275,8 +275,10 @@ class ClientConfig(_Model):
     timeout: PositiveFloat = 30.0
     # Our addition: a larger response body fails its resource instead of filling memory.
     max_response_bytes: PositiveInt = 64 * 1024 * 1024
-    # Our addition: requests in flight at once across all resources of a run.
-    max_concurrency: PositiveInt = 8
+    # Our addition: requests in flight at once across all resources of a run. 16 lets every
+    # walk of four resources split four ways wait on the API at once (at 50 ms per page, 8
+    # left the largest resource alone on half the slots at the end: 30 s instead of 17 s).
+    max_concurrency: PositiveInt = 16
 
     @field_validator("headers")
     @classmethod

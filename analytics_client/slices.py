@@ -5,12 +5,13 @@ order is not safe (a record created in the middle shifts every later page; an un
 is then skipped for good), so we split by the cursor instead:
 
 1. The first walk's first page is a normal data page; its ``total_count`` says how many
-   records lie at or after the start. Only when the process mostly waited while the first
-   pages came (its CPU was busy less than ``max_busy`` of the time: the API's latency, not
-   our parsing, bounds the pace; against a fast API more threads cost more CPU than they save
-   waiting) and the total makes at least ``min_pages`` pages per range do ``K - 1`` requests with ``page[size]=1`` at evenly spaced page numbers return the
-   cursor values ``b_1 <= ... <= b_{K-1}`` found there: the range bounds. (So a small
-   incremental run costs no extra request.)
+   records lie at or after the start. Only when the API is slow (its first pages took at least
+   ``SLOW_PAGE`` each) or the process mostly waited while they came (its CPU was busy less
+   than ``max_busy`` of the time: the API's latency, not our parsing, bounds the pace; against
+   a fast API more threads cost more CPU than they save waiting) and the total makes at
+   least ``min_pages`` pages per range do ``K - 1`` requests with ``page[size]=1`` at evenly
+   spaced page numbers return the cursor values ``b_1 <= ... <= b_{K-1}`` found there: the
+   range bounds. (So a small incremental run costs no extra request.)
 2. K keyset walks (``keyset.py``) run concurrently, walk ``i`` over ``[b_i, b_{i+1})`` (the last
    one without an end). Each is a complete keyset walk of its range: a walk stops once a page
    shows a cursor at or past its end, and every record of the range came before that on the
@@ -27,6 +28,7 @@ caller commits first and saves the mark after, as for a single walk.
 from __future__ import annotations
 
 import queue
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,12 +39,15 @@ from .config import PageNumberPaginator, ResourceConfig
 from .extract import select_records
 from .keyset import KeysetWalk, format_cursor, parse_cursor
 
-__all__ = ["MAX_BUSY", "SlicedWalk", "plan_bounds"]
+__all__ = ["MAX_BUSY", "SLOW_PAGE", "SlicedWalk", "plan_bounds"]
 
 # Share of the wall time this process spent on CPU (all threads) while the first pages came,
 # above which more walks cannot help: the run is bound by parsing, not by the API's latency
 # (measured on 2 cores against a loopback API: 4 walks per resource took ~20 % longer than one).
 MAX_BUSY = 0.5
+# Seconds per page from which more walks always pay: far above what parsing a page costs here
+# (under 1 ms), even with every resource's thread waiting for the interpreter.
+SLOW_PAGE = 0.02
 # Pages timed before deciding; the first request of a resource may also open a connection.
 _TIMED_PAGES = 3
 
@@ -57,6 +62,7 @@ class SlicedWalk:
         self.min_pages = min_pages_per_slice
         self.max_busy = max_busy
         self.busy: float | None = None  # CPU share of the process while the first pages came
+        self.latency: float | None = None  # median seconds per page of the first pages
         self.on_retry = on_retry
         self.walks: list[KeysetWalk] = []
         self.finished: list[bool] = []
@@ -99,16 +105,23 @@ class SlicedWalk:
         self.walks, self.finished = [first], [False]
         pages = iter(first)
         wall_before, cpu_before = time.monotonic(), time.process_time()
+        timings: list[float] = []
         for _ in range(_TIMED_PAGES):
+            began = time.monotonic()
             records = next(pages, None)
             if records is None:
                 self.finished[0] = True
                 yield None, first.safe_mark
                 return
+            timings.append(time.monotonic() - began)
             yield records, first.safe_mark
         wall = max(time.monotonic() - wall_before, 1e-9)
         self.busy = (time.process_time() - cpu_before) / wall
-        slices = self.slices if self.busy < self.max_busy else 1
+        self.latency = statistics.median(timings)
+        # A slow API is worth more walks whatever else the process is doing (a run's start
+        # keeps the CPU busy for a moment); a faster one only when the process mostly waits.
+        waits = self.latency >= SLOW_PAGE or self.busy < self.max_busy
+        slices = self.slices if waits else 1
         bounds = plan_bounds(self.client, self.resource, self.start_us, first.first_total,
                              slices, self.min_pages, self._count_probe)
         if not bounds:
