@@ -718,10 +718,8 @@ def render(results: list[dict[str, Any]], max_other_load: float | None = None) -
               "| code |",
               "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in summary:
-        name = r["target"] if r["phase"] == "full" or r["scenario"] != "incremental" \
-            else f"{r['target']} ({r['phase']})"
-        if r["scenario"] == "incremental" and r["phase"] == "full":
-            name = f"{r['target']} (full)"
+        two_phases = PRESETS.get(r["scenario"], PRESETS["full"]).incremental
+        name = f"{r['target']} ({r['phase']})" if two_phases else r["target"]
         runs_cell = f"{r['runs']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
         rate = r["ok_requests"] / r["wall_seconds"] if r["wall_seconds"] else None
         lines.append(
