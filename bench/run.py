@@ -536,6 +536,13 @@ def _rate(row: dict[str, Any], limit: float) -> tuple[float, float]:
     return rate, rate / limit
 
 
+def _ours_measured(summary: list[dict[str, Any]], scenario: str
+                   ) -> list[tuple[str, int, dict[str, Any]]]:
+    """(target, scale, row) of our targets measured in ``scenario``, at 1x then 10x."""
+    return [(ours, scale, mine) for ours in ("library", "flow") for scale in (1, 10)
+            if (mine := _find(summary, scale, scenario, ours))]
+
+
 def evaluate(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's targets, each met / not met / not measured, with the figures behind it."""
     targets: list[dict[str, Any]] = []
@@ -570,43 +577,35 @@ def evaluate(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 f"= {r:.2f}x faster", mine, dlt)
         else:
             add(f"50 ms latency 1x: {ours} >= 6x faster than dlt", None, "not measured")
-    for ours in ("library", "flow"):
-        for scale in (1, 10):
-            mine = _find(summary, scale, "rate50", ours)
-            if not mine:
-                continue
-            rate, share = _rate(mine, 50)
-            x429 = mine["rate_limited"] / mine["requests"] if mine["requests"] else 0
-            add(f"rate limit 50 req/s {scale}x: {ours} >= 95% of allowed rate, 429s < 1%",
-                share >= 0.95 and x429 < 0.01,
-                f"{rate:.1f} req/s = {share:.1%} of 50 over the whole process's wall time; "
-                f"{mine['rate_limited']:.0f} 429s = {x429:.2%} of {mine['requests']:.0f} requests")
-            if mine.get("work_seconds"):
-                busy = mine["ok_requests"] / mine["work_seconds"]
-                add(f"rate limit 50 req/s {scale}x: {ours} >= 95% of allowed rate while syncing "
-                    "(after imports), 429s < 1%", busy / 50 >= 0.95 and x429 < 0.01,
-                    f"{busy:.1f} req/s = {busy / 50:.1%} of 50 over "
-                    f"{mine['work_seconds']:.1f} s in-process")
+    for ours, scale, mine in _ours_measured(summary, "rate50"):
+        rate, share = _rate(mine, 50)
+        x429 = mine["rate_limited"] / mine["requests"] if mine["requests"] else 0
+        add(f"rate limit 50 req/s {scale}x: {ours} >= 95% of allowed rate, 429s < 1%",
+            share >= 0.95 and x429 < 0.01,
+            f"{rate:.1f} req/s = {share:.1%} of 50 over the whole process's wall time; "
+            f"{mine['rate_limited']:.0f} 429s = {x429:.2%} of {mine['requests']:.0f} requests")
+        if mine.get("work_seconds"):
+            busy = mine["ok_requests"] / mine["work_seconds"]
+            add(f"rate limit 50 req/s {scale}x: {ours} >= 95% of allowed rate while syncing "
+                "(after imports), 429s < 1%", busy / 50 >= 0.95 and x429 < 0.01,
+                f"{busy:.1f} req/s = {busy / 50:.1%} of 50 over "
+                f"{mine['work_seconds']:.1f} s in-process")
     if not any(t["target"].startswith("rate limit 50") for t in targets):
         add("rate limit 50 req/s: ours >= 95% of allowed rate, 429s < 1%", None, "not measured")
-    for ours in ("library", "flow"):
-        for scale in (1, 10):
-            mine = _find(summary, scale, "rate200-faults", ours)
-            if not mine:
-                continue
-            rate, share = _rate(mine, 200)
-            add(f"200 req/s, 0.5% 5xx, 0.5% resets {scale}x: {ours} >= 85% of allowed rate",
-                share >= 0.85, f"{rate:.1f} req/s = {share:.1%} of 200 over the whole "
-                f"process's wall time" + (
-                    f"; {mine['ok_requests'] / mine['work_seconds']:.1f} req/s = "
-                    f"{mine['ok_requests'] / mine['work_seconds'] / 200:.1%} in-process"
-                    if mine.get("work_seconds") else ""))
-            dlt = _find(summary, scale, "rate200-faults", "dlt")
-            if dlt:
-                r = dlt["wall_seconds"] / mine["wall_seconds"]
-                add(f"200 req/s, 0.5% 5xx, 0.5% resets {scale}x: {ours} >= 4x faster than dlt",
-                    r >= 4, f"dlt {dlt['wall_seconds']:.2f} s / {ours} "
-                    f"{mine['wall_seconds']:.2f} s = {r:.2f}x faster", mine, dlt)
+    for ours, scale, mine in _ours_measured(summary, "rate200-faults"):
+        rate, share = _rate(mine, 200)
+        add(f"200 req/s, 0.5% 5xx, 0.5% resets {scale}x: {ours} >= 85% of allowed rate",
+            share >= 0.85, f"{rate:.1f} req/s = {share:.1%} of 200 over the whole "
+            f"process's wall time" + (
+                f"; {mine['ok_requests'] / mine['work_seconds']:.1f} req/s = "
+                f"{mine['ok_requests'] / mine['work_seconds'] / 200:.1%} in-process"
+                if mine.get("work_seconds") else ""))
+        dlt = _find(summary, scale, "rate200-faults", "dlt")
+        if dlt:
+            r = dlt["wall_seconds"] / mine["wall_seconds"]
+            add(f"200 req/s, 0.5% 5xx, 0.5% resets {scale}x: {ours} >= 4x faster than dlt",
+                r >= 4, f"dlt {dlt['wall_seconds']:.2f} s / {ours} "
+                f"{mine['wall_seconds']:.2f} s = {r:.2f}x faster", mine, dlt)
     if not any(t["target"].startswith("200 req/s") for t in targets):
         add("200 req/s, 0.5% 5xx, 0.5% resets: >= 85% of allowed rate, >= 4x faster than dlt",
             None, "not measured")

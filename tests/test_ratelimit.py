@@ -20,6 +20,20 @@ class FakeClock:
         self.now += seconds
 
 
+def fake_limiter() -> tuple[FakeClock, RateLimiter]:
+    """A limiter on a fake clock: its waits move the clock instead of sleeping."""
+    clock = FakeClock()
+    return clock, RateLimiter(clock=clock, sleep=clock.sleep)
+
+
+def accept(clock: FakeClock, limiter: RateLimiter, requests: int, spacing: float = 0.0) -> None:
+    """``requests`` requests the API accepts, ``spacing`` seconds apart."""
+    for _ in range(requests):
+        limiter.acquire()
+        limiter.observe(200, {})
+        clock.now += spacing
+
+
 class TokenBucketAPI:
     """Like the sandbox: R tokens a second, a full bucket allows one second's worth at once."""
 
@@ -40,9 +54,8 @@ class TokenBucketAPI:
 @pytest.mark.parametrize("rate", [50, 200])
 def test_sustains_close_to_the_allowed_rate_with_few_429s(rate: int) -> None:
     """Under a limit of R requests/s a long run sustains >= 95 % of R with under 1 % 429s."""
-    clock = FakeClock()
+    clock, limiter = fake_limiter()
     api = TokenBucketAPI(clock, rate)
-    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
     ok = refused = 0
     while clock.now < 120:
         limiter.acquire()
@@ -57,18 +70,14 @@ def test_sustains_close_to_the_allowed_rate_with_few_429s(rate: int) -> None:
 
 def test_unlimited_until_the_api_says_otherwise() -> None:
     """Without a 429 or RateLimit headers nobody waits."""
-    clock = FakeClock()
-    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
-    for _ in range(1000):
-        limiter.acquire()
-        limiter.observe(200, {})
+    clock, limiter = fake_limiter()
+    accept(clock, limiter, 1000)
     assert clock.now == 0.0 and limiter.rate is None
 
 
 def test_ratelimit_remaining_zero_pauses_until_the_reset() -> None:
     """RateLimit-Remaining: 0 with a reset pauses the next request before any 429."""
-    clock = FakeClock()
-    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    clock, limiter = fake_limiter()
     limiter.acquire()
     limiter.observe(200, {"ratelimit-remaining": "0", "ratelimit-reset": "3"})
     limiter.acquire()
@@ -77,8 +86,7 @@ def test_ratelimit_remaining_zero_pauses_until_the_reset() -> None:
 
 def test_a_long_retry_after_pauses_every_request() -> None:
     """After a 429 with Retry-After 2 the next request of any resource waits 2 s."""
-    clock = FakeClock()
-    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    clock, limiter = fake_limiter()
     limiter.acquire()
     limiter.observe(429, {"retry-after": "2"}, 2.0)
     limiter.acquire()
@@ -87,12 +95,8 @@ def test_a_long_retry_after_pauses_every_request() -> None:
 
 def test_a_short_retry_after_paces_the_others_without_stopping_them() -> None:
     """A 1 s refusal (a token bucket short of one token) sets the pace; nobody idles a second."""
-    clock = FakeClock()
-    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
-    for _ in range(100):  # 100 accepted in the last second
-        limiter.acquire()
-        limiter.observe(200, {})
-        clock.now += 0.01
+    clock, limiter = fake_limiter()
+    accept(clock, limiter, 100, spacing=0.01)  # 100 accepted in the last second
     limiter.observe(429, {"retry-after": "1"}, 1.0)
     before = clock.now
     limiter.acquire()
@@ -103,8 +107,7 @@ def test_a_short_retry_after_paces_the_others_without_stopping_them() -> None:
 
 def test_refusals_despite_the_pace_pause_everyone() -> None:
     """A new 429 soon after the pace was set means the limit is lower: everyone waits it out."""
-    clock = FakeClock()
-    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    clock, limiter = fake_limiter()
     limiter.acquire()
     limiter.observe(200, {})
     limiter.observe(429, {"retry-after": "1"}, 1.0)
@@ -117,12 +120,8 @@ def test_refusals_despite_the_pace_pause_everyone() -> None:
 
 def test_a_burst_of_429s_from_requests_in_flight_counts_once() -> None:
     """Five requests refused together set the pace once; it does not collapse."""
-    clock = FakeClock()
-    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
-    for _ in range(60):
-        limiter.acquire()
-        limiter.observe(200, {})
-        clock.now += 0.01
+    clock, limiter = fake_limiter()
+    accept(clock, limiter, 60, spacing=0.01)
     for _ in range(5):
         limiter.observe(429, {"retry-after": "1"}, 1.0)
     assert limiter.rate is not None and limiter.rate > 50
