@@ -13,9 +13,11 @@ They share ``max_retries`` (4 means at most 5 attempts). The wait before retry `
 the server's ``Retry-After``. Faults the configuration does not list (a reset, a 502 when only
 429 is configured) are retried the first time after ``FIRST_TRANSIENT_WAIT`` instead: a single
 blip usually passes at once, and with the seed's factor of 2 each one would stall its walk for
-2 s; a fault that persists gets the configured backoff from the second retry on. A ``Retry-After`` longer than ``max_wait`` fails at once: waiting is
-pointless when the server has said it will not serve us within our limit. 400/401/403/404 (and
-anything else unexpected) fail at once with the API's own ``errors[].detail``.
+2 s; a fault that persists gets the configured backoff from the second retry on.
+
+A ``Retry-After`` longer than ``max_wait`` fails at once: waiting is pointless when the server
+has said it will not serve us within our limit. 400/401/403/404 (and anything else unexpected)
+fail at once with the API's own ``errors[].detail``.
 """
 
 from __future__ import annotations
@@ -282,7 +284,7 @@ class _RetryPolicy:
     def __init__(self, resource: str, page: int | None, max_retries: int, factor: float,
                  cap: float, on_retry: Callable[[RetryEvent], None] | None,
                  waited: dict[str, float], max_total_wait: float,
-                 configured: set[int] | frozenset[int] = frozenset()) -> None:
+                 configured: set[int]) -> None:
         self.resource, self.page, self.factor, self.cap = resource, page, factor, cap
         self.configured = configured
         self.max_retries = max_retries

@@ -95,10 +95,9 @@ class SlicedWalk:
 
         The first walk's first pages say how many records there are and how slow the API is;
         only when that is enough to split are the other bounds probed and the other walks
-        started. They run in threads
-        and hand pages over through a bounded queue; each page is queued with the progress
-        taken at that moment, so the mark never covers a page still waiting in the queue. The
-        last item is ``(None, final mark)``.
+        started. They run in threads and hand pages over through a bounded queue; each page is
+        queued with the progress taken at that moment, so the mark never covers a page still
+        waiting in the queue. The last item is ``(None, final mark)``.
         """
         first = KeysetWalk(self.client, self.resource, start_us=self.start_us,
                            on_retry=self.on_retry)
