@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import stamina
 
+from . import jsontext
 from .auth import build_auth, query_secret_params
 from .config import ALWAYS_RETRY, ResourceConfig, SourceConfig
 from .ratelimit import RateLimiter
@@ -186,7 +187,7 @@ class ApiClient:
                              retry_after if retry_after is None or retry_after <= max_wait else None)
         if response.status_code == 200:
             try:
-                return json.loads(content)
+                return jsontext.loads(content)
             except (ValueError, UnicodeDecodeError):
                 excerpt = self._clean(content[:80].decode("utf-8", "replace"))
                 raise _RetryableFault("unparseable body", detail=f"body starts {excerpt!r}") from None

@@ -12,7 +12,6 @@ as ``dlt.secrets["api_key"]`` (resolved at run time, see ``secrets.py``).
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import re
 import types
@@ -32,7 +31,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from . import timestamps
 from .errors import ConfigError
+from .schemas import CONTRACT_COLUMNS, ColumnHint
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -203,15 +204,12 @@ class ErrorHandler(_Model):
 def _timestamp(value: object) -> object:
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return value
-    raise _fail("timestamp", f"must be an ISO-8601 timestamp with a zone, e.g. "
-                f"2026-01-01T00:00:00Z (got {value!r})")
+    try:
+        timestamps.parse(value)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _fail("timestamp", f"must be an ISO-8601 timestamp with a zone, e.g. "
+                    f"2026-01-01T00:00:00Z (got {value!r}: {exc})") from None
+    return value
 
 
 class Incremental(_Model):
@@ -252,12 +250,18 @@ class ResourceConfig(_Model):
     endpoint: Endpoint
     primary_key: str = "id"
     write_disposition: Literal["merge", "append", "replace"] = "merge"
+    # dlt's column hints: declared types (schemas.py); undeclared fields are inferred.
+    columns: dict[str, ColumnHint] = Field(default_factory=dict)
+    # Ours: a record that breaks the declared types goes to the quarantine table and the run
+    # goes on, or (fail) fails its resource with nothing of its batch written.
+    on_bad_record: Literal["quarantine", "fail"] = "quarantine"
 
     @field_validator("name")
     @classmethod
     def _names_a_directory(cls, name: str) -> str:
-        if name == "_staging":
-            raise ValueError("'_staging' is reserved for the lake's staging tables; pick another name")
+        if name in ("_staging", "_quarantine"):
+            raise ValueError(f"{name!r} is reserved for the lake's staging and quarantine "
+                             "tables; pick another name")
         if not _RESOURCE_NAME.match(name):
             raise ValueError(
                 f"{name!r} must be letters, digits, '_' or '-' only, because it names the "
@@ -339,6 +343,8 @@ def _seed_resource(name: str) -> dict[str, Any]:
             },
             "error_handler": {"retry_on_status_codes": [429], "max_retries": 4, "backoff_factor": 2},
         },
+        # Ours, on top of the seed: the contract's column types as dlt hints.
+        "columns": copy.deepcopy(CONTRACT_COLUMNS[name]),
     }
 
 
@@ -500,12 +506,34 @@ def _cross_checks(config: SourceConfig) -> list[str]:
                 f"resources[{i}].endpoint.params.{incremental.start_param}: set from the mark by "
                 "incremental.start_param; remove it here"
             )
+        problems.extend(_key_and_cursor_checks(i, resource))
         if isinstance(paginator, PageNumberPaginator):
             for param in (paginator.page_param, paginator.limit_param):
                 if param and param in params:
                     problems.append(
                         f"resources[{i}].endpoint.params.{param}: set by the paginator; remove it here"
                     )
+    return problems
+
+
+def _key_and_cursor_checks(i: int, resource: ResourceConfig) -> list[str]:
+    """The merge compares keys and cursors: their declared types must be comparable ones."""
+    problems = []
+    key_hint = resource.columns.get(resource.primary_key)
+    if key_hint is not None and key_hint.data_type not in ("text", "bigint"):
+        problems.append(f"resources[{i}].columns.{resource.primary_key}.data_type: the primary "
+                        "key must be text or bigint")
+    incremental = resource.endpoint.incremental
+    cursor_hint = resource.columns.get(incremental.cursor_path) if incremental else None
+    if incremental is not None and cursor_hint is not None:
+        if cursor_hint.data_type not in ("timestamp", "bigint"):
+            problems.append(f"resources[{i}].columns.{incremental.cursor_path}.data_type: an "
+                            "incremental cursor must be timestamp or bigint")
+        elif cursor_hint.data_type == "bigint" and incremental.start_param:
+            problems.append(f"resources[{i}].endpoint.incremental.start_param: filtering by a "
+                            "bigint cursor is not supported yet (marks are instants); drop "
+                            "start_param to read everything each run, merged by the bigint "
+                            "cursor")
     return problems
 
 

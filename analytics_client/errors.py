@@ -9,7 +9,7 @@
         ├── TransportError     the API could not be reached or the body was cut off
         ├── ContractError      a response or record breaks the API contract
         │   ├── PaginationLoopError     the API served the same page twice in a row
-        │   └── RecordTypeError         a documented field holds a value of another type
+        │   └── RecordTypeError         a value does not fit its declared column type
         ├── LimitExceededError a configured limit (response size, total retry wait) was hit
         └── LakeError          a Delta table could not be written
 
@@ -114,7 +114,7 @@ class PaginationLoopError(ContractError):
 
 
 class RecordTypeError(ContractError):
-    """A documented field holds a value of another type; nothing is coerced silently."""
+    """A value does not fit its column's declared type (config ``columns``); never coerced."""
 
     def __init__(
         self, resource: str, *, field: str, record_id: object, expected: str, got: str, value: object
@@ -128,9 +128,10 @@ class RecordTypeError(ContractError):
             shown = shown[:77] + "..."
         super().__init__(
             resource,
-            f"field {field!r} of record {record_id!r} is {got} ({shown}), the contract says {expected}; "
-            "nothing of this batch was written. Fix the API's data or declare the field "
-            "differently, then rerun",
+            f"field {field!r} of record {record_id!r} is {got} ({shown}); the column is "
+            f"declared as {expected}. Nothing of this batch was written (on_bad_record: fail). "
+            "Fix the API's data or the resource's columns hint, or use on_bad_record: "
+            "quarantine to set such records aside and go on",
         )
 
 

@@ -1,33 +1,45 @@
-"""Records (dicts parsed from the API's JSON) to typed polars frames, exactly or not at all."""
+"""Records (parsed exactly by ``jsontext``) to typed polars frames; what cannot be typed is set aside.
+
+The promise: what the API sent is what the table holds, or the record is set aside by name
+(``Rejected``, bound for the quarantine table), never changed in silence. Declared columns
+(dlt ``columns`` hints, ``schemas.py``) take only values that fit them exactly; undocumented
+fields get the one column type that holds every value exactly, else their JSON text in
+``<field>__json``. The primary key and the incremental cursor are typed even when undeclared
+(inferred from the values: text or bigint, timestamp or bigint), because the merge compares them.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TypeGuard
 
 import orjson
 import polars as pl
 
+from analytics_client import jsontext, timestamps
 from analytics_client.errors import ContractError, RecordTypeError
-from analytics_client.schemas import DOCUMENTED, EXPECTED, FieldSpec, Kind
+from analytics_client.jsontext import canonical_bytes, canonical_json, exact_float
+from analytics_client.schemas import ColumnHint
 
 __all__ = [
     "JSON_SUFFIX",
     "ROW_HASH",
     "SYNCED_AT",
+    "Batch",
+    "Rejected",
     "canonical_json",
     "deduplicate",
     "records_to_frame",
     "row_hash",
+    "typed_batch",
 ]
 
 Record = dict[str, object]
+Columns = Mapping[str, ColumnHint]
 
 SYNCED_AT = "_synced_at"
 ROW_HASH = "_row_hash"
@@ -35,13 +47,27 @@ ROW_HASH = "_row_hash"
 JSON_SUFFIX = "__json"
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-# Every integer up to 2**53 in magnitude is exactly a float64; beyond, some are not.
-_FLOAT_EXACT_INT = 2**53
-_AMOUNT_LIMIT = Decimal(10) ** 13
-_CENT = Decimal("0.01")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_LONG_FRACTION = re.compile(r"[.,](\d{7,})")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record set aside: why, and which field; ``record`` exactly as received."""
+
+    record: object
+    key: object
+    field: str | None
+    reason: str
+    error: ContractError = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The typed rows of a batch, and the records that could not be typed."""
+
+    frame: pl.DataFrame
+    rejected: list[Rejected]
 
 
 class _Misfit(Exception):
@@ -52,26 +78,13 @@ class _Misfit(Exception):
         self.got = got
 
 
-def canonical_json(value: object) -> str:
-    """JSON text that is the same for equal values: sorted keys, no spaces, unicode kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _canonical_bytes(value: object) -> bytes:
-    """UTF-8 canonical JSON; orjson writes the same text as ``canonical_json``, 5x faster.
-
-    orjson refuses integers beyond 64 bits (json does not): those take the slow path.
-    """
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return canonical_json(value).encode("utf-8")
-
-
 def row_hash(record: Record) -> str:
-    """A content hash that ignores null-valued keys, so a missing key and a null are one."""
+    """A content hash that ignores null-valued keys, so a missing key and a null are one.
+
+    Raises ``ValueError`` for a record no JSON text holds (a NaN, a lone surrogate).
+    """
     content = {k: v for k, v in record.items() if v is not None}
-    return hashlib.blake2b(_canonical_bytes(content), digest_size=16).hexdigest()
+    return hashlib.blake2b(canonical_bytes(content), digest_size=16).hexdigest()
 
 
 def _json_type(value: object) -> str:
@@ -81,14 +94,16 @@ def _json_type(value: object) -> str:
         return "boolean"
     if isinstance(value, int):
         return "integer"
-    if isinstance(value, float):
-        return "float"
+    if isinstance(value, float | Decimal):
+        return "number"
     if isinstance(value, str):
         return "string"
     if isinstance(value, list):
         return "array"
     if isinstance(value, dict):
         return "object"
+    if isinstance(value, jsontext.NotJson):
+        return f"{value.token} (not JSON)"
     return type(value).__name__
 
 
@@ -100,32 +115,41 @@ def _fits_int64(value: int) -> bool:
     return _INT64_MIN <= value <= _INT64_MAX
 
 
-# ---- documented kinds: convert exactly or raise _Misfit -------------------------------------
+def _as_decimal(value: object) -> Decimal:
+    """An int, float or Decimal as the exact decimal the JSON wrote; else _Misfit."""
+    if _is_int(value):
+        return Decimal(value)
+    if isinstance(value, float):
+        # repr is the shortest text that reads back as this float: what the JSON said.
+        exact = Decimal(repr(value))
+    elif isinstance(value, Decimal):
+        exact = value
+    else:
+        raise _Misfit(_json_type(value))
+    if not exact.is_finite():
+        raise _Misfit("a non-finite number")
+    return exact
 
 
-def _to_string(value: object) -> object:
+# ---- declared kinds: convert exactly or raise _Misfit ---------------------------------------
+
+
+def _to_text(value: object, hint: ColumnHint) -> object:
     if not isinstance(value, str):
         raise _Misfit(_json_type(value))
     return value
 
 
-def _to_micros(value: object) -> object:
+def _to_micros(value: object, hint: ColumnHint) -> object:
     if not isinstance(value, str):
         raise _Misfit(_json_type(value))
-    long = _LONG_FRACTION.search(value)
-    # fromisoformat silently drops digits past the sixth: refuse rather than truncate.
-    if long and long.group(1)[6:].strip("0"):
-        raise _Misfit("a timestamp with sub-microsecond precision")
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Misfit("an unparseable string") from None
-    if parsed.tzinfo is None:
-        raise _Misfit("a timestamp without a UTC offset")
-    return (parsed - _EPOCH) // _MICROSECOND
+        return timestamps.parse(value)
+    except ValueError as exc:
+        raise _Misfit(f"{value!r}: {exc}") from None
 
 
-def _to_date(value: object) -> object:
+def _to_date(value: object, hint: ColumnHint) -> object:
     if not isinstance(value, str):
         raise _Misfit(_json_type(value))
     try:
@@ -134,45 +158,50 @@ def _to_date(value: object) -> object:
         raise _Misfit("an unparseable string") from None
 
 
-def _to_decimal(value: object) -> object:
-    if _is_int(value):
-        exact = Decimal(value)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise _Misfit("a non-finite float")
-        # repr is the shortest text that reads back as this float: what the JSON said.
-        exact = Decimal(repr(value))
-    else:
-        raise _Misfit(_json_type(value))
-    if abs(exact) >= _AMOUNT_LIMIT:
-        raise _Misfit("a number of 10^13 or more in absolute value")
-    if exact != exact.quantize(_CENT):
-        raise _Misfit("a number with more than 2 decimal places")
+def _to_decimal(value: object, hint: ColumnHint) -> object:
+    exact = _as_decimal(value)
+    if abs(exact) >= Decimal(10) ** (hint.digits - hint.places):
+        raise _Misfit(f"a number of 10^{hint.digits - hint.places} or more in absolute value")
+    try:
+        fits = exact == exact.quantize(Decimal(1).scaleb(-hint.places))
+    except InvalidOperation:
+        fits = False
+    if not fits:
+        raise _Misfit(f"a number with more than {hint.places} decimal places")
     return exact
 
 
-def _to_int64(value: object) -> object:
+def _to_int64(value: object, hint: ColumnHint) -> object:
     if _is_int(value):
-        if not _fits_int64(value):
-            raise _Misfit("an integer beyond 64 bits")
-        return value
-    if isinstance(value, float):
+        whole = value
+    elif isinstance(value, float | Decimal):
         # 1e2 and 100.0 are valid JSON for 100; 1.5 is not an integer.
-        if not value.is_integer():
-            raise _Misfit("a float with a fractional part")
-        if not _INT64_MIN <= value < 2.0**63:
-            raise _Misfit("a number beyond 64 bits")
-        return int(value)
-    raise _Misfit(_json_type(value))
+        exact = _as_decimal(value)
+        if exact != exact.to_integral_value():
+            raise _Misfit("a number with a fractional part")
+        whole = int(exact)
+    else:
+        raise _Misfit(_json_type(value))
+    if not _fits_int64(whole):
+        raise _Misfit("an integer beyond 64 bits")
+    return whole
 
 
-def _to_bool(value: object) -> object:
+def _to_double(value: object, hint: ColumnHint) -> object:
+    exact = _as_decimal(value)
+    as_float = float(exact)
+    if as_float in (float("inf"), float("-inf")):
+        raise _Misfit("a number beyond the range of a double")
+    return as_float
+
+
+def _to_bool(value: object, hint: ColumnHint) -> object:
     if not isinstance(value, bool):
         raise _Misfit(_json_type(value))
     return value
 
 
-def _to_string_list(value: object) -> object:
+def _to_text_list(value: object, hint: ColumnHint) -> object:
     if not isinstance(value, list):
         raise _Misfit(_json_type(value))
     for item in value:
@@ -181,28 +210,29 @@ def _to_string_list(value: object) -> object:
     return value
 
 
-def _to_json_object(value: object) -> object:
-    if not isinstance(value, dict):
+def _to_json(value: object, hint: ColumnHint) -> object:
+    if not isinstance(value, dict | list):
         raise _Misfit(_json_type(value))
     return canonical_json(value)
 
 
-_CONVERTERS: dict[Kind, Callable[[object], object]] = {
-    "string": _to_string,
+_CONVERTERS: dict[str, Callable[[object, ColumnHint], object]] = {
+    "text": _to_text,
     "timestamp": _to_micros,
     "date": _to_date,
     "decimal": _to_decimal,
-    "integer": _to_int64,
-    "boolean": _to_bool,
-    "string_list": _to_string_list,
-    "json_object": _to_json_object,
+    "bigint": _to_int64,
+    "double": _to_double,
+    "bool": _to_bool,
+    "text_list": _to_text_list,
+    "json": _to_json,
 }
 
 
 # ---- the same conversions for a whole column at once, when every value is of the usual form --
 #
 # Each returns None where it cannot vouch for every value; the exact per-value path above then
-# converts the column or names the record that does not fit. So the fast path only has to be
+# converts the column or names the records that do not fit. So the fast path only has to be
 # right when it answers, and the messages stay those of the slow path.
 
 _NONE = type(None)
@@ -220,27 +250,29 @@ def _parsed_strings(name: str, values: list[object], pattern: str,
     return parsed if parsed.null_count() == column.null_count() else None
 
 
-def _fast_decimal(name: str, values: list[object]) -> pl.Series | None:
-    """Floats whose shortest form has at most 2 decimals, as exact cents.
+def _fast_decimal(name: str, values: list[object], hint: ColumnHint) -> pl.Series | None:
+    """Decimals whose exponent shows at most ``scale`` places, and ints, within the precision.
 
-    Below 10^13 two amounts 0.01 apart never share a float, so ``round(x * 100) / 100 == x``
-    holds exactly for the floats that JSON text with at most two decimals parses to.
+    polars builds a Decimal column by truncating extra places (12.345 -> 12.34, measured), so
+    each value's places are checked here first; anything unusual goes the exact way.
     """
-    try:
-        floats = pl.Series(name, values, dtype=pl.Float64)
-    except (TypeError, OverflowError):
-        return None
-    if not (floats.abs() < 1e13).all():
-        return None
-    cents = (floats * 100).round(0)
-    # Checked in Python, whose division is correctly rounded (polars may multiply by 0.01).
-    if any(c is not None and c / 100 != v for c, v in zip(cents.to_list(), values, strict=True)):
-        return None
-    exact = cents.cast(pl.Int64).cast(pl.Decimal(18, 2)) * Decimal("0.01")
-    return exact.cast(pl.Decimal(18, 2)).alias(name)
+    limit = Decimal(10) ** (hint.digits - hint.places)
+    decimals: list[Decimal | None] = []
+    for value in values:
+        if value is None:
+            decimals.append(None)
+            continue
+        number = Decimal(value) if _is_int(value) else value
+        if not isinstance(number, Decimal) or not number.is_finite():
+            return None
+        exponent = number.as_tuple().exponent
+        if not isinstance(exponent, int) or exponent < -hint.places or abs(number) >= limit:
+            return None
+        decimals.append(number)
+    return pl.Series(name, decimals, dtype=hint.dtype)
 
 
-def _fast_string_list(name: str, values: list[object]) -> pl.Series | None:
+def _fast_text_list(name: str, values: list[object]) -> pl.Series | None:
     # polars builds nested lists from Python objects slowly; JSON text of plain strings is exact.
     if not all(type(item) is str for value in values if value for item in value):  # type: ignore[attr-defined]
         return None
@@ -248,18 +280,18 @@ def _fast_string_list(name: str, values: list[object]) -> pl.Series | None:
     return pl.Series(name, text, dtype=pl.String).str.json_decode(pl.List(pl.String))
 
 
-def _fast_column(name: str, spec: FieldSpec, values: list[object]) -> pl.Series | None:
+def _fast_column(name: str, hint: ColumnHint, values: list[object]) -> pl.Series | None:
     types = set(map(type, values))
-    if _NONE in types and not spec.nullable:
+    if _NONE in types and not hint.nullable:
         return None
     types.discard(_NONE)
-    kind = spec.kind
+    kind = hint.data_type
     try:
-        if kind == "string" and types <= {str}:
+        if kind == "text" and types <= {str}:
             return pl.Series(name, values, dtype=pl.String)
-        if kind == "boolean" and types <= {bool}:
+        if kind == "bool" and types <= {bool}:
             return pl.Series(name, values, dtype=pl.Boolean)
-        if kind == "integer" and types <= {int}:
+        if kind == "bigint" and types <= {int}:
             return pl.Series(name, values, dtype=pl.Int64)
         if kind == "timestamp" and types <= {str}:
             return _parsed_strings(name, values, _UTC_TIMESTAMP, lambda c: c.str.strptime(
@@ -267,82 +299,89 @@ def _fast_column(name: str, spec: FieldSpec, values: list[object]) -> pl.Series 
         if kind == "date" and types <= {str}:
             return _parsed_strings(name, values, _ISO_DATE,
                                    lambda c: c.str.to_date("%Y-%m-%d", strict=False))
-        if kind == "decimal" and types <= {int, float}:
-            return _fast_decimal(name, values)
-        if kind == "string_list" and types <= {list}:
-            return _fast_string_list(name, values)
+        if kind == "decimal" and types <= {int, Decimal}:
+            return _fast_decimal(name, values, hint)
+        if kind == "text_list" and types <= {list}:
+            return _fast_text_list(name, values)
     except (TypeError, OverflowError):  # e.g. an integer beyond 64 bits
         return None
     return None
 
 
-def _documented_column(
-    resource: str, name: str, spec: FieldSpec, records: Sequence[Record], primary_key: str
-) -> pl.Series:
-    fast = _fast_column(name, spec, [record.get(name) for record in records])
-    return fast if fast is not None else _exact_column(resource, name, spec, records, primary_key)
+def _declared_column(name: str, hint: ColumnHint, values: list[object]
+                     ) -> tuple[pl.Series, dict[int, str]]:
+    """The column, and per row position that does not fit, what its value is instead."""
+    fast = _fast_column(name, hint, values)
+    if fast is not None:
+        return fast, {}
+    return _exact_column(name, hint, values)
 
 
-def _exact_column(
-    resource: str, name: str, spec: FieldSpec, records: Sequence[Record], primary_key: str
-) -> pl.Series:
-    """Value by value: slow, exact, and it names the record whose value does not fit."""
-    convert = _CONVERTERS[spec.kind]
-    values: list[object] = []
-    for record in records:
-        value = record.get(name)
+def _exact_column(name: str, hint: ColumnHint, values: list[object]
+                  ) -> tuple[pl.Series, dict[int, str]]:
+    """Value by value: slow, exact, and it names each value that does not fit."""
+    convert = _CONVERTERS[hint.data_type]
+    converted: list[object] = []
+    misfits: dict[int, str] = {}
+    for position, value in enumerate(values):
         try:
             if value is None:
-                if not spec.nullable:
+                if not hint.nullable:
                     raise _Misfit("null")
-                values.append(None)
+                converted.append(None)
             else:
-                values.append(convert(value))
+                converted.append(convert(value, hint))
         except _Misfit as misfit:
-            expected = EXPECTED[spec.kind] + ("" if spec.nullable else ", not null")
-            raise RecordTypeError(
-                resource,
-                field=name,
-                record_id=record.get(primary_key),
-                expected=expected,
-                got=misfit.got,
-                value=value,
-            ) from None
-    if spec.kind == "timestamp":
-        return pl.Series(name, values, dtype=pl.Int64).cast(spec.dtype)
-    return pl.Series(name, values, dtype=spec.dtype)
+            misfits[position] = misfit.got
+            converted.append(None)
+    if hint.data_type == "timestamp":
+        return pl.Series(name, converted, dtype=pl.Int64).cast(hint.dtype), misfits
+    return pl.Series(name, converted, dtype=hint.dtype), misfits
 
 
 # ---- undocumented fields: a typed column where values fit, a variant column where not -------
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
 def _infer(values: list[object]) -> pl.DataType | None:
     """The one column type that holds every value exactly, or None (all go to the variant)."""
     kinds = {_json_type(v) for v in values}
-    ints = [v for v in values if _is_int(v)]
     if kinds == {"string"}:
         return pl.String()
     if kinds == {"boolean"}:
         return pl.Boolean()
     if kinds == {"integer"}:
-        return pl.Int64() if all(_fits_int64(v) for v in ints) else None
-    if kinds == {"float"}:
-        return pl.Float64()
-    if kinds == {"integer", "float"}:
-        return pl.Float64() if all(abs(v) <= _FLOAT_EXACT_INT for v in ints) else None
+        return pl.Int64() if all(_fits_int64(v) for v in values) else None  # type: ignore[arg-type]
+    if kinds <= {"integer", "number"}:
+        return pl.Float64() if all(_float_of(v) is not None for v in values) else None
     return None
 
 
-def _fitter(dtype: pl.DataType) -> Callable[[object], bool] | None:
-    """Which values a column of this type takes without any loss; None: no value does."""
+def _float_of(value: object) -> float | None:
+    """The float64 that is exactly this JSON number (by its shortest text), or None."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if _is_int(value) or isinstance(value, Decimal):
+        return exact_float(value)
+    return None
+
+
+def _fitter(dtype: pl.DataType) -> Callable[[object], tuple[bool, object]] | None:
+    """Whether a value fits a column of this type without loss, and as what; None: none does."""
     if dtype == pl.String:
-        return lambda v: isinstance(v, str)
+        return lambda v: (isinstance(v, str), v)
     if dtype == pl.Boolean:
-        return lambda v: isinstance(v, bool)
+        return lambda v: (isinstance(v, bool), v)
     if dtype == pl.Int64:
-        return lambda v: _is_int(v) and _fits_int64(v)
+        return lambda v: (_is_int(v) and _fits_int64(v), v)
     if dtype == pl.Float64:
-        return lambda v: isinstance(v, float) or (_is_int(v) and abs(v) <= _FLOAT_EXACT_INT)
+        def fits_float(v: object) -> tuple[bool, object]:
+            as_float = _float_of(v) if _is_number(v) else None
+            return as_float is not None, as_float
+        return fits_float
     return None
 
 
@@ -360,14 +399,13 @@ def _undocumented_columns(
         variant = [None if v is None else canonical_json(v) for v in values]
         return None, pl.Series(name + JSON_SUFFIX, variant, dtype=pl.String)
     assert target is not None
-    to_float = target == pl.Float64
     typed: list[object] = []
     variant = []
     misfits = 0
     for v in values:
-        if v is None or fits(v):
-            # An int bound for a Float64 column was checked to be exact as a float.
-            typed.append(float(v) if to_float and _is_int(v) else v)
+        ok, as_typed = (True, None) if v is None else fits(v)
+        if ok:
+            typed.append(as_typed)
             variant.append(None)
         else:
             typed.append(None)
@@ -378,48 +416,92 @@ def _undocumented_columns(
     return typed_column, variant_column
 
 
+# ---- records that cannot be rows ------------------------------------------------------------
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a field name cannot be a Delta column of this pipeline, or None."""
+    if name == "":
+        return "the field name is empty, which no Delta column can have"
+    if "`" in name:
+        return "the field name holds a backtick, which Delta merge expressions cannot quote"
+    if name in (SYNCED_AT, ROW_HASH) or name.endswith(JSON_SUFFIX):
+        return (f"this pipeline reserves the name ({SYNCED_AT!r}, {ROW_HASH!r} and names "
+                f"ending in {JSON_SUFFIX!r} are its own columns)")
+    if jsontext.problem(name):
+        return "the field name holds a lone UTF-16 surrogate, which is no Unicode text"
+    return None
+
+
+class _Gate:
+    """Admits records one by one; case spellings are claimed by the first record to use one."""
+
+    def __init__(self, resource: str, primary_key: str, claimed: Sequence[str]) -> None:
+        self.resource = resource
+        self.primary_key = primary_key
+        # Delta column names are case-insensitive: 'Name' and 'name' cannot both exist.
+        self.spelling: dict[str, str] = {c.lower(): c for c in claimed}
+
+    def check(self, position: int, record: object) -> tuple[str | None, str] | None:
+        """(field, reason) if the record cannot be a row, else None (its names are claimed)."""
+        if not isinstance(record, dict):
+            return None, (f"record {position} of the batch is a JSON {_json_type(record)}, "
+                          "not an object")
+        key = record.get(self.primary_key)
+        if key is None:
+            return self.primary_key, (f"record {position} of the batch has no "
+                                      f"{self.primary_key!r} (missing or null)")
+        lowered: dict[str, str] = {}
+        for name in record:
+            reason = _name_problem(name)
+            if reason:
+                return name, f"field {name!r} of record {key!r}: {reason}"
+            other = lowered.setdefault(name.lower(), name)
+            other = self.spelling.get(name.lower(), other)
+            if other != name:
+                return name, (f"fields {other!r} and {name!r} differ only in case, which a Delta "
+                              f"table cannot hold (record {key!r})")
+        for name, value in record.items():
+            reason = jsontext.problem(value)
+            if reason:
+                return name, f"field {name!r} of record {key!r} holds {reason}"
+        for name in record:
+            self.spelling.setdefault(name.lower(), name)
+        return None
+
+
+def _reject(resource: str, record: object, primary_key: str, field_name: str | None,
+            reason: str, error: ContractError | None = None) -> Rejected:
+    key = record.get(primary_key) if isinstance(record, dict) else None
+    error = error or ContractError(resource, f"{reason}; nothing of this batch was written")
+    return Rejected(record=record, key=key, field=field_name, reason=reason, error=error)
+
+
 # ---- the frame --------------------------------------------------------------------------------
 
 
-def _field_names(resource: str, records: Sequence[object], primary_key: str) -> list[str]:
-    """Check every record's shape and key; return every field name in order of appearance."""
-    names: dict[str, None] = {}
-    for position, record in enumerate(records, start=1):
-        if not isinstance(record, dict):
-            raise ContractError(
-                resource,
-                f"record {position} of the batch is a JSON {_json_type(record)}, not an object; "
-                "nothing of this batch was written",
-            )
-        if record.get(primary_key) is None:
-            raise ContractError(
-                resource,
-                f"record {position} of the batch has no {primary_key!r} (missing or null); "
-                "nothing of this batch was written",
-            )
-        names.update(dict.fromkeys(record))
-    reserved = [n for n in names if n in (SYNCED_AT, ROW_HASH) or n.endswith(JSON_SUFFIX)]
-    if reserved:
-        raise ContractError(
-            resource,
-            f"the records carry field(s) {reserved!r}, whose names this pipeline reserves "
-            f"({SYNCED_AT!r}, {ROW_HASH!r} and names ending in {JSON_SUFFIX!r}); "
-            "nothing of this batch was written",
-        )
-    return list(names)
+def _key_and_cursor_hints(records: Sequence[Record], columns: Columns, primary_key: str,
+                          cursor_field: str | None, table_schema: Mapping[str, pl.DataType]
+                          ) -> dict[str, ColumnHint]:
+    """Hints for the key and the cursor when the config declares none: the merge compares them.
 
-
-def _check_case_collisions(resource: str, columns: list[str], table_columns: Sequence[str]) -> None:
-    # Delta column names are case-insensitive: 'Name' and 'name' cannot both exist.
-    seen: dict[str, str] = {c.lower(): c for c in table_columns}
-    for column in columns:
-        other = seen.setdefault(column.lower(), column)
-        if other != column:
-            raise ContractError(
-                resource,
-                f"fields {other!r} and {column!r} differ only in case, which a Delta table "
-                "cannot hold; nothing of this batch was written",
-            )
+    The table's column type wins; else the first value decides (text or bigint for a key,
+    timestamp or bigint for a cursor). Values of another type are then set aside by name.
+    """
+    inferred: dict[str, ColumnHint] = {}
+    for name, default in ((primary_key, "text"), (cursor_field, "timestamp")):
+        if name is None or name in columns:
+            continue
+        existing = table_schema.get(name)
+        if existing == pl.Int64:
+            kind = "bigint"
+        elif existing is not None:
+            kind = "text" if existing == pl.String and default == "text" else default
+        else:
+            first = next((r[name] for r in records if r.get(name) is not None), None)
+            kind = "bigint" if _is_int(first) else default
+        inferred[name] = ColumnHint(data_type=kind, nullable=False)  # type: ignore[arg-type]
+    return inferred
 
 
 def _utc_micros(moment: datetime) -> int:
@@ -428,57 +510,104 @@ def _utc_micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-def records_to_frame(
+def typed_batch(
     resource: str,
-    records: list[object],
+    records: Sequence[object],
     *,
+    columns: Columns | None = None,
     primary_key: str = "id",
-    table_schema: dict[str, pl.DataType] | None = None,
+    cursor_field: str | None = None,
+    table_schema: Mapping[str, pl.DataType] | None = None,
     synced_at: datetime,
-) -> pl.DataFrame:
-    """Type a batch of records: documented fields as declared, the rest inferred over the batch.
+) -> Batch:
+    """Type a batch: declared columns as hinted, the rest inferred; the untypable set aside.
 
-    Raises ContractError for a record that is not an object or lacks its key, and
-    RecordTypeError for a documented field whose value does not fit its declared type.
-    ``table_schema`` is the target table's: undocumented values that fit an existing column go
-    there, the others to ``<field>__json``. Nothing is rounded, truncated or dropped.
+    ``columns`` are the resource's hints (dlt ``columns``); ``table_schema`` the target table's:
+    undocumented values that fit an existing column go there, the others to ``<field>__json``.
+    A record is set aside (``Batch.rejected``) when it is no object, lacks its key, has a name
+    the lake cannot hold (empty, a backtick, reserved, a case twin of a column), holds a value
+    no JSON text holds (NaN, a lone surrogate), or a value that does not fit a declared,
+    key or cursor column. Nothing is rounded, truncated or dropped.
     """
-    table_schema = table_schema or {}
-    declared = DOCUMENTED.get(resource, {})
-    names = _field_names(resource, records, primary_key)
-    rows: list[Record] = records  # type: ignore[assignment]  # checked by _field_names
+    table_schema = dict(table_schema or {})
+    columns = dict(columns or {})
+    rejected: list[Rejected] = []
+    gate = _Gate(resource, primary_key, [*table_schema, *columns])
+    rows: list[Record] = []
+    hashes: list[str] = []
+    for position, record in enumerate(records, start=1):
+        refused = gate.check(position, record)
+        if refused is None:
+            rows.append(record)  # type: ignore[arg-type]  # checked by the gate
+            hashes.append(row_hash(record))  # type: ignore[arg-type]
+        else:
+            rejected.append(_reject(resource, record, primary_key, *refused))
 
-    columns: list[pl.Series] = [
-        _documented_column(resource, name, spec, rows, primary_key)
-        for name, spec in declared.items()
-    ]
-    for name in names:
+    declared = {**_key_and_cursor_hints(rows, columns, primary_key, cursor_field, table_schema),
+                **columns}
+    typed, misfits = _declared_columns(declared, rows)
+    if misfits:
+        keep = [i for i in range(len(rows)) if i not in misfits]
+        for position, (name, got) in sorted(misfits.items()):
+            record = rows[position]
+            hint = declared[name]
+            error = RecordTypeError(resource, field=name, record_id=record.get(primary_key),
+                                    expected=hint.expected, got=got, value=record.get(name))
+            reason = (f"field {name!r} of record {record.get(primary_key)!r} is {got}; the "
+                      f"column is declared as {hint.expected}")
+            rejected.append(_reject(resource, record, primary_key, name, reason, error))
+        rows = [rows[i] for i in keep]
+        hashes = [hashes[i] for i in keep]
+        typed, _ = _declared_columns(declared, rows)
+
+    frame_columns = list(typed)
+    for name in dict.fromkeys(n for row in rows for n in row):
         if name in declared:
             continue
-        typed, variant = _undocumented_columns(
+        typed_column, variant = _undocumented_columns(
             name, [r.get(name) for r in rows], table_schema.get(name),
             variant_only=name + JSON_SUFFIX in table_schema and name not in table_schema,
         )
-        if name == primary_key and (typed is None or variant is not None):
-            wanted = table_schema.get(name) or "one type (all strings or all 64-bit integers)"
-            raise ContractError(
-                resource,
-                f"the primary key {name!r} holds values that are not all {wanted}; "
-                "nothing of this batch was written",
-            )
-        columns.extend(c for c in (typed, variant) if c is not None)
+        frame_columns.extend(c for c in (typed_column, variant) if c is not None)
 
     stamp = _utc_micros(synced_at)
-    columns.append(
+    frame_columns.append(
         pl.Series(SYNCED_AT, [stamp] * len(rows), dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
     )
-    columns.append(pl.Series(ROW_HASH, [row_hash(r) for r in rows], dtype=pl.String))
-    _check_case_collisions(resource, [c.name for c in columns], list(table_schema))
-    return pl.DataFrame(columns)
+    frame_columns.append(pl.Series(ROW_HASH, hashes, dtype=pl.String))
+    return Batch(pl.DataFrame(frame_columns), rejected)
+
+
+def _declared_columns(declared: Mapping[str, ColumnHint], rows: Sequence[Record]
+                      ) -> tuple[list[pl.Series], dict[int, tuple[str, str]]]:
+    """Every declared column; per row position, the first column its value does not fit."""
+    series: list[pl.Series] = []
+    misfits: dict[int, tuple[str, str]] = {}
+    for name, hint in declared.items():
+        column, bad = _declared_column(name, hint, [row.get(name) for row in rows])
+        series.append(column)
+        for position, got in bad.items():
+            misfits.setdefault(position, (name, got))
+    return series, misfits
+
+
+def records_to_frame(resource: str, records: Sequence[object], **kwargs: object) -> pl.DataFrame:
+    """``typed_batch`` for callers that take no quarantine (``on_bad_record: fail``).
+
+    Raises the first set-aside record's error: ``RecordTypeError`` for a value that does not
+    fit its declared column, ``ContractError`` for any other reason.
+    """
+    batch = typed_batch(resource, records, **kwargs)  # type: ignore[arg-type]
+    if batch.rejected:
+        raise batch.rejected[0].error
+    return batch.frame
 
 
 def deduplicate(frame: pl.DataFrame, *, primary_key: str, cursor_field: str | None) -> pl.DataFrame:
-    """One row per key: the latest cursor wins, and on a tie the later row (a later page)."""
+    """One row per key: the latest cursor wins, and on a tie the later row (a later page).
+
+    The cursor column is typed (an instant or an integer), so the comparison is by value.
+    """
     if frame.height < 2 or frame[primary_key].n_unique() == frame.height:
         return frame
     position = "__position"
@@ -492,3 +621,4 @@ def deduplicate(frame: pl.DataFrame, *, primary_key: str, cursor_field: str | No
         .sort(position)
         .drop(position)
     )
+

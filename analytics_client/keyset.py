@@ -31,7 +31,6 @@ and the caller saves it only once those records are committed. It is never the w
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,25 +39,12 @@ from .config import Incremental, PageNumberPaginator, ResourceConfig
 from .errors import ContractError, PaginationLoopError
 from .extract import check_page_size, select_records
 from .paginators import lookup, page_signals
+from .timestamps import format as format_cursor
+from .timestamps import parse as parse_cursor
 
 __all__ = ["KeysetWalk", "format_cursor", "parse_cursor"]
 
 MAX_GROUP_PASSES = 20
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def parse_cursor(value: str) -> int:
-    """An ISO-8601 timestamp as epoch microseconds (exact; no float on the way)."""
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp without a zone: {value!r}")
-    delta = parsed - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def format_cursor(micros: int) -> str:
-    """Epoch microseconds as the contract writes timestamps: ``2026-01-01T00:00:00.000000Z``."""
-    return (_EPOCH + dt.timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class KeysetWalk:
@@ -114,7 +100,7 @@ class KeysetWalk:
                 if spanned:
                     yield from self._reread_group(group)
                 return
-            top = cursors[-1]
+            top = self._top(cursors, page)
             if self.lo is not None and top == self.lo:
                 # The whole page shares one cursor value: page through the tie group.
                 ids = self._ids_at(records, cursors, top)
@@ -155,7 +141,8 @@ class KeysetWalk:
                 records, body, cursors = self._fetch(self.lo, page)
                 yield records
                 ids = set(self._ids_at(records, cursors, self.lo))
-                if not records or cursors[-1] > self.lo or self._is_last(body, records, page):
+                if (not records or self._top(cursors, page) > self.lo
+                        or self._is_last(body, records, page)):
                     seen |= ids
                     break
                 if page > self.paginator.base_page and ids <= seen:
@@ -177,7 +164,7 @@ class KeysetWalk:
             "skipped (the mark stays below it); run again later",
         )
 
-    def _fetch(self, lo: int | None, page: int) -> tuple[list[Any], Any, list[int]]:
+    def _fetch(self, lo: int | None, page: int) -> tuple[list[Any], Any, list[int | None]]:
         params: dict[str, str | int | float | bool] = dict(self.resource.endpoint.params)
         params[self.paginator.page_param] = page
         if self.paginator.limit is not None and self.paginator.limit_param:
@@ -194,32 +181,30 @@ class KeysetWalk:
         cursors = self._cursors(records, lo, page)
         return records, body, cursors
 
-    def _cursors(self, records: list[Any], lo: int | None, page: int) -> list[int]:
-        """Each record's cursor; the page must honour the filter and be sorted by it."""
+    def _cursors(self, records: list[Any], lo: int | None, page: int) -> list[int | None]:
+        """Each record's cursor (None where it does not parse); the page must honour the filter
+        and be sorted by it.
+
+        A record whose cursor does not parse is no reason to stop the walk: it is set aside by
+        name when its batch is typed (frames.py), and it never moves ``lo``, so never a mark.
+        """
         field = self.incremental.cursor_path
-        cursors = []
-        for position, record in enumerate(records):
+        cursors: list[int | None] = []
+        for record in records:
             value = record.get(field) if isinstance(record, dict) else None
             try:
-                cursor = parse_cursor(value) if isinstance(value, str) else None
+                cursors.append(parse_cursor(value))  # type: ignore[arg-type]
             except ValueError:
-                cursor = None
-            if cursor is None:
-                record_id = record.get(self.resource.primary_key) if isinstance(record, dict) else None
-                raise ContractError(
-                    self.resource.name,
-                    f"page {page}, record {position} (id {record_id!r}): {field!r} is "
-                    f"{value!r}, not an ISO-8601 timestamp; incremental reads need it",
-                )
-            cursors.append(cursor)
-        if lo is not None and cursors and cursors[0] < lo:
+                cursors.append(None)
+        known = [c for c in cursors if c is not None]
+        if lo is not None and known and known[0] < lo:
             raise ContractError(
                 self.resource.name,
-                f"page {page} has {field} {format_cursor(cursors[0])} below the requested "
+                f"page {page} has {field} {format_cursor(known[0])} below the requested "
                 f"{self.incremental.start_param}={format_cursor(lo)}: the API ignores the filter; "
                 "check incremental.start_param",
             )
-        if any(a > b for a, b in zip(cursors, cursors[1:])):
+        if any(a > b for a, b in zip(known, known[1:])):
             raise ContractError(
                 self.resource.name,
                 f"page {page} is not sorted by {field}: incremental reads need the API to sort "
@@ -227,7 +212,19 @@ class KeysetWalk:
             )
         return cursors
 
-    def _ids_at(self, records: list[Any], cursors: list[int], cursor: int) -> list[str]:
+    def _top(self, cursors: list[int | None], page: int) -> int:
+        """The page's highest readable cursor: where ``lo`` may move."""
+        known = [c for c in cursors if c is not None]
+        if not known:
+            raise ContractError(
+                self.resource.name,
+                f"page {page}: no record has a readable {self.incremental.cursor_path!r} (an "
+                "ISO-8601 timestamp with an offset), so the walk cannot move past it; check "
+                "incremental.cursor_path",
+            )
+        return known[-1]
+
+    def _ids_at(self, records: list[Any], cursors: list[int | None], cursor: int) -> list[str]:
         key = self.resource.primary_key
         return [r.get(key) for r, c in zip(records, cursors, strict=True) if c == cursor]
 

@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,33 +16,40 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-_COMMIT_ATTEMPTS = 3
-
 from analytics_client.errors import AnalyticsSyncError, ConfigError, LakeError
+from analytics_client.frames import ROW_HASH, SYNCED_AT, Rejected, deduplicate, typed_batch
 from analytics_client.lock import table_write_lock
-from analytics_client.frames import ROW_HASH, SYNCED_AT, deduplicate, records_to_frame
-from analytics_client.schemas import polars_schema
+from analytics_client.schemas import ColumnHint
 
 __all__ = ["DISPOSITIONS", "Lake", "TableMark", "TableWriter", "WriteResult"]
 
 log = logging.getLogger(__name__)
 
 Schema = dict[str, pl.DataType]
+# Where a writer hands the records it set aside; it commits them before the data commit.
+SetAside = Callable[[str, list[Rejected]], None]
+
+_COMMIT_ATTEMPTS = 3
 
 DISPOSITIONS = ("merge", "append", "replace")
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGING = "_staging"
+QUARANTINE = "_quarantine"
 _BOOKKEEPING: Schema = {SYNCED_AT: pl.Datetime("us", "UTC"), ROW_HASH: pl.String()}
 
 
 @dataclass(frozen=True)
 class WriteResult:
-    """Rows a write inserted and updated, and the Delta version it committed (None: no commit)."""
+    """Rows a write inserted and updated, and the Delta version it committed (None: no commit).
+
+    ``quarantined``: records of the batch set aside (committed to the quarantine first).
+    """
 
     inserted: int
     updated: int
     version: int | None
+    quarantined: int = 0
 
 
 def _local_path(uri: str) -> str | None:
@@ -130,13 +137,17 @@ class Lake:
         if self.is_local:
             shutil.rmtree(uri, ignore_errors=True)
 
+    def quarantine_uri(self) -> str:
+        """The table of records set aside by every resource (quarantine.py)."""
+        return f"{self.uri}/{QUARANTINE}"
+
     def _checked(self, resource: str) -> str:
-        if not _TABLE_NAME.fullmatch(resource or "") or resource == _STAGING:
+        if not _TABLE_NAME.fullmatch(resource or "") or resource in (_STAGING, QUARANTINE):
             raise LakeError(
                 resource,
                 f"{resource!r} cannot name a table: use letters, digits, '_' and '-' only "
-                f"(no '/', '\\', '..' or absolute paths), and not {_STAGING!r}, which holds "
-                "the staged data of replace runs",
+                f"(no '/', '\\', '..' or absolute paths), and not {_STAGING!r} or {QUARANTINE!r}, "
+                "which hold the staged data of replace runs and the records set aside",
             )
         return resource
 
@@ -188,7 +199,12 @@ class TableWriter:
         primary_key: str = "id",
         cursor_field: str | None = "updated_at",
         synced_at: datetime | None = None,
+        columns: Mapping[str, ColumnHint] | None = None,
+        set_aside: SetAside | None = None,
     ) -> None:
+        """``columns``: the resource's type hints. ``set_aside`` takes the records that cannot be
+        typed (committing them before the batch's data); without it such a record fails the
+        write with its ``ContractError`` and nothing of the batch is written."""
         self.lake = lake
         self.resource = resource
         self.uri = lake.table_uri(resource)
@@ -205,6 +221,9 @@ class TableWriter:
         self.write_disposition = write_disposition
         self.primary_key = primary_key
         self.cursor_field = cursor_field
+        self.columns = dict(columns or {})
+        self.set_aside = set_aside
+        self._quarantined = 0
         # One stamp per run: every row this writer writes says when the run started.
         self.synced_at = synced_at or datetime.now(UTC)
         self._staging_uri = lake.staging_uri(resource) if write_disposition == "replace" else None
@@ -228,7 +247,10 @@ class TableWriter:
         for attempt in range(1, _COMMIT_ATTEMPTS + 1):
             try:
                 with table_write_lock(self.uri):
-                    return self._write(records, commit_metadata)
+                    self._quarantined = 0
+                    result = self._write(records, commit_metadata)
+                return WriteResult(result.inserted, result.updated, result.version,
+                                   self._quarantined)
             except LakeError as exc:
                 # A concurrent writer committed first: our commit was refused whole, so the
                 # batch can simply be written again against the new table version.
@@ -250,7 +272,7 @@ class TableWriter:
         if not self._staged:
             # Whatever an earlier failed run left in staging is discarded here.
             result = self._create(self._staging_uri, records, None, mode="overwrite")
-            self._staged = True
+            self._staged = result.version is not None
         else:
             result = self._merge(self._staging_uri, records, None, check_table=False)
         return WriteResult(inserted=result.inserted, updated=result.updated, version=None)
@@ -287,26 +309,28 @@ class TableWriter:
     # ---- internals ---------------------------------------------------------------------------
 
     def _frame(self, records: list[object], schema: Schema, *, dedupe: bool) -> pl.DataFrame:
-        frame = records_to_frame(
+        batch = typed_batch(
             self.resource,
             records,
+            columns=self.columns,
             primary_key=self.primary_key,
+            cursor_field=self.cursor_field,
             table_schema=schema,
             synced_at=self.synced_at,
         )
+        if batch.rejected:
+            if self.set_aside is None:
+                raise batch.rejected[0].error
+            # Before the data commit: a mark recorded with the data covers these too.
+            self.set_aside(self.resource, batch.rejected)
+            self._quarantined = len(batch.rejected)
         if not dedupe:
-            return frame
-        if self.cursor_field is not None and self.cursor_field not in frame.columns:
-            raise LakeError(
-                self.resource,
-                f"cursor_field {self.cursor_field!r} has no typed column in this batch "
-                "(missing, all null, or of varying types); set cursor_field to a field every "
-                "record carries, or to None",
-            )
-        return deduplicate(frame, primary_key=self.primary_key, cursor_field=self.cursor_field)
+            return batch.frame
+        return deduplicate(batch.frame, primary_key=self.primary_key,
+                           cursor_field=self.cursor_field)
 
     def _check_declared(self, uri: str, schema: Schema) -> None:
-        declared = {**polars_schema(self.resource), **_BOOKKEEPING}
+        declared = {**{n: h.dtype for n, h in self.columns.items()}, **_BOOKKEEPING}
         for column, dtype in declared.items():
             if column in schema and schema[column] != dtype:
                 raise LakeError(
@@ -327,6 +351,8 @@ class TableWriter:
     ) -> WriteResult:
         dedupe = self.write_disposition != "append"
         frame = self._frame(records, {}, dedupe=dedupe)
+        if frame.is_empty():  # every record was set aside: no table of nothing
+            return WriteResult(inserted=0, updated=0, version=None)
         with _lake_errors(self.resource, f"creating {uri}"):
             self.lake._prepare(uri)
             try:
@@ -358,6 +384,8 @@ class TableWriter:
             schema = _schema_of(table)
         self._check_declared(self.uri, schema)
         frame = _conform(self._frame(records, schema, dedupe=False), schema)
+        if frame.is_empty():  # every record was set aside
+            return WriteResult(inserted=0, updated=0, version=None)
         with _lake_errors(self.resource, f"appending to {self.uri}"):
             # No struct columns here, so adding columns within the append is safe and atomic.
             write_deltalake(
@@ -386,6 +414,8 @@ class TableWriter:
         if check_table:
             self._check_declared(uri, schema)
         frame = self._frame(records, schema, dedupe=True)
+        if frame.is_empty():  # every record was set aside
+            return WriteResult(inserted=0, updated=0, version=None)
 
         new_columns = {c: frame.schema[c] for c in frame.columns if c not in schema}
         if new_columns:

@@ -1,119 +1,159 @@
-"""Declared column types of the documented resources, read off the API contract."""
+"""Column type hints: dlt's ``columns`` (``data_type``, ``nullable``, ``precision``, ``scale``).
+
+Types come from the config, never from a resource's name: the five contract resources get
+theirs from hints in the default config (``CONTRACT_COLUMNS``, read off the API contract), and a
+user's resource gets what its config declares, the rest inferred (docs/data-model.md).
+
+dlt's data types and what each becomes in Delta (dlt docs, "Schema: data types"):
+
+    text -> string          bigint -> long             double -> double
+    bool -> boolean         timestamp -> timestamp (UTC, microseconds)
+    date -> date            decimal -> decimal(precision, scale), dlt's default (38, 9)
+    json -> string holding canonical JSON of an object or array
+    text_list -> array<string>   (ours: dlt has no list type and would store json)
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = [
-    "DOCUMENTED",
-    "EXPECTED",
-    "FieldSpec",
-    "Kind",
-    "polars_schema",
+__all__ = ["CONTRACT_COLUMNS", "ColumnHint", "DataType", "contract_columns"]
+
+DataType = Literal[
+    "text", "bigint", "double", "bool", "timestamp", "date", "decimal", "json", "text_list"
 ]
 
-Kind = Literal[
-    "string", "timestamp", "date", "decimal", "integer", "boolean", "string_list", "json_object"
-]
+# dlt's default decimal precision and scale (dlt.common.schema.typing / destination caps).
+DEFAULT_PRECISION, DEFAULT_SCALE = 38, 9
+MAX_PRECISION = 38  # Delta's decimal holds at most 38 digits
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    """How one documented field is typed, and whether the contract allows null."""
+class ColumnHint(BaseModel):
+    """One column's declared type; a value that does not fit it is set aside, never coerced."""
 
-    kind: Kind
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_type: DataType
     nullable: bool = True
+    precision: int | None = Field(default=None, ge=1, le=MAX_PRECISION)
+    scale: int | None = Field(default=None, ge=0, le=MAX_PRECISION)
+
+    @model_validator(mode="after")
+    def _decimal_only(self) -> ColumnHint:
+        if self.data_type != "decimal" and (self.precision is not None or self.scale is not None):
+            raise ValueError("precision and scale apply to data_type decimal only")
+        if self.digits < self.places:
+            raise ValueError(f"scale {self.places} is larger than precision {self.digits}")
+        return self
+
+    @property
+    def digits(self) -> int:
+        return self.precision if self.precision is not None else DEFAULT_PRECISION
+
+    @property
+    def places(self) -> int:
+        return self.scale if self.scale is not None else DEFAULT_SCALE
 
     @property
     def dtype(self) -> pl.DataType:
-        return _DTYPES[self.kind]
+        if self.data_type == "decimal":
+            return pl.Decimal(self.digits, self.places)
+        return _DTYPES[self.data_type]
+
+    @property
+    def expected(self) -> str:
+        """What a fitting value is, for error and quarantine messages."""
+        if self.data_type == "decimal":
+            text = (f"a decimal number with at most {self.places} decimal places and an "
+                    f"absolute value below 10^{self.digits - self.places}")
+        else:
+            text = _EXPECTED[self.data_type]
+        return text if self.nullable else f"{text}, not null"
 
 
-_DTYPES: dict[Kind, pl.DataType] = {
-    "string": pl.String(),
-    # The contract sends UTC with microseconds; Delta's `timestamp` is UTC microseconds.
+_DTYPES: dict[str, pl.DataType] = {
+    "text": pl.String(),
+    # Delta's `timestamp` is UTC microseconds.
     "timestamp": pl.Datetime("us", "UTC"),
     "date": pl.Date(),
-    # |amount| < 10^13 with 2 decimals: 15 digits, so decimal(18, 2) holds every value exactly.
-    "decimal": pl.Decimal(18, 2),
-    "integer": pl.Int64(),
-    "boolean": pl.Boolean(),
-    "string_list": pl.List(pl.String()),
+    "bigint": pl.Int64(),
+    "double": pl.Float64(),
+    "bool": pl.Boolean(),
+    "text_list": pl.List(pl.String()),
     # Keys vary per record and values change type: a struct column would break on the first
     # new key (see docs/data-model.md), canonical JSON text never does.
-    "json_object": pl.String(),
+    "json": pl.String(),
 }
 
-# What the contract promises for each kind, quoted in RecordTypeError messages.
-EXPECTED: dict[Kind, str] = {
-    "string": "a string",
-    "timestamp": "an ISO-8601 timestamp with a UTC offset or Z, at most microsecond precision",
+_EXPECTED: dict[str, str] = {
+    "text": "a string",
+    "timestamp": "an ISO-8601 timestamp with a UTC offset, at most microsecond precision, "
+                 "in years 1-9999",
     "date": "a date (YYYY-MM-DD)",
-    "decimal": "a decimal number with at most 2 decimal places and an absolute value below 10^13",
-    "integer": "an integer that fits 64 bits",
-    "boolean": "a boolean (true or false)",
-    "string_list": "a list of strings",
-    "json_object": "a JSON object",
+    "bigint": "an integer that fits 64 bits",
+    "double": "a number",
+    "bool": "a boolean (true or false)",
+    "text_list": "a list of strings",
+    "json": "a JSON object or array",
 }
 
-_S = FieldSpec
 
-# Every record has these three.
-_COMMON: dict[str, FieldSpec] = {
-    "id": _S("string", nullable=False),
-    "created_at": _S("timestamp", nullable=False),
-    "updated_at": _S("timestamp", nullable=False),
+def _hint(data_type: str, nullable: bool = True, **extra: Any) -> dict[str, Any]:
+    return {"data_type": data_type, "nullable": nullable, **extra}
+
+
+_COMMON = {
+    "id": _hint("text", False),
+    "created_at": _hint("timestamp", False),
+    "updated_at": _hint("timestamp", False),
 }
 
-# Enum fields (role, status, currency, stage) are plain strings: an API that adds a value
-# must not break a sync.
-DOCUMENTED: dict[str, dict[str, FieldSpec]] = {
-    "tags": {
-        **_COMMON,
-        "name": _S("string", nullable=False),
-        "color": _S("string"),
-    },
+# The API contract's fields (shared/analytics-api.md), as dlt column hints. Enum fields (role,
+# status, currency, stage) are plain text: an API that adds a value must not break a sync.
+# amount: at most 2 decimals, |amount| < 10^13; decimal(18, 2) holds every such value exactly.
+CONTRACT_COLUMNS: dict[str, dict[str, dict[str, Any]]] = {
+    "tags": {**_COMMON, "name": _hint("text", False), "color": _hint("text")},
     "users": {
         **_COMMON,
-        "name": _S("string", nullable=False),
-        "email": _S("string", nullable=False),
-        "role": _S("string"),
-        "active": _S("boolean", nullable=False),
-        "last_login_at": _S("timestamp"),
+        "name": _hint("text", False),
+        "email": _hint("text", False),
+        "role": _hint("text"),
+        "active": _hint("bool", False),
+        "last_login_at": _hint("timestamp"),
     },
     "deals": {
         **_COMMON,
-        "name": _S("string", nullable=False),
-        "amount": _S("decimal"),
-        "currency": _S("string"),
-        "stage": _S("string"),
-        "owner_id": _S("string"),
-        "tag_ids": _S("string_list"),
-        "custom_fields": _S("json_object"),
-        "closed_at": _S("timestamp"),
+        "name": _hint("text", False),
+        "amount": _hint("decimal", precision=18, scale=2),
+        "currency": _hint("text"),
+        "stage": _hint("text"),
+        "owner_id": _hint("text"),
+        "tag_ids": _hint("text_list"),
+        "custom_fields": _hint("json"),
+        "closed_at": _hint("timestamp"),
     },
     "pages": {
         **_COMMON,
-        "name": _S("string", nullable=False),
-        "url": _S("string", nullable=False),
-        "views": _S("integer", nullable=False),
-        "published": _S("boolean", nullable=False),
+        "name": _hint("text", False),
+        "url": _hint("text", False),
+        "views": _hint("bigint", False),
+        "published": _hint("bool", False),
     },
     "tasks": {
         **_COMMON,
-        "name": _S("string", nullable=False),
-        "status": _S("string"),
-        "due_date": _S("date"),
-        "deal_id": _S("string"),
-        "assignee_id": _S("string"),
-        "completed_at": _S("timestamp"),
+        "name": _hint("text", False),
+        "status": _hint("text"),
+        "due_date": _hint("date"),
+        "deal_id": _hint("text"),
+        "assignee_id": _hint("text"),
+        "completed_at": _hint("timestamp"),
     },
 }
 
 
-def polars_schema(resource: str) -> dict[str, pl.DataType]:
-    """The declared polars types of a resource's documented columns ({} if undocumented)."""
-    return {name: spec.dtype for name, spec in DOCUMENTED.get(resource, {}).items()}
+def contract_columns(resource: str) -> dict[str, ColumnHint]:
+    """The contract's hints of one of the five resources, validated ({} for any other)."""
+    return {name: ColumnHint(**hint) for name, hint in CONTRACT_COLUMNS.get(resource, {}).items()}

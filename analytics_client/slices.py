@@ -211,8 +211,10 @@ def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | Non
         if on_probe:
             on_probe()
         value = records[0].get(incremental.cursor_path) if records and isinstance(records[0], dict) else None
-        if isinstance(value, str):
-            cursor = parse_cursor(value)
-            if (start_us is None or cursor > start_us) and (not bounds or cursor > bounds[-1]):
-                bounds.append(cursor)
+        try:
+            cursor = parse_cursor(value)  # type: ignore[arg-type]
+        except ValueError:  # no usable boundary here: fewer slices, same records
+            continue
+        if (start_us is None or cursor > start_us) and (not bounds or cursor > bounds[-1]):
+            bounds.append(cursor)
     return bounds

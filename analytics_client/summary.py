@@ -18,6 +18,7 @@ class ResourceSummary:
     rows_fetched: int = 0
     inserted: int = 0
     updated: int = 0
+    quarantined: int = 0  # records set aside in <lake>/_quarantine (quarantine.py)
     retries: int = 0
     commits: int = 0
     seconds: float = 0.0
@@ -30,10 +31,10 @@ class ResourceSummary:
         return asdict(self)
 
 
-_COLUMNS = ("resource", "status", "pages", "rows_fetched", "inserted", "updated", "retries",
-            "commits", "seconds")
-_HEADERS = ("resource", "status", "pages", "fetched", "inserted", "updated", "retries",
-            "commits", "seconds")
+_COLUMNS = ("resource", "status", "pages", "rows_fetched", "inserted", "updated", "quarantined",
+            "retries", "commits", "seconds")
+_HEADERS = ("resource", "status", "pages", "fetched", "inserted", "updated", "quarantined",
+            "retries", "commits", "seconds")
 
 
 def _cells(summary: ResourceSummary) -> list[str]:

@@ -31,6 +31,7 @@ from .keyset import KeysetWalk, format_cursor
 from .slices import SlicedWalk
 from .lake import Lake, TableMark, TableWriter, WriteResult
 from .lock import pipeline_lock
+from .quarantine import Quarantine
 from .state import Mark, MarkStore, Start, app_id, effective_start
 from .redaction import install_log_filter, redact, remove_log_filter
 from .secrets import Credentials
@@ -70,9 +71,14 @@ def sync_resource(
     summary = ResourceSummary(resource.name)
     started = last_progress = time.monotonic()
     incremental = resource.endpoint.incremental
+    quarantine = Quarantine(lake, pipeline, run_id)
     writer = TableWriter(lake, resource.name, write_disposition=resource.write_disposition,
                          primary_key=resource.primary_key,
-                         cursor_field=incremental.cursor_path if incremental else "updated_at")
+                         # Without a cursor the merge is an upsert on the key (dlt's too).
+                         cursor_field=incremental.cursor_path if incremental else None,
+                         columns=resource.columns,
+                         set_aside=quarantine.add if resource.on_bad_record == "quarantine"
+                         else None)
     batch: list[Any] = []
     block = marks.load(pipeline, resource.name) if marks is not None and incremental else None
     start = _start(lake, resource, pipeline, block, full_refresh)
@@ -280,6 +286,7 @@ def _compare_with_total(walk: KeysetWalk | SlicedWalk, rows: int | None,
 def _add(summary: ResourceSummary, result: WriteResult) -> None:
     summary.inserted += result.inserted
     summary.updated += result.updated
+    summary.quarantined += result.quarantined
     if result.version is not None:
         summary.commits += 1
         summary.table_version = result.version

@@ -12,7 +12,13 @@ import pytest
 
 from analytics_client.errors import ContractError, RecordTypeError
 from analytics_client.frames import deduplicate, records_to_frame, row_hash
-from analytics_client.schemas import DOCUMENTED, polars_schema
+from analytics_client.schemas import CONTRACT_COLUMNS, ColumnHint, contract_columns
+
+DOCUMENTED = sorted(CONTRACT_COLUMNS)
+
+
+def polars_schema(resource: str) -> dict[str, pl.DataType]:
+    return {name: hint.dtype for name, hint in contract_columns(resource).items()}
 
 SYNCED = datetime(2026, 3, 2, 12, 0, 0, 123456, tzinfo=UTC)
 TS = "2026-03-01T10:00:00.000000Z"
@@ -32,7 +38,9 @@ def record(resource: str = "deals", id: str = "r1", **fields: object) -> dict[st
 
 
 def frame(records: list[object], resource: str = "deals", **kwargs: object) -> pl.DataFrame:
-    return records_to_frame(resource, records, synced_at=SYNCED, **kwargs)  # type: ignore[arg-type]
+    """The frame of a batch typed by the resource's contract hints (the default config's)."""
+    kwargs.setdefault("columns", contract_columns(resource))
+    return records_to_frame(resource, records, synced_at=SYNCED, **kwargs)
 
 
 def type_error(resource: str, value: object, field: str) -> RecordTypeError:
@@ -105,9 +113,9 @@ def test_amount_is_built_exactly(raw: str, expected: str) -> None:
     ("raw", "got"),
     [
         (1.234, "more than 2 decimal places"),
-        (1e13, "10^13"),
-        (-1e13, "10^13"),
-        (10**13, "10^13"),
+        (1e16, "10^16"),
+        (-1e16, "10^16"),
+        (10**16, "10^16"),
         (0.001, "more than 2 decimal places"),
         ("12", "string"),
         (True, "boolean"),
@@ -150,9 +158,10 @@ def test_timestamps_are_parsed_to_utc_microseconds(raw: str, expected: datetime)
     [
         ("2026-03-01T10:00:00", "without a UTC offset"),
         ("2026-03-01", "without a UTC offset"),
-        ("yesterday", "unparseable"),
-        ("2026-13-01T10:00:00Z", "unparseable"),
-        ("2026-03-01T10:00:00.1234567Z", "sub-microsecond"),
+        ("yesterday", "not an ISO-8601 timestamp"),
+        ("2026-13-01T10:00:00Z", "not an ISO-8601 timestamp"),
+        ("2026-03-01T10:00:00.1234567Z", "more than microsecond precision"),
+        ("9999-12-31T23:00:00-05:00", "outside years 1-9999"),
         (1772359200, "integer"),
     ],
 )
@@ -270,7 +279,7 @@ def test_custom_fields_become_canonical_json_text() -> None:
         None,
     ]
     assert [json.loads(t) if t else None for t in result["custom_fields"]] == values
-    assert type_error("deals", ["a"], "custom_fields").got == "array"
+    assert type_error("deals", "a", "custom_fields").got == "string"
 
 
 def test_record_type_error_names_the_record() -> None:
@@ -413,9 +422,10 @@ def test_undocumented_resources_infer_everything() -> None:
 
 
 def test_undocumented_primary_key_of_mixed_types_is_refused() -> None:
-    """A primary key that is not of one type raises ContractError rather than going to a variant."""
-    with pytest.raises(ContractError, match="primary key 'id'"):
+    """An undeclared key takes the first record's type; a key of another type is refused by name."""
+    with pytest.raises(RecordTypeError) as caught:
         frame([{"id": "e1"}, {"id": 2}], "events")
+    assert (caught.value.field, caught.value.record_id) == ("id", 2)
 
 
 # ---- bookkeeping columns ------------------------------------------------------------------------
@@ -460,8 +470,10 @@ def test_row_hash_follows_content_not_presentation() -> None:
 # values it must leave to the per-value path (None), which converts or rejects them by name.
 COLUMN_CASES: dict[str, tuple[list[object], list[object]]] = {
     "decimal": (
-        [0.29, 844422.19, 1e2, 100, -0.01, 9999999999999.99, 0.1, None, 12.5, 0],
-        [1.005, 0.30000000000000004, 1e13, 10**13, 10**30, 2.0**60, 1e-9],
+        [Decimal("0.29"), Decimal("844422.19"), Decimal("1E+2"), 100, Decimal("-0.01"),
+         Decimal("9999999999999.99"), Decimal("0.1"), None, Decimal("12.5"), 0],
+        [Decimal("1.005"), 0.29, Decimal("1E+16"), 10**16, 10**30, Decimal("1E-9"),
+         Decimal("NaN"), Decimal("0.300")],
     ),
     "timestamp": (
         ["2026-03-01T10:00:00.000000Z", "2026-03-01T10:00:00Z", "2026-03-01T10:00:00.7Z",
@@ -470,10 +482,10 @@ COLUMN_CASES: dict[str, tuple[list[object], list[object]]] = {
          "2026-03-01 10:00:00Z", "2026-03-01T25:00:00Z"],
     ),
     "date": (["2026-03-01", "2024-02-29", None], ["2026-02-30", "2026-3-1", "20260301"]),
-    "integer": ([0, -1, 2**63 - 1, -(2**63), None], [2**63, True, 1e2, 1.5]),
-    "boolean": ([True, False, None], [1, "true"]),
-    "string": (["", "Zoë ✓", "\u0000", None], [1, ["a"]]),
-    "string_list": ([["a", "b"], [], ["ü"], None], [["a", 1], "a"]),
+    "bigint": ([0, -1, 2**63 - 1, -(2**63), None], [2**63, True, Decimal("1E+2"), 1.5]),
+    "bool": ([True, False, None], [1, "true"]),
+    "text": (["", "Zoë ✓", "\u0000", None], [1, ["a"]]),
+    "text_list": ([["a", "b"], [], ["ü"], None], [["a", 1], "a"]),
 }
 
 
@@ -481,18 +493,20 @@ COLUMN_CASES: dict[str, tuple[list[object], list[object]]] = {
 def test_whole_column_conversion_is_exact_or_declines(kind: str) -> None:
     """A column of usual values converts at once, equal to the per-value result; odd ones fall back."""
     from analytics_client import frames
-    from analytics_client.schemas import FieldSpec
 
-    spec = FieldSpec(kind)  # type: ignore[arg-type]
+    hint = ColumnHint(data_type=kind, precision=18, scale=2) if kind == "decimal" \
+        else ColumnHint(data_type=kind)  # type: ignore[arg-type]
     usual, odd = COLUMN_CASES[kind]
-    fast = frames._fast_column("x", spec, usual)
+    fast = frames._fast_column("x", hint, usual)
     assert fast is not None, f"{kind}: the usual values took the slow path"
-    exact = frames._exact_column("r", "x", spec, [{"x": v} for v in usual], "id")
-    assert fast.dtype == exact.dtype == spec.dtype
+    exact, misfits = frames._exact_column("x", hint, usual)
+    assert misfits == {}
+    assert fast.dtype == exact.dtype == hint.dtype
     assert fast.to_list() == exact.to_list()
     for value in odd:
-        assert frames._fast_column("x", spec, [*usual, value]) is None, (kind, value)
-    assert frames._fast_column("x", FieldSpec(kind, nullable=False), usual) is None  # type: ignore[arg-type]
+        assert frames._fast_column("x", hint, [*usual, value]) is None, (kind, value)
+    strict = hint.model_copy(update={"nullable": False})
+    assert frames._fast_column("x", strict, usual) is None
 
 
 # ---- deduplication ------------------------------------------------------------------------------

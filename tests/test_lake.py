@@ -13,6 +13,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from analytics_client.errors import LakeError, RecordTypeError
 from analytics_client.frames import records_to_frame
+from analytics_client.schemas import contract_columns
 from analytics_client.lake import Lake, TableWriter, WriteResult
 
 SYNCED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -32,6 +33,8 @@ def lake(tmp_path: Path) -> Lake:
 
 
 def writer(lake: Lake, resource: str = "deals", **kwargs: object) -> TableWriter:
+    """A writer typed by the resource's contract hints, as the default config gives them."""
+    kwargs.setdefault("columns", contract_columns(resource))
     return TableWriter(lake, resource, synced_at=SYNCED, **kwargs)  # type: ignore[arg-type]
 
 
@@ -109,7 +112,8 @@ def test_types_survive_the_delta_roundtrip(lake: Lake, resource: str) -> None:
     records: list[object] = list(RECORDS[resource])
     result = writer(lake, resource).write(records)
     assert result == WriteResult(inserted=1, updated=0, version=0)
-    written = records_to_frame(resource, records, synced_at=SYNCED)
+    written = records_to_frame(resource, records, synced_at=SYNCED,
+                               columns=contract_columns(resource), cursor_field="updated_at")
     back = lake.read(resource)
     assert back.schema == written.schema
     assert back.equals(written)
@@ -511,7 +515,8 @@ def test_table_written_without_bookkeeping_columns_still_merges(lake: Lake) -> N
     """A table of the declared types but no _row_hash (another tool's) gains it and updates rows."""
     uri = lake.table_uri("deals")
     Path(uri).parent.mkdir(parents=True)
-    seed = records_to_frame("deals", [deal("a", name="theirs")], synced_at=SYNCED)
+    seed = records_to_frame("deals", [deal("a", name="theirs")], synced_at=SYNCED,
+                            columns=contract_columns("deals"))
     write_deltalake(uri, seed.drop("_row_hash", "_synced_at"))
     result = writer(lake).write([deal("a", name="ours"), deal("b")])
     assert (result.inserted, result.updated) == (1, 1)

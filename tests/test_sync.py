@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,8 @@ import httpx
 import polars as pl
 import pytest
 
-from analytics_client import Credentials, Lake, load_config, run_sync
+from analytics_client import Credentials, Lake, jsontext, load_config, run_sync
+from analytics_client.quarantine import Quarantine
 from analytics_client.sandbox import RunningSandbox, World, serve
 from analytics_client.summary import ResourceSummary
 from tests.groundtruth import fetch_truth
@@ -151,13 +154,16 @@ def tag(i: str, updated: str = "2026-01-01T00:00:00.000000Z", **extra: object) -
             "updated_at": updated, **extra}
 
 
-def run_pages(tmp_path: Path, pages: list[list[dict]]) -> ResourceSummary:
+def run_pages(tmp_path: Path, pages: list[list[dict]], on_bad_record: str = "quarantine"
+              ) -> ResourceSummary:
     def handler(request: httpx.Request) -> httpx.Response:
         number = int(request.url.params.get("page[number]", "1"))
         records = pages[number - 1] if number <= len(pages) else []
         return httpx.Response(200, json=page_doc(records, number, len(pages)))
 
-    source = load_config(PLAIN, base_url="http://api.test").select(["tags"])
+    config = copy.deepcopy(PLAIN)
+    config["resource_defaults"]["on_bad_record"] = on_bad_record
+    source = load_config(config, base_url="http://api.test").select(["tags"])
     [summary] = run_sync(source, Credentials("test-key", "test-org"), str(tmp_path),
                          transport=httpx.MockTransport(handler))
     return summary
@@ -176,17 +182,36 @@ def test_duplicate_ids_within_and_across_pages_keep_the_latest(tmp_path: Path) -
 
 
 def test_record_without_id_fails_with_its_position(tmp_path: Path) -> None:
-    """A record with no id cannot be merged: the resource fails naming it."""
-    summary = run_pages(tmp_path, [[tag("a"), {"name": "nameless", "updated_at": "2026-01-01T00:00:00Z"}]])
+    """With on_bad_record: fail, a record with no id fails the resource naming it."""
+    summary = run_pages(tmp_path, [[tag("a"), {"name": "nameless", "updated_at": "2026-01-01T00:00:00Z"}]],
+                        on_bad_record="fail")
     assert summary.status == "failed"
     assert "tags" in (summary.error or "") and "'id'" in (summary.error or "")
 
 
 def test_documented_field_of_another_type_fails_naming_field_and_id(tmp_path: Path) -> None:
-    """A documented field with a value of another type fails; nothing is coerced."""
-    summary = run_pages(tmp_path, [[tag("a"), tag("b", name=42)]])
+    """With on_bad_record: fail, a declared field of another type fails; nothing is coerced."""
+    summary = run_pages(tmp_path, [[tag("a"), tag("b", name=42)]], on_bad_record="fail")
     assert summary.status == "failed"
     assert all(s in (summary.error or "") for s in ("tags", "'name'", "'b'"))
+    assert Lake(str(tmp_path)).version("tags") is None  # nothing of the batch was written
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [({"name": "nameless", "updated_at": "2026-01-01T00:00:00Z"}, "id"),
+     (tag("b", name=42), "name"),
+     (tag("b", updated="2026-13-01T00:00:00Z"), "updated_at")],
+)
+def test_a_record_that_breaks_its_types_is_set_aside_and_the_rest_lands(
+        tmp_path: Path, bad: dict, field: str) -> None:
+    """By default a bad record goes to <lake>/_quarantine as received; its batch still lands."""
+    summary = run_pages(tmp_path, [[tag("a"), bad, tag("c")]])
+    assert (summary.status, summary.inserted, summary.quarantined) == ("ok", 2, 1)
+    assert sorted(Lake(str(tmp_path)).read("tags")["id"]) == ["a", "c"]
+    [row] = Quarantine(Lake(str(tmp_path)), "analytics").read("tags").to_dicts()
+    assert row["field"] == field and field in row["reason"]
+    assert jsontext.loads(row["record"]) == bad
 
 
 def test_new_undocumented_field_on_a_second_run_adds_a_column(tmp_path: Path) -> None:

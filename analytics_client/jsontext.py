@@ -1,0 +1,181 @@
+"""Exact JSON: API bodies decoded without a binary float on the way, and written back exactly.
+
+A JSON number is decimal text. Python's ``json`` (like orjson and ``pl.read_json``) turns every
+number with a fraction or an exponent into a float64, which silently rounds
+``12345678901234567.89`` and ``0.1234567890123456789``. Here they become ``Decimal`` and stay
+exact until a column type decides (docs/data-model.md): a ``decimal`` or ``bigint`` column
+checks the value fits, a ``double`` column takes the float by the user's choice, an
+undocumented field keeps a float only where the float reads back as the same decimal.
+
+``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (RFC 8259, section 6) but some servers send
+them; they decode to a ``NotJson`` marker so the record holding one can be set aside by name
+instead of failing its page. Lone UTF-16 surrogate escapes (``"\\ud83d"``) are valid JSON text
+but no Unicode string: they decode as Python does and are found by ``problem``.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "NotJson",
+    "canonical_bytes",
+    "canonical_json",
+    "exact_float",
+    "loads",
+    "number_text",
+    "problem",
+    "record_text",
+]
+
+
+class NotJson:
+    """A token some servers send that JSON does not have (``NaN``, ``Infinity``)."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return self.token
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NotJson) and other.token == self.token
+
+    def __hash__(self) -> int:
+        return hash(self.token)
+
+
+def loads(text: str | bytes) -> Any:
+    """Decode JSON exactly: fractions and exponents as ``Decimal``, integers as ``int``.
+
+    Raises ``ValueError`` (``json.JSONDecodeError``) or ``UnicodeDecodeError`` for a body that
+    is not JSON at all.
+    """
+    return json.loads(text, parse_float=Decimal, parse_constant=NotJson)
+
+
+def exact_float(value: Decimal | int) -> float | None:
+    """The float64 equal to ``value`` as a decimal number, or None if no float64 is.
+
+    "Equal" as JSON readers mean it: the float's shortest text reads back as the same decimal
+    (``0.1`` qualifies, ``12345678901234567.89`` does not).
+    """
+    if isinstance(value, int):
+        return float(value) if abs(value) <= 2**53 else None
+    if not value.is_finite():
+        return None
+    as_float = float(value)
+    if as_float in (float("inf"), float("-inf")):
+        return None
+    return as_float if Decimal(repr(as_float)) == value else None
+
+
+def number_text(value: Decimal) -> str:
+    """One text per decimal value: the float's shortest form where exact, else the exact digits.
+
+    So ``1.10`` and ``1.1`` hash alike, and values a float holds are written as before exact
+    parsing (row hashes of existing tables stay the same).
+    """
+    as_float = exact_float(value)
+    if as_float is not None:
+        return repr(as_float)
+    return str(value.normalize())
+
+
+def _fragment(value: object) -> orjson.Fragment:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(number_text(value))
+    raise TypeError(f"not JSON: {value!r}")
+
+
+def canonical_bytes(value: object) -> bytes:
+    """UTF-8 canonical JSON: sorted keys, no spaces, unicode kept, numbers exact.
+
+    Raises ``ValueError`` for a value no JSON text holds (``NotJson``, a lone surrogate).
+    """
+    try:
+        return orjson.dumps(value, default=_fragment, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits; the slow writer takes them.
+        return _write(value, sort_keys=True, ascii_only=False).encode("utf-8")
+
+
+def canonical_json(value: object) -> str:
+    """``canonical_bytes`` as text."""
+    return canonical_bytes(value).decode("utf-8")
+
+
+def record_text(value: object) -> str:
+    """A record as received, as JSON text that ``loads`` reads back to an equal value.
+
+    Key order kept; non-ASCII escaped, so lone surrogates survive as ``\\udXXX`` escapes and
+    ``NotJson`` tokens are written as they came. For the quarantine: never raises.
+    """
+    return _write(value, sort_keys=False, ascii_only=True, exact_numbers=True)
+
+
+def problem(value: object) -> str | None:
+    """Why ``value`` has no JSON text (a NaN, a lone surrogate in a string or key), or None."""
+    if isinstance(value, NotJson):
+        return f"{value.token}, which is not a JSON number (RFC 8259 section 6)"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a string with a lone UTF-16 surrogate, which is no Unicode text"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = problem(key) or problem(item)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = problem(item)
+            if found:
+                return found
+    return None
+
+
+def _write(value: object, *, sort_keys: bool, ascii_only: bool,
+           exact_numbers: bool = False) -> str:
+    def write(item: object) -> str:
+        if item is None:
+            return "null"
+        if item is True:
+            return "true"
+        if item is False:
+            return "false"
+        if isinstance(item, int):
+            return str(item)
+        if isinstance(item, Decimal):
+            return str(item) if exact_numbers else number_text(item)
+        if isinstance(item, float):
+            return repr(item)
+        if isinstance(item, str):
+            return _string(item)
+        if isinstance(item, NotJson):
+            if not exact_numbers:
+                raise ValueError(problem(item))
+            return item.token
+        if isinstance(item, dict):
+            keys = sorted(item) if sort_keys else list(item)
+            return "{" + ",".join(f"{_string(k)}:{write(item[k])}" for k in keys) + "}"
+        if isinstance(item, list):
+            return "[" + ",".join(write(i) for i in item) + "]"
+        raise ValueError(f"not a JSON value: {type(item).__name__}")
+
+    def _string(text: str) -> str:
+        if not ascii_only:
+            reason = problem(text)
+            if reason:
+                raise ValueError(reason)
+        return json.dumps(text, ensure_ascii=ascii_only)
+
+    return write(value)
