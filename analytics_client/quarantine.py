@@ -28,11 +28,12 @@ import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
 from analytics_client import jsontext
+from analytics_client.errors import LakeError
 from analytics_client.frames import Rejected
 from analytics_client.lake import QUARANTINE, Lake, TableWriter, WriteResult, _lake_errors
 from analytics_client.lock import table_write_lock
 
-__all__ = ["QUARANTINE_SCHEMA", "Quarantine"]
+__all__ = ["QUARANTINE_SCHEMA", "Quarantine", "render"]
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,16 @@ class Quarantine:
     def replay(self, writer: TableWriter) -> tuple[WriteResult, int]:
         """Write the writer's resource's quarantined records again; drop those that landed.
 
+        A ``replace`` resource is refused (the replay would swap its table for these records
+        alone): its next run reads everything again anyway.
+
         Returns the write's result and how many records landed. Records that still do not fit
         stay (``writer.set_aside`` re-adds them, with today's reason).
         """
+        if writer.write_disposition == "replace":
+            raise LakeError(writer.resource, "write_disposition replace: quarantined records "
+                            "are not replayed (that would replace the table with them); the "
+                            "next run reads everything again through the current config")
         waiting = self.read(writer.resource)
         if waiting.is_empty():
             return WriteResult(0, 0, None), 0
@@ -151,3 +159,14 @@ class Quarantine:
                 f"pipeline = '{self.pipeline.replace(chr(39), chr(39) * 2)}' AND "
                 f"resource = '{resource}' AND record_hash IN ({quoted})")
 
+
+def render(frame: pl.DataFrame) -> str:
+    """Quarantined records as lines for a terminal: resource, key, field, when, and why."""
+    if frame.is_empty():
+        return "no quarantined records"
+    lines = [f"{frame.height:,} quarantined record(s):"]
+    for row in frame.iter_rows(named=True):
+        when = row["quarantined_at"].isoformat(timespec="seconds")
+        lines.append(f"  {row['resource']}  key {row['key']!r}  field {row['field']!r}  {when}  "
+                     f"run {row['run_id'] or '-'}\n      {row['reason']}")
+    return "\n".join(lines)

@@ -37,7 +37,8 @@ from .redaction import install_log_filter, redact, remove_log_filter
 from .secrets import Credentials
 from .summary import ResourceSummary
 
-__all__ = ["DEFAULT_BATCH_ROWS", "full_refresh_set", "run_sync", "sync_resource"]
+__all__ = ["DEFAULT_BATCH_ROWS", "full_refresh_set", "replay_quarantine", "run_sync",
+           "sync_resource", "table_writer"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +72,7 @@ def sync_resource(
     summary = ResourceSummary(resource.name)
     started = last_progress = time.monotonic()
     incremental = resource.endpoint.incremental
-    quarantine = Quarantine(lake, pipeline, run_id)
-    writer = TableWriter(lake, resource.name, write_disposition=resource.write_disposition,
-                         primary_key=resource.primary_key,
-                         # Without a cursor the merge is an upsert on the key (dlt's too).
-                         cursor_field=incremental.cursor_path if incremental else None,
-                         columns=resource.columns,
-                         set_aside=quarantine.add if resource.on_bad_record == "quarantine"
-                         else None)
+    writer = table_writer(lake, resource, Quarantine(lake, pipeline, run_id))
     batch: list[Any] = []
     block = marks.load(pipeline, resource.name) if marks is not None and incremental else None
     start = _start(lake, resource, pipeline, block, full_refresh)
@@ -160,6 +154,28 @@ def sync_resource(
                  resource.name, summary.status, summary.seconds, f"{summary.pages:,}",
                  f"{summary.rows_fetched:,}", f"{summary.inserted:,}", f"{summary.updated:,}",
                  summary.retries)
+
+
+def table_writer(lake: Lake, resource: ResourceConfig, quarantine: Quarantine) -> TableWriter:
+    """The writer of a resource's table as its config says: types, key, cursor, bad records."""
+    incremental = resource.endpoint.incremental
+    return TableWriter(lake, resource.name, write_disposition=resource.write_disposition,
+                       primary_key=resource.primary_key,
+                       # Without a cursor the merge is an upsert on the key (dlt's too).
+                       cursor_field=incremental.cursor_path if incremental else None,
+                       columns=resource.columns,
+                       set_aside=quarantine.add if resource.on_bad_record == "quarantine"
+                       else None)
+
+
+def replay_quarantine(lake: Lake, resource: ResourceConfig, pipeline: str,
+                      run_id: str = "") -> tuple[WriteResult, int]:
+    """Re-ingest ``resource``'s quarantined records through its current config (quarantine.py).
+
+    Returns the write's counts and how many records landed (and left the quarantine).
+    """
+    quarantine = Quarantine(lake, pipeline, run_id)
+    return quarantine.replay(table_writer(lake, resource, quarantine))
 
 
 def _start(lake: Lake, resource: ResourceConfig, pipeline: str, block: Mark | None,

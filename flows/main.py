@@ -47,7 +47,9 @@ from analytics_client.errors import AnalyticsSyncError  # noqa: E402
 from analytics_client.lock import pipeline_lock  # noqa: E402
 from analytics_client.state import PrefectMarkStore, describe, reset  # noqa: E402
 from analytics_client.storage import resolve_storage_options  # noqa: E402
-from analytics_client.sync import full_refresh_set  # noqa: E402
+from analytics_client.quarantine import Quarantine  # noqa: E402
+from analytics_client.quarantine import render as render_quarantine  # noqa: E402
+from analytics_client.sync import full_refresh_set, replay_quarantine  # noqa: E402
 from analytics_client.redaction import install_log_filter, redact, remove_log_filter  # noqa: E402
 from analytics_client.secrets import (  # noqa: E402
     API_KEY_BLOCK,
@@ -171,13 +173,16 @@ def _parser() -> argparse.ArgumentParser:
         "'analytics-organization-id', else ANALYTICS_API_KEY and ANALYTICS_ORGANIZATION_ID. "
         "Exit status: 0 when every resource synced, 1 when any failed, 2 for bad usage or config.",
     )
-    parser.add_argument("command", nargs="?", choices=("run", "check", "secrets", "state"),
+    parser.add_argument("command", nargs="?",
+                        choices=("run", "check", "secrets", "state", "quarantine"),
                         default="run",
                         help="run (default): sync; check: validate config and secrets and make "
                         "one request per resource, writing nothing; secrets: create or update "
                         "the two Prefect Secret blocks from ANALYTICS_API_KEY / "
                         "ANALYTICS_ORGANIZATION_ID or a prompt; state show: print every "
-                        "resource's mark; state reset RESOURCE... | --all: force full reads")
+                        "resource's mark; state reset RESOURCE... | --all: force full reads; "
+                        "quarantine show [RESOURCE]: records set aside; quarantine replay "
+                        "[RESOURCE...]: write them again through the current config")
     parser.add_argument("args", nargs="*", help="for state: show, or reset and resource names")
     parser.add_argument("--all", action="store_true", help="with state reset: every resource")
     parser.add_argument("--full-refresh", action="store_true",
@@ -242,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         return _store_secrets(args.api_key_block, args.organization_block)
     if args.command == "state":
         return _state(args)
+    if args.command == "quarantine":
+        return _quarantine(args)
     if args.args:
         print(f"error: unexpected arguments {args.args}", file=sys.stderr)
         return 2
@@ -314,6 +321,25 @@ def _state(args: argparse.Namespace) -> int:
             print(f"reset {args.pipeline}/{name}: the next run reads it in full")
         return 0
     print("error: use `state show`, `state reset RESOURCE...` or `state reset --all`", file=sys.stderr)
+    return 2
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    action, *names = args.args or ["show"]
+    uri = args.lake or (SANDBOX_LAKE if args.sandbox else DEFAULT_LAKE)
+    lake = Lake(uri, storage_options=resolve_storage_options(uri, args.storage_block))
+    if action == "show" and len(names) <= 1:
+        print(render_quarantine(Quarantine(lake, args.pipeline).read(*names)))
+        return 0
+    if action == "replay":
+        source = load_config(args.config, base_url=args.base_url).select(names or None)
+        for resource in source.resources:
+            result, landed = replay_quarantine(lake, resource, args.pipeline)
+            print(f"{resource.name}: {landed:,} replayed record(s) landed ({result.inserted:,} "
+                  f"inserted, {result.updated:,} updated); {result.quarantined:,} still set aside")
+        return 0
+    print("error: use `quarantine show [RESOURCE]` or `quarantine replay [RESOURCE...]`",
+          file=sys.stderr)
     return 2
 
 
