@@ -441,9 +441,10 @@ class _Gate:
         self.primary_key = primary_key
         # Delta column names are case-insensitive: 'Name' and 'name' cannot both exist.
         self.spelling: dict[str, str] = {c.lower(): c for c in claimed}
+        self.fine: set[str] = set()  # names already found fit to be columns
 
     def check(self, position: int, record: object) -> tuple[str | None, str] | None:
-        """(field, reason) if the record cannot be a row, else None (its names are claimed)."""
+        """(field, reason) if the record's shape or names cannot make a row, else None."""
         if not isinstance(record, dict):
             return None, (f"record {position} of the batch is a JSON {_json_type(record)}, "
                           "not an object")
@@ -453,21 +454,32 @@ class _Gate:
                                       f"{self.primary_key!r} (missing or null)")
         lowered: dict[str, str] = {}
         for name in record:
-            reason = _name_problem(name)
-            if reason:
-                return name, f"field {name!r} of record {key!r}: {reason}"
+            if name not in self.fine:
+                reason = _name_problem(name)
+                if reason:
+                    return name, f"field {name!r} of record {key!r}: {reason}"
+                self.fine.add(name)
             other = lowered.setdefault(name.lower(), name)
             other = self.spelling.get(name.lower(), other)
             if other != name:
                 return name, (f"fields {other!r} and {name!r} differ only in case, which a Delta "
                               f"table cannot hold (record {key!r})")
-        for name, value in record.items():
-            reason = jsontext.problem(value)
-            if reason:
-                return name, f"field {name!r} of record {key!r} holds {reason}"
+        return None
+
+    def claim(self, record: Record) -> None:
+        """The record became a row: its spellings are the columns' from now on."""
         for name in record:
             self.spelling.setdefault(name.lower(), name)
-        return None
+
+
+def _value_problem(record: Record, primary_key: str) -> tuple[str, str]:
+    """The first field whose value no JSON text holds (looked for only once hashing failed)."""
+    key = record.get(primary_key)
+    for name, value in record.items():
+        reason = jsontext.problem(value)
+        if reason:
+            return name, f"field {name!r} of record {key!r} holds {reason}"
+    raise AssertionError(f"record {key!r} failed to hash, yet every value is JSON")
 
 
 def _reject(resource: str, record: object, primary_key: str, field_name: str | None,
@@ -538,9 +550,16 @@ def typed_batch(
     for position, record in enumerate(records, start=1):
         refused = gate.check(position, record)
         if refused is None:
-            rows.append(record)  # type: ignore[arg-type]  # checked by the gate
-            hashes.append(row_hash(record))  # type: ignore[arg-type]
-        else:
+            row: Record = record  # type: ignore[assignment]  # checked by the gate
+            try:
+                # Hashing writes every value as JSON: the one pass that finds NaN and surrogates.
+                hashes.append(row_hash(row))
+            except ValueError:
+                refused = _value_problem(row, primary_key)
+            else:
+                gate.claim(row)
+                rows.append(row)
+        if refused is not None:
             rejected.append(_reject(resource, record, primary_key, *refused))
 
     declared = {**_key_and_cursor_hints(rows, columns, primary_key, cursor_field, table_schema),

@@ -134,6 +134,11 @@ def sync_resource(
             commit()
         _add(summary, writer.finish())
         summary.status = "ok"
+        if summary.quarantined:
+            summary.notes.append(
+                f"{summary.quarantined:,} record(s) set aside in {lake.quarantine_uri()}: "
+                "`quarantine show` says why; after changing the config, `quarantine replay` "
+                "writes them again; once the API's data is fixed, --full-refresh re-reads them")
         if walk is not None:
             _compare_with_total(walk, lake.row_count(resource.name) if full_read else None,
                                 summary)
