@@ -22,9 +22,11 @@ from .errors import (
     TransportError,
 )
 from .lake import Lake, TableWriter, WriteResult
+from .quarantine import Quarantine
+from .schemas import ColumnHint
 from .secrets import Credentials, resolve_credentials
 from .summary import ResourceSummary, render_markdown, render_table
-from .sync import DEFAULT_BATCH_ROWS, run_sync, sync_resource
+from .sync import DEFAULT_BATCH_ROWS, replay_quarantine, run_sync, sync_resource
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -33,12 +35,14 @@ __all__ = [
     "AnalyticsSyncError",
     "ApiClient",
     "CheckResult",
+    "ColumnHint",
     "ConfigError",
     "ContractError",
     "Credentials",
     "Lake",
     "LakeError",
     "PaginationLoopError",
+    "Quarantine",
     "RecordTypeError",
     "ResourceConfig",
     "ResourceError",
@@ -54,6 +58,7 @@ __all__ = [
     "load_config",
     "render_markdown",
     "render_table",
+    "replay_quarantine",
     "resolve_credentials",
     "run_sync",
     "sync_resource",

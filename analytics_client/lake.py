@@ -340,6 +340,15 @@ class TableWriter:
                     "by something else or an older version: rename or delete the table, or run "
                     "a full refresh (write_disposition='replace') to rewrite it",
                 )
+        cursor = schema.get(self.cursor_field) if self.cursor_field not in self.columns else None
+        if cursor is not None and cursor not in (pl.Datetime("us", "UTC"), pl.Int64()):
+            raise LakeError(
+                self.resource,
+                f"the Delta table at {uri} stores the cursor {self.cursor_field!r} as {cursor}; "
+                "this pipeline compares cursors as instants or integers (an older version "
+                "compared them as text). Nothing was written: delete the table (the next run "
+                "reads the resource in full) or run once with write_disposition: replace",
+            )
 
     def _create(
         self,
