@@ -14,6 +14,7 @@ from analytics_client.errors import LakeError
 from analytics_client.lake import TableMark, TableWriter
 from analytics_client.maintenance import maintain_table
 from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve
+from analytics_client.schemas import contract_columns
 from analytics_client.state import app_id
 from flows.maintenance import analytics_maintenance
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
@@ -32,7 +33,8 @@ def small_commits(harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ANALYTICS_SYNC_LOCK_DIR", str(tmp_path / "locks"))
     with serve(World(seed=8, counts=COUNTS), SandboxSettings(late_visibility=False)) as sandbox:
         lake = Lake(str(tmp_path / "lake"))
-        writer = TableWriter(lake, "deals", write_disposition="append")
+        writer = TableWriter(lake, "deals", write_disposition="append",
+                             columns=contract_columns("deals"))
         records = sandbox.truth("deals")
         for start in range(0, len(records), 4):
             writer.write(records[start:start + 4], mark=TableMark(app_id("maint"), 1_700_000_000_000_000 + start))
