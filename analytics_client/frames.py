@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TypeGuard
 
 import orjson
@@ -22,7 +22,7 @@ import polars as pl
 
 from analytics_client import jsontext, timestamps
 from analytics_client.errors import ContractError, RecordTypeError
-from analytics_client.jsontext import canonical_bytes, canonical_json, exact_float
+from analytics_client.jsontext import canonical_bytes, canonical_json, exact_float, normalized
 from analytics_client.schemas import ColumnHint
 
 __all__ = [
@@ -158,15 +158,18 @@ def _to_date(value: object, hint: ColumnHint) -> object:
         raise _Misfit("an unparseable string") from None
 
 
+def _places(exact: Decimal) -> int:
+    """Decimal places the value needs (12.50 needs 1, 1E+2 needs 0); exact at any length."""
+    exponent = normalized(exact).as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
 def _to_decimal(value: object, hint: ColumnHint) -> object:
     exact = _as_decimal(value)
-    if abs(exact) >= Decimal(10) ** (hint.digits - hint.places):
+    # copy_abs and comparisons are exact; abs() would round to 28 digits first.
+    if exact.copy_abs() >= Decimal(10) ** (hint.digits - hint.places):
         raise _Misfit(f"a number of 10^{hint.digits - hint.places} or more in absolute value")
-    try:
-        fits = exact == exact.quantize(Decimal(1).scaleb(-hint.places))
-    except InvalidOperation:
-        fits = False
-    if not fits:
+    if _places(exact) > hint.places:
         raise _Misfit(f"a number with more than {hint.places} decimal places")
     return exact
 
@@ -177,7 +180,7 @@ def _to_int64(value: object, hint: ColumnHint) -> object:
     elif isinstance(value, float | Decimal):
         # 1e2 and 100.0 are valid JSON for 100; 1.5 is not an integer.
         exact = _as_decimal(value)
-        if exact != exact.to_integral_value():
+        if _places(exact):
             raise _Misfit("a number with a fractional part")
         whole = int(exact)
     else:
@@ -266,7 +269,8 @@ def _fast_decimal(name: str, values: list[object], hint: ColumnHint) -> pl.Serie
         if not isinstance(number, Decimal) or not number.is_finite():
             return None
         exponent = number.as_tuple().exponent
-        if not isinstance(exponent, int) or exponent < -hint.places or abs(number) >= limit:
+        if (not isinstance(exponent, int) or exponent < -hint.places
+                or number.copy_abs() >= limit):
             return None
         decimals.append(number)
     return pl.Series(name, decimals, dtype=hint.dtype)

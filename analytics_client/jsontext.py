@@ -16,7 +16,7 @@ but no Unicode string: they decode as Python does and are found by ``problem``.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import orjson
@@ -27,6 +27,7 @@ __all__ = [
     "canonical_json",
     "exact_float",
     "loads",
+    "normalized",
     "number_text",
     "problem",
     "record_text",
@@ -85,7 +86,19 @@ def number_text(value: Decimal) -> str:
     as_float = exact_float(value)
     if as_float is not None:
         return repr(as_float)
-    return str(value.normalize())
+    return str(normalized(value))
+
+
+def normalized(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros, exactly.
+
+    ``Decimal.normalize()`` (like ``abs``, ``+`` and ``quantize``) rounds to the context's
+    precision, 28 digits by default: ``1613353.000000000000000007950608`` would lose digits.
+    A context as precise as the value itself cannot round it.
+    """
+    if not value.is_finite():
+        return value
+    return value.normalize(Context(prec=max(1, len(value.as_tuple().digits))))
 
 
 def _fragment(value: object) -> orjson.Fragment:

@@ -90,7 +90,7 @@ class KeysetWalk:
 
     def __iter__(self) -> Iterator[list[Any]]:
         page = self.paginator.base_page
-        group: set[str] = set()  # ids at cursor == lo
+        group: set[object] = set()  # ids at cursor == lo (or of unreadable-cursor pages)
         spanned = False  # the group at lo was read over more than one page
         while True:
             records, body, cursors = self._fetch(self.lo, page)
@@ -100,22 +100,25 @@ class KeysetWalk:
                 if spanned:
                     yield from self._reread_group(group)
                 return
-            top = self._top(cursors, page)
-            if self.lo is not None and top == self.lo:
-                # The whole page shares one cursor value: page through the tie group.
+            top = self._top(cursors)
+            if top is None or (self.lo is not None and top == self.lo):
+                # The page says nothing beyond lo: it all shares lo (a tie group), or no record
+                # on it has a readable cursor (those are set aside when typed). Read on by page.
                 ids = self._ids_at(records, cursors, top)
                 if page > self.paginator.base_page and set(ids) <= group:
+                    where = format_cursor(self.lo) if self.lo is not None else "the start"
                     raise PaginationLoopError(
                         self.resource.name,
-                        f"page {page} of the records at {format_cursor(top)} brought no new "
+                        f"page {page} of the records at {where} brought no new "
                         f"record: the API seems to ignore {self.paginator.page_param!r}; "
                         "check paginator.page_param",
                     )
                 group.update(ids)
-                spanned = True
+                spanned = self.lo is not None
                 page += 1
                 if last_page:
-                    yield from self._reread_group(group)
+                    if spanned:
+                        yield from self._reread_group(group)
                     return
                 continue
             if spanned:
@@ -130,18 +133,19 @@ class KeysetWalk:
             if last_page:
                 return
 
-    def _reread_group(self, known: set[str]) -> Iterator[list[Any]]:
+    def _reread_group(self, known: set[object]) -> Iterator[list[Any]]:
         """Read the tie group at ``lo`` again until a whole pass brings no new id."""
         assert self.lo is not None
         for _ in range(MAX_GROUP_PASSES):
             self.group_passes += 1
-            seen: set[str] = set()
+            seen: set[object] = set()
             page = self.paginator.base_page
             while True:
                 records, body, cursors = self._fetch(self.lo, page)
                 yield records
                 ids = set(self._ids_at(records, cursors, self.lo))
-                if (not records or self._top(cursors, page) > self.lo
+                top = self._top(cursors)
+                if (not records or (top is not None and top > self.lo)
                         or self._is_last(body, records, page)):
                     seen |= ids
                     break
@@ -212,21 +216,18 @@ class KeysetWalk:
             )
         return cursors
 
-    def _top(self, cursors: list[int | None], page: int) -> int:
-        """The page's highest readable cursor: where ``lo`` may move."""
+    def _top(self, cursors: list[int | None]) -> int | None:
+        """The page's highest readable cursor, where ``lo`` may move; None: none is readable."""
         known = [c for c in cursors if c is not None]
-        if not known:
-            raise ContractError(
-                self.resource.name,
-                f"page {page}: no record has a readable {self.incremental.cursor_path!r} (an "
-                "ISO-8601 timestamp with an offset), so the walk cannot move past it; check "
-                "incremental.cursor_path",
-            )
-        return known[-1]
+        return known[-1] if known else None
 
-    def _ids_at(self, records: list[Any], cursors: list[int | None], cursor: int) -> list[str]:
+    def _ids_at(self, records: list[Any], cursors: list[int | None],
+                cursor: int | None) -> list[object]:
+        """Ids of the records at ``cursor`` (None: of the records whose cursor is unreadable)."""
         key = self.resource.primary_key
-        return [r.get(key) for r, c in zip(records, cursors, strict=True) if c == cursor]
+        return [_hashable(r.get(key) if isinstance(r, dict) else None)
+                for r, c in zip(records, cursors, strict=True) if c == cursor]
+
 
     def _is_last(self, body: Any, records: list[Any], page: int) -> bool:
         """Each keyset request is a fresh result set, so a short page is its end.
@@ -245,3 +246,6 @@ class KeysetWalk:
         return next_link is None
 
 
+def _hashable(key: object) -> object:
+    """A key fit for a set: a key the API sent as an object or list is kept by its text."""
+    return key if isinstance(key, str | int | float | None) else repr(key)

@@ -26,8 +26,9 @@ __all__ = ["DISPOSITIONS", "Lake", "TableMark", "TableWriter", "WriteResult"]
 log = logging.getLogger(__name__)
 
 Schema = dict[str, pl.DataType]
-# Where a writer hands the records it set aside; it commits them before the data commit.
-SetAside = Callable[[str, list[Rejected]], None]
+# Where a writer hands the records it set aside; it commits them before the data commit and
+# returns how many it had not been handed before.
+SetAside = Callable[[str, list[Rejected]], int]
 
 _COMMIT_ATTEMPTS = 3
 
@@ -322,8 +323,7 @@ class TableWriter:
             if self.set_aside is None:
                 raise batch.rejected[0].error
             # Before the data commit: a mark recorded with the data covers these too.
-            self.set_aside(self.resource, batch.rejected)
-            self._quarantined = len(batch.rejected)
+            self._quarantined = self.set_aside(self.resource, batch.rejected)
         if not dedupe:
             return batch.frame
         return deduplicate(batch.frame, primary_key=self.primary_key,

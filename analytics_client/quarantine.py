@@ -72,9 +72,14 @@ class Quarantine:
         self.pipeline = pipeline
         self.run_id = run_id
         self.uri = lake.quarantine_uri()
+        self._seen: set[str] = set()  # digests this instance set aside (a run's, one resource)
 
     def add(self, resource: str, rejected: Sequence[Rejected]) -> int:
-        """Commit ``rejected`` records of ``resource``; returns how many. Raises LakeError."""
+        """Commit ``rejected`` records of ``resource``; raises LakeError.
+
+        Returns how many of them this instance had not set aside before: a record read again
+        (a tie group re-read, a page edge) counts once in a run's summary.
+        """
         if not rejected:
             return 0
         now = dt.datetime.now(dt.UTC)
@@ -101,10 +106,12 @@ class Quarantine:
                                                "quarantined_at": "s.quarantined_at"})
                  .when_not_matched_insert_all()
                  .execute())
-        for item in rejected:
-            log.warning("%s: set aside record %r in the quarantine: %s", resource, item.key,
-                        item.reason)
-        return len(rows)
+        new = rows.keys() - self._seen
+        self._seen.update(new)
+        for digest in new:
+            log.warning("%s: set aside record %r in the quarantine: %s", resource,
+                        rows[digest]["key"], rows[digest]["reason"])
+        return len(new)
 
     def read(self, resource: str | None = None) -> pl.DataFrame:
         """This pipeline's quarantined records (of one resource, or all), oldest first."""
@@ -137,9 +144,9 @@ class Quarantine:
         records = [jsontext.loads(text) for text in waiting["record"]]
         still: set[str] = set()
 
-        def keep(resource: str, rejected: list[Rejected]) -> None:
+        def keep(resource: str, rejected: list[Rejected]) -> int:
             still.update(_fingerprint(r.record)[1] for r in rejected)
-            self.add(resource, rejected)
+            return self.add(resource, rejected)
 
         writer.set_aside = keep
         result = writer.write(records, commit_metadata={"analytics_sync.operation":
