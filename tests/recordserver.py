@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["RecordServer", "Served", "instant_ns"]
@@ -108,7 +108,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"  # one request per connection: no thread waits on keep-alive
     timeout = 30
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, body: str) -> None:
@@ -123,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps({"errors": [{"status": str(status), "title": "error",
                                                    "detail": detail}]}))
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         owner = self.server.owner
         url = urlsplit(self.path)
         owner._count(url.path, url.query)
@@ -208,7 +208,7 @@ class RecordServer:
             self.requests[path] = self.requests.get(path, 0) + 1
             self.queries.append((path, dict(parse_qsl(query, keep_blank_values=True))))
 
-    def __enter__(self) -> RecordServer:
+    def __enter__(self) -> Self:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
         self._thread = threading.Thread(target=self._server.serve_forever,

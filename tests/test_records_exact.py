@@ -25,7 +25,6 @@ import polars as pl
 import pytest
 
 from analytics_client.state import MemoryMarkStore
-from tests.recordserver import RecordServer
 from tests.records_support import (
     MAX_US,
     PIPELINE,
@@ -47,6 +46,7 @@ from tests.records_support import (
     table_mark,
     value_problem,
 )
+from tests.recordserver import RecordServer
 
 pytestmark = pytest.mark.slow
 
@@ -159,7 +159,7 @@ def test_2_amount_with_more_than_two_decimals_is_quarantined(
     ok(summary)
     rows = rows_by_id(table(tmp_path, "deals"))
     assert "d1" not in rows, f"d1 landed with amount {rows['d1']['amount']!r} (rounded)"
-    assert rows["d0"]["amount"] == Decimal("12.5") and rows["d2"]["amount"] == Decimal("3")
+    assert rows["d0"]["amount"] == Decimal("12.5") and rows["d2"]["amount"] == Decimal(3)
     assert_quarantined(tmp_path, "deals", "d1", bad, fields=("amount",), run_id="r1")
     assert quarantined_count(summary) == 1
 

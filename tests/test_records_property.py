@@ -46,7 +46,6 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from tests.recordserver import RecordServer
 from tests.records_support import (
     MAX_US,
     MIN_US,
@@ -67,6 +66,7 @@ from tests.records_support import (
     table_mark,
     value_problem,
 )
+from tests.recordserver import RecordServer
 
 pytestmark = pytest.mark.slow
 
