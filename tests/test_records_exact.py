@@ -405,3 +405,59 @@ def test_harness_plain_values_land_and_read_back_through_the_decoder(
     mark = table_mark(tmp_path, "deals")
     assert mark == micros(utc(2026, 3, 1, 11))
     assert server.requests["/v1/deals"] == len(server.queries) >= 2
+
+
+# ---- found by the property tests on the first implementation ---------------------------------
+
+def test_found_decimals_longer_than_28_digits_keep_every_digit(
+        server: RecordServer, tmp_path: Path) -> None:
+    """Python's default decimal context holds 28 digits: no operation under it may touch a
+    served number (``Decimal.normalize()`` rounded 1613353.000000000000000007950608)."""
+    long = "1613353.000000000000000007950608"
+    longer = "0.1234567890123456789012345678901234567890"
+    server.put("deals", [deal("d0", f'"x":{long},"custom_fields":{{"p":{longer}}}'),
+                         deal("d1", '"x":"text"')])
+    ok(run(server, tmp_path, default_config(), resources=["deals"])["deals"])
+    frame = table(tmp_path, "deals")
+    rows = rows_by_id(frame)
+    assert decode(rows["d0"]["custom_fields"]) == {"p": Decimal(longer)}, rows["d0"]["custom_fields"]
+    assert value_problem(rows["d0"], frame.schema, "x", Decimal(long)) is None, \
+        value_problem(rows["d0"], frame.schema, "x", Decimal(long))
+
+
+@pytest.mark.parametrize("bad", [
+    ("0001-01-01T00:00:00+01:00", "0001-01-01T00:30:00+01:00"),  # year 0 once in UTC
+    ("2026-03-01T09:00:00.0000001Z", "2026-03-01T09:00:00.0000002Z"),  # below a microsecond
+], ids=["year-0", "nanoseconds"])
+def test_found_a_page_of_only_unreadable_cursors_is_set_aside_and_the_walk_goes_on(
+        server: RecordServer, tmp_path: Path, bad: tuple[str, str]) -> None:
+    """Page 1 holds only records whose cursor cannot be a mark: both are set aside, the walk
+    reads on, and the records behind them land (the walk once failed: "no record has a
+    readable 'updated_at' ... so the walk cannot move past it")."""
+    raws = [f'{{"id":"b{n}","updated_at":"{cursor}"}}' for n, cursor in enumerate(bad)]
+    good = ['{"id":"e1","updated_at":"2026-03-01T10:00:00Z"}',
+            '{"id":"e2","updated_at":"2026-03-01T11:00:00Z"}']
+    server.put("events", raws + good)
+    summary = run(server, tmp_path, own_config(limit=2), run_id="r1")["events"]
+    ok(summary)
+    assert set(rows_by_id(table(tmp_path, "events"))) == {"e1", "e2"}
+    for n, raw in enumerate(raws):
+        assert_quarantined(tmp_path, "events", f"b{n}", raw, fields=("updated_at",), run_id="r1")
+    mark = table_mark(tmp_path, "events")
+    assert mark is not None and mark <= micros(utc(2026, 3, 1, 11))
+    assert quarantined_count(summary) == 2
+
+
+def test_found_a_record_read_again_is_counted_once(server: RecordServer, tmp_path: Path) -> None:
+    """A tie group larger than a page is read again; its bad record is one record set aside,
+    one quarantine row, and the summary counts it once."""
+    raws = ['{"id":"e1","updated_at":"2026-03-01T10:00:00Z"}',
+            '{"id":"e2","updated_at":"2026-03-01T10:00:00Z","":1}',
+            '{"id":"e3","updated_at":"2026-03-01T10:00:00Z"}']
+    server.put("events", raws)
+    summary = run(server, tmp_path, own_config(limit=2), run_id="r1")["events"]
+    ok(summary)
+    assert set(rows_by_id(table(tmp_path, "events"))) == {"e1", "e3"}
+    assert_quarantined(tmp_path, "events", "e2", raws[1], fields=("",), run_id="r1")
+    assert len(quarantine_rows(tmp_path, "events")) == 1
+    assert quarantined_count(summary) == 1
