@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 import stamina
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+# Property-based tests: `ci` (the default) is bounded for .ci/run on a busy 2-core machine;
+# `long` searches much further: HYPOTHESIS_PROFILE=long uv run pytest tests/test_records_property.py
+# Modules whose examples are expensive scale their own example counts by the profile's name.
+settings.register_profile("ci", deadline=None, derandomize=False, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", settings.get_profile("ci"), max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)

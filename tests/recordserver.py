@@ -1,0 +1,226 @@
+"""A tiny hostile loopback API: serves records as raw JSON text, byte for byte as a test wrote it.
+
+The bundled sandbox serialises records itself, so it can only send what ``json.dumps`` writes.
+Real APIs send more: ``NaN``, lone surrogate escapes (``"\\ud83d"``), integers beyond 64 bits,
+decimals longer than a float, exponent forms, timestamps with any offset. Here a test hands
+over each record as the exact JSON text to send; the server never re-serialises it. It reads
+the text once (stdlib ``json``, which accepts all of the above) only to learn the record's id
+and cursor for filtering and sorting.
+
+Implements the API contract's paging for ``GET /v1/<resource>`` (shared/analytics-api.md):
+``page[number]`` (1-based), ``page[size]`` (1..100), ``filter[updated_at][gte]`` (compared as
+an instant, offsets honoured), ``sort`` (``id``, ``updated_at``, ``-updated_at``; ties by id
+ascending, then by the order the test gave). Any ``api_key`` / ``X-Organization-Id`` pair is
+accepted. A page past the end is ``{"data": []}``.
+
+    with RecordServer() as server:
+        server.put("events", ['{"id":"e1","updated_at":"2026-03-01T10:00:00Z"}'])
+        ... run_sync against server.base_url ...
+        server.put("events", [...])   # the next run sees this set
+
+Its own timestamp reader (``instant_ns``) is independent of the library's: integer arithmetic
+on the ISO-8601 text, so instants beyond year 9999 once in UTC still sort correctly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = ["RecordServer", "Served", "instant_ns"]
+
+_ISO = re.compile(
+    r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[Tt](?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
+    r"(?:[.,](?P<f>\d{1,9}))?(?P<z>[Zz]|[+-]\d{2}:?\d{2})$"
+)
+_DAY_NS = 86_400 * 10**9
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def instant_ns(text: object) -> int | None:
+    """An ISO-8601 timestamp with a zone as epoch nanoseconds; None if it is not one.
+
+    Integer arithmetic only, so ``9999-12-31T23:00:00-05:00`` (year 10000 in UTC) and
+    ``0001-01-01T00:00:00+01:00`` (year 0 in UTC) are instants too.
+    """
+    if not isinstance(text, str):
+        return None
+    match = _ISO.match(text)
+    if match is None:
+        return None
+    g = match.groupdict()
+    try:
+        day = dt.date(int(g["y"]), int(g["mo"]), int(g["d"])).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+    h, mi, s = int(g["h"]), int(g["mi"]), int(g["s"])
+    if h > 23 or mi > 59 or s > 59:
+        return None
+    fraction = int((g["f"] or "").ljust(9, "0"))
+    zone = g["z"]
+    offset_s = 0
+    if zone not in ("Z", "z"):
+        digits = zone[1:].replace(":", "")
+        oh, om = int(digits[:2]), int(digits[2:])
+        if oh > 23 or om > 59:
+            return None
+        offset_s = (oh * 3600 + om * 60) * (1 if zone[0] == "+" else -1)
+    local = day * _DAY_NS + ((h * 60 + mi) * 60 + s) * 10**9 + fraction
+    return local - offset_s * 10**9
+
+
+@dataclass(frozen=True)
+class Served:
+    """One record as served: its exact JSON text, its id and its cursor (epoch ns or None)."""
+
+    raw: str
+    id: object
+    cursor_ns: int | None
+
+    @classmethod
+    def of(cls, raw: str, cursor_field: str = "updated_at") -> Served:
+        parsed = json.loads(raw)  # stdlib json reads NaN, lone surrogates, any integer
+        if not isinstance(parsed, dict):
+            return cls(raw, None, None)
+        return cls(raw, parsed.get("id"), instant_ns(parsed.get(cursor_field)))
+
+
+def _id_key(value: object) -> tuple[str, str]:
+    return (type(value).__name__, str(value))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # server_close() joins every handler thread
+    block_on_close = True
+    owner: RecordServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"  # one request per connection: no thread waits on keep-alive
+    timeout = 30
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: str) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, detail: str) -> None:
+        self._send(status, json.dumps({"errors": [{"status": str(status), "title": "error",
+                                                   "detail": detail}]}))
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        url = urlsplit(self.path)
+        owner._count(url.path, url.query)
+        if self.headers.get("api_key") is None:
+            return self._error(401, "missing API key")
+        if self.headers.get("X-Organization-Id") is None:
+            return self._error(400, "missing X-Organization-Id")
+        match = re.fullmatch(r"/v1/([^/]+)", url.path)
+        if match is None or match.group(1) not in owner._records:
+            return self._error(404, f"unknown resource path {url.path}")
+        resource = match.group(1)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        try:
+            number = int(params.get("page[number]", "1"))
+            size = int(params.get("page[size]", "10"))
+        except ValueError:
+            return self._error(400, "page[number] and page[size] must be integers")
+        if number < 1 or not 1 <= size <= 100:
+            return self._error(400, "page[number] >= 1, page[size] in 1..100")
+        sort = params.get("sort", "id")
+        if sort not in ("id", "updated_at", "-updated_at"):
+            return self._error(400, f"unknown sort {sort!r}")
+        records = owner.records(resource)
+        if "filter[updated_at][gte]" in params:
+            low = instant_ns(params["filter[updated_at][gte]"])
+            if low is None:
+                return self._error(400, "filter[updated_at][gte] is not an ISO-8601 timestamp")
+            records = [r for r in records if r.cursor_ns is not None and r.cursor_ns >= low]
+        # Python's sort is stable: records sharing id and cursor keep the order the test gave.
+        def cursor(r: Served) -> int:
+            return -(10**30) if r.cursor_ns is None else r.cursor_ns
+
+        if sort == "id":
+            records.sort(key=lambda r: _id_key(r.id))
+        elif sort == "updated_at":
+            records.sort(key=lambda r: (cursor(r), _id_key(r.id)))
+        else:  # ties still by id ascending
+            records.sort(key=lambda r: (-cursor(r), _id_key(r.id)))
+        page = records[(number - 1) * size: number * size]
+        total_pages = (len(records) + size - 1) // size
+        body = '{"data":[' + ",".join(r.raw for r in page) + "]"
+        if owner.with_meta:
+            meta = {"page": {"number": number, "size": size, "total_pages": total_pages,
+                             "total_count": len(records)}}
+            nxt = (None if number >= total_pages
+                   else f"/v1/{resource}?page[number]={number + 1}&page[size]={size}")
+            body += ',"meta":' + json.dumps(meta) + ',"links":' + json.dumps({"next": nxt})
+        self._send(200, body + "}")
+
+
+class RecordServer:
+    """Serves ``put`` records on ``base_url``; a context manager that stops and joins it."""
+
+    def __init__(self, *, with_meta: bool = True) -> None:
+        self.with_meta = with_meta
+        self._records: dict[str, list[Served]] = {}
+        self._lock = threading.Lock()
+        self.requests: dict[str, int] = {}  # per path
+        self.queries: list[tuple[str, dict[str, str]]] = []  # every request, in order
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "use RecordServer as a context manager"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def put(self, resource: str, records: Iterable[str | Served]) -> list[Served]:
+        """Replace what ``resource`` serves with these records (raw JSON text each)."""
+        served = [r if isinstance(r, Served) else Served.of(r) for r in records]
+        with self._lock:
+            self._records[resource] = served
+        return served
+
+    def records(self, resource: str) -> list[Served]:
+        with self._lock:
+            return list(self._records.get(resource, []))
+
+    def _count(self, path: str, query: str) -> None:
+        with self._lock:
+            self.requests[path] = self.requests.get(path, 0) + 1
+            self.queries.append((path, dict(parse_qsl(query, keep_blank_values=True))))
+
+    def __enter__(self) -> Self:
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.owner = self
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name="recordserver", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        assert self._server is not None and self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()  # joins the handler threads (block_on_close)
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "record server thread did not stop"
