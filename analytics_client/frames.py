@@ -429,6 +429,9 @@ def _name_problem(name: str) -> str | None:
         return "the field name is empty, which no Delta column can have"
     if "`" in name:
         return "the field name holds a backtick, which Delta merge expressions cannot quote"
+    if "\x00" in name:
+        # Measured: delta-rs (1.6) panics and aborts the whole process on such a column name.
+        return "the field name holds a NUL character, which the Delta writer cannot take"
     if name in (SYNCED_AT, ROW_HASH) or name.endswith(JSON_SUFFIX):
         return (f"this pipeline reserves the name ({SYNCED_AT!r}, {ROW_HASH!r} and names "
                 f"ending in {JSON_SUFFIX!r} are its own columns)")

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from analytics_client.errors import ContractError, RecordTypeError
-from analytics_client.frames import deduplicate, records_to_frame, row_hash
+from analytics_client.frames import deduplicate, records_to_frame, row_hash, typed_batch
 from analytics_client.schemas import CONTRACT_COLUMNS, ColumnHint, contract_columns
 
 DOCUMENTED = sorted(CONTRACT_COLUMNS)
@@ -313,6 +313,17 @@ def test_reserved_field_names_are_refused() -> None:
     for name in ("_row_hash", "_synced_at", "score__json"):
         with pytest.raises(ContractError, match="reserves"):
             frame([record(**{name: "x"})])
+
+
+@pytest.mark.parametrize(("name", "why"), [("", "empty"), ("a`b", "backtick"),
+                                           ("a\x00b", "NUL"), ("x__json", "reserves")])
+def test_names_a_delta_table_cannot_hold_set_the_record_aside(name: str, why: str) -> None:
+    """Such a name never becomes a column (a NUL would abort delta-rs): its record is set aside."""
+    batch = typed_batch("events", [{"id": "a", "ok": 1}, {"id": "b", name: 1}],
+                        synced_at=SYNCED)
+    assert batch.frame["id"].to_list() == ["a"] and name not in batch.frame.columns
+    [rejected] = batch.rejected
+    assert (rejected.key, rejected.field) == ("b", name) and why in rejected.reason
 
 
 def test_fields_differing_only_in_case_are_refused() -> None:
