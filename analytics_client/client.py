@@ -23,7 +23,6 @@ fail at once with the API's own ``errors[].detail``.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import json
 import logging
 import random
@@ -40,6 +39,7 @@ import stamina
 from . import jsontext
 from .auth import build_auth, query_secret_params
 from .config import ALWAYS_RETRY, ResourceConfig, SourceConfig
+from . import ratelimit_headers
 from .ratelimit import RateLimiter
 from .errors import APIError, LimitExceededError, RetriesExhaustedError, TransportError
 from .redaction import redact, redact_url
@@ -99,6 +99,8 @@ class ApiClient:
         self._config = config
         self._max_bytes = config.client.max_response_bytes
         self._waited: dict[str, float] = {}  # retry waits per resource this run (max_total_wait)
+        self._paused_for: dict[str, float] = {}  # monotonic end of the last pause charged
+        self._charge_lock = threading.Lock()
         # One pace for every resource of the run; it sleeps as stamina does (not in test mode).
         self.limiter = RateLimiter(sleep=_sleep)
         self._in_flight = threading.BoundedSemaphore(config.client.max_concurrency)
@@ -175,16 +177,21 @@ class ApiClient:
 
     def _attempt(self, resource: ResourceConfig, params: Params, page: int | None,
                  retry_on: set[int], max_wait: float) -> Any:
-        self.limiter.acquire()
+        self._wait_turn(resource, page)
         try:
             with self._in_flight:
                 response, content = self._receive(resource, params, page)
         except httpx.TransportError as exc:
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        asked = ratelimit_headers.retry_after(response.headers)
+        retry_after = asked.seconds if asked is not None else None
         # A Retry-After beyond max_wait fails the resource below; it must not stall the others.
-        self.limiter.observe(response.status_code, response.headers,
-                             retry_after if retry_after is None or retry_after <= max_wait else None)
+        pause = self.limiter.observe(
+            response.status_code, response.headers,
+            retry_after if retry_after is None or retry_after <= max_wait else None)
+        if pause is not None:
+            logger.warning("%s: page %s: %s: every request of the run pauses %.1f s",
+                           resource.name, page, pause.source, pause.seconds)
         if response.status_code == 200:
             try:
                 return jsontext.loads(content)
@@ -197,8 +204,9 @@ class ApiClient:
                 raise APIError(
                     resource.name, status=response.status_code, detail=detail,
                     url=self.show(response.request.url), page=page,
-                    hint=f"the API asks to wait {retry_after:.0f} s (Retry-After), longer than "
-                    f"error_handler.max_wait={max_wait:.0f} s; raise max_wait or run later",
+                    hint=f"the API asks to wait {retry_after:.0f} s ({asked.source if asked else ''}), "
+                    f"longer than error_handler.max_wait={max_wait:.0f} s; raise max_wait or run "
+                    "later",
                 )
             raise _RetryableFault(f"HTTP {response.status_code}", status=response.status_code,
                                   detail=detail, retry_after=retry_after)
@@ -207,6 +215,40 @@ class ApiClient:
             url=self.show(response.request.url), page=page,
             hint=_HINTS.get(response.status_code, "not retried: a retry cannot fix this"),
         )
+
+    def _wait_turn(self, resource: ResourceConfig, page: int | None) -> None:
+        """Take this request's turn from the limiter, unless the pause ahead breaks a limit.
+
+        A pause the API announced (an exhausted quota, a long Retry-After) is bounded like a
+        retry wait: beyond ``max_wait`` the resource fails at once, naming the header; it
+        counts once per resource toward ``max_total_wait``.
+        """
+        handler = resource.endpoint.error_handler
+        pause = self.limiter.ahead()
+        if pause is not None:
+            if pause.seconds > handler.max_wait:
+                raise LimitExceededError(
+                    resource.name,
+                    f"page {page}: the API asks every request to wait {pause.seconds:.0f} s "
+                    f"({self._clean(pause.source)}), longer than error_handler.max_wait="
+                    f"{handler.max_wait:.0f} s; raise max_wait or run later (what was committed "
+                    "so far is kept)",
+                )
+            with self._charge_lock:
+                until = time.monotonic() + pause.seconds
+                charge = max(0.0, until - self._paused_for.get(resource.name, 0.0))
+                spent = self._waited.get(resource.name, 0.0)
+                if charge and spent + charge > handler.max_total_wait:
+                    raise LimitExceededError(
+                        resource.name,
+                        f"page {page}: waits have taken {spent:.0f} s this run and the API asks "
+                        f"for {pause.seconds:.0f} s more ({self._clean(pause.source)}), past "
+                        f"error_handler.max_total_wait={handler.max_total_wait:.0f} s; raise it or "
+                        "run again later",
+                    )
+                self._waited[resource.name] = spent + charge
+                self._paused_for[resource.name] = max(until, self._paused_for.get(resource.name, 0.0))
+        self.limiter.acquire()
 
     def url(self, resource: ResourceConfig, params: Params) -> str:
         """The full URL of one page, query included (secrets in it are not masked)."""
@@ -237,11 +279,20 @@ class ApiClient:
             size = int(declared) if declared.isdigit() else 0
             chunks, size_read = [], 0
             if size <= self._max_bytes:
-                for chunk in response.iter_bytes():
-                    size_read += len(chunk)
-                    if size_read > self._max_bytes:
-                        break
-                    chunks.append(chunk)
+                try:
+                    for chunk in response.iter_bytes():
+                        size_read += len(chunk)
+                        if size_read > self._max_bytes:
+                            break
+                        chunks.append(chunk)
+                except httpx.DecodingError as exc:
+                    # A body that is not what Content-Encoding says is a damaged body, like a
+                    # cut-off one: retried, then reported with the encoding it claimed.
+                    encoding = response.headers.get("content-encoding", "")
+                    raise _RetryableFault(
+                        f"body not decodable as Content-Encoding: {encoding}",
+                        detail=self._clean(str(exc).splitlines()[0] if str(exc) else
+                                           type(exc).__name__)) from None
             if max(size, size_read) > self._max_bytes:
                 raise LimitExceededError(
                     resource.name,
@@ -340,22 +391,9 @@ def backoff(retry: int, factor: float, cap: float, retry_after: float | None,
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds from ``Retry-After`` (seconds or HTTP date); None when absent, <= 0 or garbage."""
+    """Seconds from a ``Retry-After`` value alone (no ``Date``); see ``ratelimit_headers``."""
     if value is None:
         return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
-    if seconds != seconds or seconds <= 0 or seconds == float("inf"):  # NaN, past, forever
-        return None
-    return seconds
+    wait = ratelimit_headers.retry_after({"retry-after": value},
+                                         now.timestamp() if now is not None else None)
+    return wait.seconds if wait is not None else None

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+import email.utils
 import http
 import json
 import math
@@ -47,6 +48,18 @@ Send = Callable[[Message], Awaitable[None]]
 FaultKind = Literal[
     "status", "reset", "truncate", "html200", "empty200", "stall", "data_not_list", "same_page",
     "mangle",
+    # Real servers, not our contract (issue 11): each is what some public API really sends.
+    "quota_exhausted",  # a good page announcing an exhausted quota, reset in ``seconds``
+    "retry_after_date",  # 429, Retry-After as an HTTP-date ``seconds`` ahead on a skewed clock
+    "lying_encoding",  # a plain JSON page declaring Content-Encoding: gzip
+    "echo_url",  # a 400 whose detail echoes the request URL as received (query encoded)
+]
+# How kind "quota_exhausted" announces the reset (``FaultRule.style``).
+QuotaStyle = Literal[
+    "unix",  # X-RateLimit-Remaining: 0, X-RateLimit-Reset: <Unix time of the reset> (GitHub)
+    "delta",  # X-RateLimit-Remaining: 0, X-RateLimit-Reset: <seconds>
+    "ietf",  # RateLimit: "default";r=0;t=<seconds> (draft-ietf-httpapi-ratelimit-headers-08+)
+    "ietf_dict",  # RateLimit: limit=100, remaining=0, reset=<seconds> (drafts -06/-07)
 ]
 # Payloads that break the contract, for kind "mangle" (``FaultRule.mangle`` names one).
 Mangle = Literal[
@@ -58,6 +71,7 @@ Mangle = Literal[
     "views_string",  # every record's views is a string (a field changing type)
     "oversize",  # the page holds more records than page[size] asked for
     "total_pages",  # meta.page.total_pages is replaced by ``FaultRule.value``
+    "empty_data",  # the page's data is [] while meta and links still say there is more
 ]
 
 _JSON: Final = (("content-type", "application/json"),)
@@ -136,8 +150,11 @@ class FaultRule:
 
     ``resource`` and ``page`` narrow the match (None matches any). ``status`` and
     ``retry_after`` (the header's literal text, sent only when set) serve kind
-    ``status``; ``seconds`` serves kind ``stall``; ``mangle`` names what kind
-    ``mangle`` breaks in an otherwise correct page.
+    ``status``; ``seconds`` serves kind ``stall`` (the stall), ``quota_exhausted`` and
+    ``retry_after_date`` (the wait announced); ``mangle`` names what kind ``mangle`` breaks in
+    an otherwise correct page. ``skew`` sets how far the server's clock (its ``Date`` header
+    and the times it announces) runs ahead of the real one; ``style`` is how
+    ``quota_exhausted`` announces its reset.
     """
 
     kind: FaultKind
@@ -149,12 +166,16 @@ class FaultRule:
     seconds: float = 1.0
     mangle: Mangle | None = None
     value: int = 1  # for mangle "total_pages": the count to claim
+    skew: float = 0.0
+    style: QuotaStyle = "unix"
 
     def __post_init__(self) -> None:
         if (self.kind == "mangle") != (self.mangle in get_args(Mangle)):
             raise ValueError(f"kind 'mangle' needs mangle, one of {get_args(Mangle)}")
         if self.kind not in get_args(FaultKind):
             raise ValueError(f"unknown fault kind {self.kind!r}; kinds: {get_args(FaultKind)}")
+        if self.style not in get_args(QuotaStyle):
+            raise ValueError(f"unknown style {self.style!r}; styles: {get_args(QuotaStyle)}")
         if self.resource is not None and self.resource not in RESOURCES:
             raise ValueError(f"unknown resource {self.resource!r}; resources: {RESOURCES}")
         if self.times < 1:
@@ -200,6 +221,28 @@ def _error(status: int, detail: str, headers: Headers = ()) -> Reply:
     title = http.HTTPStatus(status).phrase
     doc = {"errors": [{"status": str(status), "title": title, "detail": detail}]}
     return Reply(status, _JSON + headers, json.dumps(doc).encode())
+
+
+def _http_date(unix: float) -> str:
+    """An IMF-fixdate (RFC 9110 §5.6.7), as a ``Date`` or ``Retry-After`` header carries it."""
+    return email.utils.formatdate(unix, usegmt=True)
+
+
+def _quota_headers(rule: FaultRule) -> Headers:
+    """An exhausted quota, announced as ``rule.style`` says, resetting in ``rule.seconds``."""
+    server_now = time.time() + rule.skew
+    seconds = max(1, math.ceil(rule.seconds))
+    if rule.style == "unix":
+        return (("date", _http_date(server_now)), ("x-ratelimit-limit", "100"),
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", str(math.ceil(server_now) + seconds)))
+    if rule.style == "delta":
+        return (("x-ratelimit-limit", "100"), ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", str(seconds)))
+    if rule.style == "ietf":
+        return (("ratelimit-policy", '"default";q=100;w=60'),
+                ("ratelimit", f'"default";r=0;t={seconds}'))
+    return (("ratelimit", f"limit=100, remaining=0, reset={seconds}"),)
 
 
 def _json(status: int, value: Any) -> Reply:
@@ -343,13 +386,15 @@ class SandboxApp:
         if method not in ("GET", "HEAD"):
             return _error(405, f"{method} is not allowed on {path}; use GET.", (("allow", "GET"),))
         with self._lock:
-            reply = self._api(resource, dict(parse_qsl(query, keep_blank_values=True)), headers)
+            reply = self._api(resource, dict(parse_qsl(query, keep_blank_values=True)), headers,
+                              f"{path}?{query}" if query else path)
             self._stats[resource][str(reply.status)] += 1
             if reply.cut_at is not None:
                 self._resets += 1
         return reply
 
-    def _api(self, resource: str, params: dict[str, str], headers: Mapping[str, str]) -> Reply:
+    def _api(self, resource: str, params: dict[str, str], headers: Mapping[str, str],
+             target: str = "") -> Reply:
         settings = self._settings
         key = _presented_key(headers, params)
         if not key:
@@ -404,6 +449,15 @@ class SandboxApp:
             return Reply(200, _JSON, b"", delay)
         elif rule.kind == "stall":
             delay += rule.seconds
+        elif rule.kind == "retry_after_date":
+            server_now = time.time() + rule.skew
+            extra = (("date", _http_date(server_now)),
+                     ("retry-after", _http_date(server_now + rule.seconds)))
+            reply = _error(429, "Scripted fault: rate limited (Retry-After as a date).", extra)
+            return dataclasses.replace(reply, delay=delay)
+        elif rule.kind == "echo_url":
+            # Like many real APIs: the request line, as received, in the error detail.
+            return dataclasses.replace(_error(400, f"Bad request: GET {target}"), delay=delay)
 
         body = self._page_body(
             resource,
@@ -420,6 +474,10 @@ class SandboxApp:
         self._maybe_mutate(resource)
         if rule is not None and rule.kind == "truncate":
             return Reply(200, _JSON, body[: len(body) // 2], delay)
+        if rule is not None and rule.kind == "lying_encoding":
+            return Reply(200, (*_JSON, ("content-encoding", "gzip")), body, delay)
+        if rule is not None and rule.kind == "quota_exhausted":
+            return Reply(200, _JSON + _quota_headers(rule), body, delay)
         cut_at = None
         if rule is not None and rule.kind == "reset":
             cut_at = len(body) // 2
@@ -452,6 +510,8 @@ class SandboxApp:
             data.extend(json.loads(r) for r in more[:5])
         elif rule.mangle == "total_pages" and "meta" in doc:
             doc["meta"]["page"]["total_pages"] = rule.value
+        elif rule.mangle == "empty_data":
+            data.clear()
         return json.dumps(doc, separators=(",", ":")).encode()
 
     def _take_fault(self, resource: str, page: int) -> FaultRule | None:
@@ -600,6 +660,8 @@ class SandboxApp:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+        if not any(k == "date" for k, _ in reply.headers):  # uvicorn's own is off: ours may skew
+            raw_headers.append((b"date", _http_date(time.time()).encode()))
         raw_headers.append((b"content-length", str(len(reply.body)).encode()))
         await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
         if reply.cut_at is not None:

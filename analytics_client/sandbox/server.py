@@ -133,6 +133,7 @@ def uvicorn_server(
         # In a thread of someone else's process, do not reconfigure their logging.
         log_config=None if quiet else uvicorn.config.LOGGING_CONFIG,
         server_header=False,
+        date_header=False,  # the app sends its own Date, which a fault may skew
         timeout_graceful_shutdown=2,
     )
     return uvicorn.Server(config)
