@@ -11,7 +11,8 @@ Real servers send signals that contradict each other (stale or zero ``total_page
 mid-stream while ``links.next`` says more: see docs on real-world inputs). Trusting any one of them
 then finishes "ok" with rows missing. So once two signals disagree, none of them alone ends the
 read: paging goes on until an empty page arrives whose ``links.next`` (if the API sends links) is
-null, and fails naming the conflict when ``MAX_EMPTY_PAGES`` empty pages in a row still claim more.
+null. An empty page whose ``links.next`` says more is asked for again, and the read fails naming
+the conflict when it stays empty ``MAX_EMPTY_PAGES`` times.
 Only ``maximum_page``, the user's own cap, still ends it.
 """
 
@@ -42,7 +43,7 @@ class Paginator(Protocol):
 
 
 _MISSING = object()
-MAX_EMPTY_PAGES = 3  # empty pages in a row that still claim more before the read fails
+MAX_EMPTY_PAGES = 3  # answers of one empty page claiming more before the read fails
 
 
 def lookup(body: Any, dotted: str) -> Any:
@@ -111,7 +112,12 @@ class PageNumberPaginator:
         self.page += 1
 
     def _after_conflict(self, records: list[Any], next_link: Any) -> None:
-        """Once signals disagree: stop only on an empty page that ``links.next`` does not contradict."""
+        """Once signals disagree: stop only on an empty page that ``links.next`` does not contradict.
+
+        An empty page whose ``links.next`` still points on is asked for again: skipping it would
+        skip its records, and a server that lost them for one response usually serves them on
+        the next. Empty ``MAX_EMPTY_PAGES`` times in a row, it fails the read.
+        """
         assert self.page is not None
         if records:
             self._empty_claiming_more = 0
@@ -123,12 +129,13 @@ class PageNumberPaginator:
             if self._empty_claiming_more >= MAX_EMPTY_PAGES:
                 raise ContractError(
                     self.resource,
-                    f"pages {self.page - MAX_EMPTY_PAGES + 1}-{self.page} are empty while "
-                    f"links.next says there is more, after {self.conflict}: the API's stop "
-                    "signals contradict each other, so the read cannot tell it is complete; "
-                    "nothing past the last page read is skipped silently. Report it to the API's "
-                    "owner, or set paginator.maximum_page",
+                    f"page {self.page} came back empty {MAX_EMPTY_PAGES} times in a row while "
+                    f"links.next says there is more ({self.conflict}): the API's stop signals "
+                    "contradict each other, so the read cannot tell it is complete, and skipping "
+                    "the page would skip its records. Run again later, or report it to the API's "
+                    "owner",
                 )
+            return  # the same page again
         self.page += 1
 
     def _short(self, records: list[Any]) -> bool:

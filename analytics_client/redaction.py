@@ -3,11 +3,27 @@
 Our own messages are built from redacted URLs, but other libraries log too: httpx logs every
 request URL at INFO, and with ``auth.location: query`` the key is in it. A logging filter on
 those loggers masks every known secret value before a handler sees the record.
+
+A secret travels encoded, and servers echo it encoded: a key in a query string is
+percent-encoded (RFC 3986 §2.1; upper- or lowercase hex, each library with its own set of
+characters left alone, ``+`` for a space in form encoding, WHATWG URL §5), an error body quotes
+it JSON-escaped (RFC 8259 §7), Basic auth carries it in base64 (RFC 7617). So a secret is masked
+through one pattern that matches every character in any of those spellings, plus its base64
+forms, and any ``Basic``/``Bearer`` credentials in a text are masked whole.
+
+Short secrets are the reverse risk: an organization id ``2026`` replaced everywhere would mask
+the year of every timestamp and leave the message unreadable. A secret shorter than
+``SHORT_SECRET`` characters, or made of digits only, is masked only as a whole token: not inside
+a run of letters, digits, ``_ - . : +``.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import logging
+import re
 from collections.abc import Iterable
 
 import httpx
@@ -17,14 +33,62 @@ __all__ = ["MASK", "SecretFilter", "install_log_filter", "redact", "redact_url"]
 MASK = "***"
 # Masking a one- or two-letter "secret" would shred every message and protect nothing.
 MIN_SECRET_LENGTH = 4
+SHORT_SECRET = 8  # shorter secrets (and digits-only ones) are masked as whole tokens only
+_TOKEN_CHARS = r"\w.:+\-"  # a short secret inside a run of these is part of another token
+_AUTH_SCHEME = re.compile(r"(?i)\b(basic|bearer)(\s+)[A-Za-z0-9._~+/=-]{4,}")
 _NOISY_LOGGERS = ("httpx", "httpcore", "httpcore.http11", "httpcore.connection", "stamina")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced by ``***``."""
-    for secret in sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
+    """``text`` with every secret, in every encoded form, replaced by ``***``."""
+    text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    pattern = _pattern(tuple(sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH})))
+    return pattern.sub(MASK, text) if pattern is not None else text
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for all forms of all secrets, longest secret first."""
+    alternatives = []
+    for secret in sorted(secrets, key=len, reverse=True):
+        forms = "|".join([_spelled(secret), *map(re.escape, _base64_forms(secret))])
+        if len(secret) < SHORT_SECRET or secret.isdigit():
+            forms = f"(?<![{_TOKEN_CHARS}])(?:{forms})(?![{_TOKEN_CHARS}])"
+        alternatives.append(f"(?:{forms})")
+    return re.compile("|".join(alternatives)) if alternatives else None
+
+
+def _spelled(secret: str) -> str:
+    """A regex matching ``secret`` with each character literal, percent-encoded or JSON-escaped."""
+    return "".join(_char(c) for c in secret)
+
+
+@functools.lru_cache(maxsize=1024)
+def _char(char: str) -> str:
+    options = [re.escape(char)]
+    options.append("".join(f"%{_hex(f'{b:02X}')}" for b in char.encode("utf-8", "surrogatepass")))
+    if char == " ":
+        options.append(r"\+")
+    escaped = json.dumps(char)[1:-1]  # \" \\ \n ... or \uXXXX (a pair beyond the BMP)
+    if escaped != char:
+        options.append(re.escape(escaped) if not escaped.startswith("\\u") else
+                       "".join(rf"\\u{_hex(part)}" for part in escaped.split("\\u")[1:]))
+    if char == "/":
+        options.append(r"\\/")  # JSON may escape a solidus
+    if ord(char) < 0x10000 and not escaped.startswith("\\u"):
+        options.append(rf"\\u{_hex(f'{ord(char):04X}')}")
+    return f"(?:{'|'.join(options)})"
+
+
+def _hex(digits: str) -> str:
+    """Hex digits matched in either case."""
+    return "".join(f"[{d.upper()}{d.lower()}]" if d.isalpha() else d for d in digits)
+
+
+def _base64_forms(secret: str) -> list[str]:
+    raw = secret.encode("utf-8", "surrogatepass")
+    forms = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    return sorted(forms | {f.rstrip("=") for f in forms if len(f.rstrip("=")) >= SHORT_SECRET})
 
 
 def redact_url(url: httpx.URL | str, secrets: Iterable[str], param_names: Iterable[str] = ()) -> str:
@@ -54,6 +118,9 @@ class SecretFilter(logging.Filter):
         clean = redact(message, self.secrets)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:  # a traceback quotes exception messages
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info),
+                                     self.secrets)
         return True
 
 
