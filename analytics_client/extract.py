@@ -10,7 +10,7 @@ from .config import PageNumberPaginator, ResourceConfig
 from .errors import ContractError
 from .paginators import _MISSING, lookup, make_paginator
 
-__all__ = ["Page", "check_page_size", "iter_pages", "select_records"]
+__all__ = ["Page", "api_count", "check_page_size", "iter_pages", "select_records"]
 
 Page = tuple[int | None, list[Any]]  # (page number, records)
 
@@ -62,3 +62,19 @@ def check_page_size(resource: ResourceConfig, records: list[Any], page: int | No
             f"page {page} has {len(records)} records, more than the {paginator.limit} asked for "
             f"with {paginator.limit_param!r}; check paginator.limit_param",
         )
+
+
+def api_count(client: ApiClient, resource: ResourceConfig) -> int | None:
+    """How many records the API counts now (``meta.page.total_count`` of a one-record page).
+
+    One request, spent only to judge a count that did not match: whether records created
+    during the read explain the difference, or rows are missing.
+    """
+    paginator = resource.endpoint.paginator
+    params: dict[str, str | int | float | bool] = dict(resource.endpoint.params)
+    if isinstance(paginator, PageNumberPaginator):
+        params[paginator.page_param] = paginator.base_page
+        if paginator.limit_param:
+            params[paginator.limit_param] = 1
+    total = lookup(client.get(resource, params, page=None), "meta.page.total_count")
+    return total if isinstance(total, int) and not isinstance(total, bool) else None

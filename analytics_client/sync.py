@@ -26,7 +26,7 @@ from .budget import RowBudget
 from .client import ApiClient, RetryEvent
 from .config import PageNumberPaginator, ResourceConfig, SourceConfig
 from .errors import ConfigError
-from .extract import iter_pages
+from .extract import api_count, iter_pages
 from .keyset import KeysetWalk, format_cursor
 from .slices import SlicedWalk
 from .lake import Lake, TableMark, TableWriter, WriteResult
@@ -140,8 +140,8 @@ def sync_resource(
                 "`quarantine show` says why; after changing the config, `quarantine replay` "
                 "writes them again; once the API's data is fixed, --full-refresh re-reads them")
         if walk is not None:
-            _compare_with_total(walk, lake.row_count(resource.name) if full_read else None,
-                                summary)
+            _compare_with_total(client, resource, walk,
+                                lake.row_count(resource.name) if full_read else None, summary, log)
             if marks is not None:
                 _save_success(marks, saver.latest or block, pipeline, resource.name, summary,
                               start)
@@ -287,21 +287,42 @@ def _save_success(marks: MarkStore, latest: Mark | None, pipeline: str, resource
     ))
 
 
-def _compare_with_total(walk: KeysetWalk | SlicedWalk, rows: int | None,
-                        summary: ResourceSummary) -> None:
+def _compare_with_total(client: ApiClient, resource: ResourceConfig,
+                        walk: KeysetWalk | SlicedWalk, rows: int | None,
+                        summary: ResourceSummary,
+                        log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
     """After a full read, the table should hold as many rows as the API counted.
 
-    The table's count, not a set of the ids read: that would grow with the resource.
+    The table's count, not a set of the ids read: that would grow with the resource. Records
+    created during the read explain a table between the API's count at the start and its count
+    now (the API deletes nothing); anything else is not blamed on them: rows are missing, or the
+    table keeps rows the API no longer lists. Only then is one more request spent, for the count.
     """
     if walk.recovered:
         summary.notes.append(f"re-reading tie groups found {walk.recovered} record(s) that records "
                              "changing during paging had shifted past a page boundary")
-    if rows is not None and walk.total_count is not None and rows != walk.total_count:
+    started = walk.total_count
+    if rows is None or started is None or rows == started:
+        return
+    try:
+        now = api_count(client, resource)
+    except Exception as exc:  # noqa: BLE001 - a note must not fail a finished resource
+        log.warning("%s: could not ask the API for its count again: %s", resource.name, exc)
+        now = None
+    if now is not None and min(started, now) <= rows <= max(started, now):
         summary.notes.append(
-            f"after a full read the table holds {rows:,} rows; the API counted "
-            f"{walk.total_count:,} when the read began (records created or changed during the "
-            "run explain a difference)"
-        )
+            f"after a full read the table holds {rows:,} rows; the API counted {started:,} when "
+            f"the read began and {now:,} now (records created during the run explain the "
+            "difference)")
+        return
+    counted = f"{started:,} when the read began" + (f" and {now:,} now" if now is not None else "")
+    verdict = ("rows may be missing: run again with --full-refresh, and check primary_key if it "
+               "persists" if rows < started else
+               "the table keeps rows the API no longer lists, or ids that changed")
+    note = (f"after a full read the table holds {rows:,} rows; the API counted {counted}: a gap "
+            f"that records created during the run cannot explain; {verdict}")
+    summary.notes.append(note)
+    log.warning("%s: %s", resource.name, note)
 
 
 def _add(summary: ResourceSummary, result: WriteResult) -> None:

@@ -266,3 +266,27 @@ def test_retry_waits_of_a_resource_stop_at_max_total_wait() -> None:
         get(client, resource, events)
     # waited ~0.25 s (first retry of a fault the config does not list), the next ~4 s is refused
     assert len(events) == 1 and route.call_count == 2
+
+
+def test_body_that_is_not_its_content_encoding_is_retried_then_named() -> None:
+    """``Content-Encoding: gzip`` on plain JSON: retried like a cut-off body, then a TransportError
+    naming the resource, page, masked URL and the encoding declared (issue 11, input 4)."""
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"},
+                              stream=httpx.ByteStream(b'{"data": []}'))
+
+    config = load_config({"client": {"base_url": BASE, "auth": {
+        "type": "api_key", "name": "api_key", "location": "query"}},
+        "resources": [{"name": "tags", "endpoint": {"path": "/v1/tags"}}]})
+    client = ApiClient(config, CREDS, transport=httpx.MockTransport(handler))
+    events: list[RetryEvent] = []
+    with pytest.raises(TransportError) as failure:
+        get(client, config.resources[0], events)
+    message = str(failure.value)
+    assert message.startswith("tags: ") and "page 1" in message
+    assert "Content-Encoding: gzip" in message and f"{BASE}/v1/tags" in message
+    assert KEY not in message
+    assert len(calls) == 5 and len(events) == 4
