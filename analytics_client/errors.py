@@ -11,7 +11,8 @@
         │   ├── PaginationLoopError     the API served the same page twice in a row
         │   └── RecordTypeError         a value does not fit its declared column type
         ├── LimitExceededError a configured limit (response size, total retry wait) was hit
-        └── LakeError          a Delta table could not be written
+        ├── LakeError          a Delta table could not be written
+        └── StateError         a state block holds another pipeline's mark
 
 Messages say what failed, where (resource, page, field, record id) and what to do.
 They never contain a secret: callers pass redacted URLs and short body excerpts only.
@@ -31,6 +32,7 @@ __all__ = [
     "ResourceError",
     "RetriesExhaustedError",
     "SecretNotFoundError",
+    "StateError",
     "TransportError",
 ]
 
@@ -141,3 +143,7 @@ class LimitExceededError(ResourceError):
 
 class LakeError(ResourceError):
     """A Delta table could not be read or written."""
+
+
+class StateError(ResourceError):
+    """A state block belongs to another pipeline or resource: it is refused, never used."""

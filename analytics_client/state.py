@@ -17,17 +17,20 @@ no cursor, which forces a full read; a missing block defers to the table.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import StateError
 from .keyset import format_cursor, parse_cursor
 from .lake import Lake
 
@@ -40,8 +43,10 @@ __all__ = [
     "Start",
     "app_id",
     "block_name",
+    "check_owner",
     "describe",
     "effective_start",
+    "legacy_block_name",
     "reset",
 ]
 
@@ -72,12 +77,66 @@ def app_id(pipeline: str) -> str:
     return f"analytics-sync:{pipeline}"
 
 
-def block_name(pipeline: str, resource: str) -> str:
-    """Block document names allow lowercase letters, digits and dashes only."""
-    def slug(text: str) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+_SLUG_SAFE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
-    return f"{slug(pipeline)}--{slug(resource)}"
+
+def block_name(pipeline: str, resource: str) -> str:
+    """The one block of a (pipeline, resource): ``<pipeline>--<resource>``.
+
+    Block document names allow lowercase letters, digits and dashes only. A name that already
+    is one (``analytics``, ``sandbox``, ``deals``) is kept as it is, so blocks written before
+    stay found. Any other name is slugged and followed by 8 hex digits of a hash of the exact
+    name: ``acme_prod`` and ``Acme-Prod`` slug alike but get blocks of their own. A name picked
+    to equal another's hashed form, or a hash collision, is caught when the block is loaded:
+    its ``pipeline`` field differs, and the load is refused (``check_owner``).
+    """
+    return f"{_name_part(pipeline)}--{_name_part(resource)}"
+
+
+def legacy_block_name(pipeline: str, resource: str) -> str:
+    """The name before pipelines had a block each: the slugs alone (``acme-prod--deals``)."""
+    return f"{_slug(pipeline)}--{_slug(resource)}"
+
+
+def _name_part(name: str) -> str:
+    if _SLUG_SAFE.fullmatch(name):
+        return name
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    return f"{_slug(name)}-{digest}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def check_owner(mark: Mark, pipeline: str, resource: str, name: str) -> Mark:
+    """A block holding another pipeline's (or resource's) mark is refused, never used."""
+    if mark.pipeline != pipeline or mark.resource != resource:
+        raise StateError(
+            resource,
+            f"the state block {name!r} holds the mark of pipeline {mark.pipeline!r}, resource "
+            f"{mark.resource!r}, not of pipeline {pipeline!r}: two pipeline names share one "
+            "block. Nothing was read or written; rename one of the pipelines (--pipeline), or "
+            "delete the block if it is stale",
+        )
+    return mark
+
+
+def _load_named(read: Callable[[str], Mark | None], pipeline: str, resource: str) -> Mark | None:
+    """The block under its name; else, once, a block under the legacy name that is ours."""
+    name = block_name(pipeline, resource)
+    mark = read(name)
+    if mark is not None:
+        return check_owner(mark, pipeline, resource, name)
+    legacy = legacy_block_name(pipeline, resource)
+    if legacy == name:
+        return None
+    old = read(legacy)
+    if old is None or old.pipeline != pipeline or old.resource != resource:
+        return None  # another pipeline's, or none: the table's mark decides
+    logger.info("%s: read the mark from the block %r (the name before %r)", resource, legacy,
+                name)
+    return old
 
 
 class MarkStore(Protocol):
@@ -112,8 +171,13 @@ class JsonFileMarkStore:
         self._guard = threading.Lock()
 
     def load(self, pipeline: str, resource: str) -> Mark | None:
-        data = self._read().get(block_name(pipeline, resource))
-        return Mark.model_validate(data) if data is not None else None
+        marks = self._read()
+
+        def read(name: str) -> Mark | None:
+            data = marks.get(name)
+            return Mark.model_validate(data) if data is not None else None
+
+        return _load_named(read, pipeline, resource)
 
     def save(self, mark: Mark) -> None:
         with self._guard:
@@ -145,11 +209,14 @@ class PrefectMarkStore:
         SyncMark.register_type_and_schema()
 
     def load(self, pipeline: str, resource: str) -> Mark | None:
-        try:
-            block = self._block.load(block_name(pipeline, resource))
-        except ValueError:  # "Unable to find block document named ..."
-            return None
-        return Mark.model_validate(block.model_dump(include=set(Mark.model_fields)))
+        def read(name: str) -> Mark | None:
+            try:
+                block = self._block.load(name)
+            except ValueError:  # "Unable to find block document named ..."
+                return None
+            return Mark.model_validate(block.model_dump(include=set(Mark.model_fields)))
+
+        return _load_named(read, pipeline, resource)
 
     def save(self, mark: Mark) -> None:
         self._block(**mark.model_dump()).save(block_name(mark.pipeline, mark.resource),
@@ -199,7 +266,12 @@ def _initial(initial_value: str | None, why: str) -> Start:
 def describe(lake: Lake, pipeline: str, resource: str, store: MarkStore,
              initial_value: str | None = None) -> dict[str, object]:
     """Everything a person needs to judge a resource's mark: block, table, and the verdict."""
-    block = store.load(pipeline, resource)
+    try:
+        block = store.load(pipeline, resource)
+    except StateError as exc:
+        return {"resource": resource, "block": block_name(pipeline, resource),
+                "block_cursor": None, "table_version": lake.version(resource),
+                "table_cursor": None, "last_success_at": None, "next_run": f"refused: {exc}"}
     table_us = lake.mark(resource, app_id(pipeline))
     return {
         "resource": resource,
