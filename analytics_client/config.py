@@ -12,14 +12,12 @@ as ``dlt.secrets["api_key"]`` (resolved at run time, see ``secrets.py``).
 from __future__ import annotations
 
 import copy
-import json
 import re
 import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -32,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from . import timestamps
+from .config_files import read_config_file
 from .errors import ConfigError
 from .schemas import CONTRACT_COLUMNS, ColumnHint
 
@@ -384,8 +383,7 @@ def load_config(
 
     ``base_url`` (from ``--base-url`` or ``ANALYTICS_BASE_URL``) overrides ``client.base_url``.
     """
-    raw = _read(source)
-    problems: list[str] = []
+    raw, problems = _read(source)
     if not isinstance(raw, dict):
         raise ConfigError([f"(top level): must be a mapping with client and resources, got {type(raw).__name__}"])
     raw = copy.deepcopy(raw)
@@ -408,23 +406,22 @@ def load_config(
     return config
 
 
-def _read(source: dict[str, Any] | str | Path | None) -> Any:
+def _read(source: dict[str, Any] | str | Path | None) -> tuple[Any, list[str]]:
+    """The raw config, and the problems of its file (keys given twice) to list with the rest."""
     if source is None:
-        return DEFAULT_CONFIG
+        return DEFAULT_CONFIG, []
     if isinstance(source, dict):
-        return source
+        return source, []
     path = Path(source)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"(file) {path}: cannot be read: {exc.strerror}"]) from None
     try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError([f"(file) {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {first}"]) from None
+        raw, problems = read_config_file(path, text)
+    except ValueError as exc:
+        raise ConfigError([f"(file) {path}: {exc}"]) from None
+    return raw, problems
 
 
 _TOP_KEYS = ("client", "resource_defaults", "resources")
