@@ -12,7 +12,8 @@
         │   └── RecordTypeError         a value does not fit its declared column type
         ├── LimitExceededError a configured limit (response size, total retry wait) was hit
         ├── LakeError          a Delta table could not be written
-        └── StateError         a state block holds another pipeline's mark
+        ├── StateError         a state block holds another pipeline's mark
+        └── PrefectUnavailableError    the Prefect API went away; the data and marks are safe
 
 Messages say what failed, where (resource, page, field, record id) and what to do.
 They never contain a secret: callers pass redacted URLs and short body excerpts only.
@@ -28,6 +29,7 @@ __all__ = [
     "LakeError",
     "LimitExceededError",
     "PaginationLoopError",
+    "PrefectUnavailableError",
     "RecordTypeError",
     "ResourceError",
     "RetriesExhaustedError",
@@ -147,3 +149,21 @@ class LakeError(ResourceError):
 
 class StateError(ResourceError):
     """A state block belongs to another pipeline or resource: it is refused, never used."""
+
+
+class PrefectUnavailableError(ResourceError):
+    """The Prefect API could not be reached (or answered 5xx) while a resource needed it.
+
+    Nothing is lost: each Delta commit carries its own mark, and a run starts from the table's
+    mark when the block is behind or missing (state.py).
+    """
+
+    MESSAGE = ("every row committed so far and each table's mark are safe in the Delta tables, "
+               "and the next run resumes from the table's mark; run again once the Prefect API "
+               "answers")
+
+    def __init__(self, resource: str, api_url: str, cause: str) -> None:
+        self.api_url = api_url
+        self.cause = cause
+        super().__init__(resource, f"the Prefect API ({api_url}) cannot be reached ({cause}); "
+                                   f"{self.MESSAGE}")

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -199,19 +199,23 @@ class JsonFileMarkStore:
 
 
 class PrefectMarkStore:
-    """Marks as ``SyncMark`` block documents on the Prefect API (editable in the UI)."""
+    """Marks as ``SyncMark`` block documents on the Prefect API (editable in the UI).
+
+    When the Prefect API goes away mid-run, each call here fails within a bounded wait with a
+    ``PrefectUnavailableError`` that says the data is safe (prefect_api.py).
+    """
 
     def __init__(self) -> None:
         from .blocks import SyncMark
 
         self._block = SyncMark
         # Once, before tasks fan out: concurrent first saves of an unregistered type collide.
-        SyncMark.register_type_and_schema()
+        self._call("-", SyncMark.register_type_and_schema)
 
     def load(self, pipeline: str, resource: str) -> Mark | None:
         def read(name: str) -> Mark | None:
             try:
-                block = self._block.load(name)
+                block = self._call(resource, lambda: self._block.load(name))
             except ValueError:  # "Unable to find block document named ..."
                 return None
             return Mark.model_validate(block.model_dump(include=set(Mark.model_fields)))
@@ -219,8 +223,19 @@ class PrefectMarkStore:
         return _load_named(read, pipeline, resource)
 
     def save(self, mark: Mark) -> None:
-        self._block(**mark.model_dump()).save(block_name(mark.pipeline, mark.resource),
-                                              overwrite=True)
+        block = self._block(**mark.model_dump())
+        self._call(mark.resource, lambda: block.save(block_name(mark.pipeline, mark.resource),
+                                                     overwrite=True))
+
+    @staticmethod
+    def _call(resource: str, function: Callable[[], _T]) -> _T:
+        """``function()`` with Prefect's client retries bounded; an outage named as such."""
+        from . import prefect_api
+
+        return prefect_api.call(resource, function)
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)

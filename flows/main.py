@@ -43,7 +43,8 @@ from analytics_client import (  # noqa: E402
     sync_resource,
 )
 from analytics_client.budget import RowBudget  # noqa: E402
-from analytics_client.errors import AnalyticsSyncError  # noqa: E402
+from analytics_client import prefect_api  # noqa: E402
+from analytics_client.errors import AnalyticsSyncError, PrefectUnavailableError  # noqa: E402
 from analytics_client.lock import pipeline_lock  # noqa: E402
 from analytics_client.state import PrefectMarkStore, describe, reset  # noqa: E402
 from analytics_client.storage import resolve_storage_options  # noqa: E402
@@ -66,6 +67,10 @@ SANDBOX_LAKE = "./data/sandbox-lake"
 
 class SyncFailed(AnalyticsSyncError):
     """Raised at the end of a run in which at least one resource failed."""
+
+
+class PrefectWentAway(SyncFailed):
+    """Raised at the end of a run during which the Prefect API could not be reached."""
 
 
 @task(task_run_name="sync-{resource_name}", cache_policy=NO_CACHE, retries=0)
@@ -115,7 +120,8 @@ def analytics_sync(
         run_id = str(flow_run.get_id() or "")
         logger.info("pipeline %r: syncing %s from %s into %s", pipeline,
                     ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
-        with pipeline_lock(pipeline), ApiClient(source, credentials) as client:
+        with pipeline_lock(pipeline), ApiClient(source, credentials) as client, \
+                prefect_api.bounded_retries():
             marks = PrefectMarkStore()  # registers the block type once, before the fan-out
             budget = RowBudget.for_batches(batch_rows)  # records held at once, whole run
             futures = [
@@ -129,13 +135,20 @@ def analytics_sync(
             if s.error:
                 s.error = redact(s.error, credentials.values())
         print("\n" + render_table(summaries))
-        create_markdown_artifact(
-            key=f"{_artifact_key(pipeline)}-summary",
-            markdown=render_markdown(summaries, title=f"analytics-sync: {pipeline}"),
-            description="Rows fetched, inserted and updated per resource",
-        )
+        outage = next((e for f in futures if prefect_api.is_outage(
+            e := f.state.result(raise_on_failure=False))), None)  # type: ignore[arg-type]
+        try:
+            prefect_api.call("-", lambda: create_markdown_artifact(
+                key=f"{_artifact_key(pipeline)}-summary",
+                markdown=render_markdown(summaries, title=f"analytics-sync: {pipeline}"),
+                description="Rows fetched, inserted and updated per resource",
+            ))
+        except PrefectUnavailableError as exc:
+            outage = outage or exc
     finally:
         remove_log_filter(secret_filter)
+    if outage is not None:
+        raise PrefectWentAway(redact(prefect_api.outage_message(outage), credentials.values()))
     failed = [s for s in summaries if s.status != "ok"]
     if failed:
         raise SyncFailed(
@@ -171,7 +184,8 @@ def _parser() -> argparse.ArgumentParser:
         "Lake tables (one Prefect flow run).",
         epilog="Secrets: the Prefect Secret blocks 'analytics-api-key' and "
         "'analytics-organization-id', else ANALYTICS_API_KEY and ANALYTICS_ORGANIZATION_ID. "
-        "Exit status: 0 when every resource synced, 1 when any failed, 2 for bad usage or config.",
+        "Exit status: 0 when every resource synced, 1 when any failed, 2 for bad usage or config, "
+        "3 when the Prefect API went away during the run (the data is safe; run again).",
     )
     parser.add_argument("command", nargs="?",
                         choices=("run", "check", "secrets", "state", "quarantine"),
@@ -263,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             load_config(args.config, base_url=base_url).select(resources)  # fail before Prefect starts
             if args.command == "check":
                 return _check(args.config, base_url, resources, key_block, org_block)
-            with pipeline_lock(args.pipeline):  # a second run fails now, not after Prefect starts
+            # a second run fails now, not after Prefect starts
+            with pipeline_lock(args.pipeline), prefect_api.bounded_retries():
                 state = analytics_sync(
                     pipeline=args.pipeline, lake_uri=lake, resources=resources,
                     config=args.config, base_url=base_url, api_key_block=key_block,
@@ -274,9 +289,20 @@ def main(argv: list[str] | None = None) -> int:
         except AnalyticsSyncError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except Exception as exc:  # the flow engine itself lost the Prefect API
+            if not prefect_api.is_outage(exc):
+                raise
+            print(f"error: {prefect_api.outage_message(exc)}", file=sys.stderr)
+            return prefect_api.EXIT_STATUS
     if state.is_completed():
         print(f"done: tables under {Path(lake).resolve() if '://' not in lake else lake}")
         return 0
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, PrefectWentAway) or prefect_api.is_outage(result):
+        message = str(result) if isinstance(result, PrefectWentAway) else \
+            prefect_api.outage_message(result)
+        print(f"error: {message}", file=sys.stderr)
+        return prefect_api.EXIT_STATUS
     print(f"error: {state.message}", file=sys.stderr)
     return 1
 
