@@ -235,8 +235,9 @@ class ApiClient:
                     "so far is kept)",
                 )
             with self._charge_lock:
-                until = time.monotonic() + pause.seconds
-                charge = max(0.0, until - self._paused_for.get(resource.name, 0.0))
+                now = time.monotonic()
+                until = now + pause.seconds
+                charge = max(0.0, until - max(now, self._paused_for.get(resource.name, 0.0)))
                 spent = self._waited.get(resource.name, 0.0)
                 if charge and spent + charge > handler.max_total_wait:
                     raise LimitExceededError(

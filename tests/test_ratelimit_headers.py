@@ -266,3 +266,21 @@ def test_skewed_server_clock_retry_after_date(tmp_path: Path) -> None:
         summaries = sync(sandbox, tmp_path / "lake", resources=["deals"])
         events = summaries["deals"].retries, summaries["deals"].status  # type: ignore[assignment]
     assert events == (1, "ok"), summaries["deals"].error
+
+
+def test_a_pause_counts_its_own_length_toward_max_total_wait(slept: list[float]) -> None:
+    """A 3 s quota pause adds 3 s to the resource's waits, once, however many requests wait."""
+    answers = iter([{"x-ratelimit-remaining": "0", "x-ratelimit-reset": "3"}] + [{}] * 5)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=next(answers), json=PAGE)
+
+    config = load_config({"client": {"base_url": BASE},
+                          "resources": [{"name": "tags", "endpoint": {"path": "/v1/tags"}}]})
+    resource = config.resources[0]
+    with ApiClient(config, Credentials("sk-test-key-1234", "org_test"),
+                   transport=httpx.MockTransport(handler)) as client:
+        for page in (1, 2, 3):
+            client.get(resource, {"page": page}, page=page)
+        assert client._waited["tags"] == pytest.approx(3, abs=0.5)
+    assert len(slept) >= 1 and max(slept) <= 3
