@@ -204,9 +204,9 @@ class ApiClient:
                 raise APIError(
                     resource.name, status=response.status_code, detail=detail,
                     url=self.show(response.request.url), page=page,
-                    hint=f"the API asks to wait {retry_after:.0f} s ({asked.source if asked else ''}), "
-                    f"longer than error_handler.max_wait={max_wait:.0f} s; raise max_wait or run "
-                    "later",
+                    hint=f"the API asks to wait {retry_after:.0f} s "
+                    f"({asked.source if asked else 'Retry-After'}), longer than "
+                    f"error_handler.max_wait={max_wait:.0f} s; raise max_wait or run later",
                 )
             raise _RetryableFault(f"HTTP {response.status_code}", status=response.status_code,
                                   detail=detail, retry_after=retry_after)
@@ -248,7 +248,8 @@ class ApiClient:
                         "run again later",
                     )
                 self._waited[resource.name] = spent + charge
-                self._paused_for[resource.name] = max(until, self._paused_for.get(resource.name, 0.0))
+                self._paused_for[resource.name] = max(until,
+                                                      self._paused_for.get(resource.name, 0.0))
         self.limiter.acquire()
 
     def url(self, resource: ResourceConfig, params: Params) -> str:

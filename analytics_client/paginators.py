@@ -112,7 +112,7 @@ class PageNumberPaginator:
         self.page += 1
 
     def _after_conflict(self, records: list[Any], next_link: Any) -> None:
-        """Once signals disagree: stop only on an empty page that ``links.next`` does not contradict.
+        """Once signals disagree: stop only on an empty page ``links.next`` does not contradict.
 
         An empty page whose ``links.next`` still points on is asked for again: skipping it would
         skip its records, and a server that lost them for one response usually serves them on
