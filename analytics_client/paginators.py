@@ -8,12 +8,12 @@ mid-stream is a known way to lose rows. A page identical to the previous one mea
 the page parameter: we fail instead of looping forever.
 
 Real servers send signals that contradict each other (stale or zero ``total_pages``, an empty page
-mid-stream while ``links.next`` says more: see docs on real-world inputs). Trusting any one of them
-then finishes "ok" with rows missing. So once two signals disagree, none of them alone ends the
-read: paging goes on until an empty page arrives whose ``links.next`` (if the API sends links) is
-null. An empty page whose ``links.next`` says more is asked for again, and the read fails naming
-the conflict when it stays empty ``MAX_EMPTY_PAGES`` times.
-Only ``maximum_page``, the user's own cap, still ends it.
+mid-stream while ``links.next`` says more, as the trackers of dlt, Airbyte and the Singer SDK
+record). Trusting any one of them then finishes "ok" with rows missing. So once two signals
+disagree, none of them alone ends the read: paging goes on until an empty page arrives whose
+``links.next`` (if the API sends links) is null. An empty page whose ``links.next`` says more is
+asked for again, and the read fails naming the conflict when it stays empty ``MAX_EMPTY_PAGES``
+times. Only ``maximum_page``, the user's own cap, still ends it.
 """
 
 from __future__ import annotations
