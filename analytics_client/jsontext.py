@@ -55,10 +55,13 @@ class NotJson:
 def loads(text: str | bytes) -> Any:
     """Decode JSON exactly: fractions and exponents as ``Decimal``, integers as ``int``.
 
-    Raises ``ValueError`` (``json.JSONDecodeError``) or ``UnicodeDecodeError`` for a body that
-    is not JSON at all.
+    Raises ``ValueError`` (``json.JSONDecodeError``, or for nesting deeper than the
+    interpreter's recursion limit) or ``UnicodeDecodeError`` for a body it cannot read.
     """
-    return json.loads(text, parse_float=Decimal, parse_constant=NotJson)
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=NotJson)
+    except RecursionError:
+        raise ValueError("JSON nested deeper than the decoder's recursion limit") from None
 
 
 def exact_float(value: Decimal | int) -> float | None:
@@ -134,31 +137,42 @@ def record_text(value: object) -> str:
 
 
 def problem(value: object) -> str | None:
-    """Why ``value`` has no JSON text (a NaN, a lone surrogate in a string or key), or None."""
-    if isinstance(value, NotJson):
-        return f"{value.token}, which is not a JSON number (RFC 8259 section 6)"
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "a string with a lone UTF-16 surrogate, which is no Unicode text"
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = problem(key) or problem(item)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for item in value:
-            found = problem(item)
-            if found:
-                return found
+    """Why ``value`` has no JSON text (a NaN, a lone surrogate in a string or key), or None.
+
+    Iterative, so no nesting depth can raise RecursionError (real APIs nest hundreds deep).
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, NotJson):
+            return f"{item.token}, which is not a JSON number (RFC 8259 section 6)"
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a string with a lone UTF-16 surrogate, which is no Unicode text"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return None
+
+
+_CLOSE = object()  # marks the end of a container on the writer's stack
 
 
 def _write(value: object, *, sort_keys: bool, ascii_only: bool,
            exact_numbers: bool = False) -> str:
-    def write(item: object) -> str:
+    """JSON text of ``value``, written with an explicit stack (any depth, no recursion)."""
+    def string(text: str) -> str:
+        if not ascii_only:
+            reason = problem(text)
+            if reason:
+                raise ValueError(reason)
+        return json.dumps(text, ensure_ascii=ascii_only)
+
+    def scalar(item: object) -> str:
         if item is None:
             return "null"
         if item is True:
@@ -172,23 +186,32 @@ def _write(value: object, *, sort_keys: bool, ascii_only: bool,
         if isinstance(item, float):
             return repr(item)
         if isinstance(item, str):
-            return _string(item)
+            return string(item)
         if isinstance(item, NotJson):
             if not exact_numbers:
                 raise ValueError(problem(item))
             return item.token
-        if isinstance(item, dict):
-            keys = sorted(item) if sort_keys else list(item)
-            return "{" + ",".join(f"{_string(k)}:{write(item[k])}" for k in keys) + "}"
-        if isinstance(item, list):
-            return "[" + ",".join(write(i) for i in item) + "]"
         raise ValueError(f"not a JSON value: {type(item).__name__}")
 
-    def _string(text: str) -> str:
-        if not ascii_only:
-            reason = problem(text)
-            if reason:
-                raise ValueError(reason)
-        return json.dumps(text, ensure_ascii=ascii_only)
-
-    return write(value)
+    out: list[str] = []
+    # Each entry: (prefix to write, value to write); _CLOSE writes a closing bracket.
+    stack: list[tuple[str, object]] = [("", value)]
+    while stack:
+        prefix, item = stack.pop()
+        out.append(prefix)
+        if item is _CLOSE:
+            continue
+        if isinstance(item, dict):
+            keys = sorted(item) if sort_keys else list(item)
+            out.append("{")
+            stack.append(("}", _CLOSE))
+            for n, key in reversed(list(enumerate(keys))):
+                stack.append((("," if n else "") + string(key) + ":", item[key]))
+        elif isinstance(item, list):
+            out.append("[")
+            stack.append(("]", _CLOSE))
+            for n, element in reversed(list(enumerate(item))):
+                stack.append(("," if n else "", element))
+        else:
+            out.append(scalar(item))
+    return "".join(out)

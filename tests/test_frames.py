@@ -540,3 +540,15 @@ def test_deduplicate_keeps_latest_cursor_then_later_occurrence() -> None:
     ]
     no_cursor = deduplicate(frame(records), primary_key="id", cursor_field=None)
     assert sorted(no_cursor["name"].to_list()) == ["a-older-later", "b-second", "c-only"]
+
+
+@pytest.mark.parametrize("depth", [1, 254, 256, 900])
+def test_deep_nesting_lands_exactly_at_any_depth(depth: int) -> None:
+    """Lists nested hundreds deep (orjson stops at 255, recursion near 1000) land as exact text."""
+    from analytics_client import jsontext
+
+    text = '{"id": "a", "deep": ' + "[" * depth + "1.50" + "]" * depth + "}"
+    batch = typed_batch("events", [jsontext.loads(text)], synced_at=SYNCED)
+    assert not batch.rejected
+    stored = batch.frame["deep__json"][0]
+    assert json.loads(stored, parse_float=Decimal) == json.loads(text, parse_float=Decimal)["deep"]
