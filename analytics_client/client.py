@@ -41,7 +41,13 @@ from .auth import build_auth, query_secret_params
 from .config import ALWAYS_RETRY, ResourceConfig, SourceConfig
 from . import ratelimit_headers
 from .ratelimit import RateLimiter
-from .errors import APIError, LimitExceededError, RetriesExhaustedError, TransportError
+from .errors import (
+    APIError,
+    LimitExceededError,
+    RetriesExhaustedError,
+    TransportError,
+    UnreachableError,
+)
 from .redaction import redact, redact_url
 from .secrets import Credentials
 
@@ -95,7 +101,11 @@ class ApiClient:
         credentials: Credentials,
         *,
         transport: httpx.BaseTransport | None = None,
+        probe: bool = False,
     ) -> None:
+        # A probe (``check``) answers in seconds: a host that cannot be resolved or refuses the
+        # connection fails at once, and its messages say nothing of commits (it makes none).
+        self._probe = probe
         self._config = config
         self._max_bytes = config.client.max_response_bytes
         self._waited: dict[str, float] = {}  # retry waits per resource this run (max_total_wait)
@@ -181,6 +191,11 @@ class ApiClient:
         try:
             with self._in_flight:
                 response, content = self._receive(resource, params, page)
+        except httpx.ConnectError as exc:
+            if self._probe:
+                raise UnreachableError(resource.name, host=self.http.base_url.host or "the API",
+                                       detail=self._clean(str(exc))) from None
+            raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
         except httpx.TransportError as exc:
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
         asked = ratelimit_headers.retry_after(response.headers)
@@ -309,8 +324,9 @@ class ApiClient:
                    fault: _RetryableFault, retries: int) -> Exception:
         url = self.show(self.url(resource, params))
         attempts = retries + 1
-        hint = (f"gave up after {attempts} attempts; raise error_handler.max_retries or "
-                "run again later (what was committed so far is kept)")
+        hint = f"gave up after {attempts} attempts; raise error_handler.max_retries or run again later"
+        if not self._probe:
+            hint += " (what was committed so far is kept)"
         if fault.status is not None:
             return RetriesExhaustedError(resource.name, status=fault.status, detail=fault.detail,
                                          url=url, page=page, hint=hint)

@@ -3,10 +3,13 @@
     AnalyticsSyncError
     ├── ConfigError            the source configuration is invalid (lists every problem)
     ├── SecretNotFoundError    a secret is in neither a Prefect Secret block nor the environment
+    ├── LakeNotWritableError   the lake cannot be written (found before the first request)
+    ├── PrefectStartError      Prefect's temporary API server did not start in time
     └── ResourceError          one resource failed; carries ``resource``
         ├── APIError           the API answered with an error status (``status``, ``detail``)
         │   └── RetriesExhaustedError   a retryable fault outlived ``max_retries``
         ├── TransportError     the API could not be reached or the body was cut off
+        │   └── UnreachableError        DNS or connection refused, not retried (``check``)
         ├── ContractError      a response or record breaks the API contract
         │   ├── PaginationLoopError     the API served the same page twice in a row
         │   └── RecordTypeError         a value does not fit its declared column type
@@ -22,13 +25,15 @@ They never contain a secret: callers pass redacted URLs and short body excerpts 
 from __future__ import annotations
 
 __all__ = [
-    "APIError",
     "AnalyticsSyncError",
+    "APIError",
     "ConfigError",
     "ContractError",
     "LakeError",
+    "LakeNotWritableError",
     "LimitExceededError",
     "PaginationLoopError",
+    "PrefectStartError",
     "PrefectUnavailableError",
     "RecordTypeError",
     "ResourceError",
@@ -36,6 +41,7 @@ __all__ = [
     "SecretNotFoundError",
     "StateError",
     "TransportError",
+    "UnreachableError",
 ]
 
 
@@ -69,6 +75,32 @@ class SecretNotFoundError(AnalyticsSyncError):
             else "set "
         )
         super().__init__(f"no {secret} found: {where}the environment variable {env_var}")
+
+
+class LakeNotWritableError(AnalyticsSyncError):
+    """The lake (or a table in it) cannot be written: said before any request, not after them."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        self.uri = uri
+        self.reason = reason
+        super().__init__(
+            f"the lake {uri} cannot be written ({reason}); give --lake (or ANALYTICS_LAKE_URI) "
+            "a writable directory, or fix its permissions or mount"
+        )
+
+
+class PrefectStartError(AnalyticsSyncError):
+    """Prefect's temporary API server did not start in time (a busy machine, a fresh database)."""
+
+    def __init__(self, timeout_seconds: int | None) -> None:
+        self.timeout_seconds = timeout_seconds
+        waited = f" within {timeout_seconds} s" if timeout_seconds is not None else ""
+        super().__init__(
+            f"Prefect's temporary API server did not start{waited}; raise "
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run a long-lived one "
+            "(`uv run prefect server start` in another terminal) and point at it with "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
 
 
 class ResourceError(AnalyticsSyncError):
@@ -107,6 +139,19 @@ class RetriesExhaustedError(APIError):
 
 class TransportError(ResourceError):
     """The request failed below HTTP: connect or read timeout, reset, truncated body."""
+
+
+class UnreachableError(TransportError):
+    """The host could not be resolved or refused the connection; ``check`` stops asking it."""
+
+    def __init__(self, resource: str, *, host: str, detail: str) -> None:
+        self.host = host
+        self.detail = detail
+        super().__init__(
+            resource,
+            f"cannot connect to {host}: {detail}; check client.base_url (or --base-url), "
+            "the network and that the API is up",
+        )
 
 
 class ContractError(ResourceError):

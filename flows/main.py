@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 # Before Prefect is imported: no telemetry calls from an offline temporary server, and our
 # library's log records (retries, progress) shipped to the flow run's logs.
@@ -23,6 +23,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "analytics_client")
 # ...and the same records outside a flow run (the `check` command) stay local, without a warning.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+# Prefect waits 20 s for its temporary server; a first start (database migrations) on a busy
+# 2-core machine takes longer. Waiting longer costs nothing when it starts sooner.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
@@ -35,6 +38,7 @@ from analytics_client import (  # noqa: E402
     Lake,
     ResourceConfig,
     ResourceSummary,
+    SourceConfig,
     check_source,
     load_config,
     render_markdown,
@@ -44,8 +48,14 @@ from analytics_client import (  # noqa: E402
 )
 from analytics_client.budget import RowBudget  # noqa: E402
 from analytics_client import prefect_api  # noqa: E402
-from analytics_client.errors import AnalyticsSyncError, PrefectUnavailableError  # noqa: E402
+from analytics_client.errors import (  # noqa: E402
+    AnalyticsSyncError,
+    LakeNotWritableError,
+    PrefectStartError,
+    PrefectUnavailableError,
+)
 from analytics_client.lock import pipeline_lock  # noqa: E402
+from analytics_client.preflight import ensure_lake_writable  # noqa: E402
 from analytics_client.state import PrefectMarkStore, describe, reset  # noqa: E402
 from analytics_client.storage import resolve_storage_options  # noqa: E402
 from analytics_client.quarantine import Quarantine  # noqa: E402
@@ -117,6 +127,7 @@ def analytics_sync(
     secret_filter = install_log_filter(credentials.values())
     try:
         lake = Lake(lake_uri, storage_options=resolve_storage_options(lake_uri, storage_block))
+        ensure_lake_writable(lake, [r.name for r in source.resources])  # before any request
         run_id = str(flow_run.get_id() or "")
         logger.info("pipeline %r: syncing %s from %s into %s", pipeline,
                     ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
@@ -177,8 +188,36 @@ def _artifact_key(pipeline: str) -> str:
 # --- command line -------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the option, and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see python flows/main.py --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    """An option value that counts something: ``--batch-rows 0`` would commit empty batches."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python flows/main.py",
         description="Sync tags, deals, pages, tasks and users from the analytics API into Delta "
         "Lake tables (one Prefect flow run).",
@@ -224,9 +263,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="Analytics Lake Storage block with the object store's credentials "
                         "(env ANALYTICS_STORAGE_BLOCK; default: the standard AWS_/GOOGLE_/AZURE_ "
                         "environment variables)")
-    parser.add_argument("--batch-rows", type=int, default=10_000,
+    parser.add_argument("--batch-rows", type=_positive_int, default=10_000,
                         help="records per Delta commit (bounds memory; default 10000)")
-    parser.add_argument("--sandbox-scale", type=float, default=1.0,
+    parser.add_argument("--sandbox-scale", type=_positive_float, default=1.0,
                         help="with --sandbox: dataset size factor (1 = 27,250 records)")
     return parser
 
@@ -255,8 +294,27 @@ def _sandbox(enabled: bool, scale: float) -> Iterator[str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: a usage, config or environment problem is one line and exit 2."""
     args = _parser().parse_args(argv)
     args.pipeline = args.pipeline or ("sandbox" if args.sandbox else "analytics")
+    try:
+        return _dispatch(args)
+    except AnalyticsSyncError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # Prefect raises a bare RuntimeError (and 35 lines of traceback) when its temporary
+        # server does not answer in time; the user needs one sentence and a way out.
+        if isinstance(exc, RuntimeError) and "ephemeral Prefect API server" in str(exc):
+            print(f"error: {PrefectStartError(_startup_timeout())}", file=sys.stderr)
+            return 2
+        if not prefect_api.is_outage(exc):  # the flow engine itself lost the Prefect API
+            raise
+        print(f"error: {prefect_api.outage_message(exc)}", file=sys.stderr)
+        return prefect_api.EXIT_STATUS
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "secrets":
         return _store_secrets(args.api_key_block, args.organization_block)
     if args.command == "state":
@@ -267,35 +325,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unexpected arguments {args.args}", file=sys.stderr)
         return 2
     resources = [r.strip() for r in args.resources.split(",") if r.strip()] if args.resources else None
-    lake = args.lake or (SANDBOX_LAKE if args.sandbox else DEFAULT_LAKE)
+    lake_uri = _lake_uri(args)
     # With --sandbox the secrets are the sandbox's, from the environment, never a real block.
     key_block = None if args.sandbox else args.api_key_block
     org_block = None if args.sandbox else args.organization_block
     with _sandbox(args.sandbox, args.sandbox_scale) as sandbox_url:
         base_url = sandbox_url or args.base_url
-        try:
-            load_config(args.config, base_url=base_url).select(resources)  # fail before Prefect starts
-            if args.command == "check":
-                return _check(args.config, base_url, resources, key_block, org_block)
-            # a second run fails now, not after Prefect starts
-            with pipeline_lock(args.pipeline), prefect_api.bounded_retries():
-                state = analytics_sync(
-                    pipeline=args.pipeline, lake_uri=lake, resources=resources,
-                    config=args.config, base_url=base_url, api_key_block=key_block,
-                    organization_id_block=org_block, batch_rows=args.batch_rows,
-                    full_refresh=args.full_refresh, storage_block=args.storage_block,
-                    return_state=True,
-                )
-        except AnalyticsSyncError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except Exception as exc:  # the flow engine itself lost the Prefect API
-            if not prefect_api.is_outage(exc):
-                raise
-            print(f"error: {prefect_api.outage_message(exc)}", file=sys.stderr)
-            return prefect_api.EXIT_STATUS
+        source = load_config(args.config, base_url=base_url).select(resources)
+        lake = Lake(lake_uri, storage_options=resolve_storage_options(lake_uri, args.storage_block))
+        if args.command == "check":
+            return _check(source, lake, key_block, org_block)
+        # Everything a run can know before its first request is checked before Prefect starts.
+        ensure_lake_writable(lake, [r.name for r in source.resources])
+        resolve_credentials(key_block, org_block)
+        # a second run fails now, not after Prefect starts
+        with pipeline_lock(args.pipeline), prefect_api.bounded_retries():
+            state = analytics_sync(
+                pipeline=args.pipeline, lake_uri=lake_uri, resources=resources,
+                config=args.config, base_url=base_url, api_key_block=key_block,
+                organization_id_block=org_block, batch_rows=args.batch_rows,
+                full_refresh=args.full_refresh, storage_block=args.storage_block,
+                return_state=True,
+            )
     if state.is_completed():
-        print(f"done: tables under {Path(lake).resolve() if '://' not in lake else lake}")
+        print(f"done: tables under {lake.uri}")
         return 0
     result = state.result(raise_on_failure=False)
     if isinstance(result, PrefectWentAway) or prefect_api.is_outage(result):
@@ -307,26 +360,62 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
+def _lake_uri(args: argparse.Namespace) -> str:
+    """One answer for run, check and state: `state --sandbox` must look where the run wrote."""
+    return args.lake or (SANDBOX_LAKE if args.sandbox else DEFAULT_LAKE)
+
+
+def _startup_timeout() -> int | None:
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    return PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+
+
 def _store_secrets(key_block: str, org_block: str) -> int:
     """Secrets come from the environment or a hidden prompt, never from arguments (shell history)."""
     import getpass
 
     values = {}
     for env, what in ((API_KEY_ENV, "API key"), (ORGANIZATION_ENV, "organization id")):
-        values[env] = os.environ.get(env) or getpass.getpass(f"{what} (input hidden): ")
-        if not values[env].strip():
+        value = os.environ.get(env, "").strip()
+        if not value and not sys.stdin.isatty():
+            print(f"error: no {what}: set {env} (there is no terminal to prompt on)",
+                  file=sys.stderr)
+            return 2
+        if not value:
+            try:
+                value = getpass.getpass(f"{what} (input hidden): ").strip()
+            except EOFError:
+                value = ""
+        if not value:
             print(f"error: no {what} given (set {env} or type it at the prompt)", file=sys.stderr)
             return 2
-    store_credentials(Credentials(values[API_KEY_ENV].strip(), values[ORGANIZATION_ENV].strip()),
+        values[env] = value
+    store_credentials(Credentials(values[API_KEY_ENV], values[ORGANIZATION_ENV]),
                       key_block, org_block)
     print(f"saved Prefect Secret blocks {key_block!r} and {org_block!r}")
     return 0
 
 
+_STATE_USAGE = "use `state show`, `state reset RESOURCE...` or `state reset --all`"
+
+
 def _state(args: argparse.Namespace) -> int:
+    """Show or reset marks; usage and resource names are checked before Prefect is asked."""
     action, *names = args.args or ["show"]
+    valid = (action == "show" and not names and not args.all) or (
+        action == "reset" and bool(names) != args.all)
+    if not valid:
+        print(f"error: {_STATE_USAGE}", file=sys.stderr)
+        return 2
     source = load_config(args.config, base_url=args.base_url)
-    uri = args.lake or DEFAULT_LAKE
+    known = [r.name for r in source.resources]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"error: state reset: no resource named {', '.join(map(repr, unknown))}; "
+              f"configured: {', '.join(known)}", file=sys.stderr)
+        return 2
+    uri = _lake_uri(args)
     lake = Lake(uri, storage_options=resolve_storage_options(uri, args.storage_block))
     store = PrefectMarkStore()
     if action == "show":
@@ -339,20 +428,15 @@ def _state(args: argparse.Namespace) -> int:
                   f"{info['table_cursor'] or '-'} (version {info['table_version']}), last success "
                   f"{info['last_success_at'] or '-'}\n      next run: {info['next_run']}")
         return 0
-    if action == "reset" and (names or args.all) and not (names and args.all):
-        targets = [r.name for r in source.resources] if args.all else source.select(names).resources
-        for resource in targets:
-            name = resource if isinstance(resource, str) else resource.name
-            reset(store, args.pipeline, name)
-            print(f"reset {args.pipeline}/{name}: the next run reads it in full")
-        return 0
-    print("error: use `state show`, `state reset RESOURCE...` or `state reset --all`", file=sys.stderr)
-    return 2
+    for name in known if args.all else list(dict.fromkeys(names)):
+        reset(store, args.pipeline, name)
+        print(f"reset {args.pipeline}/{name}: the next run reads it in full")
+    return 0
 
 
 def _quarantine(args: argparse.Namespace) -> int:
     action, *names = args.args or ["show"]
-    uri = args.lake or (SANDBOX_LAKE if args.sandbox else DEFAULT_LAKE)
+    uri = _lake_uri(args)
     lake = Lake(uri, storage_options=resolve_storage_options(uri, args.storage_block))
     if action == "show" and len(names) <= 1:
         print(render_quarantine(Quarantine(lake, args.pipeline).read(*names)))
@@ -369,15 +453,19 @@ def _quarantine(args: argparse.Namespace) -> int:
     return 2
 
 
-def _check(config: str | None, base_url: str | None, resources: list[str] | None,
-           key_block: str | None, org_block: str | None) -> int:
-    source = load_config(config, base_url=base_url).select(resources)
+def _check(source: SourceConfig, lake: Lake, key_block: str | None, org_block: str | None) -> int:
     credentials = resolve_credentials(key_block, org_block)
     print(f"config ok: {len(source.resources)} resources at {source.client.base_url}; secrets found")
+    try:
+        ensure_lake_writable(lake, [r.name for r in source.resources])
+        lake_ok, lake_line = True, f"lake: {lake.uri} can be written"
+    except LakeNotWritableError as exc:
+        lake_ok, lake_line = False, f"lake: FAIL {exc}"
+    print(lake_line)
     results = check_source(source, credentials)
     for result in results:
         print(f"  {result.resource:<12} {'ok  ' if result.ok else 'FAIL'} {result.message}")
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if lake_ok and all(r.ok for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The sandbox API against the contract in /work/shared/analytics-api.md (docs/sandbox.md)."""
+"""The sandbox API against the contract in docs/api-contract.md (docs/sandbox.md)."""
 
 from __future__ import annotations
 
