@@ -10,17 +10,35 @@ Within ``bounded_retries()`` each call retries ``PREFECT_RETRIES`` times (2 + 4 
 becomes a ``PrefectUnavailableError`` naming the API and saying the data is safe.
 
 Prefect is imported inside the functions: the library without Prefect must not pay for it.
+
+Short commands (``state``, ``check``, ``secrets``) read and write block documents through
+``command_api()``. Why: without ``PREFECT_API_URL``, Prefect answers any block read by
+starting a temporary API server in a subprocess, which imports Prefect's server a second time
+and checks or migrates its database before it answers (4 s on an idle 2-core machine, 20 s on a busy one), then takes
+seconds to stop. Reading or writing a few block documents needs the database, not a server:
+Prefect's API app answers in this process through the client's ASGI transport (Prefect 2's
+default), over the same SQLite file the temporary server uses. With ``PREFECT_API_URL`` set the
+configured server is used, as everywhere else.
+
+Documents are read with the client, not ``Block.load``: a block load emits a "loaded" event,
+and Prefect's events worker starts the temporary server to send it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import PrefectUnavailableError
 
-__all__ = ["PREFECT_RETRIES", "bounded_retries", "call", "is_outage", "outage_message"]
+if TYPE_CHECKING:
+    from prefect.blocks.core import Block
+    from prefect.client.orchestration import PrefectClient
+
+__all__ = ["PREFECT_RETRIES", "CommandApi", "bounded_retries", "call", "command_api", "is_outage",
+           "outage_message"]
 
 PREFECT_RETRIES = 2  # Prefect client retries of one call while its API is unreachable: 2 + 4 s
 EXIT_STATUS = 3  # the command line's exit status when the Prefect API went away (README)
@@ -80,3 +98,61 @@ def _cause(exc: BaseException) -> str:
     if isinstance(exc, PrefectHTTPStatusError):
         return f"HTTP {exc.response.status_code}"
     return str(exc) or type(exc).__name__
+
+
+# --- short commands: block documents without a temporary server ----------------------------
+
+
+class CommandApi:
+    """Block documents through one Prefect client, driven from synchronous code."""
+
+    def __init__(self, client: PrefectClient, run: Callable[[Awaitable[Any]], Any]) -> None:
+        self._client = client
+        self._run = run
+
+    def block_data(self, name: str, block_type_slug: str) -> dict[str, Any] | None:
+        """The fields of block document ``name`` (secrets included), or None if there is none."""
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            document = self._run(self._client.read_block_document_by_name(name, block_type_slug))
+        except ObjectNotFound:
+            return None
+        return dict(document.data)
+
+    def save_block(self, block: Block, name: str) -> None:
+        """Create or overwrite block document ``name`` (saving emits no event)."""
+        self._run(block.asave(name, overwrite=True, client=self._client))
+
+
+@contextlib.asynccontextmanager
+async def _client() -> AsyncIterator[PrefectClient]:
+    from prefect.client.orchestration import PrefectClient, get_client
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        async with get_client() as client:
+            yield client
+        return
+    from prefect.server.api.server import create_app
+
+    # The API alone: Prefect's background services (triggers, event persister, schedulers) have
+    # nothing to do in a command that lasts a second, and one stopped before it finished
+    # starting fails ("Reactive triggers not started").
+    app = create_app(ephemeral=True, webserver_only=True)
+    async with PrefectClient(api=app) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def command_api() -> Iterator[CommandApi]:
+    """The configured Prefect API, else Prefect's database served inside this process."""
+    with asyncio.Runner() as runner:
+        context = _client()
+        client = runner.run(context.__aenter__())
+        try:
+            yield CommandApi(client, runner.run)
+        finally:
+            # Closed as if all went well: handed our error, Prefect's in-process app passes it
+            # into its lifespan, whose services then replace it with an error of their own.
+            runner.run(context.__aexit__(None, None, None))

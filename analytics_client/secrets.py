@@ -10,8 +10,12 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import SecretNotFoundError
+
+if TYPE_CHECKING:
+    from .prefect_api import CommandApi
 
 __all__ = [
     "API_KEY_BLOCK",
@@ -49,17 +53,22 @@ class Credentials:
 def resolve_credentials(
     api_key_block: str | None = API_KEY_BLOCK,
     organization_block: str | None = ORGANIZATION_BLOCK,
+    *,
+    api: CommandApi | None = None,
 ) -> Credentials:
-    """Read both secrets; a block name of ``None`` skips Prefect and reads the environment only."""
+    """Read both secrets; a block name of ``None`` skips Prefect and reads the environment only.
+
+    ``api`` reads the blocks without starting Prefect's temporary server (``check``).
+    """
     return Credentials(
-        api_key=_resolve("API key", api_key_block, API_KEY_ENV),
-        organization_id=_resolve("organization id", organization_block, ORGANIZATION_ENV),
+        api_key=_resolve("API key", api_key_block, API_KEY_ENV, api),
+        organization_id=_resolve("organization id", organization_block, ORGANIZATION_ENV, api),
     )
 
 
-def _resolve(what: str, block_name: str | None, env_var: str) -> str:
+def _resolve(what: str, block_name: str | None, env_var: str, api: CommandApi | None) -> str:
     if block_name:
-        value = _from_block(block_name)
+        value = _from_block(block_name) if api is None else _from_document(block_name, api)
         if value:
             logger.debug("%s read from Prefect Secret block %r", what, block_name)
             return value
@@ -85,13 +94,30 @@ def _from_block(name: str) -> str | None:
     return str(value).strip() or None
 
 
+def _from_document(name: str, api: CommandApi) -> str | None:
+    try:
+        data = api.block_data(name, "secret")
+    except Exception as exc:  # as _from_block: the environment may still have it
+        logger.warning("could not read Prefect Secret block %r (%s); trying the environment",
+                       name, type(exc).__name__)
+        return None
+    value = (data or {}).get("value")
+    return str(value).strip() or None if value is not None else None
+
+
 def store_credentials(
     credentials: Credentials,
     api_key_block: str = API_KEY_BLOCK,
     organization_block: str = ORGANIZATION_BLOCK,
+    *,
+    api: CommandApi | None = None,
 ) -> None:
     """Create or update both Prefect Secret blocks (the Prefect API must be reachable)."""
     from prefect.blocks.system import Secret
 
+    if api is not None:
+        api.save_block(Secret(value=credentials.api_key), api_key_block)
+        api.save_block(Secret(value=credentials.organization_id), organization_block)
+        return
     Secret(value=credentials.api_key).save(api_key_block, overwrite=True, _sync=True)  # type: ignore[call-arg]
     Secret(value=credentials.organization_id).save(organization_block, overwrite=True, _sync=True)  # type: ignore[call-arg]

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -34,7 +34,11 @@ from .errors import StateError
 from .keyset import format_cursor, parse_cursor
 from .lake import Lake
 
+if TYPE_CHECKING:
+    from .prefect_api import CommandApi
+
 __all__ = [
+    "CommandMarkStore",
     "JsonFileMarkStore",
     "Mark",
     "MarkStore",
@@ -236,6 +240,30 @@ class PrefectMarkStore:
 
 
 _T = TypeVar("_T")
+
+
+class CommandMarkStore:
+    """``SyncMark`` block documents through a ``CommandApi``: ``state show|reset`` without
+    starting Prefect's temporary server (analytics_client/prefect_api.py says why)."""
+
+    def __init__(self, api: CommandApi) -> None:
+        from .blocks import SyncMark
+
+        self._block = SyncMark
+        self._api = api
+
+    def load(self, pipeline: str, resource: str) -> Mark | None:
+        def read(name: str) -> Mark | None:
+            data = self._api.block_data(name, self._block.get_block_type_slug())
+            if data is None:
+                return None
+            return Mark.model_validate({k: v for k, v in data.items() if k in Mark.model_fields})
+
+        return _load_named(read, pipeline, resource)
+
+    def save(self, mark: Mark) -> None:
+        self._api.save_block(self._block(**mark.model_dump()),
+                             block_name(mark.pipeline, mark.resource))
 
 
 @dataclass(frozen=True)

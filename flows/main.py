@@ -56,7 +56,14 @@ from analytics_client.errors import (  # noqa: E402
 )
 from analytics_client.lock import pipeline_lock  # noqa: E402
 from analytics_client.preflight import ensure_lake_writable  # noqa: E402
-from analytics_client.state import PrefectMarkStore, describe, reset  # noqa: E402
+from analytics_client.prefect_api import command_api  # noqa: E402
+from analytics_client.state import (  # noqa: E402
+    CommandMarkStore,
+    MarkStore,
+    PrefectMarkStore,
+    describe,
+    reset,
+)
 from analytics_client.storage import resolve_storage_options  # noqa: E402
 from analytics_client.quarantine import Quarantine  # noqa: E402
 from analytics_client.quarantine import render as render_quarantine  # noqa: E402
@@ -391,8 +398,9 @@ def _store_secrets(key_block: str, org_block: str) -> int:
             print(f"error: no {what} given (set {env} or type it at the prompt)", file=sys.stderr)
             return 2
         values[env] = value
-    store_credentials(Credentials(values[API_KEY_ENV], values[ORGANIZATION_ENV]),
-                      key_block, org_block)
+    with command_api() as api:  # no temporary Prefect server for two block documents
+        store_credentials(Credentials(values[API_KEY_ENV], values[ORGANIZATION_ENV]),
+                          key_block, org_block, api=api)
     print(f"saved Prefect Secret blocks {key_block!r} and {org_block!r}")
     return 0
 
@@ -417,20 +425,28 @@ def _state(args: argparse.Namespace) -> int:
         return 2
     uri = _lake_uri(args)
     lake = Lake(uri, storage_options=resolve_storage_options(uri, args.storage_block))
-    store = PrefectMarkStore()
-    if action == "show":
-        print(f"pipeline {args.pipeline!r}, lake {lake.uri}")
-        for resource in source.resources:
-            incremental = resource.endpoint.incremental
-            info = describe(lake, args.pipeline, resource.name, store,
-                            incremental.initial_value if incremental else None)
-            print(f"  {resource.name}: block cursor {info['block_cursor'] or '-'}, table cursor "
-                  f"{info['table_cursor'] or '-'} (version {info['table_version']}), last success "
-                  f"{info['last_success_at'] or '-'}\n      next run: {info['next_run']}")
-        return 0
-    for name in known if args.all else list(dict.fromkeys(names)):
-        reset(store, args.pipeline, name)
-        print(f"reset {args.pipeline}/{name}: the next run reads it in full")
+    with command_api() as api:  # no temporary Prefect server for a few block documents
+        store = CommandMarkStore(api)
+        return _show(args.pipeline, source, lake, store) if action == "show" else \
+            _reset(args.pipeline, known if args.all else list(dict.fromkeys(names)), store)
+
+
+def _show(pipeline: str, source: SourceConfig, lake: Lake, store: MarkStore) -> int:
+    print(f"pipeline {pipeline!r}, lake {lake.uri}")
+    for resource in source.resources:
+        incremental = resource.endpoint.incremental
+        info = describe(lake, pipeline, resource.name, store,
+                        incremental.initial_value if incremental else None)
+        print(f"  {resource.name}: block cursor {info['block_cursor'] or '-'}, table cursor "
+              f"{info['table_cursor'] or '-'} (version {info['table_version']}), last success "
+              f"{info['last_success_at'] or '-'}\n      next run: {info['next_run']}")
+    return 0
+
+
+def _reset(pipeline: str, names: list[str], store: MarkStore) -> int:
+    for name in names:
+        reset(store, pipeline, name)
+        print(f"reset {pipeline}/{name}: the next run reads it in full")
     return 0
 
 
@@ -454,7 +470,11 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 
 def _check(source: SourceConfig, lake: Lake, key_block: str | None, org_block: str | None) -> int:
-    credentials = resolve_credentials(key_block, org_block)
+    if key_block or org_block:
+        with command_api() as api:  # Secret blocks read without a temporary Prefect server
+            credentials = resolve_credentials(key_block, org_block, api=api)
+    else:
+        credentials = resolve_credentials(None, None)
     print(f"config ok: {len(source.resources)} resources at {source.client.base_url}; secrets found")
     try:
         ensure_lake_writable(lake, [r.name for r in source.resources])

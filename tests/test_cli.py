@@ -83,11 +83,10 @@ def test_the_temporary_prefect_server_gets_time_to_start_on_a_busy_machine() -> 
     assert int(done.stdout.split()[-1]) >= 120
 
 
-@pytest.mark.parametrize("command", [["state", "show"], ["--sandbox", "--sandbox-scale", "0.01"]])
-def test_a_temporary_server_that_does_not_start_is_one_line_and_exit_2(
-        tmp_path: Path, command: list[str]) -> None:
+def test_a_temporary_server_that_does_not_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
     """No traceback: one line saying Prefect did not start and how to use a long-lived server."""
-    done = _cli(*command, "--lake", str(tmp_path / "lake"), tmp_path=tmp_path,
+    done = _cli("--sandbox", "--sandbox-scale", "0.01", "--lake", str(tmp_path / "lake"),
+                tmp_path=tmp_path,
                 extra_env={"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"})
     assert done.returncode == 2, done.stderr[-3000:]
     [line] = _error_lines(done.stderr)
@@ -332,3 +331,28 @@ def test_the_readme_offline_query_runs(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.to_dicts() == [{"stage": "won", "amount": 3.5}]
     assert "network" in README.split("DuckDB", 1)[1][:200]
     assert Lake(str(lake)).version("deals") == 0
+
+
+# --- defect 10: commands that need block documents, not a server, start none --------------
+
+
+def test_secrets_check_and_state_use_prefect_blocks_without_starting_a_temporary_server(
+        sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """Blocks saved by `secrets`, read by `check`, reset and shown by `state`: one database, and
+    none of the commands starts Prefect's temporary server (4-20 s each before)."""
+    lake = tmp_path / "lake"
+    pl.DataFrame({"id": ["d1"]}).write_delta(str(lake / "deals"))
+    secrets = _cli("secrets", tmp_path=tmp_path, timeout=180,
+                   extra_env={"ANALYTICS_API_KEY": sandbox.api_key,
+                              "ANALYTICS_ORGANIZATION_ID": sandbox.organization_id})
+    check = _cli("check", "--base-url", sandbox.base_url, "--lake", str(lake),
+                 tmp_path=tmp_path, timeout=180)
+    reset = _cli("state", "reset", "deals", "--lake", str(lake), tmp_path=tmp_path, timeout=180)
+    show = _cli("state", "show", "--lake", str(lake), tmp_path=tmp_path, timeout=180)
+    for done in (secrets, check, reset, show):
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "temporary server" not in done.stderr
+    assert check.stdout.count(" ok ") == 5  # the key and organization came from the blocks
+    assert "reset analytics/deals" in reset.stdout
+    assert "deals: block cursor -, table cursor - (version 0)" in show.stdout
+    assert "next run: the mark was reset: full read" in show.stdout
