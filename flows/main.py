@@ -344,9 +344,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _check(source, lake, key_block, org_block)
         # Everything a run can know before its first request is checked before Prefect starts.
         ensure_lake_writable(lake, [r.name for r in source.resources])
-        resolve_credentials(key_block, org_block)
         # a second run fails now, not after Prefect starts
         with pipeline_lock(args.pipeline), prefect_api.bounded_retries():
+            resolve_credentials(key_block, org_block)
             state = analytics_sync(
                 pipeline=args.pipeline, lake_uri=lake_uri, resources=resources,
                 config=args.config, base_url=base_url, api_key_block=key_block,
