@@ -9,7 +9,6 @@ from pathlib import Path
 PY = sys.executable
 CODES = {"before": os.environ.get("BEFORE_CHECKOUT", "/tmp/wt12a-orig"),
          "after": str(Path(__file__).resolve().parents[1])}
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 def env(label):
     e = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     e.update(PYTHONPATH=CODES[label], PREFECT_HOME=f"/tmp/fixed-cost-home-{label}",
@@ -33,21 +32,26 @@ COMMANDS = {
     "check --sandbox": lambda l: ["check", "--sandbox", "--lake", lake(l)],
     "no-op incremental run (--sandbox)": lambda l: ["--sandbox", "--lake", lake(l), "--resources", "tags,pages,tasks,users"],
 }
-for label in CODES:
-    shutil.rmtree(env(label)["PREFECT_HOME"], ignore_errors=True); shutil.rmtree(lake(label), ignore_errors=True)
-    print(label, "setup full run", timed(label, ["--sandbox", "--lake", lake(label)]), flush=True)
-results = {}
-for i in range(N):
-    for name, argv in COMMANDS.items():
-        for label in CODES:
-            r = timed(label, argv(label))
-            results.setdefault((name, label), []).append(r)
-            print(i, name, label, r, open("/proc/loadavg").read().split()[0], flush=True)
-print("\n| command | before: wall s / CPU s / peak RSS MB | after: wall s / CPU s / peak RSS MB |")
-print("|---|---|---|")
-for name in COMMANDS:
-    cells = []
+def main(n: int) -> None:
     for label in CODES:
-        rs = results[(name, label)]
-        cells.append(f"{statistics.median(r[1] for r in rs):.1f} / {statistics.median(r[2] for r in rs):.1f} / {max(r[3] for r in rs)}")
-    print(f"| `{name}` | {cells[0]} | {cells[1]} |")
+        shutil.rmtree(env(label)["PREFECT_HOME"], ignore_errors=True); shutil.rmtree(lake(label), ignore_errors=True)
+        print(label, "setup full run", timed(label, ["--sandbox", "--lake", lake(label)]), flush=True)
+    results = {}
+    for i in range(n):
+        for name, argv in COMMANDS.items():
+            for label in CODES:
+                r = timed(label, argv(label))
+                results.setdefault((name, label), []).append(r)
+                print(i, name, label, r, open("/proc/loadavg").read().split()[0], flush=True)
+    print("\n| command | before: wall s / CPU s / peak RSS MB | after: wall s / CPU s / peak RSS MB |")
+    print("|---|---|---|")
+    for name in COMMANDS:
+        cells = []
+        for label in CODES:
+            rs = results[(name, label)]
+            cells.append(f"{statistics.median(r[1] for r in rs):.1f} / {statistics.median(r[2] for r in rs):.1f} / {max(r[3] for r in rs)}")
+        print(f"| `{name}` | {cells[0]} | {cells[1]} |")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
