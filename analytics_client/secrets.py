@@ -87,6 +87,14 @@ def _from_block(name: str) -> str | None:
         value = Secret.load(name, _sync=True).get()  # type: ignore[union-attr]
     except ValueError:  # Prefect: "Unable to find block document named ..."
         return None
+    except RuntimeError as exc:
+        # Prefect's temporary server did not start: the run could not start its flow either,
+        # and "no API key found" would send the user looking in the wrong place.
+        if "ephemeral Prefect API server" in str(exc):
+            raise
+        logger.warning("could not read Prefect Secret block %r (%s); trying the environment",
+                       name, type(exc).__name__)
+        return None
     except Exception as exc:  # the API may be unreachable: the environment may still have it
         logger.warning("could not read Prefect Secret block %r (%s); trying the environment",
                        name, type(exc).__name__)

@@ -83,10 +83,13 @@ def test_the_temporary_prefect_server_gets_time_to_start_on_a_busy_machine() -> 
     assert int(done.stdout.split()[-1]) >= 120
 
 
-def test_a_temporary_server_that_does_not_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    """No traceback: one line saying Prefect did not start and how to use a long-lived server."""
-    done = _cli("--sandbox", "--sandbox-scale", "0.01", "--lake", str(tmp_path / "lake"),
-                tmp_path=tmp_path,
+@pytest.mark.parametrize("command", [["--sandbox", "--sandbox-scale", "0.01"],
+                                     ["--base-url", "http://127.0.0.1:9"]])
+def test_a_temporary_server_that_does_not_start_is_one_line_and_exit_2(
+        tmp_path: Path, command: list[str]) -> None:
+    """No traceback, and not "no API key found" when the Secret blocks could not be asked: one
+    line saying Prefect did not start and how to use a long-lived server."""
+    done = _cli(*command, "--lake", str(tmp_path / "lake"), tmp_path=tmp_path,
                 extra_env={"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"})
     assert done.returncode == 2, done.stderr[-3000:]
     [line] = _error_lines(done.stderr)
