@@ -75,7 +75,7 @@ def _blocked_lake(tmp_path: Path) -> Path:
 
 
 def test_the_temporary_prefect_server_gets_time_to_start_on_a_busy_machine() -> None:
-    """flows/main.py raises Prefect's 20 s startup wait (a first start on 2 busy cores is longer)."""
+    """flows/main.py raises Prefect's 20 s startup wait (a first start on 2 busy cores: longer)."""
     setting = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
     env = {k: v for k, v in os.environ.items() if k != setting}
     script = ("import flows.main; from prefect.settings import "
