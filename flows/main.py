@@ -50,6 +50,7 @@ from analytics_client.budget import RowBudget  # noqa: E402
 from analytics_client import prefect_api  # noqa: E402
 from analytics_client.errors import (  # noqa: E402
     AnalyticsSyncError,
+    ConfigError,
     LakeNotWritableError,
     PrefectStartError,
     PrefectUnavailableError,
@@ -306,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     args.pipeline = args.pipeline or ("sandbox" if args.sandbox else "analytics")
     try:
         return _dispatch(args)
+    except ConfigError as exc:  # one problem, one line; several, one line each
+        if len(exc.problems) == 1:
+            print(f"error: invalid source configuration: {exc.problems[0]}", file=sys.stderr)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 2
     except AnalyticsSyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

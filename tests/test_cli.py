@@ -140,6 +140,26 @@ def test_state_reset_of_an_unknown_resource_lists_the_configured_ones(
     assert f"no resource named {names[-1]!r}" in line and RESOURCES in line
 
 
+_NAME = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True).filter(
+    lambda n: n not in RESOURCES.split(", "))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(names=st.lists(_NAME, min_size=1, max_size=3, unique=True))
+def test_an_unknown_resource_in_resources_is_one_line_naming_it(names: list[str]) -> None:
+    """`--resources deal` (any name not configured): one line, exit 2, nothing started."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["--resources", ",".join(["deals", *names]), "--base-url", "http://127.0.0.1:9",
+                     "--api-key-block", "", "--organization-block", ""])
+    said = err.getvalue()
+    assert code == 2
+    assert all(f"no resource named {n!r}" in said for n in names)
+    if len(names) == 1:
+        [line] = said.strip().splitlines()
+        assert all(r in line for r in RESOURCES.split(", "))
+
+
 def test_secrets_without_a_terminal_says_which_variable_to_set(tmp_path: Path) -> None:
     """No terminal to prompt on and no variables: one line, exit 2, no EOFError."""
     done = _cli("secrets", tmp_path=tmp_path, timeout=120)
