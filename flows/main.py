@@ -57,7 +57,6 @@ from analytics_client.errors import (  # noqa: E402
 )
 from analytics_client.lock import pipeline_lock  # noqa: E402
 from analytics_client.preflight import ensure_lake_writable  # noqa: E402
-from analytics_client.prefect_api import command_api  # noqa: E402
 from analytics_client.state import (  # noqa: E402
     CommandMarkStore,
     MarkStore,
@@ -405,7 +404,7 @@ def _store_secrets(key_block: str, org_block: str) -> int:
             print(f"error: no {what} given (set {env} or type it at the prompt)", file=sys.stderr)
             return 2
         values[env] = value
-    with command_api() as api:  # no temporary Prefect server for two block documents
+    with prefect_api.command_api() as api:  # two block documents: no temporary server
         store_credentials(Credentials(values[API_KEY_ENV], values[ORGANIZATION_ENV]),
                           key_block, org_block, api=api)
     print(f"saved Prefect Secret blocks {key_block!r} and {org_block!r}")
@@ -432,7 +431,7 @@ def _state(args: argparse.Namespace) -> int:
         return 2
     uri = _lake_uri(args)
     lake = Lake(uri, storage_options=resolve_storage_options(uri, args.storage_block))
-    with command_api() as api:  # no temporary Prefect server for a few block documents
+    with prefect_api.command_api() as api:  # a few block documents: no temporary server
         store = CommandMarkStore(api)
         return _show(args.pipeline, source, lake, store) if action == "show" else \
             _reset(args.pipeline, known if args.all else list(dict.fromkeys(names)), store)
@@ -478,7 +477,7 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 def _check(source: SourceConfig, lake: Lake, key_block: str | None, org_block: str | None) -> int:
     if key_block or org_block:
-        with command_api() as api:  # Secret blocks read without a temporary Prefect server
+        with prefect_api.command_api() as api:  # Secret blocks, no temporary server
             credentials = resolve_credentials(key_block, org_block, api=api)
     else:
         credentials = resolve_credentials(None, None)
