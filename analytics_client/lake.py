@@ -429,7 +429,7 @@ class TableWriter:
         new_columns = {c: frame.schema[c] for c in frame.columns if c not in schema}
         if new_columns:
             # Evolve first with an empty append: adding columns inside a merge is where
-            # delta-rs loses data (struct fields) or drops columns (field notes).
+            # delta-rs loses data (struct fields) or drops columns (docs/data-model.md).
             with _lake_errors(self.resource, f"adding columns {list(new_columns)} to {uri}"):
                 write_deltalake(
                     table,

@@ -111,7 +111,7 @@ _COMMON = {
     "updated_at": _hint("timestamp", False),
 }
 
-# The API contract's fields (shared/analytics-api.md), as dlt column hints. Enum fields (role,
+# The API contract's fields (docs/api-contract.md), as dlt column hints. Enum fields (role,
 # status, currency, stage) are plain text: an API that adds a value must not break a sync.
 # amount: at most 2 decimals, |amount| < 10^13; decimal(18, 2) holds every such value exactly.
 CONTRACT_COLUMNS: dict[str, dict[str, dict[str, Any]]] = {
