@@ -208,9 +208,8 @@ class ApiClient:
         """Credentials go to the API's origin only (RFC 6454: scheme, host and port)."""
         target, base = httpx.URL(url), self.http.base_url
         if _origin(target) != _origin(base):
-            key = f"resources[{resource.name}].endpoint.paginator"
             raise ForeignHostError(resource.name, next_origin=_origin_text(target),
-                                   api_origin=_origin_text(base), key=key)
+                                   api_origin=_origin_text(base), key="endpoint.paginator")
 
     def _attempt(self, resource: ResourceConfig, request: PageRequest, page: int | None,
                  retry_on: set[int], max_wait: float) -> PageResponse:

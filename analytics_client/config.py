@@ -204,7 +204,8 @@ class CursorPaginator(_Model):
     ``JSONResponseCursorPaginator``; ``json_response_cursor`` is accepted as another name).
 
     Stops when the cursor at ``cursor_path`` is missing, null or empty.
-    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#jsonresponsecursorpaginator
+    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced
+    (#jsonresponsecursorpaginator)
     """
 
     type: Literal["cursor", "json_response_cursor"]

@@ -729,7 +729,8 @@ def find_next_page_path(body: Any, path: tuple[str, ...] = ()) -> tuple[str, Any
         if isinstance(key, str) and _NEXT_KEYS.match(key):
             if isinstance(value, dict):
                 for sub, sub_value in value.items():
-                    if str(sub).lower() in _NEXT_DICT_KEYS and isinstance(sub_value, str | int | float):
+                    if str(sub).lower() in _NEXT_DICT_KEYS \
+                            and isinstance(sub_value, str | int | float):
                         return ".".join((*path, key, sub)), sub_value
             elif isinstance(value, str | int | float) and not isinstance(value, bool):
                 return ".".join((*path, key)), value

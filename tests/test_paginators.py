@@ -10,7 +10,7 @@ from analytics_client.paginators import PageNumberPaginator, PageRequest, PageRe
 
 
 def update(p: PageNumberPaginator, body: dict, data: list) -> None:
-    """One page through dlt's contract: read its state, then build the next request."""
+    """One page through dlt's contract: read its state."""
     p.update_state(PageResponse(body), data)
 
 

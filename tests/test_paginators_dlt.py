@@ -1,4 +1,4 @@
-"""dlt's paginators: their stop rules, their loop guards, Link headers and next URLs from outside."""
+"""dlt's paginators: stop rules, loop guards, and Link headers and next URLs from outside."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from analytics_client.client import ApiClient
 from analytics_client.config import load_config
-from analytics_client.errors import ConfigError, ContractError, ForeignHostError, PaginationLoopError
+from analytics_client.errors import (
+    ConfigError,
+    ContractError,
+    ForeignHostError,
+    PaginationLoopError,
+)
 from analytics_client.paginators import (
     PAGINATORS,
     AutoDetectPaginator,

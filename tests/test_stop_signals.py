@@ -14,20 +14,18 @@ from hypothesis import strategies as st
 from analytics_client import Credentials, DEFAULT_CONFIG, load_config, run_sync
 from analytics_client.config import PageNumberPaginator as Config
 from analytics_client.errors import ContractError
-from analytics_client.paginators import MAX_EMPTY_PAGES, PageNumberPaginator, PageRequest, PageResponse
+from analytics_client.paginators import (
+    MAX_EMPTY_PAGES,
+    PageNumberPaginator,
+    PageResponse,
+)
+from analytics_client.sandbox import SandboxSettings, World, serve
+from tests.support import PLAIN, assert_lake_equals_truth, sync
 
 
 def update(p: PageNumberPaginator, body: dict, data: list) -> None:
-    """One page through dlt's contract: read its state, then build the next request."""
+    """One page through dlt's contract: read its state."""
     p.update_state(PageResponse(body), data)
-
-
-def first_params(p: PageNumberPaginator) -> dict:
-    request = PageRequest()
-    p.init_request(request)
-    return request.params
-from analytics_client.sandbox import SandboxSettings, World, serve
-from tests.support import PLAIN, assert_lake_equals_truth, sync
 
 NEXT = "/v1/deals?page[number]=9"
 
