@@ -14,9 +14,17 @@ from typing import Any
 
 import pytest
 
+import httpx
+
 from analytics_client import Credentials, Lake, load_config
 from analytics_client.check import check_source
-from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve
+from analytics_client.sandbox import (
+    RunningSandbox,
+    SandboxSettings,
+    SandboxTransport,
+    World,
+    serve,
+)
 from tests.groundtruth import fetch_truth
 from tests.support import PLAIN, assert_lake_equals_truth, sync
 
@@ -35,6 +43,7 @@ STYLES: dict[str, tuple[str, Any]] = {
     "auto over cursor": ("cursor", "auto"),
     "auto over header_link": ("header_link", "auto"),
     "auto over json_link": ("json_link", "auto"),
+    "auto over page_number": ("page_number", "auto"),  # follows links.next (json_link)
 }
 
 
@@ -127,3 +136,48 @@ def test_check_asks_each_style_for_its_first_page(style: str) -> None:
         assert all(r.ok for r in results), results
         if style == "offset":  # the probe asks for one record
             assert sandbox.stats()["total_requests"] == len(source.resources)
+
+
+def test_a_next_link_to_another_host_is_refused_over_real_http(tmp_path: Path) -> None:
+    """The server builds its next links from the Host it was asked for; a client that sent
+    another Host gets links elsewhere, which the run refuses, naming both origins."""
+    with serve(World(seed=2, counts=SMALL)) as sandbox:
+        raw = config("json_link", STYLES["json_link"][1])
+        raw["client"]["headers"] = {"Host": "elsewhere.example"}
+        summaries = sync(sandbox, tmp_path, config=raw, resources=["tags"])
+        tags = summaries["tags"]
+        assert tags.status == "failed"
+        assert "elsewhere.example:80" in (tags.error or "")
+        assert sandbox.base_url.removeprefix("http://") in (tags.error or "")
+        assert "endpoint.paginator" in (tags.error or "")
+        assert sandbox.stats()["total_requests"] == 1  # nothing was sent to the link
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    ({"pagination": "pages"}, "pagination must be one of"),
+    ({"pagination": "cursor", "cursor": "not-ours"}, "cursor is not one this API issued"),
+    ({"pagination": "offset", "offset": "-1"}, "offset must be an integer >= 0"),
+    ({"pagination": "offset", "limit": "101"}, "limit must be an integer between 1 and 100"),
+    ({"pagination": "header_link", "per_page": "0"}, "per_page must be an integer"),
+])
+def test_the_sandbox_styles_refuse_bad_parameters_by_name(query: dict[str, str],
+                                                          detail: str) -> None:
+    """Each style's parameters are checked like the contract's: a 400 naming the parameter."""
+    client = httpx.Client(base_url="http://sandbox", transport=SandboxTransport(
+        world=World(seed=1, counts=SMALL)), headers={"api_key": "sandbox-key",
+                                                     "X-Organization-Id": "org_sandbox"})
+    with client:
+        response = client.get("/v1/tags", params=query)
+    assert response.status_code == 400
+    assert detail in response.json()["errors"][0]["detail"]
+
+
+def test_the_pagination_setting_selects_the_style_without_a_query() -> None:
+    """SandboxSettings.pagination serves every request in that style."""
+    client = httpx.Client(base_url="http://sandbox", transport=SandboxTransport(
+        world=World(seed=1, counts=SMALL), settings=SandboxSettings(pagination="header_link")),
+        headers={"api_key": "sandbox-key", "X-Organization-Id": "org_sandbox"})
+    with client:
+        response = client.get("/v1/tags", params={"per_page": 5})
+    assert response.links["next"]["url"] == "http://sandbox/v1/tags?page=2&per_page=5"
+    assert len(response.json()["data"]) == 5
