@@ -206,6 +206,34 @@ def test_any_link_header_text_parses_without_raising(value: str) -> None:
     next_link(value)
 
 
+next_values = st.one_of(
+    st.none(), st.integers(), st.booleans(), st.lists(st.text(max_size=5), max_size=2),
+    st.text(max_size=60),
+    st.builds(lambda scheme, rest: f"{scheme}{rest}",
+              st.sampled_from(["http://", "https://", "//", "/", "?", "ftp://", "javascript:",
+                               "HTTPS://", " http://", "http:/"]),
+              st.text(string.ascii_letters + string.digits + "/?=&.:%#[]@-", max_size=40)),
+)
+
+
+@given(next_values)
+def test_any_next_value_is_followed_as_an_http_url_or_refused_by_name(value: Any) -> None:
+    """A next link is input from outside: either an absolute http(s) URL is followed, or the
+    read ends (nothing there) or fails with a ContractError naming next_url_path."""
+    p = build({"type": "json_link", "next_url_path": "links.next"})
+    try:
+        request = page(p, {"links": {"next": value}}, rows(1))
+    except ContractError as exc:
+        assert str(exc).startswith("deals: ") and "next_url_path" in str(exc)
+        return
+    if p.has_next_page:
+        assert request.url is not None
+        url = httpx.URL(request.url)
+        assert url.scheme in ("http", "https") and url.host
+    else:
+        assert value is None or value == ""
+
+
 # -- credentials never leave the API's host ------------------------------------------------
 
 
