@@ -99,6 +99,30 @@ def test_dlt_config_syncs_equal_to_the_truth_twice_with_changes_during_the_first
         assert_lake_equals_truth(sandbox, tmp_path, READ)
 
 
+def test_single_page_syncs_equal_to_the_truth_twice_with_changes_during_the_first(
+        tmp_path: Path) -> None:
+    """One response per resource (dlt's single_page), the sandbox changing after it."""
+    settings = SandboxSettings(mutate_every_n_requests=1, mutate_updates=4, mutate_creates=1,
+                               late_visibility=False, fault_seed=3)
+    raw = copy.deepcopy(PLAIN)
+    for resource in raw["resources"]:
+        resource["endpoint"]["paginator"] = "single_page"
+        resource["endpoint"]["params"] = {"page[size]": 100}
+    small = ("tags", "users")  # each fits one page of 100
+    with serve(World(seed=3, counts=SMALL), settings) as sandbox:
+        before = {r: timestamps(fetch_truth(sandbox.base_url, r)) for r in small}
+        sync(sandbox, tmp_path, config=raw, resources=list(small))
+        assert sandbox.stats()["total_requests"] == len(small)
+        for resource in small:
+            table = set(Lake(str(tmp_path)).read(resource)["id"])
+            assert set(before[resource]) == table  # the snapshot it was served, exactly
+        sandbox.configure(mutate_every_n_requests=0)
+        for _ in range(2):
+            sync(sandbox, tmp_path, config=raw, resources=list(small))
+            assert_lake_equals_truth(sandbox, tmp_path, small)
+            sandbox.advance(updates=5, creates=3, seed=4)
+
+
 def test_a_server_keyset_cursor_loses_nothing_sorted_by_the_changing_field(
         tmp_path: Path) -> None:
     """Sorted by updated_at, an updated record moves past the cursor and is read again."""

@@ -237,14 +237,16 @@ def test_any_next_value_is_followed_as_an_http_url_or_refused_by_name(value: Any
 # -- credentials never leave the API's host ------------------------------------------------
 
 
+SOURCE = load_config({"client": {"base_url": "https://api.example.com:443"},
+                      "resources": [{"name": "deals", "endpoint": {"path": "/v1/deals"}}]})
+
+
 def _client(calls: list[httpx.Request]) -> ApiClient:
     def answer(request: httpx.Request) -> httpx.Response:
         calls.append(request)
         return httpx.Response(200, json={"data": []})
 
-    source = load_config({"client": {"base_url": "https://api.example.com:443"},
-                          "resources": [{"name": "deals", "endpoint": {"path": "/v1/deals"}}]})
-    return ApiClient(source, Credentials("k3y-secret-value", "org_1"),
+    return ApiClient(SOURCE, Credentials("k3y-secret-value", "org_1"),
                      transport=httpx.MockTransport(answer))
 
 
@@ -264,7 +266,7 @@ def test_a_next_url_is_sent_only_to_the_apis_origin(origin: tuple[str, str, int 
     same = scheme == "https" and host.lower() == "api.example.com" and port in (None, 443)
     calls: list[httpx.Request] = []
     with _client(calls) as client:
-        resource = client._config.resources[0]
+        resource = SOURCE.resources[0]
         if same:
             client.get_page(resource, PageRequest(url=url))
             assert len(calls) == 1
