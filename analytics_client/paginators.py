@@ -766,7 +766,13 @@ class AutoDetectPaginator(BasePaginator):
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         if self.detected is None:
             self.detected = detect(self.resource, response)
-            logger.info("%s: paginator auto detected %s", self.resource, self.detected)
+            if isinstance(self.detected, SinglePagePaginator) and data:
+                # dlt warns here too: a fallback over a list may be a paged API read in part.
+                logger.warning("%s: paginator auto found no paging in the first response "
+                               "(no Link rel=next, no next URL or cursor): reading one page; "
+                               "set endpoint.paginator if the API pages", self.resource)
+            else:
+                logger.info("%s: paginator auto detected %s", self.resource, self.detected)
         self.detected.update_state(response, data)
         self.page = self.detected.page
 

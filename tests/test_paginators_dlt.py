@@ -297,6 +297,16 @@ def test_auto_detects_in_dlts_order(body: Any, headers: dict[str, str], detected
     assert p.detected is not None and detected in p.detected.type_names
 
 
+def test_auto_falling_back_to_one_page_over_records_warns(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An API whose paging auto cannot see is read in part: the log says so, as dlt's does."""
+    p = build("auto")
+    with caplog.at_level("WARNING", logger="analytics_client.paginators"):
+        page(p, {"data": rows(10), "total": 500}, rows(10))
+    assert not p.has_next_page
+    assert "deals: paginator auto found no paging" in caplog.text
+
+
 # -- config --------------------------------------------------------------------------------
 
 
