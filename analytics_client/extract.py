@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .client import ApiClient, RetryEvent
