@@ -17,7 +17,7 @@ from .config import PageNumberPaginator, ResourceConfig, SourceConfig
 from .errors import AnalyticsSyncError, UnreachableError
 from .extract import check_page_size, select_records
 from .keyset import format_cursor, parse_cursor
-from .paginators import lookup, make_paginator
+from .paginators import first_request, lookup
 from .secrets import Credentials
 
 __all__ = ["CheckResult", "check_source", "first_page"]
@@ -36,8 +36,8 @@ def first_page(resource: ResourceConfig) -> tuple[int | None, Params]:
     The paginator builds it (as in every walk); an ``initial_value`` adds the cursor filter the
     keyset walk starts from, ``lag`` seconds earlier.
     """
-    paginator = make_paginator(resource.name, resource.endpoint.paginator)
-    params: Params = {**resource.endpoint.params, **paginator.request_params()}
+    paginator, request = first_request(resource)
+    params: Params = request.params
     incremental = resource.endpoint.incremental
     if (incremental is not None and incremental.start_param and incremental.initial_value
             and isinstance(resource.endpoint.paginator, PageNumberPaginator)):

@@ -43,11 +43,13 @@ from . import ratelimit_headers
 from .ratelimit import RateLimiter
 from .errors import (
     APIError,
+    ForeignHostError,
     LimitExceededError,
     RetriesExhaustedError,
     TransportError,
     UnreachableError,
 )
+from .paginators import PageRequest, PageResponse
 from .redaction import redact, redact_url
 from .secrets import Credentials
 
@@ -160,6 +162,23 @@ class ApiClient:
         on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> Any:
         """GET one page of ``resource`` and return its parsed JSON body, retrying what may pass."""
+        return self.get_page(resource, PageRequest(params), page=page, on_retry=on_retry).body
+
+    def get_page(
+        self,
+        resource: ResourceConfig,
+        request: PageRequest,
+        *,
+        page: int | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+    ) -> PageResponse:
+        """GET the page ``request`` names (built by the resource's paginator): body and headers.
+
+        A next URL from the server is sent only to ``client.base_url``'s scheme, host and port
+        (``ForeignHostError`` otherwise), before any credential is attached.
+        """
+        if request.url is not None:
+            self._check_same_origin(resource, request.url)
         handler = resource.endpoint.error_handler
         configured = set(handler.retry_on_status_codes)
         policy = _RetryPolicy(resource.name, page, handler.max_retries, handler.backoff_factor,
@@ -172,7 +191,7 @@ class ApiClient:
                 wait_initial=handler.backoff_factor, wait_max=handler.max_wait, wait_jitter=0,
             ):
                 with attempt:
-                    return self._attempt(resource, params, page, retry_on, handler.max_wait)
+                    return self._attempt(resource, request, page, retry_on, handler.max_wait)
         except _RetryableFault as fault:
             if policy.over_budget is not None:
                 raise LimitExceededError(
@@ -182,15 +201,22 @@ class ApiClient:
                     f"{page}) would pass error_handler.max_total_wait="
                     f"{handler.max_total_wait:.0f} s; raise it or run again later",
                 ) from None
-            raise self._exhausted(resource, params, page, fault, policy.retries) from None
+            raise self._exhausted(resource, request, page, fault, policy.retries) from None
         raise AssertionError("unreachable: stamina yields at least one attempt")
 
-    def _attempt(self, resource: ResourceConfig, params: Params, page: int | None,
-                 retry_on: set[int], max_wait: float) -> Any:
+    def _check_same_origin(self, resource: ResourceConfig, url: str) -> None:
+        """Credentials go to the API's origin only (RFC 6454: scheme, host and port)."""
+        target, base = httpx.URL(url), self.http.base_url
+        if _origin(target) != _origin(base):
+            raise ForeignHostError(resource.name, next_origin=_origin_text(target),
+                                   api_origin=_origin_text(base), key="endpoint.paginator")
+
+    def _attempt(self, resource: ResourceConfig, request: PageRequest, page: int | None,
+                 retry_on: set[int], max_wait: float) -> PageResponse:
         self._wait_turn(resource, page)
         try:
             with self._in_flight:
-                response, content = self._receive(resource, params, page)
+                response, content = self._receive(resource, request, page)
         except httpx.ConnectError as exc:
             if self._probe:
                 raise UnreachableError(resource.name, host=self.http.base_url.host or "the API",
@@ -209,7 +235,8 @@ class ApiClient:
                            resource.name, page, pause.source, pause.seconds)
         if response.status_code == 200:
             try:
-                return jsontext.loads(content)
+                return PageResponse(jsontext.loads(content), response.headers,
+                                    self.target(resource, request))
             except (ValueError, UnicodeDecodeError):
                 excerpt = self._clean(content[:80].decode("utf-8", "replace"))
                 raise _RetryableFault("unparseable body", detail=f"body starts {excerpt!r}") from None
@@ -277,16 +304,21 @@ class ApiClient:
             return base
         return f"{base}?{urlencode([(k, _query_value(v)) for k, v in params.items()])}"
 
-    def _request(self, resource: ResourceConfig, params: Params) -> httpx.Request:
-        request = httpx.Request("GET", self.url(resource, params), headers=self.http.headers,
+    def target(self, resource: ResourceConfig, request: PageRequest) -> str:
+        """The URL a page request asks for, before credentials (secrets in it not masked)."""
+        return request.url if request.url is not None else self.url(resource, request.params)
+
+    def _request(self, resource: ResourceConfig, page_request: PageRequest) -> httpx.Request:
+        request = httpx.Request("GET", self.target(resource, page_request),
+                                headers=self.http.headers,
                                 extensions={"timeout": self._request_timeout})
         # Our auth classes (and httpx.BasicAuth) set a header or a parameter in one step.
         return next(self.http.auth.sync_auth_flow(request)) if self.http.auth else request
 
-    def _receive(self, resource: ResourceConfig, params: Params,
+    def _receive(self, resource: ResourceConfig, page_request: PageRequest,
                  page: int | None) -> tuple[httpx.Response, bytes]:
         """Stream the body so that one oversized response cannot exhaust memory."""
-        request = self._request(resource, params)
+        request = self._request(resource, page_request)
         response = self._transport.handle_request(request)
         response.request = request
         if logger.isEnabledFor(logging.DEBUG):
@@ -320,9 +352,9 @@ class ApiClient:
         finally:
             response.close()
 
-    def _exhausted(self, resource: ResourceConfig, params: Params, page: int | None,
+    def _exhausted(self, resource: ResourceConfig, request: PageRequest, page: int | None,
                    fault: _RetryableFault, retries: int) -> Exception:
-        url = self.show(self.url(resource, params))
+        url = self.show(self.target(resource, request))
         attempts = retries + 1
         hint = f"gave up after {attempts} attempts; raise error_handler.max_retries or run again later"
         if not self._probe:
@@ -383,6 +415,16 @@ class _RetryPolicy:
         if self.on_retry is not None:
             self.on_retry(event)
         return wait
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host.lower(), url.port if url.port is not None else default
+
+
+def _origin_text(url: httpx.URL) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}"
 
 
 def _query_value(value: str | int | float | bool) -> str:

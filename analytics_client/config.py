@@ -42,7 +42,12 @@ __all__ = [
     "BearerAuth",
     "ClientConfig",
     "Endpoint",
+    "AutoPaginator",
+    "CursorPaginator",
     "ErrorHandler",
+    "HeaderLinkPaginator",
+    "JSONLinkPaginator",
+    "OffsetPaginator",
     "PageNumberPaginator",
     "ResourceConfig",
     "SinglePagePaginator",
@@ -167,8 +172,79 @@ class SinglePagePaginator(_Model):
     type: Literal["single_page"]
 
 
+class OffsetPaginator(_Model):
+    """Offset paging (dlt's ``offset``, same names and defaults): ``offset`` grows by ``limit``.
+
+    Stops on the first of: an empty page (``stop_after_empty_page``), ``offset`` reaching the
+    total at ``total_path``, ``maximum_offset``, or, when there is no total to trust
+    (``total_path: null``), a page shorter than ``limit``.
+    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#offsetpaginator
+    """
+
+    type: Literal["offset"]
+    limit: PositiveInt
+    offset: NonNegativeInt = 0
+    offset_param: str = Field(default="offset", min_length=1)
+    limit_param: str = Field(default="limit", min_length=1)
+    total_path: str | None = "total"
+    maximum_offset: PositiveInt | None = None
+    stop_after_empty_page: bool = True
+
+    @model_validator(mode="after")
+    def _can_stop(self) -> OffsetPaginator:
+        if self.total_path is None and self.maximum_offset is None \
+                and not self.stop_after_empty_page:
+            raise ValueError("cannot tell when to stop: set total_path, maximum_offset or "
+                             "stop_after_empty_page: true")
+        return self
+
+
+class CursorPaginator(_Model):
+    """A cursor from the body sent back as a query parameter (dlt's ``cursor``, i.e.
+    ``JSONResponseCursorPaginator``; ``json_response_cursor`` is accepted as another name).
+
+    Stops when the cursor at ``cursor_path`` is missing, null or empty.
+    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced
+    (#jsonresponsecursorpaginator)
+    """
+
+    type: Literal["cursor", "json_response_cursor"]
+    cursor_path: str = Field(default="cursors.next", min_length=1)
+    cursor_param: str = Field(default="cursor", min_length=1)
+    stop_after_empty_page: bool = False
+
+
+class JSONLinkPaginator(_Model):
+    """The next page's URL in the body (dlt's ``json_link``; ``json_response``, dlt's old name,
+    is accepted). Stops when the URL is missing, null or empty.
+    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#jsonlinkpaginator
+    """
+
+    type: Literal["json_link", "json_response"]
+    next_url_path: str = Field(default="next", min_length=1)
+
+
+class HeaderLinkPaginator(_Model):
+    """The next page's URL in the ``Link`` header (RFC 8288), by relation type (dlt's
+    ``header_link``). Stops when no link has that relation.
+    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#headerlinkpaginator
+    """
+
+    type: Literal["header_link"]
+    links_next_key: str = Field(default="next", min_length=1)
+
+
+class AutoPaginator(_Model):
+    """Detect the paging from the first response, as dlt's ``auto`` does: a ``Link`` header
+    with ``rel="next"``, else a next URL in the body, else a cursor in the body, else one page.
+    """
+
+    type: Literal["auto"]
+
+
 Paginator = Annotated[
-    PageNumberPaginator | SinglePagePaginator,
+    PageNumberPaginator | SinglePagePaginator | OffsetPaginator | CursorPaginator
+    | JSONLinkPaginator | HeaderLinkPaginator | AutoPaginator,
     Field(discriminator="type"),
 ]
 Auth = Annotated[ApiKeyAuth | BearerAuth | BasicAuth, Field(discriminator="type")]
@@ -504,13 +580,30 @@ def _cross_checks(config: SourceConfig) -> list[str]:
                 "incremental.start_param; remove it here"
             )
         problems.extend(_key_and_cursor_checks(i, resource))
-        if isinstance(paginator, PageNumberPaginator):
-            for param in (paginator.page_param, paginator.limit_param):
-                if param and param in params:
-                    problems.append(
-                        f"resources[{i}].endpoint.params.{param}: set by the paginator; remove it here"
-                    )
+        for param in _paginator_params(paginator):
+            if param in params:
+                problems.append(
+                    f"resources[{i}].endpoint.params.{param}: set by the paginator; remove it here"
+                )
+        if incremental is not None and incremental.start_param \
+                and not isinstance(paginator, PageNumberPaginator):
+            problems.append(
+                f"resources[{i}].endpoint.incremental.start_param: filtering by the cursor works "
+                f"with the page_number paginator only for now, not with {paginator.type!r}; drop "
+                "start_param (every run reads everything, merged by the cursor) or page by number"
+            )
     return problems
+
+
+def _paginator_params(paginator: Any) -> list[str]:
+    """The query parameters a paginator sets itself."""
+    if isinstance(paginator, PageNumberPaginator):
+        return [p for p in (paginator.page_param, paginator.limit_param) if p]
+    if isinstance(paginator, OffsetPaginator):
+        return [paginator.offset_param, paginator.limit_param]
+    if isinstance(paginator, CursorPaginator):
+        return [paginator.cursor_param]
+    return []
 
 
 def _key_and_cursor_checks(i: int, resource: ResourceConfig) -> list[str]:
@@ -613,6 +706,13 @@ def _path(loc: list[Any]) -> str:
 _TAG_MODELS: dict[str, type[BaseModel]] = {
     "page_number": PageNumberPaginator,
     "single_page": SinglePagePaginator,
+    "offset": OffsetPaginator,
+    "cursor": CursorPaginator,
+    "json_response_cursor": CursorPaginator,
+    "json_link": JSONLinkPaginator,
+    "json_response": JSONLinkPaginator,
+    "header_link": HeaderLinkPaginator,
+    "auto": AutoPaginator,
     "api_key": ApiKeyAuth,
     "bearer": BearerAuth,
     "http_basic": BasicAuth,

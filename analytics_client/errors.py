@@ -11,7 +11,8 @@
         ├── TransportError     the API could not be reached or the body was cut off
         │   └── UnreachableError        DNS or connection refused, not retried (``check``)
         ├── ContractError      a response or record breaks the API contract
-        │   ├── PaginationLoopError     the API served the same page twice in a row
+        │   ├── PaginationLoopError     the API served the same page, cursor or next URL twice
+        │   ├── ForeignHostError        a next-page URL points at another host (never followed)
         │   └── RecordTypeError         a value does not fit its declared column type
         ├── LimitExceededError a configured limit (response size, total retry wait) was hit
         ├── LakeError          a Delta table could not be written
@@ -29,6 +30,7 @@ __all__ = [
     "APIError",
     "ConfigError",
     "ContractError",
+    "ForeignHostError",
     "LakeError",
     "LakeNotWritableError",
     "LimitExceededError",
@@ -159,7 +161,25 @@ class ContractError(ResourceError):
 
 
 class PaginationLoopError(ContractError):
-    """The API served the same page again instead of the next one."""
+    """The API served the same page, cursor or next-page URL again instead of the next one."""
+
+
+class ForeignHostError(ContractError):
+    """A next-page URL from the server names another scheme, host or port than ``base_url``.
+
+    Every request carries the API's credentials, so such a URL is never followed: a server
+    (or whoever can write into its responses) would otherwise collect the key.
+    """
+
+    def __init__(self, resource: str, *, next_origin: str, api_origin: str, key: str) -> None:
+        self.next_origin = next_origin
+        self.api_origin = api_origin
+        super().__init__(
+            resource,
+            f"the server's next page is on {next_origin}, not on the API's {api_origin}: "
+            "credentials are never sent to another host, so the read stops here (what was "
+            f"committed is kept). Check {key}, or client.base_url if the API moved",
+        )
 
 
 class RecordTypeError(ContractError):

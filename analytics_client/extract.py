@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .client import ApiClient, RetryEvent
-from .config import PageNumberPaginator, ResourceConfig
+from .config import OffsetPaginator, PageNumberPaginator, ResourceConfig
 from .errors import ContractError
-from .paginators import _MISSING, lookup, make_paginator
+from .paginators import _MISSING, first_request, lookup
 
 __all__ = ["Page", "api_count", "check_page_size", "iter_pages", "select_records"]
+
+logger = logging.getLogger(__name__)
 
 Page = tuple[int | None, list[Any]]  # (page number, records)
 
@@ -21,16 +24,20 @@ def iter_pages(
     *,
     on_retry: Callable[[RetryEvent], None] | None = None,
 ) -> Iterator[Page]:
-    """Every page of ``resource``, in order, until the paginator says stop."""
-    paginator = make_paginator(resource.name, resource.endpoint.paginator)
-    while paginator.has_next:
+    """Every page of ``resource``, in order, until the paginator says stop (dlt's loop:
+    send, select records, update state, next request)."""
+    paginator, request = first_request(resource)
+    while True:
         number = paginator.page
-        params = {**resource.endpoint.params, **paginator.request_params()}
-        body = client.get(resource, params, page=number, on_retry=on_retry)
-        records = select_records(resource, body, number)
+        response = client.get_page(resource, request, page=number, on_retry=on_retry)
+        records = select_records(resource, response.body, number)
         check_page_size(resource, records, number)
-        paginator.update(body, records)
+        paginator.update_state(response, records)
+        paginator.update_request(request)
+        logger.debug("%s: %s", resource.name, paginator)
         yield number, records
+        if not paginator.has_next_page:
+            return
 
 
 def select_records(resource: ResourceConfig, body: Any, page: int | None) -> list[Any]:
@@ -55,8 +62,8 @@ def select_records(resource: ResourceConfig, body: Any, page: int | None) -> lis
 def check_page_size(resource: ResourceConfig, records: list[Any], page: int | None) -> None:
     """More records than asked for means the API ignores the page size: paging would be wrong."""
     paginator = resource.endpoint.paginator
-    if isinstance(paginator, PageNumberPaginator) and paginator.limit is not None \
-            and len(records) > paginator.limit:
+    if isinstance(paginator, PageNumberPaginator | OffsetPaginator) \
+            and paginator.limit is not None and len(records) > paginator.limit:
         raise ContractError(
             resource.name,
             f"page {page} has {len(records)} records, more than the {paginator.limit} asked for "
@@ -70,11 +77,6 @@ def api_count(client: ApiClient, resource: ResourceConfig) -> int | None:
     One request, spent only to judge a count that did not match: whether records created
     during the read explain the difference, or rows are missing.
     """
-    paginator = resource.endpoint.paginator
-    params: dict[str, str | int | float | bool] = dict(resource.endpoint.params)
-    if isinstance(paginator, PageNumberPaginator):
-        params[paginator.page_param] = paginator.base_page
-        if paginator.limit_param:
-            params[paginator.limit_param] = 1
-    total = lookup(client.get(resource, params, page=None), "meta.page.total_count")
+    _, request = first_request(resource, probe=True)
+    total = lookup(client.get_page(resource, request, page=None).body, "meta.page.total_count")
     return total if isinstance(total, int) and not isinstance(total, bool) else None

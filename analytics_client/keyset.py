@@ -38,7 +38,7 @@ from .client import ApiClient, RetryEvent
 from .config import Incremental, PageNumberPaginator, ResourceConfig
 from .errors import ContractError, PaginationLoopError
 from .extract import check_page_size, select_records
-from .paginators import lookup, page_signals
+from .paginators import lookup, page_number_params, page_signals
 from .timestamps import format as format_cursor
 from .timestamps import parse as parse_cursor
 
@@ -169,10 +169,7 @@ class KeysetWalk:
         )
 
     def _fetch(self, lo: int | None, page: int) -> tuple[list[Any], Any, list[int | None]]:
-        params: dict[str, str | int | float | bool] = dict(self.resource.endpoint.params)
-        params[self.paginator.page_param] = page
-        if self.paginator.limit is not None and self.paginator.limit_param:
-            params[self.paginator.limit_param] = self.paginator.limit
+        params = {**self.resource.endpoint.params, **page_number_params(self.paginator, page)}
         if lo is not None:
             params[self.incremental.start_param] = format_cursor(lo)  # type: ignore[index]
         body = self.client.get(self.resource, params, page=page, on_retry=self.on_retry)

@@ -38,6 +38,7 @@ from .client import ApiClient, RetryEvent
 from .config import PageNumberPaginator, ResourceConfig
 from .extract import select_records
 from .keyset import KeysetWalk, format_cursor, parse_cursor
+from .paginators import page_number_params
 
 __all__ = ["MAX_BUSY", "SLOW_PAGE", "SlicedWalk", "plan_bounds"]
 
@@ -201,10 +202,8 @@ def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | Non
     bounds: list[int] = []
     for i in range(1, k):
         position = i * total // k + 1
-        params: dict[str, str | int | float | bool] = dict(resource.endpoint.params)
-        params[paginator.page_param] = position - 1 + paginator.base_page
-        if paginator.limit_param:
-            params[paginator.limit_param] = 1
+        params = {**resource.endpoint.params,
+                  **page_number_params(paginator, position - 1 + paginator.base_page, limit=1)}
         if start_us is not None and incremental.start_param:
             params[incremental.start_param] = format_cursor(start_us)
         records = select_records(resource, client.get(resource, params, page=position), position)

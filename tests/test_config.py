@@ -61,7 +61,7 @@ def test_invalid_config_lists_every_problem_by_key_path() -> None:
             {"name": "deals", "endpoint": {"path": "/v1/deals"}},
             {"name": "pages", "endpoint": {"path": "/v1/pages",
                                            "paginator": {"type": "page_number", "limit": 0}}},
-            {"name": "tasks", "endpoint": {"paginator": {"type": "cursor"}}},
+            {"name": "tasks", "endpoint": {"paginator": {"type": "header_cursor"}}},
         ],
     }
     with pytest.raises(ConfigError) as info:
@@ -71,7 +71,7 @@ def test_invalid_config_lists_every_problem_by_key_path() -> None:
     assert any(p.startswith("client.base_url: must start with http") for p in problems)
     assert any(p.startswith("client.timeot: unknown key; allowed here: base_url") for p in problems)
     assert "resources[3].endpoint.path: is required" in problems
-    assert any(p.startswith("resources[3].endpoint.paginator.type: unknown type 'cursor'")
+    assert any(p.startswith("resources[3].endpoint.paginator.type: unknown type 'header_cursor'")
                for p in problems)
     assert len(problems) == 5
     assert "5 problems" in str(info.value)

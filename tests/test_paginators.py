@@ -6,7 +6,18 @@ import pytest
 
 from analytics_client.config import PageNumberPaginator as Config
 from analytics_client.errors import PaginationLoopError
-from analytics_client.paginators import PageNumberPaginator
+from analytics_client.paginators import PageNumberPaginator, PageRequest, PageResponse
+
+
+def update(p: PageNumberPaginator, body: dict, data: list) -> None:
+    """One page through dlt's contract: read its state."""
+    p.update_state(PageResponse(body), data)
+
+
+def first_params(p: PageNumberPaginator) -> dict:
+    request = PageRequest()
+    p.init_request(request)
+    return request.params
 
 
 def paginator(**kwargs: object) -> PageNumberPaginator:
@@ -28,69 +39,69 @@ def body(number: int, total_pages: int | None = None, next_link: object = "set")
 
 def test_starts_at_page_one_with_the_page_size() -> None:
     """The first request asks for page 1 of 10."""
-    assert paginator().request_params() == {"page[number]": 1, "page[size]": 10}
+    assert first_params(paginator()) == {"page[number]": 1, "page[size]": 10}
 
 
 def test_short_page_mid_stream_does_not_stop_when_totals_say_more() -> None:
     """A page one record short is not the end while total_pages says there is more."""
     p = paginator()
-    p.update(body(1, total_pages=3, next_link="/v1/deals?page[number]=2"), records(9))
+    update(p, body(1, total_pages=3, next_link="/v1/deals?page[number]=2"), records(9))
     assert p.has_next and p.page == 2
 
 
 def test_stops_when_total_pages_is_reached() -> None:
     """total_pages from the latest page ends paging."""
     p = paginator()
-    p.update(body(1, total_pages=2), records(10))
-    p.update(body(2, total_pages=2), records(10, 10))
+    update(p, body(1, total_pages=2), records(10))
+    update(p, body(2, total_pages=2), records(10, 10))
     assert not p.has_next
 
 
 def test_total_pages_growing_during_the_run_is_followed() -> None:
     """Records created while paging add pages; the latest total wins."""
     p = paginator()
-    p.update(body(1, total_pages=1 + 1), records(10))
-    p.update(body(2, total_pages=3), records(10, 10))
+    update(p, body(1, total_pages=1 + 1), records(10))
+    update(p, body(2, total_pages=3), records(10, 10))
     assert p.has_next and p.page == 3
 
 
 def test_stops_on_null_next_link() -> None:
     """links.next: null is the last page."""
     p = paginator()
-    p.update(body(1, next_link=None), records(10))
+    update(p, body(1, next_link=None), records(10))
     assert not p.has_next
 
 
 def test_stops_on_empty_page() -> None:
     """An empty page ends paging whatever the totals claim."""
     p = paginator()
-    p.update(body(4, total_pages=9), [])
+    update(p, body(4, total_pages=9), [])
     assert not p.has_next
 
 
 def test_without_meta_or_links_a_short_page_ends() -> None:
     """With neither totals nor links, only a short (or empty) page can end paging."""
     p = paginator()
-    p.update({"data": []}, records(10))
+    update(p, {"data": []}, records(10))
     assert p.has_next
-    p.update({"data": []}, records(3, 10))
+    update(p, {"data": []}, records(3, 10))
     assert not p.has_next
 
 
 def test_without_a_limit_only_an_empty_page_ends() -> None:
     """When the page size is unknown a short page proves nothing."""
     p = PageNumberPaginator("deals", Config(type="page_number"))
-    p.update({"data": []}, records(3))
+    update(p, {"data": []}, records(3))
     assert p.has_next
-    p.update({"data": []}, [])
+    update(p, {"data": []}, [])
     assert not p.has_next
 
 
 def test_maximum_page_stops() -> None:
     """maximum_page is the last page number fetched."""
     p = paginator(maximum_page=2)
-    p.update(body(1, total_pages=9), records(10))
-    p.update(body(2, total_pages=9), records(10, 10))
+    update(p, body(1, total_pages=9), records(10))
+    update(p, body(2, total_pages=9), records(10, 10))
     assert not p.has_next
 
 
@@ -98,15 +109,15 @@ def test_maximum_page_stops() -> None:
 def test_base_page_counts_pages_from_there(base_page: int) -> None:
     """With base_page 0, total_pages 2 means pages 0 and 1."""
     p = paginator(base_page=base_page)
-    assert p.request_params()["page[number]"] == base_page
-    p.update(body(base_page, total_pages=2), records(10))
-    p.update(body(base_page + 1, total_pages=2), records(10, 10))
+    assert first_params(p)["page[number]"] == base_page
+    update(p, body(base_page, total_pages=2), records(10))
+    update(p, body(base_page + 1, total_pages=2), records(10, 10))
     assert not p.has_next
 
 
 def test_same_page_twice_fails_instead_of_looping() -> None:
     """An API that ignores the page parameter is caught on the second page."""
     p = paginator()
-    p.update(body(1), records(10))
+    update(p, body(1), records(10))
     with pytest.raises(PaginationLoopError, match="deals: page 2 has exactly the records of page 1"):
-        p.update(body(2), records(10))
+        update(p, body(2), records(10))

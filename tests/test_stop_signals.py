@@ -14,9 +14,18 @@ from hypothesis import strategies as st
 from analytics_client import Credentials, DEFAULT_CONFIG, load_config, run_sync
 from analytics_client.config import PageNumberPaginator as Config
 from analytics_client.errors import ContractError
-from analytics_client.paginators import MAX_EMPTY_PAGES, PageNumberPaginator
+from analytics_client.paginators import (
+    MAX_EMPTY_PAGES,
+    PageNumberPaginator,
+    PageResponse,
+)
 from analytics_client.sandbox import SandboxSettings, World, serve
 from tests.support import PLAIN, assert_lake_equals_truth, sync
+
+
+def update(p: PageNumberPaginator, body: dict, data: list) -> None:
+    """One page through dlt's contract: read its state."""
+    p.update_state(PageResponse(body), data)
 
 NEXT = "/v1/deals?page[number]=9"
 
@@ -41,40 +50,40 @@ def rows(n: int, start: int = 0) -> list[dict[str, str]]:
 def test_total_pages_zero_on_a_page_with_records_reads_on() -> None:
     """``total_pages: 0`` beside records is a contradiction: it does not end the read."""
     p = paginator()
-    p.update(body(0), rows(10))
+    update(p, body(0), rows(10))
     assert p.has_next and p.page == 2 and p.conflict is not None
-    p.update(body(0), rows(10, 10))
+    update(p, body(0), rows(10, 10))
     assert p.has_next
-    p.update(body(0), [])  # an empty page, no links to contradict it: the end
+    update(p, body(0), [])  # an empty page, no links to contradict it: the end
     assert not p.has_next
 
 
 def test_empty_page_while_next_says_more_is_asked_again() -> None:
     """An empty page whose links.next points on is requested again, not skipped."""
     p = paginator()
-    p.update(body(5, NEXT), rows(10))
-    p.update(body(5, NEXT), [])
+    update(p, body(5, NEXT), rows(10))
+    update(p, body(5, NEXT), [])
     assert p.has_next and p.page == 2
-    p.update(body(5, NEXT), rows(10, 10))
+    update(p, body(5, NEXT), rows(10, 10))
     assert p.page == 3
 
 
 def test_empty_page_that_stays_empty_while_next_says_more_fails_naming_the_conflict() -> None:
     p = paginator()
-    p.update(body(5, NEXT), rows(10))
+    update(p, body(5, NEXT), rows(10))
     with pytest.raises(ContractError, match="came back empty 3 times .* links.next says there is more"):
         for _ in range(MAX_EMPTY_PAGES):
-            p.update(body(5, NEXT), [])
+            update(p, body(5, NEXT), [])
 
 
 def test_after_a_conflict_only_an_empty_page_with_next_null_ends_the_read() -> None:
     """Stale total_pages (1) with links.next present: records go on until empty + null agree."""
     p = paginator()
-    p.update(body(1, NEXT), rows(10))  # total says done, next says more
+    update(p, body(1, NEXT), rows(10))  # total says done, next says more
     assert p.has_next
-    p.update(body(1, None), rows(10, 10))  # next null, but after a conflict: not enough alone
+    update(p, body(1, None), rows(10, 10))  # next null, but after a conflict: not enough alone
     assert p.has_next
-    p.update(body(1, None), [])
+    update(p, body(1, None), [])
     assert not p.has_next
 
 
@@ -83,8 +92,8 @@ def test_agreeing_signals_stop_as_before(total: int | None, next_link: Any) -> N
     """No contradiction: the last page ends the read without an extra request."""
     p = paginator()
     for n in range(2):
-        p.update(body(total, NEXT if next_link is None else next_link), rows(10, 10 * n))
-    p.update(body(total, next_link), rows(10, 20))
+        update(p, body(total, NEXT if next_link is None else next_link), rows(10, 10 * n))
+    update(p, body(total, next_link), rows(10, 20))
     assert not p.has_next and p.conflict is None
 
 
@@ -100,7 +109,7 @@ def test_never_stops_before_the_records_end_whatever_the_signals(
     sizes = [*[s for s in sizes if s], 0]
     served = 0
     for size, total, link in zip(sizes, totals + [None] * 8, links + [None] * 8):
-        p.update(body(total, link), rows(size, served))
+        update(p, body(total, link), rows(size, served))
         served += size
         if not p.has_next:
             assert p.conflict is None or size == 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from .app import FaultRule, SandboxApp, SandboxSettings
+from .app import PAGINATIONS, FaultRule, SandboxApp, SandboxSettings
 from .server import bind, default_http, url_of, uvicorn_server
 from .world import DEFAULT_COUNTS, RESOURCES, World
 
@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     behaviour.add_argument(
         "--omit-meta", action=flag, default=False, help="serve no meta and no links"
     )
+    behaviour.add_argument(
+        "--pagination", choices=PAGINATIONS, default="page_number",
+        help="how pages are served (a request's ?pagination= wins): " + ", ".join(PAGINATIONS),
+    )  # fmt: skip
     behaviour.add_argument(
         "--late-visibility", action=flag, default=True,
         help="stamp some changes up to 5 s before the latest visible updated_at",

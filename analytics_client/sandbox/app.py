@@ -74,6 +74,16 @@ Mangle = Literal[
     "empty_data",  # the page's data is [] while meta and links still say there is more
 ]
 
+# How pages are served (``SandboxSettings.pagination``, or per request ``?pagination=``):
+# the same world and the same filter and sort, through the styles real APIs use.
+Pagination = Literal[
+    "page_number",  # the contract: page[number], page[size], meta.page, links (JSON:API)
+    "offset",  # offset, limit; {"data", "total"} (dlt's offset defaults)
+    "cursor",  # cursor, limit; {"data", "cursors": {"next"}} (an opaque server-side keyset)
+    "header_link",  # page, per_page; Link: <...>; rel="next" (RFC 8288, as GitHub pages)
+    "json_link",  # cursor, limit; {"data", "pagination": {"next": <absolute URL>}}
+]
+PAGINATIONS: Final[tuple[str, ...]] = get_args(Pagination)
 _JSON: Final = (("content-type", "application/json"),)
 _SORTS: Final[tuple[Sort, ...]] = ("id", "updated_at", "-updated_at")
 _TRANSIENT: Final = (500, 502, 503, 504)
@@ -95,6 +105,7 @@ _RUNTIME_SETTINGS: Final = frozenset(
         "mutate_rate",
         "mutate_updates",
         "mutate_creates",
+        "pagination",
     }
 )
 
@@ -127,8 +138,11 @@ class SandboxSettings:
     mutate_updates: int = 3
     mutate_creates: int = 1
     fault_seed: int = 0
+    pagination: Pagination = "page_number"
 
     def __post_init__(self) -> None:
+        if self.pagination not in PAGINATIONS:
+            raise ValueError(f"pagination must be one of {PAGINATIONS}, got {self.pagination!r}")
         for name in ("fault_rate", "reset_rate", "mutate_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -259,6 +273,45 @@ def _page_param(params: Mapping[str, str], name: str, default: int, high: int | 
     if value < 1 or (high is not None and value > high):
         raise _BadRequest(f"{name} must be an integer {bound}; got {text!r}.")
     return value
+
+
+def _offset_param(params: Mapping[str, str]) -> int:
+    text = params.get("offset", "0").strip()
+    if not (text.isascii() and text.isdigit()):
+        raise _BadRequest(f"offset must be an integer >= 0; got {params.get('offset')!r}.")
+    return int(text)
+
+
+def _encode_cursor(key: tuple[Any, ...]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def _cursor_param(params: Mapping[str, str]) -> tuple[Any, ...] | None:
+    """The sort key a cursor names; a cursor this sandbox did not issue is a 400."""
+    text = params.get("cursor")
+    if text is None:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not isinstance(key, list) or not 1 <= len(key) <= 2:
+            raise ValueError(key)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _BadRequest(f"cursor is not one this API issued; got {text[:40]!r}.") from None
+    return tuple(key)
+
+
+_KEPT_PARAMS: Final = ("filter[updated_at][gte]", "sort", "pagination")
+
+
+def _next_url(headers: Mapping[str, str], resource: str, params: Mapping[str, str],
+              paging: Mapping[str, str]) -> str:
+    """An absolute next URL on the host asked (as GitHub's and most link APIs' are), with the
+    request's filter, sort and style kept; never a key."""
+    kept = [(k, params[k]) for k in _KEPT_PARAMS if k in params]
+    query = "&".join(f"{quote(k, safe='[]')}={quote(v, safe=':')}"
+                     for k, v in (*paging.items(), *kept))
+    host = headers.get("host", "127.0.0.1")
+    return f"http://{host}/v1/{resource}?{query}"
 
 
 def _presented_key(headers: Mapping[str, str], params: Mapping[str, str]) -> str | None:
@@ -415,8 +468,21 @@ class SandboxApp:
                 )
                 return _error(429, detail, (("retry-after", str(wait)),))
         try:
-            number = _page_param(params, "page[number]", 1, None)
-            size = _page_param(params, "page[size]", 10, 100)
+            style = params.get("pagination", settings.pagination)
+            if style not in PAGINATIONS:
+                raise _BadRequest(f"pagination must be one of {', '.join(PAGINATIONS)}; "
+                                  f"got {style!r}.")
+            if style == "header_link":
+                number = _page_param(params, "page", 1, None)
+                size = _page_param(params, "per_page", 10, 100)
+            elif style == "page_number":
+                number = _page_param(params, "page[number]", 1, None)
+                size = _page_param(params, "page[size]", 10, 100)
+            else:
+                size = _page_param(params, "limit", 10, 100)
+                offset = _offset_param(params) if style == "offset" else 0
+                number = offset // size + 1 if style == "offset" else 0
+                after = _cursor_param(params) if style in ("cursor", "json_link") else None
             sort = params.get("sort", "id")
             if sort not in _SORTS:
                 raise _BadRequest(f"sort must be one of {', '.join(_SORTS)}; got {sort!r}.")
@@ -459,6 +525,16 @@ class SandboxApp:
             # Like many real APIs: the request line, as received, in the error detail.
             return dataclasses.replace(_error(400, f"Bad request: GET {target}"), delay=delay)
 
+        if style != "page_number":
+            if style in ("cursor", "json_link"):
+                body, extra = self._cursor_body(resource, style, params, headers, after, size,
+                                                sort, gte)
+            elif style == "offset":
+                body, extra = self._offset_body(resource, offset, size, sort, gte), ()
+            else:
+                body, extra = self._link_body(resource, params, headers, number, size, sort, gte)
+            self._maybe_mutate(resource)
+            return Reply(200, _JSON + extra, body, delay)
         body = self._page_body(
             resource,
             1 if rule is not None and rule.kind == "same_page" else number,
@@ -567,6 +643,44 @@ class SandboxApp:
         }
         tail = json.dumps({"meta": meta, "links": links}, separators=(",", ":")).encode()
         return b'{"data":' + data + b"," + tail[1:]
+
+    # -- other pagination styles -------------------------------------------------------
+    # Each serves the world's query (filter, sort) through another style; a next reference
+    # keeps the filter, the sort and a ``pagination`` given in the query. They never echo a key.
+
+    def _offset_body(self, resource: str, offset: int, size: int, sort: Sort,
+                     gte: int | None) -> bytes:
+        page = self.world.page_at(resource, offset=offset, size=size, sort=sort, updated_gte=gte)
+        return b'{"data":[' + b",".join(page.records) + b'],"total":' + \
+            str(page.total_count).encode() + b"}"
+
+    def _cursor_body(self, resource: str, style: str, params: Mapping[str, str],
+                     headers: Mapping[str, str], after: tuple[Any, ...] | None, size: int,
+                     sort: Sort, gte: int | None) -> tuple[bytes, Headers]:
+        page, last = self.world.page_after(resource, after=after,  # type: ignore[arg-type]
+                                           size=size, sort=sort, updated_gte=gte)
+        cursor = _encode_cursor(last) if last is not None else None
+        data = b"[" + b",".join(page.records) + b"]"
+        if style == "cursor":
+            tail = json.dumps({"cursors": {"next": cursor}}, separators=(",", ":")).encode()
+        else:
+            url = None if cursor is None else _next_url(
+                headers, resource, params, {"cursor": cursor, "limit": str(size)})
+            tail = json.dumps({"pagination": {"next": url}}, separators=(",", ":")).encode()
+        return b'{"data":' + data + b"," + tail[1:], ()
+
+    def _link_body(self, resource: str, params: Mapping[str, str], headers: Mapping[str, str],
+                   number: int, size: int, sort: Sort, gte: int | None) -> tuple[bytes, Headers]:
+        page = self.world.page(resource, number=number, size=size, sort=sort, updated_gte=gte)
+        last = max(1, -(-page.total_count // size))
+
+        def link(n: int, rel: str) -> str:
+            paging = {"page": str(n), "per_page": str(size)}
+            return f'<{_next_url(headers, resource, params, paging)}>; rel="{rel}"'
+
+        links = [link(number + 1, "next")] if number < last else []
+        links.append(link(last, "last"))
+        return b'{"data":[' + b",".join(page.records) + b"]}", (("link", ", ".join(links)),)
 
     def _maybe_mutate(self, resource: str) -> None:
         settings = self._settings

@@ -183,6 +183,18 @@ class _Table:
         return filtered, 0, len(filtered)
 
 
+SortKey = tuple[int, str] | tuple[str]
+
+
+def _sort_key(sort: Sort) -> Callable[[_Row], SortKey]:
+    """A row's position in ``sort`` order: ties by id ascending, as the contract says."""
+    if sort == "updated_at":
+        return lambda row: (row.updated_us, row.record["id"])
+    if sort == "-updated_at":
+        return lambda row: (-row.updated_us, row.record["id"])
+    return lambda row: (row.record["id"],)
+
+
 class World:
     """Every record the sandbox serves, generated from ``seed`` and changed only by ``advance``.
 
@@ -238,6 +250,28 @@ class World:
             start = lo + (number - 1) * size
             end = min(start + size, hi)
             return Page([row.bytes() for row in rows[start:end]], hi - lo)
+
+    def page_at(self, resource: str, *, offset: int, size: int = 10, sort: Sort = "id",
+                updated_gte: int | None = None) -> Page:
+        """The ``size`` records from position ``offset`` (0-based) of a query."""
+        with self._lock:
+            rows, lo, hi = self._table(resource).view(sort, updated_gte)
+            start = lo + offset
+            return Page([row.bytes() for row in rows[start:min(start + size, hi)]], hi - lo)
+
+    def page_after(self, resource: str, *, after: SortKey | None, size: int = 10,
+                   sort: Sort = "id", updated_gte: int | None = None,
+                   ) -> tuple[Page, SortKey | None]:
+        """The ``size`` records strictly after ``after`` in ``sort`` order (a server-side
+        keyset), and the key of the last one when more follow it (the next cursor), else None.
+        """
+        with self._lock:
+            rows, lo, hi = self._table(resource).view(sort, updated_gte)
+            key = _sort_key(sort)
+            start = lo if after is None else bisect.bisect_right(rows, after, lo, hi, key=key)
+            end = min(start + size, hi)
+            page = Page([row.bytes() for row in rows[start:end]], hi - lo)
+            return page, (key(rows[end - 1]) if start < end < hi else None)
 
     def truth(self, resource: str) -> list[Record]:
         """The records of ``resource`` exactly as the API serves them (same omitted keys), by id."""
