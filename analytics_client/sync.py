@@ -27,10 +27,11 @@ from .client import ApiClient, RetryEvent
 from .config import PageNumberPaginator, ResourceConfig, SourceConfig
 from .errors import ConfigError
 from .extract import api_count, iter_pages
-from .keyset import KeysetWalk, format_cursor
+from .keyset import KeysetWalk, format_cursor, parse_cursor
 from .slices import SlicedWalk
 from .lake import Lake, TableMark, TableWriter, WriteResult
 from .lock import pipeline_lock
+from .markcommit import record_mark
 from .quarantine import Quarantine
 from .state import Mark, MarkStore, Start, app_id, effective_start
 from .redaction import install_log_filter, redact, remove_log_filter
@@ -139,6 +140,9 @@ def sync_resource(
                 f"{summary.quarantined:,} record(s) set aside in {lake.quarantine_uri()}: "
                 "`quarantine show` says why; after changing the config, `quarantine replay` "
                 "writes them again; once the API's data is fixed, --full-refresh re-reads them")
+        if walk is not None and resource.write_disposition != "replace":
+            _settle_mark(lake, resource.name, pipeline, _mark_after(covered[0], start), start,
+                         run_id, summary, saver, block)
         if walk is not None:
             _compare_with_total(client, resource, walk,
                                 lake.row_count(resource.name) if full_read else None, summary, log)
@@ -231,6 +235,25 @@ def _mark_after(covered: int | None, start: Start) -> int | None:
     if start.mark_us is None:
         return covered
     return max(covered, start.mark_us)
+
+
+def _settle_mark(lake: Lake, resource: str, pipeline: str, mark: int | None, start: Start,
+                 run_id: str, summary: ResourceSummary, saver: _MarkSaver,
+                 block: Mark | None) -> None:
+    """After a complete read, record its final mark even if no commit carried it.
+
+    A read that changed nothing commits nothing; after ``state reset`` that left the resource
+    without a mark, and every later run read it all again (``markcommit.py``).
+    """
+    if mark is None or (start.mark_us is not None and mark <= start.mark_us):
+        return  # the read found nothing newer than where it began
+    if summary.mark is not None and parse_cursor(summary.mark) >= mark:
+        return  # the last data commit carried it
+    version = record_mark(lake, resource, TableMark(app_id(pipeline), mark),
+                          {"analytics_sync.run_id": run_id})
+    summary.mark = format_cursor(mark)
+    saver.committed(_block(block, pipeline, resource, mark,
+                           version if version is not None else lake.version(resource)))
 
 
 def _block(previous: Mark | None, pipeline: str, resource: str, mark: int,
