@@ -36,6 +36,7 @@ from .quarantine import Quarantine
 from .state import Mark, MarkStore, Start, app_id, effective_start
 from .redaction import install_log_filter, redact, remove_log_filter
 from .secrets import Credentials
+from .stop import until_stopped
 from .summary import ResourceSummary
 
 __all__ = ["DEFAULT_BATCH_ROWS", "full_refresh_set", "replay_quarantine", "run_sync",
@@ -102,7 +103,8 @@ def sync_resource(
             # Only now that the rows it covers are committed.
             saver.committed(_block(block, pipeline, resource.name, mark, result.version))
 
-    pages = _pages(client, resource, walk, count_retry)
+    # Ctrl-C / SIGTERM (stop.py): the page in hand is still committed, no further one is read.
+    pages = until_stopped(_pages(client, resource, walk, count_retry), client.stop)
     full_read = walk is not None and start.mark_us is None
     budget.join()
     try:
@@ -133,6 +135,8 @@ def sync_resource(
                          f"{summary.pages:,}", f"{summary.rows_fetched:,}", summary.commits)
         if batch:
             commit()
+        if client.stop.requested:
+            return _stopped(summary, saver, client.stop.reason)
         _add(summary, writer.finish())
         summary.status = "ok"
         if summary.quarantined:
@@ -157,6 +161,7 @@ def sync_resource(
         exc.summary = summary  # type: ignore[attr-defined]
         raise
     finally:
+        pages.close()  # a sliced walk's threads end here, whatever ended the loop
         budget.leave(len(batch))  # and what a failure left uncommitted
         summary.seconds = time.monotonic() - started
         log.info("%s: %s in %.1f s: %s pages, %s fetched, %s inserted, %s updated, %s retries",
@@ -235,6 +240,16 @@ def _mark_after(covered: int | None, start: Start) -> int | None:
     if start.mark_us is None:
         return covered
     return max(covered, start.mark_us)
+
+
+def _stopped(summary: ResourceSummary, saver: _MarkSaver, reason: str | None) -> ResourceSummary:
+    """A stopped resource: its commits stand, the state store gets their mark, no success."""
+    saver.flush()
+    summary.status = "stopped"
+    summary.error = (f"stopped by {reason or 'request'} after {summary.pages:,} pages; what was "
+                     "fetched is committed and the next run resumes from "
+                     + (summary.mark or "the previous mark"))
+    return summary
 
 
 def _settle_mark(lake: Lake, resource: str, pipeline: str, mark: int | None, start: Start,

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import math
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any, NoReturn
@@ -32,6 +33,7 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.futures import wait  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
+from prefect.states import Cancelled, State  # noqa: E402
 
 from analytics_client import (  # noqa: E402
     ApiClient,
@@ -63,6 +65,11 @@ from analytics_client.state import (  # noqa: E402
     PrefectMarkStore,
     describe,
     reset,
+)
+from analytics_client.stop import (  # noqa: E402
+    again_inside_the_flow_run,
+    current as current_stop,
+    on_signals,
 )
 from analytics_client.storage import resolve_storage_options  # noqa: E402
 from analytics_client.quarantine import Quarantine  # noqa: E402
@@ -114,7 +121,7 @@ def analytics_sync(
     batch_rows: int = 10_000,
     full_refresh: bool | list[str] = False,
     storage_block: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | State:
     """Sync the selected resources (all by default) into Delta tables at ``<lake_uri>/<resource>``.
 
     Incremental resources read only what changed since their committed mark (kept in
@@ -126,6 +133,15 @@ def analytics_sync(
     An object-store lake (s3://, gs://, abfss://) takes its credentials from the Analytics Lake
     Storage block ``storage_block``, else the standard environment variables.
     """
+    with again_inside_the_flow_run():  # Prefect's engine replaced our SIGTERM handler
+        return _sync(pipeline, lake_uri, resources, config, base_url, api_key_block,
+                     organization_id_block, batch_rows, full_refresh, storage_block)
+
+
+def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
+          config: dict[str, Any] | str | None, base_url: str | None, api_key_block: str | None,
+          organization_id_block: str | None, batch_rows: int, full_refresh: bool | list[str],
+          storage_block: str | None) -> list[dict[str, Any]] | State:
     logger = get_run_logger()
     source = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
     source = source.select(resources)
@@ -167,6 +183,12 @@ def analytics_sync(
         remove_log_filter(secret_filter)
     if outage is not None:
         raise PrefectWentAway(redact(prefect_api.outage_message(outage), credentials.values()))
+    stopped = [s for s in summaries if s.status == "stopped"]
+    if stopped:  # Ctrl-C / SIGTERM (stop.py): an end the operator asked for, not a failure
+        return Cancelled(message=f"stopped by {current_stop().reason or 'request'}: "
+                         f"{len(stopped)} of {len(summaries)} resources stopped early; what "
+                         "was fetched is committed with its mark, the next run resumes from it",
+                         data=[s.to_dict() for s in summaries])
     failed = [s for s in summaries if s.status != "ok"]
     if failed:
         raise SyncFailed(
@@ -285,7 +307,7 @@ def _sandbox(enabled: bool, scale: float) -> Iterator[str | None]:
         return
     from analytics_client.sandbox import serve_subprocess
 
-    with serve_subprocess(scale=scale) as server:
+    with serve_subprocess(scale=scale, own_session=True) as server:
         saved = {k: os.environ.get(k) for k in (API_KEY_ENV, ORGANIZATION_ENV)}
         os.environ[API_KEY_ENV] = server.api_key
         os.environ[ORGANIZATION_ENV] = server.organization_id
@@ -351,7 +373,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         # Everything a run can know before its first request is checked before Prefect starts.
         ensure_lake_writable(lake, [r.name for r in source.resources])
         # a second run fails now, not after Prefect starts
-        with pipeline_lock(args.pipeline), prefect_api.bounded_retries():
+        with pipeline_lock(args.pipeline), prefect_api.bounded_retries(), \
+                on_signals() as stop:
+            # Ctrl-C / SIGTERM stop the run after the current page of each resource (stop.py).
             resolve_credentials(key_block, org_block)
             state = analytics_sync(
                 pipeline=args.pipeline, lake_uri=lake_uri, resources=resources,
@@ -360,6 +384,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 full_refresh=args.full_refresh, storage_block=args.storage_block,
                 return_state=True,
             )
+    if state.is_cancelled() or stop.requested:
+        print(f"stopped: {state.message}", file=sys.stderr)
+        return 128 + (stop.signum or signal.SIGINT)
     if state.is_completed():
         print(f"done: tables under {lake.uri}")
         return 0
