@@ -75,6 +75,7 @@ from analytics_client.storage import resolve_storage_options  # noqa: E402
 from analytics_client.quarantine import Quarantine  # noqa: E402
 from analytics_client.quarantine import render as render_quarantine  # noqa: E402
 from analytics_client.sync import full_refresh_set, replay_quarantine  # noqa: E402
+from analytics_client.temporary_server import start_temporary_server_in_its_own_session  # noqa: E402
 from analytics_client.redaction import install_log_filter, redact, remove_log_filter  # noqa: E402
 from analytics_client.secrets import (  # noqa: E402
     API_KEY_BLOCK,
@@ -372,6 +373,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _check(source, lake, key_block, org_block)
         # Everything a run can know before its first request is checked before Prefect starts.
         ensure_lake_writable(lake, [r.name for r in source.resources])
+        start_temporary_server_in_its_own_session()  # Ctrl-C must not kill Prefect's API
         # a second run fails now, not after Prefect starts
         with pipeline_lock(args.pipeline), prefect_api.bounded_retries(), \
                 on_signals() as stop:

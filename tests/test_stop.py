@@ -126,3 +126,52 @@ def test_a_signal_stops_the_run_commits_with_marks_and_cancels_the_flow_run(
     summaries = sync(api, tmp_path, None, pipeline=pipeline)
     assert all(s.status == "ok" for s in summaries.values())
     assert_lake_equals_truth(api, tmp_path)
+
+
+def test_ctrl_c_in_a_terminal_stops_a_sandbox_run_with_its_temporary_server(
+        tmp_path: Path) -> None:
+    """A terminal sends Ctrl-C to the whole process group: before, the sandbox and Prefect's
+    temporary server died with it and the run retried them for 386 s. Now both live in their
+    own sessions, the run stops cleanly, records Cancelled, and nothing is left running."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PYTHONPATH=str(ROOT), PREFECT_HOME=str(tmp_path / "prefect"))
+    lake = tmp_path / "lake"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "flows" / "main.py"), "--sandbox", "--sandbox-scale", "2",
+         "--lake", str(lake), "--batch-rows", "200"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)  # a process group of its own, as a terminal's job is
+    try:
+        _wait_for_a_commit(process, lake)
+        sent = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does
+        try:
+            output, _ = process.communicate(timeout=STOP_WITHIN)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+            pytest.fail(f"still running {STOP_WITHIN:.0f} s after Ctrl-C:\n{output[-3000:]}")
+        print(f"\nCtrl-C to the group: exit {process.returncode} after "
+              f"{time.monotonic() - sent:.1f} s")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, output[-3000:]
+    assert "Finished in state Cancelled" in output, output[-3000:]
+    assert "Traceback" not in output and "Connection refused" not in output
+    assert not _processes_started_for(tmp_path), "the temporary server or the sandbox outlived the run"
+
+
+def _processes_started_for(tmp_path: Path) -> list[str]:
+    """Pids of servers whose environment names this test's directory (its PREFECT_HOME)."""
+    found = subprocess.run(["pgrep", "-f", "prefect.server.api.server|sandbox serve"],
+                           capture_output=True, text=True).stdout.split()
+    ours = []
+    for pid in found:
+        try:
+            if str(tmp_path) in Path(f"/proc/{pid}/environ").read_text(errors="replace"):
+                ours.append(pid)
+        except OSError:  # it ended meanwhile
+            continue
+    return ours
