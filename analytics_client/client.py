@@ -56,6 +56,10 @@ __all__ = ["FIRST_TRANSIENT_WAIT", "ApiClient", "RetryEvent"]
 
 FIRST_TRANSIENT_WAIT = 0.25  # seconds
 
+# stamina's default hooks log every retry a second time (and count it for prometheus when
+# installed): _RetryPolicy logs and counts each retry once, with the resource and page.
+stamina.instrumentation.set_on_retry_hooks([])
+
 logger = logging.getLogger(__name__)
 
 Params = dict[str, str | int | float | bool]

@@ -76,6 +76,9 @@ class KeysetWalk:
         self.requests = 0
         self.group_passes = 0
         self.recovered = 0  # ids a tie-group re-read found that a shifting page had hidden
+        # Records served again that this walk had already yielded: the records at ``lo`` that
+        # start each next page (``gte``) and tie groups read again. The run's summary says so.
+        self.reread = 0
         self.first_total: int | None = None  # the API's count of the range when the walk began
 
     @property
@@ -94,6 +97,8 @@ class KeysetWalk:
         spanned = False  # the group at lo was read over more than one page
         while True:
             records, body, cursors = self._fetch(self.lo, page)
+            if group and self.lo is not None:
+                self.reread += len(group.intersection(self._ids_at(records, cursors, self.lo)))
             yield records
             last_page = self._is_last(body, records, page)
             if not records:
@@ -142,8 +147,9 @@ class KeysetWalk:
             page = self.paginator.base_page
             while True:
                 records, body, cursors = self._fetch(self.lo, page)
-                yield records
                 ids = set(self._ids_at(records, cursors, self.lo))
+                self.reread += len(ids & known)
+                yield records
                 top = self._top(cursors)
                 if (not records or (top is not None and top > self.lo)
                         or self._is_last(body, records, page)):

@@ -87,6 +87,10 @@ class SlicedWalk:
     def recovered(self) -> int:
         return sum(w.recovered for w in self.walks)
 
+    @property
+    def reread(self) -> int:
+        return sum(w.reread for w in self.walks)
+
     def progress(self) -> int | None:
         """Every record with a cursor below this has been handed to the sink."""
         with self._lock:

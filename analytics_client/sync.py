@@ -162,6 +162,7 @@ def sync_resource(
         raise
     finally:
         pages.close()  # a sliced walk's threads end here, whatever ended the loop
+        summary.reread = walk.reread if walk is not None else 0
         budget.leave(len(batch))  # and what a failure left uncommitted
         summary.seconds = time.monotonic() - started
         log.info("%s: %s in %.1f s: %s pages, %s fetched, %s inserted, %s updated, %s retries",

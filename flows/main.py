@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
 import os
 import signal
@@ -33,7 +34,7 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.futures import wait  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
-from prefect.states import Cancelled, State  # noqa: E402
+from prefect.states import Cancelled, Failed, State  # noqa: E402
 
 from analytics_client import (  # noqa: E402
     ApiClient,
@@ -66,6 +67,7 @@ from analytics_client.state import (  # noqa: E402
     describe,
     reset,
 )
+from analytics_client.debugging import debugging, set_debugging  # noqa: E402
 from analytics_client.stop import (  # noqa: E402
     again_inside_the_flow_run,
     current as current_stop,
@@ -90,6 +92,17 @@ DEFAULT_LAKE = "./data/lake"
 SANDBOX_LAKE = "./data/sandbox-lake"
 
 
+class _SaidOnce(logging.Filter):
+    """Drops Prefect's "Task run failed with state: Failed(...)" for a task that returned its
+    Failed state: the next line, "Finished in state Failed('...')", says the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Task run failed with state:")
+
+
+logging.getLogger("prefect.task_runs").addFilter(_SaidOnce())
+
+
 class SyncFailed(AnalyticsSyncError):
     """Raised at the end of a run in which at least one resource failed."""
 
@@ -104,10 +117,25 @@ def sync_resource_task(
     batch_rows: int, run_id: str, pipeline: str, marks: PrefectMarkStore, full_refresh: bool,
     budget: RowBudget,
 ) -> ResourceSummary:
-    """One resource, start to end; retries happen per request inside the client, not here."""
-    return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id,
-                         log=get_run_logger(), pipeline=pipeline, marks=marks,
-                         full_refresh=full_refresh, budget=budget)
+    """One resource, start to end; retries happen per request inside the client, not here.
+
+    A failed resource ends in a Failed state whose message is the error, said once: no
+    traceback (the error says what and where; ``--debug`` adds it), and the summary stays the
+    task's result for the run's table.
+    """
+    log = get_run_logger()
+    try:
+        return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id,
+                             log=log, pipeline=pipeline, marks=marks,
+                             full_refresh=full_refresh, budget=budget)
+    except Exception as exc:  # noqa: BLE001 - the resource's failure, reported as its state
+        if prefect_api.is_outage(exc):
+            raise  # the flow tells a lost Prefect API apart by this exception (prefect_api.py)
+        summary = getattr(exc, "summary", None) or ResourceSummary(resource_name, "failed")
+        summary.error = summary.error or str(exc) or type(exc).__name__
+        if debugging():
+            log.exception("%s: traceback (--debug)", resource_name)
+        return Failed(message=summary.error, data=summary)  # type: ignore[return-value]
 
 
 @flow(name="analytics-sync", log_prints=True)
@@ -169,7 +197,7 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
         for s in summaries:
             if s.error:
                 s.error = redact(s.error, credentials.values())
-        print("\n" + render_table(summaries))
+        _show_summary(render_table(summaries))
         outage = next((e for f in futures if prefect_api.is_outage(
             e := f.state.result(raise_on_failure=False))), None)  # type: ignore[arg-type]
         try:
@@ -192,11 +220,27 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
                          data=[s.to_dict() for s in summaries])
     failed = [s for s in summaries if s.status != "ok"]
     if failed:
-        raise SyncFailed(
-            f"{len(failed)} of {len(summaries)} resources failed: "
-            + "; ".join(s.error or f"{s.resource}: failed" for s in failed)
-        )
+        # Each error was said once, by its task, and is in the summary: named here, not repeated,
+        # and no traceback (a returned state, not a raised exception).
+        message = (f"{len(failed)} of {len(summaries)} resources failed: "
+                   f"{', '.join(s.resource for s in failed)} (errors above and in the summary)")
+        return Failed(message=message, data=SyncFailed(message))
     return [s.to_dict() for s in summaries]
+
+
+def _show_summary(table: str) -> None:
+    """On stdout, once: the run's answer, apart from its log on stderr. The flow run's logs get
+    it too, but not the terminal a second time (``log_prints`` would turn a print into a log)."""
+    sys.stdout.write("\n" + table + "\n")
+    sys.stdout.flush()
+    flow_run_log = logging.getLogger("analytics_sync.flow_run_log")
+    if not flow_run_log.handlers:
+        from prefect.logging.handlers import APILogHandler
+
+        flow_run_log.addHandler(APILogHandler())
+        flow_run_log.propagate = False  # not to the console: stdout has it
+        flow_run_log.setLevel(logging.INFO)
+    flow_run_log.info("summary\n%s", table)
 
 
 def _summary_of(name: str, state: Any) -> ResourceSummary:
@@ -295,6 +339,8 @@ def _parser() -> argparse.ArgumentParser:
                         "environment variables)")
     parser.add_argument("--batch-rows", type=_positive_int, default=10_000,
                         help="records per Delta commit (bounds memory; default 10000)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks besides the one-line errors (env ANALYTICS_SYNC_DEBUG=1)")
     parser.add_argument("--sandbox-scale", type=_positive_float, default=1.0,
                         help="with --sandbox: dataset size factor (1 = 27,250 records)")
     return parser
@@ -326,6 +372,7 @@ def _sandbox(enabled: bool, scale: float) -> Iterator[str | None]:
 def main(argv: list[str] | None = None) -> int:
     """The command line: a usage, config or environment problem is one line and exit 2."""
     args = _parser().parse_args(argv)
+    set_debugging(args.debug)
     args.pipeline = args.pipeline or ("sandbox" if args.sandbox else "analytics")
     try:
         return _dispatch(args)
