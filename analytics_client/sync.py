@@ -32,6 +32,7 @@ from .slices import SlicedWalk
 from .lake import Lake, TableMark, TableWriter, WriteResult
 from .lock import pipeline_lock
 from .markcommit import record_mark
+from .progress import expected_total, progress_line
 from .quarantine import Quarantine
 from .state import Mark, MarkStore, Start, app_id, effective_start
 from .redaction import install_log_filter, redact, remove_log_filter
@@ -131,8 +132,10 @@ def sync_resource(
                 commit()
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
                 last_progress = time.monotonic()
-                log.info("%s: %s pages, %s rows fetched, %s commits so far", resource.name,
-                         f"{summary.pages:,}", f"{summary.rows_fetched:,}", summary.commits)
+                log.info("%s: %s", resource.name, progress_line(
+                    summary.rows_fetched, walk.reread if walk is not None else 0,
+                    expected_total(walk), last_progress - started, summary.pages,
+                    summary.commits))
         if batch:
             commit()
         if client.stop.requested:
