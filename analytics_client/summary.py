@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -65,7 +66,9 @@ def render_table(summaries: Sequence[ResourceSummary]) -> str:
         lines.append("  ".join(cells).rstrip())
         if n == 0 or n == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
-    lines.extend(_footnotes(summaries))
+    # Wrapped for a terminal; an error stays on one line, so that it can be searched for whole.
+    lines.extend(textwrap.fill(note, 100, subsequent_indent="  ") if note.startswith("fetched ")
+                 else note for note in _footnotes(summaries))
     return "\n".join(lines)
 
 

@@ -85,7 +85,8 @@ def test_the_summary_is_printed_on_stdout_once_and_explains_fetched_versus_writt
     lines = second.stdout.splitlines()
     [total] = [line for line in lines if line.startswith("total ")]
     fetched, inserted, updated = (int(v.replace(",", "")) for v in total.split()[3:6])
-    [why] = [line for line in lines if line.startswith("fetched ")]
+    start = next(i for i, line in enumerate(lines) if line.startswith("fetched "))
+    why = " ".join([lines[start], *(x.strip() for x in lines[start + 1:] if x.startswith("  "))])
     assert fetched > inserted + updated
     numbers = [int(w.replace(",", "")) for w in why.split() if w.replace(",", "").isdigit()]
     assert numbers[0] == fetched and numbers[1] + numbers[2] + numbers[3] == fetched
