@@ -131,6 +131,8 @@ class KeysetWalk:
                 yield from self._reread_group(group)
             if self.stop_us is not None and top >= self.stop_us:
                 # Every record in [lo, stop) preceded ``top`` on this page: the slice is read.
+                # Those from ``stop`` on belong to the next slice, which reads them too.
+                self.reread += sum(c >= self.stop_us for c in cursors)
                 self.lo = self.stop_us
                 return
             self.lo, page = top, self.paginator.base_page

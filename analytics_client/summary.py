@@ -111,9 +111,9 @@ def _why_fetched_exceeds_written(summaries: Sequence[ResourceSummary]) -> list[s
     unchanged = fetched - written - reread
     return [
         f"fetched {fetched:,} = {written:,} inserted or updated + {reread:,} read twice at page "
-        f"edges and in tie groups (each incremental request starts again at the last timestamp "
-        f"of the page before, so no record sharing it is missed) + {unchanged:,} already in the "
-        "table as served or read again after a tie group (unchanged rows are not rewritten; an "
-        "incremental run re-reads its lag window; a record changed while paging is read in both "
-        "versions)"
+        f"edges, slice edges and in tie groups (each incremental request starts again at the last "
+        f"timestamp of the page before, so no record sharing it is missed) + {unchanged:,} "
+        "already in the table as served or read again after a tie group (unchanged rows are not "
+        "rewritten; an incremental run re-reads its lag window; a record changed while paging is "
+        "read in both versions)"
     ]

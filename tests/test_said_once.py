@@ -117,3 +117,26 @@ def test_each_retry_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     assert len(events) == 2
     assert [r.name for r in retry_lines] == ["analytics_client.client"] * 2, \
         [(r.name, r.getMessage()) for r in retry_lines]
+
+
+def test_the_readme_samples_are_what_render_table_prints() -> None:
+    """The README's summaries (copied from real runs) are re-rendered from their own numbers and
+    must come out identical: the sample cannot drift from the code's format."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0].strip("\n") for b in readme.split("```\nresource  status")[1:]]
+    assert len(blocks) >= 2
+    for block in blocks:
+        text = "resource  status" + block
+        rows = [line.split() for line in text.splitlines()[2:]
+                if line and not line.startswith(("-", "total", "fetched", " "))]
+        summaries = []
+        for name, status, *numbers in rows:
+            pages, fetched, inserted, updated, retries, commits = (
+                int(n.replace(",", "")) for n in numbers[:6])
+            summaries.append(ResourceSummary(name, status, pages, fetched, inserted, updated,
+                                             retries, commits, seconds=float(numbers[6])))
+        why = " ".join(line.strip() for line in text.splitlines()
+                       if line.startswith(("fetched", "  ")))
+        reread = int(why.split(" + ")[1].split()[0].replace(",", ""))
+        summaries[0].reread = reread  # the footnote's total is all the table keeps of it
+        assert render_table(summaries) == text
