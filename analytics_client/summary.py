@@ -105,13 +105,16 @@ def _why_fetched_exceeds_written(summaries: Sequence[ResourceSummary]) -> list[s
     """
     fetched = sum(s.rows_fetched for s in summaries)
     written = sum(s.inserted + s.updated for s in summaries)
-    if fetched <= written:
+    aside = min(sum(s.quarantined for s in summaries), max(0, fetched - written))
+    if fetched <= written + aside:
         return []
-    reread = min(sum(s.reread for s in summaries), fetched - written)
-    unchanged = fetched - written - reread
+    reread = min(sum(s.reread for s in summaries), fetched - written - aside)
+    unchanged = fetched - written - aside - reread
+    set_aside = f" + {aside:,} set aside (quarantined)" if aside else ""
     return [
-        f"fetched {fetched:,} = {written:,} inserted or updated + {reread:,} read twice at page "
-        f"edges, slice edges and in tie groups (each incremental request starts again at the last "
+        f"fetched {fetched:,} = {written:,} inserted or updated{set_aside} + {reread:,} read "
+        f"twice at page edges, slice edges and in tie groups (each incremental request starts "
+        f"again at the last "
         f"timestamp of the page before, so no record sharing it is missed) + {unchanged:,} "
         "already in the table as served or read again after a tie group (unchanged rows are not "
         "rewritten; an incremental run re-reads its lag window; a record changed while paging is "

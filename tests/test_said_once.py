@@ -131,10 +131,11 @@ def test_the_readme_samples_are_what_render_table_prints() -> None:
                 if line and not line.startswith(("-", "total", "fetched", " "))]
         summaries = []
         for name, status, *numbers in rows:
-            pages, fetched, inserted, updated, retries, commits = (
-                int(n.replace(",", "")) for n in numbers[:6])
+            pages, fetched, inserted, updated, quarantined, retries, commits = (
+                int(n.replace(",", "")) for n in numbers[:7])
             summaries.append(ResourceSummary(name, status, pages, fetched, inserted, updated,
-                                             retries, commits, seconds=float(numbers[6])))
+                                             quarantined, retries, commits,
+                                             seconds=float(numbers[7])))
         why = " ".join(line.strip() for line in text.splitlines()
                        if line.startswith(("fetched", "  ")))
         reread = int(why.split(" + ")[1].split()[0].replace(",", ""))
