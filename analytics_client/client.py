@@ -27,6 +27,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 from dataclasses import dataclass
