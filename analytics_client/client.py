@@ -122,7 +122,7 @@ class ApiClient:
         self._paused_for: dict[str, float] = {}  # monotonic end of the last pause charged
         self._charge_lock = threading.Lock()
         # One pace for every resource of the run; it sleeps as stamina does (not in test mode).
-        self.limiter = RateLimiter(sleep=self.stop.sleep)
+        self.limiter = RateLimiter(sleep=lambda seconds: _sleep(seconds))
         self._in_flight = threading.BoundedSemaphore(config.client.max_concurrency)
         self._secrets = credentials.values()
         self._secret_params = query_secret_params(config.client.auth)
@@ -409,6 +409,11 @@ def _query_value(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _sleep(seconds: float) -> None:
+    """The limiter's pauses: none in stamina's test mode, as its waits; woken by a stop."""
+    current().sleep(seconds)
 
 
 def backoff(retry: int, factor: float, cap: float, retry_after: float | None,
