@@ -46,16 +46,22 @@ from .errors import (
     ForeignHostError,
     LimitExceededError,
     RetriesExhaustedError,
+    RunStopped,
     TransportError,
     UnreachableError,
 )
 from .paginators import PageRequest, PageResponse
 from .redaction import redact, redact_url
 from .secrets import Credentials
+from .stop import StopFlag, current
 
 __all__ = ["FIRST_TRANSIENT_WAIT", "ApiClient", "RetryEvent"]
 
 FIRST_TRANSIENT_WAIT = 0.25  # seconds
+
+# stamina's default hooks log every retry a second time (and count it for prometheus when
+# installed): _RetryPolicy logs and counts each retry once, with the resource and page.
+stamina.instrumentation.set_on_retry_hooks([])
 
 logger = logging.getLogger(__name__)
 
@@ -104,17 +110,21 @@ class ApiClient:
         *,
         transport: httpx.BaseTransport | None = None,
         probe: bool = False,
+        stop: StopFlag | None = None,
     ) -> None:
         # A probe (``check``) answers in seconds: a host that cannot be resolved or refuses the
         # connection fails at once, and its messages say nothing of commits (it makes none).
         self._probe = probe
         self._config = config
+        # Set by Ctrl-C / SIGTERM (stop.py): no request is sent or retried after it, and the
+        # waits below wake at once.
+        self.stop = stop or current()
         self._max_bytes = config.client.max_response_bytes
         self._waited: dict[str, float] = {}  # retry waits per resource this run (max_total_wait)
         self._paused_for: dict[str, float] = {}  # monotonic end of the last pause charged
         self._charge_lock = threading.Lock()
         # One pace for every resource of the run; it sleeps as stamina does (not in test mode).
-        self.limiter = RateLimiter(sleep=_sleep)
+        self.limiter = RateLimiter(sleep=lambda seconds: _sleep(seconds))
         self._in_flight = threading.BoundedSemaphore(config.client.max_concurrency)
         self._secrets = credentials.values()
         self._secret_params = query_secret_params(config.client.auth)
@@ -179,11 +189,12 @@ class ApiClient:
         """
         if request.url is not None:
             self._check_same_origin(resource, request.url)
+        self.stop.check(resource.name)
         handler = resource.endpoint.error_handler
         configured = set(handler.retry_on_status_codes)
         policy = _RetryPolicy(resource.name, page, handler.max_retries, handler.backoff_factor,
                               handler.max_wait, on_retry, self._waited, handler.max_total_wait,
-                              configured)
+                              configured, self.stop)
         retry_on = configured | ALWAYS_RETRY
         try:
             for attempt in stamina.retry_context(
@@ -193,6 +204,8 @@ class ApiClient:
                 with attempt:
                     return self._attempt(resource, request, page, retry_on, handler.max_wait)
         except _RetryableFault as fault:
+            if self.stop.requested:
+                raise RunStopped(resource.name, self.stop.reason or "stop requested") from None
             if policy.over_budget is not None:
                 raise LimitExceededError(
                     resource.name,
@@ -386,7 +399,7 @@ class _RetryPolicy:
     def __init__(self, resource: str, page: int | None, max_retries: int, factor: float,
                  cap: float, on_retry: Callable[[RetryEvent], None] | None,
                  waited: dict[str, float], max_total_wait: float,
-                 configured: set[int]) -> None:
+                 configured: set[int], stop: StopFlag) -> None:
         self.resource, self.page, self.factor, self.cap = resource, page, factor, cap
         self.configured = configured
         self.max_retries = max_retries
@@ -394,9 +407,11 @@ class _RetryPolicy:
         self.over_budget: float | None = None
         self.on_retry = on_retry
         self.retries = 0
+        self.stop = stop
 
     def __call__(self, exc: Exception) -> bool | float:
-        if not isinstance(exc, _RetryableFault) or self.retries >= self.max_retries:
+        if (not isinstance(exc, _RetryableFault) or self.retries >= self.max_retries
+                or self.stop.requested):
             return False  # stamina re-raises; get() turns it into a clear error
         if self.retries == 0 and exc.status not in self.configured:
             wait = backoff(0, FIRST_TRANSIENT_WAIT, self.cap, exc.retry_after)
@@ -414,7 +429,11 @@ class _RetryPolicy:
                        f" (Retry-After {exc.retry_after:g} s)" if exc.retry_after is not None else "")
         if self.on_retry is not None:
             self.on_retry(event)
-        return wait
+        # We wait here, on the stop flag, so that Ctrl-C ends a 16 s backoff at once; stamina
+        # is told to wait no more.
+        if self.stop.sleep(wait):
+            return False
+        return 0.0
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -435,8 +454,8 @@ def _query_value(value: str | int | float | bool) -> str:
 
 
 def _sleep(seconds: float) -> None:
-    if not stamina.is_testing():
-        time.sleep(seconds)
+    """The limiter's pauses: none in stamina's test mode, as its waits; woken by a stop."""
+    current().sleep(seconds)
 
 
 def backoff(retry: int, factor: float, cap: float, retry_after: float | None,

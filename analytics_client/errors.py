@@ -17,7 +17,8 @@
         ├── LimitExceededError a configured limit (response size, total retry wait) was hit
         ├── LakeError          a Delta table could not be written
         ├── StateError         a state block holds another pipeline's mark
-        └── PrefectUnavailableError    the Prefect API went away; the data and marks are safe
+        ├── PrefectUnavailableError    the Prefect API went away; the data and marks are safe
+        └── RunStopped         the run was asked to stop (Ctrl-C, SIGTERM): no new request
 
 Messages say what failed, where (resource, page, field, record id) and what to do.
 They never contain a secret: callers pass redacted URLs and short body excerpts only.
@@ -40,6 +41,7 @@ __all__ = [
     "RecordTypeError",
     "ResourceError",
     "RetriesExhaustedError",
+    "RunStopped",
     "SecretNotFoundError",
     "StateError",
     "TransportError",
@@ -232,3 +234,14 @@ class PrefectUnavailableError(ResourceError):
         self.cause = cause
         super().__init__(resource, f"the Prefect API ({api_url}) cannot be reached ({cause}); "
                                    f"{self.MESSAGE}")
+
+
+class RunStopped(ResourceError):
+    """The run was asked to stop (``stop.py``): a request was not sent, or not retried.
+
+    Not a failure of the resource: what was fetched before is committed with its mark.
+    """
+
+    def __init__(self, resource: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(resource, f"stopped ({reason}) before the next request")

@@ -76,6 +76,9 @@ class KeysetWalk:
         self.requests = 0
         self.group_passes = 0
         self.recovered = 0  # ids a tie-group re-read found that a shifting page had hidden
+        # Records served again that this walk had already yielded: the records at ``lo`` that
+        # start each next page (``gte``) and tie groups read again. The run's summary says so.
+        self.reread = 0
         self.first_total: int | None = None  # the API's count of the range when the walk began
 
     @property
@@ -94,6 +97,8 @@ class KeysetWalk:
         spanned = False  # the group at lo was read over more than one page
         while True:
             records, body, cursors = self._fetch(self.lo, page)
+            if group and self.lo is not None:
+                self.reread += len(group.intersection(self._ids_at(records, cursors, self.lo)))
             yield records
             last_page = self._is_last(body, records, page)
             if not records:
@@ -126,6 +131,8 @@ class KeysetWalk:
                 yield from self._reread_group(group)
             if self.stop_us is not None and top >= self.stop_us:
                 # Every record in [lo, stop) preceded ``top`` on this page: the slice is read.
+                # Those from ``stop`` on belong to the next slice, which reads them too.
+                self.reread += sum(c >= self.stop_us for c in cursors)
                 self.lo = self.stop_us
                 return
             self.lo, page = top, self.paginator.base_page
@@ -142,8 +149,9 @@ class KeysetWalk:
             page = self.paginator.base_page
             while True:
                 records, body, cursors = self._fetch(self.lo, page)
-                yield records
                 ids = set(self._ids_at(records, cursors, self.lo))
+                self.reread += len(ids & known)
+                yield records
                 top = self._top(cursors)
                 if (not records or (top is not None and top > self.lo)
                         or self._is_last(body, records, page)):

@@ -40,7 +40,7 @@ from .extract import select_records
 from .keyset import KeysetWalk, format_cursor, parse_cursor
 from .paginators import page_number_params
 
-__all__ = ["MAX_BUSY", "SLOW_PAGE", "SlicedWalk", "plan_bounds"]
+__all__ = ["MAX_BUSY", "SLOW_PAGE", "SlicedWalk", "plan_bounds", "waits_for_the_api"]
 
 # Share of the wall time this process spent on CPU (all threads) while the first pages came,
 # above which more walks cannot help: the run is bound by parsing, not by the API's latency
@@ -57,8 +57,13 @@ class SlicedWalk:
 
     def __init__(self, client: ApiClient, resource: ResourceConfig, *, start_us: int | None,
                  slices: int, min_pages_per_slice: int = 20, max_busy: float = MAX_BUSY,
-                 on_retry: Callable[[RetryEvent], None] | None = None) -> None:
+                 on_retry: Callable[[RetryEvent], None] | None = None,
+                 split: bool | None = None) -> None:
+        """``split`` None decides from the first pages' timing (``waits_for_the_api``); True or
+        False decides up front, so that a caller (or a test on a busy machine) gets the same
+        walks whatever the clock says. The total must still make enough pages per range."""
         self.client, self.resource = client, resource
+        self.split = split
         self.start_us, self.slices = start_us, max(1, slices)
         self.min_pages = min_pages_per_slice
         self.max_busy = max_busy
@@ -82,6 +87,10 @@ class SlicedWalk:
     @property
     def recovered(self) -> int:
         return sum(w.recovered for w in self.walks)
+
+    @property
+    def reread(self) -> int:
+        return sum(w.reread for w in self.walks)
 
     def progress(self) -> int | None:
         """Every record with a cursor below this has been handed to the sink."""
@@ -118,9 +127,8 @@ class SlicedWalk:
         wall = max(time.monotonic() - wall_before, 1e-9)
         self.busy = (time.process_time() - cpu_before) / wall
         self.latency = statistics.median(timings)
-        # A slow API is worth more walks whatever else the process is doing (a run's start
-        # keeps the CPU busy for a moment); a faster one only when the process mostly waits.
-        waits = self.latency >= SLOW_PAGE or self.busy < self.max_busy
+        waits = waits_for_the_api(self.latency, self.busy, self.max_busy) \
+            if self.split is None else self.split
         slices = self.slices if waits else 1
         bounds = plan_bounds(self.client, self.resource, self.start_us, first.first_total,
                              slices, self.min_pages, self._count_probe)
@@ -183,6 +191,15 @@ class SlicedWalk:
 
     def _count_probe(self) -> None:
         self.probes += 1
+
+
+def waits_for_the_api(latency: float, busy: float, max_busy: float = MAX_BUSY) -> bool:
+    """Whether more walks would pay, from the first pages' median seconds and CPU share.
+
+    A slow API is worth more walks whatever else the process is doing (a run's start keeps
+    the CPU busy for a moment); a faster one only when the process mostly waits.
+    """
+    return latency >= SLOW_PAGE or busy < max_busy
 
 
 def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | None,

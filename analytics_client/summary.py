@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -13,7 +14,7 @@ class ResourceSummary:
     """Counters of one resource in one run; filled in as the run goes."""
 
     resource: str
-    status: str = "running"  # "ok" or "failed"
+    status: str = "running"  # "ok", "failed" or "stopped" (Ctrl-C / SIGTERM: committed so far)
     pages: int = 0
     rows_fetched: int = 0
     inserted: int = 0
@@ -21,6 +22,7 @@ class ResourceSummary:
     quarantined: int = 0  # records set aside in <lake>/_quarantine (quarantine.py)
     retries: int = 0
     commits: int = 0
+    reread: int = 0  # records served again that the read had already seen (keyset page edges)
     seconds: float = 0.0
     table_version: int | None = None
     mark: str | None = None  # the high-water mark committed by this run, if it moved
@@ -44,8 +46,10 @@ def _cells(summary: ResourceSummary) -> list[str]:
 
 
 def _total(summaries: Sequence[ResourceSummary]) -> list[str]:
-    failed = sum(s.status != "ok" for s in summaries)
-    row = ["total", f"{failed} failed" if failed else "ok"]
+    failed = sum(s.status == "failed" for s in summaries)
+    stopped = sum(s.status == "stopped" for s in summaries)
+    status = ", ".join([f"{failed} failed"] * bool(failed) + [f"{stopped} stopped"] * bool(stopped))
+    row = ["total", status or "ok"]
     for column in _COLUMNS[2:-1]:
         row.append(f"{sum(getattr(s, column) for s in summaries):,}")
     row.append(f"{max((s.seconds for s in summaries), default=0.0):.1f}")
@@ -62,7 +66,9 @@ def render_table(summaries: Sequence[ResourceSummary]) -> str:
         lines.append("  ".join(cells).rstrip())
         if n == 0 or n == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
-    lines.extend(_footnotes(summaries))
+    # Wrapped for a terminal; an error stays on one line, so that it can be searched for whole.
+    lines.extend(textwrap.fill(note, 100, subsequent_indent="  ") if note.startswith("fetched ")
+                 else note for note in _footnotes(summaries))
     return "\n".join(lines)
 
 
@@ -82,6 +88,35 @@ def _footnotes(summaries: Sequence[ResourceSummary]) -> list[str]:
     out = []
     for s in summaries:
         if s.error:
-            out.append(f"{s.resource} failed: {s.error}")
+            # A resource's errors start with its name already ("deals: HTTP 401 ...").
+            error = s.error if s.error.startswith(f"{s.resource}: ") else f"{s.resource}: {s.error}"
+            out.append(f"{s.status}: {error}" if s.status == "stopped" else f"failed: {error}")
         out.extend(f"{s.resource}: {note}" for note in s.notes)
+    out.extend(_why_fetched_exceeds_written(summaries))
     return out
+
+
+def _why_fetched_exceeds_written(summaries: Sequence[ResourceSummary]) -> list[str]:
+    """A user coming from dlt asks why fetched > inserted + updated: say it, with the numbers.
+
+    Every record the API served counts as fetched; inserted and updated count rows a table
+    changed. The rest were read twice (each keyset request starts again at the last cursor of
+    the page before, and tie groups are read again) or were already in the table as served.
+    """
+    fetched = sum(s.rows_fetched for s in summaries)
+    written = sum(s.inserted + s.updated for s in summaries)
+    aside = min(sum(s.quarantined for s in summaries), max(0, fetched - written))
+    if fetched <= written + aside:
+        return []
+    reread = min(sum(s.reread for s in summaries), fetched - written - aside)
+    unchanged = fetched - written - aside - reread
+    set_aside = f" + {aside:,} set aside (quarantined)" if aside else ""
+    return [
+        f"fetched {fetched:,} = {written:,} inserted or updated{set_aside} + {reread:,} read "
+        f"twice at page edges, slice edges and in tie groups (each incremental request starts "
+        f"again at the last "
+        f"timestamp of the page before, so no record sharing it is missed) + {unchanged:,} "
+        "already in the table as served or read again after a tie group (unchanged rows are not "
+        "rewritten; an incremental run re-reads its lag window; a record changed while paging is "
+        "read in both versions)"
+    ]

@@ -27,14 +27,17 @@ from .client import ApiClient, RetryEvent
 from .config import PageNumberPaginator, ResourceConfig, SourceConfig
 from .errors import ConfigError
 from .extract import api_count, iter_pages
-from .keyset import KeysetWalk, format_cursor
+from .keyset import KeysetWalk, format_cursor, parse_cursor
 from .slices import SlicedWalk
 from .lake import Lake, TableMark, TableWriter, WriteResult
 from .lock import pipeline_lock
+from .markcommit import record_mark
+from .progress import expected_total, progress_line
 from .quarantine import Quarantine
 from .state import Mark, MarkStore, Start, app_id, effective_start
 from .redaction import install_log_filter, redact, remove_log_filter
 from .secrets import Credentials
+from .stop import until_stopped
 from .summary import ResourceSummary
 
 __all__ = ["DEFAULT_BATCH_ROWS", "full_refresh_set", "replay_quarantine", "run_sync",
@@ -101,7 +104,8 @@ def sync_resource(
             # Only now that the rows it covers are committed.
             saver.committed(_block(block, pipeline, resource.name, mark, result.version))
 
-    pages = _pages(client, resource, walk, count_retry)
+    # Ctrl-C / SIGTERM (stop.py): the page in hand is still committed, no further one is read.
+    pages = until_stopped(_pages(client, resource, walk, count_retry), client.stop)
     full_read = walk is not None and start.mark_us is None
     budget.join()
     try:
@@ -128,10 +132,14 @@ def sync_resource(
                 commit()
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
                 last_progress = time.monotonic()
-                log.info("%s: %s pages, %s rows fetched, %s commits so far", resource.name,
-                         f"{summary.pages:,}", f"{summary.rows_fetched:,}", summary.commits)
+                log.info("%s: %s", resource.name, progress_line(
+                    summary.rows_fetched, walk.reread if walk is not None else 0,
+                    expected_total(walk), last_progress - started, summary.pages,
+                    summary.commits))
         if batch:
             commit()
+        if client.stop.requested:
+            return _stopped(summary, saver, client.stop.reason)
         _add(summary, writer.finish())
         summary.status = "ok"
         if summary.quarantined:
@@ -139,6 +147,9 @@ def sync_resource(
                 f"{summary.quarantined:,} record(s) set aside in {lake.quarantine_uri()}: "
                 "`quarantine show` says why; after changing the config, `quarantine replay` "
                 "writes them again; once the API's data is fixed, --full-refresh re-reads them")
+        if walk is not None and resource.write_disposition != "replace":
+            _settle_mark(lake, resource.name, pipeline, _mark_after(covered[0], start), start,
+                         run_id, summary, saver, block)
         if walk is not None:
             _compare_with_total(client, resource, walk,
                                 lake.row_count(resource.name) if full_read else None, summary, log)
@@ -153,6 +164,8 @@ def sync_resource(
         exc.summary = summary  # type: ignore[attr-defined]
         raise
     finally:
+        pages.close()  # a sliced walk's threads end here, whatever ended the loop
+        summary.reread = walk.reread if walk is not None else 0
         budget.leave(len(batch))  # and what a failure left uncommitted
         summary.seconds = time.monotonic() - started
         log.info("%s: %s in %.1f s: %s pages, %s fetched, %s inserted, %s updated, %s retries",
@@ -231,6 +244,35 @@ def _mark_after(covered: int | None, start: Start) -> int | None:
     if start.mark_us is None:
         return covered
     return max(covered, start.mark_us)
+
+
+def _stopped(summary: ResourceSummary, saver: _MarkSaver, reason: str | None) -> ResourceSummary:
+    """A stopped resource: its commits stand, the state store gets their mark, no success."""
+    saver.flush()
+    summary.status = "stopped"
+    summary.error = (f"stopped by {reason or 'request'} after {summary.pages:,} pages; what was "
+                     "fetched is committed and the next run resumes from "
+                     + (summary.mark or "the previous mark"))
+    return summary
+
+
+def _settle_mark(lake: Lake, resource: str, pipeline: str, mark: int | None, start: Start,
+                 run_id: str, summary: ResourceSummary, saver: _MarkSaver,
+                 block: Mark | None) -> None:
+    """After a complete read, record its final mark even if no commit carried it.
+
+    A read that changed nothing commits nothing; after ``state reset`` that left the resource
+    without a mark, and every later run read it all again (``markcommit.py``).
+    """
+    if mark is None or (start.mark_us is not None and mark <= start.mark_us):
+        return  # the read found nothing newer than where it began
+    if summary.mark is not None and parse_cursor(summary.mark) >= mark:
+        return  # the last data commit carried it
+    version = record_mark(lake, resource, TableMark(app_id(pipeline), mark),
+                          {"analytics_sync.run_id": run_id})
+    summary.mark = format_cursor(mark)
+    saver.committed(_block(block, pipeline, resource, mark,
+                           version if version is not None else lake.version(resource)))
 
 
 def _block(previous: Mark | None, pipeline: str, resource: str, mark: int,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any, NoReturn
@@ -32,6 +34,7 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.futures import wait  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
+from prefect.states import Cancelled, Failed, State  # noqa: E402
 
 from analytics_client import (  # noqa: E402
     ApiClient,
@@ -64,10 +67,17 @@ from analytics_client.state import (  # noqa: E402
     describe,
     reset,
 )
+from analytics_client.debugging import debugging, set_debugging  # noqa: E402
+from analytics_client.stop import (  # noqa: E402
+    again_inside_the_flow_run,
+    current as current_stop,
+    on_signals,
+)
 from analytics_client.storage import resolve_storage_options  # noqa: E402
 from analytics_client.quarantine import Quarantine  # noqa: E402
 from analytics_client.quarantine import render as render_quarantine  # noqa: E402
 from analytics_client.sync import full_refresh_set, replay_quarantine  # noqa: E402
+from analytics_client.temporary_server import start_temporary_server_in_its_own_session  # noqa: E402
 from analytics_client.redaction import install_log_filter, redact, remove_log_filter  # noqa: E402
 from analytics_client.secrets import (  # noqa: E402
     API_KEY_BLOCK,
@@ -80,6 +90,17 @@ from analytics_client.secrets import (  # noqa: E402
 
 DEFAULT_LAKE = "./data/lake"
 SANDBOX_LAKE = "./data/sandbox-lake"
+
+
+class _SaidOnce(logging.Filter):
+    """Drops Prefect's "Task run failed with state: Failed(...)" for a task that returned its
+    Failed state: the next line, "Finished in state Failed('...')", says the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Task run failed with state:")
+
+
+logging.getLogger("prefect.task_runs").addFilter(_SaidOnce())
 
 
 class SyncFailed(AnalyticsSyncError):
@@ -96,10 +117,25 @@ def sync_resource_task(
     batch_rows: int, run_id: str, pipeline: str, marks: PrefectMarkStore, full_refresh: bool,
     budget: RowBudget,
 ) -> ResourceSummary:
-    """One resource, start to end; retries happen per request inside the client, not here."""
-    return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id,
-                         log=get_run_logger(), pipeline=pipeline, marks=marks,
-                         full_refresh=full_refresh, budget=budget)
+    """One resource, start to end; retries happen per request inside the client, not here.
+
+    A failed resource ends in a Failed state whose message is the error, said once: no
+    traceback (the error says what and where; ``--debug`` adds it), and the summary stays the
+    task's result for the run's table.
+    """
+    log = get_run_logger()
+    try:
+        return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id,
+                             log=log, pipeline=pipeline, marks=marks,
+                             full_refresh=full_refresh, budget=budget)
+    except Exception as exc:  # noqa: BLE001 - the resource's failure, reported as its state
+        if prefect_api.is_outage(exc):
+            raise  # the flow tells a lost Prefect API apart by this exception (prefect_api.py)
+        summary = getattr(exc, "summary", None) or ResourceSummary(resource_name, "failed")
+        summary.error = summary.error or str(exc) or type(exc).__name__
+        if debugging():
+            log.exception("%s: traceback (--debug)", resource_name)
+        return Failed(message=summary.error, data=summary)  # type: ignore[return-value]
 
 
 @flow(name="analytics-sync", log_prints=True)
@@ -114,7 +150,7 @@ def analytics_sync(
     batch_rows: int = 10_000,
     full_refresh: bool | list[str] = False,
     storage_block: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | State:
     """Sync the selected resources (all by default) into Delta tables at ``<lake_uri>/<resource>``.
 
     Incremental resources read only what changed since their committed mark (kept in
@@ -126,6 +162,15 @@ def analytics_sync(
     An object-store lake (s3://, gs://, abfss://) takes its credentials from the Analytics Lake
     Storage block ``storage_block``, else the standard environment variables.
     """
+    with again_inside_the_flow_run():  # Prefect's engine replaced our SIGTERM handler
+        return _sync(pipeline, lake_uri, resources, config, base_url, api_key_block,
+                     organization_id_block, batch_rows, full_refresh, storage_block)
+
+
+def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
+          config: dict[str, Any] | str | None, base_url: str | None, api_key_block: str | None,
+          organization_id_block: str | None, batch_rows: int, full_refresh: bool | list[str],
+          storage_block: str | None) -> list[dict[str, Any]] | State:
     logger = get_run_logger()
     source = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
     source = source.select(resources)
@@ -152,7 +197,7 @@ def analytics_sync(
         for s in summaries:
             if s.error:
                 s.error = redact(s.error, credentials.values())
-        print("\n" + render_table(summaries))
+        _show_summary(render_table(summaries))
         outage = next((e for f in futures if prefect_api.is_outage(
             e := f.state.result(raise_on_failure=False))), None)  # type: ignore[arg-type]
         try:
@@ -167,13 +212,35 @@ def analytics_sync(
         remove_log_filter(secret_filter)
     if outage is not None:
         raise PrefectWentAway(redact(prefect_api.outage_message(outage), credentials.values()))
+    stopped = [s for s in summaries if s.status == "stopped"]
+    if stopped:  # Ctrl-C / SIGTERM (stop.py): an end the operator asked for, not a failure
+        return Cancelled(message=f"stopped by {current_stop().reason or 'request'}: "
+                         f"{len(stopped)} of {len(summaries)} resources stopped early; what "
+                         "was fetched is committed with its mark, the next run resumes from it",
+                         data=[s.to_dict() for s in summaries])
     failed = [s for s in summaries if s.status != "ok"]
     if failed:
-        raise SyncFailed(
-            f"{len(failed)} of {len(summaries)} resources failed: "
-            + "; ".join(s.error or f"{s.resource}: failed" for s in failed)
-        )
+        # Each error was said once, by its task, and is in the summary: named here, not repeated,
+        # and no traceback (a returned state, not a raised exception).
+        message = (f"{len(failed)} of {len(summaries)} resources failed: "
+                   f"{', '.join(s.resource for s in failed)} (errors above and in the summary)")
+        return Failed(message=message, data=SyncFailed(message))
     return [s.to_dict() for s in summaries]
+
+
+def _show_summary(table: str) -> None:
+    """On stdout, once: the run's answer, apart from its log on stderr. The flow run's logs get
+    it too, but not the terminal a second time (``log_prints`` would turn a print into a log)."""
+    sys.stdout.write("\n" + table + "\n")
+    sys.stdout.flush()
+    flow_run_log = logging.getLogger("analytics_sync.flow_run_log")
+    if not flow_run_log.handlers:
+        from prefect.logging.handlers import APILogHandler
+
+        flow_run_log.addHandler(APILogHandler())
+        flow_run_log.propagate = False  # not to the console: stdout has it
+        flow_run_log.setLevel(logging.INFO)
+    flow_run_log.info("summary\n%s", table)
 
 
 def _summary_of(name: str, state: Any) -> ResourceSummary:
@@ -272,6 +339,8 @@ def _parser() -> argparse.ArgumentParser:
                         "environment variables)")
     parser.add_argument("--batch-rows", type=_positive_int, default=10_000,
                         help="records per Delta commit (bounds memory; default 10000)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks besides the one-line errors (env ANALYTICS_SYNC_DEBUG=1)")
     parser.add_argument("--sandbox-scale", type=_positive_float, default=1.0,
                         help="with --sandbox: dataset size factor (1 = 27,250 records)")
     return parser
@@ -285,7 +354,7 @@ def _sandbox(enabled: bool, scale: float) -> Iterator[str | None]:
         return
     from analytics_client.sandbox import serve_subprocess
 
-    with serve_subprocess(scale=scale) as server:
+    with serve_subprocess(scale=scale, own_session=True) as server:
         saved = {k: os.environ.get(k) for k in (API_KEY_ENV, ORGANIZATION_ENV)}
         os.environ[API_KEY_ENV] = server.api_key
         os.environ[ORGANIZATION_ENV] = server.organization_id
@@ -303,6 +372,7 @@ def _sandbox(enabled: bool, scale: float) -> Iterator[str | None]:
 def main(argv: list[str] | None = None) -> int:
     """The command line: a usage, config or environment problem is one line and exit 2."""
     args = _parser().parse_args(argv)
+    set_debugging(args.debug)
     args.pipeline = args.pipeline or ("sandbox" if args.sandbox else "analytics")
     try:
         return _dispatch(args)
@@ -350,8 +420,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _check(source, lake, key_block, org_block)
         # Everything a run can know before its first request is checked before Prefect starts.
         ensure_lake_writable(lake, [r.name for r in source.resources])
+        start_temporary_server_in_its_own_session()  # Ctrl-C must not kill Prefect's API
         # a second run fails now, not after Prefect starts
-        with pipeline_lock(args.pipeline), prefect_api.bounded_retries():
+        with pipeline_lock(args.pipeline), prefect_api.bounded_retries(), \
+                on_signals() as stop:
+            # Ctrl-C / SIGTERM stop the run after the current page of each resource (stop.py).
             resolve_credentials(key_block, org_block)
             state = analytics_sync(
                 pipeline=args.pipeline, lake_uri=lake_uri, resources=resources,
@@ -360,6 +433,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 full_refresh=args.full_refresh, storage_block=args.storage_block,
                 return_state=True,
             )
+    if state.is_cancelled() or stop.requested:
+        print(f"stopped: {state.message}", file=sys.stderr)
+        return 128 + (stop.signum or signal.SIGINT)
     if state.is_completed():
         print(f"done: tables under {lake.uri}")
         return 0

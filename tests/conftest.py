@@ -49,3 +49,22 @@ def harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+# Threads our code starts; none may outlive the test that started it (a sliced walk's threads
+# once kept retrying a stopped sandbox, and printed retry warnings after the suite had ended).
+_OUR_THREADS = ("-slice-", "sandbox-uvicorn")
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_outlives_its_test() -> Iterator[None]:
+    import threading
+
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate()
+            if t not in before and t.is_alive() and any(n in t.name for n in _OUR_THREADS)]
+    for thread in left:  # a thread at the very end of its work gets a moment, not a pass
+        thread.join(5)
+    left = [t.name for t in left if t.is_alive()]
+    assert not left, f"threads outlived the test: {left}"

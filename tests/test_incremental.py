@@ -287,50 +287,65 @@ def test_a_late_arriving_record_within_the_lag_is_picked_up(tmp_path: Path) -> N
 
 
 def test_two_runs_of_one_pipeline_never_overlap(tmp_path: Path) -> None:
-    """A second run fails at once naming the first; the first finishes with nothing lost."""
+    """A second run fails at once naming the first; the first finishes with nothing lost.
+
+    "At once" without a clock: the first run is held inside its lock (its first mark load
+    waits) until the second has failed, so a second run that waited for the lock would never
+    return in time and the first could not have finished before the refusal.
+    """
     errors: list[Exception] = []
-    with serve(World(seed=2, counts=SMALL), SandboxSettings(latency_ms=5)) as sandbox:
+    inside, release = threading.Event(), threading.Event()
+
+    class HeldStore(MemoryMarkStore):
+        def load(self, pipeline: str, resource: str) -> Mark | None:
+            inside.set()
+            assert release.wait(120), "the second run never came back"
+            return super().load(pipeline, resource)
+
+    with serve(World(seed=2, counts=SMALL)) as sandbox:
         def first() -> None:
             try:
-                sync(sandbox, tmp_path, MemoryMarkStore(), pipeline="shared")
+                sync(sandbox, tmp_path, HeldStore(), pipeline="shared")
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
         runner = threading.Thread(target=first)
         runner.start()
-        deadline = time.monotonic() + 10
-        while not (Path(os.environ["ANALYTICS_SYNC_LOCK_DIR"]) / "shared.lock").exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        time.sleep(0.05)
-        started = time.monotonic()
-        with pytest.raises(PipelineBusyError, match="pipeline 'shared' is already running"):
-            sync(sandbox, tmp_path / "other-lake", MemoryMarkStore(), pipeline="shared")
-        assert time.monotonic() - started < 2
-        runner.join()
+        try:
+            assert inside.wait(120)
+            with pytest.raises(PipelineBusyError, match="pipeline 'shared' is already running"):
+                sync(sandbox, tmp_path / "other-lake", MemoryMarkStore(), pipeline="shared")
+            assert runner.is_alive()
+        finally:
+            release.set()
+            runner.join()
         assert not errors
         assert_lake_equals_truth(sandbox, tmp_path)
 
 
 def test_the_command_line_refuses_a_second_run_before_starting_prefect(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """`python flows/main.py` exits 2 at once when the pipeline is busy."""
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python flows/main.py` exits 2 when the pipeline is busy, before any flow run starts."""
+    import flows.main
+
+    def no_flow(**kwargs: object) -> None:
+        raise AssertionError("the flow (and Prefect's server) started although the pipeline is busy")
+
+    monkeypatch.setattr(flows.main, "analytics_sync", no_flow)
     holding = threading.Event()
     release = threading.Event()
 
     def hold() -> None:
         with pipeline_lock("busy"):
             holding.set()
-            release.wait(30)
+            release.wait(120)
 
     holder = threading.Thread(target=hold)
     holder.start()
-    holding.wait(10)
+    assert holding.wait(120)
     try:
-        started = time.monotonic()
         code = main(["--pipeline", "busy", "--base-url", "http://127.0.0.1:9", "--api-key-block", "",
                      "--organization-block", ""])
-        assert time.monotonic() - started < 5
     finally:
         release.set()
         holder.join()
@@ -355,7 +370,7 @@ def test_a_run_killed_with_sigkill_does_not_keep_the_lock(tmp_path: Path) -> Non
             [sys.executable, "-c", _KILLABLE, sandbox.base_url, sandbox.api_key,
              sandbox.organization_id, str(tmp_path)], env=env)
         lock = Path(os.environ["ANALYTICS_SYNC_LOCK_DIR"]) / "killed.lock"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a generous limit, not a speed
         while not (lock.exists() and lock.read_text()):
             assert time.monotonic() < deadline and victim.poll() is None
             time.sleep(0.02)

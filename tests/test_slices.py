@@ -12,7 +12,8 @@ from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config
 from analytics_client.client import ApiClient
 from analytics_client.keyset import parse_cursor
 from analytics_client.sandbox import SandboxSettings, World, serve
-from analytics_client.slices import SlicedWalk
+from analytics_client import slices
+from analytics_client.slices import SlicedWalk, waits_for_the_api
 from analytics_client.state import MemoryMarkStore, app_id
 from tests.groundtruth import fetch_truth
 from tests.support import RESOURCES, assert_lake_equals_truth, sync
@@ -20,18 +21,26 @@ from tests.support import RESOURCES, assert_lake_equals_truth, sync
 COUNTS = {"tags": 30, "users": 60, "deals": 1500, "pages": 400, "tasks": 900}
 SLICED = copy.deepcopy(DEFAULT_CONFIG)
 SLICED["resource_defaults"]["endpoint"]["concurrency"] = 4
-# Walks are only added while the process mostly waits for the API (slices.MAX_BUSY).
+# A little latency, so that the walks really overlap; the decision to split does not depend on
+# it (tests on a busy machine must not depend on how long a page took).
 SLOW_MS = 8.0
 
 
-def test_a_resource_is_read_by_several_walks_over_disjoint_ranges(tmp_path: Path) -> None:
+@pytest.fixture
+def always_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs through sync() split whenever the total allows, whatever the pages' timing."""
+    monkeypatch.setattr(slices, "SLOW_PAGE", 0.0)
+
+
+def test_a_resource_is_read_by_several_walks_over_disjoint_ranges(
+        tmp_path: Path, always_split: None) -> None:
     """deals is split in 4 ranges read at once; every record arrives, none twice in the table."""
     settings = SandboxSettings(late_visibility=False, latency_ms=SLOW_MS)
     with serve(World(seed=4, counts=COUNTS), settings) as sandbox:
         source = load_config(SLICED, base_url=sandbox.base_url)
         deals = source.resource("deals")
         with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client:
-            walk = SlicedWalk(client, deals, start_us=None, slices=4)
+            walk = SlicedWalk(client, deals, start_us=None, slices=4, split=True)
             seen = {r["id"] for records, _ in walk if records for r in records}
         assert len(walk.walks) == 4
         starts = [w.start_us for w in walk.walks]
@@ -42,21 +51,34 @@ def test_a_resource_is_read_by_several_walks_over_disjoint_ranges(tmp_path: Path
         assert_lake_equals_truth(sandbox, tmp_path)
 
 
-def test_a_fast_api_is_read_by_one_walk(tmp_path: Path) -> None:
-    """When parsing, not waiting, fills the process's time, more walks would only cost CPU."""
+@pytest.mark.parametrize(("latency", "busy", "split"), [
+    (0.001, 0.9, False),  # fast API, parsing fills the process: more walks cost CPU
+    (0.001, 0.2, True),  # fast pages but the process mostly waits
+    (0.05, 0.9, True),  # a slow API pays whatever the CPU does
+    (0.02, 1.0, True),
+])
+def test_the_split_decision_follows_the_measured_pages(latency: float, busy: float,
+                                                        split: bool) -> None:
+    """The decision is a pure function of what the first pages measured."""
+    assert waits_for_the_api(latency, busy) is split
+
+
+def test_a_walk_told_not_to_split_is_read_by_one_walk(tmp_path: Path) -> None:
+    """split=False: one walk, no probe; the first pages are still measured."""
     with serve(World(seed=4, counts=COUNTS), SandboxSettings(late_visibility=False)) as sandbox:
         source = load_config(SLICED, base_url=sandbox.base_url)
         with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client:
             fast = SlicedWalk(client, source.resource("deals"), start_us=None, slices=4,
-                              max_busy=0.0)
+                              split=False)
             fast_ids = [r["id"] for records, _ in fast if records for r in records]
         assert len(fast.walks) == 1 and fast.probes == 0
-        assert fast.busy is not None and fast.busy > 0.0
+        assert fast.busy is not None and fast.latency is not None
         assert set(fast_ids) == {r["id"] for r in fetch_truth(sandbox.base_url, "deals")}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sliced_walks_lose_nothing_while_records_change(tmp_path: Path, seed: int) -> None:
+def test_sliced_walks_lose_nothing_while_records_change(tmp_path: Path, seed: int,
+                                                        always_split: None) -> None:
     """Under mutation, below the committed mark everything is in; one more run is exact."""
     settings = SandboxSettings(mutate_every_n_requests=3, mutate_updates=4, mutate_creates=1,
                                late_visibility=False, fault_seed=seed, latency_ms=SLOW_MS)
@@ -80,7 +102,7 @@ def test_sliced_walks_lose_nothing_while_records_change(tmp_path: Path, seed: in
 
 
 def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, always_split: None
 ) -> None:
     """Killed after a few commits, the table's mark is below every range still being read."""
     from analytics_client import sync as sync_module

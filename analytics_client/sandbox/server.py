@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -213,19 +214,24 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
 
 @contextlib.contextmanager
 def serve_subprocess(
-    *, startup_timeout: float = 60.0, **cli_options: Any
+    *, startup_timeout: float = 60.0, own_session: bool = False, **cli_options: Any
 ) -> Iterator[RunningSandbox]:
     """Run ``python -m analytics_client.sandbox serve --port 0`` with ``cli_options`` as flags.
 
     ``omit_meta=True`` becomes ``--omit-meta``, ``late_visibility=False`` becomes
     ``--no-late-visibility``, ``counts={"deals": 50}`` becomes ``--count deals=50``,
     ``faults=[...]`` a JSON list. The child is killed when the block exits.
+
+    ``own_session``: the child leaves our process group, so that Ctrl-C in a terminal (sent to
+    the whole foreground group) reaches only us, and the run can stop cleanly against an API
+    that is still there; on Linux it is also told to die with us, so it cannot be orphaned.
     """
     cli_options.setdefault("port", 0)
     args = [sys.executable, "-m", "analytics_client.sandbox", "serve", *_flags(cli_options)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=_own_session if own_session else None)
     try:
         info = _announcement(process, startup_timeout)
         sandbox = RunningSandbox(
@@ -253,6 +259,16 @@ def serve_subprocess(
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _own_session() -> None:
+    """In the child before exec: a session of its own, and SIGTERM when its parent dies."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _announcement(process: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
