@@ -443,8 +443,7 @@ def _name_problem(name: str) -> str | None:
 class _Gate:
     """Admits records one by one; case spellings are claimed by the first record to use one."""
 
-    def __init__(self, resource: str, primary_key: str, claimed: Sequence[str]) -> None:
-        self.resource = resource
+    def __init__(self, primary_key: str, claimed: Sequence[str]) -> None:
         self.primary_key = primary_key
         # Delta column names are case-insensitive: 'Name' and 'name' cannot both exist.
         self.spelling: dict[str, str] = {c.lower(): c for c in claimed}
@@ -551,7 +550,7 @@ def typed_batch(
     table_schema = dict(table_schema or {})
     columns = dict(columns or {})
     rejected: list[Rejected] = []
-    gate = _Gate(resource, primary_key, [*table_schema, *columns])
+    gate = _Gate(primary_key, [*table_schema, *columns])
     rows: list[Record] = []
     hashes: list[str] = []
     for position, record in enumerate(records, start=1):
