@@ -270,12 +270,14 @@ def test_check_fails_at_once_on_a_host_it_cannot_reach_and_never_speaks_of_commi
     attempts: list[object] = []
     import stamina.instrumentation
 
+    before = stamina.instrumentation.get_on_retry_hooks()
     stamina.instrumentation.set_on_retry_hooks([attempts.append])
     try:
         code = main(["check", "--base-url", base_url, "--api-key-block", "",
                      "--organization-block", "", "--lake", str(tmp_path / "lake")])
     finally:
-        stamina.instrumentation.set_on_retry_hooks(None)
+        # As the library left them (our client turns stamina's own logging hooks off).
+        stamina.instrumentation.set_on_retry_hooks(before)
     out = capsys.readouterr().out
     assert code == 1
     assert attempts == []
