@@ -360,16 +360,8 @@ def _infer(values: list[object]) -> pl.DataType | None:
     if kinds == {"integer"}:
         return pl.Int64() if all(_fits_int64(v) for v in values) else None  # type: ignore[arg-type]
     if kinds <= {"integer", "number"}:
-        return pl.Float64() if all(_float_of(v) is not None for v in values) else None
-    return None
-
-
-def _float_of(value: object) -> float | None:
-    """The float64 that is exactly this JSON number (by its shortest text), or None."""
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if _is_int(value) or isinstance(value, Decimal):
-        return exact_float(value)
+        exact = all(exact_float(v) is not None for v in values)  # type: ignore[arg-type]
+        return pl.Float64() if exact else None
     return None
 
 
@@ -383,7 +375,7 @@ def _fitter(dtype: pl.DataType) -> Callable[[object], tuple[bool, object]] | Non
         return lambda v: (_is_int(v) and _fits_int64(v), v)
     if dtype == pl.Float64:
         def fits_float(v: object) -> tuple[bool, object]:
-            as_float = _float_of(v) if _is_number(v) else None
+            as_float = exact_float(v) if _is_number(v) else None  # type: ignore[arg-type]
             return as_float is not None, as_float
         return fits_float
     return None

@@ -64,12 +64,14 @@ def loads(text: str | bytes) -> Any:
         raise ValueError("JSON nested deeper than the decoder's recursion limit") from None
 
 
-def exact_float(value: Decimal | int) -> float | None:
+def exact_float(value: Decimal | int | float) -> float | None:
     """The float64 equal to ``value`` as a decimal number, or None if no float64 is.
 
     "Equal" as JSON readers mean it: the float's shortest text reads back as the same decimal
-    (``0.1`` qualifies, ``12345678901234567.89`` does not).
+    (``0.1`` qualifies, ``12345678901234567.89`` does not). A finite float is itself.
     """
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
     if isinstance(value, int):
         return float(value) if abs(value) <= 2**53 else None
     if not value.is_finite():
