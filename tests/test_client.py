@@ -13,7 +13,12 @@ import respx
 from analytics_client import ratelimit_headers
 from analytics_client.client import ApiClient, RetryEvent, backoff, parse_retry_after
 from analytics_client.config import load_config
-from analytics_client.errors import APIError, LimitExceededError, RetriesExhaustedError, TransportError
+from analytics_client.errors import (
+    APIError,
+    LimitExceededError,
+    RetriesExhaustedError,
+    TransportError,
+)
 from analytics_client.secrets import Credentials
 
 BASE = "https://api.test"
