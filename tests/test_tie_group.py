@@ -12,6 +12,7 @@ steps are checked in the server's request log and in every commit of the table.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import pytest
 from deltalake import DeltaTable
 
 from analytics_client import Credentials, load_config, run_sync
-from tests.records_support import APP_ID, own_config, rows_by_id, table
+from analytics_client.state import MemoryMarkStore
+from tests.records_support import APP_ID, own_config, rows_by_id, table, table_mark
 from tests.recordserver import RecordServer, instant_ns
 
 PAGE = 3  # page[size]: the group (7 records) spans three pages
@@ -118,3 +120,41 @@ def micros(text: str) -> int:
     ns = instant_ns(text)
     assert ns is not None
     return ns // 1000
+
+
+def test_a_tie_group_that_never_settles_stops_the_walk_with_the_mark_before_it(
+        tmp_path: Path) -> None:
+    """Every re-read pass of the group brings a new id: the walk stops with an error instead of
+    moving on, the mark saved is not past the group (z1, read after it, is not counted as
+    safe), and once the API settles the next run lands every id exactly once."""
+    storm: list[str] = []
+
+    def a_new_record_in_the_group_on_every_first_page(n: int, params: dict[str, str]) -> None:
+        if storm and step(params) == (TIE, 1):
+            storm.append(f"g0-{len(storm):03d}")  # sorts before g1: on page 1 of the group
+            api.put("events", [*api.records("events")[:-1], event(storm[-1], TIE),
+                                  event("z1", AFTER)])
+
+    with RecordServer(on_request=a_new_record_in_the_group_on_every_first_page) as api:
+        api.put("events", [event("a1", BEFORE), *(event(g, TIE) for g in GROUP),
+                              event("z1", AFTER)])
+        storm.append("on")
+        marks = MemoryMarkStore()
+        source = load_config(own_config(limit=PAGE), base_url=api.base_url)
+        [failed] = run_sync(source, Credentials("any-key", "any-org"), str(tmp_path),
+                            pipeline="analytics", batch_rows=PAGE, marks=marks)
+        assert failed.status == "failed"
+        assert "kept changing" in (failed.error or ""), failed.error
+        saved = marks.load("analytics", "events")
+        assert saved is not None and saved.cursor is not None
+        assert micros(saved.cursor) <= micros(TIE), saved.cursor
+        assert table_mark(tmp_path, "events") is not None
+        assert table_mark(tmp_path, "events") <= micros(TIE)  # type: ignore[operator]
+
+        storm.clear()  # the API settles
+        [again] = run_sync(source, Credentials("any-key", "any-org"), str(tmp_path),
+                           pipeline="analytics", batch_rows=PAGE, marks=marks)
+        assert again.status == "ok", again.error
+        served = {json.loads(r.raw)["id"] for r in api.records("events")}
+        rows = rows_by_id(table(tmp_path, "events"))  # asserts every id is there once
+        assert set(rows) == served and len(served) > len(GROUP) + 2
