@@ -57,6 +57,11 @@ def actual(kind: str, value: Any) -> Any:
     return value
 
 
+# Columns the pipeline adds to every row (README, "What lands in the lake"); not API fields.
+PIPELINE_COLUMNS = frozenset({"_synced_at", "_row_hash"})
+VARIANT_SUFFIX = "__json"  # an undocumented value that fits no typed column, as JSON text
+
+
 def assert_table_equals_truth(table: pl.DataFrame, truth: list[dict[str, Any]], resource: str) -> None:
     """Every id exactly once, no extra ids, every documented and undocumented value equal."""
     ids = table["id"].to_list()
@@ -66,18 +71,52 @@ def assert_table_equals_truth(table: pl.DataFrame, truth: list[dict[str, Any]], 
         f"{resource}: missing {sorted(truth_ids - set(ids))[:5]}, extra {sorted(set(ids) - truth_ids)[:5]}"
     )
     rows = {row["id"]: row for row in table.to_dicts()}
-    contract = CONTRACT[resource]
     for record in truth:
-        row = rows[record["id"]]
-        for field, kind in contract.items():
-            want, got = expected(kind, record.get(field)), actual(kind, row.get(field))
-            assert got == want, f"{resource} {record['id']} {field}: table {got!r} != API {want!r}"
-        for field, raw in record.items():
-            if field in contract or raw is None:
-                continue
-            assert _undocumented_value(row, field) == raw, (
-                f"{resource} {record['id']} undocumented {field}: table "
-                f"{_undocumented_value(row, field)!r} != API {raw!r}")
+        wrong = differences(rows[record["id"]], record, resource)
+        assert not wrong, f"{resource} {record['id']}: " + "; ".join(wrong[:5])
+
+
+def differences(row: dict[str, Any], record: dict[str, Any], resource: str) -> list[str]:
+    """Every field in which the table's row says something other than the API's record.
+
+    All of them: documented fields by their contract type, undocumented fields by value
+    (from their typed column or their JSON text), and any column left holding a value for a
+    field the record no longer has (a null written or left out is the same, the contract says).
+    """
+    contract = CONTRACT[resource]
+    wrong: list[str] = []
+    for field, kind in contract.items():
+        want, got = expected(kind, record.get(field)), actual(kind, row.get(field))
+        if got != want:
+            wrong.append(f"{field}: table {got!r} != API {want!r}")
+    for field, raw in record.items():
+        if field in contract:
+            continue
+        got = _undocumented_value(row, field)
+        if not _same_json(got, raw):
+            wrong.append(f"undocumented {field}: table {got!r} != API {raw!r}")
+        elif row.get(field) is not None and row.get(f"{field}{VARIANT_SUFFIX}") is not None:
+            wrong.append(f"undocumented {field}: both its column and its JSON text hold a value")
+    for column, value in row.items():
+        field = column.removesuffix(VARIANT_SUFFIX)
+        if (column in PIPELINE_COLUMNS or field in contract or value is None
+                or record.get(field) is not None):
+            continue
+        wrong.append(f"column {column!r} holds {value!r}, the API has no {field!r}")
+    return wrong
+
+
+def _same_json(got: Any, want: Any) -> bool:
+    """JSON values equal as JSON: ``True`` is not ``1``, ``1`` equals ``1.0`` (both numbers)."""
+    if isinstance(want, bool) or isinstance(got, bool):
+        return type(got) is type(want) and got == want
+    if isinstance(want, dict):
+        return (isinstance(got, dict) and got.keys() == want.keys()
+                and all(_same_json(got[k], want[k]) for k in want))
+    if isinstance(want, list):
+        return (isinstance(got, list) and len(got) == len(want)
+                and all(_same_json(g, w) for g, w in zip(got, want, strict=True)))
+    return bool(got == want)
 
 
 def _undocumented_value(row: dict[str, Any], field: str) -> Any:
@@ -85,5 +124,5 @@ def _undocumented_value(row: dict[str, Any], field: str) -> Any:
     if row.get(field) is not None:
         value = row[field]
         return Decimal(repr(value)) if isinstance(value, float) else value
-    text = row.get(f"{field}__json")
+    text = row.get(f"{field}{VARIANT_SUFFIX}")
     return None if text is None else json.loads(text, parse_float=Decimal)

@@ -18,6 +18,9 @@ accepted. A page past the end is ``{"data": []}``.
         ... run_sync against server.base_url ...
         server.put("events", [...])   # the next run sees this set
 
+``on_request(n, params)`` (optional) runs before the n-th request (1-based) is answered, so a
+test can change the records between two pages; ``served`` lists the ids each answer carried.
+
 Its own timestamp reader (``instant_ns``) is independent of the library's: integer arithmetic
 on the ISO-8601 text, so instants beyond year 9999 once in UTC still sort correctly.
 """
@@ -28,7 +31,7 @@ import datetime as dt
 import json
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -126,7 +129,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         owner = self.server.owner
         url = urlsplit(self.path)
-        owner._count(url.path, url.query)
+        number_of_request = owner._count(url.path, url.query)
+        if owner.on_request is not None:
+            owner.on_request(number_of_request, dict(parse_qsl(url.query, keep_blank_values=True)))
         if self.headers.get("api_key") is None:
             return self._error(401, "missing API key")
         if self.headers.get("X-Organization-Id") is None:
@@ -163,6 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:  # ties still by id ascending
             records.sort(key=lambda r: (-cursor(r), _id_key(r.id)))
         page = records[(number - 1) * size: number * size]
+        owner._served(number_of_request, [r.id for r in page])
         total_pages = (len(records) + size - 1) // size
         body = '{"data":[' + ",".join(r.raw for r in page) + "]"
         if owner.with_meta:
@@ -177,12 +183,15 @@ class _Handler(BaseHTTPRequestHandler):
 class RecordServer:
     """Serves ``put`` records on ``base_url``; a context manager that stops and joins it."""
 
-    def __init__(self, *, with_meta: bool = True) -> None:
+    def __init__(self, *, with_meta: bool = True,
+                 on_request: Callable[[int, dict[str, str]], None] | None = None) -> None:
         self.with_meta = with_meta
+        self.on_request = on_request
         self._records: dict[str, list[Served]] = {}
         self._lock = threading.Lock()
         self.requests: dict[str, int] = {}  # per path
         self.queries: list[tuple[str, dict[str, str]]] = []  # every request, in order
+        self.served: dict[int, list[object]] = {}  # request number -> ids of the page answered
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -203,10 +212,15 @@ class RecordServer:
         with self._lock:
             return list(self._records.get(resource, []))
 
-    def _count(self, path: str, query: str) -> None:
+    def _count(self, path: str, query: str) -> int:
         with self._lock:
             self.requests[path] = self.requests.get(path, 0) + 1
             self.queries.append((path, dict(parse_qsl(query, keep_blank_values=True))))
+            return len(self.queries)
+
+    def _served(self, request: int, ids: list[object]) -> None:
+        with self._lock:
+            self.served[request] = ids
 
     def __enter__(self) -> Self:
         self._server = _Server(("127.0.0.1", 0), _Handler)

@@ -7,11 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config, run_sync
-from analytics_client.sandbox import RunningSandbox
+from analytics_client.sandbox import DEFAULT_COUNTS, RunningSandbox
 from analytics_client.summary import ResourceSummary
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
 
-RESOURCES = ("tags", "deals", "pages", "tasks", "users")
+# The five resources, in the seed config's order (the order messages list them in).
+RESOURCES: tuple[str, ...] = tuple(
+    r if isinstance(r, str) else r["name"] for r in DEFAULT_CONFIG["resources"])
+assert set(RESOURCES) == set(DEFAULT_COUNTS), "the seed config and the sandbox disagree"
+# The bundled sandbox's default world (27,250 records; test_sandbox pins the figure once).
+DEFAULT_RECORDS = sum(DEFAULT_COUNTS.values())
+# A world small enough for end-to-end tests, with a tie group and pages to spare in each resource.
+SMALL: dict[str, int] = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
 # The seed exactly as written: plain page-number paging, no incremental reads.
 PLAIN: dict[str, Any] = copy.deepcopy(DEFAULT_CONFIG)
 del PLAIN["resource_defaults"]["endpoint"]

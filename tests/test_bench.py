@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from analytics_client.sandbox import DEFAULT_COUNTS
+from tests.support import DEFAULT_RECORDS
+
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
 assert _spec is not None and _spec.loader is not None
@@ -19,6 +22,7 @@ sys.modules["bench_run"] = bench  # dataclasses look their module up while the c
 _spec.loader.exec_module(bench)
 
 DLT_INSTALLED = importlib.util.find_spec("dlt") is not None
+PAGES_OF_10 = DEFAULT_RECORDS // 10  # requests of one full read of the default world
 
 
 @pytest.mark.slow
@@ -45,7 +49,7 @@ def test_harness_runs_on_a_tiny_scale_and_writes_json_and_markdown(tmp_path: Pat
         assert any("dlt skipped" in note for note in result["meta"]["notes"])
         assert "dlt skipped" in completed.stdout
     assert set(summary) == expected
-    records = sum(round(n * 0.01) for n in (250, 2_000, 10_000, 5_000, 10_000))
+    records = sum(round(n * 0.01) for n in DEFAULT_COUNTS.values())
     for key in expected - {("incremental", "library", "incremental")}:
         row = summary[key]
         assert row["runs"] == 1 and row["failed"] == 0
@@ -73,19 +77,20 @@ def test_harness_runs_on_a_tiny_scale_and_writes_json_and_markdown(tmp_path: Pat
 
 def test_targets_are_marked_met_or_not_from_the_medians() -> None:
     def run(scale: float, scenario: str, target: str, wall: float, rss: float = 100,
-            phase: str = "full", ok_requests: int = 2725, requests: int = 2725,
+            phase: str = "full", ok_requests: int = PAGES_OF_10, requests: int = PAGES_OF_10,
             rate_limited: int = 0) -> dict:
         return {"scale": scale, "scenario": scenario, "target": target, "phase": phase,
                 "rep": 1, "ok": True, "wall_seconds": wall, "work_seconds": wall - 1,
                 "peak_rss_mib": rss, "requests": requests, "rate_limited": rate_limited,
-                "server_errors": 0, "resets": 0, "ok_requests": ok_requests, "rows": 27250}
+                "server_errors": 0, "resets": 0, "ok_requests": ok_requests, "rows": DEFAULT_RECORDS}
 
     runs = [
         run(1, "full", "raw", 2.0), run(1, "full", "library", 2.4, rss=200),
         run(1, "full", "library", 9.0, rss=200), run(1, "full", "library", 2.5, rss=200),
         run(10, "full", "raw", 20.0), run(10, "full", "library", 30.0, rss=260),
         run(10, "full", "flow", 40.0, rss=500), run(10, "full", "dlt", 100.0, rss=450),
-        run(1, "rate50", "library", 57.0, ok_requests=2725, requests=2740, rate_limited=15),
+        run(1, "rate50", "library", 57.0, ok_requests=PAGES_OF_10, requests=PAGES_OF_10 + 15,
+            rate_limited=15),
     ]
     summary = bench.summarise(runs)
     library_1x = bench._find(summary, 1, "full", "library")

@@ -5,15 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
-import time
 
 import httpx
 import pytest
 import respx
 
+from analytics_client import ratelimit_headers
 from analytics_client.client import ApiClient, RetryEvent, backoff, parse_retry_after
 from analytics_client.config import load_config
-from analytics_client.errors import APIError, LimitExceededError, RetriesExhaustedError, TransportError
+from analytics_client.errors import (
+    APIError,
+    LimitExceededError,
+    RetriesExhaustedError,
+    TransportError,
+)
 from analytics_client.secrets import Credentials
 
 BASE = "https://api.test"
@@ -69,21 +74,21 @@ def test_429_waits_at_least_retry_after_then_succeeds() -> None:
 
 
 @respx.mock
-def test_retry_after_as_http_date_is_honoured() -> None:
-    """Retry-After may be an HTTP date; we wait until then."""
-    # The date is whole seconds: up to 1 s earlier than ``when``. The lower bound allows for the
-    # time this test itself took, however slow the machine, so no speed is assumed.
-    began = time.monotonic()
-    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+def test_retry_after_as_http_date_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry-After may be an HTTP date; without a Date header, our clock says how far off it is."""
+    # The clock is a seam (ratelimit_headers reads it in one place): a fixed "now", so the wait
+    # is exact whatever the machine's speed.
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    monkeypatch.setattr(ratelimit_headers, "_now", lambda given: now.timestamp())
+    when = now + dt.timedelta(seconds=30)
     respx.get(f"{BASE}/v1/tags").mock(side_effect=[
         httpx.Response(429, headers={"Retry-After": email.utils.format_datetime(when, usegmt=True)}),
         httpx.Response(200, json=PAGE),
     ])
     events: list[RetryEvent] = []
     client, resource = make_client()
-    get(client, resource, events)
-    took = time.monotonic() - began
-    assert 29 - took <= events[0].wait <= 30 * 1.1
+    assert get(client, resource, events) == PAGE
+    assert [(e.retry_after, e.wait) for e in events] == [(30.0, 30.0)]
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "soon", "", "nan"])

@@ -25,9 +25,8 @@ from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, ser
 from analytics_client.state import MemoryMarkStore, Mark, app_id, block_name
 from flows.main import main
 from tests.groundtruth import fetch_truth
-from tests.support import PLAIN, RESOURCES, assert_lake_equals_truth, sync
+from tests.support import PLAIN, RESOURCES, SMALL, assert_lake_equals_truth, sync
 
-SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -363,20 +362,36 @@ _KILLABLE = textwrap.dedent("""
 
 
 def test_a_run_killed_with_sigkill_does_not_keep_the_lock(tmp_path: Path) -> None:
-    """SIGKILL mid-run frees the lock; the next run proceeds and ends equal to the truth."""
+    """SIGKILL mid-run frees the lock; the next run proceeds and ends equal to the truth.
+
+    Mid-run is checked, not hoped for: the victim holds the lock and has committed a first
+    batch of deals but not all of them, and it has not exited, when the signal is sent.
+    """
     with serve_subprocess(counts=SMALL, seed=4, latency_ms=10) as sandbox:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         victim = subprocess.Popen(
             [sys.executable, "-c", _KILLABLE, sandbox.base_url, sandbox.api_key,
              sandbox.organization_id, str(tmp_path)], env=env)
-        lock = Path(os.environ["ANALYTICS_SYNC_LOCK_DIR"]) / "killed.lock"
-        deadline = time.monotonic() + 120  # a generous limit, not a speed
-        while not (lock.exists() and lock.read_text()):
-            assert time.monotonic() < deadline and victim.poll() is None
-            time.sleep(0.02)
-        time.sleep(0.5)  # mid-run: fetching and committing
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
+        try:
+            lock = Path(os.environ["ANALYTICS_SYNC_LOCK_DIR"]) / "killed.lock"
+            deals = tmp_path / "deals"
+            deadline = time.monotonic() + 120  # a limit for a hung run, not a speed
+            # A first commit of deals (20 of its 230 rows): killed now, the victim is mid-run.
+            while not (lock.exists() and lock.read_text() and (deals / "_delta_log").exists()):
+                assert victim.poll() is None, "the victim ended before its first deals commit"
+                assert time.monotonic() < deadline, "no deals commit within 120 s"
+                time.sleep(0.01)
+            assert victim.poll() is None
+            victim.send_signal(signal.SIGKILL)
+            assert victim.wait() == -signal.SIGKILL
+        finally:
+            if victim.poll() is None:
+                victim.kill()
+                victim.wait()
+        committed = Lake(str(tmp_path)).read("deals").height
+        served = sum(sandbox.stats()["requests"]["deals"].values())
+        assert 0 < committed < SMALL["deals"], f"{committed} deals committed: not mid-extraction"
+        assert served < -(-SMALL["deals"] // 10), f"{served} deals pages served: the read had ended"
         summaries = sync(sandbox, tmp_path, None, pipeline="killed")
         assert all(s.status == "ok" for s in summaries.values())
         assert_lake_equals_truth(sandbox, tmp_path)

@@ -26,9 +26,8 @@ from analytics_client.sandbox import (
     serve,
 )
 from tests.groundtruth import fetch_truth
-from tests.support import PLAIN, assert_lake_equals_truth, sync
+from tests.support import PLAIN, SMALL, assert_lake_equals_truth, sync
 
-SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
 READ = ("deals", "tasks")
 
 # The paginator as dlt's docs write it, adapted to the sandbox's style of the same name

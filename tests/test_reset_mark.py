@@ -13,9 +13,7 @@ from analytics_client.keyset import format_cursor, parse_cursor
 from analytics_client.sandbox import RunningSandbox, World, serve
 from analytics_client.state import MemoryMarkStore, app_id, effective_start, reset
 from tests.groundtruth import fetch_truth
-from tests.support import sync
-
-SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
+from tests.support import SMALL, sync
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ from analytics_client import Credentials, load_config
 from analytics_client.client import ApiClient, RetryEvent
 from analytics_client.sandbox import RunningSandbox, serve_subprocess
 from analytics_client.summary import ResourceSummary, render_table
+from tests.support import RESOURCES, SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
-RESOURCES = ("tags", "deals", "pages", "tasks", "users")
-SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
 
 
 @pytest.fixture(scope="module")
