@@ -23,6 +23,7 @@ fail at once with the API's own ``errors[].detail``.
 from __future__ import annotations
 
 import datetime as dt
+import http.cookiejar
 import json
 import logging
 import random
@@ -37,7 +38,7 @@ import httpx
 import stamina
 
 from . import jsontext
-from .auth import build_auth, query_secret_params
+from .auth import build_auth
 from .config import ALWAYS_RETRY, ResourceConfig, SourceConfig
 from . import ratelimit_headers
 from .ratelimit import RateLimiter
@@ -51,7 +52,7 @@ from .errors import (
     UnreachableError,
 )
 from .paginators import PageRequest, PageResponse
-from .redaction import redact, redact_url
+from .redaction import SecretFilter, redact, redact_url
 from .secrets import Credentials
 from .stop import StopFlag, current
 
@@ -127,11 +128,18 @@ class ApiClient:
         self.limiter = RateLimiter(sleep=lambda seconds: _sleep(seconds))
         self._in_flight = threading.BoundedSemaphore(config.client.max_concurrency)
         self._secrets = credentials.values()
-        self._secret_params = query_secret_params(config.client.auth)
+        auth = build_auth(config.client.auth, credentials)
+        self._secret_params = auth.secret_params
+        # httpx logs every request URL at INFO; with ``auth.location: query`` the key is in it.
+        # A library user gets no run's filter (redaction.install_log_filter), so the client
+        # brings its own for as long as it is open.
+        self._log_filter = SecretFilter(self._secrets)
+        logging.getLogger("httpx").addFilter(self._log_filter)
         timeout = config.client.timeout
         self.http = httpx.Client(
             base_url=config.client.base_url,
-            auth=build_auth(config.client.auth, credentials),
+            # httpx runs the auth flow, every step of it (a token request, a retry after 401).
+            auth=auth,
             headers={
                 **config.client.headers,
                 "X-Organization-Id": credentials.organization_id,
@@ -142,16 +150,15 @@ class ApiClient:
                                 max_keepalive_connections=config.client.max_concurrency),
             transport=transport,
             follow_redirects=False,
+            # No cookies kept or sent: a page is its URL and credentials, never what an earlier
+            # answer set (as when pages went straight to the transport).
+            cookies=_NoCookies(),
         )
-        # Pages are sent straight to the client's transport (its pool, proxies and TLS settings):
-        # the Client layer around it (cookie jar, auth generators, URL merging, redirects we do
-        # not follow) cost a third of the CPU of each request, and CPU is what bounds a fast API.
-        self._transport = self.http._transport_for_url(self.http.base_url)
-        self._request_timeout = self.http.timeout.as_dict()
         self._urls: dict[str, str] = {}
 
     def close(self) -> None:
         self.http.close()
+        logging.getLogger("httpx").removeFilter(self._log_filter)
 
     def __enter__(self) -> ApiClient:
         return self
@@ -321,21 +328,16 @@ class ApiClient:
         """The URL a page request asks for, before credentials (secrets in it not masked)."""
         return request.url if request.url is not None else self.url(resource, request.params)
 
-    def _request(self, resource: ResourceConfig, page_request: PageRequest) -> httpx.Request:
-        request = httpx.Request("GET", self.target(resource, page_request),
-                                headers=self.http.headers,
-                                extensions={"timeout": self._request_timeout})
-        # Our auth classes (and httpx.BasicAuth) set a header or a parameter in one step.
-        return next(self.http.auth.sync_auth_flow(request)) if self.http.auth else request
-
     def _receive(self, resource: ResourceConfig, page_request: PageRequest,
                  page: int | None) -> tuple[httpx.Response, bytes]:
-        """Stream the body so that one oversized response cannot exhaust memory."""
-        request = self._request(resource, page_request)
-        response = self._transport.handle_request(request)
-        response.request = request
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("HTTP Request: GET %s %d", self.show(request.url), response.status_code)
+        """Stream the body so that one oversized response cannot exhaust memory.
+
+        The request is built here, not by ``Client.build_request``: the URL is complete already
+        (``target``) and merging it with ``base_url`` again costs CPU on every page.
+        """
+        request = httpx.Request("GET", self.target(resource, page_request),
+                                headers=self.http.headers)
+        response = self.http.send(request, stream=True)
         try:
             declared = response.headers.get("content-length", "")
             size = int(declared) if declared.isdigit() else 0
@@ -434,6 +436,13 @@ class _RetryPolicy:
         if self.stop.sleep(wait):
             return False
         return 0.0
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing, so that no request carries what an answer set."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

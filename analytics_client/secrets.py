@@ -42,6 +42,18 @@ class Credentials:
     api_key: str = field(repr=False)
     organization_id: str = field(repr=False)
 
+    def value(self, name: str) -> str:
+        """The secret a config names (``dlt.secrets["api_key"]`` gives ``"api_key"``).
+
+        Config validation (``config.SECRET_NAMES``) admits only these two names; any other raises
+        ``KeyError``.
+        """
+        if name == "api_key":
+            return self.api_key
+        if name == "organization_id":
+            return self.organization_id
+        raise KeyError(name)
+
     def values(self) -> tuple[str, ...]:
         """Every secret value, for redaction."""
         return (self.api_key, self.organization_id)
