@@ -346,3 +346,18 @@ def test_auth_flow_of_several_steps_is_driven_by_httpx() -> None:
                                                                            "Bearer t2"]
     finally:
         AUTH_TYPES.pop("test_refreshing_token", None)
+
+
+@respx.mock
+def test_each_retry_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Two retries make two log lines, both ours (stamina's own retry hooks are off)."""
+    respx.get(f"{BASE}/v1/tags").mock(side_effect=[
+        httpx.Response(503), httpx.Response(429), httpx.Response(200, json=PAGE)])
+    client, resource = make_client()
+    caplog.set_level(logging.DEBUG)
+    assert get(client, resource) == PAGE
+    retries = [r for r in caplog.records if "retry" in r.getMessage().lower()]
+    assert [(r.name, r.levelno) for r in retries] == [
+        ("analytics_client.client", logging.WARNING)] * 2
+    assert [r.getMessage().split(" in ")[0] for r in retries] == [
+        "tags: page 1: HTTP 503, retry 1", "tags: page 1: HTTP 429, retry 2"]
