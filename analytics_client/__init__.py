@@ -1,10 +1,16 @@
 """analytics-sync: keep Delta Lake tables in step with a SaaS analytics API.
 
-The library does the work and runs without Prefect; ``flows/`` only orchestrates it.
+The library does the work and runs without Prefect; ``flows/`` only orchestrates it. This module
+is the one import point of the library: everything a user needs to configure, run, check and
+inspect a sync, and every error it raises, is here. Submodules hold the pieces behind it; the
+few modules meant for a Prefect process of ours (``prefect_api``, ``prefect_process``,
+``storage``, ``blocks``) import Prefect and are imported by name, not from here.
 """
 
 from __future__ import annotations
 
+from .auth import AUTH_TYPES, ConfiguredAuth, build_auth
+from .budget import RowBudget
 from .check import CheckResult, check_source
 from .client import ApiClient, RetryEvent
 from .config import DEFAULT_CONFIG, ResourceConfig, SourceConfig, load_config
@@ -15,53 +21,120 @@ from .errors import (
     ContractError,
     ForeignHostError,
     LakeError,
+    LakeNotWritableError,
+    LimitExceededError,
+    MaintenanceFailed,
     PaginationLoopError,
+    PipelineBusyError,
+    PrefectStartError,
+    PrefectUnavailableError,
     RecordTypeError,
     ResourceError,
     RetriesExhaustedError,
+    RunStopped,
     SecretNotFoundError,
+    StateError,
     TransportError,
+    UnreachableError,
 )
 from .lake import Lake, TableWriter, WriteResult
+from .lock import pipeline_lock
+from .preflight import ensure_lake_writable
 from .quarantine import Quarantine
+from .redaction import install_log_filter, redact, remove_log_filter
 from .schemas import ColumnHint
-from .secrets import Credentials, resolve_credentials
+from .secrets import (
+    API_KEY_BLOCK,
+    API_KEY_ENV,
+    ORGANIZATION_BLOCK,
+    ORGANIZATION_ENV,
+    Credentials,
+    resolve_credentials,
+    store_credentials,
+)
+from .state import (
+    CommandMarkStore,
+    JsonFileMarkStore,
+    Mark,
+    MarkStore,
+    MemoryMarkStore,
+    PrefectMarkStore,
+)
+from .stop import StopFlag, on_signals
 from .summary import ResourceSummary, render_markdown, render_table
-from .sync import DEFAULT_BATCH_ROWS, replay_quarantine, run_sync, sync_resource
+from .sync import DEFAULT_BATCH_ROWS, full_refresh_set, replay_quarantine, run_sync, sync_resource
 
 __all__ = [
-    "DEFAULT_BATCH_ROWS",
+    # configuration
     "DEFAULT_CONFIG",
-    "APIError",
-    "AnalyticsSyncError",
+    "ColumnHint",
+    "ResourceConfig",
+    "SourceConfig",
+    "load_config",
+    # secrets and auth
+    "API_KEY_BLOCK",
+    "API_KEY_ENV",
+    "AUTH_TYPES",
+    "ORGANIZATION_BLOCK",
+    "ORGANIZATION_ENV",
+    "ConfiguredAuth",
+    "Credentials",
+    "build_auth",
+    "resolve_credentials",
+    "store_credentials",
+    # running a sync
+    "DEFAULT_BATCH_ROWS",
     "ApiClient",
     "CheckResult",
-    "ColumnHint",
-    "ConfigError",
-    "ContractError",
-    "ForeignHostError",
-    "Credentials",
-    "Lake",
-    "LakeError",
-    "PaginationLoopError",
-    "Quarantine",
-    "RecordTypeError",
-    "ResourceConfig",
-    "ResourceError",
     "ResourceSummary",
-    "RetriesExhaustedError",
     "RetryEvent",
-    "SecretNotFoundError",
-    "SourceConfig",
-    "TableWriter",
-    "TransportError",
-    "WriteResult",
+    "RowBudget",
+    "StopFlag",
     "check_source",
-    "load_config",
+    "ensure_lake_writable",
+    "full_refresh_set",
+    "on_signals",
+    "pipeline_lock",
     "render_markdown",
     "render_table",
     "replay_quarantine",
-    "resolve_credentials",
     "run_sync",
     "sync_resource",
+    # the lake and the marks
+    "CommandMarkStore",
+    "JsonFileMarkStore",
+    "Lake",
+    "Mark",
+    "MarkStore",
+    "MemoryMarkStore",
+    "PrefectMarkStore",
+    "Quarantine",
+    "TableWriter",
+    "WriteResult",
+    # keeping secrets out of logs
+    "install_log_filter",
+    "redact",
+    "remove_log_filter",
+    # errors (errors.py draws the tree)
+    "APIError",
+    "AnalyticsSyncError",
+    "ConfigError",
+    "ContractError",
+    "ForeignHostError",
+    "LakeError",
+    "LakeNotWritableError",
+    "LimitExceededError",
+    "MaintenanceFailed",
+    "PaginationLoopError",
+    "PipelineBusyError",
+    "PrefectStartError",
+    "PrefectUnavailableError",
+    "RecordTypeError",
+    "ResourceError",
+    "RetriesExhaustedError",
+    "RunStopped",
+    "SecretNotFoundError",
+    "StateError",
+    "TransportError",
+    "UnreachableError",
 ]

@@ -1,26 +1,85 @@
-"""httpx auth classes built from the config's ``client.auth``; they do no I/O and hide secrets."""
+"""Auth of the API's requests: ``httpx.Auth`` classes that httpx drives, one per config ``type``.
+
+The config's ``client.auth`` names a type as dlt's rest_api does (``api_key``, ``bearer``,
+``http_basic``); ``AUTH_TYPES`` maps each name to its class. A new type is one class::
+
+    class OAuth2ClientCredentials(ConfiguredAuth):
+        type = "oauth2_client_credentials"          # registers the class under this name
+
+        @classmethod
+        def from_config(cls, config, credentials): ...
+
+        def auth_flow(self, request): ...            # may yield a token request first
+
+httpx itself runs ``auth_flow`` (``ApiClient`` passes the auth to ``httpx.Client``), so a flow of
+several steps (fetch a token, retry once after a 401) works as httpx documents it
+(https://www.python-httpx.org/advanced/authentication/#custom-authentication-schemes).
+The classes do no I/O of their own and never show a secret in ``repr``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import Any, ClassVar
 
 import httpx
 
-from .config import ApiKeyAuth, BasicAuth, BearerAuth
+from .errors import ConfigError
 from .secrets import Credentials
 
-__all__ = ["APIKeyAuth", "BearerToken", "build_auth"]
+__all__ = [
+    "AUTH_TYPES",
+    "APIKeyAuth",
+    "BearerToken",
+    "ConfiguredAuth",
+    "HTTPBasicAuth",
+    "build_auth",
+]
+
+AuthFlow = Generator[httpx.Request, httpx.Response, None]
+
+AUTH_TYPES: dict[str, type[ConfiguredAuth]] = {}
+"""Auth classes by the config's ``client.auth.type``; a ``ConfiguredAuth`` subclass adds itself."""
 
 
-class APIKeyAuth(httpx.Auth):
-    """Puts the key in a header or a query parameter, as ``location`` says."""
+class ConfiguredAuth(httpx.Auth):
+    """An ``httpx.Auth`` built from one ``client.auth`` config; subclasses register by ``type``.
+
+    ``secret_params`` names the query parameters that carry a secret, masked in every URL shown
+    (``redaction.redact_url``); secret *values* are masked everywhere regardless.
+    """
+
+    type: ClassVar[str]
+    secret_params: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("type")
+        if isinstance(name, str):
+            AUTH_TYPES[name] = cls
+
+    @classmethod
+    def from_config(cls, config: Any, credentials: Credentials) -> ConfiguredAuth:
+        """The auth ``config`` (a ``client.auth`` model of this ``type``) describes."""
+        raise NotImplementedError
+
+
+class APIKeyAuth(ConfiguredAuth):
+    """Puts the key in a header or a query parameter, as ``location`` says (dlt's ``api_key``)."""
+
+    type = "api_key"
 
     def __init__(self, name: str, key: str, location: str) -> None:
         self.name = name
         self._key = key
         self.location = location
+        self.secret_params = (name,) if location == "query" else ()
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    @classmethod
+    def from_config(cls, config: Any, credentials: Credentials) -> APIKeyAuth:
+        return cls(config.name, credentials.value(config.api_key), config.location)
+
+    def auth_flow(self, request: httpx.Request) -> AuthFlow:
         if self.location == "query":
             request.url = request.url.copy_merge_params({self.name: self._key})
         else:
@@ -31,11 +90,19 @@ class APIKeyAuth(httpx.Auth):
         return f"APIKeyAuth(name={self.name!r}, location={self.location!r}, key=***)"
 
 
-class BearerToken(httpx.Auth):
+class BearerToken(ConfiguredAuth):
+    """``Authorization: Bearer <token>`` (dlt's ``bearer``)."""
+
+    type = "bearer"
+
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    @classmethod
+    def from_config(cls, config: Any, credentials: Credentials) -> BearerToken:
+        return cls(credentials.value(config.token))
+
+    def auth_flow(self, request: httpx.Request) -> AuthFlow:
         request.headers["Authorization"] = f"Bearer {self._token}"
         yield request
 
@@ -43,20 +110,31 @@ class BearerToken(httpx.Auth):
         return "BearerToken(token=***)"
 
 
-def _secret(name: str, credentials: Credentials) -> str:
-    return credentials.api_key if name == "api_key" else credentials.organization_id
+class HTTPBasicAuth(ConfiguredAuth, httpx.BasicAuth):
+    """HTTP basic auth (RFC 7617; dlt's ``http_basic``): httpx's own, registered by name."""
+
+    type = "http_basic"
+
+    def __init__(self, username: str, password: str) -> None:
+        httpx.BasicAuth.__init__(self, username, password)
+        self.username = username
+
+    @classmethod
+    def from_config(cls, config: Any, credentials: Credentials) -> HTTPBasicAuth:
+        return cls(config.username, credentials.value(config.password))
+
+    def __repr__(self) -> str:
+        return f"HTTPBasicAuth(username={self.username!r}, password=***)"
 
 
-def build_auth(config: ApiKeyAuth | BearerAuth | BasicAuth, credentials: Credentials) -> httpx.Auth:
-    if isinstance(config, ApiKeyAuth):
-        return APIKeyAuth(config.name, _secret(config.api_key, credentials), config.location)
-    if isinstance(config, BearerAuth):
-        return BearerToken(_secret(config.token, credentials))
-    return httpx.BasicAuth(config.username, _secret(config.password, credentials))
+def build_auth(config: Any, credentials: Credentials) -> ConfiguredAuth:
+    """The auth of ``client.auth``: the class registered for ``config.type``.
 
-
-def query_secret_params(config: ApiKeyAuth | BearerAuth | BasicAuth) -> tuple[str, ...]:
-    """Query parameters that carry a secret, to mask in every URL we show."""
-    if isinstance(config, ApiKeyAuth) and config.location == "query":
-        return (config.name,)
-    return ()
+    Raises ``ConfigError`` naming ``client.auth.type`` for a type no class registered (config
+    validation normally rejects it first).
+    """
+    cls = AUTH_TYPES.get(config.type)
+    if cls is None:
+        raise ConfigError([f"client.auth.type: unknown auth type {config.type!r}; use one of: "
+                           + ", ".join(sorted(AUTH_TYPES))])
+    return cls.from_config(config, credentials)

@@ -23,24 +23,23 @@ fail at once with the API's own ``errors[].detail``.
 from __future__ import annotations
 
 import datetime as dt
+import http.cookiejar
 import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
-from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import stamina
 
-from . import jsontext
-from .auth import build_auth, query_secret_params
-from .config import ALWAYS_RETRY, ResourceConfig, SourceConfig
-from . import ratelimit_headers
-from .ratelimit import RateLimiter
+from . import jsontext, ratelimit_headers
+from .auth import build_auth
+from .config import ALWAYS_RETRY, ErrorHandler, ResourceConfig, SourceConfig
 from .errors import (
     APIError,
     ForeignHostError,
@@ -51,7 +50,8 @@ from .errors import (
     UnreachableError,
 )
 from .paginators import PageRequest, PageResponse
-from .redaction import redact, redact_url
+from .ratelimit import RateLimiter
+from .redaction import SecretFilter, redact, redact_url
 from .secrets import Credentials
 from .stop import StopFlag, current
 
@@ -120,18 +120,30 @@ class ApiClient:
         # waits below wake at once.
         self.stop = stop or current()
         self._max_bytes = config.client.max_response_bytes
-        self._waited: dict[str, float] = {}  # retry waits per resource this run (max_total_wait)
+        # The walks of a resource (slices) run in threads of their own and share its budget:
+        # every read-and-add of these two is made under ``_charge_lock``.
+        self._waited: dict[str, float] = {}  # waits per resource this run (max_total_wait)
         self._paused_for: dict[str, float] = {}  # monotonic end of the last pause charged
         self._charge_lock = threading.Lock()
+        # ``on_retry`` callbacks run one at a time, so that a callback counting retries
+        # (``summary.retries += 1``) needs no lock of its own.
+        self._on_retry_lock = threading.Lock()
         # One pace for every resource of the run; it sleeps as stamina does (not in test mode).
         self.limiter = RateLimiter(sleep=lambda seconds: _sleep(seconds))
         self._in_flight = threading.BoundedSemaphore(config.client.max_concurrency)
         self._secrets = credentials.values()
-        self._secret_params = query_secret_params(config.client.auth)
+        auth = build_auth(config.client.auth, credentials)
+        self._secret_params = auth.secret_params
+        # httpx logs every request URL at INFO; with ``auth.location: query`` the key is in it.
+        # A library user gets no run's filter (redaction.install_log_filter), so the client
+        # brings its own for as long as it is open.
+        self._log_filter = SecretFilter(self._secrets)
+        logging.getLogger("httpx").addFilter(self._log_filter)
         timeout = config.client.timeout
         self.http = httpx.Client(
             base_url=config.client.base_url,
-            auth=build_auth(config.client.auth, credentials),
+            # httpx runs the auth flow, every step of it (a token request, a retry after 401).
+            auth=auth,
             headers={
                 **config.client.headers,
                 "X-Organization-Id": credentials.organization_id,
@@ -142,16 +154,15 @@ class ApiClient:
                                 max_keepalive_connections=config.client.max_concurrency),
             transport=transport,
             follow_redirects=False,
+            # No cookies kept or sent: a page is its URL and credentials, never what an earlier
+            # answer set (as when pages went straight to the transport).
+            cookies=_NoCookies(),
         )
-        # Pages are sent straight to the client's transport (its pool, proxies and TLS settings):
-        # the Client layer around it (cookie jar, auth generators, URL merging, redirects we do
-        # not follow) cost a third of the CPU of each request, and CPU is what bounds a fast API.
-        self._transport = self.http._transport_for_url(self.http.base_url)
-        self._request_timeout = self.http.timeout.as_dict()
         self._urls: dict[str, str] = {}
 
     def close(self) -> None:
         self.http.close()
+        logging.getLogger("httpx").removeFilter(self._log_filter)
 
     def __enter__(self) -> ApiClient:
         return self
@@ -185,21 +196,27 @@ class ApiClient:
         """GET the page ``request`` names (built by the resource's paginator): body and headers.
 
         A next URL from the server is sent only to ``client.base_url``'s scheme, host and port
-        (``ForeignHostError`` otherwise), before any credential is attached.
+        (``ForeignHostError`` otherwise), before any credential is attached. ``on_retry`` is
+        called once per retry, before its wait, and never by two threads at once.
+
+        Raises ``APIError`` (a status a retry cannot fix), ``RetriesExhaustedError`` (a retried
+        status to the last attempt), ``TransportError`` (no usable answer to the last attempt),
+        ``UnreachableError`` (``probe`` only), ``LimitExceededError``, ``ForeignHostError`` and
+        ``RunStopped``.
         """
         if request.url is not None:
             self._check_same_origin(resource, request.url)
         self.stop.check(resource.name)
         handler = resource.endpoint.error_handler
         configured = set(handler.retry_on_status_codes)
-        policy = _RetryPolicy(resource.name, page, handler.max_retries, handler.backoff_factor,
-                              handler.max_wait, on_retry, self._waited, handler.max_total_wait,
-                              configured, self.stop)
+        policy = _RetryPolicy(self, resource.name, page, handler, configured, on_retry)
         retry_on = configured | ALWAYS_RETRY
         try:
+            # The policy is stamina's backoff hook: it decides, logs, counts and waits itself
+            # (on the stop flag), then tells stamina to wait 0 s more; so stamina's own
+            # wait_initial/wait_max/wait_jitter would never apply and are not given.
             for attempt in stamina.retry_context(
                 on=policy, attempts=handler.max_retries + 1, timeout=None,
-                wait_initial=handler.backoff_factor, wait_max=handler.max_wait, wait_jitter=0,
             ):
                 with attempt:
                     return self._attempt(resource, request, page, retry_on, handler.max_wait)
@@ -207,9 +224,11 @@ class ApiClient:
             if self.stop.requested:
                 raise RunStopped(resource.name, self.stop.reason or "stop requested") from None
             if policy.over_budget is not None:
+                with self._charge_lock:
+                    spent = self._waited.get(resource.name, 0.0)
                 raise LimitExceededError(
                     resource.name,
-                    f"retries have waited {self._waited.get(resource.name, 0.0):.0f} s this run and "
+                    f"retries have waited {spent:.0f} s this run and "
                     f"the next wait ({policy.over_budget:.0f} s, after {fault.reason} on page "
                     f"{page}) would pass error_handler.max_total_wait="
                     f"{handler.max_total_wait:.0f} s; raise it or run again later",
@@ -252,7 +271,8 @@ class ApiClient:
                                     self.target(resource, request))
             except (ValueError, UnicodeDecodeError):
                 excerpt = self._clean(content[:80].decode("utf-8", "replace"))
-                raise _RetryableFault("unparseable body", detail=f"body starts {excerpt!r}") from None
+                raise _RetryableFault("unparseable body",
+                                      detail=f"body starts {excerpt!r}") from None
         detail = self._detail(response, content)
         if response.status_code in retry_on:
             if retry_after is not None and retry_after > max_wait:
@@ -270,6 +290,15 @@ class ApiClient:
             url=self.show(response.request.url), page=page,
             hint=_HINTS.get(response.status_code, "not retried: a retry cannot fix this"),
         )
+
+    def _charge(self, resource: str, seconds: float, max_total_wait: float) -> bool:
+        """Count a retry's wait toward the resource's ``max_total_wait``; False if it would pass."""
+        with self._charge_lock:
+            spent = self._waited.get(resource, 0.0)
+            if spent + seconds > max_total_wait:
+                return False
+            self._waited[resource] = spent + seconds
+            return True
 
     def _wait_turn(self, resource: ResourceConfig, page: int | None) -> None:
         """Take this request's turn from the limiter, unless the pause ahead breaks a limit.
@@ -321,21 +350,16 @@ class ApiClient:
         """The URL a page request asks for, before credentials (secrets in it not masked)."""
         return request.url if request.url is not None else self.url(resource, request.params)
 
-    def _request(self, resource: ResourceConfig, page_request: PageRequest) -> httpx.Request:
-        request = httpx.Request("GET", self.target(resource, page_request),
-                                headers=self.http.headers,
-                                extensions={"timeout": self._request_timeout})
-        # Our auth classes (and httpx.BasicAuth) set a header or a parameter in one step.
-        return next(self.http.auth.sync_auth_flow(request)) if self.http.auth else request
-
     def _receive(self, resource: ResourceConfig, page_request: PageRequest,
                  page: int | None) -> tuple[httpx.Response, bytes]:
-        """Stream the body so that one oversized response cannot exhaust memory."""
-        request = self._request(resource, page_request)
-        response = self._transport.handle_request(request)
-        response.request = request
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("HTTP Request: GET %s %d", self.show(request.url), response.status_code)
+        """Stream the body so that one oversized response cannot exhaust memory.
+
+        The request is built here, not by ``Client.build_request``: the URL is complete already
+        (``target``) and merging it with ``base_url`` again costs CPU on every page.
+        """
+        request = httpx.Request("GET", self.target(resource, page_request),
+                                headers=self.http.headers)
+        response = self.http.send(request, stream=True)
         try:
             declared = response.headers.get("content-length", "")
             size = int(declared) if declared.isdigit() else 0
@@ -369,21 +393,24 @@ class ApiClient:
                    fault: _RetryableFault, retries: int) -> Exception:
         url = self.show(self.target(resource, request))
         attempts = retries + 1
-        hint = f"gave up after {attempts} attempts; raise error_handler.max_retries or run again later"
+        hint = (f"gave up after {attempts} attempts; raise error_handler.max_retries or run "
+                "again later")
         if not self._probe:
             hint += " (what was committed so far is kept)"
         if fault.status is not None:
             return RetriesExhaustedError(resource.name, status=fault.status, detail=fault.detail,
                                          url=url, page=page, hint=hint)
         where = f" on page {page}" if page is not None else ""
+        detail = fault.detail or "no detail"
         return TransportError(resource.name,
-                              f"{fault.reason}{where} from {url}: {fault.detail or 'no detail'}; {hint}")
+                              f"{fault.reason}{where} from {url}: {detail}; {hint}")
 
     def _detail(self, response: httpx.Response, content: bytes) -> str:
         """The API's ``errors[].detail`` (JSON:API), or a short excerpt of the body."""
         try:
             errors = json.loads(content).get("errors")
-            details = [str(e.get("detail") or e.get("title")) for e in errors if isinstance(e, dict)]
+            details = [str(e.get("detail") or e.get("title"))
+                       for e in errors if isinstance(e, dict)]
             text = "; ".join(d for d in details if d and d != "None")
         except (ValueError, AttributeError, TypeError):
             text = content[:120].decode("utf-8", "replace").strip()
@@ -394,46 +421,56 @@ class ApiClient:
 
 
 class _RetryPolicy:
-    """The stamina backoff hook: decides whether to retry and returns the exact wait."""
+    """The stamina backoff hook of one request: decides whether to retry and waits the wait.
 
-    def __init__(self, resource: str, page: int | None, max_retries: int, factor: float,
-                 cap: float, on_retry: Callable[[RetryEvent], None] | None,
-                 waited: dict[str, float], max_total_wait: float,
-                 configured: set[int], stop: StopFlag) -> None:
-        self.resource, self.page, self.factor, self.cap = resource, page, factor, cap
+    One log line per retry (WARNING, with the resource, page, reason and wait): stamina's own
+    retry hooks are off (module top), so nothing else logs it.
+    """
+
+    def __init__(self, client: ApiClient, resource: str, page: int | None,
+                 handler: ErrorHandler, configured: set[int],
+                 on_retry: Callable[[RetryEvent], None] | None) -> None:
+        self.client, self.resource, self.page = client, resource, page
+        self.factor, self.cap = handler.backoff_factor, handler.max_wait
+        self.max_retries, self.max_total_wait = handler.max_retries, handler.max_total_wait
         self.configured = configured
-        self.max_retries = max_retries
-        self.waited, self.max_total_wait = waited, max_total_wait
-        self.over_budget: float | None = None
         self.on_retry = on_retry
+        self.over_budget: float | None = None
         self.retries = 0
-        self.stop = stop
 
     def __call__(self, exc: Exception) -> bool | float:
+        stop = self.client.stop
         if (not isinstance(exc, _RetryableFault) or self.retries >= self.max_retries
-                or self.stop.requested):
+                or stop.requested):
             return False  # stamina re-raises; get() turns it into a clear error
         if self.retries == 0 and exc.status not in self.configured:
             wait = backoff(0, FIRST_TRANSIENT_WAIT, self.cap, exc.retry_after)
         else:
             wait = backoff(self.retries, self.factor, self.cap, exc.retry_after)
-        spent = self.waited.get(self.resource, 0.0)
-        if spent + wait > self.max_total_wait:
+        if not self.client._charge(self.resource, wait, self.max_total_wait):
             self.over_budget = wait
             return False
-        self.waited[self.resource] = spent + wait
         self.retries += 1
-        event = RetryEvent(self.resource, self.page, exc.reason, self.retries, wait, exc.retry_after)
+        event = RetryEvent(self.resource, self.page, exc.reason, self.retries, wait,
+                           exc.retry_after)
+        asked = f" (Retry-After {exc.retry_after:g} s)" if exc.retry_after is not None else ""
         logger.warning("%s: page %s: %s, retry %d in %.1f s%s", self.resource, self.page,
-                       exc.reason, self.retries, wait,
-                       f" (Retry-After {exc.retry_after:g} s)" if exc.retry_after is not None else "")
+                       exc.reason, self.retries, wait, asked)
         if self.on_retry is not None:
-            self.on_retry(event)
+            with self.client._on_retry_lock:
+                self.on_retry(event)
         # We wait here, on the stop flag, so that Ctrl-C ends a 16 s backoff at once; stamina
         # is told to wait no more.
-        if self.stop.sleep(wait):
+        if stop.sleep(wait):
             return False
         return 0.0
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing, so that no request carries what an answer set."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -460,12 +497,16 @@ def _sleep(seconds: float) -> None:
 
 def backoff(retry: int, factor: float, cap: float, retry_after: float | None,
             rng: random.Random | None = None) -> float:
-    """Wait before retry number ``retry`` (from 0): capped exponential with jitter, >= Retry-After."""
+    """Seconds to wait before retry number ``retry`` (from 0).
+
+    ``factor * 2**retry`` capped at ``cap``, plus up to 10 % jitter, never less than
+    ``retry_after`` (the module docstring gives the policy).
+    """
     try:
-        computed = min(cap, factor * 2**retry)
+        computed = min(cap, factor * 2.0**retry)
     except OverflowError:
         computed = cap
-    computed += (rng or random).uniform(0, computed * 0.1)
+    computed += (rng.uniform if rng is not None else random.uniform)(0, computed * 0.1)
     return max(computed, retry_after) if retry_after is not None else computed
 
 

@@ -5,16 +5,18 @@
     ├── SecretNotFoundError    a secret is in neither a Prefect Secret block nor the environment
     ├── LakeNotWritableError   the lake cannot be written (found before the first request)
     ├── PrefectStartError      Prefect's temporary API server did not start in time
+    ├── PipelineBusyError      another run holds the pipeline's lock (or a writer a table's)
+    ├── MaintenanceFailed      the maintenance flow could not maintain some tables
     └── ResourceError          one resource failed; carries ``resource``
-        ├── APIError           the API answered with an error status (``status``, ``detail``)
-        │   └── RetriesExhaustedError   a retryable fault outlived ``max_retries``
-        ├── TransportError     the API could not be reached or the body was cut off
+        ├── APIError           the API answered with a status no retry can fix (``status``)
+        │   └── RetriesExhaustedError   a retryable status answered every attempt
+        ├── TransportError     no usable answer: timeout, reset, a body cut off or unparseable
         │   └── UnreachableError        DNS or connection refused, not retried (``check``)
         ├── ContractError      a response or record breaks the API contract
         │   ├── PaginationLoopError     the API served the same page, cursor or next URL twice
         │   ├── ForeignHostError        a next-page URL points at another host (never followed)
         │   └── RecordTypeError         a value does not fit its declared column type
-        ├── LimitExceededError a configured limit (response size, total retry wait) was hit
+        ├── LimitExceededError a configured limit (response size, a wait, total wait) was hit
         ├── LakeError          a Delta table could not be written
         ├── StateError         a state block holds another pipeline's mark
         ├── PrefectUnavailableError    the Prefect API went away; the data and marks are safe
@@ -35,7 +37,9 @@ __all__ = [
     "LakeError",
     "LakeNotWritableError",
     "LimitExceededError",
+    "MaintenanceFailed",
     "PaginationLoopError",
+    "PipelineBusyError",
     "PrefectStartError",
     "PrefectUnavailableError",
     "RecordTypeError",
@@ -107,6 +111,29 @@ class PrefectStartError(AnalyticsSyncError):
         )
 
 
+class PipelineBusyError(AnalyticsSyncError):
+    """A lock this process needs is held by another (``lock.py``).
+
+    Raised before anything is done when another run of the same pipeline holds the pipeline's
+    lock, and at a commit when another writer on this machine has held a table's write lock
+    longer than the timeout (default 600 s). The message names the holder or the table.
+    """
+
+
+class MaintenanceFailed(AnalyticsSyncError):
+    """The maintenance flow could not maintain some tables; the others were maintained.
+
+    ``failures`` holds one message per failed table (each names its resource); ``tables`` is how
+    many were attempted.
+    """
+
+    def __init__(self, failures: list[str], tables: int) -> None:
+        self.failures = list(failures)
+        self.tables = tables
+        super().__init__(f"{len(self.failures)} of {tables} tables failed: "
+                         + "; ".join(self.failures))
+
+
 class ResourceError(AnalyticsSyncError):
     """One resource failed; the others carry on and what it committed stays."""
 
@@ -116,7 +143,13 @@ class ResourceError(AnalyticsSyncError):
 
 
 class APIError(ResourceError):
-    """The API answered with an error status."""
+    """The API answered with a status that another attempt cannot fix (``client.py``).
+
+    400/401/403/404 and any other status outside the retried ones (a redirect is never followed)
+    fail at once, quoting the API's ``errors[].detail``; so does a retried status whose
+    ``Retry-After`` is longer than ``error_handler.max_wait``. Attributes: ``status``, ``detail``
+    (redacted), ``url`` (redacted), ``page``.
+    """
 
     def __init__(
         self,
@@ -138,11 +171,17 @@ class APIError(ResourceError):
 
 
 class RetriesExhaustedError(APIError):
-    """A retryable fault (429, 5xx, transport) lasted through every attempt."""
+    """A retried status (``retry_on_status_codes``, 500/502/503/504) answered every attempt.
+
+    Faults without a status that outlive their retries raise ``TransportError`` instead.
+    """
 
 
 class TransportError(ResourceError):
-    """The request failed below HTTP: connect or read timeout, reset, truncated body."""
+    """No usable answer after every attempt: connect or read timeout, a reset or refused
+    connection, a body cut off or not decodable as its ``Content-Encoding``, or a 200 whose
+    JSON does not parse. The message names the fault, the page and the (redacted) URL.
+    """
 
 
 class UnreachableError(TransportError):
@@ -188,7 +227,8 @@ class RecordTypeError(ContractError):
     """A value does not fit its column's declared type (config ``columns``); never coerced."""
 
     def __init__(
-        self, resource: str, *, field: str, record_id: object, expected: str, got: str, value: object
+        self, resource: str, *, field: str, record_id: object, expected: str, got: str,
+        value: object,
     ) -> None:
         self.field = field
         self.record_id = record_id
@@ -207,7 +247,12 @@ class RecordTypeError(ContractError):
 
 
 class LimitExceededError(ResourceError):
-    """A response or the retrying of a resource went past a configured limit."""
+    """A configured limit was reached (``client.py``); what was committed so far is kept.
+
+    One of: a response larger than ``client.max_response_bytes``; a pause the API asks of every
+    request (an exhausted quota) longer than ``error_handler.max_wait``; or the resource's
+    waits this run (retries and pauses) going past ``error_handler.max_total_wait``.
+    """
 
 
 class LakeError(ResourceError):

@@ -21,13 +21,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import AnalyticsSyncError
+from .errors import PipelineBusyError
 
-__all__ = ["PipelineBusyError", "lock_dir", "pipeline_lock", "table_write_lock"]
-
-
-class PipelineBusyError(AnalyticsSyncError):
-    """Another run of the same pipeline holds the lock."""
+__all__ = ["lock_dir", "pipeline_lock", "table_write_lock"]
 
 
 def lock_dir() -> Path:
@@ -86,8 +82,8 @@ def _flock(pipeline: str) -> Iterator[None]:
                 "finish, or use another --pipeline name for another organization or lake"
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(),
-                                 "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}).encode())
+        since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        os.write(fd, json.dumps({"pid": os.getpid(), "since": since}).encode())
         yield
     finally:
         os.close(fd)  # closing releases the flock
@@ -96,9 +92,10 @@ def _flock(pipeline: str) -> Iterator[None]:
 def _read(fd: int) -> dict[str, object]:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
-        return json.loads(os.read(fd, 4096) or b"{}")
+        holder = json.loads(os.read(fd, 4096) or b"{}")
     except (OSError, ValueError):
         return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 @contextlib.contextmanager

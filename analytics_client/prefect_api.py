@@ -1,4 +1,7 @@
-"""Calls to the Prefect API, and what a run does when that API goes away mid-run.
+"""Every call we make to the Prefect API, and what a run does when that API goes away mid-run.
+
+The one home for code that talks to Prefect's API; how our process starts Prefect (its
+settings, its temporary server) is ``prefect_process.py``, which sends nothing to the API.
 
 The data never depends on Prefect: each Delta commit carries its own mark, and a run starts
 from the table's mark when a state block is behind or missing (state.py). So an outage of the
@@ -12,13 +15,13 @@ becomes a ``PrefectUnavailableError`` naming the API and saying the data is safe
 Prefect is imported inside the functions: the library without Prefect must not pay for it.
 
 Short commands (``state``, ``check``, ``secrets``) read and write block documents through
-``command_api()``. Why: without ``PREFECT_API_URL``, Prefect answers any block read by
-starting a temporary API server in a subprocess, which imports Prefect's server a second time
-and checks or migrates its database before it answers (4 s on an idle 2-core machine, 20 s on a busy one), then takes
-seconds to stop. Reading or writing a few block documents needs the database, not a server:
-Prefect's API app answers in this process through the client's ASGI transport (Prefect 2's
-default), over the same SQLite file the temporary server uses. With ``PREFECT_API_URL`` set the
-configured server is used, as everywhere else.
+``command_api()``. Why: without ``PREFECT_API_URL``, Prefect answers any block read by starting
+a temporary API server in a subprocess, which imports Prefect's server a second time and checks
+or migrates its database before it answers (4 s on an idle 2-core machine, 20 s on a busy one),
+then takes seconds to stop. Reading or writing a few block documents needs the database, not a
+server: Prefect's API app answers in this process through the client's ASGI transport (Prefect
+2's default), over the same SQLite file the temporary server uses. With ``PREFECT_API_URL`` set
+the configured server is used, as everywhere else.
 
 Documents are read with the client, not ``Block.load``: a block load emits a "loaded" event,
 and Prefect's events worker starts the temporary server to send it.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import PrefectUnavailableError
@@ -106,7 +109,8 @@ def _cause(exc: BaseException) -> str:
 class CommandApi:
     """Block documents through one Prefect client, driven from synchronous code."""
 
-    def __init__(self, client: PrefectClient, run: Callable[[Awaitable[Any]], Any]) -> None:
+    def __init__(self, client: PrefectClient,
+                 run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
         self._client = client
         self._run = run
 

@@ -91,7 +91,8 @@ def _base64_forms(secret: str) -> list[str]:
     return sorted(forms | {f.rstrip("=") for f in forms if len(f.rstrip("=")) >= SHORT_SECRET})
 
 
-def redact_url(url: httpx.URL | str, secrets: Iterable[str], param_names: Iterable[str] = ()) -> str:
+def redact_url(url: httpx.URL | str, secrets: Iterable[str],
+               param_names: Iterable[str] = ()) -> str:
     """A URL safe to show: named query parameters masked, and any secret value masked."""
     url = httpx.URL(str(url))
     names = set(param_names)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import SecretNotFoundError
 
@@ -41,6 +41,18 @@ class Credentials:
 
     api_key: str = field(repr=False)
     organization_id: str = field(repr=False)
+
+    def value(self, name: str) -> str:
+        """The secret a config names (``dlt.secrets["api_key"]`` gives ``"api_key"``).
+
+        Config validation (``config.SECRET_NAMES``) admits only these two names; any other raises
+        ``KeyError``.
+        """
+        if name == "api_key":
+            return self.api_key
+        if name == "organization_id":
+            return self.organization_id
+        raise KeyError(name)
 
     def values(self) -> tuple[str, ...]:
         """Every secret value, for redaction."""
@@ -84,7 +96,8 @@ def _from_block(name: str) -> str | None:
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(name, _sync=True).get()  # type: ignore[union-attr]
+        # ``_sync`` is Prefect's switch for its sync-or-async methods; its stubs do not show it.
+        value = Secret.load(name, _sync=True).get()  # type: ignore[call-arg,union-attr]
     except ValueError:  # Prefect: "Unable to find block document named ..."
         return None
     except RuntimeError as exc:
@@ -122,10 +135,12 @@ def store_credentials(
 ) -> None:
     """Create or update both Prefect Secret blocks (the Prefect API must be reachable)."""
     from prefect.blocks.system import Secret
+    from pydantic import SecretStr
 
-    if api is not None:
-        api.save_block(Secret(value=credentials.api_key), api_key_block)
-        api.save_block(Secret(value=credentials.organization_id), organization_block)
-        return
-    Secret(value=credentials.api_key).save(api_key_block, overwrite=True, _sync=True)  # type: ignore[call-arg]
-    Secret(value=credentials.organization_id).save(organization_block, overwrite=True, _sync=True)  # type: ignore[call-arg]
+    for value, name in ((credentials.api_key, api_key_block),
+                        (credentials.organization_id, organization_block)):
+        block: Secret[Any] = Secret(value=SecretStr(value))
+        if api is not None:
+            api.save_block(block, name)
+        else:
+            block.save(name, overwrite=True, _sync=True)  # type: ignore[call-arg]  # as above

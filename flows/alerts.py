@@ -18,22 +18,23 @@ replaces the automations of the same names, so this file is their source of trut
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from datetime import timedelta
 from uuid import UUID
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
+import analytics_client.prefect_process  # noqa: F401
 
-from prefect.automations import (  # noqa: E402
+# isort: split
+from prefect.automations import (
     Automation,
     EventTrigger,
     Posture,
     ResourceSpecification,
     SendNotification,
 )
-from prefect.client.orchestration import get_client  # noqa: E402
+from prefect.client.orchestration import get_client
 
 SYNC_FLOW = "analytics-sync"
 MAINTENANCE_FLOW = "analytics-maintenance"
@@ -41,9 +42,11 @@ FAILED_NAME = "analytics-sync: run failed or crashed"
 STALE_PREFIX = "analytics-sync: no completed run for"
 
 _FAILED_BODY = """\
-Flow run {{ flow_run.name }} of {{ flow.name }} ({{ deployment.name if deployment else 'no deployment' }}) \
+Flow run {{ flow_run.name }} of {{ flow.name }} \
+({{ deployment.name if deployment else 'no deployment' }}) \
 entered {{ flow_run.state.name }}: {{ flow_run.state.message }}
-Parameters: pipeline={{ flow_run.parameters.get('pipeline') }}, lake_uri={{ flow_run.parameters.get('lake_uri') }}
+Parameters: pipeline={{ flow_run.parameters.get('pipeline') }}, \
+lake_uri={{ flow_run.parameters.get('lake_uri') }}
 {{ flow_run|ui_url }}"""
 
 _STALE_BODY = """\
@@ -51,7 +54,8 @@ No run of the analytics-sync flow has completed for {window}. Check that the dep
 schedules are active, that a worker polls the work pool, and the latest runs' states."""
 
 
-def failure_automation(block_document_id: UUID, flows: tuple[str, ...] = (SYNC_FLOW, MAINTENANCE_FLOW)) -> Automation:
+def failure_automation(block_document_id: UUID,
+                       flows: tuple[str, ...] = (SYNC_FLOW, MAINTENANCE_FLOW)) -> Automation:
     """Notify once per flow run of ``flows`` that fails or crashes."""
     return Automation(
         name=FAILED_NAME,
@@ -69,13 +73,15 @@ def failure_automation(block_document_id: UUID, flows: tuple[str, ...] = (SYNC_F
         ),
         actions=[SendNotification(
             block_document_id=block_document_id,
-            subject="analytics-sync: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}",
+            subject="analytics-sync: {{ flow.name }} run {{ flow_run.name }} "
+                    "{{ flow_run.state.name }}",
             body=_FAILED_BODY,
         )],
     )  # fmt: skip
 
 
-def stale_automation(block_document_id: UUID, window: timedelta, flow: str = SYNC_FLOW) -> Automation:
+def stale_automation(block_document_id: UUID, window: timedelta,
+                     flow: str = SYNC_FLOW) -> Automation:
     """Notify when no run of ``flow`` completed within ``window`` (at least 10 s)."""
     text = _duration_text(window)
     return Automation(
@@ -103,13 +109,15 @@ def apply(notify_block: str, stale_after: timedelta) -> list[Automation]:
     """Create the two automations, replacing any of the same names (and older stale windows)."""
     slug, sep, name = notify_block.partition("/")
     if not sep or not slug or not name:
-        raise SystemExit("error: --notify-block must be BLOCK-TYPE-SLUG/NAME, e.g. slack-webhook/alerts")
+        raise SystemExit("error: --notify-block must be BLOCK-TYPE-SLUG/NAME, "
+                         "e.g. slack-webhook/alerts")
     with get_client(sync_client=True) as client:
         try:
             block = client.read_block_document_by_name(name=name, block_type_slug=slug)
         except Exception as exc:  # ObjectNotFound, or a slug that is no block type
-            raise SystemExit(f"error: no notification block {notify_block!r} ({type(exc).__name__}); "
-                             "create it first (Prefect UI: Blocks, or its block class's .save())") from None
+            raise SystemExit(
+                f"error: no notification block {notify_block!r} ({type(exc).__name__}); create "
+                "it first (Prefect UI: Blocks, or its block class's .save())") from None
         wanted = [failure_automation(block.id), stale_automation(block.id, stale_after)]
         for existing in client.read_automations():
             if existing.name == FAILED_NAME or existing.name.startswith(STALE_PREFIX):
@@ -138,7 +146,8 @@ def _duration_text(window: timedelta) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python flows/alerts.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python flows/alerts.py",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--notify-block", required=True,
                         help="notification block as TYPE-SLUG/NAME, e.g. slack-webhook/data-alerts")
     parser.add_argument("--stale-after", type=parse_duration, default=timedelta(hours=1),

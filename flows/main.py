@@ -19,74 +19,62 @@ import sys
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
-# Before Prefect is imported: no telemetry calls from an offline temporary server, and our
-# library's log records (retries, progress) shipped to the flow run's logs.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "analytics_client")
-# ...and the same records outside a flow run (the `check` command) stay local, without a warning.
-os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-# Prefect waits 20 s for its temporary server; a first start (database migrations) on a busy
-# 2-core machine takes longer. Waiting longer costs nothing when it starts sooner.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# First, before Prefect is imported: importing this module sets Prefect's environment
+# (prefect_process.PREFECT_DEFAULTS: no telemetry, our library's logs in the flow run's logs).
+from analytics_client.prefect_process import start_temporary_server_in_its_own_session
 
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.futures import wait  # noqa: E402
-from prefect.runtime import flow_run  # noqa: E402
-from prefect.states import Cancelled, Failed, State  # noqa: E402
+# isort: split
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
+from prefect.runtime import flow_run
+from prefect.states import Cancelled, Failed, State
 
-from analytics_client import (  # noqa: E402
-    ApiClient,
-    Lake,
-    ResourceConfig,
-    ResourceSummary,
-    SourceConfig,
-    check_source,
-    load_config,
-    render_markdown,
-    render_table,
-    resolve_credentials,
-    sync_resource,
-)
-from analytics_client.budget import RowBudget  # noqa: E402
-from analytics_client import prefect_api  # noqa: E402
-from analytics_client.errors import (  # noqa: E402
-    AnalyticsSyncError,
-    ConfigError,
-    LakeNotWritableError,
-    PrefectStartError,
-    PrefectUnavailableError,
-)
-from analytics_client.lock import pipeline_lock  # noqa: E402
-from analytics_client.preflight import ensure_lake_writable  # noqa: E402
-from analytics_client.state import (  # noqa: E402
-    CommandMarkStore,
-    MarkStore,
-    PrefectMarkStore,
-    describe,
-    reset,
-)
-from analytics_client.debugging import debugging, set_debugging  # noqa: E402
-from analytics_client.stop import (  # noqa: E402
-    again_inside_the_flow_run,
-    current as current_stop,
-    on_signals,
-)
-from analytics_client.storage import resolve_storage_options  # noqa: E402
-from analytics_client.quarantine import Quarantine  # noqa: E402
-from analytics_client.quarantine import render as render_quarantine  # noqa: E402
-from analytics_client.sync import full_refresh_set, replay_quarantine  # noqa: E402
-from analytics_client.temporary_server import start_temporary_server_in_its_own_session  # noqa: E402
-from analytics_client.redaction import install_log_filter, redact, remove_log_filter  # noqa: E402
-from analytics_client.secrets import (  # noqa: E402
+from analytics_client import (
     API_KEY_BLOCK,
-    Credentials,
-    store_credentials,
     API_KEY_ENV,
     ORGANIZATION_BLOCK,
     ORGANIZATION_ENV,
+    AnalyticsSyncError,
+    ApiClient,
+    CommandMarkStore,
+    ConfigError,
+    Credentials,
+    Lake,
+    LakeNotWritableError,
+    MarkStore,
+    PrefectMarkStore,
+    PrefectStartError,
+    PrefectUnavailableError,
+    Quarantine,
+    ResourceConfig,
+    ResourceSummary,
+    RowBudget,
+    SourceConfig,
+    check_source,
+    ensure_lake_writable,
+    full_refresh_set,
+    install_log_filter,
+    load_config,
+    on_signals,
+    pipeline_lock,
+    prefect_api,
+    redact,
+    remove_log_filter,
+    render_markdown,
+    render_table,
+    replay_quarantine,
+    resolve_credentials,
+    store_credentials,
+    sync_resource,
 )
+from analytics_client.debugging import debugging, set_debugging
+from analytics_client.quarantine import render as render_quarantine
+from analytics_client.state import describe, reset
+from analytics_client.stop import again_inside_the_flow_run
+from analytics_client.stop import current as current_stop
+from analytics_client.storage import resolve_storage_options
 
 DEFAULT_LAKE = "./data/lake"
 SANDBOX_LAKE = "./data/sandbox-lake"

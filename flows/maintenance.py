@@ -14,25 +14,19 @@ import os
 import sys
 from typing import Any
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "analytics_client")
+# First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
+import analytics_client.prefect_process  # noqa: F401
 
-from prefect import flow, get_run_logger  # noqa: E402
+# isort: split
+from prefect import flow, get_run_logger
 
-from analytics_client import Lake  # noqa: E402
-from analytics_client.config import load_config  # noqa: E402
-from analytics_client.errors import AnalyticsSyncError  # noqa: E402
-from analytics_client.lock import pipeline_lock  # noqa: E402
-from analytics_client.maintenance import (  # noqa: E402
+from analytics_client import AnalyticsSyncError, Lake, MaintenanceFailed, load_config, pipeline_lock
+from analytics_client.maintenance import (
     DEFAULT_RETENTION_HOURS,
     DEFAULT_TARGET_SIZE,
     maintain_table,
 )
-from analytics_client.storage import resolve_storage_options  # noqa: E402
-
-
-class MaintenanceFailed(AnalyticsSyncError):
-    """At least one table could not be maintained; the others were."""
+from analytics_client.storage import resolve_storage_options
 
 
 @flow(name="analytics-maintenance", log_prints=True)
@@ -70,14 +64,14 @@ def analytics_maintenance(
               f"{r['files_after']:<5} vacuumed {r['files_vacuumed']:>5}  version "
               f"{r['version_before']} -> {r['version_after']}")
     if failures:
-        raise MaintenanceFailed(f"{len(failures)} of {len(names)} tables failed: "
-                                + "; ".join(failures))
+        raise MaintenanceFailed(failures, len(names))
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python flows/maintenance.py",
-                                     description="Compact, checkpoint and vacuum the lake's tables.")
+    parser = argparse.ArgumentParser(
+        prog="python flows/maintenance.py",
+        description="Compact, checkpoint and vacuum the lake's tables.")
     parser.add_argument("--lake", default=os.environ.get("ANALYTICS_LAKE_URI", "./data/lake"))
     parser.add_argument("--pipeline", default="analytics")
     parser.add_argument("--resources", help="comma-separated subset (default: all)")

@@ -300,3 +300,64 @@ def test_body_that_is_not_its_content_encoding_is_retried_then_named() -> None:
     assert "Content-Encoding: gzip" in message and f"{BASE}/v1/tags" in message
     assert KEY not in message
     assert len(calls) == 5 and len(events) == 4
+
+
+@respx.mock
+def test_auth_flow_of_several_steps_is_driven_by_httpx() -> None:
+    """A registered auth type that asks for a token, and again after a 401, works page by page."""
+    from types import SimpleNamespace
+
+    from analytics_client.auth import AUTH_TYPES, ConfiguredAuth, build_auth
+
+    class RefreshingToken(ConfiguredAuth):
+        type = "test_refreshing_token"
+
+        def __init__(self) -> None:
+            self.tokens = 0
+
+        @classmethod
+        def from_config(cls, config: object, credentials: Credentials) -> RefreshingToken:
+            return cls()
+
+        def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+            if not self.tokens:
+                yield from self._refresh(request)
+            request.headers["Authorization"] = f"Bearer t{self.tokens}"
+            response = yield request
+            if response.status_code == 401:
+                yield from self._refresh(request)
+                request.headers["Authorization"] = f"Bearer t{self.tokens}"
+                yield request
+
+        def _refresh(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+            self.tokens += 1
+            yield httpx.Request("POST", request.url.copy_with(path="/token", query=None))
+
+    try:
+        auth = build_auth(SimpleNamespace(type="test_refreshing_token"), CREDS)
+        assert isinstance(auth, RefreshingToken)
+        respx.post(f"{BASE}/token").respond(json={})
+        route = respx.get(f"{BASE}/v1/tags").mock(side_effect=lambda request: httpx.Response(
+            200 if request.headers["Authorization"] == "Bearer t2" else 401, json=PAGE))
+        client, resource = make_client()
+        client.http.auth = auth
+        assert get(client, resource) == PAGE
+        assert [c.request.headers["Authorization"] for c in route.calls] == ["Bearer t1",
+                                                                           "Bearer t2"]
+    finally:
+        AUTH_TYPES.pop("test_refreshing_token", None)
+
+
+@respx.mock
+def test_each_retry_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Two retries make two log lines, both ours (stamina's own retry hooks are off)."""
+    respx.get(f"{BASE}/v1/tags").mock(side_effect=[
+        httpx.Response(503), httpx.Response(429), httpx.Response(200, json=PAGE)])
+    client, resource = make_client()
+    caplog.set_level(logging.DEBUG)
+    assert get(client, resource) == PAGE
+    retries = [r for r in caplog.records if "retry" in r.getMessage().lower()]
+    assert [(r.name, r.levelno) for r in retries] == [
+        ("analytics_client.client", logging.WARNING)] * 2
+    assert [r.getMessage().split(" in ")[0] for r in retries] == [
+        "tags: page 1: HTTP 503, retry 1", "tags: page 1: HTTP 429, retry 2"]
