@@ -39,6 +39,8 @@ class SyncRun:
     Entering installs the log filter, takes the pipeline's lock (``PipelineBusyError`` if
     another run has it) and opens the client; leaving undoes all three. ``full_refresh`` is
     True (every resource) or names some (``ConfigError`` for a name not in ``config``).
+    ``marks`` may be set after entering, before the first ``sync`` (a Prefect store is made
+    under the lock and the flow's bounded retries).
     """
 
     def __init__(self, config: SourceConfig, credentials: Credentials, lake: Lake, *,
