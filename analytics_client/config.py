@@ -452,10 +452,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "write_disposition": "merge",
         # Ours, on top of the seed: incremental reads keyed on updated_at (see keyset.py).
         "endpoint": {
-            "params": {"sort": "updated_at"},
+            "params": {"sort": DEFAULT_CURSOR_PATH},
             "incremental": {
-                "cursor_path": "updated_at",
-                "start_param": "filter[updated_at][gte]",
+                "cursor_path": DEFAULT_CURSOR_PATH,
+                "start_param": f"filter[{DEFAULT_CURSOR_PATH}][gte]",
                 "lag": 10,
             },
         },

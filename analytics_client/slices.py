@@ -37,8 +37,9 @@ from typing import Any
 from .client import ApiClient, RetryEvent
 from .config import DEFAULT_PAGE_SIZE, PageNumberPaginator, ResourceConfig
 from .extract import select_records
-from .keyset import KeysetWalk, keyset_request, parse_cursor
+from .keyset import KeysetWalk, keyset_request
 from .pages import Page
+from .timestamps import parse as parse_cursor
 
 __all__ = ["MAX_BUSY", "SLOW_PAGE", "SlicedWalk", "plan_bounds", "waits_for_the_api"]
 
