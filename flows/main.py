@@ -112,8 +112,8 @@ def sync_resource_task(resource_name: str, resource: ResourceConfig,
     except ResourceFailed as failed:
         if _outage(failed) is not None:
             raise  # the flow tells a lost Prefect API apart by this failure's cause
-        if debugging():
-            log.exception("%s: traceback (--debug)", resource_name)
+        if debugging():  # the cause's traceback: where it failed, once
+            log.error("%s: traceback (--debug)", resource_name, exc_info=failed.cause or failed)
         summary = failed.summary
         return Failed(message=summary.error, data=summary)  # type: ignore[return-value]
 
