@@ -50,6 +50,7 @@ from .lock import pipeline_lock
 from .preflight import ensure_lake_writable
 from .quarantine import Quarantine
 from .redaction import install_log_filter, redact, remove_log_filter
+from .run import SyncRun, full_refresh_set, run_sync
 from .schemas import ColumnHint
 from .secrets import (
     API_KEY_BLOCK,
@@ -70,7 +71,6 @@ from .state import (
 )
 from .stop import StopFlag, on_signals
 from .summary import ResourceSummary, render_markdown, render_table
-from .run import SyncRun, full_refresh_set, run_sync
 from .sync import replay_quarantine, sync_resource
 
 __all__ = [

@@ -7,6 +7,7 @@
     ├── PrefectStartError      Prefect's temporary API server did not start in time
     ├── PipelineBusyError      another run holds the pipeline's lock (or a writer a table's)
     ├── MaintenanceFailed      the maintenance flow could not maintain some tables
+    ├── ResourceFailed         one resource of a run failed: its partial ``summary``, ``cause``
     └── ResourceError          one resource failed; carries ``resource``
         ├── APIError           the API answered with a status no retry can fix (``status``)
         │   └── RetriesExhaustedError   a retryable status answered every attempt

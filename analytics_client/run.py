@@ -145,7 +145,7 @@ def full_refresh_set(full_refresh: bool | Iterable[str] | None,
     names = {r.name for r in selected}
     if full_refresh is True:
         return names
-    wanted = set(full_refresh)  # type: ignore[arg-type]
+    wanted = set(full_refresh)
     unknown = wanted - names
     if unknown:
         raise ConfigError([f"full_refresh: {sorted(unknown)} not among the resources of this run "
