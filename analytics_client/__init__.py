@@ -13,7 +13,14 @@ from .auth import AUTH_TYPES, ConfiguredAuth, build_auth
 from .budget import RowBudget
 from .check import CheckResult, check_source
 from .client import ApiClient, RetryEvent
-from .config import DEFAULT_CONFIG, ResourceConfig, SourceConfig, load_config
+from .config import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_CONFIG,
+    DEFAULT_PIPELINE,
+    ResourceConfig,
+    SourceConfig,
+    load_config,
+)
 from .errors import (
     AnalyticsSyncError,
     APIError,
@@ -30,6 +37,7 @@ from .errors import (
     PrefectUnavailableError,
     RecordTypeError,
     ResourceError,
+    ResourceFailed,
     RetriesExhaustedError,
     RunStopped,
     SecretNotFoundError,
@@ -42,6 +50,7 @@ from .lock import pipeline_lock
 from .preflight import ensure_lake_writable
 from .quarantine import Quarantine
 from .redaction import install_log_filter, redact, remove_log_filter
+from .run import SyncRun, full_refresh_set, run_sync
 from .schemas import ColumnHint
 from .secrets import (
     API_KEY_BLOCK,
@@ -62,7 +71,7 @@ from .state import (
 )
 from .stop import StopFlag, on_signals
 from .summary import ResourceSummary, render_markdown, render_table
-from .sync import DEFAULT_BATCH_ROWS, full_refresh_set, replay_quarantine, run_sync, sync_resource
+from .sync import replay_quarantine, sync_resource
 
 __all__ = [
     # configuration
@@ -84,12 +93,14 @@ __all__ = [
     "store_credentials",
     # running a sync
     "DEFAULT_BATCH_ROWS",
+    "DEFAULT_PIPELINE",
     "ApiClient",
     "CheckResult",
     "ResourceSummary",
     "RetryEvent",
     "RowBudget",
     "StopFlag",
+    "SyncRun",
     "check_source",
     "ensure_lake_writable",
     "full_refresh_set",
@@ -131,6 +142,7 @@ __all__ = [
     "PrefectUnavailableError",
     "RecordTypeError",
     "ResourceError",
+    "ResourceFailed",
     "RetriesExhaustedError",
     "RunStopped",
     "SecretNotFoundError",

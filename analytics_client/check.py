@@ -12,13 +12,15 @@ from dataclasses import dataclass
 
 import httpx
 
-from .client import ApiClient, Params
+from .client import ApiClient
 from .config import PageNumberPaginator, ResourceConfig, SourceConfig
 from .errors import AnalyticsSyncError, UnreachableError
-from .extract import check_page_size, select_records
-from .keyset import format_cursor, parse_cursor
-from .paginators import first_request, lookup
+from .extract import check_page_size, count_at, select_records
+from .keyset import keyset_request
+from .markpolicy import read_from
+from .paginators import PageRequest, first_request
 from .secrets import Credentials
+from .timestamps import parse as parse_cursor
 
 __all__ = ["CheckResult", "check_source", "first_page"]
 
@@ -30,20 +32,20 @@ class CheckResult:
     message: str
 
 
-def first_page(resource: ResourceConfig) -> tuple[int | None, Params]:
-    """The page number and query of the first request a full read of ``resource`` sends.
+def first_page(resource: ResourceConfig) -> tuple[int | None, PageRequest]:
+    """The page number and request of the first request a full read of ``resource`` sends.
 
-    The paginator builds it (as in every walk); an ``initial_value`` adds the cursor filter the
-    keyset walk starts from, ``lag`` seconds earlier.
+    Built where the run builds it: an ``initial_value`` makes it the keyset walk's first
+    request (``keyset_request``, from ``lag`` seconds earlier), else the paginator's first.
     """
-    paginator, request = first_request(resource)
-    params: Params = request.params
     incremental = resource.endpoint.incremental
+    paginator = resource.endpoint.paginator
     if (incremental is not None and incremental.start_param and incremental.initial_value
-            and isinstance(resource.endpoint.paginator, PageNumberPaginator)):
-        begin = parse_cursor(incremental.initial_value) - round(incremental.lag * 1_000_000)
-        params[incremental.start_param] = format_cursor(begin)
-    return paginator.page, params
+            and isinstance(paginator, PageNumberPaginator)):
+        start = read_from(parse_cursor(incremental.initial_value), incremental)
+        return paginator.base_page, keyset_request(resource, start, paginator.base_page)
+    pages, request = first_request(resource)
+    return pages.page, request
 
 
 def check_source(
@@ -61,9 +63,9 @@ def check_source(
             if unreachable is not None:
                 results.append(CheckResult(resource.name, False, unreachable))
                 continue
-            page, params = first_page(resource)
+            page, request = first_page(resource)
             try:
-                body = client.get(resource, params, page=page)
+                body = client.get_page(resource, request, page=page).body
                 check_page_size(resource, select_records(resource, body, page), page)
             except UnreachableError as exc:
                 unreachable = f"not asked: {exc.host} cannot be reached"
@@ -72,7 +74,7 @@ def check_source(
             except AnalyticsSyncError as exc:
                 results.append(CheckResult(resource.name, False, str(exc)))
                 continue
-            total = lookup(body, "meta.page.total_count")
-            count = f"{total:,} records" if isinstance(total, int) else "reachable"
+            total = count_at(body)
+            count = f"{total:,} records" if total is not None else "reachable"
             results.append(CheckResult(resource.name, True, f"ok: {count}"))
     return results

@@ -35,7 +35,12 @@ from .errors import ConfigError
 from .schemas import CONTRACT_COLUMNS, ColumnHint
 
 __all__ = [
+    "DEFAULT_BATCH_ROWS",
     "DEFAULT_CONFIG",
+    "DEFAULT_CURSOR_PATH",
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_PIPELINE",
+    "TOTAL_COUNT_PATH",
     "Incremental",
     "ApiKeyAuth",
     "BasicAuth",
@@ -54,6 +59,13 @@ __all__ = [
     "SourceConfig",
     "load_config",
 ]
+
+# -- defaults: one home each; every other module imports them from here ----------------------
+DEFAULT_PIPELINE = "analytics"  # marks are kept per pipeline (state.py, the tables' app id)
+DEFAULT_BATCH_ROWS = 10_000  # records per Delta commit: bounds a resource's memory (sync.py)
+DEFAULT_CURSOR_PATH = "updated_at"  # the contract's change timestamp (dlt's incremental)
+DEFAULT_PAGE_SIZE = 10  # records per page when page[size] is not sent (the API contract)
+TOTAL_COUNT_PATH = "meta.page.total_count"  # the API's count of the records a read covers
 
 SECRET_NAMES = ("api_key", "organization_id")
 NEVER_RETRY = frozenset({400, 401, 403, 404})
@@ -294,7 +306,7 @@ class Incremental(_Model):
     become visible up to 5 s after the ``updated_at`` it carries.
     """
 
-    cursor_path: str = "updated_at"
+    cursor_path: str = DEFAULT_CURSOR_PATH
     start_param: str | None = None
     initial_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
     lag: NonNegativeFloat = 10.0
@@ -440,10 +452,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "write_disposition": "merge",
         # Ours, on top of the seed: incremental reads keyed on updated_at (see keyset.py).
         "endpoint": {
-            "params": {"sort": "updated_at"},
+            "params": {"sort": DEFAULT_CURSOR_PATH},
             "incremental": {
-                "cursor_path": "updated_at",
-                "start_param": "filter[updated_at][gte]",
+                "cursor_path": DEFAULT_CURSOR_PATH,
+                "start_param": f"filter[{DEFAULT_CURSOR_PATH}][gte]",
                 "lag": 10,
             },
         },

@@ -7,6 +7,7 @@
     ├── PrefectStartError      Prefect's temporary API server did not start in time
     ├── PipelineBusyError      another run holds the pipeline's lock (or a writer a table's)
     ├── MaintenanceFailed      the maintenance flow could not maintain some tables
+    ├── ResourceFailed         one resource of a run failed: its partial ``summary``, ``cause``
     └── ResourceError          one resource failed; carries ``resource``
         ├── APIError           the API answered with a status no retry can fix (``status``)
         │   └── RetriesExhaustedError   a retryable status answered every attempt
@@ -28,6 +29,11 @@ They never contain a secret: callers pass redacted URLs and short body excerpts 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .summary import ResourceSummary
+
 __all__ = [
     "AnalyticsSyncError",
     "APIError",
@@ -44,6 +50,7 @@ __all__ = [
     "PrefectUnavailableError",
     "RecordTypeError",
     "ResourceError",
+    "ResourceFailed",
     "RetriesExhaustedError",
     "RunStopped",
     "SecretNotFoundError",
@@ -290,3 +297,21 @@ class RunStopped(ResourceError):
     def __init__(self, resource: str, reason: str) -> None:
         self.reason = reason
         super().__init__(resource, f"stopped ({reason}) before the next request")
+
+
+class ResourceFailed(AnalyticsSyncError):
+    """One resource of a run failed; ``summary`` (a ``summary.ResourceSummary``) says how far it
+    got and ``summary.error`` what went wrong; ``cause`` is the exception that failed it (an
+    attribute, not only ``__cause__``, so it survives the pickling a task result may go through).
+
+    What it committed before failing stays, with its mark: a rerun resumes from there.
+    """
+
+    def __init__(self, summary: ResourceSummary, cause: BaseException | None = None) -> None:
+        self.summary = summary
+        self.resource = summary.resource
+        self.cause = cause
+        super().__init__(summary.error or f"{summary.resource} failed")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.summary, self.cause)

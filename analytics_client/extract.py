@@ -1,4 +1,9 @@
-"""Extraction: the pages of one resource as lists of records, with the contract checked."""
+"""Extraction: the pages of one resource as its paginator reads them, with the contract checked.
+
+``iter_pages`` is dlt's loop (send, select records, update state, next request); a
+``PaginatedRead`` is that loop as a ``pages.PageSource`` (no cursor, so no marks). The checks
+every read applies to a response (``select_records``, ``check_page_size``) live here too.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .client import ApiClient, RetryEvent
-from .config import OffsetPaginator, PageNumberPaginator, ResourceConfig
+from .config import TOTAL_COUNT_PATH, OffsetPaginator, PageNumberPaginator, ResourceConfig
 from .errors import ContractError
+from .pages import Page
 from .paginators import _MISSING, first_request, lookup
 
-__all__ = ["Page", "api_count", "check_page_size", "iter_pages", "select_records"]
+__all__ = ["PaginatedRead", "api_count", "check_page_size", "count_at", "iter_pages",
+           "select_records"]
 
 logger = logging.getLogger(__name__)
-
-Page = tuple[int | None, list[Any]]  # (page number, records)
 
 
 def iter_pages(
@@ -35,9 +40,28 @@ def iter_pages(
         paginator.update_state(response, records)
         paginator.update_request(request)
         logger.debug("%s: %s", resource.name, paginator)
-        yield number, records
+        yield Page(records, number)
         if not paginator.has_next_page:
             return
+
+
+class PaginatedRead:
+    """A read driven by the resource's paginator alone: every page, no cursor, no marks."""
+
+    keyset = False
+    total_count: int | None = None
+    reread = 0
+    recovered = 0
+
+    def __init__(self, client: ApiClient, resource: ResourceConfig, *,
+                 on_retry: Callable[[RetryEvent], None] | None = None) -> None:
+        self.client, self.resource, self.on_retry = client, resource, on_retry
+
+    def __iter__(self) -> Iterator[Page]:
+        return iter_pages(self.client, self.resource, on_retry=self.on_retry)
+
+    def end_mark(self) -> int | None:
+        return None
 
 
 def select_records(resource: ResourceConfig, body: Any, page: int | None) -> list[Any]:
@@ -72,11 +96,16 @@ def check_page_size(resource: ResourceConfig, records: list[Any], page: int | No
 
 
 def api_count(client: ApiClient, resource: ResourceConfig) -> int | None:
-    """How many records the API counts now (``meta.page.total_count`` of a one-record page).
+    """How many records the API counts now (``TOTAL_COUNT_PATH`` of a one-record page).
 
     One request, spent only to judge a count that did not match: whether records created
     during the read explain the difference, or rows are missing.
     """
     _, request = first_request(resource, probe=True)
-    total = lookup(client.get_page(resource, request, page=None).body, "meta.page.total_count")
+    return count_at(client.get_page(resource, request, page=None).body)
+
+
+def count_at(body: Any) -> int | None:
+    """The API's record count in a response body (``TOTAL_COUNT_PATH``), None if it has none."""
+    total = lookup(body, TOTAL_COUNT_PATH)
     return total if isinstance(total, int) and not isinstance(total, bool) else None

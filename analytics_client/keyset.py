@@ -25,8 +25,10 @@ Why nothing is missed. Invariant: *every record whose cursor is below ``lo`` has
   A record skipped in a pass is found by a later pass unless every pass is disturbed the same
   way; the walk then stops with an error rather than move past the group.
 
-The mark a run may save is ``lo`` (``safe_mark``): by the invariant everything below it was read,
-and the caller saves it only once those records are committed. It is never the wall clock.
+The mark a run may save is ``lo`` (``safe_mark``, each ``Page.mark``): by the invariant
+everything below it was read, and the caller saves it only once those records are committed.
+It is never the wall clock. Every request a keyset read sends (walks, slice probes, ``check``)
+is built by ``keyset_request``.
 """
 
 from __future__ import annotations
@@ -37,14 +39,35 @@ from typing import Any
 from .client import ApiClient, RetryEvent
 from .config import Incremental, PageNumberPaginator, ResourceConfig
 from .errors import ContractError, PaginationLoopError
-from .extract import check_page_size, select_records
-from .paginators import lookup, page_number_params, page_signals
+from .extract import check_page_size, count_at, select_records
+from .pages import Page
+from .paginators import PageNumberPaginator as PageNumberPages
+from .paginators import PageRequest, make_paginator, page_signals
 from .timestamps import format as format_cursor
 from .timestamps import parse as parse_cursor
 
-__all__ = ["KeysetWalk", "format_cursor", "parse_cursor"]
+__all__ = ["KeysetWalk", "format_cursor", "keyset_request", "parse_cursor"]
 
 MAX_GROUP_PASSES = 20
+
+
+def keyset_request(resource: ResourceConfig, lo: int | None, page: int, *,
+                   limit: int | None = None) -> PageRequest:
+    """Page ``page`` of the records whose cursor is at or after ``lo`` (epoch µs; None: all).
+
+    The paginator builds the page request (``paginators.PageNumberPaginator.page_request``),
+    then the cursor filter ``incremental.start_param`` is added.
+    """
+    incremental = resource.endpoint.incremental
+    if incremental is None or not incremental.start_param:
+        raise ValueError("a keyset read needs endpoint.incremental.start_param")
+    pages = make_paginator(resource.name, resource.endpoint.paginator)
+    if not isinstance(pages, PageNumberPages):
+        raise ValueError("a keyset read needs a page_number paginator")
+    request = pages.page_request(resource.endpoint.params, page, limit=limit)
+    if lo is not None:
+        request.params[incremental.start_param] = format_cursor(lo)
+    return request
 
 
 class KeysetWalk:
@@ -80,6 +103,10 @@ class KeysetWalk:
         # start each next page (``gte``) and tie groups read again. The run's summary says so.
         self.reread = 0
         self.first_total: int | None = None  # the API's count of the range when the walk began
+        self.page_number: int | None = None  # of the page last fetched
+        self.complete = False  # the walk ran to its end: ``end_mark`` is final
+
+    keyset = True
 
     @property
     def total_count(self) -> int | None:
@@ -91,7 +118,17 @@ class KeysetWalk:
         """Every record with a cursor below this (epoch µs) has been yielded."""
         return self.lo
 
-    def __iter__(self) -> Iterator[list[Any]]:
+    def __iter__(self) -> Iterator[Page]:
+        """Pages with ``lo`` as their mark: everything below it has been yielded."""
+        for records in self._records():
+            yield Page(records, self.page_number, self.lo)
+        self.complete = True
+
+    def end_mark(self) -> int | None:
+        """``lo`` once the walk ran to its end (None before)."""
+        return self.lo if self.complete else None
+
+    def _records(self) -> Iterator[list[Any]]:
         page = self.paginator.base_page
         group: set[object] = set()  # ids at cursor == lo (or of unreadable-cursor pages)
         spanned = False  # the group at lo was read over more than one page
@@ -177,16 +214,14 @@ class KeysetWalk:
         )
 
     def _fetch(self, lo: int | None, page: int) -> tuple[list[Any], Any, list[int | None]]:
-        params = {**self.resource.endpoint.params, **page_number_params(self.paginator, page)}
-        if lo is not None:
-            params[self.incremental.start_param] = format_cursor(lo)  # type: ignore[index]
-        body = self.client.get(self.resource, params, page=page, on_retry=self.on_retry)
+        body = self.client.get_page(self.resource, keyset_request(self.resource, lo, page),
+                                    page=page, on_retry=self.on_retry).body
         self.requests += 1
+        self.page_number = page
         records = select_records(self.resource, body, page)
         check_page_size(self.resource, records, page)
         if self.requests == 1:
-            total = lookup(body, "meta.page.total_count")
-            self.first_total = total if isinstance(total, int) and not isinstance(total, bool) else None
+            self.first_total = count_at(body)
         cursors = self._cursors(records, lo, page)
         return records, body, cursors
 
@@ -232,7 +267,6 @@ class KeysetWalk:
         key = self.resource.primary_key
         return [_hashable(r.get(key) if isinstance(r, dict) else None)
                 for r, c in zip(records, cursors, strict=True) if c == cursor]
-
 
     def _is_last(self, body: Any, records: list[Any], page: int) -> bool:
         """Each keyset request is a fresh result set, so a short page is its end.

@@ -16,6 +16,7 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from analytics_client.config import DEFAULT_CURSOR_PATH
 from analytics_client.errors import AnalyticsSyncError, ConfigError, LakeError
 from analytics_client.frames import ROW_HASH, SYNCED_AT, Rejected, deduplicate, typed_batch
 from analytics_client.lock import table_write_lock
@@ -198,7 +199,7 @@ class TableWriter:
         *,
         write_disposition: str = "merge",
         primary_key: str = "id",
-        cursor_field: str | None = "updated_at",
+        cursor_field: str | None = DEFAULT_CURSOR_PATH,
         synced_at: datetime | None = None,
         columns: Mapping[str, ColumnHint] | None = None,
         set_aside: SetAside | None = None,

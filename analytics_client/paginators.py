@@ -252,6 +252,12 @@ class PageNumberPaginator(BasePaginator):
     def probe(self, request: PageRequest) -> None:
         request.params.update(page_number_params(self.config, self.config.base_page, limit=1))
 
+    def page_request(self, params: Params, page: int, *, limit: int | None = None) -> PageRequest:
+        """The request of page ``page`` over ``params`` (the endpoint's): how a keyset walk, a
+        slice probe (``limit=1``) and ``check`` ask for a page, as this read loop does."""
+        self.page = page
+        return PageRequest({**params, **page_number_params(self.config, page, limit)})
+
     def update_request(self, request: PageRequest) -> None:
         assert self.page is not None
         request.params.update(page_number_params(self.config, self.page))

@@ -21,8 +21,8 @@ is then skipped for good), so we split by the cursor instead:
    a change only moves a bound; the ranges still cover everything from the start on.
 
 The mark may only move to a cursor below which every range has been read: the lowest progress
-among unfinished walks (a finished walk counts as read to its end). ``progress`` gives it; the
-caller commits first and saves the mark after, as for a single walk.
+among unfinished walks (a finished walk counts as read to its end). ``progress`` gives it, as
+each ``Page.mark``; the caller commits first and saves the mark after, as for a single walk.
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .client import ApiClient, RetryEvent
-from .config import PageNumberPaginator, ResourceConfig
+from .config import DEFAULT_PAGE_SIZE, PageNumberPaginator, ResourceConfig
 from .extract import select_records
-from .keyset import KeysetWalk, format_cursor, parse_cursor
-from .paginators import page_number_params
+from .keyset import KeysetWalk, keyset_request
+from .pages import Page
+from .timestamps import parse as parse_cursor
 
 __all__ = ["MAX_BUSY", "SLOW_PAGE", "SlicedWalk", "plan_bounds", "waits_for_the_api"]
 
@@ -73,7 +74,10 @@ class SlicedWalk:
         self.walks: list[KeysetWalk] = []
         self.finished: list[bool] = []
         self.probes = 0
+        self.complete = False  # every walk ran to its end: ``end_mark`` is final
         self._lock = threading.RLock()  # the sink may ask for progress() while holding it
+
+    keyset = True
 
     @property
     def requests(self) -> int:
@@ -100,15 +104,23 @@ class SlicedWalk:
                     return walk.safe_mark
             return self.walks[-1].safe_mark if self.walks else self.start_us
 
-    def __iter__(self) -> Iterator[tuple[list[Any] | None, int | None]]:
-        """Pages as ``(records, mark)``; once consumed, everything below ``mark`` has been seen.
+    def end_mark(self) -> int | None:
+        """The final progress once every walk ran to its end (None before)."""
+        return self.progress() if self.complete else None
+
+    def __iter__(self) -> Iterator[Page]:
+        """Pages whose mark says: once consumed, everything below it has been seen.
 
         The first walk's first pages say how many records there are and how slow the API is;
         only when that is enough to split are the other bounds probed and the other walks
         started. They run in threads and hand pages over through a bounded queue; each page is
         queued with the progress taken at that moment, so the mark never covers a page still
-        waiting in the queue. The last item is ``(None, final mark)``.
+        waiting in the queue.
         """
+        yield from self._pages()  # closing this closes the walks' threads too
+        self.complete = True
+
+    def _pages(self) -> Iterator[Page]:
         first = KeysetWalk(self.client, self.resource, start_us=self.start_us,
                            on_retry=self.on_retry)
         self.walks, self.finished = [first], [False]
@@ -117,13 +129,12 @@ class SlicedWalk:
         timings: list[float] = []
         for _ in range(_TIMED_PAGES):
             began = time.monotonic()
-            records = next(pages, None)
-            if records is None:
+            page = next(pages, None)
+            if page is None:
                 self.finished[0] = True
-                yield None, first.safe_mark
                 return
             timings.append(time.monotonic() - began)
-            yield records, first.safe_mark
+            yield page
         wall = max(time.monotonic() - wall_before, 1e-9)
         self.busy = (time.process_time() - cpu_before) / wall
         self.latency = statistics.median(timings)
@@ -133,10 +144,8 @@ class SlicedWalk:
         bounds = plan_bounds(self.client, self.resource, self.start_us, first.first_total,
                              slices, self.min_pages, self._count_probe)
         if not bounds:
-            for records in pages:
-                yield records, first.safe_mark
+            yield from pages
             self.finished[0] = True
-            yield None, first.safe_mark
             return
         first.stop_us = bounds[0]
         ends: list[int | None] = [*bounds[1:], None]
@@ -145,9 +154,8 @@ class SlicedWalk:
         self.finished = [False] * len(self.walks)
         yield from self._concurrently([pages, *(iter(w) for w in self.walks[1:])])
 
-    def _concurrently(self, iterators: list[Iterator[list[Any]]]
-                      ) -> Iterator[tuple[list[Any] | None, int | None]]:
-        handover: queue.Queue[tuple[list[Any] | None, int | None] | BaseException] = \
+    def _concurrently(self, iterators: list[Iterator[Page]]) -> Iterator[Page]:
+        handover: queue.Queue[Page | None | BaseException] = \
             queue.Queue(maxsize=2 * len(iterators))
         stop = threading.Event()
         threads = [threading.Thread(target=self._drive, args=(i, it, handover, stop), daemon=True,
@@ -161,11 +169,10 @@ class SlicedWalk:
                 item = handover.get()
                 if isinstance(item, BaseException):
                     raise item
-                if item[0] is None:
+                if item is None:  # a walk ran to its end
                     running -= 1
                     continue
                 yield item
-            yield None, self.progress()
         finally:
             stop.set()
             for thread in threads:
@@ -175,17 +182,17 @@ class SlicedWalk:
                     except queue.Empty:
                         thread.join(0.05)
 
-    def _drive(self, index: int, pages: Iterator[list[Any]], handover: queue.Queue[Any],
+    def _drive(self, index: int, pages: Iterator[Page], handover: queue.Queue[Any],
                stop: threading.Event) -> None:
         try:
-            for records in pages:
+            for page in pages:
                 if stop.is_set():
                     return
                 with self._lock:  # progress and queue order agree
-                    handover.put((records, self.progress()))
+                    handover.put(Page(page.records, page.number, self.progress()))
             with self._lock:
                 self.finished[index] = True
-                handover.put((None, None))
+                handover.put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
             handover.put(exc)
 
@@ -215,15 +222,13 @@ def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | Non
     if (slices <= 1 or total is None or incremental is None
             or not isinstance(paginator, PageNumberPaginator)):
         return []
-    k = min(slices, total // ((paginator.limit or 10) * min_pages))
+    k = min(slices, total // ((paginator.limit or DEFAULT_PAGE_SIZE) * min_pages))
     bounds: list[int] = []
     for i in range(1, k):
         position = i * total // k + 1
-        params = {**resource.endpoint.params,
-                  **page_number_params(paginator, position - 1 + paginator.base_page, limit=1)}
-        if start_us is not None and incremental.start_param:
-            params[incremental.start_param] = format_cursor(start_us)
-        records = select_records(resource, client.get(resource, params, page=position), position)
+        request = keyset_request(resource, start_us, position - 1 + paginator.base_page, limit=1)
+        records = select_records(
+            resource, client.get_page(resource, request, page=position).body, position)
         if on_probe:
             on_probe()
         value = records[0].get(incremental.cursor_path) if records and isinstance(records[0], dict) else None

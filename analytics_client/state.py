@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from .errors import StateError
-from .keyset import format_cursor, parse_cursor
 from .lake import Lake
+from .timestamps import format as format_cursor
+from .timestamps import parse as parse_cursor
 
 if TYPE_CHECKING:
     from .prefect_api import CommandApi

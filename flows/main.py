@@ -34,10 +34,11 @@ from prefect.states import Cancelled, Failed, State
 from analytics_client import (
     API_KEY_BLOCK,
     API_KEY_ENV,
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_PIPELINE,
     ORGANIZATION_BLOCK,
     ORGANIZATION_ENV,
     AnalyticsSyncError,
-    ApiClient,
     CommandMarkStore,
     ConfigError,
     Credentials,
@@ -49,25 +50,22 @@ from analytics_client import (
     PrefectUnavailableError,
     Quarantine,
     ResourceConfig,
+    ResourceFailed,
     ResourceSummary,
-    RowBudget,
     SourceConfig,
+    SyncRun,
     check_source,
     ensure_lake_writable,
-    full_refresh_set,
-    install_log_filter,
     load_config,
     on_signals,
     pipeline_lock,
     prefect_api,
     redact,
-    remove_log_filter,
     render_markdown,
     render_table,
     replay_quarantine,
     resolve_credentials,
     store_credentials,
-    sync_resource,
 )
 from analytics_client.debugging import debugging, set_debugging
 from analytics_client.quarantine import render as render_quarantine
@@ -100,12 +98,9 @@ class PrefectWentAway(SyncFailed):
 
 
 @task(task_run_name="sync-{resource_name}", cache_policy=NO_CACHE, retries=0)
-def sync_resource_task(
-    resource_name: str, resource: ResourceConfig, client: ApiClient, lake: Lake,
-    batch_rows: int, run_id: str, pipeline: str, marks: PrefectMarkStore, full_refresh: bool,
-    budget: RowBudget,
-) -> ResourceSummary:
-    """One resource, start to end; retries happen per request inside the client, not here.
+def sync_resource_task(resource_name: str, resource: ResourceConfig,
+                       run: SyncRun) -> ResourceSummary:
+    """One resource, start to end (``run.sync``); retries happen per request inside the client.
 
     A failed resource ends in a Failed state whose message is the error, said once: no
     traceback (the error says what and where; ``--debug`` adds it), and the summary stays the
@@ -113,29 +108,26 @@ def sync_resource_task(
     """
     log = get_run_logger()
     try:
-        return sync_resource(client, lake, resource, batch_rows=batch_rows, run_id=run_id,
-                             log=log, pipeline=pipeline, marks=marks,
-                             full_refresh=full_refresh, budget=budget)
-    except Exception as exc:  # noqa: BLE001 - the resource's failure, reported as its state
-        if prefect_api.is_outage(exc):
-            raise  # the flow tells a lost Prefect API apart by this exception (prefect_api.py)
-        summary = getattr(exc, "summary", None) or ResourceSummary(resource_name, "failed")
-        summary.error = summary.error or str(exc) or type(exc).__name__
-        if debugging():
-            log.exception("%s: traceback (--debug)", resource_name)
+        return run.sync(resource, log=log)
+    except ResourceFailed as failed:
+        if _outage(failed) is not None:
+            raise  # the flow tells a lost Prefect API apart by this failure's cause
+        if debugging():  # the cause's traceback: where it failed, once
+            log.error("%s: traceback (--debug)", resource_name, exc_info=failed.cause or failed)
+        summary = failed.summary
         return Failed(message=summary.error, data=summary)  # type: ignore[return-value]
 
 
 @flow(name="analytics-sync", log_prints=True)
 def analytics_sync(
-    pipeline: str = "analytics",
+    pipeline: str = DEFAULT_PIPELINE,
     lake_uri: str = DEFAULT_LAKE,
     resources: list[str] | None = None,
     config: dict[str, Any] | str | None = None,
     base_url: str | None = None,
     api_key_block: str | None = API_KEY_BLOCK,
     organization_id_block: str | None = ORGANIZATION_BLOCK,
-    batch_rows: int = 10_000,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
     full_refresh: bool | list[str] = False,
     storage_block: str | None = None,
 ) -> list[dict[str, Any]] | State:
@@ -162,42 +154,30 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
     logger = get_run_logger()
     source = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
     source = source.select(resources)
-    refresh = full_refresh_set(full_refresh, source.resources)
     credentials = resolve_credentials(api_key_block, organization_id_block)
-    secret_filter = install_log_filter(credentials.values())
+    lake = Lake(lake_uri, storage_options=resolve_storage_options(lake_uri, storage_block))
+    run = SyncRun(source, credentials, lake, pipeline=pipeline, batch_rows=batch_rows,
+                  run_id=str(flow_run.get_id() or ""), full_refresh=full_refresh)
+    ensure_lake_writable(lake, [r.name for r in source.resources])  # before any request
+    logger.info("pipeline %r: syncing %s from %s into %s", pipeline,
+                ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
+    with run, prefect_api.bounded_retries():
+        run.marks = PrefectMarkStore()  # registers the block type once, before the fan-out
+        futures = [sync_resource_task.submit(r.name, r, run) for r in source.resources]
+        wait(futures)
+    summaries = [_summary_of(r.name, f.state, credentials)
+                 for r, f in zip(source.resources, futures, strict=True)]
+    _show_summary(render_table(summaries))
+    outage = next((e for f in futures
+                   if (e := _outage(f.state.result(raise_on_failure=False)))), None)
     try:
-        lake = Lake(lake_uri, storage_options=resolve_storage_options(lake_uri, storage_block))
-        ensure_lake_writable(lake, [r.name for r in source.resources])  # before any request
-        run_id = str(flow_run.get_id() or "")
-        logger.info("pipeline %r: syncing %s from %s into %s", pipeline,
-                    ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
-        with pipeline_lock(pipeline), ApiClient(source, credentials) as client, \
-                prefect_api.bounded_retries():
-            marks = PrefectMarkStore()  # registers the block type once, before the fan-out
-            budget = RowBudget.for_batches(batch_rows)  # records held at once, whole run
-            futures = [
-                sync_resource_task.submit(r.name, r, client, lake, batch_rows, run_id, pipeline,
-                                          marks, r.name in refresh, budget)
-                for r in source.resources
-            ]
-            wait(futures)
-        summaries = [_summary_of(r.name, f.state) for r, f in zip(source.resources, futures)]
-        for s in summaries:
-            if s.error:
-                s.error = redact(s.error, credentials.values())
-        _show_summary(render_table(summaries))
-        outage = next((e for f in futures if prefect_api.is_outage(
-            e := f.state.result(raise_on_failure=False))), None)  # type: ignore[arg-type]
-        try:
-            prefect_api.call("-", lambda: create_markdown_artifact(
-                key=f"{_artifact_key(pipeline)}-summary",
-                markdown=render_markdown(summaries, title=f"analytics-sync: {pipeline}"),
-                description="Rows fetched, inserted and updated per resource",
-            ))
-        except PrefectUnavailableError as exc:
-            outage = outage or exc
-    finally:
-        remove_log_filter(secret_filter)
+        prefect_api.call("-", lambda: create_markdown_artifact(
+            key=f"{_artifact_key(pipeline)}-summary",
+            markdown=render_markdown(summaries, title=f"analytics-sync: {pipeline}"),
+            description="Rows fetched, inserted and updated per resource",
+        ))
+    except PrefectUnavailableError as exc:
+        outage = outage or exc
     if outage is not None:
         raise PrefectWentAway(redact(prefect_api.outage_message(outage), credentials.values()))
     stopped = [s for s in summaries if s.status == "stopped"]
@@ -231,14 +211,21 @@ def _show_summary(table: str) -> None:
     flow_run_log.info("summary\n%s", table)
 
 
-def _summary_of(name: str, state: Any) -> ResourceSummary:
+def _summary_of(name: str, state: Any, credentials: Credentials) -> ResourceSummary:
+    """A task's summary: its result, a failure's partial summary, else one made of its error."""
     result = state.result(raise_on_failure=False)
     if isinstance(result, ResourceSummary):
         return result
-    summary = getattr(result, "summary", None)
-    if isinstance(summary, ResourceSummary):
-        return summary
-    return ResourceSummary(name, status="failed", error=str(result) or state.message)
+    if isinstance(result, ResourceFailed):
+        return result.summary
+    return ResourceSummary(name, status="failed",
+                           error=redact(str(result) or state.message or "", credentials.values()))
+
+
+def _outage(result: object) -> BaseException | None:
+    """The lost Prefect API behind a task's result, if that is what it is (prefect_api.py)."""
+    cause = result.cause if isinstance(result, ResourceFailed) else result
+    return cause if isinstance(cause, BaseException) and prefect_api.is_outage(cause) else None
 
 
 def _artifact_key(pipeline: str) -> str:
@@ -325,8 +312,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="Analytics Lake Storage block with the object store's credentials "
                         "(env ANALYTICS_STORAGE_BLOCK; default: the standard AWS_/GOOGLE_/AZURE_ "
                         "environment variables)")
-    parser.add_argument("--batch-rows", type=_positive_int, default=10_000,
-                        help="records per Delta commit (bounds memory; default 10000)")
+    parser.add_argument("--batch-rows", type=_positive_int, default=DEFAULT_BATCH_ROWS,
+                        help="records per Delta commit (bounds memory; default "
+                        f"{DEFAULT_BATCH_ROWS})")
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks besides the one-line errors (env ANALYTICS_SYNC_DEBUG=1)")
     parser.add_argument("--sandbox-scale", type=_positive_float, default=1.0,
@@ -361,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command line: a usage, config or environment problem is one line and exit 2."""
     args = _parser().parse_args(argv)
     set_debugging(args.debug)
-    args.pipeline = args.pipeline or ("sandbox" if args.sandbox else "analytics")
+    args.pipeline = args.pipeline or ("sandbox" if args.sandbox else DEFAULT_PIPELINE)
     try:
         return _dispatch(args)
     except ConfigError as exc:  # one problem, one line; several, one line each

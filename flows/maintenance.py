@@ -20,7 +20,14 @@ import analytics_client.prefect_process  # noqa: F401
 # isort: split
 from prefect import flow, get_run_logger
 
-from analytics_client import AnalyticsSyncError, Lake, MaintenanceFailed, load_config, pipeline_lock
+from analytics_client import (
+    DEFAULT_PIPELINE,
+    AnalyticsSyncError,
+    Lake,
+    MaintenanceFailed,
+    load_config,
+    pipeline_lock,
+)
 from analytics_client.maintenance import (
     DEFAULT_RETENTION_HOURS,
     DEFAULT_TARGET_SIZE,
@@ -31,7 +38,7 @@ from analytics_client.storage import resolve_storage_options
 
 @flow(name="analytics-maintenance", log_prints=True)
 def analytics_maintenance(
-    pipeline: str = "analytics",
+    pipeline: str = DEFAULT_PIPELINE,
     lake_uri: str = "./data/lake",
     resources: list[str] | None = None,
     retention_hours: int = DEFAULT_RETENTION_HOURS,
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python flows/maintenance.py",
         description="Compact, checkpoint and vacuum the lake's tables.")
     parser.add_argument("--lake", default=os.environ.get("ANALYTICS_LAKE_URI", "./data/lake"))
-    parser.add_argument("--pipeline", default="analytics")
+    parser.add_argument("--pipeline", default=DEFAULT_PIPELINE)
     parser.add_argument("--resources", help="comma-separated subset (default: all)")
     parser.add_argument("--retention-hours", type=int, default=DEFAULT_RETENTION_HOURS)
     parser.add_argument("--storage-block", default=os.environ.get("ANALYTICS_STORAGE_BLOCK"))

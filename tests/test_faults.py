@@ -412,7 +412,7 @@ _VICTIM = textwrap.dedent("""
         return wrapper
 
     if point == "fetch":
-        client_module.ApiClient.get = die_on_nth(client_module.ApiClient.get)
+        client_module.ApiClient.get_page = die_on_nth(client_module.ApiClient.get_page)
     elif point == "commit":
         lake_module.TableWriter.write = die_on_nth(lake_module.TableWriter.write, delay=True)
     else:  # after the Delta commit, before the state is saved

@@ -41,7 +41,7 @@ def test_a_resource_is_read_by_several_walks_over_disjoint_ranges(
         deals = source.resource("deals")
         with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client:
             walk = SlicedWalk(client, deals, start_us=None, slices=4, split=True)
-            seen = {r["id"] for records, _ in walk if records for r in records}
+            seen = {r["id"] for page in walk for r in page.records}
         assert len(walk.walks) == 4
         starts = [w.start_us for w in walk.walks]
         assert starts[0] is None and starts[1:] == sorted(starts[1:])
@@ -70,7 +70,7 @@ def test_a_walk_told_not_to_split_is_read_by_one_walk(tmp_path: Path) -> None:
         with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client:
             fast = SlicedWalk(client, source.resource("deals"), start_us=None, slices=4,
                               split=False)
-            fast_ids = [r["id"] for records, _ in fast if records for r in records]
+            fast_ids = [r["id"] for page in fast for r in page.records]
         assert len(fast.walks) == 1 and fast.probes == 0
         assert fast.busy is not None and fast.latency is not None
         assert set(fast_ids) == {r["id"] for r in fetch_truth(sandbox.base_url, "deals")}
@@ -105,10 +105,10 @@ def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, always_split: None
 ) -> None:
     """Killed after a few commits, the table's mark is below every range still being read."""
-    from analytics_client import sync as sync_module
+    from analytics_client import markpolicy
     from analytics_client.state import Mark
 
-    monkeypatch.setattr(sync_module, "MARK_SAVE_EVERY_SECONDS", 0.0)  # a save per commit
+    monkeypatch.setattr(markpolicy, "MARK_SAVE_EVERY_SECONDS", 0.0)  # a save per commit
 
     class DiesOnThirdSave(MemoryMarkStore):
         saves = 0

@@ -39,13 +39,13 @@ def main() -> int:
         import cProfile
         import pstats
 
-        from analytics_client import sync as sync_module
+        from analytics_client import run as run_module
 
         # cProfile sees one thread: profile each resource's worker thread separately and add
         # them to the main thread's profile.
         profiler = cProfile.Profile()
 
-        original = sync_module._sync_one
+        original = run_module._summary
         profiles: list[cProfile.Profile] = []
 
         def profiled(*a, **kw):  # type: ignore[no-untyped-def]
@@ -53,7 +53,7 @@ def main() -> int:
             profiles.append(p)
             return p.runcall(original, *a, **kw)
 
-        sync_module._sync_one = profiled  # the bench only: the library is unchanged on disk
+        run_module._summary = profiled  # the bench only: the library is unchanged on disk
         summaries = profiler.runcall(run_sync, config, credentials, args.lake,
                                      resources=resources, pipeline=args.pipeline)
         stats = pstats.Stats(profiler)

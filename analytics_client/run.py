@@ -1,0 +1,153 @@
+"""A sync run: what every resource of one run shares, held for the run's length.
+
+The pipeline's lock, one API client, the lake, the row budget, the mark store, the full-refresh
+set and the filter that keeps the credentials out of logs belong to the run, not to a resource.
+``run_sync`` (the library: a thread per resource) and the Prefect flow (``flows/main.py``: a task
+per resource) both open a ``SyncRun`` and call ``run.sync(resource)``: one path through the code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from .budget import RowBudget
+from .client import ApiClient
+from .config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig, SourceConfig
+from .errors import ConfigError, ResourceFailed
+from .lake import Lake
+from .lock import pipeline_lock
+from .redaction import install_log_filter, redact, remove_log_filter
+from .secrets import Credentials
+from .state import MarkStore
+from .summary import ResourceSummary
+from .sync import sync_resource
+
+__all__ = ["SyncRun", "full_refresh_set", "run_sync"]
+
+logger = logging.getLogger(__name__)
+
+
+class SyncRun:
+    """One run over the resources of ``config`` (already selected), as a context manager.
+
+    Entering installs the log filter, takes the pipeline's lock (``PipelineBusyError`` if
+    another run has it) and opens the client; leaving undoes all three. ``full_refresh`` is
+    True (every resource) or names some (``ConfigError`` for a name not in ``config``).
+    ``marks`` may be set after entering, before the first ``sync`` (a Prefect store is made
+    under the lock and the flow's bounded retries).
+    """
+
+    def __init__(self, config: SourceConfig, credentials: Credentials, lake: Lake, *,
+                 pipeline: str = DEFAULT_PIPELINE, batch_rows: int = DEFAULT_BATCH_ROWS,
+                 run_id: str = "", marks: MarkStore | None = None,
+                 full_refresh: bool | Iterable[str] = False,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.config, self.credentials, self.lake = config, credentials, lake
+        self.resources = config.resources
+        self.pipeline, self.batch_rows, self.run_id = pipeline, batch_rows, run_id
+        self.marks = marks
+        self.refresh = full_refresh_set(full_refresh, self.resources)
+        self.budget = RowBudget.for_batches(batch_rows)  # records held at once, whole run
+        self.transport = transport
+        self._open = contextlib.ExitStack()
+        self._client: ApiClient | None = None
+
+    def __enter__(self) -> SyncRun:
+        with contextlib.ExitStack() as opening:
+            opening.callback(remove_log_filter, install_log_filter(self.credentials.values()))
+            opening.enter_context(pipeline_lock(self.pipeline))
+            self._client = opening.enter_context(
+                ApiClient(self.config, self.credentials, transport=self.transport))
+            self._open = opening.pop_all()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._client = None
+        self._open.__exit__(*exc_info)
+
+    @property
+    def client(self) -> ApiClient:
+        if self._client is None:
+            raise RuntimeError("a SyncRun syncs only inside its `with` block")
+        return self._client
+
+    def sync(self, resource: ResourceConfig, *,
+             log: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> ResourceSummary:
+        """Sync one resource of the run (``sync.sync_resource``).
+
+        Raises ``ResourceFailed`` with the partial summary, its error free of credentials; the
+        cause is chained.
+        """
+        try:
+            return sync_resource(self.client, self.lake, resource, batch_rows=self.batch_rows,
+                                 run_id=self.run_id, log=log, pipeline=self.pipeline,
+                                 marks=self.marks, full_refresh=resource.name in self.refresh,
+                                 budget=self.budget)
+        except ResourceFailed as failed:
+            summary = failed.summary
+            summary.error = redact(summary.error or str(failed), self.credentials.values())
+            raise ResourceFailed(summary, failed.cause) from failed.cause
+
+
+def run_sync(
+    config: SourceConfig,
+    credentials: Credentials,
+    lake_uri: str,
+    *,
+    resources: Iterable[str] | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    run_id: str = "",
+    transport: httpx.BaseTransport | None = None,
+    storage_options: dict[str, str] | None = None,
+    on_done: Callable[[ResourceSummary], None] | None = None,
+    pipeline: str = DEFAULT_PIPELINE,
+    marks: MarkStore | None = None,
+    full_refresh: bool | Iterable[str] = False,
+) -> list[ResourceSummary]:
+    """Sync the selected resources concurrently, without Prefect; never raises for one resource.
+
+    Holds the pipeline's lock for the run (``PipelineBusyError`` if another run has it).
+    Returns one summary per resource, in config order; failed ones have ``status == "failed"``.
+    """
+    selected = config.select(resources)
+    lake = Lake(lake_uri, storage_options=storage_options)
+    with SyncRun(selected, credentials, lake, pipeline=pipeline, batch_rows=batch_rows,
+                 run_id=run_id, marks=marks, full_refresh=full_refresh,
+                 transport=transport) as run, \
+            ThreadPoolExecutor(max_workers=len(selected.resources)) as pool:
+        summaries = list(pool.map(lambda r: _summary(run, r), selected.resources))
+    for summary in summaries:
+        if on_done:
+            on_done(summary)
+    return summaries
+
+
+def _summary(run: SyncRun, resource: ResourceConfig) -> ResourceSummary:
+    """A resource's summary, failed or not: one failure does not end the run."""
+    try:
+        return run.sync(resource)
+    except ResourceFailed as failed:
+        logger.error("%s failed: %s", resource.name, failed.summary.error)
+        return failed.summary
+
+
+def full_refresh_set(full_refresh: bool | Iterable[str] | None,
+                     selected: list[ResourceConfig]) -> set[str]:
+    """``True`` means every selected resource; a list names some (unknown names are an error)."""
+    if not full_refresh:
+        return set()
+    names = {r.name for r in selected}
+    if full_refresh is True:
+        return names
+    wanted = set(full_refresh)
+    unknown = wanted - names
+    if unknown:
+        raise ConfigError([f"full_refresh: {sorted(unknown)} not among the resources of this run "
+                           f"({', '.join(sorted(names))})"])
+    return wanted
