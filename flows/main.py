@@ -171,7 +171,9 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
         run_id = str(flow_run.get_id() or "")
         logger.info("pipeline %r: syncing %s from %s into %s", pipeline,
                     ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
-        with pipeline_lock(pipeline), ApiClient(source, credentials) as client, \
+        # per resource: a fan-out's runs of other resources of the pipeline go on meanwhile
+        with pipeline_lock(pipeline, [r.name for r in source.resources]), \
+                ApiClient(source, credentials) as client, \
                 prefect_api.bounded_retries():
             marks = PrefectMarkStore()  # registers the block type once, before the fan-out
             budget = RowBudget.for_batches(batch_rows)  # records held at once, whole run
@@ -410,7 +412,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         ensure_lake_writable(lake, [r.name for r in source.resources])
         start_temporary_server_in_its_own_session()  # Ctrl-C must not kill Prefect's API
         # a second run fails now, not after Prefect starts
-        with pipeline_lock(args.pipeline), prefect_api.bounded_retries(), \
+        with pipeline_lock(args.pipeline, [r.name for r in source.resources]), \
+                prefect_api.bounded_retries(), \
                 on_signals() as stop:
             # Ctrl-C / SIGTERM stop the run after the current page of each resource (stop.py).
             resolve_credentials(key_block, org_block)
