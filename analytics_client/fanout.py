@@ -77,7 +77,8 @@ def plan(
     ``resources`` is None; raises ConfigError for an unknown name). ``full_refresh`` may be a
     list of resource names: each child gets the part of it that is among its resources.
 
-    Raises ConfigError when two organizations share a pipeline name or a lake, naming both.
+    Raises ConfigError when two organizations share a pipeline name or a lake, naming both, or
+    when ``full_refresh`` names a resource no unit has.
     """
     problems = [*_shared("pipeline", [o.pipeline for o in organizations]),
                 *_shared("lake_uri", [o.lake_uri for o in organizations])]
@@ -94,6 +95,11 @@ def plan(
             if isinstance(refresh, list):
                 parameters["full_refresh"] = [n for n in refresh if n in group]
             units.append(Unit(org.pipeline, group, parameters))
+    refresh = defaults.get("full_refresh")
+    unknown = sorted(set(refresh) - {n for u in units for n in u.resources}) \
+        if isinstance(refresh, list) else []
+    if unknown:
+        raise ConfigError([f"full_refresh: {unknown} not among the resources of this fan-out"])
     return units
 
 

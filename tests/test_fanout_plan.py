@@ -66,6 +66,12 @@ def test_organizations_sharing_a_pipeline_or_lake_are_refused_naming_both(field:
     assert not called  # refused before anything else
 
 
+def test_a_full_refresh_of_an_unknown_resource_is_refused() -> None:
+    with pytest.raises(ConfigError, match="full_refresh: \\['dealz'\\]"):
+        plan([Organization(pipeline="a", lake_uri="a")], {"full_refresh": ["dealz"]}, None,
+             "resource", _names)
+
+
 def test_an_organization_with_an_unknown_field_is_refused() -> None:
     with pytest.raises(ValueError, match="api_key"):
         Organization.model_validate({"pipeline": "a", "lake_uri": "b", "api_key": "secret"})
