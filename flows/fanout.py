@@ -14,42 +14,39 @@ pipeline and resource (analytics_client/fanout.py says what an organization is).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from typing import Any, cast
 from uuid import UUID
 
-# Before Prefect is imported: no telemetry calls from an offline temporary server.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
+import analytics_client.prefect_process  # noqa: F401
 
-from prefect import flow, get_run_logger  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.client.orchestration import get_client  # noqa: E402
-from prefect.client.schemas.filters import (  # noqa: E402
+# isort: split
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     ArtifactFilterType,
     FlowRunFilter,
     FlowRunFilterId,
 )
-from prefect.client.schemas.objects import FlowRun  # noqa: E402
-from prefect.deployments import run_deployment  # noqa: E402
-from prefect.runtime import flow_run  # noqa: E402
-from prefect.states import Failed, State  # noqa: E402
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.runtime import flow_run
+from prefect.states import Failed, State
 
-from analytics_client import load_config, prefect_api  # noqa: E402
-from analytics_client.blocks import SyncMark  # noqa: E402
-from analytics_client.errors import AnalyticsSyncError  # noqa: E402
-from analytics_client.fanout import (  # noqa: E402
-    ChildOutcome,
-    Organization,
-    Per,
-    Unit,
-    plan,
-    render_markdown,
+from analytics_client import (
+    API_KEY_BLOCK,
+    ORGANIZATION_BLOCK,
+    AnalyticsSyncError,
+    load_config,
+    prefect_api,
 )
-from analytics_client.secrets import API_KEY_BLOCK, ORGANIZATION_BLOCK  # noqa: E402
+from analytics_client.blocks import SyncMark
+from analytics_client.fanout import ChildOutcome, Organization, Per, Unit, plan, render_markdown
 
 PER_RESOURCE_DEPLOYMENT = "analytics-sync/per-resource"
 _PAGE = 200  # flow runs per API read (the server's default page limit)

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_client import ConfigError, ResourceSummary, render_markdown
+from analytics_client.errors import PipelineBusyError
 from analytics_client.fanout import ChildOutcome, Organization, Unit, plan
 from analytics_client.fanout import render_markdown as render_fanout
-from analytics_client.errors import PipelineBusyError
 from analytics_client.lock import pipeline_lock
 from analytics_client.summary import markdown_rows
 
