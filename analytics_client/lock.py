@@ -1,4 +1,5 @@
-"""One run per pipeline at a time on this machine, with a lock the kernel frees if we die.
+"""One run per pipeline (or per pipeline and resource) at a time on this machine, with a lock
+the kernel frees if we die.
 
 Two runs of a pipeline would race on its marks (Prefect blocks have no compare-and-set) and
 its tables. ``flock`` is released by the kernel when the holding process exits, even by
@@ -18,7 +19,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import PipelineBusyError
@@ -31,19 +32,50 @@ def lock_dir() -> Path:
                 or Path(tempfile.gettempdir()) / "analytics-sync-locks")
 
 
-# (pipeline, thread) -> depth: the command line and the flow it runs (same thread) share one lock
+# (lock file, thread) -> depth: the command line and the flow it runs (same thread) share a lock
 _held: dict[tuple[str, int], int] = {}
 _held_guard = threading.Lock()
 
 
 @contextlib.contextmanager
-def pipeline_lock(pipeline: str) -> Iterator[None]:
+def pipeline_lock(pipeline: str, resources: Iterable[str] | None = None) -> Iterator[None]:
     """Hold the pipeline's lock for the block, or fail at once naming the holder.
 
-    Re-entrant within a process, so the command line can take it before Prefect starts (a
-    second run then fails in a second, not after a server start) and the flow again inside.
+    ``resources=None`` holds the whole pipeline (maintenance).
+    Given names, it holds just those resources of the pipeline: runs of *other* resources of
+    it may go on at the same time (a fan-out's flow run per resource, flows/fanout.py), a
+    second run of one of them may not, and neither may a whole-pipeline hold. (A shared
+    ``flock`` on the pipeline's file plus an exclusive one per resource: marks and tables are
+    per pipeline and resource, so nothing else is shared between them.)
+
+    Re-entrant within a thread, so the command line can take it before Prefect starts (a
+    second run then fails in a second, not after a server start) and the flow again inside;
+    the outer hold must cover the inner one (same or more resources).
     """
-    key = (pipeline, threading.get_ident())
+    with contextlib.ExitStack() as stack:
+        if resources is None:
+            stack.enter_context(_reentrant(_path(pipeline), fcntl.LOCK_EX, pipeline, None))
+        else:
+            stack.enter_context(_reentrant(_path(pipeline), fcntl.LOCK_SH, pipeline, None))
+            for resource in sorted(set(resources)):  # one order everywhere: no deadlock
+                stack.enter_context(_reentrant(_path(pipeline, resource), fcntl.LOCK_EX,
+                                               pipeline, resource))
+        yield
+
+
+def _path(pipeline: str, resource: str | None = None) -> Path:
+    """``<pipeline>.lock``, and ``<pipeline>.resources/<resource>.lock`` per resource."""
+    def part(name: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+    if resource is None:
+        return lock_dir() / f"{part(pipeline)}.lock"
+    return lock_dir() / f"{part(pipeline)}.resources" / f"{part(resource)}.lock"
+
+
+@contextlib.contextmanager
+def _reentrant(path: Path, mode: int, pipeline: str, resource: str | None) -> Iterator[None]:
+    key = (str(path), threading.get_ident())
     with _held_guard:
         reentered = bool(_held.get(key))
         if reentered:
@@ -55,7 +87,7 @@ def pipeline_lock(pipeline: str) -> Iterator[None]:
             with _held_guard:
                 _held[key] -= 1
         return
-    with _flock(pipeline):
+    with _flock(path, mode, pipeline, resource):
         with _held_guard:
             _held[key] = 1
         try:
@@ -66,22 +98,21 @@ def pipeline_lock(pipeline: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _flock(pipeline: str) -> Iterator[None]:
-    directory = lock_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / (re.sub(r"[^A-Za-z0-9_.-]+", "_", pipeline) + ".lock")
+def _flock(path: Path, mode: int, pipeline: str, resource: str | None) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read(fd)
+            what = f"pipeline {pipeline!r}" + (f" resource {resource!r}" if resource else "")
             raise PipelineBusyError(
-                f"pipeline {pipeline!r} is already running (pid {holder.get('pid', '?')}, "
+                f"{what} is already running (pid {holder.get('pid', '?')}, "
                 f"since {holder.get('since', '?')}); this run did nothing. Wait for it to "
                 "finish, or use another --pipeline name for another organization or lake"
             ) from None
-        os.ftruncate(fd, 0)
+        os.ftruncate(fd, 0)  # the holder's note (the last one, among shared holders)
         since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         os.write(fd, json.dumps({"pid": os.getpid(), "since": since}).encode())
         yield

@@ -61,7 +61,8 @@ class SyncRun:
     def __enter__(self) -> SyncRun:
         with contextlib.ExitStack() as opening:
             opening.callback(remove_log_filter, install_log_filter(self.credentials.values()))
-            opening.enter_context(pipeline_lock(self.pipeline))
+            # per resource: a fan-out's runs of other resources of the pipeline go on meanwhile
+            opening.enter_context(pipeline_lock(self.pipeline, [r.name for r in self.resources]))
             self._client = opening.enter_context(
                 ApiClient(self.config, self.credentials, transport=self.transport))
             self._open = opening.pop_all()

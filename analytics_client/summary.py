@@ -6,7 +6,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["ResourceSummary", "render_markdown", "render_table"]
+__all__ = ["HEADERS", "ResourceSummary", "markdown_rows", "render_markdown", "render_table"]
 
 
 @dataclass
@@ -37,6 +37,7 @@ _COLUMNS = ("resource", "status", "pages", "rows_fetched", "inserted", "updated"
             "retries", "commits", "seconds")
 _HEADERS = ("resource", "status", "pages", "fetched", "inserted", "updated", "quarantined",
             "retries", "commits", "seconds")
+HEADERS = _HEADERS  # the columns of render_markdown's table, in order (for markdown_rows' readers)
 
 
 def _cells(summary: ResourceSummary) -> list[str]:
@@ -83,6 +84,19 @@ def render_markdown(summaries: Sequence[ResourceSummary], title: str = "Sync sum
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
+
+
+def markdown_rows(markdown: str) -> list[list[str]]:
+    """The resource rows of a table that ``render_markdown`` wrote, as cells in ``HEADERS`` order.
+
+    For a run made of other runs (flows/fanout.py), which reads each child's summary artifact:
+    header and total rows are left out (by position: a resource may be named "total"); a row of
+    another width is not ours and is skipped. Cells are the rendered text ("1,234", "0.5").
+    """
+    rows = [[c.strip() for c in line[2:-2].split(" | ")] for line in markdown.splitlines()
+            if line.startswith("| ") and line.endswith(" |")]
+    rows = [cells for cells in rows if len(cells) == len(_HEADERS)]
+    return rows[1:-1]  # render_markdown writes the header first and the total last
 
 
 def _footnotes(summaries: Sequence[ResourceSummary]) -> list[str]:

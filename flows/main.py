@@ -398,7 +398,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         ensure_lake_writable(lake, [r.name for r in source.resources])
         start_temporary_server_in_its_own_session()  # Ctrl-C must not kill Prefect's API
         # a second run fails now, not after Prefect starts
-        with pipeline_lock(args.pipeline), prefect_api.bounded_retries(), \
+        with pipeline_lock(args.pipeline, [r.name for r in source.resources]), \
+                prefect_api.bounded_retries(), \
                 on_signals() as stop:
             # Ctrl-C / SIGTERM stop the run after the current page of each resource (stop.py).
             resolve_credentials(key_block, org_block)

@@ -8,156 +8,32 @@ tables must equal the sandbox's truth each time, and the second run must be incr
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import httpx
 import pytest
 
-from analytics_client.sandbox import RunningSandbox, serve_subprocess
+from tests.prefect_stack import Stack, deployed_stack, report
 from tests.support import assert_lake_equals_truth
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 COUNTS = {"tags": 20, "users": 20, "deals": 60, "pages": 30, "tasks": 40}
-POOL = "analytics"
 pytestmark = pytest.mark.slow
 
-_COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "data", "__pycache__", ".pytest_cache",
-                                      ".mypy_cache", ".ruff_cache", "results", "*.pyc")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def background(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``args`` in its own process group; on exit stop the whole group (TERM, then KILL)."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        try:
-            yield process
-        finally:
-            for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, sig)
-                try:
-                    process.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            with contextlib.suppress(ProcessLookupError):  # children left in the group
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-@dataclass
-class Stack:
-    """A Prefect server, the sandbox, a worker and a deployed copy of the project."""
-
-    checkout: Path
-    env: dict[str, str]
-    sandbox: RunningSandbox
-    logs: Path
-
-    def prefect(self, *args: str, timeout: float = 300, check: bool = True,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(BIN / "prefect"), *args], cwd=self.checkout, env=env or self.env,
-                                capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"prefect {' '.join(args)} exited {result.returncode}:\n"
-                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}{self.worker_log()}")
-        return result
-
-    def worker_log(self) -> str:
-        path = self.logs / "worker.log"
-        return "\n--- worker log (tail) ---\n" + path.read_text(errors="replace")[-4000:] if path.exists() else ""
-
-    def requests(self) -> int:
-        return int(self.sandbox.stats()["total_requests"])
-
-
-def _base_env(home: Path, lock_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "ANALYTICS_")) and k not in ("VIRTUAL_ENV",)}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               ANALYTICS_SYNC_LOCK_DIR=str(lock_dir), PYTHONUNBUFFERED="1")
-    return env
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"prefect server exited {process.returncode}:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise AssertionError(f"prefect server not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory,
+          request: pytest.FixtureRequest) -> Iterator[Stack]:
     started = time.monotonic()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    tmp = tmp_path_factory.mktemp("deployment")
-    checkout = tmp / "checkout"
-    shutil.copytree(ROOT, checkout, ignore=_COPY_IGNORE)
-    logs = tmp / "logs"
-    logs.mkdir()
-    env = _base_env(tmp / "prefect-home", tmp / "locks")
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    server_env = dict(env, PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",  # no cron runs mid-test
-                      PREFECT_API_URL=api)
-    env["PREFECT_API_URL"] = api
-    with contextlib.ExitStack() as stack_:
-        server = stack_.enter_context(background(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-            server_env, checkout, logs / "server.log"))
-        sandbox = stack_.enter_context(serve_subprocess(counts=COUNTS, seed=11, late_visibility=False))
-        _wait_healthy(api, server, logs / "server.log")
-        print(f"\nprefect server healthy after {time.monotonic() - started:.1f} s")
-        s = Stack(checkout=checkout, env=env, sandbox=sandbox, logs=logs)
-        s.prefect("work-pool", "create", POOL, "--type", "process")
-        secrets = subprocess.run(
-            [sys.executable, "flows/main.py", "secrets"], cwd=checkout, capture_output=True, text=True,
-            env=dict(env, ANALYTICS_API_KEY=sandbox.api_key, ANALYTICS_ORGANIZATION_ID=sandbox.organization_id),
-            timeout=120)
-        assert secrets.returncode == 0, secrets.stdout + secrets.stderr
-        # A value here would be the deploying machine's: nothing of it may reach the deployment.
-        deployed = s.prefect("deploy", "--all", "--no-prompt",
-                             env=dict(env, ANALYTICS_SYNC_HOME="/deploying/machine/path"))
-        assert "analytics-sync/incremental" in deployed.stdout, deployed.stdout
-        worker_env = dict(env, ANALYTICS_SYNC_HOME=str(checkout), ANALYTICS_BASE_URL=sandbox.base_url,
-                          PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_PREFETCH_SECONDS="5")
-        stack_.enter_context(background(
-            [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", "ci-worker"],
-            worker_env, tmp, logs / "worker.log"))
-        print(f"stack ready after {time.monotonic() - started:.1f} s")
+    with deployed_stack(tmp_path_factory.mktemp("deployment"), COUNTS, [("ci-worker", ())]) as s:
         yield s
-    wall = f"deployment test wall time: {time.monotonic() - started:.1f} s (server, worker, 4 runs)"
-    print(wall)
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:  # shown even without -s, as CI runs it
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\n{wall}")
+    report(request, f"deployment test wall time: {time.monotonic() - started:.1f} s "
+                    "(server, worker, 4 runs)")
 
 
 def _run_incremental(s: Stack) -> tuple[int, float]:

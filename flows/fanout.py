@@ -1,0 +1,177 @@
+"""The ``analytics-sync-fanout`` flow: one run spread over the workers of a work pool.
+
+Orchestration only. It starts one flow run of the per-resource deployment (default
+``analytics-sync/per-resource``: the ``analytics-sync`` flow with ``resources=[name]``) per
+resource, or per organization, as subflow runs on the work pool; Prefect hands them to whichever
+workers poll the pool. It waits for all of them, ends with their per-resource rows in one
+summary, and fails naming every child that did not complete. Marks and locks stay one per
+pipeline and resource (analytics_client/fanout.py says what an organization is).
+
+    prefect deployment run analytics-sync-fanout/fanout --watch
+    prefect deployment run analytics-sync-fanout/fanout --param per=organization \\
+        --param 'organizations=[{"pipeline": "org-a", "lake_uri": "s3://lake/org-a", ...}]'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, cast
+from uuid import UUID
+
+# First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
+import analytics_client.prefect_process  # noqa: F401
+
+# isort: split
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.runtime import flow_run
+from prefect.states import Failed, State
+
+from analytics_client import (
+    API_KEY_BLOCK,
+    ORGANIZATION_BLOCK,
+    AnalyticsSyncError,
+    load_config,
+    prefect_api,
+)
+from analytics_client.blocks import SyncMark
+from analytics_client.fanout import ChildOutcome, Organization, Per, Unit, plan, render_markdown
+
+PER_RESOURCE_DEPLOYMENT = "analytics-sync/per-resource"
+_PAGE = 200  # flow runs per API read (the server's default page limit)
+
+
+class FanoutFailed(AnalyticsSyncError):
+    """Raised at the end of a fan-out in which at least one child flow run did not complete."""
+
+
+@flow(name="analytics-sync-fanout", log_prints=True)
+def analytics_sync_fanout(
+    pipeline: str = "analytics",
+    lake_uri: str = "./data/lake",
+    resources: list[str] | None = None,
+    organizations: list[Organization] | None = None,
+    per: Per = "resource",
+    config: dict[str, Any] | str | None = None,
+    base_url: str | None = None,
+    api_key_block: str | None = API_KEY_BLOCK,
+    organization_id_block: str | None = ORGANIZATION_BLOCK,
+    batch_rows: int = 10_000,
+    full_refresh: bool | list[str] = False,
+    storage_block: str | None = None,
+    deployment: str = PER_RESOURCE_DEPLOYMENT,
+    poll_seconds: float = 2.0,
+) -> list[dict[str, Any]] | State:
+    """Sync like ``analytics-sync``, as one child flow run of ``deployment`` per unit.
+
+    ``organizations`` (default: one, from ``pipeline`` and ``lake_uri``) lists pipelines to
+    sync; their left-out fields take this run's parameters. ``per="resource"`` starts one child
+    per resource of each organization, ``per="organization"`` one per organization.
+    ``resources`` selects resources (default: all in each organization's config). Children
+    are started at once and picked up by any worker of the pool (cap each worker with
+    ``prefect worker start --limit N`` so that one worker does not take them all); this run
+    holds no lock: each child locks its own pipeline and resources.
+
+    Returns one dict per child (pipeline, resources, flow run, state); a child that did not
+    complete makes this run Failed, naming it. Raises ConfigError for an unknown resource or
+    two organizations sharing a pipeline or lake, before any child starts.
+    """
+    logger = get_run_logger()
+    defaults = dict(config=config, base_url=base_url, api_key_block=api_key_block,
+                    organization_id_block=organization_id_block, batch_rows=batch_rows,
+                    full_refresh=full_refresh, storage_block=storage_block)
+    orgs = organizations or [Organization(pipeline=pipeline, lake_uri=lake_uri)]
+
+    def resource_names(org: Organization) -> list[str]:
+        source = load_config(org.config if "config" in org.model_fields_set else config)
+        return [r.name for r in source.select(resources).resources]
+
+    units = plan(orgs, defaults, resources, per, resource_names)
+    # Once, before the children start: their concurrent first saves of an unregistered block
+    # type would collide (409), as tasks in one run did (shared/notes/field-notes.md).
+    prefect_api.call("-", SyncMark.register_type_and_schema)
+    parent = str(flow_run.get_id() or "local")
+    children = [_start(deployment, u, idempotency_key=f"{parent}:{u.name}") for u in units]
+    logger.info("started %d flow run(s) of %s: %s", len(children), deployment,
+                ", ".join(c.name for c in children))
+    finished = _wait_for(children, poll_seconds)
+    outcomes = [_outcome(u, finished[c.id]) for u, c in zip(units, children, strict=True)]
+    title = f"analytics-sync fan-out: {', '.join(o.pipeline for o in orgs)}"
+    markdown = render_markdown(outcomes, title)
+    logger.info("summary\n%s", markdown)
+    create_markdown_artifact(key="analytics-sync-fanout-summary", markdown=markdown,
+                             description="Each child flow run's rows per resource")
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        message = (f"{len(failed)} of {len(outcomes)} child flow runs did not complete: "
+                   + "; ".join(f"{o.flow_run_name} ({o.state}: {o.message})" for o in failed))
+        return Failed(message=message, data=FanoutFailed(message))
+    return [{"pipeline": o.unit.pipeline, "resources": list(o.unit.resources),
+             "flow_run": o.flow_run_name, "state": o.state} for o in outcomes]
+
+
+def _start(deployment: str, unit: Unit, idempotency_key: str) -> FlowRun:
+    """A flow run of ``deployment`` for ``unit``, scheduled now, linked as a subflow run.
+
+    Not waited for here (``timeout=0``): all start at once. The idempotency key (the parent's
+    run id and the unit) makes a retried fan-out find its children instead of starting more.
+    """
+    run = run_deployment(deployment, parameters=unit.parameters, timeout=0,
+                         flow_run_name=unit.name, idempotency_key=idempotency_key)
+    return cast(FlowRun, run)  # the synchronous call's result (the stub also allows a coroutine)
+
+
+def _wait_for(children: Sequence[FlowRun], poll_seconds: float) -> dict[UUID, FlowRun]:
+    """Poll until every child is in a final state (the server's view, one read per page)."""
+    pending = {c.id for c in children}
+    done: dict[UUID, FlowRun] = {}
+    with get_client(sync_client=True) as client:
+        while pending:
+            ids = sorted(pending, key=str)
+            for start in range(0, len(ids), _PAGE):
+                page = ids[start:start + _PAGE]
+                for run in client.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=page)),
+                        limit=len(page)):
+                    if run.state is not None and run.state.is_final():
+                        done[run.id] = run
+                        pending.discard(run.id)
+            if pending:
+                time.sleep(poll_seconds)
+    return done
+
+
+def _outcome(unit: Unit, run: FlowRun) -> ChildOutcome:
+    """A finished child and the summary artifact it created (our markdown table), if any."""
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]),
+            type=ArtifactFilterType(any_=["markdown"])))
+    markdown = next((str(a.data) for a in artifacts if a.key and a.key.endswith("-summary")), None)
+    state = run.state
+    name = (state.name or state.type.value.title()) if state else "Unknown"
+    return ChildOutcome(unit=unit, flow_run_name=run.name, state=name,
+                        message=(state.message or "") if state else "",
+                        summary_markdown=markdown)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    # python flows/fanout.py '{"resources": ["deals"]}': parameters as JSON, against PREFECT_API_URL
+    state = analytics_sync_fanout(**json.loads(sys.argv[1] if len(sys.argv) > 1 else "{}"),
+                                  return_state=True)
+    print(state.message or state.name)
+    sys.exit(0 if state.is_completed() else 1)
