@@ -10,11 +10,10 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config
+from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config, slices
 from analytics_client.client import ApiClient
 from analytics_client.keyset import parse_cursor
 from analytics_client.sandbox import SandboxSettings, World, serve
-from analytics_client import slices
 from analytics_client.slices import SlicedWalk, waits_for_the_api
 from analytics_client.state import MemoryMarkStore, app_id
 from tests.groundtruth import fetch_truth
