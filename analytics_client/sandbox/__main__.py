@@ -148,7 +148,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    world = World(args.seed, counts=dict(args.count), scale=args.scale, profile=args.profile)
+    world = World(args.seed, counts=dict(args.count), scale=args.scale,
+                  profile=args.profile)
     # Every setting has a flag of the same name.
     settings = SandboxSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SandboxSettings)})
     app = SandboxApp(world, settings)
