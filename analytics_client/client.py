@@ -160,6 +160,11 @@ class ApiClient:
         )
         self._urls: dict[str, str] = {}
 
+    @property
+    def max_concurrency(self) -> int:
+        """Requests this client lets be in flight at once (``client.max_concurrency``)."""
+        return self._config.client.max_concurrency
+
     def close(self) -> None:
         self.http.close()
         logging.getLogger("httpx").removeFilter(self._log_filter)

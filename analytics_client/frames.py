@@ -87,7 +87,16 @@ def row_hash(record: Record) -> str:
     return hashlib.blake2b(canonical_bytes(content), digest_size=16).hexdigest()
 
 
+_JSON_TYPES: dict[type, str] = {type(None): "null", bool: "boolean", int: "integer",
+                                float: "number", Decimal: "number", str: "string", list: "array",
+                                dict: "object"}
+
+
 def _json_type(value: object) -> str:
+    """The JSON type of a decoded value (one dict lookup for the exact types ``loads`` makes)."""
+    known = _JSON_TYPES.get(type(value))
+    if known is not None:
+        return known
     if value is None:
         return "null"
     if isinstance(value, bool):

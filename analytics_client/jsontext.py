@@ -76,6 +76,15 @@ def exact_float(value: Decimal | int | float) -> float | None:
         return float(value) if abs(value) <= 2**53 else None
     if not value.is_finite():
         return None
+    text = str(value)
+    if "E" not in text and len(text) - (text[0] == "-") - ("." in text) <= 15:
+        # At most 15 digits, magnitude between 1e-6 and 1e15 (``str`` writes a decimal
+        # without an exponent only there): every such decimal is the one nearest its float
+        # among decimals of 15 digits (DBL_DIG = 15, IEEE 754 binary64), so no other one, and
+        # no shorter text, reads back as that float: the float's shortest text is this
+        # decimal. The general check below gives the same answer 3x slower (hot: every
+        # fraction of every record is hashed and typed).
+        return float(text)
     as_float = float(value)
     if as_float in (float("inf"), float("-inf")):
         return None

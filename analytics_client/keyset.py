@@ -166,11 +166,13 @@ class KeysetWalk:
             if spanned:
                 group.update(self._ids_at(records, cursors, self.lo))  # the group's tail
                 yield from self._reread_group(group)
-            if self.stop_us is not None and top >= self.stop_us:
+            stop = self.stop_us  # read once: another thread may narrow it (slices.py)
+            if stop is not None and top >= stop:
                 # Every record in [lo, stop) preceded ``top`` on this page: the slice is read.
-                # Those from ``stop`` on belong to the next slice, which reads them too.
-                self.reread += sum(c >= self.stop_us for c in cursors)
-                self.lo = self.stop_us
+                # Those from ``stop`` on belong to the next slice, which reads them too. A stop
+                # set below ``lo`` meanwhile leaves ``lo`` where it is: below it all was read.
+                self.reread += sum(c is not None and c >= stop for c in cursors)
+                self.lo = stop if self.lo is None else max(self.lo, stop)
                 return
             self.lo, page = top, self.paginator.base_page
             group, spanned = set(self._ids_at(records, cursors, top)), False

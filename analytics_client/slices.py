@@ -1,4 +1,4 @@
-"""Concurrent extraction within one resource: K keyset walks over disjoint cursor ranges.
+"""Concurrent extraction within one resource: keyset walks over disjoint cursor ranges.
 
 Against a slow API one walk is bound by latency (page after page). Fetching page numbers out of
 order is not safe (a record created in the middle shifts every later page; an unchanged record
@@ -20,9 +20,31 @@ is then skipped for good), so we split by the cursor instead:
    the last walk, which runs to the end, or the next run finds it. A probe that raced with such
    a change only moves a bound; the ranges still cover everything from the start on.
 
-The mark may only move to a cursor below which every range has been read: the lowest progress
-among unfinished walks (a finished walk counts as read to its end). ``progress`` gives it, as
-each ``Page.mark``; the caller commits first and saves the mark after, as for a single walk.
+Work stealing. The run's walks share one client and its in-flight limit
+(``client.max_concurrency``, a ``WalkPool`` per client). When fewer walks run than the limit
+allows (other resources have finished), the running walk with the most records left (its
+range's count from the API's totals, less what it has yielded; across every resource of the
+run) is split: one ``page[size]=1`` request at ``filter >= lo`` returns the cursor ``m`` of the
+record half-way through what is left, and when ``lo < m < end`` a new walk takes ``[m, end)``
+while the running one's end becomes ``m``. (Not once the API has answered 429: its rate limit
+then bounds the run, not the latency.) Why nothing is lost, whatever the timing:
+
+* The ranges always partition the cursor axis from the start on: ``[lo_0, end)`` becomes
+  ``[lo_0, m)`` and ``[m, end)``, both half-open, boundaries read inclusively by the later walk
+  (``gte``) exactly as the planned bounds are. The new walk is registered, in range order,
+  before the old walk's end moves, so no instant exists at which ``[m, end)`` is nobody's.
+* The old walk stops at the first page showing a cursor ``>= m``; every record of ``[lo, m)``
+  preceded it on that page (keyset invariant). Had it already passed ``m`` when its end moved
+  (the probe and the move are not atomic with its paging), it stops at its next page, keeps
+  ``lo`` (all below was read by it) and the new walk reads ``[m, end)`` again: records twice,
+  never none; the table's merge on the key keeps one.
+* A probe that lands on ``lo`` itself (a tie group wider than half) or at or past ``end`` (the
+  count was stale) splits nothing; that walk is not probed again until its ``lo`` moves.
+
+The mark may only move to a cursor below which every range has been read: the progress of the
+first unfinished walk in range order (a finished walk counts as read to its end; the ranges
+before the first unfinished one are contiguous from the start). ``progress`` gives it, as each
+``Page.mark``; the caller commits first and saves the mark after, as for a single walk.
 """
 
 from __future__ import annotations
@@ -31,8 +53,8 @@ import queue
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+import weakref
+from collections.abc import Callable, Generator, Iterator
 
 from .client import ApiClient, RetryEvent
 from .config import DEFAULT_PAGE_SIZE, PageNumberPaginator, ResourceConfig
@@ -41,7 +63,8 @@ from .keyset import KeysetWalk, keyset_request
 from .pages import Page
 from .timestamps import parse as parse_cursor
 
-__all__ = ["MAX_BUSY", "SLOW_PAGE", "SlicedWalk", "plan_bounds", "waits_for_the_api"]
+__all__ = ["MAX_BUSY", "MIN_STEAL_PAGES", "SLOW_PAGE", "SlicedWalk", "WalkPool", "plan_bounds",
+           "pool_for", "waits_for_the_api"]
 
 # Share of the wall time this process spent on CPU (all threads) while the first pages came,
 # above which more walks cannot help: the run is bound by parsing, not by the API's latency
@@ -50,30 +73,132 @@ MAX_BUSY = 0.5
 # Seconds per page from which more walks always pay: far above what parsing a page costs here
 # (under 1 ms), even with every resource's thread waiting for the interpreter.
 SLOW_PAGE = 0.02
+# A running walk is split only when each half keeps at least this many pages: the probe costs
+# one request (and the old walk re-reads one page edge), the split saves half of what is left.
+MIN_STEAL_PAGES = 3
 # Pages timed before deciding; the first request of a resource may also open a connection.
 _TIMED_PAGES = 3
+_THREADS = object()  # _walks' word that the walks now run in threads
+
+
+class WalkPool:
+    """The walks of one run (one client) and how many may run at once.
+
+    ``active`` counts walks being driven; when it is below ``capacity`` the pool splits the
+    largest range left among its members (``rebalance``). Its lock is never held while a
+    request is made or another lock is taken.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self.active = 0
+        self.peak = 0  # most walks driven at once
+        self.splits = 0
+        self._members: list[SlicedWalk] = []
+        self._lock = threading.Lock()
+
+    def join(self, member: SlicedWalk) -> None:
+        with self._lock:
+            self._members.append(member)
+
+    def leave(self, member: SlicedWalk) -> None:
+        with self._lock:
+            if member in self._members:
+                self._members.remove(member)
+
+    def started(self, walks: int = 1) -> None:
+        with self._lock:
+            self.active += walks
+            self.peak = max(self.peak, self.active)
+
+    def ended(self) -> None:
+        with self._lock:
+            self.active -= 1
+
+    def idle(self) -> bool:
+        return self.active < self.capacity
+
+    def rebalance(self) -> None:
+        """Split the largest ranges left until every slot runs a walk or none is worth it."""
+        while True:
+            with self._lock:
+                if self.active >= self.capacity:
+                    return
+                best: tuple[float, SlicedWalk, KeysetWalk, int] | None = None
+                for member in self._members:
+                    for walk, remaining in member.splittable():
+                        pages = remaining / member.page_size
+                        if best is None or pages > best[0]:
+                            best = (pages, member, walk, remaining)
+                if best is None:
+                    return
+                _, member, walk, remaining = best
+                member.splitting.add(walk)
+                self.active += 1  # the slot is the new walk's from now on, or given back
+                self.peak = max(self.peak, self.active)
+            try:
+                split = member.split(walk, remaining)
+            finally:
+                with self._lock:
+                    member.splitting.discard(walk)
+            if split:
+                with self._lock:
+                    self.splits += 1
+            else:
+                self.ended()
+
+
+_POOLS: weakref.WeakKeyDictionary[ApiClient, WalkPool] = weakref.WeakKeyDictionary()
+_POOLS_LOCK = threading.Lock()
+
+
+def pool_for(client: ApiClient) -> WalkPool:
+    """The run's pool: one per client, sized by its in-flight limit."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(client)
+        if pool is None:
+            pool = _POOLS[client] = WalkPool(client.max_concurrency)
+        return pool
+
 
 class SlicedWalk:
-    """Runs up to ``slices`` keyset walks of one resource at once."""
+    """Runs keyset walks of one resource at once: ``slices`` planned, more by work stealing."""
 
     def __init__(self, client: ApiClient, resource: ResourceConfig, *, start_us: int | None,
                  slices: int, min_pages_per_slice: int = 20, max_busy: float = MAX_BUSY,
                  on_retry: Callable[[RetryEvent], None] | None = None,
-                 split: bool | None = None) -> None:
+                 split: bool | None = None, steal: bool = True,
+                 min_steal_pages: int = MIN_STEAL_PAGES) -> None:
         """``split`` None decides from the first pages' timing (``waits_for_the_api``); True or
         False decides up front, so that a caller (or a test on a busy machine) gets the same
-        walks whatever the clock says. The total must still make enough pages per range."""
+        walks whatever the clock says. The total must still make enough pages per range.
+        ``steal`` lets idle slots of the run split this resource's ranges further (only once
+        it was split at all)."""
         self.client, self.resource = client, resource
-        self.split = split
+        self.split_decision = split
         self.start_us, self.slices = start_us, max(1, slices)
         self.min_pages = min_pages_per_slice
         self.max_busy = max_busy
         self.busy: float | None = None  # CPU share of the process while the first pages came
         self.latency: float | None = None  # median seconds per page of the first pages
         self.on_retry = on_retry
-        self.walks: list[KeysetWalk] = []
-        self.finished: list[bool] = []
+        self.steal = steal
+        paginator = resource.endpoint.paginator
+        self.page_size = (paginator.limit if isinstance(paginator, PageNumberPaginator)
+                          and paginator.limit else DEFAULT_PAGE_SIZE)
+        self.min_steal = 2 * min_steal_pages * self.page_size  # records left, to split a walk
+        self.walks: list[KeysetWalk] = []  # in range order: each one's start is the previous end
         self.probes = 0
+        self.stolen = 0  # walks added by splitting a running one
+        self.splitting: set[KeysetWalk] = set()  # walks a probe is under way for (pool's lock)
+        self._finished: set[KeysetWalk] = set()
+        self._yielded: dict[KeysetWalk, int] = {}
+        self._no_split: dict[KeysetWalk, int | None] = {}  # a probe found nothing at this lo
+        self._threads: list[threading.Thread] = []
+        self._handover: queue.Queue[Page | None | BaseException] | None = None
+        self._stop = threading.Event()
+        self._closed = False
+        self._pool: WalkPool | None = None
         self.complete = False  # every walk ran to its end: ``end_mark`` is final
         self._lock = threading.RLock()  # the sink may ask for progress() while holding it
 
@@ -96,11 +221,21 @@ class SlicedWalk:
     def reread(self) -> int:
         return sum(w.reread for w in self.walks)
 
+    @property
+    def finished(self) -> list[bool]:
+        """Per walk, in range order: whether it has read its whole range."""
+        return [w in self._finished for w in self.walks]
+
+    def ranges(self) -> list[tuple[int | None, int | None]]:
+        """``[start, end)`` of each walk in order (None: from the beginning / to the end)."""
+        with self._lock:
+            return [(w.start_us, w.stop_us) for w in self.walks]
+
     def progress(self) -> int | None:
         """Every record with a cursor below this has been handed to the sink."""
         with self._lock:
-            for walk, done in zip(self.walks, self.finished, strict=True):
-                if not done:
+            for walk in self.walks:
+                if walk not in self._finished:
                     return walk.safe_mark
             return self.walks[-1].safe_mark if self.walks else self.start_us
 
@@ -117,13 +252,29 @@ class SlicedWalk:
         queued with the progress taken at that moment, so the mark never covers a page still
         waiting in the queue.
         """
-        yield from self._pages()  # closing this closes the walks' threads too
-        self.complete = True
+        self._pool = pool_for(self.client)
+        self._pool.started()  # the first walk holds a slot from now on
+        driven = False
+        inner = self._walks()
+        try:
+            for item in inner:
+                if not isinstance(item, Page):  # _THREADS
+                    driven = True  # the threads' walks give their slots back themselves
+                    continue
+                yield item
+            self.complete = True
+        finally:
+            inner.close()  # closing this closes the walks' threads too
+            if not driven:
+                self._pool.ended()
+                if not self.client.stop.requested:
+                    self._pool.rebalance()  # this resource is read: others may take its slot
 
-    def _pages(self) -> Iterator[Page]:
+    def _walks(self) -> Generator[Page | object, None, None]:
         first = KeysetWalk(self.client, self.resource, start_us=self.start_us,
                            on_retry=self.on_retry)
-        self.walks, self.finished = [first], [False]
+        self.walks = [first]
+        self._yielded[first] = 0
         pages = iter(first)
         wall_before, cpu_before = time.monotonic(), time.process_time()
         timings: list[float] = []
@@ -131,70 +282,167 @@ class SlicedWalk:
             began = time.monotonic()
             page = next(pages, None)
             if page is None:
-                self.finished[0] = True
+                self._finished.add(first)
                 return
             timings.append(time.monotonic() - began)
+            self._yielded[first] += len(page.records)
             yield page
         wall = max(time.monotonic() - wall_before, 1e-9)
         self.busy = (time.process_time() - cpu_before) / wall
         self.latency = statistics.median(timings)
         waits = waits_for_the_api(self.latency, self.busy, self.max_busy) \
-            if self.split is None else self.split
+            if self.split_decision is None else self.split_decision
         slices = self.slices if waits else 1
         bounds = plan_bounds(self.client, self.resource, self.start_us, first.first_total,
                              slices, self.min_pages, self._count_probe)
         if not bounds:
             yield from pages
-            self.finished[0] = True
+            self._finished.add(first)
             return
         first.stop_us = bounds[0]
         ends: list[int | None] = [*bounds[1:], None]
         self.walks += [KeysetWalk(self.client, self.resource, start_us=a, stop_us=b,
-                                  on_retry=self.on_retry) for a, b in zip(bounds, ends, strict=True)]
-        self.finished = [False] * len(self.walks)
-        yield from self._concurrently([pages, *(iter(w) for w in self.walks[1:])])
+                                  on_retry=self.on_retry)
+                       for a, b in zip(bounds, ends, strict=True)]
+        yield _THREADS
+        yield from self._concurrently(pages)
 
-    def _concurrently(self, iterators: list[Iterator[Page]]) -> Iterator[Page]:
+    # --- the walks' threads -----------------------------------------------------------------
+
+    def _concurrently(self, first_pages: Iterator[Page]) -> Iterator[Page]:
+        assert self._pool is not None
         handover: queue.Queue[Page | None | BaseException] = \
-            queue.Queue(maxsize=2 * len(iterators))
-        stop = threading.Event()
-        threads = [threading.Thread(target=self._drive, args=(i, it, handover, stop), daemon=True,
-                                    name=f"{self.resource.name}-slice-{i}")
-                   for i, it in enumerate(iterators)]
-        for thread in threads:
-            thread.start()
+            queue.Queue(maxsize=2 * max(len(self.walks), self._pool.capacity))
+        self._handover = handover
+        self._pool.started(len(self.walks) - 1)  # the first walk's slot is already counted
+        with self._lock:
+            for i, walk in enumerate(self.walks):
+                self._start(walk, first_pages if i == 0 else iter(walk))
+        if self.steal:
+            self._pool.join(self)
+        ended = 0  # walks whose last word came: each hands its pages over before it
         try:
-            running = len(threads)
-            while running:
+            while True:
                 item = handover.get()
                 if isinstance(item, BaseException):
                     raise item
                 if item is None:  # a walk ran to its end
-                    running -= 1
+                    # No lock (a walk may hold it, waiting for room in the queue). A split
+                    # needs an unfinished walk, so once every walk listed has ended, none
+                    # can be added; and every page they queued has been consumed.
+                    ended += 1
+                    if ended == len(self.walks):
+                        break
                     continue
                 yield item
         finally:
-            stop.set()
-            for thread in threads:
+            self._pool.leave(self)
+            self._closed = True  # a split checks it under the lock before adding a walk
+            self._stop.set()
+            joined = 0
+            while joined < len(self._threads):  # a split that passed the check adds one more
+                thread = self._threads[joined]
                 while thread.is_alive():  # unblock a walk waiting to hand over a page
                     try:
                         handover.get_nowait()
                     except queue.Empty:
                         thread.join(0.05)
+                joined += 1
 
-    def _drive(self, index: int, pages: Iterator[Page], handover: queue.Queue[Any],
-               stop: threading.Event) -> None:
+    def _start(self, walk: KeysetWalk, pages: Iterator[Page]) -> None:
+        """Drive ``walk`` in a thread of its own (caller holds the lock; the slot is counted)."""
+        self._yielded.setdefault(walk, 0)
+        thread = threading.Thread(target=self._drive, args=(walk, pages), daemon=True,
+                                  name=f"{self.resource.name}-slice-{len(self._threads)}")
+        self._threads.append(thread)
+        thread.start()
+
+    def _drive(self, walk: KeysetWalk, pages: Iterator[Page]) -> None:
+        assert self._handover is not None and self._pool is not None
+        handover, pool = self._handover, self._pool
         try:
-            for page in pages:
-                if stop.is_set():
-                    return
-                with self._lock:  # progress and queue order agree
-                    handover.put(Page(page.records, page.number, self.progress()))
-            with self._lock:
-                self.finished[index] = True
-                handover.put(None)
+            try:
+                for page in pages:
+                    if self._stop.is_set():
+                        return
+                    with self._lock:  # progress and queue order agree
+                        self._yielded[walk] += len(page.records)
+                        handover.put(Page(page.records, page.number, self.progress()))
+                    if pool.idle() and not self._stop.is_set():
+                        pool.rebalance()  # a walk's first page may make its neighbour's count known
+                with self._lock:
+                    self._finished.add(walk)
+                    handover.put(None)
+            finally:
+                pool.ended()
+            if not self._stop.is_set():
+                pool.rebalance()  # this slot is free: the largest range left of the run takes it
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
             handover.put(exc)
+
+    # --- work stealing ------------------------------------------------------------------------
+
+    def remaining(self, walk: KeysetWalk) -> int | None:
+        """Records left in ``walk``'s range (estimate from the API's totals), None: unknown.
+
+        A walk's first page counts the records at or after its start; the next walk's counts
+        those at or after its end; the difference is the range, less what the walk yielded.
+        """
+        walks = list(self.walks)
+        try:
+            i = walks.index(walk)
+        except ValueError:
+            return None
+        total = walk.first_total
+        if total is None:
+            return None
+        if i + 1 < len(walks):
+            after = walks[i + 1].first_total
+            if after is None:
+                return None
+            total -= after
+        return total - self._yielded.get(walk, 0)
+
+    def splittable(self) -> list[tuple[KeysetWalk, int]]:
+        """Running walks worth splitting now, with their estimates (no lock: read-only).
+
+        None once the API has set a pace (a 429): the rate limit then bounds the run, and
+        more walks would only add probes and crowd the pace."""
+        if (self._closed or self._stop.is_set() or self.client.stop.requested
+                or self.client.limiter.rate is not None):
+            return []
+        out = []
+        for walk in list(self.walks):
+            if walk in self._finished or walk in self.splitting or walk.lo is None:
+                continue
+            if walk in self._no_split and self._no_split[walk] == walk.lo:
+                continue
+            left = self.remaining(walk)
+            if left is not None and left >= self.min_steal:
+                out.append((walk, left))
+        return out
+
+    def split(self, walk: KeysetWalk, remaining: int) -> bool:
+        """Give the upper half of ``walk``'s remaining range to a new walk; False if none."""
+        lo, end = walk.lo, walk.stop_us
+        try:
+            cursor = _cursor_at(self.client, self.resource, lo, remaining // 2 + 1)
+        except Exception:  # noqa: BLE001 - a failed probe only means no split; walks go on
+            cursor = None
+        self._count_probe()
+        with self._lock:
+            if (cursor is None or lo is None or cursor <= lo or (end is not None and cursor >= end)
+                    or self._closed or walk in self._finished or walk.stop_us != end
+                    or cursor <= walk.lo):  # type: ignore[operator]
+                self._no_split[walk] = lo
+                return False
+            new = KeysetWalk(self.client, self.resource, start_us=cursor, stop_us=end,
+                             on_retry=self.on_retry)
+            self.walks.insert(self.walks.index(walk) + 1, new)
+            walk.stop_us = cursor  # only now: [cursor, end) already has its walk
+            self.stolen += 1
+            self._start(new, iter(new))
+        return True
 
     def _count_probe(self) -> None:
         self.probes += 1
@@ -225,17 +473,29 @@ def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | Non
     k = min(slices, total // ((paginator.limit or DEFAULT_PAGE_SIZE) * min_pages))
     bounds: list[int] = []
     for i in range(1, k):
-        position = i * total // k + 1
-        request = keyset_request(resource, start_us, position - 1 + paginator.base_page, limit=1)
-        records = select_records(
-            resource, client.get_page(resource, request, page=position).body, position)
+        cursor = _cursor_at(client, resource, start_us, i * total // k + 1)
         if on_probe:
             on_probe()
-        value = records[0].get(incremental.cursor_path) if records and isinstance(records[0], dict) else None
-        try:
-            cursor = parse_cursor(value)  # type: ignore[arg-type]
-        except ValueError:  # no usable boundary here: fewer slices, same records
+        if cursor is None:  # no usable boundary here: fewer slices, same records
             continue
         if (start_us is None or cursor > start_us) and (not bounds or cursor > bounds[-1]):
             bounds.append(cursor)
     return bounds
+
+
+def _cursor_at(client: ApiClient, resource: ResourceConfig, start_us: int | None,
+               position: int) -> int | None:
+    """The cursor of the ``position``-th record (1-based) at or after ``start_us``, in cursor
+    order: one request of one record. None when there is none or it does not parse."""
+    paginator = resource.endpoint.paginator
+    incremental = resource.endpoint.incremental
+    assert isinstance(paginator, PageNumberPaginator) and incremental is not None
+    request = keyset_request(resource, start_us, position - 1 + paginator.base_page, limit=1)
+    records = select_records(
+        resource, client.get_page(resource, request, page=position).body, position)
+    value = records[0].get(incremental.cursor_path) \
+        if records and isinstance(records[0], dict) else None
+    try:
+        return parse_cursor(value)  # type: ignore[arg-type]
+    except ValueError:
+        return None

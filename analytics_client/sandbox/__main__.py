@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from .app import PAGINATIONS, FaultRule, SandboxApp, SandboxSettings
+from .profiles import PROFILES
 from .server import bind, default_http, url_of, uvicorn_server
 from .world import DEFAULT_COUNTS, RESOURCES, World
 
@@ -75,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--count", type=_count, action="append", default=[], metavar="RESOURCE=N",
         help="record count of one resource before --scale (repeatable)",
+    )  # fmt: skip
+    data.add_argument(
+        "--profile", choices=PROFILES, default="default",
+        help="how rich the records are: rich adds nested custom_fields, undocumented fields of "
+        "varying type, long lists and unicode text (docs/sandbox.md)",
     )  # fmt: skip
     auth = serve.add_argument_group("credentials")
     auth.add_argument("--api-key", default=defaults.api_key)
@@ -142,7 +148,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    world = World(args.seed, counts=dict(args.count), scale=args.scale)
+    world = World(args.seed, counts=dict(args.count), scale=args.scale,
+                  profile=args.profile)
     # Every setting has a flag of the same name.
     settings = SandboxSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SandboxSettings)})
     app = SandboxApp(world, settings)

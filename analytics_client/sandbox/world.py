@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple
 
+from .profiles import PROFILES, enrich, evolve
+
 __all__ = [
     "BASE_TIME",
     "DEFAULT_COUNTS",
@@ -207,7 +209,12 @@ class World:
         *,
         counts: Counts | None = None,
         scale: float = 1.0,
+        profile: str = "default",
     ) -> None:
+        """``profile``: how rich the records are (``profiles.py``: ``default`` or ``rich``)."""
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
+        self.profile = profile
         unknown = set(counts or {}) - set(RESOURCES)
         if unknown:
             raise ValueError(f"unknown resources in counts: {sorted(unknown)}; known: {RESOURCES}")
@@ -350,6 +357,7 @@ class World:
             row = table.rows[rid]
             when = max(when, row.updated_us + 1)
             _EVOLVE[table.name](self, rng, row.record, when, True)
+            evolve(self.profile, self.seed, table.name, row.record, when)
             self._stamp(row, when)
         created = []
         for _ in range(n_cr):
@@ -384,6 +392,7 @@ class World:
     ) -> _Row:
         record: Record = {"id": self._new_id(rng, table.name)}
         _MAKE[table.name](self, rng, record, created, evolved)
+        enrich(self.profile, self.seed, table.name, record)
         record["created_at"] = format_timestamp(created)
         record["updated_at"] = format_timestamp(updated)
         row = _Row(record, created, updated)

@@ -34,7 +34,7 @@ def main() -> int:
     credentials = Credentials(os.environ["ANALYTICS_API_KEY"],
                               os.environ["ANALYTICS_ORGANIZATION_ID"])
     resources = args.resources.split(",") if args.resources else None
-    imported = time.perf_counter()
+    imported, cpu_before = time.perf_counter(), time.process_time()
     if args.profile:
         import cProfile
         import pstats
@@ -63,12 +63,14 @@ def main() -> int:
     else:
         summaries = run_sync(config, credentials, args.lake, resources=resources,
                              pipeline=args.pipeline)
-    done = time.perf_counter()
+    done, cpu_after = time.perf_counter(), time.process_time()
     print(json.dumps({
         "target": "library",
         "ok": all(s.status == "ok" for s in summaries),
         "import_seconds": imported - STARTED,
         "sync_seconds": done - imported,
+        # CPU of this process (all threads) during the sync, imports excluded
+        "sync_cpu_seconds": cpu_after - cpu_before,
         "rows_fetched": sum(s.rows_fetched for s in summaries),
         "inserted": sum(s.inserted for s in summaries),
         "updated": sum(s.updated for s in summaries),

@@ -74,18 +74,20 @@ def main() -> int:
     resources = [r for r in args.resources.split(",") if r]
     headers = {"api_key": os.environ["ANALYTICS_API_KEY"],
                "X-Organization-Id": os.environ["ANALYTICS_ORGANIZATION_ID"]}
-    imported = time.perf_counter()
+    imported, cpu_before = time.perf_counter(), time.process_time()
     limits = httpx.Limits(max_connections=args.threads, max_keepalive_connections=args.threads)
     with httpx.Client(base_url=args.base_url, headers=headers, timeout=30,
                       limits=limits) as client, ThreadPoolExecutor(args.threads) as pool:
         results = dict(zip(resources, pool.map(
             lambda r: fetch_all(client, r, args.page_size), resources)))
-    done = time.perf_counter()
+    done, cpu_after = time.perf_counter(), time.process_time()
     print(json.dumps({
         "target": "raw",
         "ok": True,
         "import_seconds": imported - STARTED,
         "sync_seconds": done - imported,
+        # CPU of this process (all threads) during the sync, imports excluded
+        "sync_cpu_seconds": cpu_after - cpu_before,
         "rows_fetched": sum(c["rows"] for c in results.values()),
         "pages": sum(c["pages"] for c in results.values()),
         "retries": sum(c["retries"] for c in results.values()),
