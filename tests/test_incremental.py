@@ -312,7 +312,8 @@ def test_two_runs_of_one_pipeline_never_overlap(tmp_path: Path) -> None:
         runner.start()
         try:
             assert inside.wait(120)
-            with pytest.raises(PipelineBusyError, match="pipeline 'shared' is already running"):
+            busy = r"pipeline 'shared' resource '\w+' is already running"
+            with pytest.raises(PipelineBusyError, match=busy):
                 sync(sandbox, tmp_path / "other-lake", MemoryMarkStore(), pipeline="shared")
             assert runner.is_alive()
         finally:
