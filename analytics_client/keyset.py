@@ -33,6 +33,7 @@ is built by ``keyset_request``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -250,7 +251,7 @@ class KeysetWalk:
                 f"{self.incremental.start_param}={format_cursor(lo)}: the API ignores the filter; "
                 "check incremental.start_param",
             )
-        if any(a > b for a, b in zip(known, known[1:])):
+        if any(a > b for a, b in itertools.pairwise(known)):
             raise ContractError(
                 self.resource.name,
                 f"page {page} is not sorted by {field}: incremental reads need the API to sort "

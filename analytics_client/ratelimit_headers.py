@@ -175,8 +175,6 @@ def _http_date(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when is None:
-        return None
     if when.tzinfo is None:  # asctime carries no zone; HTTP dates are GMT
         when = when.replace(tzinfo=dt.UTC)
     return when.timestamp()

@@ -198,7 +198,8 @@ class JsonFileMarkStore:
 
     def _read(self) -> dict[str, Any]:
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
+            data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+            return data
         except FileNotFoundError:
             return {}
 
@@ -220,7 +221,7 @@ class PrefectMarkStore:
     def load(self, pipeline: str, resource: str) -> Mark | None:
         def read(name: str) -> Mark | None:
             try:
-                block = self._call(resource, lambda: self._block.load(name))
+                block: Any = self._call(resource, lambda: self._block.load(name))
             except ValueError:  # "Unable to find block document named ..."
                 return None
             return Mark.model_validate(block.model_dump(include=set(Mark.model_fields)))
@@ -289,7 +290,8 @@ def effective_start(
     if table_us is None:
         return _initial(initial_value, "the table records no mark for this pipeline: full read")
     if block is None:
-        return Start(table_us, f"no state block; resuming from the table's mark {format_cursor(table_us)}")
+        return Start(table_us, "no state block; resuming from the table's mark "
+                     f"{format_cursor(table_us)}")
     block_us = parse_cursor(block.cursor)  # type: ignore[arg-type]
     if block_us > table_us:
         return Start(table_us, f"the state says {block.cursor} but the table is complete only "

@@ -28,6 +28,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
@@ -102,7 +103,8 @@ def scheme_family(uri: str) -> str | None:
     return family
 
 
-def storage_options_from_env(family: str, environ: Mapping[str, str] | None = None) -> StorageOptions:
+def storage_options_from_env(family: str,
+                             environ: Mapping[str, str] | None = None) -> StorageOptions:
     """The standard variables of ``family`` that are set (and not empty) in the environment."""
     env = os.environ if environ is None else environ
     return {key: env[key] for key in ENV_KEYS[family] if env.get(key, "").strip()}
@@ -131,7 +133,8 @@ class LakeStorage(Block):
 
 def _from_block(name: str) -> StorageOptions:
     try:
-        block = LakeStorage.load(name, _sync=True)
+        # ``_sync``: prefect's async_dispatch switch (a sync call in any context), not typed
+        block: Any = LakeStorage.load(name, _sync=True)  # type: ignore[call-arg]
     except ValueError:  # "Unable to find block document named ..."
         raise ConfigError([
             f"storage_block: there is no Analytics Lake Storage block named {name!r}; create it "
@@ -183,7 +186,8 @@ def _save(name: str, scheme: str) -> int:
     if not options:
         print(f"error: none of {', '.join(ENV_KEYS[family])} is set", file=sys.stderr)
         return 2
-    LakeStorage(options=SecretDict(options)).save(name, overwrite=True, _sync=True)
+    LakeStorage(options=SecretDict(options)).save(  # type: ignore[call-arg]
+        name, overwrite=True, _sync=True)
     print(f"saved Analytics Lake Storage block {name!r} with {', '.join(sorted(options))}")
     return 0
 
