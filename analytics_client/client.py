@@ -46,6 +46,7 @@ from .errors import (
     LimitExceededError,
     RetriesExhaustedError,
     RunStopped,
+    TokenRequestError,
     TransportError,
     UnreachableError,
 )
@@ -261,6 +262,16 @@ class ApiClient:
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
         except httpx.TransportError as exc:
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
+        except TokenRequestError as exc:
+            if exc.status in retry_on:
+                raise _RetryableFault(f"token endpoint HTTP {exc.status}", status=exc.status,
+                                      detail=exc.detail) from None
+            raise APIError(resource.name, status=exc.status, detail=exc.detail,
+                           url=self.show(exc.url), page=page,
+                           hint="the OAuth2 token endpoint refused: check auth.access_token_url "
+                           "and the client id and secret (Prefect Secret blocks "
+                           "analytics-client-id / analytics-client-secret, or ANALYTICS_CLIENT_ID "
+                           "/ ANALYTICS_CLIENT_SECRET)") from None
         asked = ratelimit_headers.retry_after(response.headers)
         retry_after = asked.seconds if asked is not None else None
         # A Retry-After beyond max_wait fails the resource below; it must not stall the others.

@@ -46,6 +46,7 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "ClientConfig",
+    "OAuth2ClientCredentialsAuth",
     "Endpoint",
     "AutoPaginator",
     "CursorPaginator",
@@ -67,7 +68,7 @@ DEFAULT_CURSOR_PATH = "updated_at"  # the contract's change timestamp (dlt's inc
 DEFAULT_PAGE_SIZE = 10  # records per page when page[size] is not sent (the API contract)
 TOTAL_COUNT_PATH = "meta.page.total_count"  # the API's count of the records a read covers
 
-SECRET_NAMES = ("api_key", "organization_id")
+SECRET_NAMES = ("api_key", "organization_id", "client_id", "client_secret")
 NEVER_RETRY = frozenset({400, 401, 403, 404})
 ALWAYS_RETRY = frozenset({500, 502, 503, 504})
 _PLACEHOLDER = re.compile(r"""^\s*dlt\.secrets\[\s*(['"])(?P<name>[A-Za-z0-9_.]+)\1\s*\]\s*$""")
@@ -129,6 +130,8 @@ NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
 NonNegativeFloat = Annotated[float, BeforeValidator(_non_negative_number)]
 PositiveFloat = Annotated[float, BeforeValidator(_positive_number)]
 ApiKeyRef = Annotated[str, BeforeValidator(_secret_ref("api_key"))]
+ClientIdRef = Annotated[str, BeforeValidator(_secret_ref("client_id"))]
+ClientSecretRef = Annotated[str, BeforeValidator(_secret_ref("client_secret"))]
 Scalar = Union[str, int, float, bool]  # noqa: UP007 - pydantic reads this at run time
 
 
@@ -158,6 +161,38 @@ class BasicAuth(_Model):
     type: Literal["http_basic"]
     username: str
     password: ApiKeyRef = "api_key"
+
+
+class OAuth2ClientCredentialsAuth(_Model):
+    """OAuth 2.0 client credentials (RFC 6749 §4.4), dlt's ``OAuth2ClientCredentials``: same
+    names and defaults. A token is asked of ``access_token_url`` (form-encoded
+    ``grant_type=client_credentials``, ``client_id``, ``client_secret`` and
+    ``access_token_request_data``) and sent as ``Authorization: Bearer``; it lives
+    ``expires_in`` seconds from the answer, else ``default_token_expiration``. See ``oauth2.py``.
+    """
+
+    type: Literal["oauth2_client_credentials"]
+    access_token_url: str = Field(min_length=1)
+    client_id: ClientIdRef = "client_id"
+    client_secret: ClientSecretRef = "client_secret"
+    access_token_request_data: dict[str, Scalar] = Field(default_factory=dict)
+    default_token_expiration: PositiveInt = 3600
+
+    @field_validator("access_token_url")
+    @classmethod
+    def _absolute_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"must be an absolute http:// or https:// URL (got {url!r})")
+        return url
+
+    @field_validator("access_token_request_data")
+    @classmethod
+    def _no_credentials_in_data(cls, data: dict[str, Scalar]) -> dict[str, Scalar]:
+        taken = sorted(set(data) & {"client_id", "client_secret", "grant_type"})
+        if taken:
+            raise ValueError(f"sets {taken}: they are sent from client_id, client_secret and "
+                             "the grant; remove them (a secret never lives in a config)")
+        return data
 
 
 class PageNumberPaginator(_Model):
@@ -259,7 +294,8 @@ Paginator = Annotated[
     | JSONLinkPaginator | HeaderLinkPaginator | AutoPaginator,
     Field(discriminator="type"),
 ]
-Auth = Annotated[ApiKeyAuth | BearerAuth | BasicAuth, Field(discriminator="type")]
+Auth = Annotated[ApiKeyAuth | BearerAuth | BasicAuth | OAuth2ClientCredentialsAuth,
+                 Field(discriminator="type")]
 
 
 class ErrorHandler(_Model):
@@ -393,6 +429,13 @@ class SourceConfig(_Model):
 
     client: ClientConfig
     resources: list[ResourceConfig] = Field(min_length=1)
+
+    def secret_names(self) -> tuple[str, ...]:
+        """The optional secrets the auth names, for ``resolve_credentials(needs=...)``."""
+        auth = self.client.auth
+        if isinstance(auth, OAuth2ClientCredentialsAuth):
+            return (auth.client_id, auth.client_secret)
+        return ()
 
     def resource(self, name: str) -> ResourceConfig:
         for resource in self.resources:
@@ -728,6 +771,7 @@ _TAG_MODELS: dict[str, type[BaseModel]] = {
     "api_key": ApiKeyAuth,
     "bearer": BearerAuth,
     "http_basic": BasicAuth,
+    "oauth2_client_credentials": OAuth2ClientCredentialsAuth,
 }
 
 

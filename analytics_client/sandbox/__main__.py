@@ -85,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     auth = serve.add_argument_group("credentials")
     auth.add_argument("--api-key", default=defaults.api_key)
     auth.add_argument("--organization-id", default=defaults.organization_id)
+    auth.add_argument("--oauth-client-id", default="",
+                      help="serve OAuth2 client-credentials tokens at POST /oauth/token "
+                      "to this client (off when empty)")
+    auth.add_argument("--oauth-client-secret", default="")
+    auth.add_argument("--oauth-token-ttl", type=float, default=defaults.oauth_token_ttl,
+                      help="seconds a token lives (expires_in)")
+    auth.add_argument("--oauth-token-uses", type=int, default=0,
+                      help="API requests a token serves before it is refused (0: no limit)")
     behaviour = serve.add_argument_group(
         "behaviour (all changeable at runtime: POST /_admin/settings)"
     )
