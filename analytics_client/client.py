@@ -53,6 +53,7 @@ from .errors import (
 from .paginators import PageRequest, PageResponse
 from .ratelimit import RateLimiter
 from .redaction import SecretFilter, redact, redact_url
+from .responses import ignored_by
 from .secrets import Credentials
 from .stop import StopFlag, current
 
@@ -281,6 +282,14 @@ class ApiClient:
         if pause is not None:
             logger.warning("%s: page %s: %s: every request of the run pauses %.1f s",
                            resource.name, page, pause.source, pause.seconds)
+        actions = resource.endpoint.response_actions
+        if actions and (action := ignored_by(actions, response.status_code,
+                                             lambda: content.decode("utf-8", "replace"))):
+            logger.info("%s: page %s: HTTP %d ignored by response_actions %s; the read ends here",
+                        resource.name, page, response.status_code,
+                        action.model_dump(exclude_none=True))
+            return PageResponse(None, response.headers, self.target(resource, request),
+                                ignored=True)
         if response.status_code == 200:
             try:
                 return PageResponse(jsontext.loads(content), response.headers,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -355,10 +356,56 @@ class Incremental(_Model):
         return path
 
 
+class ResponseAction(_Model):
+    """dlt's ``{"status_code": 404, "action": "ignore"}`` / ``{"content": "...", ...}``: a
+    response that matches is dropped and ends the read (``responses.py``). dlt's callable
+    actions are hooks on a ``requests.Response``, which we do not have: not accepted."""
+
+    status_code: Annotated[int, BeforeValidator(_positive_int)] | None = None
+    content: str | None = Field(default=None, min_length=1)
+    action: Literal["ignore"]
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> ResponseAction:
+        if self.status_code is None and self.content is None:
+            raise ValueError("matches every response: give status_code, content or both")
+        return self
+
+
+class ProcessingStep(_Model):
+    """dlt's ``{"filter": callable}`` / ``{"map": callable}`` (Python configs only; a file
+    cannot hold a callable). ``yield_map`` is not supported yet."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
+                              arbitrary_types_allowed=True)
+
+    filter: typing.Callable[[Any], bool] | None = None
+    map: typing.Callable[[Any], Any] | None = None
+
+    @model_validator(mode="after")
+    def _does_something(self) -> ProcessingStep:
+        if self.filter is None and self.map is None:
+            raise ValueError("a step needs filter or map (a callable)")
+        return self
+
+
+def _json_path(selector: str) -> str:
+    from .responses import compile_selector, is_dotted
+
+    if not is_dotted(selector):
+        try:
+            compile_selector(selector)
+        except ValueError as exc:
+            raise _fail("json_path", f"{selector!r} {exc}") from None
+    return selector
+
+
 class Endpoint(_Model):
     path: str = Field(min_length=1)
     params: dict[str, Scalar] = Field(default_factory=dict)
-    data_selector: str = "data"
+    # dlt's JSONPath (jsonpath-ng); a dotted path is read strictly (responses.py).
+    data_selector: Annotated[str, AfterValidator(_json_path)] = "data"
+    response_actions: list[ResponseAction] = Field(default_factory=list)
     paginator: Paginator = PageNumberPaginator(type="page_number")
     error_handler: ErrorHandler = ErrorHandler()
     incremental: Incremental | None = None
@@ -378,6 +425,8 @@ class ResourceConfig(_Model):
     # Ours: a record that breaks the declared types goes to the quarantine table and the run
     # goes on, or (fail) fails its resource with nothing of its batch written.
     on_bad_record: Literal["quarantine", "fail"] = "quarantine"
+    # dlt's filter/map steps, applied after paging and marks have seen the records.
+    processing_steps: list[ProcessingStep] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -635,6 +684,7 @@ def _cross_checks(config: SourceConfig) -> list[str]:
                 "incremental.start_param; remove it here"
             )
         problems.extend(_key_and_cursor_checks(i, resource))
+        problems.extend(_response_action_checks(i, resource))
         for param in _paginator_params(paginator):
             if param in params:
                 problems.append(
@@ -648,6 +698,17 @@ def _cross_checks(config: SourceConfig) -> list[str]:
                 "start_param (every run reads everything, merged by the cursor) or page by number"
             )
     return problems
+
+
+def _response_action_checks(i: int, resource: ResourceConfig) -> list[str]:
+    """An ignored response ends a read early; a keyset walk would take that for its end."""
+    endpoint = resource.endpoint
+    if endpoint.response_actions and endpoint.incremental is not None \
+            and endpoint.incremental.start_param:
+        return [f"resources[{i}].endpoint.response_actions: not supported yet with "
+                "incremental.start_param (an ignored page would end the keyset walk as if it "
+                "had read everything, and move the mark past unread records); drop one of them"]
+    return []
 
 
 def _paginator_params(paginator: Any) -> list[str]:
