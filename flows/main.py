@@ -154,7 +154,8 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
     logger = get_run_logger()
     source = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
     source = source.select(resources)
-    credentials = resolve_credentials(api_key_block, organization_id_block)
+    credentials = resolve_credentials(api_key_block, organization_id_block,
+                                      needs=source.secret_names())
     lake = Lake(lake_uri, storage_options=resolve_storage_options(lake_uri, storage_block))
     run = SyncRun(source, credentials, lake, pipeline=pipeline, batch_rows=batch_rows,
                   run_id=str(flow_run.get_id() or ""), full_refresh=full_refresh)
@@ -402,7 +403,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 prefect_api.bounded_retries(), \
                 on_signals() as stop:
             # Ctrl-C / SIGTERM stop the run after the current page of each resource (stop.py).
-            resolve_credentials(key_block, org_block)
+            resolve_credentials(key_block, org_block, needs=source.secret_names())
             state = analytics_sync(
                 pipeline=args.pipeline, lake_uri=lake_uri, resources=resources,
                 config=args.config, base_url=base_url, api_key_block=key_block,
@@ -531,9 +532,10 @@ def _quarantine(args: argparse.Namespace) -> int:
 def _check(source: SourceConfig, lake: Lake, key_block: str | None, org_block: str | None) -> int:
     if key_block or org_block:
         with prefect_api.command_api() as api:  # Secret blocks, no temporary server
-            credentials = resolve_credentials(key_block, org_block, api=api)
+            credentials = resolve_credentials(key_block, org_block, api=api,
+                                              needs=source.secret_names())
     else:
-        credentials = resolve_credentials(None, None)
+        credentials = resolve_credentials(None, None, needs=source.secret_names())
     print(f"config ok: {len(source.resources)} resources at {source.client.base_url}; secrets found")
     try:
         ensure_lake_writable(lake, [r.name for r in source.resources])
