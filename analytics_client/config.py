@@ -480,11 +480,16 @@ class SourceConfig(_Model):
     resources: list[ResourceConfig] = Field(min_length=1)
 
     def secret_names(self) -> tuple[str, ...]:
-        """The optional secrets the auth names, for ``resolve_credentials(needs=...)``."""
+        """The secrets the auth names (``dlt.secrets[...]``), for ``resolve_credentials(needs=)``;
+        the organization id is always needed (the contract's ``X-Organization-Id``)."""
         auth = self.client.auth
         if isinstance(auth, OAuth2ClientCredentialsAuth):
             return (auth.client_id, auth.client_secret)
-        return ()
+        if isinstance(auth, ApiKeyAuth):
+            return (auth.api_key,)
+        if isinstance(auth, BearerAuth):
+            return (auth.token,)
+        return (auth.password,)
 
     def resource(self, name: str) -> ResourceConfig:
         for resource in self.resources:

@@ -95,15 +95,19 @@ def resolve_credentials(
     organization_block: str | None = ORGANIZATION_BLOCK,
     *,
     api: CommandApi | None = None,
-    needs: tuple[str, ...] = (),
+    needs: tuple[str, ...] | None = None,
 ) -> Credentials:
     """Read both secrets; a block name of ``None`` skips Prefect and reads the environment only.
 
     ``api`` reads the blocks without starting Prefect's temporary server (``check``).
-    ``needs`` names the OAuth2 secrets to read too (``SourceConfig.secret_names()``); they come
-    from their own blocks (skipped, as the others, when ``api_key_block`` is ``None``).
+    ``needs`` names the secrets the config's auth uses (``SourceConfig.secret_names()``): the
+    OAuth2 ones are read only when named (from their own blocks, skipped as the others when
+    ``api_key_block`` is ``None``), and the API key is left empty when not named, so an OAuth2
+    source needs no API key. ``None`` reads the API key and organization id, as before.
     """
-    api_key = _resolve("API key", api_key_block, API_KEY_ENV, api)
+    api_key = _resolve("API key", api_key_block, API_KEY_ENV, api) \
+        if needs is None or "api_key" in needs else ""
+    needs = needs or ()
     organization_id = _resolve("organization id", organization_block, ORGANIZATION_ENV, api)
     optional = {name: _resolve(what, block if api_key_block else None, env, api)
                 for name, (what, block, env) in _OPTIONAL.items() if name in needs}

@@ -9,19 +9,23 @@ changes records while the first run reads; the two runs after it must equal the 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analytics_client import DEFAULT_CONFIG, Credentials, load_config
 from analytics_client.client import ApiClient
-from analytics_client.errors import APIError, ConfigError
+from analytics_client.errors import APIError, ConfigError, SecretNotFoundError, TokenRequestError
 from analytics_client.oauth2 import OAuth2ClientCredentials
 from analytics_client.sandbox import SandboxSettings, World, serve
 from analytics_client.sandbox.app import TOKEN_PATH
+from analytics_client.secrets import resolve_credentials
 from tests.support import assert_lake_equals_truth, sync
 
 SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
@@ -237,4 +241,49 @@ def test_an_oauth2_config_mistake_is_named(auth: dict[str, Any], problem: str) -
 def test_the_secrets_an_oauth2_config_needs_are_named() -> None:
     source = oauth_source("http://127.0.0.1:9")
     assert source.secret_names() == ("client_id", "client_secret")
-    assert load_config(None).secret_names() == ()
+    assert load_config(None).secret_names() == ("api_key",)
+
+
+def test_an_oauth2_source_reads_its_client_from_the_environment_and_needs_no_api_key(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client id and secret come from ANALYTICS_CLIENT_ID / ANALYTICS_CLIENT_SECRET (or
+    their blocks); without the secret the error names where to put it."""
+    needs = oauth_source("http://127.0.0.1:9").secret_names()
+    monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", "org_1")
+    monkeypatch.setenv("ANALYTICS_CLIENT_ID", CLIENT_ID)
+    with pytest.raises(SecretNotFoundError, match="ANALYTICS_CLIENT_SECRET"):
+        resolve_credentials(None, None, needs=needs)
+    monkeypatch.setenv("ANALYTICS_CLIENT_SECRET", CLIENT_SECRET)
+    found = resolve_credentials(None, None, needs=needs)
+    assert (found.client_id, found.client_secret, found.api_key) == (CLIENT_ID, CLIENT_SECRET, "")
+    assert CLIENT_SECRET not in repr(found)
+    with pytest.raises(SecretNotFoundError, match="ANALYTICS_API_KEY"):
+        resolve_credentials(None, None, needs=load_config(None).secret_names())
+
+
+TOKEN_BODIES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["access_token", "expires_in", "token_type", "error",
+                         "error_description"]), inner, max_size=5),
+    max_leaves=8)
+
+
+@given(body=TOKEN_BODIES, status=st.sampled_from([200, 400, 401, 500]),
+       echo=st.booleans())
+def test_any_token_answer_gives_a_token_or_a_clean_error(body: Any, status: int,
+                                                         echo: bool) -> None:
+    """Whatever a token endpoint answers: a non-empty token with a lifetime >= 0, or a
+    TokenRequestError that never quotes the client secret (even when the answer echoes it)."""
+    if echo and isinstance(body, dict):
+        body = {**body, "error": "invalid_client", "error_description": f"bad {CLIENT_SECRET}"}
+    auth = OAuth2ClientCredentials("https://auth.example.com/token", CLIENT_ID, CLIENT_SECRET)
+    response = httpx.Response(status, content=json.dumps(body).encode())
+    try:
+        token, lifetime = auth._parse(response)
+    except TokenRequestError as exc:
+        assert CLIENT_SECRET not in str(exc)
+        return
+    assert status == 200 and isinstance(body, dict)
+    assert token == body["access_token"] and token
+    assert lifetime >= 0

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_client import DEFAULT_CONFIG, Lake, load_config
+from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config
+from analytics_client.check import check_source
 from analytics_client.config import ResponseAction
 from analytics_client.errors import ContractError
 from analytics_client.extract import select_records
@@ -113,7 +114,10 @@ def test_a_404_ignored_ends_the_read_with_nothing_and_no_error(tmp_path: Path) -
     with serve(World(seed=1, counts={"tags": 5, "users": 5, "deals": 5, "pages": 5,
                                      "tasks": 5})) as sandbox:
         [summary] = sync(sandbox, tmp_path, config=raw).values()
+        [checked] = check_source(load_config(raw, base_url=sandbox.base_url),
+                                 Credentials(sandbox.api_key, sandbox.organization_id))
     assert summary.status == "ok" and summary.rows_fetched == 0
+    assert checked.ok and "ignored by response_actions" in checked.message
 
 
 def test_response_actions_with_a_keyset_walk_are_refused() -> None:

@@ -760,8 +760,9 @@ class SandboxApp:
         token = f"sbx-{self._issued}-{random.Random().getrandbits(64):016x}"
         self._tokens[token] = (time.monotonic() + settings.oauth_token_ttl,
                                settings.oauth_token_uses)
+        ttl = settings.oauth_token_ttl
         return _json(200, {"access_token": token, "token_type": "Bearer",
-                           "expires_in": settings.oauth_token_ttl})
+                           "expires_in": int(ttl) if float(ttl).is_integer() else ttl})
 
     def _spend_token(self, token: str) -> bool:
         """Whether ``token`` is a live token; spends one of its uses (caller holds the lock)."""
