@@ -50,6 +50,7 @@ from .errors import (
     TransportError,
     UnreachableError,
 )
+from .oauth2 import OAuth2ClientCredentials
 from .paginators import PageRequest, PageResponse
 from .ratelimit import RateLimiter
 from .redaction import SecretFilter, redact, redact_url
@@ -313,7 +314,7 @@ class ApiClient:
         raise APIError(
             resource.name, status=response.status_code, detail=detail,
             url=self.show(response.request.url), page=page,
-            hint=_HINTS.get(response.status_code, "not retried: a retry cannot fix this"),
+            hint=self._hint(response.status_code),
         )
 
     def _charge(self, resource: str, seconds: float, max_total_wait: float) -> bool:
@@ -324,6 +325,14 @@ class ApiClient:
                 return False
             self._waited[resource] = spent + seconds
             return True
+
+    def _hint(self, status: int) -> str:
+        """What to check after a status a retry cannot fix; OAuth2's flow has already retried
+        a 401 once with a fresh token, so the key hint would send the user the wrong way."""
+        if status == 401 and isinstance(self.http.auth, OAuth2ClientCredentials):
+            return ("the API refused a fresh OAuth2 token too: check that the client may read "
+                    "this API (auth.access_token_request_data, e.g. its scope)")
+        return _HINTS.get(status, "not retried: a retry cannot fix this")
 
     def _wait_turn(self, resource: ResourceConfig, page: int | None) -> None:
         """Take this request's turn from the limiter, unless the pause ahead breaks a limit.

@@ -151,6 +151,7 @@ def test_a_second_401_is_the_answer_not_retried_again() -> None:
         assert sandbox.stats()["requests"]["oauth_token"] == {"200": 2}
     assert caught.value.status == 401
     assert caught.value.resource == "tags"
+    assert "access_token_request_data" in str(caught.value)
     assert CLIENT_SECRET not in str(caught.value)
     assert "sbx-" not in str(caught.value)
 
