@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
@@ -39,14 +39,26 @@ _DOTTED = re.compile(r"^(?:\$|(?:\$\.)?[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)$")
 
 
 class Action(Protocol):
-    status_code: int | None
-    content: str | None
-    action: str
+    """A ``response_actions`` entry (``config.ResponseAction``)."""
+
+    @property
+    def status_code(self) -> int | None: ...
+    @property
+    def content(self) -> str | None: ...
+    @property
+    def action(self) -> str: ...
 
 
 class Step(Protocol):
-    filter: Callable[[Any], bool] | None
-    map: Callable[[Any], Any] | None
+    """A ``processing_steps`` entry (``config.ProcessingStep``)."""
+
+    @property
+    def filter(self) -> Callable[[Any], bool] | None: ...
+    @property
+    def map(self) -> Callable[[Any], Any] | None: ...
+
+
+A = TypeVar("A", bound=Action)
 
 
 def is_dotted(selector: str) -> bool:
@@ -88,7 +100,7 @@ def _lookup(body: Any, dotted: str) -> Any:
     return node
 
 
-def ignored_by(actions: Sequence[Action], status: int, text: Callable[[], str]) -> Action | None:
+def ignored_by(actions: Sequence[A], status: int, text: Callable[[], str]) -> A | None:
     """The first action that ignores this response, else None (``text`` is read only when an
     action asks for content)."""
     body: str | None = None
