@@ -226,6 +226,42 @@ def test_the_token_request_is_dlts_form() -> None:
     assert "secret-1" not in repr(auth)
 
 
+def test_the_token_request_waits_no_longer_than_the_page_would() -> None:
+    """httpx puts the client's timeouts on the request it is given, not on the requests an auth
+    flow yields: the token request takes the page's, else a silent token endpoint would hold
+    the run forever."""
+    seen: dict[str, Any] = {}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen[request.method] = request.extensions.get("timeout")
+        if request.method == "POST":
+            return httpx.Response(200, json={"access_token": "tok-1234567890", "expires_in": 60})
+        return httpx.Response(200, json={"data": []})
+
+    auth = OAuth2ClientCredentials("https://auth.example.com/token", "id-1", "secret-1")
+    timeout = httpx.Timeout(7.0, connect=2.0)
+    with httpx.Client(auth=auth, timeout=timeout, transport=httpx.MockTransport(answer)) as http:
+        assert http.get("https://api.example.com/v1/tags").status_code == 200
+    assert seen["POST"] == seen["GET"] == timeout.as_dict()
+
+
+def test_oauth2_is_registered_by_its_dlt_type_name() -> None:
+    """issue-13surface's registry builds it from the config; the package exports it."""
+    import analytics_client
+    from analytics_client.auth import AUTH_TYPES, build_auth
+
+    assert AUTH_TYPES["oauth2_client_credentials"] is OAuth2ClientCredentials
+    assert analytics_client.OAuth2ClientCredentials is OAuth2ClientCredentials
+    source = oauth_source("https://api.example.com")
+    creds = Credentials("", "org-1", client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    auth = build_auth(source.client.auth, creds)
+    assert isinstance(auth, OAuth2ClientCredentials)
+    assert auth.access_token_url == "https://api.example.com" + TOKEN_PATH
+    assert CLIENT_SECRET not in repr(auth)
+    with pytest.raises(SecretNotFoundError):
+        build_auth(source.client.auth, Credentials("key-123456789", "org-1"))
+
+
 @pytest.mark.parametrize(("auth", "problem"), [
     ({"client_secret": "literal-secret"}, "auth.client_secret: must not hold a secret"),
     ({"access_token_url": "/oauth/token"}, "auth.access_token_url: must be an absolute"),
