@@ -461,7 +461,8 @@ class ClientConfig(_Model):
     def _org_header_is_ours(cls, headers: dict[str, str]) -> dict[str, str]:
         if any(h.lower() == "x-organization-id" for h in headers):
             raise ValueError(
-                "sets X-Organization-Id: remove it; it is always sent from the organization_id secret"
+                "sets X-Organization-Id: remove it; it is always sent from the organization_id "
+                "secret"
             )
         return headers
 
@@ -510,7 +511,8 @@ class SourceConfig(_Model):
                 [f"resources: no resource named {n!r}; configured: {', '.join(sorted(known))}"
                  for n in unknown]
             )
-        return self.model_copy(update={"resources": [r for r in self.resources if r.name in wanted]})
+        kept = [r for r in self.resources if r.name in wanted]
+        return self.model_copy(update={"resources": kept})
 
 
 def _seed_resource(name: str) -> dict[str, Any]:
@@ -525,7 +527,8 @@ def _seed_resource(name: str) -> dict[str, Any]:
                 "limit_param": "page[size]",
                 "limit": 10,
             },
-            "error_handler": {"retry_on_status_codes": [429], "max_retries": 4, "backoff_factor": 2},
+            "error_handler": {"retry_on_status_codes": [429], "max_retries": 4,
+                              "backoff_factor": 2},
         },
         # Ours, on top of the seed: the contract's column types as dlt hints.
         "columns": copy.deepcopy(CONTRACT_COLUMNS[name]),
@@ -570,7 +573,8 @@ def load_config(
     """
     raw, problems = _read(source)
     if not isinstance(raw, dict):
-        raise ConfigError([f"(top level): must be a mapping with client and resources, got {type(raw).__name__}"])
+        raise ConfigError(["(top level): must be a mapping with client and resources, got "
+                           f"{type(raw).__name__}"])
     raw = copy.deepcopy(raw)
     if base_url:
         raw.setdefault("client", {})
@@ -581,7 +585,8 @@ def load_config(
         config = SourceConfig.model_validate(merged)
     except ValidationError as exc:
         described = (_describe(_blame_defaults(e, raw), ) for e in exc.errors())
-        problems.extend(dict.fromkeys(described))  # a bad default is reported once, not per resource
+        # A bad default is reported once, not per resource.
+        problems.extend(dict.fromkeys(described))
         config = None
     if config is not None:
         problems.extend(_cross_checks(config))
@@ -671,7 +676,8 @@ def _cross_checks(config: SourceConfig) -> list[str]:
     for i, resource in enumerate(config.resources):
         if resource.name in seen:
             problems.append(
-                f"resources[{i}].name: {resource.name!r} is already used by resources[{seen[resource.name]}]; "
+                f"resources[{i}].name: {resource.name!r} is already used by "
+                f"resources[{seen[resource.name]}]; "
                 "names must be unique (each names a table)"
             )
         seen.setdefault(resource.name, i)
@@ -803,7 +809,8 @@ def _describe(error: Any) -> str:
         return f"{path}.type: is required; supported: {tags}"
     if kind == "literal_error":
         return f"{path}: must be one of {error['ctx']['expected']} (got {error['input']!r})"
-    if kind in ("string_type", "int_type", "dict_type", "list_type", "model_type", "float_type", "bool_type"):
+    if kind in ("string_type", "int_type", "dict_type", "list_type", "model_type", "float_type",
+                "bool_type"):
         wanted = {"string_type": "a string", "int_type": "an integer", "dict_type": "a mapping",
                   "list_type": "a list", "model_type": "a mapping", "float_type": "a number",
                   "bool_type": "true or false"}[kind]

@@ -77,7 +77,8 @@ def select_records(resource: ResourceConfig, body: Any, page: int | None) -> lis
         keys = ", ".join(sorted(body)[:10]) if isinstance(body, dict) else type(body).__name__
         raise ContractError(
             resource.name,
-            f"{where} has no {selector!r} (found: {keys or 'nothing'}); check endpoint.data_selector",
+            f"{where} has no {selector!r} (found: {keys or 'nothing'}); "
+            "check endpoint.data_selector",
         )
     if not isinstance(records, list):
         raise ContractError(

@@ -1,4 +1,5 @@
-"""Command line: serve the sandbox API, or ask a running one for its truth, an advance, its stats."""
+"""Command line: serve the sandbox API, or ask a running one for its truth, an advance, its
+stats."""
 
 from __future__ import annotations
 
@@ -159,7 +160,8 @@ def _serve(args: argparse.Namespace) -> int:
     world = World(args.seed, counts=dict(args.count), scale=args.scale,
                   profile=args.profile)
     # Every setting has a flag of the same name.
-    settings = SandboxSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SandboxSettings)})
+    settings = SandboxSettings(**{f.name: getattr(args, f.name)
+                                  for f in dataclasses.fields(SandboxSettings)})
     app = SandboxApp(world, settings)
     app.set_faults(args.faults)
     sock = bind(args.host, args.port)

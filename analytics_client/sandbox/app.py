@@ -335,7 +335,8 @@ def _next_url(headers: Mapping[str, str], resource: str, params: Mapping[str, st
 
 
 def _presented_key(headers: Mapping[str, str], params: Mapping[str, str]) -> str | None:
-    """The API key from the contract's header or, as a sandbox extension, the query, Bearer or Basic."""
+    """The API key from the contract's header or, as a sandbox extension, the query, Bearer or
+    Basic."""
     if "api_key" in headers:
         return headers["api_key"]
     if "api_key" in params:
@@ -533,7 +534,8 @@ class SandboxApp:
                 status = self._rng.choice(_TRANSIENT)
                 return dataclasses.replace(_error(status, "Injected transient fault."), delay=delay)
         elif rule.kind == "status":
-            extra = (("retry-after", rule.retry_after),) if rule.retry_after is not None else ()
+            extra: Headers = ((("retry-after", rule.retry_after),)
+                              if rule.retry_after is not None else ())
             reply = _error(rule.status, f"Scripted fault: status {rule.status}.", extra)
             return dataclasses.replace(reply, delay=delay)
         elif rule.kind == "html200":
@@ -684,7 +686,7 @@ class SandboxApp:
     def _cursor_body(self, resource: str, style: str, params: Mapping[str, str],
                      headers: Mapping[str, str], after: tuple[Any, ...] | None, size: int,
                      sort: Sort, gte: int | None) -> tuple[bytes, Headers]:
-        page, last = self.world.page_after(resource, after=after,  # type: ignore[arg-type]
+        page, last = self.world.page_after(resource, after=after,
                                            size=size, sort=sort, updated_gte=gte)
         cursor = _encode_cursor(last) if last is not None else None
         data = b"[" + b",".join(page.records) + b"]"
