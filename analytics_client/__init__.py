@@ -42,19 +42,25 @@ from .errors import (
     RunStopped,
     SecretNotFoundError,
     StateError,
+    TokenRequestError,
     TransportError,
     UnreachableError,
 )
 from .lake import Lake, TableWriter, WriteResult
 from .lock import pipeline_lock
+from .oauth2 import OAuth2ClientCredentials
 from .preflight import ensure_lake_writable
 from .quarantine import Quarantine
-from .redaction import install_log_filter, redact, remove_log_filter
+from .redaction import install_log_filter, redact, remember, remove_log_filter
 from .run import SyncRun, full_refresh_set, run_sync
 from .schemas import ColumnHint
 from .secrets import (
     API_KEY_BLOCK,
     API_KEY_ENV,
+    CLIENT_ID_BLOCK,
+    CLIENT_ID_ENV,
+    CLIENT_SECRET_BLOCK,
+    CLIENT_SECRET_ENV,
     ORGANIZATION_BLOCK,
     ORGANIZATION_ENV,
     Credentials,
@@ -84,10 +90,15 @@ __all__ = [
     "API_KEY_BLOCK",
     "API_KEY_ENV",
     "AUTH_TYPES",
+    "CLIENT_ID_BLOCK",
+    "CLIENT_ID_ENV",
+    "CLIENT_SECRET_BLOCK",
+    "CLIENT_SECRET_ENV",
     "ORGANIZATION_BLOCK",
     "ORGANIZATION_ENV",
     "ConfiguredAuth",
     "Credentials",
+    "OAuth2ClientCredentials",
     "build_auth",
     "resolve_credentials",
     "store_credentials",
@@ -125,6 +136,7 @@ __all__ = [
     # keeping secrets out of logs
     "install_log_filter",
     "redact",
+    "remember",
     "remove_log_filter",
     # errors (errors.py draws the tree)
     "APIError",
@@ -147,6 +159,7 @@ __all__ = [
     "RunStopped",
     "SecretNotFoundError",
     "StateError",
+    "TokenRequestError",
     "TransportError",
     "UnreachableError",
 ]

@@ -14,7 +14,8 @@ The config's ``client.auth`` names a type as dlt's rest_api does (``api_key``, `
 httpx itself runs ``auth_flow`` (``ApiClient`` passes the auth to ``httpx.Client``), so a flow of
 several steps (fetch a token, retry once after a 401) works as httpx documents it
 (https://www.python-httpx.org/advanced/authentication/#custom-authentication-schemes).
-The classes do no I/O of their own and never show a secret in ``repr``.
+The classes do no I/O of their own and never show a secret in ``repr``. dlt's
+``oauth2_client_credentials`` is such a class, ``oauth2.OAuth2ClientCredentials``.
 """
 
 from __future__ import annotations

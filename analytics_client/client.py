@@ -46,12 +46,15 @@ from .errors import (
     LimitExceededError,
     RetriesExhaustedError,
     RunStopped,
+    TokenRequestError,
     TransportError,
     UnreachableError,
 )
+from .oauth2 import OAuth2ClientCredentials
 from .paginators import PageRequest, PageResponse
 from .ratelimit import RateLimiter
 from .redaction import SecretFilter, redact, redact_url
+from .responses import ignored_by
 from .secrets import Credentials
 from .stop import StopFlag, current
 
@@ -261,6 +264,16 @@ class ApiClient:
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
         except httpx.TransportError as exc:
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
+        except TokenRequestError as exc:
+            if exc.status in retry_on:
+                raise _RetryableFault(f"token endpoint HTTP {exc.status}", status=exc.status,
+                                      detail=exc.detail) from None
+            raise APIError(resource.name, status=exc.status, detail=exc.detail,
+                           url=self.show(exc.url), page=page,
+                           hint="the OAuth2 token endpoint refused: check auth.access_token_url "
+                           "and the client id and secret (Prefect Secret blocks "
+                           "analytics-client-id / analytics-client-secret, or ANALYTICS_CLIENT_ID "
+                           "/ ANALYTICS_CLIENT_SECRET)") from None
         asked = ratelimit_headers.retry_after(response.headers)
         retry_after = asked.seconds if asked is not None else None
         # A Retry-After beyond max_wait fails the resource below; it must not stall the others.
@@ -270,6 +283,14 @@ class ApiClient:
         if pause is not None:
             logger.warning("%s: page %s: %s: every request of the run pauses %.1f s",
                            resource.name, page, pause.source, pause.seconds)
+        actions = resource.endpoint.response_actions
+        if actions and (action := ignored_by(actions, response.status_code,
+                                             lambda: content.decode("utf-8", "replace"))):
+            logger.info("%s: page %s: HTTP %d ignored by response_actions %s; the read ends here",
+                        resource.name, page, response.status_code,
+                        action.model_dump(exclude_none=True))
+            return PageResponse(None, response.headers, self.target(resource, request),
+                                ignored=True)
         if response.status_code == 200:
             try:
                 return PageResponse(jsontext.loads(content), response.headers,
@@ -293,7 +314,7 @@ class ApiClient:
         raise APIError(
             resource.name, status=response.status_code, detail=detail,
             url=self.show(response.request.url), page=page,
-            hint=_HINTS.get(response.status_code, "not retried: a retry cannot fix this"),
+            hint=self._hint(response.status_code),
         )
 
     def _charge(self, resource: str, seconds: float, max_total_wait: float) -> bool:
@@ -304,6 +325,14 @@ class ApiClient:
                 return False
             self._waited[resource] = spent + seconds
             return True
+
+    def _hint(self, status: int) -> str:
+        """What to check after a status a retry cannot fix; OAuth2's flow has already retried
+        a 401 once with a fresh token, so the key hint would send the user the wrong way."""
+        if status == 401 and isinstance(self.http.auth, OAuth2ClientCredentials):
+            return ("the API refused a fresh OAuth2 token too: check that the client may read "
+                    "this API (auth.access_token_request_data, e.g. its scope)")
+        return _HINTS.get(status, "not retried: a retry cannot fix this")
 
     def _wait_turn(self, resource: ResourceConfig, page: int | None) -> None:
         """Take this request's turn from the limiter, unless the pause ahead breaks a limit.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -46,6 +47,7 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "ClientConfig",
+    "OAuth2ClientCredentialsAuth",
     "Endpoint",
     "AutoPaginator",
     "CursorPaginator",
@@ -67,7 +69,7 @@ DEFAULT_CURSOR_PATH = "updated_at"  # the contract's change timestamp (dlt's inc
 DEFAULT_PAGE_SIZE = 10  # records per page when page[size] is not sent (the API contract)
 TOTAL_COUNT_PATH = "meta.page.total_count"  # the API's count of the records a read covers
 
-SECRET_NAMES = ("api_key", "organization_id")
+SECRET_NAMES = ("api_key", "organization_id", "client_id", "client_secret")
 NEVER_RETRY = frozenset({400, 401, 403, 404})
 ALWAYS_RETRY = frozenset({500, 502, 503, 504})
 _PLACEHOLDER = re.compile(r"""^\s*dlt\.secrets\[\s*(['"])(?P<name>[A-Za-z0-9_.]+)\1\s*\]\s*$""")
@@ -129,6 +131,8 @@ NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
 NonNegativeFloat = Annotated[float, BeforeValidator(_non_negative_number)]
 PositiveFloat = Annotated[float, BeforeValidator(_positive_number)]
 ApiKeyRef = Annotated[str, BeforeValidator(_secret_ref("api_key"))]
+ClientIdRef = Annotated[str, BeforeValidator(_secret_ref("client_id"))]
+ClientSecretRef = Annotated[str, BeforeValidator(_secret_ref("client_secret"))]
 Scalar = Union[str, int, float, bool]  # noqa: UP007 - pydantic reads this at run time
 
 
@@ -158,6 +162,38 @@ class BasicAuth(_Model):
     type: Literal["http_basic"]
     username: str
     password: ApiKeyRef = "api_key"
+
+
+class OAuth2ClientCredentialsAuth(_Model):
+    """OAuth 2.0 client credentials (RFC 6749 §4.4), dlt's ``OAuth2ClientCredentials``: same
+    names and defaults. A token is asked of ``access_token_url`` (form-encoded
+    ``grant_type=client_credentials``, ``client_id``, ``client_secret`` and
+    ``access_token_request_data``) and sent as ``Authorization: Bearer``; it lives
+    ``expires_in`` seconds from the answer, else ``default_token_expiration``. See ``oauth2.py``.
+    """
+
+    type: Literal["oauth2_client_credentials"]
+    access_token_url: str = Field(min_length=1)
+    client_id: ClientIdRef = "client_id"
+    client_secret: ClientSecretRef = "client_secret"
+    access_token_request_data: dict[str, Scalar] = Field(default_factory=dict)
+    default_token_expiration: PositiveInt = 3600
+
+    @field_validator("access_token_url")
+    @classmethod
+    def _absolute_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"must be an absolute http:// or https:// URL (got {url!r})")
+        return url
+
+    @field_validator("access_token_request_data")
+    @classmethod
+    def _no_credentials_in_data(cls, data: dict[str, Scalar]) -> dict[str, Scalar]:
+        taken = sorted(set(data) & {"client_id", "client_secret", "grant_type"})
+        if taken:
+            raise ValueError(f"sets {taken}: they are sent from client_id, client_secret and "
+                             "the grant; remove them (a secret never lives in a config)")
+        return data
 
 
 class PageNumberPaginator(_Model):
@@ -259,7 +295,8 @@ Paginator = Annotated[
     | JSONLinkPaginator | HeaderLinkPaginator | AutoPaginator,
     Field(discriminator="type"),
 ]
-Auth = Annotated[ApiKeyAuth | BearerAuth | BasicAuth, Field(discriminator="type")]
+Auth = Annotated[ApiKeyAuth | BearerAuth | BasicAuth | OAuth2ClientCredentialsAuth,
+                 Field(discriminator="type")]
 
 
 class ErrorHandler(_Model):
@@ -319,10 +356,56 @@ class Incremental(_Model):
         return path
 
 
+class ResponseAction(_Model):
+    """dlt's ``{"status_code": 404, "action": "ignore"}`` / ``{"content": "...", ...}``: a
+    response that matches is dropped and ends the read (``responses.py``). dlt's callable
+    actions are hooks on a ``requests.Response``, which we do not have: not accepted."""
+
+    status_code: Annotated[int, BeforeValidator(_positive_int)] | None = None
+    content: str | None = Field(default=None, min_length=1)
+    action: Literal["ignore"]
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> ResponseAction:
+        if self.status_code is None and self.content is None:
+            raise ValueError("matches every response: give status_code, content or both")
+        return self
+
+
+class ProcessingStep(_Model):
+    """dlt's ``{"filter": callable}`` / ``{"map": callable}`` (Python configs only; a file
+    cannot hold a callable). ``yield_map`` is not supported yet."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
+                              arbitrary_types_allowed=True)
+
+    filter: typing.Callable[[Any], bool] | None = None
+    map: typing.Callable[[Any], Any] | None = None
+
+    @model_validator(mode="after")
+    def _does_something(self) -> ProcessingStep:
+        if self.filter is None and self.map is None:
+            raise ValueError("a step needs filter or map (a callable)")
+        return self
+
+
+def _json_path(selector: str) -> str:
+    from .responses import compile_selector, is_dotted
+
+    if not is_dotted(selector):
+        try:
+            compile_selector(selector)
+        except ValueError as exc:
+            raise _fail("json_path", f"{selector!r} {exc}") from None
+    return selector
+
+
 class Endpoint(_Model):
     path: str = Field(min_length=1)
     params: dict[str, Scalar] = Field(default_factory=dict)
-    data_selector: str = "data"
+    # dlt's JSONPath (jsonpath-ng); a dotted path is read strictly (responses.py).
+    data_selector: Annotated[str, AfterValidator(_json_path)] = "data"
+    response_actions: list[ResponseAction] = Field(default_factory=list)
     paginator: Paginator = PageNumberPaginator(type="page_number")
     error_handler: ErrorHandler = ErrorHandler()
     incremental: Incremental | None = None
@@ -342,6 +425,8 @@ class ResourceConfig(_Model):
     # Ours: a record that breaks the declared types goes to the quarantine table and the run
     # goes on, or (fail) fails its resource with nothing of its batch written.
     on_bad_record: Literal["quarantine", "fail"] = "quarantine"
+    # dlt's filter/map steps, applied after paging and marks have seen the records.
+    processing_steps: list[ProcessingStep] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -376,7 +461,8 @@ class ClientConfig(_Model):
     def _org_header_is_ours(cls, headers: dict[str, str]) -> dict[str, str]:
         if any(h.lower() == "x-organization-id" for h in headers):
             raise ValueError(
-                "sets X-Organization-Id: remove it; it is always sent from the organization_id secret"
+                "sets X-Organization-Id: remove it; it is always sent from the organization_id "
+                "secret"
             )
         return headers
 
@@ -393,6 +479,18 @@ class SourceConfig(_Model):
 
     client: ClientConfig
     resources: list[ResourceConfig] = Field(min_length=1)
+
+    def secret_names(self) -> tuple[str, ...]:
+        """The secrets the auth names (``dlt.secrets[...]``), for ``resolve_credentials(needs=)``;
+        the organization id is always needed (the contract's ``X-Organization-Id``)."""
+        auth = self.client.auth
+        if isinstance(auth, OAuth2ClientCredentialsAuth):
+            return (auth.client_id, auth.client_secret)
+        if isinstance(auth, ApiKeyAuth):
+            return (auth.api_key,)
+        if isinstance(auth, BearerAuth):
+            return (auth.token,)
+        return (auth.password,)
 
     def resource(self, name: str) -> ResourceConfig:
         for resource in self.resources:
@@ -413,7 +511,8 @@ class SourceConfig(_Model):
                 [f"resources: no resource named {n!r}; configured: {', '.join(sorted(known))}"
                  for n in unknown]
             )
-        return self.model_copy(update={"resources": [r for r in self.resources if r.name in wanted]})
+        kept = [r for r in self.resources if r.name in wanted]
+        return self.model_copy(update={"resources": kept})
 
 
 def _seed_resource(name: str) -> dict[str, Any]:
@@ -428,7 +527,8 @@ def _seed_resource(name: str) -> dict[str, Any]:
                 "limit_param": "page[size]",
                 "limit": 10,
             },
-            "error_handler": {"retry_on_status_codes": [429], "max_retries": 4, "backoff_factor": 2},
+            "error_handler": {"retry_on_status_codes": [429], "max_retries": 4,
+                              "backoff_factor": 2},
         },
         # Ours, on top of the seed: the contract's column types as dlt hints.
         "columns": copy.deepcopy(CONTRACT_COLUMNS[name]),
@@ -473,7 +573,8 @@ def load_config(
     """
     raw, problems = _read(source)
     if not isinstance(raw, dict):
-        raise ConfigError([f"(top level): must be a mapping with client and resources, got {type(raw).__name__}"])
+        raise ConfigError(["(top level): must be a mapping with client and resources, got "
+                           f"{type(raw).__name__}"])
     raw = copy.deepcopy(raw)
     if base_url:
         raw.setdefault("client", {})
@@ -484,7 +585,8 @@ def load_config(
         config = SourceConfig.model_validate(merged)
     except ValidationError as exc:
         described = (_describe(_blame_defaults(e, raw), ) for e in exc.errors())
-        problems.extend(dict.fromkeys(described))  # a bad default is reported once, not per resource
+        # A bad default is reported once, not per resource.
+        problems.extend(dict.fromkeys(described))
         config = None
     if config is not None:
         problems.extend(_cross_checks(config))
@@ -574,7 +676,8 @@ def _cross_checks(config: SourceConfig) -> list[str]:
     for i, resource in enumerate(config.resources):
         if resource.name in seen:
             problems.append(
-                f"resources[{i}].name: {resource.name!r} is already used by resources[{seen[resource.name]}]; "
+                f"resources[{i}].name: {resource.name!r} is already used by "
+                f"resources[{seen[resource.name]}]; "
                 "names must be unique (each names a table)"
             )
         seen.setdefault(resource.name, i)
@@ -592,6 +695,7 @@ def _cross_checks(config: SourceConfig) -> list[str]:
                 "incremental.start_param; remove it here"
             )
         problems.extend(_key_and_cursor_checks(i, resource))
+        problems.extend(_response_action_checks(i, resource))
         for param in _paginator_params(paginator):
             if param in params:
                 problems.append(
@@ -605,6 +709,17 @@ def _cross_checks(config: SourceConfig) -> list[str]:
                 "start_param (every run reads everything, merged by the cursor) or page by number"
             )
     return problems
+
+
+def _response_action_checks(i: int, resource: ResourceConfig) -> list[str]:
+    """An ignored response ends a read early; a keyset walk would take that for its end."""
+    endpoint = resource.endpoint
+    if endpoint.response_actions and endpoint.incremental is not None \
+            and endpoint.incremental.start_param:
+        return [f"resources[{i}].endpoint.response_actions: not supported yet with "
+                "incremental.start_param (an ignored page would end the keyset walk as if it "
+                "had read everything, and move the mark past unread records); drop one of them"]
+    return []
 
 
 def _paginator_params(paginator: Any) -> list[str]:
@@ -677,6 +792,10 @@ def _describe(error: Any) -> str:
     path = _path(list(loc))
     kind = error["type"]
     if kind == "extra_forbidden":
+        key = loc[-1] if loc else ""
+        if key in _DLT_NOT_YET:
+            return (f"{path}: dlt's {key!r} is not supported yet: {_DLT_NOT_YET[key]} "
+                    "(README: dlt config keys)")
         allowed = _allowed_keys(error["loc"][:-1])
         hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
         return f"{path}: unknown key{hint}"
@@ -690,7 +809,8 @@ def _describe(error: Any) -> str:
         return f"{path}.type: is required; supported: {tags}"
     if kind == "literal_error":
         return f"{path}: must be one of {error['ctx']['expected']} (got {error['input']!r})"
-    if kind in ("string_type", "int_type", "dict_type", "list_type", "model_type", "float_type", "bool_type"):
+    if kind in ("string_type", "int_type", "dict_type", "list_type", "model_type", "float_type",
+                "bool_type"):
         wanted = {"string_type": "a string", "int_type": "an integer", "dict_type": "a mapping",
                   "list_type": "a list", "model_type": "a mapping", "float_type": "a number",
                   "bool_type": "true or false"}[kind]
@@ -701,6 +821,41 @@ def _describe(error: Any) -> str:
         return f"{path}: must not be empty"
     message = error["msg"].removeprefix("Value error, ")
     return f"{path}: {message}"
+
+
+# dlt's keys we refuse for now, and what to do instead (README: dlt config keys). Keys the
+# parent/child work adds (resolve, include_from_parent, incremental ranges) leave this list
+# as they become supported.
+_DLT_NOT_YET: dict[str, str] = {
+    "session": "remove it; the client is httpx, configured by client.timeout and friends",
+    "method": "remove it; every request is a GET",
+    "json": "remove it; requests carry no body (GET only)",
+    "data": "remove it; requests carry no body (GET only)",
+    "auth": "set auth once under client",
+    "headers": "set headers once under client.headers",
+    "merge_key": "remove it; merges are keyed on primary_key",
+    "table_name": "remove it; the table is named after the resource",
+    "max_table_nesting": "remove it; nested values are kept as JSON text",
+    "nested_hints": "remove it; nested values are kept as JSON text",
+    "references": "remove it",
+    "parent_table_name": "remove it",
+    "table_format": "remove it; every table is a Delta table",
+    "file_format": "remove it; every table is a Delta table",
+    "schema_contract": "remove it; columns hints declare types, on_bad_record handles misfits",
+    "selected": "remove it; choose resources with --resources",
+    "parallelized": "remove it; resources always run in parallel",
+    "include_from_parent": "parent/child resources are not supported yet",
+    "end_value": "remove it; a read goes up to the present",
+    "end_param": "remove it; a read goes up to the present",
+    "row_order": "remove it; the read's order comes from endpoint.params (sort)",
+    "convert": "remove it; cursors are ISO-8601 timestamps",
+    "on_cursor_value_missing": "remove it; a record without its cursor fails or is quarantined",
+    "range_start": "remove it; the start is inclusive, minus lag",
+    "range_end": "remove it",
+    "last_value_func": "remove it; the mark is the greatest cursor read",
+    "allow_external_schedulers": "remove it",
+    "yield_map": "use map, or filter",
+}
 
 
 def _path(loc: list[Any]) -> str:
@@ -728,6 +883,7 @@ _TAG_MODELS: dict[str, type[BaseModel]] = {
     "api_key": ApiKeyAuth,
     "bearer": BearerAuth,
     "http_basic": BasicAuth,
+    "oauth2_client_credentials": OAuth2ClientCredentialsAuth,
 }
 
 

@@ -8,6 +8,7 @@
     ├── PipelineBusyError      another run holds the pipeline's lock (or a writer a table's)
     ├── MaintenanceFailed      the maintenance flow could not maintain some tables
     ├── ResourceFailed         one resource of a run failed: its partial ``summary``, ``cause``
+    ├── TokenRequestError      the OAuth2 token endpoint refused or garbled a token request
     └── ResourceError          one resource failed; carries ``resource``
         ├── APIError           the API answered with a status no retry can fix (``status``)
         │   └── RetriesExhaustedError   a retryable status answered every attempt
@@ -55,6 +56,7 @@ __all__ = [
     "RunStopped",
     "SecretNotFoundError",
     "StateError",
+    "TokenRequestError",
     "TransportError",
     "UnreachableError",
 ]
@@ -315,3 +317,18 @@ class ResourceFailed(AnalyticsSyncError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.summary, self.cause)
+
+
+class TokenRequestError(AnalyticsSyncError):
+    """The OAuth2 token endpoint did not issue a token (RFC 6749 §5.2).
+
+    Raised by the auth flow, which does not know the resource; the client re-raises it as the
+    resource's ``APIError`` (or retries it, for 429 and 5xx). ``detail`` is already redacted:
+    the endpoint's ``error`` and ``error_description``, never the request body.
+    """
+
+    def __init__(self, *, status: int, detail: str, url: str) -> None:
+        self.status = status
+        self.detail = detail
+        self.url = url
+        super().__init__(f"token request to {url} answered HTTP {status}: {detail}")

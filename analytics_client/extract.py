@@ -15,7 +15,8 @@ from .client import ApiClient, RetryEvent
 from .config import TOTAL_COUNT_PATH, OffsetPaginator, PageNumberPaginator, ResourceConfig
 from .errors import ContractError
 from .pages import Page
-from .paginators import _MISSING, first_request, lookup
+from .paginators import first_request, lookup
+from .responses import MISSING, select
 
 __all__ = ["PaginatedRead", "api_count", "check_page_size", "count_at", "iter_pages",
            "select_records"]
@@ -35,6 +36,8 @@ def iter_pages(
     while True:
         number = paginator.page
         response = client.get_page(resource, request, page=number, on_retry=on_retry)
+        if response.ignored:  # dlt's IgnoreResponseException: the read ends, nothing from it
+            return
         records = select_records(resource, response.body, number)
         check_page_size(resource, records, number)
         paginator.update_state(response, records)
@@ -65,15 +68,17 @@ class PaginatedRead:
 
 
 def select_records(resource: ResourceConfig, body: Any, page: int | None) -> list[Any]:
-    """The list at ``data_selector``; anything else breaks the contract."""
+    """The records at ``data_selector`` (JSONPath, read as dlt does, ``responses.select``);
+    a dotted path that is missing or not a list breaks the contract."""
     selector = resource.endpoint.data_selector
     where = f"page {page}" if page is not None else "the response"
-    records = lookup(body, selector)
-    if records is _MISSING:
+    records = select(body, selector)
+    if records is MISSING:
         keys = ", ".join(sorted(body)[:10]) if isinstance(body, dict) else type(body).__name__
         raise ContractError(
             resource.name,
-            f"{where} has no {selector!r} (found: {keys or 'nothing'}); check endpoint.data_selector",
+            f"{where} has no {selector!r} (found: {keys or 'nothing'}); "
+            "check endpoint.data_selector",
         )
     if not isinstance(records, list):
         raise ContractError(

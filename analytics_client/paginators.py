@@ -114,6 +114,8 @@ class PageResponse:
     body: Any
     headers: Mapping[str, str] = field(default_factory=dict)
     url: str = ""
+    # A response_actions "ignore" matched (responses.py): no records, and the read ends here.
+    ignored: bool = False
 
 
 def lookup(body: Any, dotted: str) -> Any:

@@ -12,7 +12,12 @@ through one pattern that matches every character in any of those spellings, plus
 forms, and any ``Basic``/``Bearer`` credentials in a text are masked whole.
 
 Short secrets are the reverse risk: an organization id ``2026`` replaced everywhere would mask
-the year of every timestamp and leave the message unreadable. A secret shorter than
+the year of every timestamp and leave the message unreadable.
+
+Some secrets exist only at run time: an OAuth2 access token is issued mid-run and replaced
+before it expires. ``remember`` adds one to a process-wide list that ``redact`` (and so every
+filter, error and URL shown) masks along with the secrets it is given; the list keeps the
+last ``REMEMBERED`` tokens, enough for every token a run can still hold. A secret shorter than
 ``SHORT_SECRET`` characters, or made of digits only, is masked only as a whole token: not inside
 a run of letters, digits, ``_ - . : +``.
 """
@@ -24,11 +29,13 @@ import functools
 import json
 import logging
 import re
+import threading
+from collections import deque
 from collections.abc import Iterable
 
 import httpx
 
-__all__ = ["MASK", "SecretFilter", "install_log_filter", "redact", "redact_url"]
+__all__ = ["MASK", "SecretFilter", "install_log_filter", "redact", "redact_url", "remember"]
 
 MASK = "***"
 # Masking a one- or two-letter "secret" would shred every message and protect nothing.
@@ -37,12 +44,26 @@ SHORT_SECRET = 8  # shorter secrets (and digits-only ones) are masked as whole t
 _TOKEN_CHARS = r"\w.:+\-"  # a short secret inside a run of these is part of another token
 _AUTH_SCHEME = re.compile(r"(?i)\b(basic|bearer)(\s+)[A-Za-z0-9._~+/=-]{4,}")
 _NOISY_LOGGERS = ("httpx", "httpcore", "httpcore.http11", "httpcore.connection", "stamina")
+REMEMBERED = 64  # run-time secrets kept; a token lives minutes to hours, a run refreshes a few
+_remembered: deque[str] = deque(maxlen=REMEMBERED)
+_remembered_lock = threading.Lock()
+
+
+def remember(secret: str) -> None:
+    """Mask ``secret`` from now on wherever ``redact`` runs (a token issued at run time)."""
+    if len(secret) >= MIN_SECRET_LENGTH:
+        with _remembered_lock:
+            if secret not in _remembered:
+                _remembered.append(secret)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret, in every encoded form, replaced by ``***``."""
+    """``text`` with every secret (and every ``remember``ed one), in every encoded form,
+    replaced by ``***``."""
     text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    pattern = _pattern(tuple(sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH})))
+    with _remembered_lock:
+        known = {*secrets, *_remembered}
+    pattern = _pattern(tuple(sorted({s for s in known if len(s) >= MIN_SECRET_LENGTH})))
     return pattern.sub(MASK, text) if pattern is not None else text
 
 
@@ -113,7 +134,7 @@ class SecretFilter(logging.Filter):
         self.secrets = tuple(s for s in secrets if s)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        if not self.secrets and not _remembered:
             return True
         message = record.getMessage()
         clean = redact(message, self.secrets)

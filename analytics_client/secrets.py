@@ -1,4 +1,9 @@
-"""Where the API key and organization id come from: Prefect Secret blocks, then the environment.
+"""Where the run's secrets come from: Prefect Secret blocks, then the environment.
+
+The API key and organization id are always read. The OAuth2 client id and secret
+(``oauth2_client_credentials`` auth) are read only when the config's auth names them
+(``SourceConfig.secret_names``), from the blocks ``analytics-client-id`` /
+``analytics-client-secret`` or ``ANALYTICS_CLIENT_ID`` / ``ANALYTICS_CLIENT_SECRET``.
 
 Config files and flow parameters never hold them (the Prefect UI shows parameters), so a run
 resolves them itself. The block is preferred because it is what a deployment's worker can reach;
@@ -20,6 +25,10 @@ if TYPE_CHECKING:
 __all__ = [
     "API_KEY_BLOCK",
     "API_KEY_ENV",
+    "CLIENT_ID_BLOCK",
+    "CLIENT_ID_ENV",
+    "CLIENT_SECRET_BLOCK",
+    "CLIENT_SECRET_ENV",
     "ORGANIZATION_BLOCK",
     "ORGANIZATION_ENV",
     "Credentials",
@@ -33,30 +42,49 @@ API_KEY_BLOCK = "analytics-api-key"
 ORGANIZATION_BLOCK = "analytics-organization-id"
 API_KEY_ENV = "ANALYTICS_API_KEY"
 ORGANIZATION_ENV = "ANALYTICS_ORGANIZATION_ID"
+CLIENT_ID_BLOCK = "analytics-client-id"
+CLIENT_SECRET_BLOCK = "analytics-client-secret"
+CLIENT_ID_ENV = "ANALYTICS_CLIENT_ID"
+CLIENT_SECRET_ENV = "ANALYTICS_CLIENT_SECRET"
+# The secrets read only when the config's auth names them: name -> (what, block, env var).
+_OPTIONAL = {
+    "client_id": ("OAuth2 client id", CLIENT_ID_BLOCK, CLIENT_ID_ENV),
+    "client_secret": ("OAuth2 client secret", CLIENT_SECRET_BLOCK, CLIENT_SECRET_ENV),
+}
 
 
 @dataclass(frozen=True)
 class Credentials:
-    """The two secrets of a run; ``repr`` never shows them."""
+    """The secrets of a run; ``repr`` never shows them. The OAuth2 pair is None unless needed."""
 
     api_key: str = field(repr=False)
     organization_id: str = field(repr=False)
+    client_id: str | None = field(default=None, repr=False)
+    client_secret: str | None = field(default=None, repr=False)
 
     def value(self, name: str) -> str:
-        """The secret a config names (``dlt.secrets["api_key"]`` gives ``"api_key"``).
+        """The secret a config names (``dlt.secrets["client_id"]`` names ``client_id``).
 
-        Config validation (``config.SECRET_NAMES``) admits only these two names; any other raises
-        ``KeyError``.
+        Config validation (``config.SECRET_NAMES``) admits only these four names; any other
+        raises ``KeyError``. Raises ``SecretNotFoundError`` for an OAuth2 secret that was not
+        resolved (``resolve_credentials(needs=...)`` did not name it).
         """
         if name == "api_key":
             return self.api_key
         if name == "organization_id":
             return self.organization_id
-        raise KeyError(name)
+        if name not in _OPTIONAL:
+            raise KeyError(name)
+        value = self.client_id if name == "client_id" else self.client_secret
+        if value is None:
+            what, block, env = _OPTIONAL[name]
+            raise SecretNotFoundError(what, block, env)
+        return value
 
     def values(self) -> tuple[str, ...]:
         """Every secret value, for redaction."""
-        return (self.api_key, self.organization_id)
+        return tuple(v for v in (self.api_key, self.organization_id, self.client_id,
+                                 self.client_secret) if v is not None)
 
     def __repr__(self) -> str:
         return "Credentials(api_key=***, organization_id=***)"
@@ -67,15 +95,23 @@ def resolve_credentials(
     organization_block: str | None = ORGANIZATION_BLOCK,
     *,
     api: CommandApi | None = None,
+    needs: tuple[str, ...] | None = None,
 ) -> Credentials:
     """Read both secrets; a block name of ``None`` skips Prefect and reads the environment only.
 
     ``api`` reads the blocks without starting Prefect's temporary server (``check``).
+    ``needs`` names the secrets the config's auth uses (``SourceConfig.secret_names()``): the
+    OAuth2 ones are read only when named (from their own blocks, skipped as the others when
+    ``api_key_block`` is ``None``), and the API key is left empty when not named, so an OAuth2
+    source needs no API key. ``None`` reads the API key and organization id, as before.
     """
-    return Credentials(
-        api_key=_resolve("API key", api_key_block, API_KEY_ENV, api),
-        organization_id=_resolve("organization id", organization_block, ORGANIZATION_ENV, api),
-    )
+    api_key = _resolve("API key", api_key_block, API_KEY_ENV, api) \
+        if needs is None or "api_key" in needs else ""
+    needs = needs or ()
+    organization_id = _resolve("organization id", organization_block, ORGANIZATION_ENV, api)
+    optional = {name: _resolve(what, block if api_key_block else None, env, api)
+                for name, (what, block, env) in _OPTIONAL.items() if name in needs}
+    return Credentials(api_key=api_key, organization_id=organization_id, **optional)
 
 
 def _resolve(what: str, block_name: str | None, env_var: str, api: CommandApi | None) -> str:

@@ -17,7 +17,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -129,7 +129,7 @@ def _handlers(flag: StopFlag, signals: tuple[int, ...]) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def until_stopped(pages: Iterator[T], flag: StopFlag) -> Iterator[T]:
+def until_stopped(pages: Iterator[T], flag: StopFlag) -> Generator[T, None, None]:
     """``pages`` until the flag is set; the page in hand is still delivered, no further one.
 
     A walk that raised ``RunStopped`` (its request was refused because of the stop) simply

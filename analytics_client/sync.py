@@ -30,6 +30,7 @@ from .markpolicy import ResourceMarks, read_from
 from .pages import Page, PageSource
 from .progress import expected_total, progress_line
 from .quarantine import Quarantine
+from .responses import apply_steps
 from .slices import SlicedWalk
 from .state import MarkStore
 from .stop import until_stopped
@@ -126,6 +127,7 @@ class _Batch:
                  budget: RowBudget, summary: ResourceSummary, rows: int,
                  quarantine: Quarantine) -> None:
         self.writer = table_writer(lake, resource, quarantine)
+        self.resource = resource
         self.run_id, self.policy, self.budget, self.summary = run_id, policy, budget, summary
         self.rows = rows
         self.records: list[Any] = []
@@ -137,8 +139,10 @@ class _Batch:
         self.covered = page.mark
         self.summary.pages += 1
         self.summary.rows_fetched += len(page.records)
-        self.records.extend(page.records)
-        over_budget = self.budget.take(len(page.records), holding=len(self.records))
+        # After the read and its mark have seen them: a filtered record counts as read.
+        kept = apply_steps(self.resource.processing_steps, page.records)
+        self.records.extend(kept)
+        over_budget = self.budget.take(len(kept), holding=len(self.records))
         if len(self.records) >= self.rows or over_budget:
             self.commit()
 
@@ -210,7 +214,8 @@ def _finish(client: ApiClient, lake: Lake, resource: ResourceConfig, source: Pag
         return
     if resource.write_disposition != "replace":
         policy.settle(policy.allowed(batch.covered), run_id, summary)
-    full_read = policy.start.mark_us is None
+    # A filter keeps fewer rows than the API counts: no count to compare with.
+    full_read = policy.start.mark_us is None and not resource.processing_steps
     _compare_with_total(client, resource, source,
                         lake.row_count(resource.name) if full_read else None, summary, log)
     policy.succeeded(summary)

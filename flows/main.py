@@ -2,9 +2,9 @@
 
 Orchestration only: one task per resource, all concurrent; the library does the work.
 
-    python flows/main.py --sandbox          # against the bundled sandbox API, into ./data/sandbox-lake
-    python flows/main.py                    # against client.base_url with the configured secrets
-    python flows/main.py check              # validate config + secrets, one request per resource
+    python flows/main.py --sandbox    # against the bundled sandbox API, into ./data/sandbox-lake
+    python flows/main.py              # against client.base_url with the configured secrets
+    python flows/main.py check        # validate config + secrets, one request per resource
 """
 
 from __future__ import annotations
@@ -134,8 +134,9 @@ def analytics_sync(
     """Sync the selected resources (all by default) into Delta tables at ``<lake_uri>/<resource>``.
 
     Incremental resources read only what changed since their committed mark (kept in
-    ``SyncMark`` blocks (analytics_client/blocks.py) named ``<pipeline>--<resource>`` and in the tables); ``full_refresh``
-    (true, or a list of resources) re-reads everything and merges it. ``config`` is a dlt
+    ``SyncMark`` blocks (analytics_client/blocks.py) named ``<pipeline>--<resource>`` and in
+    the tables); ``full_refresh`` (true, or a list of resources) re-reads everything and
+    merges it. ``config`` is a dlt
     ``rest_api_source`` dict or a JSON/YAML file path (default: the seed). Secrets come from the
     named Prefect Secret blocks, else ANALYTICS_API_KEY / ANALYTICS_ORGANIZATION_ID; a block
     name of null reads the environment only. Two runs of one pipeline never overlap.
@@ -154,7 +155,8 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
     logger = get_run_logger()
     source = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
     source = source.select(resources)
-    credentials = resolve_credentials(api_key_block, organization_id_block)
+    credentials = resolve_credentials(api_key_block, organization_id_block,
+                                      needs=source.secret_names())
     lake = Lake(lake_uri, storage_options=resolve_storage_options(lake_uri, storage_block))
     run = SyncRun(source, credentials, lake, pipeline=pipeline, batch_rows=batch_rows,
                   run_id=str(flow_run.get_id() or ""), full_refresh=full_refresh)
@@ -295,7 +297,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-url", default=os.environ.get("ANALYTICS_BASE_URL"),
                         help="API base URL (env ANALYTICS_BASE_URL; default: client.base_url)")
     parser.add_argument("--lake", default=os.environ.get("ANALYTICS_LAKE_URI"),
-                        help=f"lake path or URI, tables at <lake>/<resource> (env ANALYTICS_LAKE_URI; "
+                        help="lake path or URI, tables at <lake>/<resource> "
+                        "(env ANALYTICS_LAKE_URI; "
                         f"default {DEFAULT_LAKE})")
     parser.add_argument("--resources", help="comma-separated subset, e.g. deals,users")
     parser.add_argument("--config", help="dlt rest_api_source config as a JSON or YAML file "
@@ -316,7 +319,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="records per Delta commit (bounds memory; default "
                         f"{DEFAULT_BATCH_ROWS})")
     parser.add_argument("--debug", action="store_true",
-                        help="show tracebacks besides the one-line errors (env ANALYTICS_SYNC_DEBUG=1)")
+                        help="show tracebacks besides the one-line errors "
+                        "(env ANALYTICS_SYNC_DEBUG=1)")
     parser.add_argument("--sandbox-scale", type=_positive_float, default=1.0,
                         help="with --sandbox: dataset size factor (1 = 27,250 records)")
     return parser
@@ -383,7 +387,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.args:
         print(f"error: unexpected arguments {args.args}", file=sys.stderr)
         return 2
-    resources = [r.strip() for r in args.resources.split(",") if r.strip()] if args.resources else None
+    resources = ([r.strip() for r in args.resources.split(",") if r.strip()]
+                 if args.resources else None)
     lake_uri = _lake_uri(args)
     # With --sandbox the secrets are the sandbox's, from the environment, never a real block.
     key_block = None if args.sandbox else args.api_key_block
@@ -402,7 +407,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 prefect_api.bounded_retries(), \
                 on_signals() as stop:
             # Ctrl-C / SIGTERM stop the run after the current page of each resource (stop.py).
-            resolve_credentials(key_block, org_block)
+            resolve_credentials(key_block, org_block, needs=source.secret_names())
             state = analytics_sync(
                 pipeline=args.pipeline, lake_uri=lake_uri, resources=resources,
                 config=args.config, base_url=base_url, api_key_block=key_block,
@@ -438,7 +443,8 @@ def _startup_timeout() -> int | None:
 
 
 def _store_secrets(key_block: str, org_block: str) -> int:
-    """Secrets come from the environment or a hidden prompt, never from arguments (shell history)."""
+    """Secrets come from the environment or a hidden prompt, never from arguments (shell
+    history)."""
     import getpass
 
     values = {}
@@ -531,10 +537,12 @@ def _quarantine(args: argparse.Namespace) -> int:
 def _check(source: SourceConfig, lake: Lake, key_block: str | None, org_block: str | None) -> int:
     if key_block or org_block:
         with prefect_api.command_api() as api:  # Secret blocks, no temporary server
-            credentials = resolve_credentials(key_block, org_block, api=api)
+            credentials = resolve_credentials(key_block, org_block, api=api,
+                                              needs=source.secret_names())
     else:
-        credentials = resolve_credentials(None, None)
-    print(f"config ok: {len(source.resources)} resources at {source.client.base_url}; secrets found")
+        credentials = resolve_credentials(None, None, needs=source.secret_names())
+    print(f"config ok: {len(source.resources)} resources at {source.client.base_url}; "
+          "secrets found")
     try:
         ensure_lake_writable(lake, [r.name for r in source.resources])
         lake_ok, lake_line = True, f"lake: {lake.uri} can be written"

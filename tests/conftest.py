@@ -32,7 +32,7 @@ def _no_retry_sleep() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ANALYTICS_API_KEY", "ANALYTICS_ORGANIZATION_ID", "ANALYTICS_BASE_URL",
-                 "ANALYTICS_LAKE_URI"):
+                 "ANALYTICS_LAKE_URI", "ANALYTICS_CLIENT_ID", "ANALYTICS_CLIENT_SECRET"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -103,3 +103,13 @@ def test_short_secrets_are_masked_where_they_stand_alone(secret: str, which: int
     form = spellings(secret)[which]
     clean = redact(f"x={form}&y at 2026-03-01T10:00:00Z", [secret])
     assert f"={form}&" not in clean
+
+
+def test_a_remembered_run_time_secret_is_masked_everywhere() -> None:
+    """A token issued mid-run (oauth2.py remembers it) is masked with the given secrets."""
+    from analytics_client.redaction import remember
+
+    token = "tok-3f9a8b7c6d5e4f30"
+    assert token in redact(f"token {token}", ())
+    remember(token)
+    assert redact(f"token {token} and %22{token}%22", ()) == "token *** and %22***%22"

@@ -1,4 +1,5 @@
-"""Command line: serve the sandbox API, or ask a running one for its truth, an advance, its stats."""
+"""Command line: serve the sandbox API, or ask a running one for its truth, an advance, its
+stats."""
 
 from __future__ import annotations
 
@@ -85,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     auth = serve.add_argument_group("credentials")
     auth.add_argument("--api-key", default=defaults.api_key)
     auth.add_argument("--organization-id", default=defaults.organization_id)
+    auth.add_argument("--oauth-client-id", default="",
+                      help="serve OAuth2 client-credentials tokens at POST /oauth/token "
+                      "to this client (off when empty)")
+    auth.add_argument("--oauth-client-secret", default="")
+    auth.add_argument("--oauth-token-ttl", type=float, default=defaults.oauth_token_ttl,
+                      help="seconds a token lives (expires_in)")
+    auth.add_argument("--oauth-token-uses", type=int, default=0,
+                      help="API requests a token serves before it is refused (0: no limit)")
     behaviour = serve.add_argument_group(
         "behaviour (all changeable at runtime: POST /_admin/settings)"
     )
@@ -151,7 +160,8 @@ def _serve(args: argparse.Namespace) -> int:
     world = World(args.seed, counts=dict(args.count), scale=args.scale,
                   profile=args.profile)
     # Every setting has a flag of the same name.
-    settings = SandboxSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SandboxSettings)})
+    settings = SandboxSettings(**{f.name: getattr(args, f.name)
+                                  for f in dataclasses.fields(SandboxSettings)})
     app = SandboxApp(world, settings)
     app.set_faults(args.faults)
     sock = bind(args.host, args.port)

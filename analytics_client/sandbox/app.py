@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote_plus
 
 import httpx
 
@@ -106,8 +106,11 @@ _RUNTIME_SETTINGS: Final = frozenset(
         "mutate_updates",
         "mutate_creates",
         "pagination",
+        "oauth_token_ttl",
+        "oauth_token_uses",
     }
 )
+TOKEN_PATH: Final = "/oauth/token"
 
 
 class DeliberateReset(Exception):
@@ -139,6 +142,15 @@ class SandboxSettings:
     mutate_creates: int = 1
     fault_seed: int = 0
     pagination: Pagination = "page_number"
+    # OAuth2 client credentials (RFC 6749 §4.4) at POST /oauth/token, on when a client id is
+    # set: its tokens are accepted as ``Authorization: Bearer`` besides the API key. A token
+    # lives ``oauth_token_ttl`` seconds, and (when > 0) serves ``oauth_token_uses`` API
+    # requests, after which it is refused with a 401 as an expired one is (a test's expiry
+    # that does not depend on the clock).
+    oauth_client_id: str = ""
+    oauth_client_secret: str = ""
+    oauth_token_ttl: float = 3600.0
+    oauth_token_uses: int = 0
 
     def __post_init__(self) -> None:
         if self.pagination not in PAGINATIONS:
@@ -147,7 +159,8 @@ class SandboxSettings:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1], got {value!r}")
-        for name in ("latency_ms", "rate_limit", "mutate_every_n_requests"):
+        for name in ("latency_ms", "rate_limit", "mutate_every_n_requests", "oauth_token_ttl",
+                     "oauth_token_uses"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.mutate_updates < 0 or self.mutate_creates < 0:
@@ -259,6 +272,13 @@ def _quota_headers(rule: FaultRule) -> Headers:
     return (("ratelimit", f"limit=100, remaining=0, reset={seconds}"),)
 
 
+def _oauth_error(status: int, error: str, description: str) -> Reply:
+    """An RFC 6749 §5.2 error answer (with ``WWW-Authenticate`` for a client that failed)."""
+    headers = (("www-authenticate", 'Basic realm="sandbox"'),) if status == 401 else ()
+    return Reply(status, (*_JSON, *headers, ("cache-control", "no-store")),
+                 json.dumps({"error": error, "error_description": description}).encode())
+
+
 def _json(status: int, value: Any) -> Reply:
     return Reply(status, _JSON, json.dumps(value, ensure_ascii=False).encode())
 
@@ -315,7 +335,8 @@ def _next_url(headers: Mapping[str, str], resource: str, params: Mapping[str, st
 
 
 def _presented_key(headers: Mapping[str, str], params: Mapping[str, str]) -> str | None:
-    """The API key from the contract's header or, as a sandbox extension, the query, Bearer or Basic."""
+    """The API key from the contract's header or, as a sandbox extension, the query, Bearer or
+    Basic."""
     if "api_key" in headers:
         return headers["api_key"]
     if "api_key" in params:
@@ -365,6 +386,8 @@ class SandboxApp:
         self._mutations = 0
         self._stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._resets = 0
+        self._tokens: dict[str, tuple[float, int]] = {}  # token -> (expires at, uses left)
+        self._issued = 0
 
     # -- Python API ----------------------------------------------------------------------
 
@@ -431,6 +454,11 @@ class SandboxApp:
                 return self._admin(method, path, body)
             except (ValueError, TypeError, KeyError) as exc:
                 return _error(400, f"Bad admin request: {exc}")
+        if path == TOKEN_PATH:
+            with self._lock:
+                reply = self._token(method, headers, body)
+                self._stats["oauth_token"][str(reply.status)] += 1
+            return reply
         parts = path.split("/")
         if len(parts) != 3 or parts[1] != "v1" or parts[2] not in RESOURCES:
             known = ", ".join(f"/v1/{r}" for r in RESOURCES)
@@ -452,7 +480,7 @@ class SandboxApp:
         key = _presented_key(headers, params)
         if not key:
             return _error(401, "Missing API key: send it in the `api_key` header.")
-        if key != settings.api_key:
+        if key != settings.api_key and not self._spend_token(key):
             return _error(401, "The API key is not valid; check the `api_key` header.")
         organization = headers.get("x-organization-id")
         if organization is None:
@@ -506,7 +534,8 @@ class SandboxApp:
                 status = self._rng.choice(_TRANSIENT)
                 return dataclasses.replace(_error(status, "Injected transient fault."), delay=delay)
         elif rule.kind == "status":
-            extra = (("retry-after", rule.retry_after),) if rule.retry_after is not None else ()
+            extra: Headers = ((("retry-after", rule.retry_after),)
+                              if rule.retry_after is not None else ())
             reply = _error(rule.status, f"Scripted fault: status {rule.status}.", extra)
             return dataclasses.replace(reply, delay=delay)
         elif rule.kind == "html200":
@@ -657,7 +686,7 @@ class SandboxApp:
     def _cursor_body(self, resource: str, style: str, params: Mapping[str, str],
                      headers: Mapping[str, str], after: tuple[Any, ...] | None, size: int,
                      sort: Sort, gte: int | None) -> tuple[bytes, Headers]:
-        page, last = self.world.page_after(resource, after=after,  # type: ignore[arg-type]
+        page, last = self.world.page_after(resource, after=after,
                                            size=size, sort=sort, updated_gte=gte)
         cursor = _encode_cursor(last) if last is not None else None
         data = b"[" + b",".join(page.records) + b"]"
@@ -699,6 +728,61 @@ class SandboxApp:
                 late_visibility=settings.late_visibility,
             )
 
+    # -- OAuth2 client credentials --------------------------------------------------------
+
+    def _token(self, method: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        """RFC 6749 §4.4: a form ``grant_type=client_credentials``; the client authenticates
+        with HTTP Basic or ``client_id``/``client_secret`` in the body (§2.3.1); errors as §5.2.
+        """
+        settings = self._settings
+        if not settings.oauth_client_id:
+            return _error(404, "OAuth2 is off: set oauth_client_id to serve tokens.")
+        if method != "POST":
+            return _error(405, f"{method} is not allowed on {TOKEN_PATH}; use POST.",
+                          (("allow", "POST"),))
+        if not headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return _oauth_error(400, "invalid_request",
+                                "send the form as application/x-www-form-urlencoded")
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return _oauth_error(401, "invalid_client", "malformed Basic credentials")
+            basic_id, _, basic_secret = decoded.partition(":")
+            client_id, client_secret = unquote_plus(basic_id), unquote_plus(basic_secret)
+        if (client_id, client_secret) != (settings.oauth_client_id, settings.oauth_client_secret):
+            return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+        if form.get("grant_type") != "client_credentials":
+            return _oauth_error(400, "unsupported_grant_type",
+                                "only grant_type=client_credentials is served")
+        self._issued += 1
+        token = f"sbx-{self._issued}-{random.Random().getrandbits(64):016x}"
+        self._tokens[token] = (time.monotonic() + settings.oauth_token_ttl,
+                               settings.oauth_token_uses)
+        ttl = settings.oauth_token_ttl
+        return _json(200, {"access_token": token, "token_type": "Bearer",
+                           "expires_in": int(ttl) if float(ttl).is_integer() else ttl})
+
+    def _spend_token(self, token: str) -> bool:
+        """Whether ``token`` is a live token; spends one of its uses (caller holds the lock)."""
+        expires_at, uses = self._tokens.get(token, (0.0, 0))
+        if time.monotonic() >= expires_at:
+            self._tokens.pop(token, None)
+            return False
+        if self._settings.oauth_token_uses > 0:
+            if uses <= 0:
+                return False
+            self._tokens[token] = (expires_at, uses - 1)
+        return True
+
+    def expire_tokens(self) -> None:
+        """Make every issued token invalid at once (the next API request with one gets a 401)."""
+        with self._lock:
+            self._tokens.clear()
+
     # -- admin ---------------------------------------------------------------------------
 
     def _admin(self, method: str, path: str, body: bytes) -> Reply:
@@ -729,6 +813,9 @@ class SandboxApp:
         if route == "stats" and method == "DELETE":
             self.reset_stats()
             return _json(200, self.stats())
+        if route == "tokens" and method == "DELETE":
+            self._tokens.clear()
+            return _json(200, {"tokens": 0})
         if route == "faults" and method == "GET":
             return _json(200, {"faults": self.faults()})
         if route == "faults" and method == "POST":
