@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from . import timestamps
+from . import placeholders, timestamps
 from .config_files import read_config_file
 from .errors import ConfigError
 from .schemas import CONTRACT_COLUMNS, ColumnHint
@@ -346,7 +346,24 @@ class Incremental(_Model):
     cursor_path: str = DEFAULT_CURSOR_PATH
     start_param: str | None = None
     initial_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
+    # dlt's backfill window: read [initial_value, end_value) and leave the mark where it is.
+    end_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
+    end_param: str | None = None
     lag: NonNegativeFloat = 10.0
+
+    @model_validator(mode="after")
+    def _window(self) -> Incremental:
+        # dlt refuses end_value without initial_value too: a window needs both ends.
+        if self.end_value is not None and self.initial_value is None:
+            raise ValueError("end_value needs initial_value: a backfill reads "
+                             "[initial_value, end_value)")
+        if self.end_value is not None and self.initial_value is not None \
+                and timestamps.parse(self.end_value) <= timestamps.parse(self.initial_value):
+            raise ValueError(f"end_value {self.end_value} must be after initial_value "
+                             f"{self.initial_value}")
+        if self.end_param is not None and self.end_value is None:
+            raise ValueError("end_param is set but end_value is not: give the window's end")
+        return self
 
     @field_validator("cursor_path")
     @classmethod
@@ -648,6 +665,8 @@ def _apply_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         if isinstance(endpoint, dict) and "paginator" in endpoint:
             endpoint["paginator"] = _expand_paginator(endpoint["paginator"])
         merged.append(_deep_merge(defaults, item) if isinstance(item, dict) else item)
+    for i, item in enumerate(merged):
+        problems.extend(_lift_incremental_param(i, item))
     return {"client": raw.get("client"), "resources": merged}
 
 
@@ -684,6 +703,7 @@ def _cross_checks(config: SourceConfig) -> list[str]:
         params = resource.endpoint.params
         paginator = resource.endpoint.paginator
         incremental = resource.endpoint.incremental
+        problems.extend(_window_checks(i, resource))
         if incremental is not None and resource.write_disposition == "replace":
             problems.append(
                 f"resources[{i}].endpoint.incremental: write_disposition replace re-reads "
@@ -701,13 +721,63 @@ def _cross_checks(config: SourceConfig) -> list[str]:
                 problems.append(
                     f"resources[{i}].endpoint.params.{param}: set by the paginator; remove it here"
                 )
-        if incremental is not None and incremental.start_param \
-                and not isinstance(paginator, PageNumberPaginator):
-            problems.append(
-                f"resources[{i}].endpoint.incremental.start_param: filtering by the cursor works "
-                f"with the page_number paginator only for now, not with {paginator.type!r}; drop "
-                "start_param (every run reads everything, merged by the cursor) or page by number"
-            )
+    return problems
+
+
+# -- incremental windows: dlt's param form and placeholders (window.py does the reading) ------
+
+
+def _lift_incremental_param(i: int, resource: Any) -> list[str]:
+    """dlt's ``params: {since: {type: incremental, cursor_path, initial_value}}`` is
+    ``incremental: {start_param: since, ...}``; rewritten here so one model holds both forms."""
+    endpoint = resource.get("endpoint") if isinstance(resource, dict) else None
+    params = endpoint.get("params") if isinstance(endpoint, dict) else None
+    if not isinstance(params, dict):
+        return []
+    named = [k for k, v in params.items() if isinstance(v, dict) and v.get("type") == "incremental"]
+    if not named:
+        return []
+    where = f"resources[{i}].endpoint.params"
+    if len(named) > 1:
+        return [f"{where}: {named} are all incremental; dlt allows one incremental parameter "
+                "per endpoint"]
+    name = named[0]
+    if "incremental" in endpoint:
+        return [f"{where}.{name}: incremental is also set at endpoint.incremental; keep one of "
+                "the two forms"]
+    spec = {k: v for k, v in params.pop(name).items() if k != "type"}
+    for key in ("end_value", "end_param", "start_param"):
+        if key in spec:
+            # dlt's rule too: a window's end belongs to the resource-level form.
+            return [f"{where}.{name}.{key}: only cursor_path and initial_value (and lag) are "
+                    "allowed in a parameter's incremental; put a window in "
+                    "endpoint.incremental"]
+    endpoint["incremental"] = {**spec, "start_param": name}
+    return []
+
+
+def _window_checks(i: int, resource: ResourceConfig) -> list[str]:
+    """Placeholders name what dlt offers; a filter the API applies needs a cursor to filter."""
+    endpoint = resource.endpoint
+    texts = {f"resources[{i}].endpoint.path": endpoint.path,
+             **{f"resources[{i}].endpoint.params.{k}": v for k, v in endpoint.params.items()
+                if isinstance(v, str)}}
+    problems = []
+    for where, text in texts.items():
+        problems.extend(f"{where}: {p}" for p in placeholders.problems(text))
+    incremental = endpoint.incremental
+    if incremental is None:
+        if placeholders.used(resource.endpoint.path, resource.endpoint.params):
+            problems.append(f"resources[{i}].endpoint: uses {{incremental.*}} placeholders but "
+                            "has no incremental; add endpoint.incremental with its cursor_path")
+        return problems
+    if incremental.end_param is not None and incremental.end_param in endpoint.params:
+        problems.append(f"resources[{i}].endpoint.params.{incremental.end_param}: set from "
+                        "end_value by incremental.end_param; remove it here")
+    if "{incremental." in endpoint.path and incremental.initial_value is None \
+            and "start_value" in endpoint.path:
+        problems.append(f"resources[{i}].endpoint.path: {{incremental.start_value}} in the path "
+                        "needs initial_value (the first run has no mark to put there)")
     return problems
 
 
@@ -746,7 +816,9 @@ def _key_and_cursor_checks(i: int, resource: ResourceConfig) -> list[str]:
         if cursor_hint.data_type not in ("timestamp", "bigint"):
             problems.append(f"resources[{i}].columns.{incremental.cursor_path}.data_type: an "
                             "incremental cursor must be timestamp or bigint")
-        elif cursor_hint.data_type == "bigint" and incremental.start_param:
+        elif cursor_hint.data_type == "bigint" and (
+                incremental.start_param
+                or placeholders.used(resource.endpoint.path, resource.endpoint.params)):
             problems.append(f"resources[{i}].endpoint.incremental.start_param: filtering by a "
                             "bigint cursor is not supported yet (marks are instants); drop "
                             "start_param to read everything each run, merged by the bigint "
