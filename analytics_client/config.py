@@ -56,10 +56,13 @@ __all__ = [
     "JSONLinkPaginator",
     "OffsetPaginator",
     "PageNumberPaginator",
+    "ResolveParam",
     "ResourceConfig",
     "SinglePagePaginator",
     "SourceConfig",
     "load_config",
+    "parent_bindings",
+    "parent_of",
 ]
 
 # -- defaults: one home each; every other module imports them from here ----------------------
@@ -417,9 +420,21 @@ def _json_path(selector: str) -> str:
     return selector
 
 
+class ResolveParam(_Model):
+    """dlt's ``params.<name>: {type: resolve, resource, field}``: ``{<name>}`` in the path is
+    the ``field`` of each record of the parent ``resource`` (children.py)."""
+
+    type: Literal["resolve"]
+    resource: str = Field(min_length=1)
+    field: str = Field(min_length=1)
+
+
 class Endpoint(_Model):
     path: str = Field(min_length=1)
     params: dict[str, Scalar] = Field(default_factory=dict)
+    # dlt writes these among params; lifted here at load time (_lift_param_types) so params
+    # hold only what is sent.
+    resolve: dict[str, ResolveParam] = Field(default_factory=dict)
     # dlt's JSONPath (jsonpath-ng); a dotted path is read strictly (responses.py).
     data_selector: Annotated[str, AfterValidator(_json_path)] = "data"
     response_actions: list[ResponseAction] = Field(default_factory=list)
@@ -436,6 +451,8 @@ class ResourceConfig(_Model):
     name: str
     endpoint: Endpoint
     primary_key: str = "id"
+    # dlt's: parent fields copied into each child record as _<parent>_<field>.
+    include_from_parent: list[str] = Field(default_factory=list)
     write_disposition: Literal["merge", "append", "replace"] = "merge"
     # dlt's column hints: declared types (schemas.py); undeclared fields are inferred.
     columns: dict[str, ColumnHint] = Field(default_factory=dict)
@@ -666,6 +683,7 @@ def _apply_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
             endpoint["paginator"] = _expand_paginator(endpoint["paginator"])
         merged.append(_deep_merge(defaults, item) if isinstance(item, dict) else item)
     for i, item in enumerate(merged):
+        problems.extend(_lift_param_types(i, item))
         problems.extend(_lift_incremental_param(i, item))
     return {"client": raw.get("client"), "resources": merged}
 
@@ -716,6 +734,7 @@ def _cross_checks(config: SourceConfig) -> list[str]:
             )
         problems.extend(_key_and_cursor_checks(i, resource))
         problems.extend(_response_action_checks(i, resource))
+        problems.extend(_parent_checks(i, resource, config))
         for param in _paginator_params(paginator):
             if param in params:
                 problems.append(
@@ -756,15 +775,35 @@ def _lift_incremental_param(i: int, resource: Any) -> list[str]:
     return []
 
 
+def _lift_param_types(i: int, resource: Any) -> list[str]:
+    """dlt's ``params.<name>: {type: resolve, ...}`` moves to ``endpoint.resolve``; a mapping
+    param of another type than dlt's two is named (dlt: ``_validate_param_type``)."""
+    endpoint = resource.get("endpoint") if isinstance(resource, dict) else None
+    params = endpoint.get("params") if isinstance(endpoint, dict) else None
+    if not isinstance(params, dict):
+        return []
+    problems = []
+    for name, value in list(params.items()):
+        if not isinstance(value, dict):
+            continue
+        if value.get("type") == "resolve":
+            endpoint.setdefault("resolve", {})[name] = params.pop(name)
+        elif value.get("type") != "incremental":
+            problems.append(f"resources[{i}].endpoint.params.{name}.type: must be resolve or "
+                            f"incremental for a mapping (got {value.get('type')!r})")
+            params.pop(name)
+    return problems
+
+
 def _window_checks(i: int, resource: ResourceConfig) -> list[str]:
     """Placeholders name what dlt offers; a filter the API applies needs a cursor to filter."""
     endpoint = resource.endpoint
-    texts = {f"resources[{i}].endpoint.path": endpoint.path,
-             **{f"resources[{i}].endpoint.params.{k}": v for k, v in endpoint.params.items()
-                if isinstance(v, str)}}
-    problems = []
-    for where, text in texts.items():
-        problems.extend(f"{where}: {p}" for p in placeholders.problems(text))
+    problems = [f"resources[{i}].endpoint.path: {p}"
+                for p in placeholders.problems(endpoint.path, tuple(endpoint.resolve))]
+    for name, value in endpoint.params.items():
+        if isinstance(value, str):
+            problems.extend(f"resources[{i}].endpoint.params.{name}: {p}"
+                            for p in placeholders.problems(value))
     incremental = endpoint.incremental
     if incremental is None:
         if placeholders.used(resource.endpoint.path, resource.endpoint.params):
@@ -790,6 +829,66 @@ def _response_action_checks(i: int, resource: ResourceConfig) -> list[str]:
                 "incremental.start_param (an ignored page would end the keyset walk as if it "
                 "had read everything, and move the mark past unread records); drop one of them"]
     return []
+
+
+# -- parent/child: dlt's resolve params and {resources.<parent>.<field>} (children.py reads) --
+
+
+def parent_bindings(resource: ResourceConfig) -> list[tuple[str, str, str]]:
+    """``(placeholder, parent, field)`` for each parent value the child's requests need:
+    ``{deal_id}`` bound by a resolve param, and every ``{resources.deals.id}``."""
+    endpoint = resource.endpoint
+    found = [(name, r.resource, r.field) for name, r in endpoint.resolve.items()]
+    texts = [endpoint.path, *(v for v in endpoint.params.values() if isinstance(v, str))]
+    for text in texts:
+        for parent, field in placeholders.parents(text):
+            entry = (f"resources.{parent}.{field}", parent, field)
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
+def parent_of(resource: ResourceConfig) -> str | None:
+    """The resource a child is read for (None: not a child)."""
+    bindings = parent_bindings(resource)
+    return bindings[0][1] if bindings else None
+
+
+def _parent_checks(i: int, resource: ResourceConfig, config: SourceConfig) -> list[str]:
+    """dlt's rules (one parent, which exists; resolve params bound in the path;
+    include_from_parent only on a child) and ours for what is not supported yet."""
+    where = f"resources[{i}]"
+    bindings = parent_bindings(resource)
+    if not bindings:
+        if resource.include_from_parent:
+            return [f"{where}.include_from_parent: {resource.name!r} has no parent resource; "
+                    "include_from_parent needs a resolve param or {resources.<parent>.<field>}"]
+        return []
+    problems = []
+    names = sorted({p for _, p, _ in bindings})
+    if len(names) > 1:
+        problems.append(f"{where}.endpoint: refers to several parent resources {names}; dlt "
+                        "allows one parent per resource")
+    parent = next((r for r in config.resources if r.name == names[0]), None)
+    if parent is None:
+        problems.append(f"{where}.endpoint: parent resource {names[0]!r} is not configured")
+    elif parent_bindings(parent):
+        problems.append(f"{where}.endpoint: parent {names[0]!r} is itself a child; chains of "
+                        "parents are not supported yet")
+    path_names = placeholders.fields(resource.endpoint.path)
+    for name in resource.endpoint.resolve:
+        if name not in path_names:
+            problems.append(f"{where}.endpoint.params.{name}: a resolve param must be bound in "
+                            f"the path as {{{name}}}; in query params write "
+                            "{resources.<parent>.<field>} (dlt's rule)")
+    if resource.endpoint.incremental is not None:
+        problems.append(f"{where}.endpoint.incremental: a child is read again for each parent "
+                        "that changed; its own incremental is not supported yet: set "
+                        "incremental: null")
+    if resource.write_disposition != "merge":
+        problems.append(f"{where}.write_disposition: a child is merged per parent; "
+                        f"{resource.write_disposition!r} is not supported for it")
+    return problems
 
 
 def _paginator_params(paginator: Any) -> list[str]:

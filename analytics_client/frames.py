@@ -629,12 +629,15 @@ def records_to_frame(resource: str, records: Sequence[object], **kwargs: object)
     return batch.frame
 
 
-def deduplicate(frame: pl.DataFrame, *, primary_key: str, cursor_field: str | None) -> pl.DataFrame:
+def deduplicate(frame: pl.DataFrame, *, primary_key: str, cursor_field: str | None,
+                also: Sequence[str] = ()) -> pl.DataFrame:
     """One row per key: the latest cursor wins, and on a tie the later row (a later page).
 
-    The cursor column is typed (an instant or an integer), so the comparison is by value.
+    ``also``: more key columns (a child's parent key: children.py). The cursor column is typed
+    (an instant or an integer), so the comparison is by value.
     """
-    if frame.height < 2 or frame[primary_key].n_unique() == frame.height:
+    key = [primary_key, *also]
+    if frame.height < 2 or frame.select(key).n_unique() == frame.height:
         return frame
     position = "__position"
     while position in frame.columns:
@@ -643,7 +646,7 @@ def deduplicate(frame: pl.DataFrame, *, primary_key: str, cursor_field: str | No
     return (
         frame.with_row_index(position)
         .sort(order, nulls_last=False)
-        .unique(subset=[primary_key], keep="last")
+        .unique(subset=key, keep="last")
         .sort(position)
         .drop(position)
     )

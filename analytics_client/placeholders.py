@@ -13,8 +13,11 @@ We offer the same four values, formatted as the contract writes timestamps:
 A value that is None (no mark yet and no ``initial_value``) drops the parameter that uses it,
 as dlt's requests drop a None parameter; in a path it cannot be dropped, so config checks
 require the value there. Format specs and conversions (``{x:>10}``, ``{x!r}``) are refused:
-our values are timestamps written one way. ``{resources.<parent>.<field>}`` (parent/child) is
-not supported yet and is refused by name.
+our values are written one way.
+
+Parent/child (``children.py``): ``{resources.<parent>.<field>}`` is a field of the parent
+record, in the path or params; a bare ``{name}`` in the path is bound by a ``params.<name>`` of
+``type: resolve`` (dlt's ``_bind_path_params``, ``_expressions_to_resolved_params``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-__all__ = ["NAMES", "expand", "fields", "problems", "used"]
+__all__ = ["NAMES", "expand", "fields", "parents", "problems", "used"]
 
 NAMES = ("start_value", "last_value", "initial_value", "end_value")
 _FORMATTER = string.Formatter()
@@ -36,8 +39,10 @@ def fields(text: str) -> list[str]:
     return [name for _, name, _, _ in _FORMATTER.parse(text) if name is not None]
 
 
-def problems(text: str) -> list[str]:
-    """What is wrong with the placeholders of ``text`` (empty when nothing), for ConfigError."""
+def problems(text: str, bound: tuple[str, ...] = ()) -> list[str]:
+    """What is wrong with the placeholders of ``text`` (empty when nothing), for ConfigError.
+
+    ``bound``: the bare names a path may use (its ``resolve`` parameters)."""
     try:
         parsed = list(_FORMATTER.parse(text))
     except ValueError as exc:
@@ -51,12 +56,17 @@ def problems(text: str) -> list[str]:
             out.append(f"{{{name}}} has a format spec or conversion; write the placeholder "
                        "alone, e.g. {incremental.start_value}")
         context, _, value = name.partition(".")
+        if name in bound:
+            continue
         if context == "resources":
-            out.append(f"{{{name}}}: parent/child resources are not supported yet")
+            parent, _, field = value.partition(".")
+            if not parent or not field:
+                out.append(f"{{{name}}} must be written {{resources.<parent>.<field>}}")
         elif context != "incremental" or value not in NAMES:
             out.append(f"{{{name}}} is not a known placeholder; use one of "
                        + ", ".join(f"{{incremental.{n}}}" for n in NAMES)
-                       + " (a literal brace is written {{ or }})")
+                       + ", {resources.<parent>.<field>}, or in a path a parameter of type "
+                       "resolve (a literal brace is written {{ or }})")
     return out
 
 
@@ -66,16 +76,26 @@ def used(path: str, params: Mapping[str, object]) -> bool:
     return any(_incremental(text) for text in texts)
 
 
+def parents(text: str) -> list[tuple[str, str]]:
+    """The ``(parent, field)`` of each ``{resources.<parent>.<field>}`` in ``text``."""
+    try:
+        names = fields(text)
+    except ValueError:
+        return []
+    return [(p, f) for name in names if name.startswith("resources.")
+            for p, _, f in [name.removeprefix("resources.").partition(".")] if p and f]
+
+
 def expand(text: str, values: Mapping[str, str | None]) -> str | None:
-    """``text`` with each ``{incremental.<name>}`` replaced by ``values[name]``; None when a
-    placeholder's value is None. Text without placeholders comes back unescaped (``{{`` → ``{``),
+    """``text`` with each placeholder replaced by ``values[<its name>]`` (e.g.
+    ``values["incremental.start_value"]``); None when a placeholder's value is None. Text without placeholders comes back unescaped (``{{`` → ``{``),
     as dlt's ``expand_placeholders`` returns it. Assumes ``problems(text)`` was empty."""
     out = []
     for literal, name, _, _ in _FORMATTER.parse(text):
         out.append(literal)
         if name is None:
             continue
-        value = values[name.removeprefix("incremental.")]
+        value = values[name]
         if value is None:
             return None
         out.append(value)

@@ -22,8 +22,8 @@ from typing import Any
 
 from .budget import RowBudget
 from .client import ApiClient, RetryEvent
-from .config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig
-from .errors import ResourceFailed
+from .config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig, parent_of
+from .errors import ConfigError, ResourceFailed
 from .extract import PaginatedRead, api_count
 from .keyset import KeysetWalk
 from .lake import Lake, TableWriter, WriteResult
@@ -81,6 +81,9 @@ def sync_resource(
         summary.retries += 1
 
     try:
+        if parent_of(resource) is not None:  # its path needs a parent record
+            raise ConfigError([f"{resource.name}: a child resource is read for its parent's "
+                               "records by SyncRun.sync / run_sync (children.py), not alone"])
         policy = ResourceMarks(lake, resource, pipeline, marks, full_refresh=full_refresh)
         source = page_source(client, resource, policy.start.mark_us, count_retry, lake)
         batch = _Batch(lake, resource, run_id, policy, budget or RowBudget(batch_rows), summary,

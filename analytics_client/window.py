@@ -90,9 +90,10 @@ def windowed_resource(resource: ResourceConfig, window: Window) -> ResourceConfi
     incremental = resource.endpoint.incremental
     assert incremental is not None
     start = format_cursor(window.start_us) if window.start_us is not None else None
-    values = {"start_value": start, "last_value": start,
-              "initial_value": incremental.initial_value,
-              "end_value": format_cursor(window.end_us) if window.end_us is not None else None}
+    end = format_cursor(window.end_us) if window.end_us is not None else None
+    values = {"incremental.start_value": start, "incremental.last_value": start,
+              "incremental.initial_value": incremental.initial_value,
+              "incremental.end_value": end}
     params: dict[str, Any] = {}
     for name, value in resource.endpoint.params.items():
         text = expand(value, values) if isinstance(value, str) else value
@@ -100,8 +101,8 @@ def windowed_resource(resource: ResourceConfig, window: Window) -> ResourceConfi
             params[name] = text
     if incremental.start_param and start is not None:
         params[incremental.start_param] = start
-    if incremental.end_param and values["end_value"] is not None:
-        params[incremental.end_param] = values["end_value"]
+    if incremental.end_param and end is not None:
+        params[incremental.end_param] = end
     path = expand(resource.endpoint.path, values)
     if path is None:  # config checks make the path's values present; say so if not
         raise ValueError(f"{resource.name}: endpoint.path needs a value this read lacks")

@@ -42,7 +42,7 @@ def test_expansion_equals_the_pieces_with_their_values(pieces: list[tuple[str, s
     names = [p for kind, p in pieces if kind == "name"]
     want = None if any(values[n] is None for n in names) else "".join(
         p if kind == "text" else values[p] or "" for kind, p in pieces)
-    assert expand(text, values) == want
+    assert expand(text, {f"incremental.{n}": v for n, v in values.items()}) == want
     assert used(text, {}) == bool(names)
 
 
@@ -53,7 +53,7 @@ def test_any_text_either_passes_or_is_named_without_raising(text: str) -> None:
     for problem in found:
         assert isinstance(problem, str) and problem
     if not found:
-        values = dict.fromkeys(NAMES, "v")
+        values = {name: "v" for name in fields(text)}
         assert isinstance(expand(text, values), str)
 
 
@@ -62,7 +62,8 @@ def test_any_text_either_passes_or_is_named_without_raising(text: str) -> None:
     ("{incremental.start}", "{incremental.start} is not a known placeholder"),
     ("{incremental.start_value!r}", "format spec or conversion"),
     ("{incremental.start_value:>30}", "format spec or conversion"),
-    ("{resources.deals.id}", "parent/child resources are not supported yet"),
+    ("{resources.deals}", "must be written {resources.<parent>.<field>}"),
+    ("{deal_id}", "{deal_id} is not a known placeholder"),
     ("a{b", "not a valid placeholder text"),
     ("a}b", "not a valid placeholder text"),
 ])
