@@ -206,9 +206,10 @@ class TableWriter:
         parent_key: Sequence[str] = (),
     ) -> None:
         """``parent_key``: more key columns after ``primary_key`` (a child table is keyed on
-        its own key and its parent's: children.py). ``columns``: the resource's type hints. ``set_aside`` takes the records that cannot be
-        typed (committing them before the batch's data); without it such a record fails the
-        write with its ``ContractError`` and nothing of the batch is written."""
+        its own key and its parent's: children.py). ``columns``: the resource's type hints.
+        ``set_aside`` takes the records that cannot be typed (committing them before the
+        batch's data); without it such a record fails the write with its ``ContractError``
+        and nothing of the batch is written."""
         self.lake = lake
         self.resource = resource
         self.uri = lake.table_uri(resource)

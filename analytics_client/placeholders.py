@@ -88,8 +88,9 @@ def parents(text: str) -> list[tuple[str, str]]:
 
 def expand(text: str, values: Mapping[str, str | None]) -> str | None:
     """``text`` with each placeholder replaced by ``values[<its name>]`` (e.g.
-    ``values["incremental.start_value"]``); None when a placeholder's value is None. Text without placeholders comes back unescaped (``{{`` → ``{``),
-    as dlt's ``expand_placeholders`` returns it. Assumes ``problems(text)`` was empty."""
+    ``values["incremental.start_value"]``); None when a placeholder's value is None. Text
+    comes back unescaped (``{{`` → ``{``), as dlt's ``expand_placeholders`` returns it.
+    Assumes ``problems(text)`` was empty."""
     out = []
     for literal, name, _, _ in _FORMATTER.parse(text):
         out.append(literal)

@@ -145,7 +145,7 @@ def assert_children_equal_truth(table: pl.DataFrame, parents: list[dict[str, Any
     for pair, record in want.items():
         row = got[pair]
         for field, kind in contract.items():
-            got_value, want_value = actual(kind, row.get(field)), expected(kind, record.get(field))
-            assert got_value == want_value, f"{child} {pair} {field}: {got_value!r} != {want_value!r}"
+            have, wanted = actual(kind, row.get(field)), expected(kind, record.get(field))
+            assert have == wanted, f"{child} {pair} {field}: {have!r} != {wanted!r}"
         for field in included:
             assert row[f"_{parent}_{field}"] == by_id[pair[1]].get(field), (child, pair, field)

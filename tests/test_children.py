@@ -161,9 +161,9 @@ def test_both_dlt_forms_bind_the_same_parent_field(param: str, field: str,
     kid = resolve.resources[1]
     assert parent_bindings(kid) == [(param, "deals", field)]
     assert kid.endpoint.params == {}
-    endpoint: dict[str, Any] = ({"path": "/v1/kids", "params": {"of": f"{{resources.deals.{field}}}"}}
-                                if in_params else
-                                {"path": f"/v1/deals/{{resources.deals.{field}}}/kids"})
+    placeholder_text = f"{{resources.deals.{field}}}"
+    endpoint: dict[str, Any] = ({"path": "/v1/kids", "params": {"of": placeholder_text}}
+                                if in_params else {"path": f"/v1/deals/{placeholder_text}/kids"})
     placeholder = load_config(_source({"endpoint": endpoint})).resources[1]
     assert parent_bindings(placeholder) == [(f"resources.deals.{field}", "deals", field)]
     assert parent_of(kid) == parent_of(placeholder) == "deals"
