@@ -192,3 +192,16 @@ def test_parent_child_config_mistakes_are_named(child: dict[str, Any], named: st
     with pytest.raises(ConfigError) as caught:
         load_config(_source(child))
     assert any(named in p for p in caught.value.problems), caught.value.problems
+
+
+def test_check_does_not_ask_a_child_alone() -> None:
+    """A child's path needs a parent record: check says so instead of asking a broken URL."""
+    from analytics_client import Credentials
+    from analytics_client.check import check_source
+
+    with serve(World(seed=24, counts=COUNTS)) as sandbox:
+        source = load_config(config(), base_url=sandbox.base_url)
+        results = check_source(source, Credentials(sandbox.api_key, sandbox.organization_id))
+        assert [(r.resource, r.ok) for r in results] == [("deals", True), ("deal_tasks", True)]
+        assert "read once per deals record" in results[1].message
+        assert child_requests(sandbox) == 0

@@ -158,3 +158,16 @@ def test_initial_value_starts_the_first_read_and_the_param_carries_it(tmp_path: 
         assert {r["id"] for r in deals if parse_cursor(r["updated_at"]) >= cut} \
             <= set(table["id"])
         assert table.height < len(deals) // 2
+
+
+def test_check_asks_the_first_request_a_placeholder_config_sends() -> None:
+    """``check`` fills dlt's placeholders as the first run does (the sandbox refuses a literal
+    ``{incremental.start_value}`` as a timestamp with a 400)."""
+    from analytics_client import Credentials, load_config
+    from analytics_client.check import check_source
+
+    raw = config(*STYLES["offset"], "id", "placeholder", initial_value="2026-03-01T00:00:00Z")
+    with serve(World(seed=9, counts=SMALL)) as sandbox:
+        source = load_config(raw, base_url=sandbox.base_url).select(["deals"])
+        results = check_source(source, Credentials(sandbox.api_key, sandbox.organization_id))
+        assert [(r.resource, r.ok) for r in results] == [("deals", True)], results
