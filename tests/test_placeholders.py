@@ -137,3 +137,20 @@ def test_incremental_config_mistakes_are_named(endpoint: dict[str, Any], named: 
     with pytest.raises(ConfigError) as caught:
         load_config(_with(endpoint))
     assert any(named in p for p in caught.value.problems), caught.value.problems
+
+
+def test_a_backfill_sends_end_param_and_end_value_placeholders() -> None:
+    """end_param gets end_value; {incremental.end_value} and .initial_value are filled too."""
+    raw = _with({"params": {"q": "{incremental.initial_value}..{incremental.end_value}"},
+                 "incremental": {"cursor_path": "updated_at", "start_param": "since",
+                                 "end_param": "until", "initial_value": "2026-01-01T00:00:00Z",
+                                 "end_value": "2026-02-01T00:00:00Z"}})
+    from analytics_client.window import backfill
+
+    resource = load_config(raw).resources[0]
+    window = backfill(resource.endpoint.incremental)
+    assert window is not None and window.backfill
+    params = windowed_resource(resource, window).endpoint.params
+    assert params == {"since": "2026-01-01T00:00:00.000000Z",
+                      "until": "2026-02-01T00:00:00.000000Z",
+                      "q": "2026-01-01T00:00:00Z..2026-02-01T00:00:00.000000Z"}
