@@ -22,10 +22,9 @@ from analytics_client.sandbox import FaultRule, SandboxSettings, World, serve
 from analytics_client.state import MemoryMarkStore, app_id
 from analytics_client.timestamps import parse as parse_cursor
 from tests.groundtruth import fetch_truth
-from tests.support import PLAIN, assert_lake_equals_truth, sync
+from tests.support import PLAIN, SMALL, assert_lake_equals_truth, sync
 from tests.test_pagination_styles import STYLES, assert_nothing_older_than_before, timestamps
 
-SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
 READ = ("deals", "tasks")
 GTE = "filter[updated_at][gte]"
 
