@@ -8,9 +8,11 @@ sandbox's own per-endpoint stats.
 from __future__ import annotations
 
 import copy
+import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -205,3 +207,45 @@ def test_check_does_not_ask_a_child_alone() -> None:
         assert [(r.resource, r.ok) for r in results] == [("deals", True), ("deal_tasks", True)]
         assert "read once per deals record" in results[1].message
         assert child_requests(sandbox) == 0
+
+
+class _PairingTransport(httpx.BaseTransport):
+    """Counts child requests in flight; holds each until three are in flight (or 0.2 s), so
+    requests overlap as far as the client lets them, and a limit above two shows."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.now = self.most = 0
+        self.changed = threading.Condition()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith("/tasks"):
+            return self.inner.handle_request(request)
+        with self.changed:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            self.changed.notify_all()
+            self.changed.wait_for(lambda: self.now >= 3, timeout=0.2)
+        try:
+            return self.inner.handle_request(request)
+        finally:
+            with self.changed:
+                self.now -= 1
+
+
+def test_children_are_read_in_parallel_within_client_max_concurrency(tmp_path: Path) -> None:
+    """Eight child threads, ``client.max_concurrency`` 2: never more than two in flight."""
+    from analytics_client import Credentials, run_sync
+    from analytics_client.sandbox import SandboxTransport
+
+    world = World(seed=25, counts={"tags": 5, "users": 10, "deals": 24, "pages": 5, "tasks": 60})
+    transport = _PairingTransport(SandboxTransport(world=world))
+    raw = config()
+    raw["resources"][1]["endpoint"]["concurrency"] = 8
+    raw["client"]["max_concurrency"] = 2
+    source = load_config(raw, base_url="http://sandbox")
+    app = transport.inner.app  # type: ignore[attr-defined]
+    credentials = Credentials(app.settings.api_key, app.settings.organization_id)
+    summaries = run_sync(source, credentials, str(tmp_path), transport=transport)
+    assert [s.status for s in summaries] == ["ok", "ok"], summaries
+    assert 1 <= transport.most <= 2
