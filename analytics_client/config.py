@@ -746,12 +746,20 @@ def _cross_checks(config: SourceConfig) -> list[str]:
 # -- incremental windows: dlt's param form and placeholders (window.py does the reading) ------
 
 
+def _raw_params(resource: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A raw resource's ``endpoint`` and its ``params``, when both are mappings."""
+    endpoint = resource.get("endpoint") if isinstance(resource, dict) else None
+    if not isinstance(endpoint, dict):
+        return None, None
+    params = endpoint.get("params")
+    return endpoint, params if isinstance(params, dict) else None
+
+
 def _lift_incremental_param(i: int, resource: Any) -> list[str]:
     """dlt's ``params: {since: {type: incremental, cursor_path, initial_value}}`` is
     ``incremental: {start_param: since, ...}``; rewritten here so one model holds both forms."""
-    endpoint = resource.get("endpoint") if isinstance(resource, dict) else None
-    params = endpoint.get("params") if isinstance(endpoint, dict) else None
-    if not isinstance(params, dict):
+    endpoint, params = _raw_params(resource)
+    if endpoint is None or params is None:
         return []
     named = [k for k, v in params.items() if isinstance(v, dict) and v.get("type") == "incremental"]
     if not named:
@@ -778,11 +786,10 @@ def _lift_incremental_param(i: int, resource: Any) -> list[str]:
 def _lift_param_types(i: int, resource: Any) -> list[str]:
     """dlt's ``params.<name>: {type: resolve, ...}`` moves to ``endpoint.resolve``; a mapping
     param of another type than dlt's two is named (dlt: ``_validate_param_type``)."""
-    endpoint = resource.get("endpoint") if isinstance(resource, dict) else None
-    params = endpoint.get("params") if isinstance(endpoint, dict) else None
-    if not isinstance(params, dict):
+    endpoint, params = _raw_params(resource)
+    if endpoint is None or params is None:
         return []
-    problems = []
+    problems: list[str] = []
     for name, value in list(params.items()):
         if not isinstance(value, dict):
             continue
