@@ -4,6 +4,7 @@ Delta tables. The child's task waits for its parent's (``wait_for``) and runs th
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -93,4 +94,25 @@ def test_a_child_alone_in_the_flow_reads_the_parent_table_as_it_is(
         alone = _run(sandbox, tmp_path, raw, resources=["deal_tasks"])
         assert alone.is_completed(), alone.message
         assert [s["resource"] for s in alone.result()] == ["deal_tasks"]
+        assert_children_match(sandbox, tmp_path)
+
+
+def test_a_child_runs_after_its_parent_failed(
+        harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """deals fails (its data_selector broken on the second run): deal_tasks still runs after it
+    (``allow_failure``: the parent's earlier commits stand) and reads the deals table as it is;
+    the run fails naming deals alone."""
+    raw = config()
+    with serve(World(seed=25, counts=COUNTS)) as sandbox:
+        monkeypatch.setenv("ANALYTICS_API_KEY", sandbox.api_key)
+        monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", sandbox.organization_id)
+        assert _run(sandbox, tmp_path, raw).is_completed()
+        broken = copy.deepcopy(raw)
+        broken["resources"][0]["endpoint"]["data_selector"] = "no_such_list"
+        state = _run(sandbox, tmp_path, broken)
+        assert state.is_failed()
+        assert "1 of 2 resources failed: deals" in (state.message or "")
+        runs = _task_runs(state)
+        assert runs["deal_tasks"].state.is_completed(), runs["deal_tasks"].state
+        assert runs["deal_tasks"].start_time >= runs["deals"].end_time, runs
         assert_children_match(sandbox, tmp_path)
