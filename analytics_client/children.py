@@ -46,6 +46,7 @@ from .lake import Lake, TableMark, TableWriter
 from .markcommit import record_mark
 from .placeholders import expand
 from .quarantine import Quarantine
+from .responses import apply_steps
 from .state import app_id
 from .summary import ResourceSummary
 from .timestamps import format as format_cursor
@@ -103,8 +104,10 @@ def sync_children(client: ApiClient, lake: Lake, parent: ResourceConfig, child: 
         for records in _children(client, child, parent.name, parents, summary):
             summary.pages += 1
             summary.rows_fetched += len(records)
-            held.extend(records)
-            over_budget = budget.take(len(records), holding=len(held))
+            # dlt's order: parent fields first, then the resource's steps (responses.py).
+            kept = apply_steps(child.processing_steps, records)
+            held.extend(kept)
+            over_budget = budget.take(len(kept), holding=len(held))
             if len(held) >= batch_rows or over_budget:
                 _write(writer, held, run_id, summary, budget)
         if held:

@@ -249,3 +249,25 @@ def test_children_are_read_in_parallel_within_client_max_concurrency(tmp_path: P
     summaries = run_sync(source, credentials, str(tmp_path), transport=transport)
     assert [s.status for s in summaries] == ["ok", "ok"], summaries
     assert 1 <= transport.most <= 2
+
+
+def test_processing_steps_run_on_child_records_after_the_parent_fields(tmp_path: Path) -> None:
+    """dlt's order: a child's records get their parent fields, then its steps run. A filter on
+    an included parent field and a map that reads it: the table holds exactly the truth's
+    tasks of deals whose name sorts before "m", each with the map's column."""
+    raw = config()
+    raw["resources"][1]["processing_steps"] = [
+        {"filter": lambda task: str(task["_deals_name"]).lower() < "m"},
+        {"map": lambda task: {**task, "deal_initial": str(task["_deals_name"])[:1]}},
+    ]
+    with serve(World(seed=22, counts=COUNTS)) as sandbox:
+        result = sync(sandbox, tmp_path, config=raw)
+        assert result["deal_tasks"].status == "ok", result
+        deals = {d["id"]: d for d in fetch_truth(sandbox.base_url, "deals")}
+        want = {(t["id"], t["deal_id"]) for t in fetch_truth(sandbox.base_url, "tasks")
+                if t.get("deal_id") in deals and str(deals[t["deal_id"]]["name"]).lower() < "m"}
+        table = Lake(str(tmp_path)).read("deal_tasks")
+        got = {(r["id"], r["_deals_id"]): r for r in table.to_dicts()}
+        assert want and set(got) == want
+        assert all(r["deal_initial"] == str(deals[d]["name"])[:1] for (_, d), r in got.items())
+        assert result["deal_tasks"].rows_fetched > len(want)  # the filter dropped some
