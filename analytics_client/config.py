@@ -1001,9 +1001,8 @@ def _describe(error: Any) -> str:
     return f"{path}: {message}"
 
 
-# dlt's keys we refuse for now, and what to do instead (README: dlt config keys). Keys the
-# parent/child work adds (resolve, include_from_parent, incremental ranges) leave this list
-# as they become supported.
+# dlt's keys we refuse for now, and what to do instead (README: dlt config keys). A key leaves
+# this list when a model takes it (resolve, include_from_parent, end_value and end_param did).
 _DLT_NOT_YET: dict[str, str] = {
     "session": "remove it; the client is httpx, configured by client.timeout and friends",
     "method": "remove it; every request is a GET",
@@ -1022,9 +1021,6 @@ _DLT_NOT_YET: dict[str, str] = {
     "schema_contract": "remove it; columns hints declare types, on_bad_record handles misfits",
     "selected": "remove it; choose resources with --resources",
     "parallelized": "remove it; resources always run in parallel",
-    "include_from_parent": "parent/child resources are not supported yet",
-    "end_value": "remove it; a read goes up to the present",
-    "end_param": "remove it; a read goes up to the present",
     "row_order": "remove it; the read's order comes from endpoint.params (sort)",
     "convert": "remove it; cursors are ISO-8601 timestamps",
     "on_cursor_value_missing": "remove it; a record without its cursor fails or is quarantined",
