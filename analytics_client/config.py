@@ -828,13 +828,16 @@ def _window_checks(i: int, resource: ResourceConfig) -> list[str]:
 
 
 def _response_action_checks(i: int, resource: ResourceConfig) -> list[str]:
-    """An ignored response ends a read early; a keyset walk would take that for its end."""
+    """An ignored response ends a read early; a filtered read (a keyset walk, or window.py's
+    lagged re-read) would take that for its end and save a mark."""
     endpoint = resource.endpoint
-    if endpoint.response_actions and endpoint.incremental is not None \
-            and endpoint.incremental.start_param:
+    if endpoint.response_actions and endpoint.incremental is not None and (
+            endpoint.incremental.start_param
+            or placeholders.used(endpoint.path, endpoint.params)):
         return [f"resources[{i}].endpoint.response_actions: not supported yet with "
-                "incremental.start_param (an ignored page would end the keyset walk as if it "
-                "had read everything, and move the mark past unread records); drop one of them"]
+                "incremental.start_param or {incremental.*} placeholders (an ignored page "
+                "would end the read as if it had read everything, and move the mark past "
+                "unread records); drop one of them"]
     return []
 
 
