@@ -1,4 +1,5 @@
-"""Records (parsed exactly by ``jsontext``) to typed polars frames; what cannot be typed is set aside.
+"""Records (parsed exactly by ``jsontext``) to typed polars frames; what cannot be typed is
+set aside.
 
 The promise: what the API sent is what the table holds, or the record is set aside by name
 (``Rejected``, bound for the quarantine table), never changed in silence. Declared columns
@@ -10,9 +11,10 @@ fields get the one column type that holds every value exactly, else their JSON t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeGuard
@@ -59,7 +61,8 @@ class Rejected:
     key: object
     field: str | None
     reason: str
-    error: ContractError = field(repr=False, compare=False)
+    # dataclasses.field by its module: the class's own ``field`` attribute shadows the name
+    error: ContractError = dataclasses.field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -346,7 +346,8 @@ class TableWriter:
                     "by something else or an older version: rename or delete the table, or run "
                     "a full refresh (write_disposition='replace') to rewrite it",
                 )
-        cursor = schema.get(self.cursor_field) if self.cursor_field not in self.columns else None
+        cursor = schema.get(self.cursor_field) \
+            if self.cursor_field is not None and self.cursor_field not in self.columns else None
         if cursor is not None and cursor not in (pl.Datetime("us", "UTC"), pl.Int64()):
             raise LakeError(
                 self.resource,
