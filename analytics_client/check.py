@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from .client import ApiClient
-from .config import PageNumberPaginator, ResourceConfig, SourceConfig
+from .config import PageNumberPaginator, ResourceConfig, SourceConfig, parent_of
 from .errors import AnalyticsSyncError, UnreachableError
 from .extract import check_page_size, count_at, select_records
 from .keyset import keyset_request
@@ -21,6 +21,7 @@ from .markpolicy import read_from
 from .paginators import PageRequest, first_request
 from .secrets import Credentials
 from .timestamps import parse as parse_cursor
+from .window import Window, backfill, filtered, keyset_capable, windowed_resource
 
 __all__ = ["CheckResult", "check_source", "first_page"]
 
@@ -48,6 +49,17 @@ def first_page(resource: ResourceConfig) -> tuple[int | None, PageRequest]:
     return pages.page, request
 
 
+def _as_first_run(resource: ResourceConfig) -> ResourceConfig:
+    """A lagged read's request as its first run sends it: dlt's placeholders and start_param
+    filled from ``initial_value`` (less ``lag``), or left out without one (window.py)."""
+    incremental = resource.endpoint.incremental
+    if incremental is None or keyset_capable(resource) or not filtered(resource):
+        return resource
+    start = None if incremental.initial_value is None else (
+        read_from(parse_cursor(incremental.initial_value), incremental))
+    return windowed_resource(resource, backfill(incremental) or Window(start))
+
+
 def check_source(
     config: SourceConfig, credentials: Credentials, *, transport: httpx.BaseTransport | None = None
 ) -> list[CheckResult]:
@@ -63,9 +75,14 @@ def check_source(
             if unreachable is not None:
                 results.append(CheckResult(resource.name, False, unreachable))
                 continue
-            page, request = first_page(resource)
+            if (parent := parent_of(resource)) is not None:
+                results.append(CheckResult(resource.name, True, f"not asked: read once per "
+                                           f"{parent} record during a run"))
+                continue
+            asked = _as_first_run(resource)
+            page, request = first_page(asked)
             try:
-                response = client.get_page(resource, request, page=page)
+                response = client.get_page(asked, request, page=page)
                 if response.ignored:
                     results.append(CheckResult(resource.name, True,
                                                "ok: its answer is ignored by response_actions"))

@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from . import timestamps
+from . import placeholders, timestamps
 from .config_files import read_config_file
 from .errors import ConfigError
 from .schemas import CONTRACT_COLUMNS, ColumnHint
@@ -56,10 +56,13 @@ __all__ = [
     "JSONLinkPaginator",
     "OffsetPaginator",
     "PageNumberPaginator",
+    "ResolveParam",
     "ResourceConfig",
     "SinglePagePaginator",
     "SourceConfig",
     "load_config",
+    "parent_bindings",
+    "parent_of",
 ]
 
 # -- defaults: one home each; every other module imports them from here ----------------------
@@ -346,7 +349,24 @@ class Incremental(_Model):
     cursor_path: str = DEFAULT_CURSOR_PATH
     start_param: str | None = None
     initial_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
+    # dlt's backfill window: read [initial_value, end_value) and leave the mark where it is.
+    end_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
+    end_param: str | None = None
     lag: NonNegativeFloat = 10.0
+
+    @model_validator(mode="after")
+    def _window(self) -> Incremental:
+        # dlt refuses end_value without initial_value too: a window needs both ends.
+        if self.end_value is not None and self.initial_value is None:
+            raise ValueError("end_value needs initial_value: a backfill reads "
+                             "[initial_value, end_value)")
+        if self.end_value is not None and self.initial_value is not None \
+                and timestamps.parse(self.end_value) <= timestamps.parse(self.initial_value):
+            raise ValueError(f"end_value {self.end_value} must be after initial_value "
+                             f"{self.initial_value}")
+        if self.end_param is not None and self.end_value is None:
+            raise ValueError("end_param is set but end_value is not: give the window's end")
+        return self
 
     @field_validator("cursor_path")
     @classmethod
@@ -400,9 +420,21 @@ def _json_path(selector: str) -> str:
     return selector
 
 
+class ResolveParam(_Model):
+    """dlt's ``params.<name>: {type: resolve, resource, field}``: ``{<name>}`` in the path is
+    the ``field`` of each record of the parent ``resource`` (children.py)."""
+
+    type: Literal["resolve"]
+    resource: str = Field(min_length=1)
+    field: str = Field(min_length=1)
+
+
 class Endpoint(_Model):
     path: str = Field(min_length=1)
     params: dict[str, Scalar] = Field(default_factory=dict)
+    # dlt writes these among params; lifted here at load time (_lift_param_types) so params
+    # hold only what is sent.
+    resolve: dict[str, ResolveParam] = Field(default_factory=dict)
     # dlt's JSONPath (jsonpath-ng); a dotted path is read strictly (responses.py).
     data_selector: Annotated[str, AfterValidator(_json_path)] = "data"
     response_actions: list[ResponseAction] = Field(default_factory=list)
@@ -419,6 +451,8 @@ class ResourceConfig(_Model):
     name: str
     endpoint: Endpoint
     primary_key: str = "id"
+    # dlt's: parent fields copied into each child record as _<parent>_<field>.
+    include_from_parent: list[str] = Field(default_factory=list)
     write_disposition: Literal["merge", "append", "replace"] = "merge"
     # dlt's column hints: declared types (schemas.py); undeclared fields are inferred.
     columns: dict[str, ColumnHint] = Field(default_factory=dict)
@@ -648,6 +682,9 @@ def _apply_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         if isinstance(endpoint, dict) and "paginator" in endpoint:
             endpoint["paginator"] = _expand_paginator(endpoint["paginator"])
         merged.append(_deep_merge(defaults, item) if isinstance(item, dict) else item)
+    for i, item in enumerate(merged):
+        problems.extend(_lift_param_types(i, item))
+        problems.extend(_lift_incremental_param(i, item))
     return {"client": raw.get("client"), "resources": merged}
 
 
@@ -684,6 +721,7 @@ def _cross_checks(config: SourceConfig) -> list[str]:
         params = resource.endpoint.params
         paginator = resource.endpoint.paginator
         incremental = resource.endpoint.incremental
+        problems.extend(_window_checks(i, resource))
         if incremental is not None and resource.write_disposition == "replace":
             problems.append(
                 f"resources[{i}].endpoint.incremental: write_disposition replace re-reads "
@@ -696,30 +734,171 @@ def _cross_checks(config: SourceConfig) -> list[str]:
             )
         problems.extend(_key_and_cursor_checks(i, resource))
         problems.extend(_response_action_checks(i, resource))
+        problems.extend(_parent_checks(i, resource, config))
         for param in _paginator_params(paginator):
             if param in params:
                 problems.append(
                     f"resources[{i}].endpoint.params.{param}: set by the paginator; remove it here"
                 )
-        if incremental is not None and incremental.start_param \
-                and not isinstance(paginator, PageNumberPaginator):
-            problems.append(
-                f"resources[{i}].endpoint.incremental.start_param: filtering by the cursor works "
-                f"with the page_number paginator only for now, not with {paginator.type!r}; drop "
-                "start_param (every run reads everything, merged by the cursor) or page by number"
-            )
+    return problems
+
+
+# -- incremental windows: dlt's param form and placeholders (window.py does the reading) ------
+
+
+def _raw_params(resource: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A raw resource's ``endpoint`` and its ``params``, when both are mappings."""
+    endpoint = resource.get("endpoint") if isinstance(resource, dict) else None
+    if not isinstance(endpoint, dict):
+        return None, None
+    params = endpoint.get("params")
+    return endpoint, params if isinstance(params, dict) else None
+
+
+def _lift_incremental_param(i: int, resource: Any) -> list[str]:
+    """dlt's ``params: {since: {type: incremental, cursor_path, initial_value}}`` is
+    ``incremental: {start_param: since, ...}``; rewritten here so one model holds both forms."""
+    endpoint, params = _raw_params(resource)
+    if endpoint is None or params is None:
+        return []
+    named = [k for k, v in params.items() if isinstance(v, dict) and v.get("type") == "incremental"]
+    if not named:
+        return []
+    where = f"resources[{i}].endpoint.params"
+    if len(named) > 1:
+        return [f"{where}: {named} are all incremental; dlt allows one incremental parameter "
+                "per endpoint"]
+    name = named[0]
+    if "incremental" in endpoint:
+        return [f"{where}.{name}: incremental is also set at endpoint.incremental; keep one of "
+                "the two forms"]
+    spec = {k: v for k, v in params.pop(name).items() if k != "type"}
+    for key in ("end_value", "end_param", "start_param"):
+        if key in spec:
+            # dlt's rule too: a window's end belongs to the resource-level form.
+            return [f"{where}.{name}.{key}: only cursor_path and initial_value (and lag) are "
+                    "allowed in a parameter's incremental; put a window in "
+                    "endpoint.incremental"]
+    endpoint["incremental"] = {**spec, "start_param": name}
+    return []
+
+
+def _lift_param_types(i: int, resource: Any) -> list[str]:
+    """dlt's ``params.<name>: {type: resolve, ...}`` moves to ``endpoint.resolve``; a mapping
+    param of another type than dlt's two is named (dlt: ``_validate_param_type``)."""
+    endpoint, params = _raw_params(resource)
+    if endpoint is None or params is None:
+        return []
+    problems: list[str] = []
+    for name, value in list(params.items()):
+        if not isinstance(value, dict):
+            continue
+        if value.get("type") == "resolve":
+            endpoint.setdefault("resolve", {})[name] = params.pop(name)
+        elif value.get("type") != "incremental":
+            problems.append(f"resources[{i}].endpoint.params.{name}.type: must be resolve or "
+                            f"incremental for a mapping (got {value.get('type')!r})")
+            params.pop(name)
+    return problems
+
+
+def _window_checks(i: int, resource: ResourceConfig) -> list[str]:
+    """Placeholders name what dlt offers; a filter the API applies needs a cursor to filter."""
+    endpoint = resource.endpoint
+    problems = [f"resources[{i}].endpoint.path: {p}"
+                for p in placeholders.problems(endpoint.path, tuple(endpoint.resolve))]
+    for name, value in endpoint.params.items():
+        if isinstance(value, str):
+            problems.extend(f"resources[{i}].endpoint.params.{name}: {p}"
+                            for p in placeholders.problems(value))
+    incremental = endpoint.incremental
+    if incremental is None:
+        if placeholders.used(resource.endpoint.path, resource.endpoint.params):
+            problems.append(f"resources[{i}].endpoint: uses {{incremental.*}} placeholders but "
+                            "has no incremental; add endpoint.incremental with its cursor_path")
+        return problems
+    if incremental.end_param is not None and incremental.end_param in endpoint.params:
+        problems.append(f"resources[{i}].endpoint.params.{incremental.end_param}: set from "
+                        "end_value by incremental.end_param; remove it here")
+    if "{incremental." in endpoint.path and incremental.initial_value is None \
+            and "start_value" in endpoint.path:
+        problems.append(f"resources[{i}].endpoint.path: {{incremental.start_value}} in the path "
+                        "needs initial_value (the first run has no mark to put there)")
     return problems
 
 
 def _response_action_checks(i: int, resource: ResourceConfig) -> list[str]:
-    """An ignored response ends a read early; a keyset walk would take that for its end."""
+    """An ignored response ends a read early; a filtered read (a keyset walk, or window.py's
+    lagged re-read) would take that for its end and save a mark."""
     endpoint = resource.endpoint
-    if endpoint.response_actions and endpoint.incremental is not None \
-            and endpoint.incremental.start_param:
+    if endpoint.response_actions and endpoint.incremental is not None and (
+            endpoint.incremental.start_param
+            or placeholders.used(endpoint.path, endpoint.params)):
         return [f"resources[{i}].endpoint.response_actions: not supported yet with "
-                "incremental.start_param (an ignored page would end the keyset walk as if it "
-                "had read everything, and move the mark past unread records); drop one of them"]
+                "incremental.start_param or {incremental.*} placeholders (an ignored page "
+                "would end the read as if it had read everything, and move the mark past "
+                "unread records); drop one of them"]
     return []
+
+
+# -- parent/child: dlt's resolve params and {resources.<parent>.<field>} (children.py reads) --
+
+
+def parent_bindings(resource: ResourceConfig) -> list[tuple[str, str, str]]:
+    """``(placeholder, parent, field)`` for each parent value the child's requests need:
+    ``{deal_id}`` bound by a resolve param, and every ``{resources.deals.id}``."""
+    endpoint = resource.endpoint
+    found = [(name, r.resource, r.field) for name, r in endpoint.resolve.items()]
+    texts = [endpoint.path, *(v for v in endpoint.params.values() if isinstance(v, str))]
+    for text in texts:
+        for parent, field in placeholders.parents(text):
+            entry = (f"resources.{parent}.{field}", parent, field)
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
+def parent_of(resource: ResourceConfig) -> str | None:
+    """The resource a child is read for (None: not a child)."""
+    bindings = parent_bindings(resource)
+    return bindings[0][1] if bindings else None
+
+
+def _parent_checks(i: int, resource: ResourceConfig, config: SourceConfig) -> list[str]:
+    """dlt's rules (one parent, which exists; resolve params bound in the path;
+    include_from_parent only on a child) and ours for what is not supported yet."""
+    where = f"resources[{i}]"
+    bindings = parent_bindings(resource)
+    if not bindings:
+        if resource.include_from_parent:
+            return [f"{where}.include_from_parent: {resource.name!r} has no parent resource; "
+                    "include_from_parent needs a resolve param or {resources.<parent>.<field>}"]
+        return []
+    problems = []
+    names = sorted({p for _, p, _ in bindings})
+    if len(names) > 1:
+        problems.append(f"{where}.endpoint: refers to several parent resources {names}; dlt "
+                        "allows one parent per resource")
+    parent = next((r for r in config.resources if r.name == names[0]), None)
+    if parent is None:
+        problems.append(f"{where}.endpoint: parent resource {names[0]!r} is not configured")
+    elif parent_bindings(parent):
+        problems.append(f"{where}.endpoint: parent {names[0]!r} is itself a child; chains of "
+                        "parents are not supported yet")
+    path_names = placeholders.fields(resource.endpoint.path)
+    for name in resource.endpoint.resolve:
+        if name not in path_names:
+            problems.append(f"{where}.endpoint.params.{name}: a resolve param must be bound in "
+                            f"the path as {{{name}}}; in query params write "
+                            "{resources.<parent>.<field>} (dlt's rule)")
+    if resource.endpoint.incremental is not None:
+        problems.append(f"{where}.endpoint.incremental: a child is read again for each parent "
+                        "that changed; its own incremental is not supported yet: set "
+                        "incremental: null")
+    if resource.write_disposition != "merge":
+        problems.append(f"{where}.write_disposition: a child is merged per parent; "
+                        f"{resource.write_disposition!r} is not supported for it")
+    return problems
 
 
 def _paginator_params(paginator: Any) -> list[str]:
@@ -746,7 +925,9 @@ def _key_and_cursor_checks(i: int, resource: ResourceConfig) -> list[str]:
         if cursor_hint.data_type not in ("timestamp", "bigint"):
             problems.append(f"resources[{i}].columns.{incremental.cursor_path}.data_type: an "
                             "incremental cursor must be timestamp or bigint")
-        elif cursor_hint.data_type == "bigint" and incremental.start_param:
+        elif cursor_hint.data_type == "bigint" and (
+                incremental.start_param
+                or placeholders.used(resource.endpoint.path, resource.endpoint.params)):
             problems.append(f"resources[{i}].endpoint.incremental.start_param: filtering by a "
                             "bigint cursor is not supported yet (marks are instants); drop "
                             "start_param to read everything each run, merged by the bigint "
@@ -823,9 +1004,8 @@ def _describe(error: Any) -> str:
     return f"{path}: {message}"
 
 
-# dlt's keys we refuse for now, and what to do instead (README: dlt config keys). Keys the
-# parent/child work adds (resolve, include_from_parent, incremental ranges) leave this list
-# as they become supported.
+# dlt's keys we refuse for now, and what to do instead (README: dlt config keys). A key leaves
+# this list when a model takes it (resolve, include_from_parent, end_value and end_param did).
 _DLT_NOT_YET: dict[str, str] = {
     "session": "remove it; the client is httpx, configured by client.timeout and friends",
     "method": "remove it; every request is a GET",
@@ -844,9 +1024,6 @@ _DLT_NOT_YET: dict[str, str] = {
     "schema_contract": "remove it; columns hints declare types, on_bad_record handles misfits",
     "selected": "remove it; choose resources with --resources",
     "parallelized": "remove it; resources always run in parallel",
-    "include_from_parent": "parent/child resources are not supported yet",
-    "end_value": "remove it; a read goes up to the present",
-    "end_param": "remove it; a read goes up to the present",
     "row_order": "remove it; the read's order comes from endpoint.params (sort)",
     "convert": "remove it; cursors are ISO-8601 timestamps",
     "on_cursor_value_missing": "remove it; a record without its cursor fails or is quarantined",

@@ -1,4 +1,5 @@
-"""Records (parsed exactly by ``jsontext``) to typed polars frames; what cannot be typed is set aside.
+"""Records (parsed exactly by ``jsontext``) to typed polars frames; what cannot be typed is
+set aside.
 
 The promise: what the API sent is what the table holds, or the record is set aside by name
 (``Rejected``, bound for the quarantine table), never changed in silence. Declared columns
@@ -10,9 +11,10 @@ fields get the one column type that holds every value exactly, else their JSON t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeGuard
@@ -59,7 +61,8 @@ class Rejected:
     key: object
     field: str | None
     reason: str
-    error: ContractError = field(repr=False, compare=False)
+    # dataclasses.field by its module: the class's own ``field`` attribute shadows the name
+    error: ContractError = dataclasses.field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -629,12 +632,15 @@ def records_to_frame(resource: str, records: Sequence[object], **kwargs: object)
     return batch.frame
 
 
-def deduplicate(frame: pl.DataFrame, *, primary_key: str, cursor_field: str | None) -> pl.DataFrame:
+def deduplicate(frame: pl.DataFrame, *, primary_key: str, cursor_field: str | None,
+                also: Sequence[str] = ()) -> pl.DataFrame:
     """One row per key: the latest cursor wins, and on a tie the later row (a later page).
 
-    The cursor column is typed (an instant or an integer), so the comparison is by value.
+    ``also``: more key columns (a child's parent key: children.py). The cursor column is typed
+    (an instant or an integer), so the comparison is by value.
     """
-    if frame.height < 2 or frame[primary_key].n_unique() == frame.height:
+    key = [primary_key, *also]
+    if frame.height < 2 or frame.select(key).n_unique() == frame.height:
         return frame
     position = "__position"
     while position in frame.columns:
@@ -643,7 +649,7 @@ def deduplicate(frame: pl.DataFrame, *, primary_key: str, cursor_field: str | No
     return (
         frame.with_row_index(position)
         .sort(order, nulls_last=False)
-        .unique(subset=[primary_key], keep="last")
+        .unique(subset=key, keep="last")
         .sort(position)
         .drop(position)
     )

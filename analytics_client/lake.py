@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -203,10 +203,13 @@ class TableWriter:
         synced_at: datetime | None = None,
         columns: Mapping[str, ColumnHint] | None = None,
         set_aside: SetAside | None = None,
+        parent_key: Sequence[str] = (),
     ) -> None:
-        """``columns``: the resource's type hints. ``set_aside`` takes the records that cannot be
-        typed (committing them before the batch's data); without it such a record fails the
-        write with its ``ContractError`` and nothing of the batch is written."""
+        """``parent_key``: more key columns after ``primary_key`` (a child table is keyed on
+        its own key and its parent's: children.py). ``columns``: the resource's type hints.
+        ``set_aside`` takes the records that cannot be typed (committing them before the
+        batch's data); without it such a record fails the write with its ``ContractError``
+        and nothing of the batch is written."""
         self.lake = lake
         self.resource = resource
         self.uri = lake.table_uri(resource)
@@ -214,7 +217,8 @@ class TableWriter:
             raise LakeError(
                 resource, f"write_disposition {write_disposition!r} is not one of {DISPOSITIONS}"
             )
-        for role, column in (("primary_key", primary_key), ("cursor_field", cursor_field)):
+        for role, column in (("primary_key", primary_key), ("cursor_field", cursor_field),
+                             *(("parent_key", c) for c in parent_key)):
             if column is not None and not _COLUMN_NAME.fullmatch(column):
                 raise LakeError(
                     resource,
@@ -222,6 +226,7 @@ class TableWriter:
                 )
         self.write_disposition = write_disposition
         self.primary_key = primary_key
+        self.parent_key = tuple(parent_key)
         self.cursor_field = cursor_field
         self.columns = dict(columns or {})
         self.set_aside = set_aside
@@ -328,7 +333,7 @@ class TableWriter:
         if not dedupe:
             return batch.frame
         return deduplicate(batch.frame, primary_key=self.primary_key,
-                           cursor_field=self.cursor_field)
+                           cursor_field=self.cursor_field, also=self.parent_key)
 
     def _check_declared(self, uri: str, schema: Schema) -> None:
         declared = {**{n: h.dtype for n, h in self.columns.items()}, **_BOOKKEEPING}
@@ -341,7 +346,8 @@ class TableWriter:
                     "by something else or an older version: rename or delete the table, or run "
                     "a full refresh (write_disposition='replace') to rewrite it",
                 )
-        cursor = schema.get(self.cursor_field) if self.cursor_field not in self.columns else None
+        cursor = schema.get(self.cursor_field) \
+            if self.cursor_field is not None and self.cursor_field not in self.columns else None
         if cursor is not None and cursor not in (pl.Datetime("us", "UTC"), pl.Int64()):
             raise LakeError(
                 self.resource,
@@ -445,7 +451,8 @@ class TableWriter:
         # A column this batch lacks must be null in the source, or matched rows keep stale values.
         frame = _conform(frame, schema)
 
-        pk = _quoted(self.primary_key)
+        matched = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}"
+                               for k in (self.primary_key, *self.parent_key))
         # IS DISTINCT FROM, not <>: a row without a hash (a table another tool wrote) still
         # updates; equal hashes mean identical content, which is neither rewritten nor counted.
         changed = f"s.{_quoted(ROW_HASH)} IS DISTINCT FROM t.{_quoted(ROW_HASH)}"
@@ -458,7 +465,7 @@ class TableWriter:
             metrics = (
                 table.merge(
                     frame,
-                    predicate=f"t.{pk} = s.{pk}",
+                    predicate=matched,
                     source_alias="s",
                     target_alias="t",
                     merge_schema=True,

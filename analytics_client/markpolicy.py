@@ -26,6 +26,7 @@ from .state import Mark, MarkStore, Start, app_id, effective_start
 from .summary import ResourceSummary
 from .timestamps import format as format_cursor
 from .timestamps import parse as parse_cursor
+from .window import backfill
 
 __all__ = ["MARK_SAVE_EVERY_SECONDS", "ResourceMarks", "read_from"]
 
@@ -48,11 +49,17 @@ class ResourceMarks:
     def __init__(self, lake: Lake, resource: ResourceConfig, pipeline: str,
                  store: MarkStore | None, *, full_refresh: bool) -> None:
         incremental = resource.endpoint.incremental
+        window = backfill(incremental)
+        if window is not None:
+            store = None  # a backfill neither reads nor moves the mark (dlt's end_value)
         self.lake, self.resource, self.pipeline, self.store = lake, resource.name, pipeline, store
         self.block = store.load(pipeline, resource.name) \
             if store is not None and incremental is not None else None
         if incremental is None:
             self.start = Start(None, "not incremental: full read")
+        elif window is not None:
+            self.start = Start(window.start_us, f"backfill [{incremental.initial_value}, "
+                               f"{incremental.end_value}): the mark is neither read nor moved")
         elif full_refresh:
             self.start = Start(None, "full refresh requested: reading everything")
         else:

@@ -4,6 +4,8 @@ The pipeline's lock, one API client, the lake, the row budget, the mark store, t
 set and the filter that keeps the credentials out of logs belong to the run, not to a resource.
 ``run_sync`` (the library: a thread per resource) and the Prefect flow (``flows/main.py``: a task
 per resource) both open a ``SyncRun`` and call ``run.sync(resource)``: one path through the code.
+A child resource (``children.py``) starts once its parent's sync ended, if the parent is in the
+run (``SyncRun.waits_for``): in a thread here, by Prefect's ``wait_for`` in the flow.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import httpx
 
 from .budget import RowBudget
+from .children import sync_children
 from .client import ApiClient
-from .config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig, SourceConfig
+from .config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig, SourceConfig, parent_of
 from .errors import ConfigError, ResourceFailed
 from .lake import Lake
 from .lock import pipeline_lock
@@ -40,15 +43,19 @@ class SyncRun:
     another run has it) and opens the client; leaving undoes all three. ``full_refresh`` is
     True (every resource) or names some (``ConfigError`` for a name not in ``config``).
     ``marks`` may be set after entering, before the first ``sync`` (a Prefect store is made
-    under the lock and the flow's bounded retries).
+    under the lock and the flow's bounded retries). ``source``: the whole config ``config`` was
+    selected from, where a child's parent is found when the run does not sync it (default:
+    ``config``).
     """
 
     def __init__(self, config: SourceConfig, credentials: Credentials, lake: Lake, *,
                  pipeline: str = DEFAULT_PIPELINE, batch_rows: int = DEFAULT_BATCH_ROWS,
                  run_id: str = "", marks: MarkStore | None = None,
                  full_refresh: bool | Iterable[str] = False,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 source: SourceConfig | None = None) -> None:
         self.config, self.credentials, self.lake = config, credentials, lake
+        self.source = source or config
         self.resources = config.resources
         self.pipeline, self.batch_rows, self.run_id = pipeline, batch_rows, run_id
         self.marks = marks
@@ -78,17 +85,34 @@ class SyncRun:
             raise RuntimeError("a SyncRun syncs only inside its `with` block")
         return self._client
 
+    def ordered(self) -> list[ResourceConfig]:
+        """The run's resources, parents before their children (dlt allows no chains)."""
+        return sorted(self.resources, key=lambda r: parent_of(r) is not None)
+
+    def waits_for(self, resource: ResourceConfig) -> str | None:
+        """The resource of this run whose sync must end before ``resource``'s starts: a
+        child's parent, whose committed rows say which children to read (None: no wait)."""
+        parent = parent_of(resource)
+        return parent if parent in {r.name for r in self.resources} else None
+
     def sync(self, resource: ResourceConfig, *,
              log: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> ResourceSummary:
-        """Sync one resource of the run (``sync.sync_resource``).
+        """Sync one resource of the run (``sync.sync_resource``; a child resource:
+        ``children.sync_children``, for the parent rows its table holds now).
 
         Raises ``ResourceFailed`` with the partial summary, its error free of credentials; the
         cause is chained.
         """
+        full_refresh = resource.name in self.refresh
         try:
+            if (parent := parent_of(resource)) is not None:
+                return sync_children(self.client, self.lake, self.source.resource(parent),
+                                     resource, pipeline=self.pipeline, run_id=self.run_id,
+                                     batch_rows=self.batch_rows, full_refresh=full_refresh,
+                                     budget=self.budget, log=log or logger)
             return sync_resource(self.client, self.lake, resource, batch_rows=self.batch_rows,
                                  run_id=self.run_id, log=log, pipeline=self.pipeline,
-                                 marks=self.marks, full_refresh=resource.name in self.refresh,
+                                 marks=self.marks, full_refresh=full_refresh,
                                  budget=self.budget)
         except ResourceFailed as failed:
             summary = failed.summary
@@ -115,22 +139,32 @@ def run_sync(
 
     Holds the pipeline's lock for the run (``PipelineBusyError`` if another run has it).
     Returns one summary per resource, in config order; failed ones have ``status == "failed"``.
+    A child resource starts once its parent's sync ended, failed or not (its commits stand).
     """
     selected = config.select(resources)
     lake = Lake(lake_uri, storage_options=storage_options)
     with SyncRun(selected, credentials, lake, pipeline=pipeline, batch_rows=batch_rows,
                  run_id=run_id, marks=marks, full_refresh=full_refresh,
-                 transport=transport) as run, \
+                 transport=transport, source=config) as run, \
             ThreadPoolExecutor(max_workers=len(selected.resources)) as pool:
-        summaries = list(pool.map(lambda r: _summary(run, r), selected.resources))
+        # A thread per resource, parents submitted first: a waiting child never starves them.
+        futures: dict[str, Future[ResourceSummary]] = {}
+        for resource in run.ordered():
+            after = futures.get(run.waits_for(resource) or "")
+            futures[resource.name] = pool.submit(_summary, run, resource, after)
+        summaries = [futures[r.name].result() for r in selected.resources]
     for summary in summaries:
         if on_done:
             on_done(summary)
     return summaries
 
 
-def _summary(run: SyncRun, resource: ResourceConfig) -> ResourceSummary:
-    """A resource's summary, failed or not: one failure does not end the run."""
+def _summary(run: SyncRun, resource: ResourceConfig,
+             after: Future[ResourceSummary] | None = None) -> ResourceSummary:
+    """A resource's summary, failed or not: one failure does not end the run. ``after``: the
+    parent's sync, which must end first."""
+    if after is not None:
+        wait([after])
     try:
         return run.sync(resource)
     except ResourceFailed as failed:

@@ -6,10 +6,11 @@ still committed, then the resource fails (``ResourceFailed``): a rerun resumes f
 holds everything the API served until then.
 
 Pages come from one ``pages.PageSource`` whatever walks the API: a keyset walk (``keyset.py``,
-several at once with ``slices.py``) for incremental resources whose API filters by the cursor,
-else the paginator's read (``extract.py``). Each commit records the mark its pages allow in the
-same Delta commit; ``markpolicy.py`` decides where a read starts and when the state store
-hears of a mark. A whole run of resources: ``run.py``.
+several at once with ``slices.py``) for incremental resources whose API filters by the cursor
+and pages by number, a lagged re-read or a backfill (``window.py``) with any other paginator
+that filters, else the paginator's read (``extract.py``). Each commit records the mark its pages
+allow in the same Delta commit; ``markpolicy.py`` decides where a read starts and when the state
+store hears of a mark. A whole run of resources: ``run.py``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 
 from .budget import RowBudget
 from .client import ApiClient, RetryEvent
-from .config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, PageNumberPaginator, ResourceConfig
-from .errors import ResourceFailed
+from .config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig, parent_of
+from .errors import ConfigError, ResourceFailed
 from .extract import PaginatedRead, api_count
 from .keyset import KeysetWalk
 from .lake import Lake, TableWriter, WriteResult
@@ -35,6 +36,15 @@ from .slices import SlicedWalk
 from .state import MarkStore
 from .stop import until_stopped
 from .summary import ResourceSummary
+from .window import (
+    BackfillRead,
+    LaggedRead,
+    Window,
+    backfill,
+    filtered,
+    keyset_capable,
+    table_max_cursor,
+)
 
 __all__ = ["page_source", "replay_quarantine", "sync_resource", "table_writer"]
 
@@ -71,8 +81,11 @@ def sync_resource(
         summary.retries += 1
 
     try:
+        if parent_of(resource) is not None:  # its path needs a parent record
+            raise ConfigError([f"{resource.name}: a child resource is read for its parent's "
+                               "records by SyncRun.sync / run_sync (children.py), not alone"])
         policy = ResourceMarks(lake, resource, pipeline, marks, full_refresh=full_refresh)
-        source = page_source(client, resource, policy.start.mark_us, count_retry)
+        source = page_source(client, resource, policy.start.mark_us, count_retry, lake)
         batch = _Batch(lake, resource, run_id, policy, budget or RowBudget(batch_rows), summary,
                        batch_rows, Quarantine(lake, pipeline, run_id))
     except Exception as exc:
@@ -105,14 +118,27 @@ def sync_resource(
 
 
 def page_source(client: ApiClient, resource: ResourceConfig, mark_us: int | None,
-                on_retry: Callable[[RetryEvent], None]) -> PageSource:
-    """The read of ``resource`` from ``mark_us``: keyset walks when the API can filter by the
-    cursor (several at once if ``endpoint.concurrency`` says so), else the paginator's read."""
+                on_retry: Callable[[RetryEvent], None], lake: Lake | None = None) -> PageSource:
+    """The read of ``resource`` from ``mark_us``: keyset walks when the API filters by the
+    cursor and pages by number (several at once if ``endpoint.concurrency`` says so), a lagged
+    re-read (``window.py``) with any other paginator that filters (its mark bounded by
+    ``lake``'s table), a backfill's window, else the paginator's read."""
     incremental = resource.endpoint.incremental
-    if (incremental is None or not incremental.start_param
-            or not isinstance(resource.endpoint.paginator, PageNumberPaginator)):
+    if incremental is None or not filtered(resource):
         return PaginatedRead(client, resource, on_retry=on_retry)
+    window = backfill(incremental)
+    if window is not None:  # read exactly, without lag; no mark read or moved
+        exact: PageSource = (
+            KeysetWalk(client, resource, start_us=window.start_us, stop_us=window.end_us,
+                       on_retry=on_retry) if keyset_capable(resource)
+            else LaggedRead(client, resource, window, below_start_us=None, on_retry=on_retry))
+        return BackfillRead(exact, window, incremental.cursor_path)
     begin = read_from(mark_us, incremental)
+    if not keyset_capable(resource):
+        below = None if lake is None else table_max_cursor(lake, resource.name,
+                                                           incremental.cursor_path)
+        return LaggedRead(client, resource, Window(begin), below_start_us=below,
+                          on_retry=on_retry)
     if resource.endpoint.concurrency > 1:
         return SlicedWalk(client, resource, start_us=begin, slices=resource.endpoint.concurrency,
                           on_retry=on_retry)

@@ -1,6 +1,7 @@
 """The ``analytics-sync`` Prefect flow, and the command line that runs it locally.
 
-Orchestration only: one task per resource, all concurrent; the library does the work.
+Orchestration only: one task per resource, all concurrent, a child resource's after its parent's;
+the library does the work.
 
     python flows/main.py --sandbox    # against the bundled sandbox API, into ./data/sandbox-lake
     python flows/main.py              # against client.base_url with the configured secrets
@@ -24,10 +25,10 @@ from typing import Any, NoReturn
 from analytics_client.prefect_process import start_temporary_server_in_its_own_session
 
 # isort: split
-from prefect import flow, get_run_logger, task
+from prefect import allow_failure, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Failed, State
 
@@ -153,24 +154,24 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
           organization_id_block: str | None, batch_rows: int, full_refresh: bool | list[str],
           storage_block: str | None) -> list[dict[str, Any]] | State:
     logger = get_run_logger()
-    source = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
-    source = source.select(resources)
+    whole = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
+    source = whole.select(resources)
     credentials = resolve_credentials(api_key_block, organization_id_block,
                                       needs=source.secret_names())
     lake = Lake(lake_uri, storage_options=resolve_storage_options(lake_uri, storage_block))
     run = SyncRun(source, credentials, lake, pipeline=pipeline, batch_rows=batch_rows,
-                  run_id=str(flow_run.get_id() or ""), full_refresh=full_refresh)
+                  run_id=str(flow_run.get_id() or ""), full_refresh=full_refresh, source=whole)
     ensure_lake_writable(lake, [r.name for r in source.resources])  # before any request
     logger.info("pipeline %r: syncing %s from %s into %s", pipeline,
                 ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
     with run, prefect_api.bounded_retries():
         run.marks = PrefectMarkStore()  # registers the block type once, before the fan-out
-        futures = [sync_resource_task.submit(r.name, r, run) for r in source.resources]
-        wait(futures)
-    summaries = [_summary_of(r.name, f.state, credentials)
-                 for r, f in zip(source.resources, futures, strict=True)]
+        futures = _submit(run)
+        wait(list(futures.values()))
+    summaries = [_summary_of(r.name, futures[r.name].state, credentials)
+                 for r in source.resources]
     _show_summary(render_table(summaries))
-    outage = next((e for f in futures
+    outage = next((e for f in futures.values()
                    if (e := _outage(f.state.result(raise_on_failure=False)))), None)
     try:
         prefect_api.call("-", lambda: create_markdown_artifact(
@@ -196,6 +197,18 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
                    f"{', '.join(s.resource for s in failed)} (errors above and in the summary)")
         return Failed(message=message, data=SyncFailed(message))
     return [s.to_dict() for s in summaries]
+
+
+def _submit(run: SyncRun) -> dict[str, PrefectFuture[ResourceSummary]]:
+    """A task per resource; a child's waits for its parent's task (``run.waits_for``) to end,
+    failed or not (the parent's commits stand), as ``run_sync`` does."""
+    futures: dict[str, PrefectFuture[ResourceSummary]] = {}
+    for resource in run.ordered():
+        parent = run.waits_for(resource)
+        futures[resource.name] = sync_resource_task.submit(
+            resource.name, resource, run,
+            wait_for=[allow_failure(futures[parent])] if parent is not None else None)
+    return futures
 
 
 def _show_summary(table: str) -> None:

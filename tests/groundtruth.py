@@ -126,3 +126,27 @@ def _undocumented_value(row: dict[str, Any], field: str) -> Any:
         return Decimal(repr(value)) if isinstance(value, float) else value
     text = row.get(f"{field}{VARIANT_SUFFIX}")
     return None if text is None else json.loads(text, parse_float=Decimal)
+
+
+def assert_children_equal_truth(table: pl.DataFrame, parents: list[dict[str, Any]],
+                                children: list[dict[str, Any]], *, parent: str, child: str,
+                                link: str, included: tuple[str, ...] = ()) -> None:
+    """A child table read per parent (``/v1/deals/{deal_id}/tasks``) holds, for every parent
+    record, exactly the child records whose ``link`` field names it (the contract's
+    ``tasks.deal_id``), every field equal (``differences``), plus ``_<parent>_id`` and the
+    included parent fields, named as dlt names them."""
+    by_id = {p["id"]: p for p in parents}
+    want = {(c["id"], c[link]): c for c in children if c.get(link) in by_id}
+    key = f"_{parent}_id"
+    got = {(row["id"], row[key]): row for row in table.to_dicts()}
+    assert len(got) == table.height, f"{child}: duplicate (id, {key}) pairs"
+    assert set(got) == set(want), (f"{child}: missing {sorted(set(want) - set(got))[:5]}, "
+                                   f"extra {sorted(set(got) - set(want))[:5]}")
+    from_parent = {key, *(f"_{parent}_{field}" for field in included)}
+    for pair, record in want.items():
+        row = got[pair]
+        own = {c: v for c, v in row.items() if c not in from_parent}
+        wrong = differences(own, record, child)
+        assert not wrong, f"{child} {pair}: " + "; ".join(wrong[:5])
+        for field in included:
+            assert row[f"_{parent}_{field}"] == by_id[pair[1]].get(field), (child, pair, field)

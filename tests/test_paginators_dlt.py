@@ -329,11 +329,13 @@ def test_config_problems_name_the_key(paginator: Any, problem: str) -> None:
     assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
 
 
-def test_start_param_with_a_paginator_that_cannot_filter_is_refused() -> None:
-    """Filtering by the cursor needs page numbers for now; silently reading all is not ok."""
-    with pytest.raises(ConfigError, match="incremental.start_param: filtering by the cursor"):
-        load_config({"client": {"base_url": BASE},
-                     "resources": [{"name": "deals", "endpoint": {
-                         "path": "/v1/deals", "paginator": "cursor",
-                         "incremental": {"cursor_path": "updated_at",
-                                         "start_param": "updated_since"}}}]})
+def test_start_param_with_a_paginator_without_page_numbers_is_a_lagged_read() -> None:
+    """Any paginator filters by the cursor now (window.py; proven in test_incremental_window)."""
+    from analytics_client.window import filtered, keyset_capable
+
+    resource = load_config({"client": {"base_url": BASE},
+                            "resources": [{"name": "deals", "endpoint": {
+                                "path": "/v1/deals", "paginator": "cursor",
+                                "incremental": {"cursor_path": "updated_at",
+                                                "start_param": "updated_since"}}}]}).resources[0]
+    assert filtered(resource) and not keyset_capable(resource)

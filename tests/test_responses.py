@@ -128,6 +128,22 @@ def test_response_actions_with_a_keyset_walk_are_refused() -> None:
         load_config(raw)
 
 
+def test_response_actions_with_a_lagged_read_by_placeholder_are_refused() -> None:
+    """dlt's ``{incremental.start_value}`` form (window.py's lagged re-read, offset paging): an
+    ignored page would end it early and save a mark all the same."""
+    raw = copy.deepcopy(DEFAULT_CONFIG)
+    raw["resource_defaults"]["endpoint"].pop("incremental", None)  # the seed's start_param
+    raw["resources"] = [{"name": "deals", "endpoint": {
+        "path": "/v1/deals", "paginator": {"type": "offset", "limit": 10},
+        "params": {"filter[updated_at][gte]": "{incremental.start_value}"},
+        "incremental": {"cursor_path": "updated_at"},
+        "response_actions": [{"status_code": 404, "action": "ignore"}]}}]
+    with pytest.raises(Exception, match="response_actions: not supported yet with"):
+        load_config(raw)
+    del raw["resources"][0]["endpoint"]["response_actions"]
+    assert load_config(raw).resources[0].endpoint.incremental is not None
+
+
 def test_processing_steps_filter_and_map_in_order_twice_with_changes(tmp_path: Path) -> None:
     """dlt's steps on an incremental resource: the table holds the filtered, mapped truth;
     the records a filter drops still count as read, so no run reads them as missing."""

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
-from urllib.parse import parse_qsl, quote, unquote_plus
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus
 
 import httpx
 
@@ -86,6 +86,8 @@ Pagination = Literal[
 PAGINATIONS: Final[tuple[str, ...]] = get_args(Pagination)
 _JSON: Final = (("content-type", "application/json"),)
 _SORTS: Final[tuple[Sort, ...]] = ("id", "updated_at", "-updated_at")
+# Child endpoints, ``/v1/<parent>/{id}/<child>``: the child records whose field names the parent.
+CHILDREN: Final[dict[tuple[str, str], str]] = {("deals", "tasks"): "deal_id"}
 _TRANSIENT: Final = (500, 502, 503, 504)
 _LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
 _HTML: Final = (
@@ -460,6 +462,16 @@ class SandboxApp:
                 self._stats["oauth_token"][str(reply.status)] += 1
             return reply
         parts = path.split("/")
+        if len(parts) == 5 and parts[1] == "v1" and (parts[2], parts[4]) in CHILDREN:
+            if method not in ("GET", "HEAD"):
+                return _error(405, f"{method} is not allowed on {path}; use GET.",
+                              (("allow", "GET"),))
+            name = f"{parts[2]}/{parts[4]}"
+            with self._lock:
+                reply = self._child(parts[2], unquote(parts[3]), parts[4],
+                                    dict(parse_qsl(query, keep_blank_values=True)), headers)
+                self._stats[name][str(reply.status)] += 1
+            return reply
         if len(parts) != 3 or parts[1] != "v1" or parts[2] not in RESOURCES:
             known = ", ".join(f"/v1/{r}" for r in RESOURCES)
             return _error(404, f"No resource at {path!r}; resources are {known}.")
@@ -474,8 +486,33 @@ class SandboxApp:
                 self._resets += 1
         return reply
 
-    def _api(self, resource: str, params: dict[str, str], headers: Mapping[str, str],
-             target: str = "") -> Reply:
+    def _child(self, parent: str, parent_id: str, child: str, params: dict[str, str],
+               headers: Mapping[str, str]) -> Reply:
+        """``/v1/deals/{deal_id}/tasks``: page-number paging of one parent's children, by id."""
+        denied = self._denied(params, headers)
+        if denied is not None:
+            return denied
+        try:
+            number = _page_param(params, "page[number]", 1, None)
+            size = _page_param(params, "page[size]", 10, 100)
+        except _BadRequest as exc:
+            return _error(400, str(exc))
+        if not self.world.exists(parent, parent_id):
+            return _error(404, f"No {parent} record {parent_id!r}.")
+        page = self.world.children(child, CHILDREN[(parent, child)], parent_id, number=number,
+                                   size=size)
+        total_pages = -(-page.total_count // size)
+        base = f"/v1/{parent}/{quote(parent_id, safe='')}/{child}?page[size]={size}"
+        tail = {"meta": {"page": {"number": number, "size": size, "total_pages": total_pages,
+                                  "total_count": page.total_count}},
+                "links": {"next": f"{base}&page[number]={number + 1}"
+                          if number < total_pages else None}}
+        body = (b'{"data":[' + b",".join(page.records) + b"],"
+                + json.dumps(tail, separators=(",", ":")).encode()[1:])
+        return Reply(200, _JSON, body, self._settings.latency_ms / 1000)
+
+    def _denied(self, params: dict[str, str], headers: Mapping[str, str]) -> Reply | None:
+        """The key, organization and rate-limit checks every API request passes first."""
         settings = self._settings
         key = _presented_key(headers, params)
         if not key:
@@ -495,6 +532,14 @@ class SandboxApp:
                     f"retry after {wait} s."
                 )
                 return _error(429, detail, (("retry-after", str(wait)),))
+        return None
+
+    def _api(self, resource: str, params: dict[str, str], headers: Mapping[str, str],
+             target: str = "") -> Reply:
+        settings = self._settings
+        denied = self._denied(params, headers)
+        if denied is not None:
+            return denied
         try:
             style = params.get("pagination", settings.pagination)
             if style not in PAGINATIONS:

@@ -134,12 +134,23 @@ class _Table:
         self._by_updated: tuple[list[int], list[_Row]] | None = None
         self._by_updated_desc: tuple[list[int], list[_Row]] | None = None
         self._id_filtered: dict[int, list[_Row]] = {}
+        self._by_field: dict[str, dict[object, list[_Row]]] = {}
 
     def changed(self) -> None:
         self._by_id = None
         self._by_updated = None
         self._by_updated_desc = None
         self._id_filtered.clear()
+        self._by_field.clear()
+
+    def where(self, field: str, value: object) -> list[_Row]:
+        """The rows whose ``field`` equals ``value``, by id (an index kept until a change)."""
+        index = self._by_field.get(field)
+        if index is None:
+            index = self._by_field[field] = {}
+            for row in self.by_id():
+                index.setdefault(row.record.get(field), []).append(row)
+        return index.get(value, [])
 
     def latest_us(self) -> int:
         keys, _ = self.by_updated()
@@ -279,6 +290,19 @@ class World:
             end = min(start + size, hi)
             page = Page([row.bytes() for row in rows[start:end]], hi - lo)
             return page, (key(rows[end - 1]) if start < end < hi else None)
+
+    def children(self, resource: str, field: str, value: str, *, number: int = 1,
+                 size: int = 10) -> Page:
+        """Page ``number`` of the records of ``resource`` whose ``field`` is ``value``, by id
+        (``/v1/deals/{deal_id}/tasks``: the tasks whose ``deal_id`` is that deal)."""
+        with self._lock:
+            rows = self._table(resource).where(field, value)
+            start = (number - 1) * size
+            return Page([row.bytes() for row in rows[start:start + size]], len(rows))
+
+    def exists(self, resource: str, record_id: str) -> bool:
+        with self._lock:
+            return record_id in self._table(resource).rows
 
     def truth(self, resource: str) -> list[Record]:
         """The records of ``resource`` exactly as the API serves them (same omitted keys), by id."""

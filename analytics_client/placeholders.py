@@ -1,0 +1,110 @@
+"""dlt's request placeholders: ``{incremental.start_value}`` in an endpoint's path and params.
+
+dlt formats path and params with Python's ``str.format`` rules (``string.Formatter``) and an
+``incremental`` object in scope, so ``{{`` and ``}}`` are literal braces and
+``{incremental.start_value}`` is the value the read starts from
+(dlt/sources/rest_api/config_setup.py: ``expand_placeholders``, ``_get_available_contexts``).
+We offer the same four values, formatted as the contract writes timestamps:
+
+* ``start_value`` and ``last_value``: where this read starts (the mark less ``lag``, or
+  ``initial_value``); dlt's ``last_value`` equals ``start_value`` when a request is built.
+* ``initial_value`` and ``end_value``: as configured.
+
+A value that is None (no mark yet and no ``initial_value``) drops the parameter that uses it,
+as dlt's requests drop a None parameter; in a path it cannot be dropped, so config checks
+require the value there. Format specs and conversions (``{x:>10}``, ``{x!r}``) are refused:
+our values are written one way.
+
+Parent/child (``children.py``): ``{resources.<parent>.<field>}`` is a field of the parent
+record, in the path or params; a bare ``{name}`` in the path is bound by a ``params.<name>`` of
+``type: resolve`` (dlt's ``_bind_path_params``, ``_expressions_to_resolved_params``).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+
+__all__ = ["NAMES", "expand", "fields", "parents", "problems", "used"]
+
+NAMES = ("start_value", "last_value", "initial_value", "end_value")
+_FORMATTER = string.Formatter()
+
+
+def fields(text: str) -> list[str]:
+    """The placeholder names in ``text`` (``incremental.start_value``), in order.
+
+    Raises ``ValueError`` for text ``str.format`` cannot parse (a lone ``{`` or ``}``).
+    """
+    return [name for _, name, _, _ in _FORMATTER.parse(text) if name is not None]
+
+
+def problems(text: str, bound: tuple[str, ...] = ()) -> list[str]:
+    """What is wrong with the placeholders of ``text`` (empty when nothing), for ConfigError.
+
+    ``bound``: the bare names a path may use (its ``resolve`` parameters)."""
+    try:
+        parsed = list(_FORMATTER.parse(text))
+    except ValueError as exc:
+        return [f"{text!r} is not a valid placeholder text ({exc}); write a literal brace as "
+                "{{ or }}"]
+    out = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if spec or conversion:
+            out.append(f"{{{name}}} has a format spec or conversion; write the placeholder "
+                       "alone, e.g. {incremental.start_value}")
+        context, _, value = name.partition(".")
+        if name in bound:
+            continue
+        if context == "resources":
+            parent, _, field = value.partition(".")
+            if not parent or not field:
+                out.append(f"{{{name}}} must be written {{resources.<parent>.<field>}}")
+        elif context != "incremental" or value not in NAMES:
+            out.append(f"{{{name}}} is not a known placeholder; use one of "
+                       + ", ".join(f"{{incremental.{n}}}" for n in NAMES)
+                       + ", {resources.<parent>.<field>}, or in a path a parameter of type "
+                       "resolve (a literal brace is written {{ or }})")
+    return out
+
+
+def used(path: str, params: Mapping[str, object]) -> bool:
+    """Whether the path or any string parameter holds an ``{incremental.*}`` placeholder."""
+    texts = [path, *(v for v in params.values() if isinstance(v, str))]
+    return any(_incremental(text) for text in texts)
+
+
+def parents(text: str) -> list[tuple[str, str]]:
+    """The ``(parent, field)`` of each ``{resources.<parent>.<field>}`` in ``text``."""
+    try:
+        names = fields(text)
+    except ValueError:
+        return []
+    return [(p, f) for name in names if name.startswith("resources.")
+            for p, _, f in [name.removeprefix("resources.").partition(".")] if p and f]
+
+
+def expand(text: str, values: Mapping[str, str | None]) -> str | None:
+    """``text`` with each placeholder replaced by ``values[<its name>]`` (e.g.
+    ``values["incremental.start_value"]``); None when a placeholder's value is None. Text
+    comes back unescaped (``{{`` → ``{``), as dlt's ``expand_placeholders`` returns it.
+    Assumes ``problems(text)`` was empty."""
+    out = []
+    for literal, name, _, _ in _FORMATTER.parse(text):
+        out.append(literal)
+        if name is None:
+            continue
+        value = values[name]
+        if value is None:
+            return None
+        out.append(value)
+    return "".join(out)
+
+
+def _incremental(text: str) -> bool:
+    try:
+        return any(name.startswith("incremental.") for name in fields(text))
+    except ValueError:
+        return False
