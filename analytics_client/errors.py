@@ -9,6 +9,8 @@
     ├── MaintenanceFailed      the maintenance flow could not maintain some tables
     ├── ResourceFailed         one resource of a run failed: its partial ``summary``, ``cause``
     ├── TokenRequestError      the OAuth2 token endpoint refused or garbled a token request
+    ├── SyncFailed             a run ended with at least one resource failed (the flow's end)
+    │   └── PrefectWentAway    a run during which the Prefect API could not be reached
     └── ResourceError          one resource failed; carries ``resource``
         ├── APIError           the API answered with a status no retry can fix (``status``)
         │   └── RetriesExhaustedError   a retryable status answered every attempt
@@ -49,6 +51,7 @@ __all__ = [
     "PipelineBusyError",
     "PrefectStartError",
     "PrefectUnavailableError",
+    "PrefectWentAway",
     "RecordTypeError",
     "ResourceError",
     "ResourceFailed",
@@ -56,6 +59,7 @@ __all__ = [
     "RunStopped",
     "SecretNotFoundError",
     "StateError",
+    "SyncFailed",
     "TokenRequestError",
     "TransportError",
     "UnreachableError",
@@ -332,3 +336,19 @@ class TokenRequestError(AnalyticsSyncError):
         self.detail = detail
         self.url = url
         super().__init__(f"token request to {url} answered HTTP {status}: {detail}")
+
+
+class SyncFailed(AnalyticsSyncError):
+    """Raised by the flow at the end of a run in which at least one resource failed.
+
+    Every resource ran to its end first; each failed one's error and partial summary are in
+    the run's summary (what was committed before the failure stays, with its mark).
+    """
+
+
+class PrefectWentAway(SyncFailed):
+    """Raised at the end of a run during which the Prefect API could not be reached.
+
+    The data and the marks in the Delta commits are safe; a state block may lag behind the
+    table, which the next run reads first (state.py).
+    """

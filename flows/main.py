@@ -49,11 +49,13 @@ from analytics_client import (
     PrefectMarkStore,
     PrefectStartError,
     PrefectUnavailableError,
+    PrefectWentAway,
     Quarantine,
     ResourceConfig,
     ResourceFailed,
     ResourceSummary,
     SourceConfig,
+    SyncFailed,
     SyncRun,
     check_source,
     ensure_lake_writable,
@@ -88,14 +90,6 @@ class _SaidOnce(logging.Filter):
 
 
 logging.getLogger("prefect.task_runs").addFilter(_SaidOnce())
-
-
-class SyncFailed(AnalyticsSyncError):
-    """Raised at the end of a run in which at least one resource failed."""
-
-
-class PrefectWentAway(SyncFailed):
-    """Raised at the end of a run during which the Prefect API could not be reached."""
 
 
 @task(task_run_name="sync-{resource_name}", cache_policy=NO_CACHE, retries=0)
