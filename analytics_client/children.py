@@ -244,10 +244,5 @@ def _write(writer: TableWriter, batch: list[Any], run_id: str, summary: Resource
     with budget.committing():
         result = writer.write(batch, commit_metadata={"analytics_sync.run_id": run_id})
     budget.give_back(len(batch))
-    summary.inserted += result.inserted
-    summary.updated += result.updated
-    summary.quarantined += result.quarantined
-    if result.version is not None:
-        summary.commits += 1
-        summary.table_version = result.version
+    summary.add_write(result)
     batch.clear()

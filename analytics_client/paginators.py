@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from .config import ResourceConfig
 
 __all__ = [
+    "MISSING",
     "PAGINATORS",
     "AutoDetectPaginator",
     "BasePaginator",
@@ -90,7 +91,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Params = dict[str, str | int | float | bool]
-_MISSING = object()
+MISSING = object()  # what lookup returns for an absent path (None is a value a body may hold)
 MAX_EMPTY_PAGES = 3  # answers of one empty page claiming more before the read fails
 
 
@@ -119,7 +120,7 @@ class PageResponse:
 
 
 def lookup(body: Any, dotted: str) -> Any:
-    """The value at a dotted path (``meta.page.total_pages``), or ``_MISSING``.
+    """The value at a dotted path (``meta.page.total_pages``), or ``MISSING``.
 
     dlt writes these as JSONPath; the dotted subset (with or without a leading ``$.``) is what
     its docs use, and ``$`` alone is the whole body.
@@ -128,17 +129,17 @@ def lookup(body: Any, dotted: str) -> Any:
     node = body
     for part in path.split(".") if path else ():
         if not isinstance(node, dict) or part not in node:
-            return _MISSING
+            return MISSING
         node = node[part]
     return node
 
 
 def page_signals(body: Any, total_path: str | None) -> tuple[int | None, Any]:
     """What a page says about the end: total pages (None if absent), ``links.next``
-    (``_MISSING`` if there are no links)."""
-    total = lookup(body, total_path) if total_path else _MISSING
+    (``MISSING`` if there are no links)."""
+    total = lookup(body, total_path) if total_path else MISSING
     links = body.get("links") if isinstance(body, dict) else None
-    next_link_ = links.get("next", _MISSING) if isinstance(links, dict) else _MISSING
+    next_link_ = links.get("next", MISSING) if isinstance(links, dict) else MISSING
     return (total if isinstance(total, int) and not isinstance(total, bool) else None), next_link_
 
 
@@ -287,7 +288,7 @@ class PageNumberPaginator(BasePaginator):
             not records
             or (total is not None and pages_read >= total)
             or (next_link_ is None)
-            or (total is None and next_link_ is _MISSING and self._short(records))
+            or (total is None and next_link_ is MISSING and self._short(records))
         ):
             self._has_next_page = False
             return
@@ -303,7 +304,7 @@ class PageNumberPaginator(BasePaginator):
         assert self.page is not None
         if records:
             self._empty_claiming_more = 0
-        elif next_link_ is None or next_link_ is _MISSING:
+        elif next_link_ is None or next_link_ is MISSING:
             self._has_next_page = False
             return
         else:
@@ -441,9 +442,9 @@ class OffsetPaginator(BasePaginator):
         if self.config.total_path is None:
             return None
         value = lookup(body, self.config.total_path)
-        if value is _MISSING or value is None or isinstance(value, bool) \
+        if value is MISSING or value is None or isinstance(value, bool) \
                 or not isinstance(value, int | str):
-            found = "nothing" if value is _MISSING else type(value).__name__
+            found = "nothing" if value is MISSING else type(value).__name__
             raise ContractError(
                 self.resource,
                 f"page {self.page} has no total at {self.config.total_path!r} (found {found}); "
@@ -521,7 +522,7 @@ class JSONResponseCursorPaginator(_ReferencePaginator):
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         value = lookup(response.body, self.config.cursor_path)
-        if value is _MISSING or value is None or value == "":
+        if value is MISSING or value is None or value == "":
             reference = None
         elif isinstance(value, str | int) and not isinstance(value, bool):
             reference = str(value)
@@ -548,7 +549,7 @@ class _NextUrlPaginator(_ReferencePaginator):
     (RFC 3986 §5, as dlt's ``BaseNextUrlPaginator``). Only http(s) URLs are followed."""
 
     def _follow_url(self, value: Any, what: str, response: PageResponse) -> None:
-        if value is _MISSING or value is None or value == "":
+        if value is MISSING or value is None or value == "":
             self._follow(None, what)
             return
         if not isinstance(value, str):
@@ -615,7 +616,7 @@ class HeaderLinkPaginator(_NextUrlPaginator):
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         target = next_link(_link_values(response.headers), self.config.links_next_key)
-        self._follow_url(_MISSING if target is None else target,
+        self._follow_url(MISSING if target is None else target,
                          f'the Link header (rel="{self.config.links_next_key}")', response)
 
     def __str__(self) -> str:

@@ -32,9 +32,10 @@ from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext import parse as _parse
 
+from .paginators import MISSING, lookup
+
 __all__ = ["MISSING", "apply_steps", "compile_selector", "ignored_by", "is_dotted", "select"]
 
-MISSING = object()
 _DOTTED = re.compile(r"^(?:\$|(?:\$\.)?[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)$")
 
 
@@ -82,22 +83,12 @@ def select(body: Any, selector: str) -> Any:
     dlt's rule for its matches (module docstring).
     """
     if is_dotted(selector):
-        return _lookup(body, selector)
+        return lookup(body, selector)
     values = [match.value for match in compile_selector(selector).find(body)]
     data = values[0] if len(values) == 1 else values
     if data is None:
         return []
     return data if isinstance(data, list) else [data]
-
-
-def _lookup(body: Any, dotted: str) -> Any:
-    path = dotted.removeprefix("$").removeprefix(".")
-    node = body
-    for part in path.split(".") if path else ():
-        if not isinstance(node, dict) or part not in node:
-            return MISSING
-        node = node[part]
-    return node
 
 
 def ignored_by(actions: Sequence[A], status: int, text: Callable[[], str]) -> A | None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .lake import WriteResult
 
 __all__ = ["HEADERS", "ResourceSummary", "markdown_rows", "render_markdown", "render_table"]
 
@@ -28,6 +32,15 @@ class ResourceSummary:
     mark: str | None = None  # the high-water mark committed by this run, if it moved
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    def add_write(self, result: WriteResult) -> None:
+        """Count one table write (lake.py) of this resource: rows, set aside, its commit."""
+        self.inserted += result.inserted
+        self.updated += result.updated
+        self.quarantined += result.quarantined
+        if result.version is not None:
+            self.commits += 1
+            self.table_version = result.version
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

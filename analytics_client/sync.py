@@ -184,7 +184,7 @@ class _Batch:
             result = self.writer.write(self.records,
                                        commit_metadata={"analytics_sync.run_id": self.run_id},
                                        mark=self.policy.table_mark(mark))
-        _add(self.summary, result)
+        self.summary.add_write(result)
         self.budget.give_back(len(self.records))
         self.records.clear()
         if result.version is not None and mark is not None:
@@ -229,7 +229,7 @@ def _finish(client: ApiClient, lake: Lake, resource: ResourceConfig, source: Pag
             policy: ResourceMarks, batch: _Batch, run_id: str, log: Log) -> None:
     """A read that ran to its end: the writer's last word, notes, the final mark, success."""
     summary = batch.summary
-    _add(summary, batch.writer.finish())
+    summary.add_write(batch.writer.finish())
     summary.status = "ok"
     if summary.quarantined:
         summary.notes.append(
@@ -324,10 +324,3 @@ def _compare_with_total(client: ApiClient, resource: ResourceConfig,
     log.warning("%s: %s", resource.name, note)
 
 
-def _add(summary: ResourceSummary, result: WriteResult) -> None:
-    summary.inserted += result.inserted
-    summary.updated += result.updated
-    summary.quarantined += result.quarantined
-    if result.version is not None:
-        summary.commits += 1
-        summary.table_version = result.version
