@@ -410,13 +410,19 @@ class ProcessingStep(_Model):
 
 
 def _json_path(selector: str) -> str:
-    from .responses import compile_selector, is_dotted
+    from .responses import compile_selector, drops_records, is_dotted
 
     if not is_dotted(selector):
         try:
             compile_selector(selector)
         except ValueError as exc:
             raise _fail("json_path", f"{selector!r} {exc}") from None
+        if drops_records(selector):
+            raise _fail("json_path", (
+                f"{selector!r} keeps only some of a page's records (a filter, an index or a "
+                "slice): paging and incremental marks would then see only those and could stop "
+                "early or skip records. Point data_selector at the list (e.g. '$.data[*]') and "
+                "keep records with processing_steps: [{filter: ...}] (Python configs)"))
     return selector
 
 

@@ -34,7 +34,8 @@ from jsonpath_ng.ext import parse as _parse
 
 from .paginators import MISSING, lookup
 
-__all__ = ["MISSING", "apply_steps", "compile_selector", "ignored_by", "is_dotted", "select"]
+__all__ = ["MISSING", "apply_steps", "compile_selector", "drops_records", "ignored_by", "is_dotted",
+           "select"]
 
 _DOTTED = re.compile(r"^(?:\$|(?:\$\.)?[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)$")
 
@@ -74,6 +75,20 @@ def compile_selector(selector: str) -> JSONPath:
         return _parse(selector)
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
         raise ValueError(f"is not a JSONPath expression ({exc})") from None
+
+
+# A filter (``[?...]``), an index (``[0]``, ``[-1]``, ``[0,2]``) or a slice (``[1:]``): RFC 9535
+# selectors that pick some members of a list, where a name or a wildcard takes all of them.
+_PICKS_SOME = re.compile(r"\[\s*(?:\?|-?\d|:)")
+
+
+def drops_records(selector: str) -> bool:
+    """Whether a JSONPath ``selector`` may select some of a list's members but not others.
+
+    Paginators and keyset walks decide from the selected records (short page, last cursor),
+    as dlt's do: a selector that filters makes them see less than the API served.
+    """
+    return _PICKS_SOME.search(selector) is not None
 
 
 def select(body: Any, selector: str) -> Any:

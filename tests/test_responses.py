@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config
 from analytics_client.check import check_source
 from analytics_client.config import ResponseAction
-from analytics_client.errors import ContractError
+from analytics_client.errors import ConfigError, ContractError
 from analytics_client.extract import select_records
 from analytics_client.responses import MISSING, ignored_by, select
 from analytics_client.sandbox import SandboxSettings, World, serve
@@ -142,6 +142,42 @@ def test_response_actions_with_a_lagged_read_by_placeholder_are_refused() -> Non
         load_config(raw)
     del raw["resources"][0]["endpoint"]["response_actions"]
     assert load_config(raw).resources[0].endpoint.incremental is not None
+
+
+_NAMES = st.sampled_from(["data", "items", "results", "records"])
+# What RFC 9535 calls selectors that pick some members of a list (filter, index, slice), with
+# spaces as users write them: written here from the RFC, not from our pattern.
+_SOME = st.one_of(
+    st.builds(lambda f, v: f"[?(@.{f} == '{v}')]", _NAMES, st.text("abc", min_size=1)),
+    st.builds(lambda f: f"[?(@.{f})]", _NAMES),
+    st.builds(lambda i, sp: f"[{sp}{i}{sp}]", st.integers(-5, 50), st.sampled_from(["", " "])),
+    st.builds(lambda a, b: f"[{a}:{b}]", st.integers(0, 9).map(str) | st.just(""),
+              st.integers(0, 9).map(str) | st.just("")),
+    st.builds(lambda a, b: f"[{a},{b}]", st.integers(0, 9), st.integers(0, 9)),
+)
+_ALL = st.sampled_from(["[*]", ".*", ""])
+
+
+def _with_selector(selector: str) -> dict[str, Any]:
+    return {"client": {"base_url": "http://h"}, "resources": [
+        {"name": "deals", "endpoint": {"path": "/v1/deals", "data_selector": selector}}]}
+
+
+@given(_NAMES, _SOME)
+def test_a_selector_that_keeps_some_records_is_refused_naming_the_fix(name: str,
+                                                                     some: str) -> None:
+    """A filter, index or slice makes paginators and keyset walks see fewer records than the
+    API served: they would stop early or skip (rows lost with status ok), so it is refused."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(_with_selector(f"$.{name}{some}"))
+    message = str(caught.value)
+    assert "data_selector" in message and "processing_steps" in message
+
+
+@given(_NAMES, _ALL)
+def test_a_selector_that_takes_the_whole_list_is_accepted(name: str, every: str) -> None:
+    source = load_config(_with_selector(f"$.{name}{every}"))
+    assert source.resources[0].endpoint.data_selector == f"$.{name}{every}"
 
 
 def test_processing_steps_filter_and_map_in_order_twice_with_changes(tmp_path: Path) -> None:
