@@ -226,6 +226,21 @@ def test_the_token_request_is_dlts_form() -> None:
     assert "secret-1" not in repr(auth)
 
 
+def test_an_apis_own_grant_type_is_sent_as_dlt_sends_it() -> None:
+    """dlt lets access_token_request_data override the grant (Zoom's account_credentials with
+    an account_id); only the credentials may never be set there."""
+    from analytics_client.auth import build_auth
+
+    source = oauth_source("https://api.example.com", access_token_request_data={
+        "grant_type": "account_credentials", "account_id": "acc-1"})
+    creds = Credentials("", "org-1", client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    auth = build_auth(source.client.auth, creds)
+    assert isinstance(auth, OAuth2ClientCredentials)
+    sent = httpx.QueryParams(auth.build_access_token_request().read().decode())
+    assert (sent["grant_type"], sent["account_id"]) == ("account_credentials", "acc-1")
+    assert (sent["client_id"], sent["client_secret"]) == (CLIENT_ID, CLIENT_SECRET)
+
+
 def test_the_token_request_waits_no_longer_than_the_page_would() -> None:
     """httpx puts the client's timeouts on the request it is given, not on the requests an auth
     flow yields: the token request takes the page's, else a silent token endpoint would hold
