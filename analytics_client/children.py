@@ -146,6 +146,11 @@ def changed_parents(lake: Lake, parent: ResourceConfig, version: int, since: int
     schema = DeltaTable(uri, version=version, storage_options=options).schema()
     names = {f.name for f in schema.fields}
     missing = [c for c in columns if c not in names]
+    if missing and f"{missing[0]}__json" in names:
+        raise ContractError(parent.name, f"its field {missing[0]!r} is kept as JSON text "
+                            f"({missing[0]}__json: objects, lists or mixed types), which a child "
+                            "cannot resolve or include yet; include_from_parent and resolve take "
+                            "plain fields (text, numbers, booleans, timestamps): remove it")
     if missing:
         raise ContractError(parent.name, f"its table has no column {missing[0]!r}, which a "
                             "child resolves or includes (resolve field / include_from_parent)")

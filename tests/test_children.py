@@ -128,6 +128,22 @@ def test_a_failed_child_read_reads_the_same_parents_again(tmp_path: Path) -> Non
         assert_children_match(sandbox, tmp_path)
 
 
+def test_including_a_json_field_of_the_parent_fails_the_child_saying_what_to_do(
+        tmp_path: Path) -> None:
+    """Without column hints, custom_fields (objects) is kept as JSON text in the parent's
+    table (custom_fields__json): not includable yet, and the error says so (not 'no
+    column'); the parent's rows stand."""
+    raw = config(include_from_parent=["custom_fields"])
+    del raw["resources"][0]["columns"]  # a user's own resource: types inferred
+    with serve(World(seed=29, counts=COUNTS)) as sandbox:
+        result = sync(sandbox, tmp_path, config=raw)
+        assert result["deals"].status == "ok"
+        assert result["deal_tasks"].status == "failed"
+        error = result["deal_tasks"].error or ""
+        assert "'custom_fields' is kept as JSON text" in error and "remove it" in error
+        assert len(Lake(str(tmp_path)).read("deals")) == COUNTS["deals"]
+
+
 def test_a_child_id_repeated_under_two_parents_is_two_rows(tmp_path: Path) -> None:
     """The child table's key is (id, _deals_id): the same task under another deal stays."""
     from analytics_client.lake import TableWriter
