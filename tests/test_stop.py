@@ -71,9 +71,15 @@ def _wait_for_a_commit(process: subprocess.Popen[str], lake: Path) -> None:
         time.sleep(0.05)
 
 
-def _stop(process: subprocess.Popen[str], signum: int) -> tuple[int, str, float]:
+def _stop(process: subprocess.Popen[str], signum: int,
+          *, group: bool = False) -> tuple[int, str, float]:
+    """Send ``signum`` (to the process group, as a terminal's Ctrl-C does, if ``group``) and
+    wait for the exit: (exit code, output, seconds)."""
     sent = time.monotonic()
-    process.send_signal(signum)
+    if group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     try:
         output, _ = process.communicate(timeout=STOP_WITHIN)
     except subprocess.TimeoutExpired:
@@ -146,16 +152,8 @@ def test_ctrl_c_in_a_terminal_stops_a_sandbox_run_with_its_temporary_server(
         start_new_session=True)  # a process group of its own, as a terminal's job is
     try:
         _wait_for_a_commit(process, lake)
-        sent = time.monotonic()
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does
-        try:
-            output, _ = process.communicate(timeout=STOP_WITHIN)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-            pytest.fail(f"still running {STOP_WITHIN:.0f} s after Ctrl-C:\n{output[-3000:]}")
-        print(f"\nCtrl-C to the group: exit {process.returncode} after "
-              f"{time.monotonic() - sent:.1f} s")
+        code, output, seconds = _stop(process, signal.SIGINT, group=True)  # what Ctrl-C does
+        print(f"\nCtrl-C to the group: exit {code} after {seconds:.1f} s")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
