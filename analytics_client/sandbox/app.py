@@ -388,6 +388,9 @@ class SandboxApp:
         self._mutations = 0
         self._stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._resets = 0
+        # (Unix time, monotonic time) of the first and last API request since the last reset
+        self._first_request: tuple[float, float] | None = None
+        self._last_request: tuple[float, float] | None = None
         self._tokens: dict[str, tuple[float, int]] = {}  # token -> (expires at, uses left)
         self._issued = 0
 
@@ -420,21 +423,38 @@ class SandboxApp:
             return [dataclasses.asdict(rule) for rule in self._faults]
 
     def stats(self) -> dict[str, Any]:
-        """Request counts by resource and status, since start or the last ``reset_stats``."""
+        """Request counts by resource and status, since start or the last ``reset_stats``.
+
+        ``first_request_at`` / ``last_request_at`` (Unix seconds) and ``request_span_seconds``
+        (monotonic, last minus first) say when API requests arrived, so a client's rate can be
+        read over its requests alone, without its process's start-up; None before any request.
+        """
         with self._lock:
             by_resource = {r: dict(s) for r, s in self._stats.items()}
+            first, last = self._first_request, self._last_request
             return {
                 "total_requests": sum(sum(s.values()) for s in by_resource.values()),
                 "rate_limited": sum(s.get("429", 0) for s in by_resource.values()),
                 "resets": self._resets,
                 "mutations": self._mutations,
                 "requests": by_resource,
+                "first_request_at": first[0] if first else None,
+                "last_request_at": last[0] if last else None,
+                "request_span_seconds": last[1] - first[1] if first and last else None,
             }
 
     def reset_stats(self) -> None:
         with self._lock:
             self._stats.clear()
             self._resets = 0
+            self._first_request = self._last_request = None
+
+    def _count(self, name: str, reply: Reply) -> None:
+        """Count one answered API request and when it came; the caller holds ``_lock``."""
+        self._stats[name][str(reply.status)] += 1
+        self._last_request = (time.time(), time.monotonic())
+        if self._first_request is None:
+            self._first_request = self._last_request
 
     # -- the core handler ----------------------------------------------------------------
 
@@ -459,7 +479,7 @@ class SandboxApp:
         if path == TOKEN_PATH:
             with self._lock:
                 reply = self._token(method, headers, body)
-                self._stats["oauth_token"][str(reply.status)] += 1
+                self._count("oauth_token", reply)
             return reply
         parts = path.split("/")
         if len(parts) == 5 and parts[1] == "v1" and (parts[2], parts[4]) in CHILDREN:
@@ -470,7 +490,7 @@ class SandboxApp:
             with self._lock:
                 reply = self._child(parts[2], unquote(parts[3]), parts[4],
                                     dict(parse_qsl(query, keep_blank_values=True)), headers)
-                self._stats[name][str(reply.status)] += 1
+                self._count(name, reply)
             return reply
         if len(parts) != 3 or parts[1] != "v1" or parts[2] not in RESOURCES:
             known = ", ".join(f"/v1/{r}" for r in RESOURCES)
@@ -481,7 +501,7 @@ class SandboxApp:
         with self._lock:
             reply = self._api(resource, dict(parse_qsl(query, keep_blank_values=True)), headers,
                               f"{path}?{query}" if query else path)
-            self._stats[resource][str(reply.status)] += 1
+            self._count(resource, reply)
             if reply.cut_at is not None:
                 self._resets += 1
         return reply

@@ -1,12 +1,15 @@
 """Benchmark target: dlt's ``rest_api_source`` into Delta tables (filesystem destination).
 
-    python bench/targets/dlt_delta.py --base-url URL --lake DIR --pipeline NAME
+    python bench/targets/dlt_delta.py --base-url URL --lake DIR --pipeline NAME \
+        [--max-table-nesting N]
 
 The closest configuration to the seed that dlt accepts (it rejects the seed's ``error_handler``
 and has no ``limit_param`` on ``page_number``): paginator ``page_number`` with ``base_page: 1``
 and ``total_path: meta.page.total_pages``, ``page[size]: 10`` as a fixed param, the
 organization header, merge on ``id``; retries are dlt's own settings, 5 attempts and backoff
 factor 2 (``RUNTIME__REQUEST_MAX_ATTEMPTS`` / ``RUNTIME__REQUEST_BACKOFF_FACTOR``).
+``--max-table-nesting N`` is dlt's source setting of that name (default 1000): below depth N
+nested objects are kept as JSON and lists no longer become nested tables of their own.
 Secrets come from ANALYTICS_API_KEY / ANALYTICS_ORGANIZATION_ID. Prints one JSON line.
 """
 
@@ -58,6 +61,8 @@ def main() -> int:
     parser.add_argument("--pipeline", default="bench_dlt")
     parser.add_argument("--dataset", default="analytics")
     parser.add_argument("--resources", default=",".join(RESOURCES))
+    parser.add_argument("--max-table-nesting", type=int, default=None,
+                        help="dlt's max_table_nesting for the source (default: dlt's, 1000)")
     args = parser.parse_args()
 
     # dlt's retry settings, telemetry off; set before dlt reads its configuration.
@@ -73,6 +78,8 @@ def main() -> int:
     source = rest_api_source(dlt_config(
         args.base_url, os.environ["ANALYTICS_API_KEY"], os.environ["ANALYTICS_ORGANIZATION_ID"],
         resources))
+    if args.max_table_nesting is not None:
+        source.max_table_nesting = args.max_table_nesting
     pipelines_dir = os.path.join(os.path.dirname(os.path.abspath(args.lake)),
                                  f".dlt-{args.pipeline}")
     pipeline = dlt.pipeline(
