@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -86,7 +87,9 @@ def row_hash(record: Record) -> str:
 
     Raises ``ValueError`` for a record no JSON text holds (a NaN, a lone surrogate).
     """
-    content = {k: v for k, v in record.items() if v is not None}
+    # Most records hold no null: hash them as they are, without a copy (same bytes).
+    content = record if None not in record.values() else {
+        k: v for k, v in record.items() if v is not None}
     return hashlib.blake2b(canonical_bytes(content), digest_size=16).hexdigest()
 
 
@@ -319,6 +322,9 @@ def _fast_column(name: str, hint: ColumnHint, values: list[object]) -> pl.Series
             return _fast_decimal(name, values, hint)
         if kind == "text_list" and types <= {list}:
             return _fast_text_list(name, values)
+        if kind == "json" and types <= {dict, list}:
+            text = [None if v is None else canonical_json(v) for v in values]
+            return pl.Series(name, text, dtype=pl.String)
     except (TypeError, OverflowError):  # e.g. an integer beyond 64 bits
         return None
     return None
@@ -362,18 +368,28 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
-def _infer(values: list[object]) -> pl.DataType | None:
-    """The one column type that holds every value exactly, or None (all go to the variant)."""
-    kinds = {_json_type(v) for v in values}
+def _inferred_column(name: str, values: list[object], present: list[object],
+                     types: set[type]) -> pl.Series | None:
+    """The column of the one type that holds every value exactly, or None (none does).
+
+    Whole-column: each value's type is looked up once per distinct type, and only numbers
+    with a fraction are checked one by one (``exact_float``, once per value).
+    """
+    kinds = {_JSON_TYPES.get(t) for t in types}
+    if None in kinds:  # a type ``loads`` does not make (a subclass, a marker): value by value
+        kinds = {_json_type(v) for v in present}
     if kinds == {"string"}:
-        return pl.String()
+        return pl.Series(name, values, dtype=pl.String)
     if kinds == {"boolean"}:
-        return pl.Boolean()
+        return pl.Series(name, values, dtype=pl.Boolean)
     if kinds == {"integer"}:
-        return pl.Int64() if all(_fits_int64(v) for v in values) else None  # type: ignore[arg-type]
+        fits = _INT64_MIN <= min(present) and max(present) <= _INT64_MAX  # type: ignore[type-var,operator]
+        return pl.Series(name, values, dtype=pl.Int64) if fits else None
     if kinds <= {"integer", "number"}:
-        exact = all(exact_float(v) is not None for v in values)  # type: ignore[arg-type]
-        return pl.Float64() if exact else None
+        floats = [None if v is None else exact_float(v) for v in values]  # type: ignore[arg-type]
+        if floats.count(None) != len(values) - len(present):
+            return None
+        return pl.Series(name, floats, dtype=pl.Float64)
     return None
 
 
@@ -401,7 +417,11 @@ def _undocumented_columns(
         return None, None
     # A field the table already holds only as JSON text stays so: a batch that happens to be
     # uniform must not add a typed twin column (and a schema commit) for it.
-    target = existing if existing is not None or variant_only else _infer(present)
+    inferred = None if variant_only and existing is None else _inferred_column(
+        name, values, present, set(map(type, present)))
+    if inferred is not None and (existing is None or inferred.dtype == existing):
+        return inferred, None  # every value fits: the usual case, without a loop per value
+    target = existing if existing is not None or variant_only else None
     fits = _fitter(target) if target is not None else None
     if fits is None:
         variant = [None if v is None else canonical_json(v) for v in values]
@@ -452,6 +472,10 @@ class _Gate:
         # Delta column names are case-insensitive: 'Name' and 'name' cannot both exist.
         self.spelling: dict[str, str] = {c.lower(): c for c in claimed}
         self.fine: set[str] = set()  # names already found fit to be columns
+        # Key tuples of records already claimed: such a record passes the name checks again
+        # (its spellings are the claimed ones, and a claimed spelling never changes), so an
+        # API's usual shape is checked once per batch, not once per record.
+        self.shapes: set[tuple[str, ...]] = set()
 
     def check(self, position: int, record: object) -> tuple[str | None, str] | None:
         """(field, reason) if the record's shape or names cannot make a row, else None."""
@@ -462,6 +486,8 @@ class _Gate:
         if key is None:
             return self.primary_key, (f"record {position} of the batch has no "
                                       f"{self.primary_key!r} (missing or null)")
+        if tuple(record) in self.shapes:
+            return None
         lowered: dict[str, str] = {}
         for name in record:
             if name not in self.fine:
@@ -478,8 +504,12 @@ class _Gate:
 
     def claim(self, record: Record) -> None:
         """The record became a row: its spellings are the columns' from now on."""
-        for name in record:
+        shape = tuple(record)
+        if shape in self.shapes:
+            return
+        for name in shape:
             self.spelling.setdefault(name.lower(), name)
+        self.shapes.add(shape)
 
 
 def _value_problem(record: Record, primary_key: str) -> tuple[str, str]:
@@ -590,7 +620,9 @@ def typed_batch(
         typed, _ = _declared_columns(declared, rows)
 
     frame_columns = list(typed)
-    for name in dict.fromkeys(n for row in rows for n in row):
+    # Field names in order of first use: the distinct shapes (in order) hold the same names.
+    shapes = dict.fromkeys(map(tuple, rows))
+    for name in dict.fromkeys(itertools.chain.from_iterable(shapes)):
         if name in declared:
             continue
         typed_column, variant = _undocumented_columns(

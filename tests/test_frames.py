@@ -497,6 +497,8 @@ COLUMN_CASES: dict[str, tuple[list[object], list[object]]] = {
     "bool": ([True, False, None], [1, "true"]),
     "text": (["", "Zoë ✓", "\u0000", None], [1, ["a"]]),
     "text_list": ([["a", "b"], [], ["ü"], None], [["a", 1], "a"]),
+    "json": ([{"b": [1, Decimal("1.50")], "a": "ü"}, [], {}, [{"z": None}], None],
+             ["{}", 1, True]),
 }
 
 
