@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -87,9 +88,10 @@ def row_hash(record: Record) -> str:
 
     Raises ``ValueError`` for a record no JSON text holds (a NaN, a lone surrogate).
     """
-    # Most records hold no null: hash them as they are, without a copy (same bytes).
-    content = record if None not in record.values() else {
-        k: v for k, v in record.items() if v is not None}
+    # Most records hold no null: hash them as they are, without a copy (same bytes). By
+    # identity, as the copy's test is: ``in`` would ask each value's own ``==``.
+    has_null = any(map(operator.is_, record.values(), itertools.repeat(None)))
+    content = {k: v for k, v in record.items() if v is not None} if has_null else record
     return hashlib.blake2b(canonical_bytes(content), digest_size=16).hexdigest()
 
 
@@ -372,8 +374,8 @@ def _inferred_column(name: str, values: list[object], present: list[object],
                      types: set[type]) -> pl.Series | None:
     """The column of the one type that holds every value exactly, or None (none does).
 
-    Whole-column: each value's type is looked up once per distinct type, and only numbers
-    with a fraction are checked one by one (``exact_float``, once per value).
+    Whole-column: the JSON type is looked up once per distinct Python type; only a column of
+    numbers is checked value by value (``exact_float``, once per value, its result kept).
     """
     kinds = {_JSON_TYPES.get(t) for t in types}
     if None in kinds:  # a type ``loads`` does not make (a subclass, a marker): value by value
@@ -383,7 +385,8 @@ def _inferred_column(name: str, values: list[object], present: list[object],
     if kinds == {"boolean"}:
         return pl.Series(name, values, dtype=pl.Boolean)
     if kinds == {"integer"}:
-        fits = _INT64_MIN <= min(present) and max(present) <= _INT64_MAX  # type: ignore[type-var,operator]
+        whole: list[int] = present  # type: ignore[assignment]  # every one an int
+        fits = _INT64_MIN <= min(whole) and max(whole) <= _INT64_MAX
         return pl.Series(name, values, dtype=pl.Int64) if fits else None
     if kinds <= {"integer", "number"}:
         floats = [None if v is None else exact_float(v) for v in values]  # type: ignore[arg-type]
