@@ -185,7 +185,8 @@ class KeysetWalk:
         assert self.lo is not None
         for _ in range(MAX_GROUP_PASSES):
             self.group_passes += 1
-            seen: set[object] = set()
+            seen: set[object] = set()  # ids at lo this pass
+            paged: set[object] = set()  # every id this pass (unreadable cursors follow lo's)
             page = self.paginator.base_page
             while True:
                 records, body, cursors = self._fetch(self.lo, page)
@@ -197,13 +198,18 @@ class KeysetWalk:
                         or self._is_last(body, records, page)):
                     seen |= ids
                     break
-                if page > self.paginator.base_page and ids <= seen:
+                # A loop shows in every id of the page, not only those at lo: a page of
+                # records whose cursor does not parse (set aside when typed) has none at lo.
+                on_page = {_hashable(r.get(self.resource.primary_key)
+                                     if isinstance(r, dict) else None) for r in records}
+                if page > self.paginator.base_page and on_page <= paged:
                     raise PaginationLoopError(
                         self.resource.name,
                         f"page {page} of the records at {format_cursor(self.lo)} brought no new "
                         f"record: the API seems to ignore {self.paginator.page_param!r}",
                     )
                 seen |= ids
+                paged |= on_page
                 page += 1
             if seen <= known:
                 return

@@ -24,6 +24,7 @@ from .lake import Lake, TableMark
 from .markcommit import record_mark
 from .state import Mark, MarkStore, Start, app_id, effective_start
 from .summary import ResourceSummary
+from .timestamps import MIN_US
 from .timestamps import format as format_cursor
 from .timestamps import parse as parse_cursor
 from .window import backfill
@@ -39,8 +40,11 @@ Log = logging.Logger | logging.LoggerAdapter[Any]
 
 def read_from(mark_us: int | None, incremental: Incremental) -> int | None:
     """Where a walk starting at ``mark_us`` sends its first cursor filter: ``lag`` seconds
-    earlier, because the contract lets a change become visible up to 5 s late (None: all)."""
-    return None if mark_us is None else mark_us - round(incremental.lag * 1_000_000)
+    earlier, because the contract lets a change become visible up to 5 s late (None: all).
+    Never before year 1: no cursor lies there, and the filter must stay writable."""
+    if mark_us is None:
+        return None
+    return max(MIN_US, mark_us - round(incremental.lag * 1_000_000))
 
 
 class ResourceMarks:
