@@ -6,9 +6,10 @@ times the memory of one over small ones. The budget caps the sum, in records and
 while the run holds more than ``limit`` records (or ``max_bytes``), a resource holding at
 least its share (``limit / (2 * resources)``) commits at its next page. Some resource always
 holds that much when the sum is over the limit, and a resource that reads on meanwhile holds
-less than its share, so the run holds at most 1.5x the limit plus a page (counted when taken;
-a little more if resources join while the run is over it), whatever the size or number of
-the resources, and a small resource does not commit page by page (tests/test_budget.py).
+less than its share, so the run holds at most 1.5x the limit plus a page per resource
+(counted when taken: the page that makes a resource commit is held until its commit ends; a
+little more if resources join while the run is over the limit), whatever the size or number
+of the resources, and a small resource does not commit page by page (tests/test_budget.py).
 
 Records, not bytes, were the only measure until rich records (about 2.7 KB of JSON each, 14 KB
 as Python objects) held up to 20,000 at once made a run peak at 617-655 MiB (bench/RESULTS.md,
