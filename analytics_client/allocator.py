@@ -1,0 +1,38 @@
+"""Native memory given back after each commit: the jemalloc inside polars and deltalake.
+
+polars and deltalake each bundle jemalloc, configured from the ``_RJEM_MALLOC_CONF``
+environment variable when their native library loads; polars' own import sets it to
+``dirty_decay_ms:500,muzzy_decay_ms:1000`` followed by whatever the variable already held
+(the later setting wins). With those delays the pages a Delta merge freed are not all given
+back before the next merge, and a long run creeps: a 10x library run grew from about 225 to
+345 MiB over its 48 commits, none of it returned by glibc's ``malloc_trim`` (it is not glibc's
+heap), and peaked at 1.31x its 1x peak; with both delays at 0 it stayed near 250 MiB after
+each commit and peaked at 300 MiB, at no measurable cost in time (notes/issue-15mem.md, issue
+15). polars' issue #23128 and delta-rs' #2068 describe the same retention.
+
+Importing this module (``analytics_client`` does, first) calls ``configure``, which sets both
+delays to 0, only while neither library is loaded yet and only if the
+variable is unset: a process that set ``_RJEM_MALLOC_CONF`` itself (even to an empty string)
+keeps its choice, and one that imported polars or deltalake before us keeps theirs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["JEMALLOC_CONF", "configure"]
+
+JEMALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0"
+_VARIABLE = "_RJEM_MALLOC_CONF"
+
+
+def configure() -> bool:
+    """Ask polars' and deltalake's jemalloc to give freed pages back at once; True if set."""
+    if _VARIABLE in os.environ or "polars" in sys.modules or "deltalake" in sys.modules:
+        return False
+    os.environ[_VARIABLE] = JEMALLOC_CONF
+    return True
+
+
+configure()
