@@ -13,7 +13,8 @@ each commit and peaked at 300 MiB, at no measurable cost in time (notes/issue-15
 Importing this module (``analytics_client`` does, first) calls ``configure``, which sets both
 delays to 0, only while neither library is loaded yet and only if the
 variable is unset: a process that set ``_RJEM_MALLOC_CONF`` itself (even to an empty string)
-keeps its choice, and one that imported polars or deltalake before us keeps theirs.
+keeps its choice, and one that imported polars or deltalake before us keeps theirs. The
+variable is put back once both are loaded, so processes we start are left alone.
 """
 
 from __future__ import annotations
@@ -21,18 +22,31 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["JEMALLOC_CONF", "configure"]
+__all__ = ["JEMALLOC_CONF", "configure", "configured"]
 
 JEMALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0"
 _VARIABLE = "_RJEM_MALLOC_CONF"
 
 
-def configure() -> bool:
-    """Ask polars' and deltalake's jemalloc to give freed pages back at once; True if set."""
+def configure(conf: str = JEMALLOC_CONF) -> bool:
+    """Ask polars' and deltalake's jemalloc to give freed pages back at once; True if set.
+
+    Loads both (their allocators read the variable then), and leaves the variable as polars
+    alone would have: processes started later are not configured by us.
+    """
     if _VARIABLE in os.environ or "polars" in sys.modules or "deltalake" in sys.modules:
         return False
-    os.environ[_VARIABLE] = JEMALLOC_CONF
+    os.environ[_VARIABLE] = conf
+    try:
+        import deltalake  # noqa: F401
+        import polars  # noqa: F401
+    finally:
+        rest = os.environ.get(_VARIABLE, "").removesuffix(conf).rstrip(",")
+        if rest:
+            os.environ[_VARIABLE] = rest
+        else:
+            os.environ.pop(_VARIABLE, None)
     return True
 
 
-configure()
+configured = configure()  # whether this import set them
