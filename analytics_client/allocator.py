@@ -14,7 +14,7 @@ Importing this module (``analytics_client`` does, first) calls ``configure``, wh
 delays to 0, only while neither library is loaded yet and only if the
 variable is unset: a process that set ``_RJEM_MALLOC_CONF`` itself (even to an empty string)
 keeps its choice, and one that imported polars or deltalake before us keeps theirs. The
-variable is put back once both are loaded, so processes we start are left alone.
+variable is unset again once both are loaded, so processes we start are left alone.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ _VARIABLE = "_RJEM_MALLOC_CONF"
 def configure(conf: str = JEMALLOC_CONF) -> bool:
     """Ask polars' and deltalake's jemalloc to give freed pages back at once; True if set.
 
-    Loads both (their allocators read the variable then), and leaves the variable as polars
-    alone would have: processes started later are not configured by us.
+    Loads both (their allocators read the variable then), then unsets the variable again:
+    processes started later decide for themselves.
     """
     if _VARIABLE in os.environ or "polars" in sys.modules or "deltalake" in sys.modules:
         return False
@@ -41,11 +41,9 @@ def configure(conf: str = JEMALLOC_CONF) -> bool:
         import deltalake  # noqa: F401
         import polars  # noqa: F401
     finally:
-        rest = os.environ.get(_VARIABLE, "").removesuffix(conf).rstrip(",")
-        if rest:
-            os.environ[_VARIABLE] = rest
-        else:
-            os.environ.pop(_VARIABLE, None)
+        # Unset, as we found it (polars would leave its own setting there, and a process we
+        # start, such as the bench's library target, would take that for the user's choice).
+        os.environ.pop(_VARIABLE, None)
     return True
 
 
