@@ -9,6 +9,8 @@ few modules meant for a Prefect process of ours (``prefect_api``, ``prefect_proc
 
 from __future__ import annotations
 
+# First: it configures jemalloc before any submodule loads polars or deltalake.
+from . import allocator  # noqa: F401
 from .auth import AUTH_TYPES, ConfiguredAuth, build_auth
 from .budget import RowBudget
 from .check import CheckResult, check_source

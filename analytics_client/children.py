@@ -36,7 +36,7 @@ from urllib.parse import quote
 import polars as pl
 from deltalake import DeltaTable
 
-from .budget import RowBudget
+from .budget import RowBudget, Share
 from .client import ApiClient, RetryEvent
 from .config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig, parent_bindings
 from .errors import ContractError, ResourceFailed
@@ -83,7 +83,7 @@ def sync_children(client: ApiClient, lake: Lake, parent: ResourceConfig, child: 
     started = time.monotonic()
     budget = budget or RowBudget(batch_rows)
     held: list[Any] = []
-    budget.join()
+    share = budget.join()
     try:
         fields = _parent_fields(child)
         writer = TableWriter(lake, child.name, write_disposition="merge",
@@ -107,11 +107,11 @@ def sync_children(client: ApiClient, lake: Lake, parent: ResourceConfig, child: 
             # dlt's order: parent fields first, then the resource's steps (responses.py).
             kept = apply_steps(child.processing_steps, records)
             held.extend(kept)
-            over_budget = budget.take(len(kept), holding=len(held))
+            over_budget = share.take(kept)
             if len(held) >= batch_rows or over_budget:
-                _write(writer, held, run_id, summary, budget)
+                _write(writer, held, run_id, summary, share)
         if held:
-            _write(writer, held, run_id, summary, budget)
+            _write(writer, held, run_id, summary, share)
         if client.stop.requested:
             summary.status = "stopped"
             summary.error = (f"stopped by {client.stop.reason or 'request'}; the children "
@@ -127,7 +127,7 @@ def sync_children(client: ApiClient, lake: Lake, parent: ResourceConfig, child: 
         summary.error = str(exc) or type(exc).__name__
         raise ResourceFailed(summary, exc) from exc
     finally:
-        budget.leave(len(held))
+        share.leave()
         summary.seconds = time.monotonic() - started
         log.info("%s: %s in %.1f s: %s pages, %s fetched, %s inserted, %s updated",
                  child.name, summary.status, summary.seconds, f"{summary.pages:,}",
@@ -245,9 +245,9 @@ def _key_columns(child: ResourceConfig) -> list[str]:
 
 
 def _write(writer: TableWriter, batch: list[Any], run_id: str, summary: ResourceSummary,
-           budget: RowBudget) -> None:
-    with budget.committing():
+           share: Share) -> None:
+    with share.budget.committing():
         result = writer.write(batch, commit_metadata={"analytics_sync.run_id": run_id})
-    budget.give_back(len(batch))
+    share.committed()
     summary.add_write(result)
     batch.clear()

@@ -31,6 +31,7 @@ __all__ = [
     "number_text",
     "problem",
     "record_text",
+    "size_estimate",
 ]
 
 
@@ -145,6 +146,18 @@ def record_text(value: object) -> str:
     ``NotJson`` tokens are written as they came. For the quarantine: never raises.
     """
     return _write(value, sort_keys=False, ascii_only=True, exact_numbers=True)
+
+
+def size_estimate(value: object) -> int:
+    """About how many bytes ``value`` takes as JSON text, cheaply (memory budgets, budget.py).
+
+    orjson's text with decimals and ``NotJson`` as strings; for what orjson cannot write (an
+    integer beyond 64 bits, a lone surrogate) the length of the repr. Never raises.
+    """
+    try:
+        return len(orjson.dumps(value, default=str))
+    except TypeError:  # orjson.JSONEncodeError is one
+        return len(repr(value))
 
 
 def problem(value: object) -> str | None:

@@ -71,7 +71,8 @@ def sync_resource(
 
     Raises ``ResourceFailed`` on failure: its ``summary`` says how far the resource got, the
     cause is chained. ``marks`` is where marks are kept besides the table (None: the table's
-    alone). ``budget`` bounds the records all resources of the run hold at once (``budget.py``).
+    alone). ``budget`` bounds the records (and their bytes) all resources of the run hold at once
+    (``budget.py``).
     """
     log = log or logger
     summary = ResourceSummary(resource.name)
@@ -154,11 +155,11 @@ class _Batch:
                  quarantine: Quarantine) -> None:
         self.writer = table_writer(lake, resource, quarantine)
         self.resource = resource
-        self.run_id, self.policy, self.budget, self.summary = run_id, policy, budget, summary
+        self.run_id, self.policy, self.summary = run_id, policy, summary
         self.rows = rows
         self.records: list[Any] = []
         self.covered: int | None = None  # the mark the pages consumed so far allow
-        budget.join()
+        self.share = budget.join()
 
     def add(self, page: Page) -> None:
         """Hold a page's records; commit once the batch is full or the run's budget is."""
@@ -168,7 +169,7 @@ class _Batch:
         # After the read and its mark have seen them: a filtered record counts as read.
         kept = apply_steps(self.resource.processing_steps, page.records)
         self.records.extend(kept)
-        over_budget = self.budget.take(len(kept), holding=len(self.records))
+        over_budget = self.share.take(kept)
         if len(self.records) >= self.rows or over_budget:
             self.commit()
 
@@ -180,19 +181,19 @@ class _Batch:
         if not self.records:
             return
         mark = self.policy.allowed(self.covered)
-        with self.budget.committing():
+        with self.share.budget.committing():
             result = self.writer.write(self.records,
                                        commit_metadata={"analytics_sync.run_id": self.run_id},
                                        mark=self.policy.table_mark(mark))
         self.summary.add_write(result)
-        self.budget.give_back(len(self.records))
+        self.share.committed()
         self.records.clear()
         if result.version is not None and mark is not None:
             # Only now that the rows it covers are committed.
             self.summary.mark = self.policy.committed(mark, result.version)
 
     def leave(self) -> None:
-        self.budget.leave(len(self.records))
+        self.share.leave()
 
 
 def _committing_on_failure(pages: Iterable[Page], batch: _Batch, log: Log) -> Iterable[Page]:
