@@ -5,13 +5,19 @@ order is not safe (a record created in the middle shifts every later page; an un
 is then skipped for good), so we split by the cursor instead:
 
 1. The first walk's first page is a normal data page; its ``total_count`` says how many
-   records lie at or after the start. Only when the API is slow (its first pages took at least
-   ``SLOW_PAGE`` each) or the process mostly waited while they came (its CPU was busy less
-   than ``max_busy`` of the time: the API's latency, not our parsing, bounds the pace; against
-   a fast API more threads cost more CPU than they save waiting) and the total makes at
-   least ``min_pages`` pages per range do ``K - 1`` requests with ``page[size]=1`` at evenly
-   spaced page numbers return the cursor values ``b_1 <= ... <= b_{K-1}`` found there: the
-   range bounds. (So a small incremental run costs no extra request.)
+   records lie at or after the start. When its thread waited at least ``SLOW_PAGE`` for that
+   page (wall time less its own CPU) the API is slow (one page shows it) and the split is
+   decided at once; otherwise two more pages are timed and the split is made only when the
+   process mostly waited while they came (its CPU was busy less than ``max_busy`` of the
+   time: the API's latency, not our parsing, bounds the pace; against a fast API more
+   threads cost more CPU than they save waiting). The total
+   must also make at least ``min_pages`` pages per range. Then ``K - 1`` requests with
+   ``page[size]=1`` at evenly spaced page numbers, sent at once (as many threads as the
+   client's in-flight limit allows), return the cursor values found there, and the bounds
+   ``b_1 < ... < b_{K-1}`` are taken from them in position order, as one probe after the
+   other would (each probe is an independent read; only the order they are read in, not
+   the order they are answered in, decides). (So a small incremental run costs no extra
+   request.)
 2. K keyset walks (``keyset.py``) run concurrently, walk ``i`` over ``[b_i, b_{i+1})`` (the last
    one without an end). Each is a complete keyset walk of its range: a walk stops once a page
    shows a cursor at or past its end, and every record of the range came before that on the
@@ -22,12 +28,17 @@ is then skipped for good), so we split by the cursor instead:
 
 Work stealing. The run's walks share one client and its in-flight limit
 (``client.max_concurrency``, a ``WalkPool`` per client). When fewer walks run than the limit
-allows (other resources have finished), the running walk with the most records left (its
-range's count from the API's totals, less what it has yielded; across every resource of the
-run) is split: one ``page[size]=1`` request at ``filter >= lo`` returns the cursor ``m`` of the
-record half-way through what is left, and when ``lo < m < end`` a new walk takes ``[m, end)``
-while the running one's end becomes ``m``. (Not once the API has answered 429: its rate limit
-then bounds the run, not the latency.) Why nothing is lost, whatever the timing:
+allows (other resources have finished) and the run is still waiting for the API, the running
+walk with the most records left (its range's count from the API's totals, less what it has
+yielded; across every resource of the run) is split: one ``page[size]=1`` request at
+``filter >= lo`` returns the cursor ``m`` of the record half-way through what is left, and
+when ``lo < m < end`` a new walk takes ``[m, end)`` while the running one's end becomes ``m``.
+"Still waiting" is measured again before every split (``Pace``: the median time of the run's
+last pages and the process's CPU share over the last seconds, judged by
+``waits_for_the_api``): against a fast API idle slots stay idle, since more threads would cost
+CPU and save nothing. (Nor once the API has answered 429: its rate limit then bounds the run,
+not the latency.) The gate only decides whether a split happens, never how one is made, so it
+does not enter the argument below. Why nothing is lost, whatever the timing:
 
 * The ranges always partition the cursor axis from the start on: ``[lo_0, end)`` becomes
   ``[lo_0, m)`` and ``[m, end)``, both half-open, boundaries read inclusively by the later walk
@@ -49,12 +60,15 @@ before the first unfinished one are contiguous from the start). ``progress`` giv
 
 from __future__ import annotations
 
+import math
 import queue
 import statistics
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from .client import ApiClient, RetryEvent
 from .config import DEFAULT_PAGE_SIZE, PageNumberPaginator, ResourceConfig
@@ -63,37 +77,104 @@ from .keyset import KeysetWalk, keyset_request
 from .pages import Page
 from .timestamps import parse as parse_cursor
 
-__all__ = ["MAX_BUSY", "MIN_STEAL_PAGES", "SLOW_PAGE", "SlicedWalk", "WalkPool", "plan_bounds",
-           "pool_for", "waits_for_the_api"]
+__all__ = ["MAX_BUSY", "MIN_STEAL_PAGES", "SLOW_PAGE", "Pace", "SlicedWalk", "WalkPool",
+           "plan_bounds", "pool_for", "probe_cursors", "waits_for_the_api"]
 
-# Share of the wall time this process spent on CPU (all threads) while the first pages came,
-# above which more walks cannot help: the run is bound by parsing, not by the API's latency
+# Share of the wall time this process spent on CPU (all threads) while the first pages came (or
+# over the last PACE_WINDOW seconds, when a split is weighed) above which more walks cannot
+# help, unless the pages were slow: the run is bound by parsing, not by the API's latency
 # (measured on 2 cores against a loopback API: 4 walks per resource took ~20 % longer than one).
 MAX_BUSY = 0.5
-# Seconds per page from which more walks always pay: far above what parsing a page costs here
-# (under 1 ms), even with every resource's thread waiting for the interpreter.
+# Seconds a page's thread waits (wall time less its own CPU: ``_waited``) from which more walks
+# always pay: far above what parsing a page costs here (under 1 ms), even with every
+# resource's thread waiting for the interpreter.
 SLOW_PAGE = 0.02
 # A running walk is split only when each half keeps at least this many pages: the probe costs
 # one request (and the old walk re-reads one page edge), the split saves half of what is left.
 MIN_STEAL_PAGES = 3
-# Pages timed before deciding; the first request of a resource may also open a connection.
+# Pages timed before deciding from the CPU share (a slow first page decides at once).
 _TIMED_PAGES = 3
+# What "recent" means when a split is weighed: the median of the run's last PACE_PAGES page
+# times, and the CPU share over about the last PACE_WINDOW seconds (at least PACE_MIN_SPAN, else
+# the pages' times decide alone). Long enough to smooth one commit or one slow answer, short
+# enough to see a run turn from waiting to parsing as its walks multiply.
+PACE_PAGES = 32
+PACE_WINDOW = 2.0
+PACE_MIN_SPAN = 0.2
 _THREADS = object()  # _walks' word that the walks now run in threads
+
+
+class Pace:
+    """What the run's recent pages say bounds it: the API's latency, or this process's CPU.
+
+    Walks report each page's wait (from asking for it to having it, less the CPU their thread
+    spent meanwhile, and without the time spent handing it over); ``measure`` gives the median
+    of the last ``pages`` of them and the CPU share of the process (all threads, from ``cpu``)
+    over about the last ``window`` seconds of ``clock`` (both injectable: tests need no wall
+    clock). Thread-safe.
+    """
+
+    def __init__(self, *, pages: int = PACE_PAGES, window: float = PACE_WINDOW,
+                 clock: Callable[[], float] = time.monotonic,
+                 cpu: Callable[[], float] = time.process_time) -> None:
+        self.window = window
+        self._clock, self._cpu = clock, cpu
+        self._times: deque[float] = deque(maxlen=pages)
+        self._samples: deque[tuple[float, float]] = deque()  # (clock, cpu) at each page
+        self._lock = threading.Lock()
+
+    def page(self, seconds: float) -> None:
+        """One page came after ``seconds``."""
+        sample = (self._clock(), self._cpu())
+        with self._lock:
+            self._times.append(seconds)
+            self._samples.append(sample)
+            self._forget(sample[0])
+
+    def measure(self) -> tuple[float | None, float | None]:
+        """(median seconds per recent page, CPU share over the recent window); None: unknown
+        (no page yet; a window shorter than ``PACE_MIN_SPAN``)."""
+        now, cpu = self._clock(), self._cpu()
+        with self._lock:
+            self._forget(now)
+            latency = statistics.median(self._times) if self._times else None
+            if not self._samples or now - self._samples[0][0] < PACE_MIN_SPAN:
+                return latency, None
+            then, cpu_then = self._samples[0]
+        return latency, (cpu - cpu_then) / (now - then)
+
+    def waits(self, max_busy: float = MAX_BUSY) -> bool:
+        """Whether the run waits for the API now (``waits_for_the_api`` on ``measure``); with
+        no page measured yet, no."""
+        latency, busy = self.measure()
+        if latency is None:
+            return False
+        return waits_for_the_api(latency, math.inf if busy is None else busy, max_busy)
+
+    def _forget(self, now: float) -> None:
+        """Keep the newest sample at or before the window's start, and those after it."""
+        while len(self._samples) > 1 and self._samples[1][0] <= now - self.window:
+            self._samples.popleft()
 
 
 class WalkPool:
     """The walks of one run (one client) and how many may run at once.
 
-    ``active`` counts walks being driven; when it is below ``capacity`` the pool splits the
-    largest range left among its members (``rebalance``). Its lock is never held while a
-    request is made or another lock is taken.
+    ``active`` counts walks being driven; when it is below ``capacity`` and ``waits()`` says
+    the run waits for the API, the pool splits the largest range left among its members
+    (``rebalance``). ``waits`` is the run's ``pace`` measured at that moment; a caller (or a
+    test, which must not depend on the clock) may set another decision. Its lock is never held
+    while a request is made or another lock is taken.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, waits: Callable[[], bool] | None = None) -> None:
         self.capacity = max(1, capacity)
         self.active = 0
         self.peak = 0  # most walks driven at once
         self.splits = 0
+        self.declined = 0  # splits not made: the run was not waiting for the API
+        self.pace = Pace()
+        self.waits: Callable[[], bool] = waits or self.pace.waits
         self._members: list[SlicedWalk] = []
         self._lock = threading.Lock()
 
@@ -119,20 +200,26 @@ class WalkPool:
         return self.active < self.capacity
 
     def rebalance(self) -> None:
-        """Split the largest ranges left until every slot runs a walk or none is worth it."""
+        """Split the largest ranges left until every slot runs a walk or none is worth it, as
+        long as the run waits for the API (asked before each split, once there is a range to
+        split: each split changes the answer)."""
         while True:
+            if not self._members or not self.idle():  # no lock: a cheap first look
+                return
+            with self._lock:
+                best = self._largest()
+            if best is None:
+                return
+            if not self.waits():  # outside the lock: it measures, under the pace's own
+                with self._lock:
+                    self.declined += 1
+                return
+            _, member, walk, remaining = best
             with self._lock:
                 if self.active >= self.capacity:
                     return
-                best: tuple[float, SlicedWalk, KeysetWalk, int] | None = None
-                for member in self._members:
-                    for walk, remaining in member.splittable():
-                        pages = remaining / member.page_size
-                        if best is None or pages > best[0]:
-                            best = (pages, member, walk, remaining)
-                if best is None:
-                    return
-                _, member, walk, remaining = best
+                if walk in member.splitting:  # another slot took it meanwhile: look again
+                    continue
                 member.splitting.add(walk)
                 self.active += 1  # the slot is the new walk's from now on, or given back
                 self.peak = max(self.peak, self.active)
@@ -146,6 +233,17 @@ class WalkPool:
                     self.splits += 1
             else:
                 self.ended()
+
+    def _largest(self) -> tuple[float, SlicedWalk, KeysetWalk, int] | None:
+        """(pages left, member, walk, records left) of the largest splittable range; None if
+        none is worth a split. Caller holds the lock."""
+        best: tuple[float, SlicedWalk, KeysetWalk, int] | None = None
+        for member in self._members:
+            for walk, remaining in member.splittable():
+                pages = remaining / member.page_size
+                if best is None or pages > best[0]:
+                    best = (pages, member, walk, remaining)
+        return best
 
 
 _POOLS: weakref.WeakKeyDictionary[ApiClient, WalkPool] = weakref.WeakKeyDictionary()
@@ -173,14 +271,16 @@ class SlicedWalk:
         False decides up front, so that a caller (or a test on a busy machine) gets the same
         walks whatever the clock says. The total must still make enough pages per range.
         ``steal`` lets idle slots of the run split this resource's ranges further (only once
-        it was split at all)."""
+        it was split at all, and only while the run's pool says the run waits for the API:
+        ``WalkPool.waits``)."""
         self.client, self.resource = client, resource
         self.split_decision = split
         self.start_us, self.slices = start_us, max(1, slices)
         self.min_pages = min_pages_per_slice
         self.max_busy = max_busy
         self.busy: float | None = None  # CPU share of the process while the first pages came
-        self.latency: float | None = None  # median seconds per page of the first pages
+        self.latency: float | None = None  # median wait per page of the first pages (_waited)
+        self.timed = 0  # first pages timed before the decision (1 when the first was slow)
         self.on_retry = on_retry
         self.steal = steal
         paginator = resource.endpoint.paginator
@@ -271,6 +371,7 @@ class SlicedWalk:
                     self._pool.rebalance()  # this resource is read: others may take its slot
 
     def _walks(self) -> Generator[Page | object, None, None]:
+        assert self._pool is not None
         first = KeysetWalk(self.client, self.resource, start_us=self.start_us,
                            on_retry=self.on_retry)
         self.walks = [first]
@@ -278,20 +379,27 @@ class SlicedWalk:
         pages = iter(first)
         wall_before, cpu_before = time.monotonic(), time.process_time()
         timings: list[float] = []
-        for _ in range(_TIMED_PAGES):
-            began = time.monotonic()
+        waits = self.split_decision
+        while True:  # the first page always: its total says whether there is enough to split
+            began = _clocks()
             page = next(pages, None)
             if page is None:
                 self._finished.add(first)
                 return
-            timings.append(time.monotonic() - began)
+            timings.append(_waited(began))
+            self._pool.pace.page(timings[-1])
             self._yielded[first] += len(page.records)
             yield page
+            if waits is None and timings[0] >= SLOW_PAGE:
+                waits = True  # a slow API shows on its first page; no need to wait for more
+            if waits is True or len(timings) >= _TIMED_PAGES:
+                break
         wall = max(time.monotonic() - wall_before, 1e-9)
         self.busy = (time.process_time() - cpu_before) / wall
         self.latency = statistics.median(timings)
-        waits = waits_for_the_api(self.latency, self.busy, self.max_busy) \
-            if self.split_decision is None else self.split_decision
+        self.timed = len(timings)
+        if waits is None:  # fast pages: whether the process mostly waited for them decides
+            waits = waits_for_the_api(self.latency, self.busy, self.max_busy)
         slices = self.slices if waits else 1
         bounds = plan_bounds(self.client, self.resource, self.start_us, first.first_total,
                              slices, self.min_pages, self._count_probe)
@@ -362,7 +470,9 @@ class SlicedWalk:
         handover, pool = self._handover, self._pool
         try:
             try:
+                began = _clocks()
                 for page in pages:
+                    pool.pace.page(_waited(began))
                     if self._stop.is_set():
                         return
                     with self._lock:  # progress and queue order agree
@@ -370,6 +480,7 @@ class SlicedWalk:
                         handover.put(Page(page.records, page.number, self.progress()))
                     if pool.idle() and not self._stop.is_set():
                         pool.rebalance()  # a walk's first page may make its neighbour's count known
+                    began = _clocks()  # a page's time: not the handover's, nor a split's
                 with self._lock:
                     self._finished.add(walk)
                     handover.put(None)
@@ -448,6 +559,18 @@ class SlicedWalk:
         self.probes += 1
 
 
+def _clocks() -> tuple[float, float]:
+    """(monotonic seconds, this thread's CPU seconds): where ``_waited`` counts from."""
+    return time.monotonic(), time.thread_time()
+
+
+def _waited(since: tuple[float, float]) -> float:
+    """Seconds since ``since`` this thread did not run: a page's wait for the API (and for the
+    interpreter), without the CPU it spent itself (a first call's warm-up, parsing)."""
+    wall, cpu = _clocks()
+    return max(0.0, (wall - since[0]) - (cpu - since[1]))
+
+
 def waits_for_the_api(latency: float, busy: float, max_busy: float = MAX_BUSY) -> bool:
     """Whether more walks would pay, from the first pages' median seconds and CPU share.
 
@@ -463,7 +586,9 @@ def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | Non
     """Cursor values splitting the ``total`` records from ``start_us`` on into up to ``slices``.
 
     Empty when the API gave no total or there is too little to split (fewer than
-    ``min_pages`` pages per range).
+    ``min_pages`` pages per range). The ``K - 1`` probes are sent at once (``probe_cursors``)
+    and read in position order: the bounds are those one probe after the other would give.
+    Raises what the first failed probe (in position order) raised, once every probe ended.
     """
     paginator = resource.endpoint.paginator
     incremental = resource.endpoint.incremental
@@ -471,16 +596,39 @@ def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | Non
             or not isinstance(paginator, PageNumberPaginator)):
         return []
     k = min(slices, total // ((paginator.limit or DEFAULT_PAGE_SIZE) * min_pages))
+    positions = [i * total // k + 1 for i in range(1, k)]
     bounds: list[int] = []
-    for i in range(1, k):
-        cursor = _cursor_at(client, resource, start_us, i * total // k + 1)
-        if on_probe:
-            on_probe()
+    for cursor in probe_cursors(client, resource, start_us, positions, on_probe):
         if cursor is None:  # no usable boundary here: fewer slices, same records
             continue
         if (start_us is None or cursor > start_us) and (not bounds or cursor > bounds[-1]):
             bounds.append(cursor)
     return bounds
+
+
+def probe_cursors(client: ApiClient, resource: ResourceConfig, start_us: int | None,
+                  positions: list[int],
+                  on_probe: Callable[[], None] | None = None) -> list[int | None]:
+    """``_cursor_at`` of each position (1-based, from ``start_us`` on), in the order given.
+
+    The requests run at once in up to ``client.max_concurrency`` threads (the client's own
+    limit holds them to it too), so planning costs about one latency, not one per bound; the
+    threads end before this returns. ``on_probe`` is called once per answered probe, in this
+    thread. Raises the first failure in position order.
+    """
+    if len(positions) <= 1:
+        cursors = [_cursor_at(client, resource, start_us, p) for p in positions]
+    else:
+        workers = min(len(positions), client.max_concurrency)
+        with ThreadPoolExecutor(max_workers=workers,
+                                thread_name_prefix=f"{resource.name}-probe") as executor:
+            futures = [executor.submit(_cursor_at, client, resource, start_us, p)
+                       for p in positions]
+            cursors = [f.result() for f in futures]  # the with block waits for all of them
+    if on_probe:
+        for _ in cursors:
+            on_probe()
+    return cursors
 
 
 def _cursor_at(client: ApiClient, resource: ResourceConfig, start_us: int | None,

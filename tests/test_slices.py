@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import threading
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,8 @@ def test_sliced_walks_lose_nothing_while_records_change(tmp_path: Path, seed: in
             rows = {r["id"]: r for r in lake.read(resource).select("id", "updated_at").to_dicts()}
             for record in fetch_truth(sandbox.base_url, resource):
                 if parse_cursor(record["updated_at"]) < mark:
-                    assert record["id"] in rows, f"{resource} {record['id']} below the mark is missing"
+                    assert record["id"] in rows, \
+                        f"{resource} {record['id']} below the mark is missing"
                     assert rows[record["id"]]["updated_at"] == dt.datetime.fromisoformat(
                         record["updated_at"].replace("Z", "+00:00"))
         sandbox.configure(mutate_every_n_requests=0)
@@ -212,6 +214,7 @@ def test_a_split_walk_gives_its_upper_half_to_a_new_walk(always_split: None) -> 
 
 
 _T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+_T0_US = parse_cursor("2026-03-01T00:00:00Z")
 
 
 @settings(max_examples=20)
@@ -226,16 +229,12 @@ def test_ranges_always_partition_the_cursor_space(steps: list[int], capacity: in
     their splits every range starts where the previous ended, and every id was read."""
     config = copy.deepcopy(SLICED)
     config["client"]["max_concurrency"] = capacity
-    cursor, records = 0, []
-    for i, step in enumerate(steps):
-        cursor += step
-        at = (_T0 + dt.timedelta(microseconds=cursor)).isoformat().replace("+00:00", "Z")
-        records.append(f'{{"id":"d{i:04d}","name":"deal {i}","created_at":"2026-03-01T00:00:00Z",'
-                       f'"updated_at":"{at}"}}')
+    records = _deals(_cursors_from_steps(steps))
     with RecordServer() as server:
         server.put("deals", records)
         source = load_config(config, base_url=server.base_url)
         with ApiClient(source, Credentials("any-key", "any-org")) as client:
+            slices.pool_for(client).waits = lambda: True  # the run waits for the API: steal
             walk = SlicedWalk(client, source.resource("deals"), start_us=None, slices=planned,
                               split=True, min_pages_per_slice=1, min_steal_pages=1)
             seen = {r["id"] for page in walk for r in page.records}
@@ -245,3 +244,215 @@ def test_ranges_always_partition_the_cursor_space(steps: list[int], capacity: in
     event(f"running walks split: {walk.stolen > 0}")
     _partition(walk)
     assert seen == {f"d{i:04d}" for i in range(len(steps))}
+
+
+def _cursors_from_steps(steps: list[int]) -> list[int]:
+    """Cursors (µs after _T0) growing by each step in turn: 0 makes a tie, a big step a gap."""
+    cursor, cursors = 0, []
+    for step in steps:
+        cursor += step
+        cursors.append(cursor)
+    return cursors
+
+
+def _deals(cursors: list[int]) -> list[str]:
+    """deals records as raw JSON text, ``d0000``, ``d0001``, ... at ``_T0`` + each cursor (µs)."""
+    out = []
+    for i, cursor in enumerate(cursors):
+        at = (_T0 + dt.timedelta(microseconds=cursor)).isoformat().replace("+00:00", "Z")
+        out.append(f'{{"id":"d{i:04d}","name":"deal {i}","created_at":"2026-03-01T00:00:00Z",'
+                   f'"updated_at":"{at}"}}')
+    return out
+
+
+class _Answers:
+    """An injected split gate: answers ``yes`` times yes, then no; counts what it was asked."""
+
+    def __init__(self, yes: int) -> None:
+        self.yes, self.asked = yes, 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bool:
+        with self._lock:
+            self.asked += 1
+            return self.asked <= self.yes
+
+
+@pytest.mark.parametrize("waits", [False, True])
+def test_idle_slots_split_a_walk_only_while_the_run_waits_for_the_api(waits: bool) -> None:
+    """The gate decides each steal: told the API does not bound the pace, the planned walks
+    read everything alone though slots are free; told it does, idle slots split them."""
+    config = copy.deepcopy(SLICED)
+    config["client"]["max_concurrency"] = 8
+    with RecordServer() as server:
+        server.put("deals", _deals([i * 1_000_000 for i in range(600)]))
+        source = load_config(config, base_url=server.base_url)
+        with ApiClient(source, Credentials("any-key", "any-org")) as client:
+            pool = slices.pool_for(client)
+            gate = _Answers(yes=10**6 if waits else 0)
+            pool.waits = gate
+            walk = SlicedWalk(client, source.resource("deals"), start_us=None, slices=2,
+                              split=True, min_pages_per_slice=1, min_steal_pages=1)
+            seen = [r["id"] for page in walk for r in page.records]
+    assert gate.asked > 0  # the gate was consulted with a range worth splitting
+    if waits:
+        assert walk.stolen > 0 and pool.splits == walk.stolen and len(walk.walks) > 2
+        assert pool.peak <= 8
+    else:
+        assert walk.stolen == 0 and pool.splits == 0 and len(walk.walks) == 2
+        assert pool.declined == gate.asked
+    assert pool.active == 0
+    _partition(walk)
+    assert set(seen) == {f"d{i:04d}" for i in range(600)}
+
+
+def test_the_gate_is_asked_before_every_split() -> None:
+    """Two yes, then no: at most two splits, however many slots stay idle (the run's pace
+    changes with every walk added, so one yes is not a licence to fill every slot)."""
+    config = copy.deepcopy(SLICED)
+    config["client"]["max_concurrency"] = 16
+    with RecordServer() as server:
+        server.put("deals", _deals([i * 1_000_000 for i in range(800)]))
+        source = load_config(config, base_url=server.base_url)
+        with ApiClient(source, Credentials("any-key", "any-org")) as client:
+            pool = slices.pool_for(client)
+            gate = _Answers(yes=2)
+            pool.waits = gate
+            walk = SlicedWalk(client, source.resource("deals"), start_us=None, slices=2,
+                              split=True, min_pages_per_slice=1, min_steal_pages=1)
+            seen = {r["id"] for page in walk for r in page.records}
+    assert gate.asked > 2 and pool.declined > 0
+    assert pool.splits == walk.stolen <= 2 and len(walk.walks) <= 4
+    _partition(walk)
+    assert seen == {f"d{i:04d}" for i in range(800)}
+
+
+@pytest.mark.parametrize(("pages", "cpu", "waits"), [
+    # (page seconds, CPU seconds the process spends per second of clock) -> waits for the API
+    ([0.001] * 40, 0.9, False),  # fast answers, the process busy: more walks cost CPU
+    ([0.001] * 40, 0.1, True),  # fast answers, but the process mostly waits
+    ([0.05] * 40, 0.9, True),  # a slow API
+    ([0.05] * 8 + [0.001] * 32, 0.9, False),  # it was slow; the last pages say it is not now
+])
+def test_the_pace_judges_the_recent_pages_and_cpu_share(
+        pages: list[float], cpu: float, waits: bool) -> None:
+    """Pace.measure: the median of the last PACE_PAGES page times and the CPU share over the
+    last PACE_WINDOW seconds, on injected clocks (one page every 0.1 s)."""
+    now = [0.0]
+    pace = slices.Pace(clock=lambda: now[0], cpu=lambda: now[0] * cpu)
+    for seconds in pages:
+        now[0] += 0.1
+        pace.page(seconds)
+    latency, busy = pace.measure()
+    assert latency == pytest.approx(pages[-1])
+    assert busy == pytest.approx(cpu)
+    assert pace.waits() is waits
+
+
+def test_the_pace_forgets_cpu_older_than_its_window() -> None:
+    """Busy for a long while, then idle for a window: the share is the recent one; with no page
+    yet the run is not taken as waiting, and a window too short says nothing of the CPU."""
+    now, spent = [0.0], [0.0]
+    pace = slices.Pace(window=2.0, clock=lambda: now[0], cpu=lambda: spent[0])
+    assert pace.measure() == (None, None) and pace.waits() is False
+    for _ in range(50):  # 5 s at a full core
+        now[0] += 0.1
+        spent[0] += 0.1
+        pace.page(0.001)
+    for _ in range(30):  # 3 s waiting
+        now[0] += 0.1
+        pace.page(0.001)
+    latency, busy = pace.measure()
+    assert busy == pytest.approx(0.0)
+    fresh = slices.Pace(clock=lambda: now[0], cpu=lambda: spent[0])
+    fresh.page(0.001)
+    assert fresh.measure() == (0.001, None)  # one instant: no span to share over
+    assert fresh.waits() is False  # a fast page and nothing known of the CPU
+
+
+def _bounds_by_definition(cursors: list[int], start: int | None, total: int,
+                          k: int) -> list[int]:
+    """plan_bounds written from the contract: the cursor of record ``i * total // k + 1`` (in
+    cursor order, from ``start`` on) for i = 1..k-1, kept when above the start and the previous
+    bound, one after the other."""
+    ordered = sorted(c for c in cursors if start is None or c >= start)
+    bounds: list[int] = []
+    for i in range(1, k):
+        position = i * total // k + 1
+        if position > len(ordered):
+            continue
+        cursor = ordered[position - 1]
+        if (start is None or cursor > start) and (not bounds or cursor > bounds[-1]):
+            bounds.append(cursor)
+    return bounds
+
+
+@settings(max_examples=15)
+@given(
+    steps=st.lists(st.sampled_from([0, 0, 1, 7, 3600_000_000]), min_size=20, max_size=200),
+    slices_=st.integers(2, 12),
+    capacity=st.integers(1, 6),
+    start_at=st.integers(0, 10),
+)
+def test_concurrent_bound_probes_give_the_sequential_bounds(
+        steps: list[int], slices_: int, capacity: int, start_at: int) -> None:
+    """The K-1 probes sent at once give the bounds one probe after the other would, in the same
+    order, against a real loopback server; no more than the in-flight limit are out at once,
+    and as many as it allows are (the server holds each probe until they all came)."""
+    config = copy.deepcopy(SLICED)
+    config["client"]["max_concurrency"] = capacity
+    cursors = _cursors_from_steps(steps)
+    start = _T0_US + cursors[min(start_at, len(cursors) - 1)] if start_at else None
+    total = sum(1 for c in cursors if start is None or _T0_US + c >= start)
+    k = min(slices_, total // 10)  # min_pages 1, 10 records a page
+    expected_out = min(max(k - 1, 0), capacity) if k - 1 > 1 else 0
+    lock, all_out = threading.Lock(), threading.Event()
+    out, peak = [0], [0]
+
+    def hold_probes(_n: int, params: dict[str, str]) -> None:
+        if params.get("page[size]") != "1":
+            return
+        with lock:
+            out[0] += 1
+            peak[0] = max(peak[0], out[0])
+            if out[0] >= expected_out:
+                all_out.set()
+        all_out.wait(timeout=30)  # a deadlock guard only: sequential probes never get here
+        with lock:
+            out[0] -= 1
+
+    with RecordServer(on_request=hold_probes) as server:
+        server.put("deals", _deals(cursors))
+        source = load_config(config, base_url=server.base_url)
+        deals = source.resource("deals")
+        with ApiClient(source, Credentials("any-key", "any-org")) as client:
+            probes = [0]
+            bounds = slices.plan_bounds(client, deals, start, total, slices_, 1,
+                                        lambda: probes.__setitem__(0, probes[0] + 1))
+    assert bounds == [_T0_US + c for c in _bounds_by_definition(
+        cursors, None if start is None else start - _T0_US, total, k)]
+    assert probes[0] == max(k - 1, 0)
+    assert peak[0] <= capacity
+    if expected_out:
+        assert peak[0] == expected_out
+    assert not any(t.name.startswith("deals-probe") for t in threading.enumerate())
+
+
+def test_a_slow_first_page_decides_the_split_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first page at SLOW_PAGE or slower splits after that one page; a faster one is followed
+    by two more timed pages before the CPU share decides (the threshold moved, not the clock)."""
+    with RecordServer() as server:
+        server.put("deals", _deals([i * 1_000_000 for i in range(400)]))
+        source = load_config(SLICED, base_url=server.base_url)
+        with ApiClient(source, Credentials("any-key", "any-org")) as client:
+            monkeypatch.setattr(slices, "SLOW_PAGE", 0.0)  # every page is "slow"
+            slow = SlicedWalk(client, source.resource("deals"), start_us=None, slices=4,
+                              min_pages_per_slice=1, steal=False)
+            slow_ids = {r["id"] for page in slow for r in page.records}
+            monkeypatch.setattr(slices, "SLOW_PAGE", float("inf"))  # no page is
+            fast = SlicedWalk(client, source.resource("deals"), start_us=None, slices=4,
+                              min_pages_per_slice=1, steal=False)
+            fast_ids = {r["id"] for page in fast for r in page.records}
+    assert slow.timed == 1 and len(slow.walks) == 4
+    assert fast.timed == 3 and fast.busy is not None
+    assert slow_ids == fast_ids == {f"d{i:04d}" for i in range(400)}
