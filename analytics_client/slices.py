@@ -497,7 +497,10 @@ class SlicedWalk:
         """Records left in ``walk``'s range (estimate from the API's totals), None: unknown.
 
         A walk's first page counts the records at or after its start; the next walk's counts
-        those at or after its end; the difference is the range, less what the walk yielded.
+        those at or after its end; the difference is the range, less the records the walk
+        yielded for the first time (each keyset page starts again at ``lo``: counting those
+        re-reads as progress made a long walk look nearly done, and left it unsplit while
+        slots idled at the end of a run).
         """
         walks = list(self.walks)
         try:
@@ -512,7 +515,7 @@ class SlicedWalk:
             if after is None:
                 return None
             total -= after
-        return total - self._yielded.get(walk, 0)
+        return total - (self._yielded.get(walk, 0) - walk.reread)
 
     def splittable(self) -> list[tuple[KeysetWalk, int]]:
         """Running walks worth splitting now, with their estimates (no lock: read-only).

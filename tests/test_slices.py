@@ -456,3 +456,18 @@ def test_a_slow_first_page_decides_the_split_at_once(monkeypatch: pytest.MonkeyP
     assert slow.timed == 1 and len(slow.walks) == 4
     assert fast.timed == 3 and fast.busy is not None
     assert slow_ids == fast_ids == {f"d{i:04d}" for i in range(400)}
+
+
+def test_a_walks_estimate_of_records_left_does_not_count_re_reads_as_progress() -> None:
+    """Once a quiet read is over, every walk's estimate of what is left is exactly 0, though
+    each of its pages began with a record it had already read (so a walk mid-way is not taken
+    for nearly done, and stays worth splitting)."""
+    with RecordServer() as server:
+        server.put("deals", _deals([i * 1_000_000 for i in range(500)]))
+        source = load_config(SLICED, base_url=server.base_url)
+        with ApiClient(source, Credentials("any-key", "any-org")) as client:
+            walk = SlicedWalk(client, source.resource("deals"), start_us=None, slices=3,
+                              split=True, min_pages_per_slice=1, steal=False)
+            seen = [r["id"] for page in walk for r in page.records]
+    assert len(walk.walks) == 3 and walk.reread > 0 and len(seen) > 500
+    assert [walk.remaining(w) for w in walk.walks] == [0, 0, 0]
