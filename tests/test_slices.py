@@ -31,8 +31,10 @@ SLOW_MS = 8.0
 
 @pytest.fixture
 def always_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs through sync() split whenever the total allows, whatever the pages' timing."""
+    """Runs through sync() split whenever the total allows, whatever the pages' timing and
+    however busy the (shared) machine keeps this process."""
     monkeypatch.setattr(slices, "SLOW_PAGE", 0.0)
+    monkeypatch.setattr(slices, "MAX_BUSY_STEAL", float("inf"))
 
 
 def test_a_resource_is_read_by_several_walks_over_disjoint_ranges(
@@ -327,12 +329,27 @@ def test_the_gate_is_asked_before_every_split() -> None:
     assert seen == {f"d{i:04d}" for i in range(800)}
 
 
+@pytest.mark.parametrize(("latency", "busy", "pays"), [
+    (0.001, 0.2, False),  # fast pages, the process half idle: a local server's CPU, not latency
+    (0.001, 0.95, False),
+    (0.05, 0.3, True),  # a slow API, CPU to spare
+    (0.05, None, True),  # too short a window to know the CPU: the pages decide
+    (0.05, 0.95, False),  # slow pages, but the interpreter is what they wait for
+    (0.02, 0.0, True),
+])
+def test_a_steal_pays_only_for_slow_pages_and_cpu_to_spare(
+        latency: float, busy: float | None, pays: bool) -> None:
+    """The split-time decision is a pure function of what the recent pages measured."""
+    assert slices.steal_pays(latency, busy) is pays
+
+
 @pytest.mark.parametrize(("pages", "cpu", "waits"), [
     # (page seconds, CPU seconds the process spends per second of clock) -> waits for the API
     ([0.001] * 40, 0.9, False),  # fast answers, the process busy: more walks cost CPU
-    ([0.001] * 40, 0.1, True),  # fast answers, but the process mostly waits
-    ([0.05] * 40, 0.9, True),  # a slow API
-    ([0.05] * 8 + [0.001] * 32, 0.9, False),  # it was slow; the last pages say it is not now
+    ([0.001] * 40, 0.1, False),  # fast answers, the process half idle: not the API's latency
+    ([0.05] * 40, 0.5, True),  # a slow API
+    ([0.05] * 40, 0.95, False),  # slow pages, but waiting for the interpreter
+    ([0.05] * 8 + [0.001] * 32, 0.1, False),  # it was slow; the last pages say it is not now
 ])
 def test_the_pace_judges_the_recent_pages_and_cpu_share(
         pages: list[float], cpu: float, waits: bool) -> None:
