@@ -50,11 +50,17 @@ class Organization(BaseModel):
 
 @dataclass(frozen=True)
 class Unit:
-    """One child flow run: its name and the parameters of the per-resource deployment."""
+    """One child flow run: its name and the parameters of the per-resource deployment.
+
+    ``after``: the resource of the same pipeline whose unit's flow run must have ended before
+    this one starts (a child resource's parent, children.py: it reads the parent's table);
+    None when there is none in the fan-out.
+    """
 
     pipeline: str
     resources: tuple[str, ...]
     parameters: dict[str, Any]
+    after: str | None = None
 
     @property
     def name(self) -> str:
@@ -68,6 +74,7 @@ def plan(
     resources: Sequence[str] | None,
     per: Per,
     resource_names: Callable[[Organization], list[str]],
+    parent_of: Callable[[Organization, str], str | None] | None = None,
 ) -> list[Unit]:
     """The child runs of a fan-out, in order: organizations, then resources in config order.
 
@@ -76,6 +83,9 @@ def plan(
     ``resource_names(org)`` lists the organization's selected resources (all when
     ``resources`` is None; raises ConfigError for an unknown name). ``full_refresh`` may be a
     list of resource names: each child gets the part of it that is among its resources.
+    ``parent_of(org, name)`` names a resource's parent (None: not a child); with
+    ``per="resource"`` a child's unit is ordered after its parent's when the parent is
+    selected too (``Unit.after``), as ``SyncRun.waits_for`` orders them within one run.
 
     Raises ConfigError when two organizations share a pipeline name or a lake, naming both, or
     when ``full_refresh`` names a resource no unit has.
@@ -94,7 +104,9 @@ def plan(
             refresh = parameters.get("full_refresh")
             if isinstance(refresh, list):
                 parameters["full_refresh"] = [n for n in refresh if n in group]
-            units.append(Unit(org.pipeline, group, parameters))
+            parent = parent_of(org, group[0]) if parent_of and len(group) == 1 else None
+            after = parent if parent in names and parent not in group else None
+            units.append(Unit(org.pipeline, group, parameters, after))
     refresh = defaults.get("full_refresh")
     unknown = sorted(set(refresh) - {n for u in units for n in u.resources}) \
         if isinstance(refresh, list) else []

@@ -3,8 +3,9 @@ the kernel frees if we die.
 
 Two runs of a pipeline would race on its marks (Prefect blocks have no compare-and-set) and
 its tables. ``flock`` is released by the kernel when the holding process exits, even by
-SIGKILL, so a crashed run can never hold the lock forever. Across machines, deployments carry
-``concurrency_limit: 1`` with ``collision_strategy: CANCEL_NEW``.
+SIGKILL, so a crashed run can never hold the lock forever. Across machines, the Prefect flows
+also hold a global concurrency limit per pipeline and resource (prefect_lock.py), and
+deployments carry ``concurrency_limit: 1`` with ``collision_strategy: CANCEL_NEW``.
 """
 
 from __future__ import annotations

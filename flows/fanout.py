@@ -3,9 +3,11 @@
 Orchestration only. It starts one flow run of the per-resource deployment (default
 ``analytics-sync/per-resource``: the ``analytics-sync`` flow with ``resources=[name]``) per
 resource, or per organization, as subflow runs on the work pool; Prefect hands them to whichever
-workers poll the pool. It waits for all of them, ends with their per-resource rows in one
-summary, and fails naming every child that did not complete. Marks and locks stay one per
-pipeline and resource (analytics_client/fanout.py says what an organization is).
+workers poll the pool (a child resource's run starts after its parent's ended). It waits for
+all of them, ends with their per-resource rows in one summary, and fails naming every child
+that did not complete. Marks and locks stay one per pipeline and resource, across machines
+too (analytics_client/prefect_lock.py; analytics_client/fanout.py says what an organization
+is).
 
     prefect deployment run analytics-sync-fanout/fanout --watch
     prefect deployment run analytics-sync-fanout/fanout --param per=organization \\
@@ -15,9 +17,8 @@ pipeline and resource (analytics_client/fanout.py says what an organization is).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
-from uuid import UUID
 
 # First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
 import analytics_client.prefect_process  # noqa: F401
@@ -42,10 +43,12 @@ from analytics_client import (
     API_KEY_BLOCK,
     ORGANIZATION_BLOCK,
     AnalyticsSyncError,
+    SourceConfig,
     load_config,
     prefect_api,
 )
 from analytics_client.blocks import SyncMark
+from analytics_client.config import parent_of
 from analytics_client.fanout import ChildOutcome, Organization, Per, Unit, plan, render_markdown
 
 PER_RESOURCE_DEPLOYMENT = "analytics-sync/per-resource"
@@ -79,9 +82,12 @@ def analytics_sync_fanout(
     sync; their left-out fields take this run's parameters. ``per="resource"`` starts one child
     per resource of each organization, ``per="organization"`` one per organization.
     ``resources`` selects resources (default: all in each organization's config). Children
-    are started at once and picked up by any worker of the pool (cap each worker with
-    ``prefect worker start --limit N`` so that one worker does not take them all); this run
-    holds no lock: each child locks its own pipeline and resources.
+    start at once, except that a child resource's (children.py) starts when its parent's run
+    ended; any worker of the pool picks them up (cap each worker with
+    ``prefect worker start --limit N`` so that one worker does not take them all). This run
+    holds no lock: each child holds its pipeline's and resources' (the file lock on its
+    machine, a Prefect global concurrency limit per resource across machines:
+    analytics_client/prefect_lock.py).
 
     Returns one dict per child (pipeline, resources, flow run, state); a child that did not
     complete makes this run Failed, naming it. Raises ConfigError for an unknown resource or
@@ -93,20 +99,28 @@ def analytics_sync_fanout(
                     full_refresh=full_refresh, storage_block=storage_block)
     orgs = organizations or [Organization(pipeline=pipeline, lake_uri=lake_uri)]
 
-    def resource_names(org: Organization) -> list[str]:
-        source = load_config(org.config if "config" in org.model_fields_set else config)
-        return [r.name for r in source.select(resources).resources]
+    sources: dict[int, SourceConfig] = {}
 
-    units = plan(orgs, defaults, resources, per, resource_names)
+    def source_of(org: Organization) -> SourceConfig:
+        if id(org) not in sources:
+            sources[id(org)] = load_config(org.config if "config" in org.model_fields_set
+                                           else config)
+        return sources[id(org)]
+
+    def resource_names(org: Organization) -> list[str]:
+        return [r.name for r in source_of(org).select(resources).resources]
+
+    def parent(org: Organization, name: str) -> str | None:
+        return parent_of(source_of(org).resource(name))
+
+    units = plan(orgs, defaults, resources, per, resource_names, parent)
     # Once, before the children start: their concurrent first saves of an unregistered block
     # type would collide (409), as tasks in one run did (shared/notes/field-notes.md).
     prefect_api.call("-", SyncMark.register_type_and_schema)
-    parent = str(flow_run.get_id() or "local")
-    children = [_start(deployment, u, idempotency_key=f"{parent}:{u.name}") for u in units]
-    logger.info("started %d flow run(s) of %s: %s", len(children), deployment,
-                ", ".join(c.name for c in children))
-    finished = _wait_for(children, poll_seconds)
-    outcomes = [_outcome(u, finished[c.id]) for u, c in zip(units, children, strict=True)]
+    fanout_id = str(flow_run.get_id() or "local")
+    children = _run_all(units, lambda u: _start(deployment, u, f"{fanout_id}:{u.name}"),
+                        poll_seconds)
+    outcomes = [_outcome(u, children[i]) for i, u in enumerate(units)]
     title = f"analytics-sync fan-out: {', '.join(o.pipeline for o in orgs)}"
     markdown = render_markdown(outcomes, title)
     logger.info("summary\n%s", markdown)
@@ -121,35 +135,63 @@ def analytics_sync_fanout(
              "flow_run": o.flow_run_name, "state": o.state} for o in outcomes]
 
 
+def _run_all(units: Sequence[Unit], start: Callable[[Unit], FlowRun],
+             poll_seconds: float) -> list[FlowRun]:
+    """Start every unit's flow run and wait until all are final; their final runs, in order.
+
+    A unit with ``after`` (a child resource) starts only once its parent's run is final,
+    whether that run completed or failed: the parent's commits stand, as in one flow run
+    (flows/main.py's ``wait_for`` with ``allow_failure``). The others start at once.
+    """
+    logger = get_run_logger()
+    index = {(u.pipeline, u.resources): i for i, u in enumerate(units)}
+    waits_on = {i: index[(u.pipeline, (u.after,))] for i, u in enumerate(units) if u.after}
+    started: dict[int, FlowRun] = {}
+    final: dict[int, FlowRun] = {}
+
+    def start_ready() -> None:
+        ready = [i for i in range(len(units))
+                 if i not in started and (i not in waits_on or waits_on[i] in final)]
+        for i in ready:
+            started[i] = start(units[i])
+        if ready:
+            logger.info("started %d flow run(s): %s", len(ready),
+                        ", ".join(started[i].name for i in ready))
+
+    start_ready()
+    while len(final) < len(units):
+        final.update(_final(started, final))
+        start_ready()
+        if len(final) < len(units):
+            time.sleep(poll_seconds)
+    return [final[i] for i in range(len(units))]
+
+
+def _final(started: dict[int, FlowRun], final: dict[int, FlowRun]) -> dict[int, FlowRun]:
+    """The started runs that are final now (the server's view, one read per page of runs)."""
+    pending = {run.id: i for i, run in started.items() if i not in final}
+    ids = sorted(pending, key=str)
+    done = {}
+    with get_client(sync_client=True) as client:
+        for first in range(0, len(ids), _PAGE):
+            page = ids[first:first + _PAGE]
+            for run in client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=page)),
+                    limit=len(page)):
+                if run.state is not None and run.state.is_final():
+                    done[pending[run.id]] = run
+    return done
+
+
 def _start(deployment: str, unit: Unit, idempotency_key: str) -> FlowRun:
     """A flow run of ``deployment`` for ``unit``, scheduled now, linked as a subflow run.
 
-    Not waited for here (``timeout=0``): all start at once. The idempotency key (the parent's
-    run id and the unit) makes a retried fan-out find its children instead of starting more.
+    Not waited for here (``timeout=0``). The idempotency key (the fan-out's run id and the
+    unit) makes a retried fan-out find its children instead of starting more.
     """
     run = run_deployment(deployment, parameters=unit.parameters, timeout=0,
                          flow_run_name=unit.name, idempotency_key=idempotency_key)
     return cast(FlowRun, run)  # the synchronous call's result (the stub also allows a coroutine)
-
-
-def _wait_for(children: Sequence[FlowRun], poll_seconds: float) -> dict[UUID, FlowRun]:
-    """Poll until every child is in a final state (the server's view, one read per page)."""
-    pending = {c.id for c in children}
-    done: dict[UUID, FlowRun] = {}
-    with get_client(sync_client=True) as client:
-        while pending:
-            ids = sorted(pending, key=str)
-            for start in range(0, len(ids), _PAGE):
-                page = ids[start:start + _PAGE]
-                for run in client.read_flow_runs(
-                        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=page)),
-                        limit=len(page)):
-                    if run.state is not None and run.state.is_final():
-                        done[run.id] = run
-                        pending.discard(run.id)
-            if pending:
-                time.sleep(poll_seconds)
-    return done
 
 
 def _outcome(unit: Unit, run: FlowRun) -> ChildOutcome:

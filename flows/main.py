@@ -71,6 +71,7 @@ from analytics_client import (
     store_credentials,
 )
 from analytics_client.debugging import debugging, set_debugging
+from analytics_client.prefect_lock import resource_slots
 from analytics_client.quarantine import render as render_quarantine
 from analytics_client.state import describe, reset
 from analytics_client.stop import again_inside_the_flow_run
@@ -158,7 +159,9 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
     ensure_lake_writable(lake, [r.name for r in source.resources])  # before any request
     logger.info("pipeline %r: syncing %s from %s into %s", pipeline,
                 ", ".join(r.name for r in source.resources), source.client.base_url, lake_uri)
-    with run, prefect_api.bounded_retries():
+    # The file lock (in `run`) on this machine, then the Prefect server's across machines.
+    with run, prefect_api.bounded_retries(), \
+            resource_slots(pipeline, [r.name for r in source.resources], run.run_id):
         run.marks = PrefectMarkStore()  # registers the block type once, before the fan-out
         futures = _submit(run)
         wait(list(futures.values()))
