@@ -161,9 +161,12 @@ def deployed_stack(tmp: Path, counts: dict[str, int],
                           ANALYTICS_BASE_URL=sandbox.base_url, PREFECT_WORKER_QUERY_SECONDS="1",
                           PREFECT_WORKER_PREFETCH_SECONDS="5")
         for name, args in workers:
+            # Each worker stands for a machine: its own lock directory (lock.py), so that only
+            # the Prefect server keeps their runs of one pipeline and resource apart.
             stack.enter_context(background(
                 [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", name, *args],
-                worker_env, tmp, s.worker_log_path(name)))
+                dict(worker_env, ANALYTICS_SYNC_LOCK_DIR=str(tmp / "locks" / name)), tmp,
+                s.worker_log_path(name)))
         print(f"stack ready after {time.monotonic() - started:.1f} s")
         yield s
 

@@ -5,24 +5,37 @@
 `--limit 2`, so that neither can take everything) must run some. The tables must equal the
 sandbox's truth, the marks must be exactly one block per pipeline and resource, a second
 fan-out after an advance must be incremental, and a fan-out with a failing child must fail
-naming it. Every server, worker and flow-run process is stopped with its process group.
+naming it. Each worker locks in its own directory, as on two machines: a resource held by
+another flow run (or by two fan-outs at once) is kept apart by the Prefect server's global
+concurrency limit per pipeline and resource alone, and a child resource's run starts after its
+parent's ended. Every server, worker and flow-run process is stopped with its process group.
 
 FANOUT_TEST_SCALE=N multiplies the sandbox's record counts (for measuring, not for CI).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import datetime as dt
+import json
 import os
 import re
+import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.prefect_stack import Stack, deployed_stack, report
+from analytics_client import DEFAULT_CONFIG
+from analytics_client.prefect_lock import limit_name
+from tests.prefect_stack import Stack, background, deployed_stack, report
 from tests.support import assert_lake_equals_truth
+from tests.test_children import assert_children_match
+from tests.test_children import config as child_config
 
 SCALE = int(os.environ.get("FANOUT_TEST_SCALE", "1"))
 COUNTS = {name: n * SCALE for name, n in
@@ -160,3 +173,123 @@ def test_organizations_sharing_a_lake_are_refused_before_any_child_starts(stack:
     _, _, status = _fanout(stack, "--param", organizations, check=False)
     assert status == 1
     assert len(_children(stack)) == before
+
+
+def _limits(s: Stack) -> dict[str, int]:
+    """Active slots of every global concurrency limit, as the server has them."""
+    return {limit["name"]: limit["active_slots"]
+            for limit in _api(s, "v2/concurrency_limits/filter", {"limit": 200})}
+
+
+def _latest(s: Stack, pipeline: str) -> dict[str, dict[str, Any]]:
+    """The last child flow run of each name (``<pipeline>-<resource>``) of ``pipeline``."""
+    runs = sorted((r for r in _children(s) if r["parameters"]["pipeline"] == pipeline),
+                  key=lambda r: r["created"])
+    return {r["name"]: r for r in runs}
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def _assert_after(parent: dict[str, Any], child: dict[str, Any]) -> None:
+    """The child's flow run was created, and started, after the parent's ended."""
+    assert parent["end_time"] and child["start_time"], (parent, child)
+    assert _time(child["created"]) >= _time(parent["end_time"]), (parent, child)
+    assert _time(child["start_time"]) >= _time(parent["end_time"]), (parent, child)
+
+
+def _with_child() -> dict[str, Any]:
+    """The seed's five resources and deal_tasks, a child of deals (tests/test_children.py)."""
+    raw = copy.deepcopy(DEFAULT_CONFIG)
+    raw["resources"] += [r for r in child_config()["resources"] if r["name"] == "deal_tasks"]
+    return raw
+
+
+def test_a_resource_held_elsewhere_is_refused_a_failed_one_gives_its_slot_back_and_a_child_waits(
+        stack: Stack) -> None:
+    """Another machine's run holds held/deals (its limit's one slot, set with the operator's
+    `prefect gcl` commands); pages fails (HTTP 400). The deals child fails naming pipeline,
+    resource and limit, and reads nothing; pages' slot is free again; deal_tasks starts after
+    the deals run ended, failed as it is. Once the slot is reset, the next fan-out completes
+    and every table, the child's too, equals the truth."""
+    lake = stack.checkout / "data" / "held"
+    params = ("--param", "pipeline=held", "--param", "lake_uri=./data/held",
+              "--param", f"config={json.dumps(_with_child())}")
+    held = limit_name("held", "deals")
+    stack.prefect("gcl", "create", held, "--limit", "1")
+    stack.prefect("gcl", "update", held, "--active-slots", "1")
+    stack.sandbox.set_faults([{"kind": "status", "status": 400, "resource": "pages"}])
+    deals_requests = stack.sandbox.stats()["requests"].get("deals", {})
+    try:
+        _, _, status = _fanout(stack, *params, check=False)
+    finally:
+        stack.sandbox.set_faults([])
+    assert status == 1
+    runs = _latest(stack, "held")
+    assert {n: r["state_type"] for n, r in runs.items()} == {
+        "held-tags": "COMPLETED", "held-users": "COMPLETED", "held-deals": "FAILED",
+        "held-pages": "FAILED", "held-tasks": "COMPLETED", "held-deal_tasks": "COMPLETED"}, runs
+    refused = runs["held-deals"]["state"]["message"]
+    assert "pipeline 'held' resource 'deals' is already running in another flow run" in refused
+    assert repr(held) in refused and "this run did nothing" in refused, refused
+    assert stack.sandbox.stats()["requests"].get("deals", {}) == deals_requests
+    assert not (lake / "deals").exists()
+    limits = _limits(stack)
+    assert limits[held] == 1  # still the other run's
+    assert {r: limits[limit_name("held", r)] for r in ("tags", "users", "pages", "tasks",
+                                                       "deal_tasks")} == dict.fromkeys(
+        ("tags", "users", "pages", "tasks", "deal_tasks"), 0)
+    _assert_after(runs["held-deals"], runs["held-deal_tasks"])
+
+    stack.prefect("gcl", "inspect", held)  # the docs' commands: see it, then free it
+    stack.prefect("gcl", "update", held, "--active-slots", "0")
+    _fanout(stack, *params)
+    runs = _latest(stack, "held")
+    assert all(r["state_type"] == "COMPLETED" for r in runs.values()), runs
+    _assert_after(runs["held-deals"], runs["held-deal_tasks"])
+    assert_lake_equals_truth(stack.sandbox, lake, tuple(COUNTS))
+    assert_children_match(stack.sandbox, lake)
+    assert all(n not in _limits(stack) or _limits(stack)[n] == 0
+               for n in (limit_name("held", r) for r in (*COUNTS, "deal_tasks")))
+
+
+def test_two_fanouts_of_one_pipeline_at_once_never_sync_a_resource_at_the_same_time(
+        stack: Stack, request: pytest.FixtureRequest) -> None:
+    """Two fan-outs of pipeline `twice` started together (`python flows/fanout.py`, beside the
+    deployment's one-at-a-time limit): the server's task runs of each resource never overlap,
+    every child that did not complete was refused by a lock before reading, and the lake
+    equals the truth with one mark per resource."""
+    parameters = json.dumps({"pipeline": "twice", "lake_uri": "./data/twice"})
+    with contextlib.ExitStack() as started:
+        fanouts = [started.enter_context(background(
+            [sys.executable, "flows/fanout.py", parameters], stack.env, stack.checkout,
+            stack.logs / f"fanout-{n}.log")) for n in (1, 2)]
+        for fanout in fanouts:
+            fanout.wait(timeout=900)
+    runs = [r for r in _children(stack) if r["parameters"]["pipeline"] == "twice"]
+    assert len(runs) == 2 * len(COUNTS), [r["name"] for r in runs]
+    tasks = _api(stack, "task_runs/filter", {
+        "flow_runs": {"id": {"any_": [r["id"] for r in runs]}}, "limit": 200})
+    spans: dict[str, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
+    for task in tasks:
+        assert task["start_time"] and task["end_time"], task
+        spans[task["name"].removeprefix("sync-")].append(
+            (_time(task["start_time"]), _time(task["end_time"])))
+    for resource, held in spans.items():
+        held.sort()
+        for (_, end), (start, _) in zip(held, held[1:], strict=False):
+            assert end <= start, (resource, held)
+    refused = [r for r in runs if r["state_type"] != "COMPLETED"]
+    for run in refused:
+        resource = run["parameters"]["resources"][0]
+        # the limit's refusal, or the file lock's when both ran on one worker ("machine")
+        assert (f"pipeline 'twice' resource '{resource}' is already running"
+                in run["state"]["message"]), run["state"]
+        assert not [t for t in tasks if t["flow_run_id"] == run["id"]]  # it read nothing
+    assert sorted(spans) == sorted(COUNTS)  # each resource synced, by one run at a time
+    assert_lake_equals_truth(stack.sandbox, stack.checkout / "data" / "twice", tuple(COUNTS))
+    assert [m for m in _marks(stack) if m[1] == "twice"] == sorted(
+        (f"twice--{r}", "twice", r) for r in COUNTS)
+    report(request, f"two fan-outs at once: {len(runs)} child runs, {len(refused)} refused "
+                    "while the other fan-out's run of the same resource held it")
