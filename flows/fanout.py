@@ -26,7 +26,7 @@ import analytics_client.prefect_process  # noqa: F401
 # isort: split
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -159,27 +159,27 @@ def _run_all(units: Sequence[Unit], start: Callable[[Unit], FlowRun],
                         ", ".join(started[i].name for i in ready))
 
     start_ready()
-    while len(final) < len(units):
-        final.update(_final(started, final))
-        start_ready()
-        if len(final) < len(units):
-            time.sleep(poll_seconds)
+    with get_client(sync_client=True) as client:
+        while len(final) < len(units):
+            final.update(_final(client, started, final))
+            start_ready()
+            if len(final) < len(units):
+                time.sleep(poll_seconds)
     return [final[i] for i in range(len(units))]
 
 
-def _final(started: dict[int, FlowRun], final: dict[int, FlowRun]) -> dict[int, FlowRun]:
+def _final(client: SyncPrefectClient, started: dict[int, FlowRun],
+           final: dict[int, FlowRun]) -> dict[int, FlowRun]:
     """The started runs that are final now (the server's view, one read per page of runs)."""
     pending = {run.id: i for i, run in started.items() if i not in final}
     ids = sorted(pending, key=str)
     done = {}
-    with get_client(sync_client=True) as client:
-        for first in range(0, len(ids), _PAGE):
-            page = ids[first:first + _PAGE]
-            for run in client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=page)),
-                    limit=len(page)):
-                if run.state is not None and run.state.is_final():
-                    done[pending[run.id]] = run
+    for first in range(0, len(ids), _PAGE):
+        page = ids[first:first + _PAGE]
+        for run in client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=page)), limit=len(page)):
+            if run.state is not None and run.state.is_final():
+                done[pending[run.id]] = run
     return done
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from analytics_client import ConfigError, ResourceSummary, render_markdown
 from analytics_client.errors import PipelineBusyError
-from analytics_client.fanout import ChildOutcome, Organization, Unit, plan
+from analytics_client.fanout import ChildOutcome, Organization, Per, Unit, plan
 from analytics_client.fanout import render_markdown as render_fanout
 from analytics_client.lock import pipeline_lock
 from analytics_client.summary import markdown_rows
@@ -46,6 +46,25 @@ def test_one_unit_per_organization_holds_all_its_resources() -> None:
     units = plan(orgs, {"full_refresh": True}, None, "organization", _names)
     assert [(u.name, u.parameters["resources"], u.parameters["full_refresh"]) for u in units] == [
         ("org-a", NAMES, True), ("b", NAMES, True)]
+
+
+def test_a_child_resources_unit_comes_after_its_parents_when_both_are_in_the_fanout() -> None:
+    """deal_tasks reads deals' table (children.py): its run waits for deals' run; not when
+    deals is not selected, nor per organization (one flow run orders them by wait_for)."""
+    orgs = [Organization(pipeline="org-a", lake_uri="s3://lake/a")]
+    parents = {"deal_tasks": "deals"}
+
+    def parent(org: Organization, name: str) -> str | None:
+        return parents.get(name)
+
+    def units(names: list[str], per: Per) -> list[Unit]:
+        return plan(orgs, {}, None, per, lambda org: names, parent)
+
+    assert [(u.resources, u.after) for u in units(["deals", "deal_tasks", "tags"],
+                                                  "resource")] == [
+        (("deals",), None), (("deal_tasks",), "deals"), (("tags",), None)]
+    assert [u.after for u in units(["deal_tasks", "tags"], "resource")] == [None, None]
+    assert [u.after for u in units(["deals", "deal_tasks"], "organization")] == [None]
 
 
 @pytest.mark.parametrize("field", ["pipeline", "lake_uri"])
