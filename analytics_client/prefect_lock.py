@@ -48,7 +48,7 @@ __all__ = ["LEASE_SECONDS", "limit_name", "resource_slots"]
 logger = logging.getLogger(__name__)
 
 # A dead holder's slot is free again within this plus the repossessor's 15 s loop; a live one
-# renews every 90 s, so a slow or briefly unreachable server does not cost it the slot.
+# renews every 30 s, so a slow or briefly unreachable server does not cost it the slot.
 LEASE_SECONDS = 120
 _REPOSSESSOR_SECONDS = 15  # PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS' default
 
@@ -145,14 +145,14 @@ def _renew(lease: uuid.UUID, names: list[str], stop: threading.Event) -> None:
 
 
 def _release(lease: uuid.UUID, names: list[str]) -> None:
+    """Give the slots back; a failure is logged, not raised: the lease frees them anyway, and
+    the run's own outcome (or error) is what its caller must see."""
     from prefect.client.orchestration import get_client
 
     try:
         with get_client(sync_client=True) as client:
             client.release_concurrency_slots_with_lease(lease)
     except Exception as exc:
-        if not prefect_api.is_outage(exc):
-            raise
         logger.warning("could not give back the slots of %s (%s); they are free again within "
                        "%d s, when their lease runs out", ", ".join(names), exc,
                        LEASE_SECONDS + _REPOSSESSOR_SECONDS)
