@@ -261,7 +261,11 @@ def test_two_fanouts_of_one_pipeline_at_once_never_sync_a_resource_at_the_same_t
     every child that did not complete was refused by a lock before reading, and the lake
     equals the truth with one mark per resource."""
     parameters = json.dumps({"pipeline": "twice", "lake_uri": "./data/twice"})
+    # The first requests stall: a sync holds its slot for seconds, so the other fan-out's run
+    # of the resource is likely to meet it (the assertions hold either way).
+    stack.sandbox.set_faults([{"kind": "stall", "seconds": 8.0, "times": 10}])
     with contextlib.ExitStack() as started:
+        started.callback(stack.sandbox.set_faults, [])
         fanouts = [started.enter_context(background(
             [sys.executable, "flows/fanout.py", parameters], stack.env, stack.checkout,
             stack.logs / f"fanout-{n}.log")) for n in (1, 2)]
