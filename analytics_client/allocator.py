@@ -8,7 +8,8 @@ back before the next merge, and a long run creeps: a 10x library run grew from a
 345 MiB over its 48 commits, none of it returned by glibc's ``malloc_trim`` (it is not glibc's
 heap), and peaked at 1.31x its 1x peak; with both delays at 0 it stayed near 250 MiB after
 each commit and peaked at 300 MiB; any CPU cost was within the noise of the loaded machine it
-was measured on (issue 15; bench/RESULTS.md). polars' issue #23128 and delta-rs' #2068 describe the same retention.
+was measured on (issue 15; bench/RESULTS.md). polars' issue #23128 and delta-rs' #2068
+describe the same retention.
 
 Importing this module (``analytics_client`` does, first) calls ``configure``, which sets both
 delays to 0, only while neither library is loaded yet and only if the
