@@ -10,12 +10,11 @@ few modules meant for a Prefect process of ours (``prefect_api``, ``prefect_proc
 from __future__ import annotations
 
 # First: it configures jemalloc before any submodule loads polars or deltalake.
-from . import allocator  # noqa: F401
-from .auth import AUTH_TYPES, ConfiguredAuth, build_auth
-from .budget import RowBudget
-from .check import CheckResult, check_source
-from .client import ApiClient, RetryEvent
-from .config import (
+from analytics_client.core import allocator  # noqa: F401
+
+# isort: split
+
+from analytics_client.config.model import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_CONFIG,
     DEFAULT_PIPELINE,
@@ -23,7 +22,8 @@ from .config import (
     SourceConfig,
     load_config,
 )
-from .errors import (
+from analytics_client.config.schemas import ColumnHint
+from analytics_client.core.errors import (
     AnalyticsSyncError,
     APIError,
     ConfigError,
@@ -50,15 +50,17 @@ from .errors import (
     TransportError,
     UnreachableError,
 )
-from .lake import Lake, TableWriter, WriteResult
-from .lock import pipeline_lock
-from .oauth2 import OAuth2ClientCredentials
-from .preflight import ensure_lake_writable
-from .quarantine import Quarantine
-from .redaction import install_log_filter, redact, remember, remove_log_filter
-from .run import SyncRun, full_refresh_set, run_sync
-from .schemas import ColumnHint
-from .secrets import (
+from analytics_client.core.lock import pipeline_lock
+from analytics_client.core.stop import StopFlag, on_signals
+from analytics_client.core.summary import ResourceSummary, render_markdown, render_table
+from analytics_client.http.auth import AUTH_TYPES, ConfiguredAuth, build_auth
+from analytics_client.http.client import ApiClient, RetryEvent
+from analytics_client.http.oauth2 import OAuth2ClientCredentials
+from analytics_client.http.redaction import install_log_filter, redact, remember, remove_log_filter
+from analytics_client.lake.preflight import ensure_lake_writable
+from analytics_client.lake.quarantine import Quarantine
+from analytics_client.lake.tables import Lake, TableWriter, WriteResult
+from analytics_client.orchestration.secrets import (
     API_KEY_BLOCK,
     API_KEY_ENV,
     CLIENT_ID_BLOCK,
@@ -71,7 +73,11 @@ from .secrets import (
     resolve_credentials,
     store_credentials,
 )
-from .state import (
+from analytics_client.run.budget import RowBudget
+from analytics_client.run.check import CheckResult, check_source
+from analytics_client.run.session import SyncRun, full_refresh_set, run_sync
+from analytics_client.run.sync import replay_quarantine, sync_resource
+from analytics_client.state.marks import (
     CommandMarkStore,
     JsonFileMarkStore,
     Mark,
@@ -79,9 +85,6 @@ from .state import (
     MemoryMarkStore,
     PrefectMarkStore,
 )
-from .stop import StopFlag, on_signals
-from .summary import ResourceSummary, render_markdown, render_table
-from .sync import replay_quarantine, sync_resource
 
 __all__ = [
     # configuration

@@ -936,7 +936,7 @@ def evaluate(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def in_flight_limit() -> int:
     """``client.max_concurrency`` of the configuration every target of ours runs with."""
-    from analytics_client.config import ClientConfig
+    from analytics_client.config.model import ClientConfig
 
     return int(ClientConfig.model_fields["max_concurrency"].default)
 

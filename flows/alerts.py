@@ -24,7 +24,7 @@ from datetime import timedelta
 from uuid import UUID
 
 # First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
-import analytics_client.prefect_process  # noqa: F401
+import analytics_client.orchestration.server  # noqa: F401
 
 # isort: split
 from prefect.automations import (

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 # First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
-import analytics_client.prefect_process  # noqa: F401
+import analytics_client.orchestration.server  # noqa: F401
 
 # isort: split
 from prefect import flow, get_run_logger
@@ -47,9 +47,9 @@ from analytics_client import (
     load_config,
     prefect_api,
 )
-from analytics_client.blocks import SyncMark
-from analytics_client.config import parent_of
-from analytics_client.fanout import ChildOutcome, Organization, Per, Unit, plan, render_markdown
+from analytics_client.config.model import parent_of
+from analytics_client.orchestration.blocks import SyncMark
+from analytics_client.run.fanout import ChildOutcome, Organization, Per, Unit, plan, render_markdown
 
 PER_RESOURCE_DEPLOYMENT = "analytics-sync/per-resource"
 _PAGE = 200  # flow runs per API read (the server's default page limit)

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 # First, before Prefect is imported: importing this module sets Prefect's environment
 # (prefect_process.PREFECT_DEFAULTS: no telemetry, our library's logs in the flow run's logs).
-from analytics_client.prefect_process import start_temporary_server_in_its_own_session
+from analytics_client.orchestration.server import start_temporary_server_in_its_own_session
 
 # isort: split
 from prefect import allow_failure, flow, get_run_logger, task
@@ -62,7 +62,6 @@ from analytics_client import (
     load_config,
     on_signals,
     pipeline_lock,
-    prefect_api,
     redact,
     render_markdown,
     render_table,
@@ -70,13 +69,14 @@ from analytics_client import (
     resolve_credentials,
     store_credentials,
 )
-from analytics_client.debugging import debugging, set_debugging
-from analytics_client.prefect_lock import resource_slots
-from analytics_client.quarantine import render as render_quarantine
-from analytics_client.state import describe, reset
-from analytics_client.stop import again_inside_the_flow_run
-from analytics_client.stop import current as current_stop
-from analytics_client.storage import resolve_storage_options
+from analytics_client.core.debugging import debugging, set_debugging
+from analytics_client.core.stop import again_inside_the_flow_run
+from analytics_client.core.stop import current as current_stop
+from analytics_client.lake.quarantine import render as render_quarantine
+from analytics_client.orchestration import api as prefect_api
+from analytics_client.orchestration.locks import resource_slots
+from analytics_client.orchestration.storage import resolve_storage_options
+from analytics_client.state.marks import describe, reset
 
 DEFAULT_LAKE = "./data/lake"
 SANDBOX_LAKE = "./data/sandbox-lake"

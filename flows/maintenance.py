@@ -3,7 +3,7 @@
     python flows/maintenance.py --lake ./data/lake            # once, locally
     prefect deployment run analytics-maintenance/weekly       # as deployed by prefect.yaml
 
-Orchestration only; the work is ``analytics_client.maintenance.maintain_table``. It holds the
+Orchestration only; the work is ``analytics_client.lake.maintenance.maintain_table``. It holds the
 pipeline's lock, so it never runs on a machine while a sync of the same pipeline does.
 """
 
@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 # First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
-import analytics_client.prefect_process  # noqa: F401
+import analytics_client.orchestration.server  # noqa: F401
 
 # isort: split
 from prefect import flow, get_run_logger
@@ -28,12 +28,12 @@ from analytics_client import (
     load_config,
     pipeline_lock,
 )
-from analytics_client.maintenance import (
+from analytics_client.lake.maintenance import (
     DEFAULT_RETENTION_HOURS,
     DEFAULT_TARGET_SIZE,
     maintain_table,
 )
-from analytics_client.storage import resolve_storage_options
+from analytics_client.orchestration.storage import resolve_storage_options
 
 
 @flow(name="analytics-maintenance", log_prints=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from analytics_client import Credentials, Lake
-from analytics_client.client import ApiClient
-from analytics_client.config import ResourceConfig, SourceConfig, parent_of
-from analytics_client.sync import page_source
-from analytics_client.window import BackfillRead, LaggedRead
+from analytics_client.config.model import ResourceConfig, SourceConfig, parent_of
+from analytics_client.http.client import ApiClient
+from analytics_client.read.window import BackfillRead, LaggedRead
+from analytics_client.run.sync import page_source
 
 _NAMES = {"PaginatedRead": "paged", "KeysetWalk": "keyset", "SlicedWalk": "sliced",
           "LaggedRead": "lagged"}

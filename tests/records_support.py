@@ -1,6 +1,6 @@
 """What the exact-record tests share: configs, one run, and an independent decoder of the lake.
 
-Nothing here imports the library's conversion code (``analytics_client.frames``,
+Nothing here imports the library's conversion code (``analytics_client.lake.frames``,
 ``schemas``, ``keyset``): expectations come from the data model (docs/data-model.md, issue 10)
 and the API contract, decoded with the stdlib and polars/deltalake reading the tables as any
 user would. A test that shared the code under test's decoder would agree with its bugs.
@@ -21,7 +21,7 @@ import polars as pl
 from deltalake import DeltaTable
 
 from analytics_client import DEFAULT_CONFIG, Credentials, load_config, run_sync
-from analytics_client.summary import ResourceSummary
+from analytics_client.core.summary import ResourceSummary
 from tests.recordserver import RecordServer, instant_ns
 
 PIPELINE = "analytics"

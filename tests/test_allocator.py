@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import analytics_client.allocator as allocator
+import analytics_client.core.allocator as allocator
 
 SOURCE = Path(allocator.__file__)
 # allocator.py run on its own, asking both allocators to also print their settings at exit
@@ -48,6 +48,6 @@ def test_a_users_own_setting_is_kept() -> None:
 
 
 def test_importing_the_library_configures_before_polars_loads() -> None:
-    code = "import analytics_client.allocator as a; print(a.configured)"
+    code = "import analytics_client.core.allocator as a; print(a.configured)"
     assert _run(code, None).stdout.strip() == "True"
     assert _run(code, "narenas:2").stdout.strip() == "False"

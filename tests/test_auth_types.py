@@ -20,12 +20,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_client import DEFAULT_CONFIG, Credentials, load_config
-from analytics_client.client import ApiClient
-from analytics_client.errors import APIError, ConfigError, SecretNotFoundError, TokenRequestError
-from analytics_client.oauth2 import OAuth2ClientCredentials
+from analytics_client.core.errors import (
+    APIError,
+    ConfigError,
+    SecretNotFoundError,
+    TokenRequestError,
+)
+from analytics_client.http.client import ApiClient
+from analytics_client.http.oauth2 import OAuth2ClientCredentials
+from analytics_client.orchestration.secrets import resolve_credentials
 from analytics_client.sandbox import SandboxSettings, World, serve
 from analytics_client.sandbox.app import TOKEN_PATH
-from analytics_client.secrets import resolve_credentials
 from tests.support import assert_lake_equals_truth, sync
 
 SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
@@ -229,7 +234,7 @@ def test_the_token_request_is_dlts_form() -> None:
 def test_an_apis_own_grant_type_is_sent_as_dlt_sends_it() -> None:
     """dlt lets access_token_request_data override the grant (Zoom's account_credentials with
     an account_id); only the credentials may never be set there."""
-    from analytics_client.auth import build_auth
+    from analytics_client.http.auth import build_auth
 
     source = oauth_source("https://api.example.com", access_token_request_data={
         "grant_type": "account_credentials", "account_id": "acc-1"})
@@ -263,7 +268,7 @@ def test_the_token_request_waits_no_longer_than_the_page_would() -> None:
 def test_oauth2_is_registered_by_its_dlt_type_name() -> None:
     """issue-13surface's registry builds it from the config; the package exports it."""
     import analytics_client
-    from analytics_client.auth import AUTH_TYPES, build_auth
+    from analytics_client.http.auth import AUTH_TYPES, build_auth
 
     assert AUTH_TYPES["oauth2_client_credentials"] is OAuth2ClientCredentials
     assert analytics_client.OAuth2ClientCredentials is OAuth2ClientCredentials

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_client import Credentials, Lake, load_config, sync_resource
-from analytics_client.budget import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, RowBudget, Share
-from analytics_client.client import ApiClient
+from analytics_client.http.client import ApiClient
+from analytics_client.run.budget import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, RowBudget, Share
 from analytics_client.sandbox import World, serve
 from tests.support import assert_lake_equals_truth
 
@@ -125,7 +125,7 @@ def test_records_of_the_default_profiles_size_commit_as_with_a_record_budget_alo
 def test_a_page_is_estimated_from_its_middle_record_as_json(records: list[Any]) -> None:
     """``page_bytes``: the middle record's compact JSON, times the records (strings counted
     in UTF-8; values JSON has no text for are still counted, never raised)."""
-    from analytics_client.budget import page_bytes
+    from analytics_client.run.budget import page_bytes
 
     middle = records[len(records) // 2]
     try:
@@ -137,8 +137,8 @@ def test_a_page_is_estimated_from_its_middle_record_as_json(records: list[Any]) 
 
 
 def test_values_without_plain_json_are_estimated_without_raising() -> None:
-    from analytics_client.budget import page_bytes
-    from analytics_client.jsontext import loads
+    from analytics_client.core.jsontext import loads
+    from analytics_client.run.budget import page_bytes
 
     odd = loads('{"big": 123456789012345678901234567890, "nan": NaN, "dec": 1.10}')
     assert page_bytes([odd]) >= len("123456789012345678901234567890")

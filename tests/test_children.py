@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_client import DEFAULT_CONFIG, Lake, load_config
-from analytics_client.config import parent_bindings, parent_of
-from analytics_client.errors import ConfigError
+from analytics_client.config.model import parent_bindings, parent_of
+from analytics_client.config.schemas import CONTRACT_COLUMNS
+from analytics_client.core.errors import ConfigError
 from analytics_client.sandbox import World, serve
-from analytics_client.schemas import CONTRACT_COLUMNS
 from tests.groundtruth import assert_children_equal_truth, fetch_truth
 from tests.support import assert_lake_equals_truth, sync
 
@@ -146,7 +146,7 @@ def test_including_a_json_field_of_the_parent_fails_the_child_saying_what_to_do(
 
 def test_a_child_id_repeated_under_two_parents_is_two_rows(tmp_path: Path) -> None:
     """The child table's key is (id, _deals_id): the same task under another deal stays."""
-    from analytics_client.lake import TableWriter
+    from analytics_client.lake.tables import TableWriter
 
     writer = TableWriter(Lake(str(tmp_path)), "deal_tasks", primary_key="id", cursor_field=None,
                          parent_key=["_deals_id"])
@@ -215,7 +215,7 @@ def test_parent_child_config_mistakes_are_named(child: dict[str, Any], named: st
 def test_check_does_not_ask_a_child_alone() -> None:
     """A child's path needs a parent record: check says so instead of asking a broken URL."""
     from analytics_client import Credentials
-    from analytics_client.check import check_source
+    from analytics_client.run.check import check_source
 
     with serve(World(seed=24, counts=COUNTS)) as sandbox:
         source = load_config(config(), base_url=sandbox.base_url)

@@ -10,16 +10,16 @@ import httpx
 import pytest
 import respx
 
-from analytics_client import ratelimit_headers
-from analytics_client.client import ApiClient, RetryEvent, backoff, parse_retry_after
-from analytics_client.config import load_config
-from analytics_client.errors import (
+from analytics_client.config.model import load_config
+from analytics_client.core.errors import (
     APIError,
     LimitExceededError,
     RetriesExhaustedError,
     TransportError,
 )
-from analytics_client.secrets import Credentials
+from analytics_client.http import ratelimit_headers
+from analytics_client.http.client import ApiClient, RetryEvent, backoff, parse_retry_after
+from analytics_client.orchestration.secrets import Credentials
 
 BASE = "https://api.test"
 KEY = "sk-live-3f9a1b7c"
@@ -216,7 +216,7 @@ def test_client_errors_fail_at_once_with_the_api_detail(status: int, hint: str) 
 @respx.mock
 def test_query_key_never_shows_in_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
     """With auth.location: query the key is in the URL; logs and errors show *** instead."""
-    from analytics_client.redaction import install_log_filter, remove_log_filter
+    from analytics_client.http.redaction import install_log_filter, remove_log_filter
 
     respx.get(f"{BASE}/v1/tags").mock(side_effect=[
         httpx.Response(503), httpx.Response(401, json=error_doc(401, "bad key"))])
@@ -307,7 +307,7 @@ def test_auth_flow_of_several_steps_is_driven_by_httpx() -> None:
     """A registered auth type that asks for a token, and again after a 401, works page by page."""
     from types import SimpleNamespace
 
-    from analytics_client.auth import AUTH_TYPES, ConfiguredAuth, build_auth
+    from analytics_client.http.auth import AUTH_TYPES, ConfiguredAuth, build_auth
 
     class RefreshingToken(ConfiguredAuth):
         type = "test_refreshing_token"
@@ -358,6 +358,6 @@ def test_each_retry_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     assert get(client, resource) == PAGE
     retries = [r for r in caplog.records if "retry" in r.getMessage().lower()]
     assert [(r.name, r.levelno) for r in retries] == [
-        ("analytics_client.client", logging.WARNING)] * 2
+        ("analytics_client.http.client", logging.WARNING)] * 2
     assert [r.getMessage().split(" in ")[0] for r in retries] == [
         "tags: page 1: HTTP 503, retry 1", "tags: page 1: HTTP 429, retry 2"]

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics_client import Credentials, load_config, run_sync
-from analytics_client.timestamps import MIN_US
-from analytics_client.timestamps import format as format_cursor
+from analytics_client.core.timestamps import MIN_US
+from analytics_client.core.timestamps import format as format_cursor
 from tests.records_support import own_config, table
 from tests.recordserver import RecordServer
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_client.jsontext import exact_float
+from analytics_client.core.jsontext import exact_float
 
 
 def reference(value: Decimal) -> float | None:

@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from analytics_client import DEFAULT_CONFIG
-from analytics_client.prefect_lock import limit_name
+from analytics_client.orchestration.locks import limit_name
 from tests.prefect_stack import Stack, background, deployed_stack, report
 from tests.support import assert_lake_equals_truth
 from tests.test_children import assert_children_match

@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_client import ConfigError, ResourceSummary, render_markdown
-from analytics_client.errors import PipelineBusyError
-from analytics_client.fanout import ChildOutcome, Organization, Per, Unit, plan
-from analytics_client.fanout import render_markdown as render_fanout
-from analytics_client.lock import pipeline_lock
-from analytics_client.summary import markdown_rows
+from analytics_client.core.errors import PipelineBusyError
+from analytics_client.core.lock import pipeline_lock
+from analytics_client.core.summary import markdown_rows
+from analytics_client.run.fanout import ChildOutcome, Organization, Per, Unit, plan
+from analytics_client.run.fanout import render_markdown as render_fanout
 
 NAMES = ["tags", "deals", "users"]
 

@@ -32,12 +32,12 @@ import polars as pl
 import pytest
 
 from analytics_client import Credentials, Lake, load_config, run_sync
-from analytics_client.errors import ConfigError
-from analytics_client.keyset import parse_cursor
-from analytics_client.quarantine import Quarantine
+from analytics_client.core.errors import ConfigError
+from analytics_client.core.summary import ResourceSummary
+from analytics_client.lake.quarantine import Quarantine
+from analytics_client.read.keyset import parse_cursor
 from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve
-from analytics_client.state import JsonFileMarkStore, MemoryMarkStore, app_id
-from analytics_client.summary import ResourceSummary
+from analytics_client.state.marks import JsonFileMarkStore, MemoryMarkStore, app_id
 from tests.groundtruth import differences, expected, fetch_truth
 from tests.support import PLAIN, RESOURCES, sync
 
@@ -393,7 +393,9 @@ def test_two_writers_committing_to_one_table_lose_nothing(tmp_path: Path) -> Non
 _VICTIM = textwrap.dedent("""
     import os, random, signal, sys, threading
     from analytics_client import Credentials, load_config, run_sync
-    from analytics_client import client as client_module, lake as lake_module, state
+    from analytics_client.http import client as client_module
+    from analytics_client.lake import tables as lake_module
+    from analytics_client.state import marks as state
     base_url, key, org, lake, marks_path, point, seed = sys.argv[1:8]
     rng = random.Random(int(seed))
     n = rng.randint(1, {"fetch": 20, "commit": 5, "save": 5}[point])

@@ -15,7 +15,12 @@ from prefect.artifacts import Artifact
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import BlockDocumentUpdate
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.logging.handlers import APILogHandler
 
 from analytics_client import Lake
@@ -152,7 +157,7 @@ def test_marks_live_in_prefect_blocks_and_the_state_commands_show_and_reset_them
         harness: None, sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """A second flow run reads only changes; `state show` and `state reset` work on the blocks."""
-    from analytics_client.blocks import SyncMark
+    from analytics_client.orchestration.blocks import SyncMark
 
     monkeypatch.setenv("ANALYTICS_API_KEY", sandbox.api_key)
     monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", sandbox.organization_id)
@@ -181,7 +186,7 @@ def test_marks_live_in_prefect_blocks_and_the_state_commands_show_and_reset_them
 
 def test_a_mark_document_from_an_older_block_version_still_loads(harness: None) -> None:
     """Documents saved before a field existed load with that field's default."""
-    from analytics_client.blocks import SyncMark
+    from analytics_client.orchestration.blocks import SyncMark
 
     SyncMark(pipeline="compat", resource="tags", cursor="2026-01-01T00:00:00.000000Z").save(
         "compat--tags", overwrite=True)

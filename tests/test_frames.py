@@ -10,9 +10,9 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from analytics_client.errors import ContractError, RecordTypeError
-from analytics_client.frames import deduplicate, records_to_frame, row_hash, typed_batch
-from analytics_client.schemas import CONTRACT_COLUMNS, ColumnHint, contract_columns
+from analytics_client.config.schemas import CONTRACT_COLUMNS, ColumnHint, contract_columns
+from analytics_client.core.errors import ContractError, RecordTypeError
+from analytics_client.lake.frames import deduplicate, records_to_frame, row_hash, typed_batch
 
 DOCUMENTED = sorted(CONTRACT_COLUMNS)
 
@@ -505,7 +505,7 @@ COLUMN_CASES: dict[str, tuple[list[object], list[object]]] = {
 @pytest.mark.parametrize("kind", sorted(COLUMN_CASES))
 def test_whole_column_conversion_is_exact_or_declines(kind: str) -> None:
     """A column of usual values converts at once, equal to the per-value result; odd ones fall back."""
-    from analytics_client import frames
+    from analytics_client.lake import frames
 
     hint = ColumnHint(data_type=kind, precision=18, scale=2) if kind == "decimal" \
         else ColumnHint(data_type=kind)  # type: ignore[arg-type]
@@ -547,7 +547,7 @@ def test_deduplicate_keeps_latest_cursor_then_later_occurrence() -> None:
 @pytest.mark.parametrize("depth", [1, 254, 256, 900])
 def test_deep_nesting_lands_exactly_at_any_depth(depth: int) -> None:
     """Lists nested hundreds deep (orjson stops at 255, recursion near 1000) land as exact text."""
-    from analytics_client import jsontext
+    from analytics_client.core import jsontext
 
     text = '{"id": "a", "deep": ' + "[" * depth + "1.50" + "]" * depth + "}"
     batch = typed_batch("events", [jsontext.loads(text)], synced_at=SYNCED)

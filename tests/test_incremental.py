@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from analytics_client import DEFAULT_CONFIG, Lake
-from analytics_client.errors import AnalyticsSyncError
-from analytics_client.keyset import format_cursor, parse_cursor
-from analytics_client.lock import PipelineBusyError, pipeline_lock
+from analytics_client.core.errors import AnalyticsSyncError
+from analytics_client.core.lock import PipelineBusyError, pipeline_lock
+from analytics_client.read.keyset import format_cursor, parse_cursor
 from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve, serve_subprocess
-from analytics_client.state import MemoryMarkStore, Mark, app_id, block_name
+from analytics_client.state.marks import Mark, MemoryMarkStore, app_id, block_name
 from flows.main import main
 from tests.groundtruth import fetch_truth
 from tests.support import PLAIN, RESOURCES, SMALL, assert_lake_equals_truth, sync
@@ -59,8 +59,8 @@ def test_marks_are_committed_with_the_data_and_saved_after(sandbox: RunningSandb
 def test_the_block_store_gets_a_mark_at_the_end_and_on_failure_not_per_commit(
         sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks are API round trips: the table holds each commit's mark, the block the last one."""
-    from analytics_client.errors import LakeError
-    from analytics_client.lake import TableWriter
+    from analytics_client.core.errors import LakeError
+    from analytics_client.lake.tables import TableWriter
 
     class CountingStore(MemoryMarkStore):
         saves = 0

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from analytics_client import Lake
+from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.sandbox import FaultRule, SandboxSettings, World, serve
-from analytics_client.state import MemoryMarkStore, app_id
-from analytics_client.timestamps import parse as parse_cursor
+from analytics_client.state.marks import MemoryMarkStore, app_id
 from tests.groundtruth import fetch_truth
 from tests.support import PLAIN, SMALL, assert_lake_equals_truth, sync
 from tests.test_pagination_styles import STYLES, assert_nothing_older_than_before, timestamps
@@ -163,7 +163,7 @@ def test_check_asks_the_first_request_a_placeholder_config_sends() -> None:
     """``check`` fills dlt's placeholders as the first run does (the sandbox refuses a literal
     ``{incremental.start_value}`` as a timestamp with a 400)."""
     from analytics_client import Credentials, load_config
-    from analytics_client.check import check_source
+    from analytics_client.run.check import check_source
 
     raw = config(*STYLES["offset"], "id", "placeholder", initial_value="2026-03-01T00:00:00Z")
     with serve(World(seed=9, counts=SMALL)) as sandbox:

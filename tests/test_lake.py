@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from analytics_client.errors import LakeError, RecordTypeError
-from analytics_client.frames import records_to_frame
-from analytics_client.schemas import contract_columns
-from analytics_client.lake import Lake, TableWriter, WriteResult
+from analytics_client.config.schemas import contract_columns
+from analytics_client.core.errors import LakeError, RecordTypeError
+from analytics_client.lake.frames import records_to_frame
+from analytics_client.lake.tables import Lake, TableWriter, WriteResult
 
 SYNCED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 T0 = "2026-03-01T10:00:00.000000Z"

@@ -10,12 +10,12 @@ import pytest
 from deltalake import DeltaTable
 
 from analytics_client import Lake
-from analytics_client.errors import LakeError
-from analytics_client.lake import TableMark, TableWriter
-from analytics_client.maintenance import maintain_table
+from analytics_client.config.schemas import contract_columns
+from analytics_client.core.errors import LakeError
+from analytics_client.lake.maintenance import maintain_table
+from analytics_client.lake.tables import TableMark, TableWriter
 from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve
-from analytics_client.schemas import contract_columns
-from analytics_client.state import app_id
+from analytics_client.state.marks import app_id
 from flows.maintenance import analytics_maintenance
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
 

@@ -12,12 +12,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-import httpx
-
 from analytics_client import Credentials, Lake, load_config
-from analytics_client.check import check_source
+from analytics_client.run.check import check_source
 from analytics_client.sandbox import (
     RunningSandbox,
     SandboxSettings,

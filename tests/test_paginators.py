@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from analytics_client.config import PageNumberPaginator as Config
-from analytics_client.errors import PaginationLoopError
-from analytics_client.paginators import PageNumberPaginator, PageRequest, PageResponse
+from analytics_client.config.model import PageNumberPaginator as Config
+from analytics_client.core.errors import PaginationLoopError
+from analytics_client.http.paginators import PageNumberPaginator, PageRequest, PageResponse
 
 
 def update(p: PageNumberPaginator, body: dict, data: list) -> None:

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_client.client import ApiClient
-from analytics_client.config import load_config
-from analytics_client.errors import (
+from analytics_client.config.model import load_config
+from analytics_client.core.errors import (
     ConfigError,
     ContractError,
     ForeignHostError,
     PaginationLoopError,
 )
-from analytics_client.paginators import (
+from analytics_client.http.client import ApiClient
+from analytics_client.http.paginators import (
     PAGINATORS,
     AutoDetectPaginator,
     BasePaginator,
@@ -28,7 +28,7 @@ from analytics_client.paginators import (
     next_link,
     parse_link_header,
 )
-from analytics_client.secrets import Credentials
+from analytics_client.orchestration.secrets import Credentials
 
 BASE = "https://api.example.com"
 
@@ -301,7 +301,7 @@ def test_auto_falling_back_to_one_page_over_records_warns(
         caplog: pytest.LogCaptureFixture) -> None:
     """An API whose paging auto cannot see is read in part: the log says so, as dlt's does."""
     p = build("auto")
-    with caplog.at_level("WARNING", logger="analytics_client.paginators"):
+    with caplog.at_level("WARNING", logger="analytics_client.http.paginators"):
         page(p, {"data": rows(10), "total": 500}, rows(10))
     assert not p.has_next_page
     assert "deals: paginator auto found no paging" in caplog.text
@@ -331,7 +331,7 @@ def test_config_problems_name_the_key(paginator: Any, problem: str) -> None:
 
 def test_start_param_with_a_paginator_without_page_numbers_is_a_lagged_read() -> None:
     """Any paginator filters by the cursor now (window.py; proven in test_incremental_window)."""
-    from analytics_client.window import filtered, keyset_capable
+    from analytics_client.read.window import filtered, keyset_capable
 
     resource = load_config({"client": {"base_url": BASE},
                             "resources": [{"name": "deals", "endpoint": {

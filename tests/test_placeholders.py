@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_client import load_config
-from analytics_client.errors import ConfigError
-from analytics_client.placeholders import NAMES, expand, fields, problems, used
-from analytics_client.window import Window, windowed_resource
+from analytics_client.core.errors import ConfigError
+from analytics_client.core.placeholders import NAMES, expand, fields, problems, used
+from analytics_client.read.window import Window, windowed_resource
 from tests.support import PLAIN
 
 LITERAL = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
@@ -102,8 +102,8 @@ def test_the_param_form_is_the_start_param_form(name: str, initial: str | None,
 def test_a_window_sets_the_params_dlt_would_send(name: str, start: str | None,
                                                  initial: str) -> None:
     """start_param carries the read's start (absent when there is none); placeholders too."""
-    from analytics_client.timestamps import format as fmt
-    from analytics_client.timestamps import parse
+    from analytics_client.core.timestamps import format as fmt
+    from analytics_client.core.timestamps import parse
 
     raw = _with({"params": {"q": "since {incremental.start_value}", "keep": 3},
                  "incremental": {"cursor_path": "updated_at", "start_param": f"x{name}",
@@ -145,7 +145,7 @@ def test_a_backfill_sends_end_param_and_end_value_placeholders() -> None:
                  "incremental": {"cursor_path": "updated_at", "start_param": "since",
                                  "end_param": "until", "initial_value": "2026-01-01T00:00:00Z",
                                  "end_value": "2026-02-01T00:00:00Z"}})
-    from analytics_client.window import backfill
+    from analytics_client.read.window import backfill
 
     resource = load_config(raw).resources[0]
     window = backfill(resource.endpoint.incremental)

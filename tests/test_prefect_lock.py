@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from prefect.client.orchestration import get_client
 from prefect.types.names import WITHOUT_BANNED_CHARACTERS
 
-from analytics_client.errors import PipelineBusyError
-from analytics_client.prefect_lock import limit_name, resource_slots
+from analytics_client.core.errors import PipelineBusyError
+from analytics_client.orchestration.locks import limit_name, resource_slots
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ import pytest
 
 from analytics_client import Lake
 from analytics_client.sandbox import SandboxSettings, World, serve
-from analytics_client.state import app_id
+from analytics_client.state.marks import app_id
 
 pytestmark = pytest.mark.slow
 

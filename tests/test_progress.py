@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from analytics_client import DEFAULT_CONFIG, slices
-from analytics_client import sync as sync_module
-from analytics_client.progress import progress_line
+from analytics_client import DEFAULT_CONFIG
+from analytics_client.read import slices
+from analytics_client.run import sync as sync_module
+from analytics_client.run.progress import progress_line
 from analytics_client.sandbox import SandboxSettings, World, serve
-from analytics_client.state import MemoryMarkStore
+from analytics_client.state.marks import MemoryMarkStore
 from tests.support import sync
 
 COUNTS = {"tags": 30, "users": 60, "deals": 600, "pages": 90, "tasks": 150}
@@ -40,7 +41,7 @@ def test_a_run_logs_progress_against_the_apis_total_count(
     one walk and with four (split whatever the pages' timing: slices.SLOW_PAGE = 0)."""
     monkeypatch.setattr(sync_module, "PROGRESS_EVERY_SECONDS", 0.0)
     monkeypatch.setattr(slices, "SLOW_PAGE", 0.0)
-    caplog.set_level(logging.INFO, logger="analytics_client.sync")
+    caplog.set_level(logging.INFO, logger="analytics_client.run.sync")
     config = copy.deepcopy(DEFAULT_CONFIG)
     config["resource_defaults"]["endpoint"]["concurrency"] = walks
     with serve(World(seed=5, counts=COUNTS), SandboxSettings(late_visibility=False)) as sandbox:

@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import yaml
 
-from analytics_client import Credentials, Lake, jsontext, load_config, run_sync
-from analytics_client.quarantine import Quarantine
-from analytics_client.sync import replay_quarantine
+from analytics_client import Credentials, Lake, load_config, run_sync
+from analytics_client.core import jsontext
+from analytics_client.lake.quarantine import Quarantine
+from analytics_client.run.sync import replay_quarantine
 
 REPO = Path(__file__).resolve().parents[1]
 # An own resource: amounts declared with 2 decimal places, a name that may not be null.

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from analytics_client.ratelimit import RateLimiter
+from analytics_client.http.ratelimit import RateLimiter
 
 
 class FakeClock:

@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analytics_client.state import MemoryMarkStore
+from analytics_client.state.marks import MemoryMarkStore
 from tests.records_support import (
     MAX_US,
     PIPELINE,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from analytics_client.redaction import MASK, SHORT_SECRET, SecretFilter, redact, redact_url
+from analytics_client.http.redaction import MASK, SHORT_SECRET, SecretFilter, redact, redact_url
 
 secrets = st.text(st.characters(exclude_categories=("Cs",)), min_size=SHORT_SECRET, max_size=24)
 
@@ -107,7 +107,7 @@ def test_short_secrets_are_masked_where_they_stand_alone(secret: str, which: int
 
 def test_a_remembered_run_time_secret_is_masked_everywhere() -> None:
     """A token issued mid-run (oauth2.py remembers it) is masked with the given secrets."""
-    from analytics_client.redaction import remember
+    from analytics_client.http.redaction import remember
 
     token = "tok-3f9a8b7c6d5e4f30"
     assert token in redact(f"token {token}", ())

@@ -9,9 +9,9 @@ import pytest
 from deltalake import DeltaTable
 
 from analytics_client import Lake
-from analytics_client.keyset import format_cursor, parse_cursor
+from analytics_client.read.keyset import format_cursor, parse_cursor
 from analytics_client.sandbox import RunningSandbox, World, serve
-from analytics_client.state import MemoryMarkStore, app_id, effective_start, reset
+from analytics_client.state.marks import MemoryMarkStore, app_id, effective_start, reset
 from tests.groundtruth import fetch_truth
 from tests.support import SMALL, sync
 

@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config
-from analytics_client.check import check_source
-from analytics_client.config import ResponseAction
-from analytics_client.errors import ConfigError, ContractError
-from analytics_client.extract import select_records
-from analytics_client.responses import MISSING, ignored_by, select
+from analytics_client.config.model import ResponseAction
+from analytics_client.core.errors import ConfigError, ContractError
+from analytics_client.http.responses import MISSING, ignored_by, select
+from analytics_client.read.paged import select_records
+from analytics_client.run.check import check_source
 from analytics_client.sandbox import SandboxSettings, World, serve
 from tests.groundtruth import fetch_truth
 from tests.support import sync

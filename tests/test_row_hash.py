@@ -17,8 +17,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_client.frames import row_hash
-from analytics_client.jsontext import loads
+from analytics_client.core.jsontext import loads
+from analytics_client.lake.frames import row_hash
 
 
 def number_text(value: Decimal) -> str:

@@ -25,13 +25,18 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.logging.handlers import APILogHandler
 
 from analytics_client import Lake
-from analytics_client.errors import ConfigError
+from analytics_client.core.errors import ConfigError
+from analytics_client.orchestration.storage import LakeStorage, resolve_storage_options
 from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve
-from analytics_client.storage import LakeStorage, resolve_storage_options
 from flows.main import analytics_sync
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
 
@@ -142,7 +147,7 @@ def test_storage_block_supplies_credentials_and_nothing_leaks(
         harness: None, s3: S3Server, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     """No AWS_* in the environment: the block's options reach delta-rs; the secret is nowhere shown."""
-    caplog.set_level(logging.INFO, logger="analytics_client.storage")
+    caplog.set_level(logging.INFO, logger="analytics_client.orchestration.storage")
     for key in s3.env():
         monkeypatch.delenv(key, raising=False)
     s3.create_bucket("block-lake")
@@ -193,6 +198,6 @@ def test_commits_are_conditional_puts_and_a_stale_writer_cannot_overwrite(s3: S3
 def test_unsafe_commit_settings_are_refused(key: str) -> None:
     """A block asking for unsafe renames or the removed DynamoDB lock is an error, not a silent risk."""
     with pytest.raises(ConfigError, match=key):
-        from analytics_client import storage
+        from analytics_client.orchestration import storage
 
         storage._check_safe({key: "true"}, "block 'x'")

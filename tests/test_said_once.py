@@ -17,9 +17,9 @@ import pytest
 import respx
 
 from analytics_client import Credentials, load_config
-from analytics_client.client import ApiClient, RetryEvent
+from analytics_client.core.summary import ResourceSummary, render_table
+from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.sandbox import RunningSandbox, serve_subprocess
-from analytics_client.summary import ResourceSummary, render_table
 from tests.support import RESOURCES, SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ def test_each_retry_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
         client.get(config.resource("tags"), {}, page=1, on_retry=events.append)
     retry_lines = [r for r in caplog.records if "retry" in r.getMessage().lower()]
     assert len(events) == 2
-    assert [r.name for r in retry_lines] == ["analytics_client.client"] * 2, \
+    assert [r.name for r in retry_lines] == ["analytics_client.http.client"] * 2, \
         [(r.name, r.getMessage()) for r in retry_lines]
 
 

@@ -11,12 +11,13 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config, slices
-from analytics_client.client import ApiClient
-from analytics_client.keyset import parse_cursor
+from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config
+from analytics_client.http.client import ApiClient
+from analytics_client.read import slices
+from analytics_client.read.keyset import parse_cursor
+from analytics_client.read.slices import SlicedWalk, waits_for_the_api
 from analytics_client.sandbox import SandboxSettings, World, serve
-from analytics_client.slices import SlicedWalk, waits_for_the_api
-from analytics_client.state import MemoryMarkStore, app_id
+from analytics_client.state.marks import MemoryMarkStore, app_id
 from tests.groundtruth import fetch_truth
 from tests.recordserver import RecordServer
 from tests.support import RESOURCES, assert_lake_equals_truth, sync
@@ -111,8 +112,8 @@ def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, always_split: None
 ) -> None:
     """Killed after a few commits, the table's mark is below every range still being read."""
-    from analytics_client import markpolicy
-    from analytics_client.state import Mark
+    from analytics_client.state import markpolicy
+    from analytics_client.state.marks import Mark
 
     monkeypatch.setattr(markpolicy, "MARK_SAVE_EVERY_SECONDS", 0.0)  # a save per commit
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_client.errors import StateError
-from analytics_client.lake import Lake
-from analytics_client.state import (
+from analytics_client.core.errors import StateError
+from analytics_client.lake.tables import Lake
+from analytics_client.state.marks import (
     JsonFileMarkStore,
     Mark,
     MarkStore,
@@ -88,7 +88,7 @@ def test_prefect_blocks_one_per_pipeline(harness: None) -> None:
     store = PrefectMarkStore()
     check_two_pipelines(store)
     store.save(Mark(pipeline="intruder", resource="tags", cursor=None))
-    from analytics_client.blocks import SyncMark
+    from analytics_client.orchestration.blocks import SyncMark
 
     SyncMark(pipeline="intruder", resource="tags").save(block_name("analytics", "tags"),
                                                          overwrite=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from analytics_client import Lake
-from analytics_client.keyset import parse_cursor
+from analytics_client.read.keyset import parse_cursor
 from analytics_client.sandbox import RunningSandbox, serve_subprocess
-from analytics_client.state import app_id
+from analytics_client.state.marks import app_id
 from tests.groundtruth import fetch_truth
 from tests.support import RESOURCES, assert_lake_equals_truth, sync
 

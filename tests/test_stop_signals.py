@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_client import Credentials, DEFAULT_CONFIG, load_config, run_sync
-from analytics_client.config import PageNumberPaginator as Config
-from analytics_client.errors import ContractError
-from analytics_client.paginators import (
+from analytics_client import DEFAULT_CONFIG, Credentials, load_config, run_sync
+from analytics_client.config.model import PageNumberPaginator as Config
+from analytics_client.core.errors import ContractError
+from analytics_client.http.paginators import (
     MAX_EMPTY_PAGES,
     PageNumberPaginator,
     PageResponse,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +11,11 @@ import httpx
 import polars as pl
 import pytest
 
-from analytics_client import Credentials, Lake, jsontext, load_config, run_sync
-from analytics_client.quarantine import Quarantine
+from analytics_client import Credentials, Lake, load_config, run_sync
+from analytics_client.core import jsontext
+from analytics_client.core.summary import ResourceSummary
+from analytics_client.lake.quarantine import Quarantine
 from analytics_client.sandbox import RunningSandbox, World, serve
-from analytics_client.summary import ResourceSummary
 from tests.groundtruth import fetch_truth
 from tests.support import PLAIN, RESOURCES, assert_lake_equals_truth, sync
 
@@ -232,8 +232,8 @@ def test_the_run_holds_at_most_its_row_budget_however_many_resources_fill_batche
     from concurrent.futures import ThreadPoolExecutor
 
     from analytics_client import sync_resource
-    from analytics_client.budget import RowBudget
-    from analytics_client.client import ApiClient
+    from analytics_client.http.client import ApiClient
+    from analytics_client.run.budget import RowBudget
 
     budget = RowBudget(300)
     with serve(World(seed=3, counts={"tags": 400, "users": 400, "deals": 400, "pages": 400,

@@ -21,7 +21,7 @@ import pytest
 from deltalake import DeltaTable
 
 from analytics_client import Credentials, load_config, run_sync
-from analytics_client.state import MemoryMarkStore
+from analytics_client.state.marks import MemoryMarkStore
 from tests.records_support import APP_ID, own_config, rows_by_id, table, table_mark
 from tests.recordserver import RecordServer, instant_ns
 

@@ -39,7 +39,7 @@ def main() -> int:
         import cProfile
         import pstats
 
-        from analytics_client import run as run_module
+        from analytics_client.run import session as run_module
 
         # cProfile sees one thread: profile each resource's worker thread separately and add
         # them to the main thread's profile.

@@ -1,0 +1,554 @@
+"""The HTTP client of a run: one pooled ``httpx.Client``, retries in exactly one place (stamina).
+
+Why sync httpx in threads and not ``AsyncClient``: measured on the 2-core machines we run on,
+async httpx costs about twice the CPU per request, and the CPU is what limits a fast API.
+
+What is retried, and how long we wait (the contract's fault table):
+
+* the resource's ``retry_on_status_codes`` (429 in the seed) and 500/502/503/504;
+* transport faults: connect/read timeouts, resets, bodies cut off, a 200 whose JSON does not parse.
+
+They share ``max_retries`` (4 means at most 5 attempts). The wait before retry ``n`` (from 0) is
+``backoff_factor * 2**n``, capped at ``max_wait``, plus up to 10 % jitter, and never shorter than
+the server's ``Retry-After``. Faults the configuration does not list (a reset, a 502 when only
+429 is configured) are retried the first time after ``FIRST_TRANSIENT_WAIT`` instead: a single
+blip usually passes at once, and with the seed's factor of 2 each one would stall its walk for
+2 s; a fault that persists gets the configured backoff from the second retry on.
+
+A ``Retry-After`` longer than ``max_wait`` fails at once: waiting is pointless when the server
+has said it will not serve us within our limit. 400/401/403/404 (and anything else unexpected)
+fail at once with the API's own ``errors[].detail``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.cookiejar
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import stamina
+
+from analytics_client.config.model import ALWAYS_RETRY, ErrorHandler, ResourceConfig, SourceConfig
+from analytics_client.core import jsontext
+from analytics_client.core.errors import (
+    APIError,
+    ForeignHostError,
+    LimitExceededError,
+    RetriesExhaustedError,
+    RunStopped,
+    TokenRequestError,
+    TransportError,
+    UnreachableError,
+)
+from analytics_client.core.stop import StopFlag, current
+from analytics_client.http import ratelimit_headers
+from analytics_client.http.auth import build_auth
+from analytics_client.http.oauth2 import OAuth2ClientCredentials
+from analytics_client.http.paginators import PageRequest, PageResponse
+from analytics_client.http.ratelimit import RateLimiter
+from analytics_client.http.redaction import SecretFilter, redact, redact_url
+from analytics_client.http.responses import ignored_by
+from analytics_client.orchestration.secrets import Credentials
+
+__all__ = ["FIRST_TRANSIENT_WAIT", "ApiClient", "RetryEvent"]
+
+FIRST_TRANSIENT_WAIT = 0.25  # seconds
+
+# stamina's default hooks log every retry a second time (and count it for prometheus when
+# installed): _RetryPolicy logs and counts each retry once, with the resource and page.
+stamina.instrumentation.set_on_retry_hooks([])
+
+logger = logging.getLogger(__name__)
+
+Params = dict[str, str | int | float | bool]
+
+_HINTS = {
+    401: "check the API key (Prefect Secret block or ANALYTICS_API_KEY)",
+    403: "check the organization id (Prefect Secret block or ANALYTICS_ORGANIZATION_ID) "
+    "belongs to the API key",
+    404: "check the resource's endpoint.path and client.base_url",
+    400: "check the resource's endpoint.params and paginator settings",
+}
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """One scheduled retry, as logged and counted in the run summary."""
+
+    resource: str
+    page: int | None
+    reason: str  # "HTTP 429", "ReadTimeout", "unparseable body", ...
+    retry: int  # 1-based: the first retry is 1
+    wait: float
+    retry_after: float | None
+
+
+class _RetryableFault(Exception):
+    """Raised inside an attempt for a fault that another attempt may fix."""
+
+    def __init__(self, reason: str, *, status: int | None = None, detail: str = "",
+                 retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class ApiClient:
+    """Sends every request of a run; thread-safe, so resources may share it."""
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        credentials: Credentials,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        probe: bool = False,
+        stop: StopFlag | None = None,
+    ) -> None:
+        # A probe (``check``) answers in seconds: a host that cannot be resolved or refuses the
+        # connection fails at once, and its messages say nothing of commits (it makes none).
+        self._probe = probe
+        self._config = config
+        # Set by Ctrl-C / SIGTERM (stop.py): no request is sent or retried after it, and the
+        # waits below wake at once.
+        self.stop = stop or current()
+        self._max_bytes = config.client.max_response_bytes
+        # The walks of a resource (slices) run in threads of their own and share its budget:
+        # every read-and-add of these two is made under ``_charge_lock``.
+        self._waited: dict[str, float] = {}  # waits per resource this run (max_total_wait)
+        self._paused_for: dict[str, float] = {}  # monotonic end of the last pause charged
+        self._charge_lock = threading.Lock()
+        # ``on_retry`` callbacks run one at a time, so that a callback counting retries
+        # (``summary.retries += 1``) needs no lock of its own.
+        self._on_retry_lock = threading.Lock()
+        # One pace for every resource of the run; it sleeps as stamina does (not in test mode).
+        self.limiter = RateLimiter(sleep=lambda seconds: _sleep(seconds))
+        self._in_flight = threading.BoundedSemaphore(config.client.max_concurrency)
+        self._secrets = credentials.values()
+        auth = build_auth(config.client.auth, credentials)
+        self._secret_params = auth.secret_params
+        # httpx logs every request URL at INFO; with ``auth.location: query`` the key is in it.
+        # A library user gets no run's filter (redaction.install_log_filter), so the client
+        # brings its own for as long as it is open.
+        self._log_filter = SecretFilter(self._secrets)
+        logging.getLogger("httpx").addFilter(self._log_filter)
+        timeout = config.client.timeout
+        self.http = httpx.Client(
+            base_url=config.client.base_url,
+            # httpx runs the auth flow, every step of it (a token request, a retry after 401).
+            auth=auth,
+            headers={
+                **config.client.headers,
+                "X-Organization-Id": credentials.organization_id,
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            limits=httpx.Limits(max_connections=config.client.max_concurrency,
+                                max_keepalive_connections=config.client.max_concurrency),
+            transport=transport,
+            follow_redirects=False,
+            # No cookies kept or sent: a page is its URL and credentials, never what an earlier
+            # answer set (as when pages went straight to the transport).
+            cookies=_NoCookies(),
+        )
+        self._urls: dict[str, str] = {}
+
+    @property
+    def max_concurrency(self) -> int:
+        """Requests this client lets be in flight at once (``client.max_concurrency``)."""
+        return self._config.client.max_concurrency
+
+    def close(self) -> None:
+        self.http.close()
+        logging.getLogger("httpx").removeFilter(self._log_filter)
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def show(self, url: httpx.URL | str) -> str:
+        """A URL with every secret masked, fit for logs and errors."""
+        return redact_url(url, self._secrets, self._secret_params)
+
+    def get(
+        self,
+        resource: ResourceConfig,
+        params: Params,
+        *,
+        page: int | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+    ) -> Any:
+        """GET one page of ``resource`` and return its parsed JSON body, retrying what may pass."""
+        return self.get_page(resource, PageRequest(params), page=page, on_retry=on_retry).body
+
+    def get_page(
+        self,
+        resource: ResourceConfig,
+        request: PageRequest,
+        *,
+        page: int | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+    ) -> PageResponse:
+        """GET the page ``request`` names (built by the resource's paginator): body and headers.
+
+        A next URL from the server is sent only to ``client.base_url``'s scheme, host and port
+        (``ForeignHostError`` otherwise), before any credential is attached. ``on_retry`` is
+        called once per retry, before its wait, and never by two threads at once.
+
+        Raises ``APIError`` (a status a retry cannot fix), ``RetriesExhaustedError`` (a retried
+        status to the last attempt), ``TransportError`` (no usable answer to the last attempt),
+        ``UnreachableError`` (``probe`` only), ``LimitExceededError``, ``ForeignHostError`` and
+        ``RunStopped``.
+        """
+        if request.url is not None:
+            self._check_same_origin(resource, request.url)
+        self.stop.check(resource.name)
+        handler = resource.endpoint.error_handler
+        configured = set(handler.retry_on_status_codes)
+        policy = _RetryPolicy(self, resource.name, page, handler, configured, on_retry)
+        retry_on = configured | ALWAYS_RETRY
+        try:
+            # The policy is stamina's backoff hook: it decides, logs, counts and waits itself
+            # (on the stop flag), then tells stamina to wait 0 s more; so stamina's own
+            # wait_initial/wait_max/wait_jitter would never apply and are not given.
+            for attempt in stamina.retry_context(
+                on=policy, attempts=handler.max_retries + 1, timeout=None,
+            ):
+                with attempt:
+                    return self._attempt(resource, request, page, retry_on, handler.max_wait)
+        except _RetryableFault as fault:
+            if self.stop.requested:
+                raise RunStopped(resource.name, self.stop.reason or "stop requested") from None
+            if policy.over_budget is not None:
+                with self._charge_lock:
+                    spent = self._waited.get(resource.name, 0.0)
+                raise LimitExceededError(
+                    resource.name,
+                    f"retries have waited {spent:.0f} s this run and "
+                    f"the next wait ({policy.over_budget:.0f} s, after {fault.reason} on page "
+                    f"{page}) would pass error_handler.max_total_wait="
+                    f"{handler.max_total_wait:.0f} s; raise it or run again later",
+                ) from None
+            raise self._exhausted(resource, request, page, fault, policy.retries) from None
+        raise AssertionError("unreachable: stamina yields at least one attempt")
+
+    def _check_same_origin(self, resource: ResourceConfig, url: str) -> None:
+        """Credentials go to the API's origin only (RFC 6454: scheme, host and port)."""
+        target, base = httpx.URL(url), self.http.base_url
+        if _origin(target) != _origin(base):
+            raise ForeignHostError(resource.name, next_origin=_origin_text(target),
+                                   api_origin=_origin_text(base), key="endpoint.paginator")
+
+    def _attempt(self, resource: ResourceConfig, request: PageRequest, page: int | None,
+                 retry_on: set[int], max_wait: float) -> PageResponse:
+        self._wait_turn(resource, page)
+        try:
+            with self._in_flight:
+                response, content = self._receive(resource, request, page)
+        except httpx.ConnectError as exc:
+            if self._probe:
+                raise UnreachableError(resource.name, host=self.http.base_url.host or "the API",
+                                       detail=self._clean(str(exc))) from None
+            raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
+        except httpx.TransportError as exc:
+            raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
+        except TokenRequestError as exc:
+            if exc.status in retry_on:
+                raise _RetryableFault(f"token endpoint HTTP {exc.status}", status=exc.status,
+                                      detail=exc.detail) from None
+            raise APIError(resource.name, status=exc.status, detail=exc.detail,
+                           url=self.show(exc.url), page=page,
+                           hint="the OAuth2 token endpoint refused: check auth.access_token_url "
+                           "and the client id and secret (Prefect Secret blocks "
+                           "analytics-client-id / analytics-client-secret, or ANALYTICS_CLIENT_ID "
+                           "/ ANALYTICS_CLIENT_SECRET)") from None
+        asked = ratelimit_headers.retry_after(response.headers)
+        retry_after = asked.seconds if asked is not None else None
+        # A Retry-After beyond max_wait fails the resource below; it must not stall the others.
+        pause = self.limiter.observe(
+            response.status_code, response.headers,
+            retry_after if retry_after is None or retry_after <= max_wait else None)
+        if pause is not None:
+            logger.warning("%s: page %s: %s: every request of the run pauses %.1f s",
+                           resource.name, page, pause.source, pause.seconds)
+        actions = resource.endpoint.response_actions
+        if actions and (action := ignored_by(actions, response.status_code,
+                                             lambda: content.decode("utf-8", "replace"))):
+            logger.info("%s: page %s: HTTP %d ignored by response_actions %s; the read ends here",
+                        resource.name, page, response.status_code,
+                        action.model_dump(exclude_none=True))
+            return PageResponse(None, response.headers, self.target(resource, request),
+                                ignored=True)
+        if response.status_code == 200:
+            try:
+                return PageResponse(jsontext.loads(content), response.headers,
+                                    self.target(resource, request))
+            except (ValueError, UnicodeDecodeError):
+                excerpt = self._clean(content[:80].decode("utf-8", "replace"))
+                raise _RetryableFault("unparseable body",
+                                      detail=f"body starts {excerpt!r}") from None
+        detail = self._detail(response, content)
+        if response.status_code in retry_on:
+            if retry_after is not None and retry_after > max_wait:
+                raise APIError(
+                    resource.name, status=response.status_code, detail=detail,
+                    url=self.show(response.request.url), page=page,
+                    hint=f"the API asks to wait {retry_after:.0f} s "
+                    f"({asked.source if asked else 'Retry-After'}), longer than "
+                    f"error_handler.max_wait={max_wait:.0f} s; raise max_wait or run later",
+                )
+            raise _RetryableFault(f"HTTP {response.status_code}", status=response.status_code,
+                                  detail=detail, retry_after=retry_after)
+        raise APIError(
+            resource.name, status=response.status_code, detail=detail,
+            url=self.show(response.request.url), page=page,
+            hint=self._hint(response.status_code),
+        )
+
+    def _charge(self, resource: str, seconds: float, max_total_wait: float) -> bool:
+        """Count a retry's wait toward the resource's ``max_total_wait``; False if it would pass."""
+        with self._charge_lock:
+            spent = self._waited.get(resource, 0.0)
+            if spent + seconds > max_total_wait:
+                return False
+            self._waited[resource] = spent + seconds
+            return True
+
+    def _hint(self, status: int) -> str:
+        """What to check after a status a retry cannot fix; OAuth2's flow has already retried
+        a 401 once with a fresh token, so the key hint would send the user the wrong way."""
+        if status == 401 and isinstance(self.http.auth, OAuth2ClientCredentials):
+            return ("the API refused a fresh OAuth2 token too: check that the client may read "
+                    "this API (auth.access_token_request_data, e.g. its scope)")
+        return _HINTS.get(status, "not retried: a retry cannot fix this")
+
+    def _wait_turn(self, resource: ResourceConfig, page: int | None) -> None:
+        """Take this request's turn from the limiter, unless the pause ahead breaks a limit.
+
+        A pause the API announced (an exhausted quota, a long Retry-After) is bounded like a
+        retry wait: beyond ``max_wait`` the resource fails at once, naming the header; it
+        counts once per resource toward ``max_total_wait``.
+        """
+        handler = resource.endpoint.error_handler
+        pause = self.limiter.ahead()
+        if pause is not None:
+            if pause.seconds > handler.max_wait:
+                raise LimitExceededError(
+                    resource.name,
+                    f"page {page}: the API asks every request to wait {pause.seconds:.0f} s "
+                    f"({self._clean(pause.source)}), longer than error_handler.max_wait="
+                    f"{handler.max_wait:.0f} s; raise max_wait or run later (what was committed "
+                    "so far is kept)",
+                )
+            with self._charge_lock:
+                now = time.monotonic()
+                until = now + pause.seconds
+                charge = max(0.0, until - max(now, self._paused_for.get(resource.name, 0.0)))
+                spent = self._waited.get(resource.name, 0.0)
+                if charge and spent + charge > handler.max_total_wait:
+                    raise LimitExceededError(
+                        resource.name,
+                        f"page {page}: waits have taken {spent:.0f} s this run and the API asks "
+                        f"for {pause.seconds:.0f} s more ({self._clean(pause.source)}), past "
+                        f"error_handler.max_total_wait={handler.max_total_wait:.0f} s; raise it or "
+                        "run again later",
+                    )
+                self._waited[resource.name] = spent + charge
+                self._paused_for[resource.name] = max(until,
+                                                      self._paused_for.get(resource.name, 0.0))
+        self.limiter.acquire()
+
+    def url(self, resource: ResourceConfig, params: Params) -> str:
+        """The full URL of one page, query included (secrets in it are not masked)."""
+        path = resource.endpoint.path
+        base = self._urls.get(path)
+        if base is None:
+            base = self._urls[path] = f"{str(self.http.base_url).rstrip('/')}/{path.lstrip('/')}"
+        if not params:
+            return base
+        return f"{base}?{urlencode([(k, _query_value(v)) for k, v in params.items()])}"
+
+    def target(self, resource: ResourceConfig, request: PageRequest) -> str:
+        """The URL a page request asks for, before credentials (secrets in it not masked)."""
+        return request.url if request.url is not None else self.url(resource, request.params)
+
+    def _receive(self, resource: ResourceConfig, page_request: PageRequest,
+                 page: int | None) -> tuple[httpx.Response, bytes]:
+        """Stream the body so that one oversized response cannot exhaust memory.
+
+        The request is built here, not by ``Client.build_request``: the URL is complete already
+        (``target``) and merging it with ``base_url`` again costs CPU on every page.
+        """
+        request = httpx.Request("GET", self.target(resource, page_request),
+                                headers=self.http.headers)
+        response = self.http.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length", "")
+            size = int(declared) if declared.isdigit() else 0
+            chunks, size_read = [], 0
+            if size <= self._max_bytes:
+                try:
+                    for chunk in response.iter_bytes():
+                        size_read += len(chunk)
+                        if size_read > self._max_bytes:
+                            break
+                        chunks.append(chunk)
+                except httpx.DecodingError as exc:
+                    # A body that is not what Content-Encoding says is a damaged body, like a
+                    # cut-off one: retried, then reported with the encoding it claimed.
+                    encoding = response.headers.get("content-encoding", "")
+                    raise _RetryableFault(
+                        f"body not decodable as Content-Encoding: {encoding}",
+                        detail=self._clean(str(exc).splitlines()[0] if str(exc) else
+                                           type(exc).__name__)) from None
+            if max(size, size_read) > self._max_bytes:
+                raise LimitExceededError(
+                    resource.name,
+                    f"page {page}: the response is larger than client.max_response_bytes="
+                    f"{self._max_bytes:,} bytes; lower paginator.limit or raise the limit",
+                )
+            return response, b"".join(chunks)
+        finally:
+            response.close()
+
+    def _exhausted(self, resource: ResourceConfig, request: PageRequest, page: int | None,
+                   fault: _RetryableFault, retries: int) -> Exception:
+        url = self.show(self.target(resource, request))
+        attempts = retries + 1
+        hint = (f"gave up after {attempts} attempts; raise error_handler.max_retries or run "
+                "again later")
+        if not self._probe:
+            hint += " (what was committed so far is kept)"
+        if fault.status is not None:
+            return RetriesExhaustedError(resource.name, status=fault.status, detail=fault.detail,
+                                         url=url, page=page, hint=hint)
+        where = f" on page {page}" if page is not None else ""
+        detail = fault.detail or "no detail"
+        return TransportError(resource.name,
+                              f"{fault.reason}{where} from {url}: {detail}; {hint}")
+
+    def _detail(self, response: httpx.Response, content: bytes) -> str:
+        """The API's ``errors[].detail`` (JSON:API), or a short excerpt of the body."""
+        try:
+            errors = json.loads(content).get("errors")
+            details = [str(e.get("detail") or e.get("title"))
+                       for e in errors if isinstance(e, dict)]
+            text = "; ".join(d for d in details if d and d != "None")
+        except (ValueError, AttributeError, TypeError):
+            text = content[:120].decode("utf-8", "replace").strip()
+        return self._clean(text or response.reason_phrase or "no detail")
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+
+class _RetryPolicy:
+    """The stamina backoff hook of one request: decides whether to retry and waits the wait.
+
+    One log line per retry (WARNING, with the resource, page, reason and wait): stamina's own
+    retry hooks are off (module top), so nothing else logs it.
+    """
+
+    def __init__(self, client: ApiClient, resource: str, page: int | None,
+                 handler: ErrorHandler, configured: set[int],
+                 on_retry: Callable[[RetryEvent], None] | None) -> None:
+        self.client, self.resource, self.page = client, resource, page
+        self.factor, self.cap = handler.backoff_factor, handler.max_wait
+        self.max_retries, self.max_total_wait = handler.max_retries, handler.max_total_wait
+        self.configured = configured
+        self.on_retry = on_retry
+        self.over_budget: float | None = None
+        self.retries = 0
+
+    def __call__(self, exc: Exception) -> bool | float:
+        stop = self.client.stop
+        if (not isinstance(exc, _RetryableFault) or self.retries >= self.max_retries
+                or stop.requested):
+            return False  # stamina re-raises; get() turns it into a clear error
+        if self.retries == 0 and exc.status not in self.configured:
+            wait = backoff(0, FIRST_TRANSIENT_WAIT, self.cap, exc.retry_after)
+        else:
+            wait = backoff(self.retries, self.factor, self.cap, exc.retry_after)
+        if not self.client._charge(self.resource, wait, self.max_total_wait):
+            self.over_budget = wait
+            return False
+        self.retries += 1
+        event = RetryEvent(self.resource, self.page, exc.reason, self.retries, wait,
+                           exc.retry_after)
+        asked = f" (Retry-After {exc.retry_after:g} s)" if exc.retry_after is not None else ""
+        logger.warning("%s: page %s: %s, retry %d in %.1f s%s", self.resource, self.page,
+                       exc.reason, self.retries, wait, asked)
+        if self.on_retry is not None:
+            with self.client._on_retry_lock:
+                self.on_retry(event)
+        # We wait here, on the stop flag, so that Ctrl-C ends a 16 s backoff at once; stamina
+        # is told to wait no more.
+        if stop.sleep(wait):
+            return False
+        return 0.0
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing, so that no request carries what an answer set."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host.lower(), url.port if url.port is not None else default
+
+
+def _origin_text(url: httpx.URL) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}"
+
+
+def _query_value(value: str | int | float | bool) -> str:
+    """A parameter as httpx writes it: booleans as ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _sleep(seconds: float) -> None:
+    """The limiter's pauses: none in stamina's test mode, as its waits; woken by a stop."""
+    current().sleep(seconds)
+
+
+def backoff(retry: int, factor: float, cap: float, retry_after: float | None,
+            rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry number ``retry`` (from 0).
+
+    ``factor * 2**retry`` capped at ``cap``, plus up to 10 % jitter, never less than
+    ``retry_after`` (the module docstring gives the policy).
+    """
+    try:
+        computed = min(cap, factor * 2.0**retry)
+    except OverflowError:
+        computed = cap
+    computed += (rng.uniform if rng is not None else random.uniform)(0, computed * 0.1)
+    return max(computed, retry_after) if retry_after is not None else computed
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` value alone (no ``Date``); see ``ratelimit_headers``."""
+    if value is None:
+        return None
+    wait = ratelimit_headers.retry_after({"retry-after": value},
+                                         now.timestamp() if now is not None else None)
+    return wait.seconds if wait is not None else None

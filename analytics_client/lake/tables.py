@@ -1,0 +1,505 @@
+"""Delta Lake tables, one per resource: merge, append or replace typed batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError
+
+from analytics_client.config.model import DEFAULT_CURSOR_PATH
+from analytics_client.config.schemas import ColumnHint
+from analytics_client.core.errors import AnalyticsSyncError, ConfigError, LakeError
+from analytics_client.core.lock import table_write_lock
+from analytics_client.lake.frames import ROW_HASH, SYNCED_AT, Rejected, deduplicate, typed_batch
+
+__all__ = ["DISPOSITIONS", "Lake", "TableMark", "TableWriter", "WriteResult"]
+
+log = logging.getLogger(__name__)
+
+Schema = dict[str, pl.DataType]
+# Where a writer hands the records it set aside; it commits them before the data commit and
+# returns how many it had not been handed before.
+SetAside = Callable[[str, list[Rejected]], int]
+
+_COMMIT_ATTEMPTS = 3
+
+DISPOSITIONS = ("merge", "append", "replace")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STAGING = "_staging"
+QUARANTINE = "_quarantine"
+_BOOKKEEPING: Schema = {SYNCED_AT: pl.Datetime("us", "UTC"), ROW_HASH: pl.String()}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Rows a write inserted and updated, and the Delta version it committed (None: no commit).
+
+    ``quarantined``: records of the batch set aside (committed to the quarantine first).
+    """
+
+    inserted: int
+    updated: int
+    version: int | None
+    quarantined: int = 0
+
+
+def _local_path(uri: str) -> str | None:
+    if uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    return None if "://" in uri else uri
+
+
+@dataclass(frozen=True)
+class TableMark:
+    """A high-water mark as stored in a table: app id (one per pipeline), cursor in epoch µs."""
+
+    app_id: str
+    cursor_us: int
+
+
+class Lake:
+    """A directory (local or object store) holding one Delta table per resource."""
+
+    def __init__(self, uri: str, *, storage_options: dict[str, str] | None = None) -> None:
+        if not uri or not uri.strip():
+            raise ConfigError(["the lake URI is empty: give a local path or an s3://... URI"])
+        local = _local_path(uri)
+        # An absolute path keeps table URIs stable if the working directory changes.
+        self.uri = os.path.abspath(local) if local is not None else uri.rstrip("/")
+        self.is_local = local is not None
+        self.storage_options = dict(storage_options) if storage_options else None
+
+    def __repr__(self) -> str:
+        # storage_options hold credentials: never shown.
+        return f"Lake({self.uri!r})"
+
+    def table_uri(self, resource: str) -> str:
+        """The URI of a resource's table; names that could escape the lake are refused."""
+        return f"{self.uri}/{self._checked(resource)}"
+
+    def staging_uri(self, resource: str) -> str:
+        """Where a replace run stages its batches until ``TableWriter.finish``."""
+        return f"{self.uri}/{_STAGING}/{self._checked(resource)}"
+
+    def version(self, resource: str) -> int | None:
+        """The table's current version, or None if there is no table."""
+        table = self._open(resource, self.table_uri(resource))
+        return None if table is None else table.version()
+
+    def mark(self, resource: str, app_id: str) -> int | None:
+        """The cursor (epoch µs) the last data commit of ``app_id`` covered; None without one."""
+        table = self._open(resource, self.table_uri(resource))
+        if table is None:
+            return None
+        with _lake_errors(resource, f"reading the mark of {self.table_uri(resource)}"):
+            version = table.transaction_version(app_id)
+        return None if version is None else int(version)
+
+    def row_count(self, resource: str) -> int | None:
+        """Rows in the table (from file metadata), or None if there is no table."""
+        table = self._open(resource, self.table_uri(resource))
+        if table is None:
+            return None
+        with _lake_errors(resource, f"counting the rows of {self.table_uri(resource)}"):
+            return int(pl.scan_delta(table).select(pl.len()).collect().item())
+
+    def read(self, resource: str) -> pl.DataFrame:
+        """The whole table (for tests and the CLI)."""
+        uri = self.table_uri(resource)
+        with _lake_errors(resource, f"reading {uri}"):
+            if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
+                raise LakeError(resource, f"there is no Delta table at {uri}: sync it first")
+            return pl.read_delta(uri, storage_options=self.storage_options)
+
+    def _open(self, resource: str, uri: str) -> DeltaTable | None:
+        """The Delta table at ``uri``, or None if there is none yet."""
+        with _lake_errors(resource, f"opening {uri}"):
+            if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
+                return None
+            return DeltaTable(uri, storage_options=self.storage_options)
+
+    def _prepare(self, uri: str) -> None:
+        """Create a local table's parent directories (object stores need none)."""
+        if self.is_local:
+            os.makedirs(os.path.dirname(uri), exist_ok=True)
+
+    def _remove(self, uri: str) -> None:
+        """Delete a local staging table; on object stores the next run overwrites it instead."""
+        if self.is_local:
+            shutil.rmtree(uri, ignore_errors=True)
+
+    def quarantine_uri(self) -> str:
+        """The table of records set aside by every resource (quarantine.py)."""
+        return f"{self.uri}/{QUARANTINE}"
+
+    def _checked(self, resource: str) -> str:
+        if not _TABLE_NAME.fullmatch(resource or "") or resource in (_STAGING, QUARANTINE):
+            raise LakeError(
+                resource,
+                f"{resource!r} cannot name a table: use letters, digits, '_' and '-' only "
+                f"(no '/', '\\', '..' or absolute paths), and not {_STAGING!r} or {QUARANTINE!r}, "
+                "which hold the staged data of replace runs and the records set aside",
+            )
+        return resource
+
+
+@contextmanager
+def _lake_errors(resource: str, doing: str) -> Iterator[None]:
+    """Turn a storage or Delta failure into a LakeError that says what was being done."""
+    try:
+        yield
+    except AnalyticsSyncError:
+        raise
+    except (DeltaError, OSError, pl.exceptions.PolarsError) as exc:
+        raise LakeError(resource, f"{doing} failed: {exc}") from exc
+
+
+def _schema_of(table: DeltaTable) -> Schema:
+    return dict(pl.scan_delta(table).collect_schema())
+
+
+def _quoted(column: str) -> str:
+    return f"`{column}`"
+
+
+def _conform(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Give the frame every column of ``schema`` (absent ones as typed nulls), in its order."""
+    missing = [
+        pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in schema.items()
+        if name not in frame.columns
+    ]
+    extra = [c for c in frame.columns if c not in schema]
+    return frame.with_columns(missing).select([*schema, *extra])
+
+
+class TableWriter:
+    """Writes one resource's batches of one run to its table.
+
+    merge:   upsert on the primary key; an older or identical row never replaces a newer one.
+    append:  add every batch as is.
+    replace: stage the run's batches, then swap them in with one commit in ``finish()``.
+    """
+
+    def __init__(
+        self,
+        lake: Lake,
+        resource: str,
+        *,
+        write_disposition: str = "merge",
+        primary_key: str = "id",
+        cursor_field: str | None = DEFAULT_CURSOR_PATH,
+        synced_at: datetime | None = None,
+        columns: Mapping[str, ColumnHint] | None = None,
+        set_aside: SetAside | None = None,
+        parent_key: Sequence[str] = (),
+    ) -> None:
+        """``parent_key``: more key columns after ``primary_key`` (a child table is keyed on
+        its own key and its parent's: children.py). ``columns``: the resource's type hints.
+        ``set_aside`` takes the records that cannot be typed (committing them before the
+        batch's data); without it such a record fails the write with its ``ContractError``
+        and nothing of the batch is written."""
+        self.lake = lake
+        self.resource = resource
+        self.uri = lake.table_uri(resource)
+        if write_disposition not in DISPOSITIONS:
+            raise LakeError(
+                resource, f"write_disposition {write_disposition!r} is not one of {DISPOSITIONS}"
+            )
+        for role, column in (("primary_key", primary_key), ("cursor_field", cursor_field),
+                             *(("parent_key", c) for c in parent_key)):
+            if column is not None and not _COLUMN_NAME.fullmatch(column):
+                raise LakeError(
+                    resource,
+                    f"{role} {column!r} must be a plain column name ([A-Za-z_][A-Za-z0-9_]*)",
+                )
+        self.write_disposition = write_disposition
+        self.primary_key = primary_key
+        self.parent_key = tuple(parent_key)
+        self.cursor_field = cursor_field
+        self.columns = dict(columns or {})
+        self.set_aside = set_aside
+        self._quarantined = 0
+        # One stamp per run: every row this writer writes says when the run started.
+        self.synced_at = synced_at or datetime.now(UTC)
+        self._staging_uri = lake.staging_uri(resource) if write_disposition == "replace" else None
+        self._staged = False
+        self._commit_metadata: dict[str, str] | None = None
+        self._mark: TableMark | None = None
+
+    def write(
+        self,
+        records: list[object],
+        *,
+        commit_metadata: dict[str, str] | None = None,
+        mark: TableMark | None = None,
+    ) -> WriteResult:
+        """Write one batch; for replace it is only staged, and ``version`` is None.
+
+        ``mark`` is recorded in the same commit as the data (a Delta app transaction), so the
+        table itself says how far it is complete, whatever happens to the state store.
+        """
+        self._mark = mark
+        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+            try:
+                with table_write_lock(self.uri):
+                    self._quarantined = 0
+                    result = self._write(records, commit_metadata)
+                return WriteResult(result.inserted, result.updated, result.version,
+                                   self._quarantined)
+            except LakeError as exc:
+                # A concurrent writer committed first: our commit was refused whole, so the
+                # batch can simply be written again against the new table version.
+                if not isinstance(exc.__cause__, CommitFailedError) or attempt == _COMMIT_ATTEMPTS:
+                    raise
+                log.warning("%s: commit conflict with another writer, retrying (%d)",
+                            self.resource, attempt)
+        raise AssertionError("unreachable")
+
+    def _write(self, records: list[object], commit_metadata: dict[str, str] | None) -> WriteResult:
+        if not records:
+            return WriteResult(inserted=0, updated=0, version=None)
+        if self.write_disposition == "append":
+            return self._append(records, commit_metadata)
+        if self.write_disposition == "merge":
+            return self._merge(self.uri, records, commit_metadata, check_table=True)
+        assert self._staging_uri is not None
+        self._commit_metadata = commit_metadata
+        if not self._staged:
+            # Whatever an earlier failed run left in staging is discarded here.
+            result = self._create(self._staging_uri, records, None, mode="overwrite")
+            self._staged = result.version is not None
+        else:
+            result = self._merge(self._staging_uri, records, None, check_table=False)
+        return WriteResult(inserted=result.inserted, updated=result.updated, version=None)
+
+    def finish(self, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
+        """For replace, swap the staged rows in with one commit; a no-op for merge and append.
+
+        ``commit_metadata`` defaults to the last ``write()``'s. Nothing staged: the table is
+        left as it was and ``version`` is None.
+        """
+        if self.write_disposition != "replace" or not self._staged:
+            return WriteResult(inserted=0, updated=0, version=None)
+        assert self._staging_uri is not None
+        metadata = commit_metadata if commit_metadata is not None else self._commit_metadata
+        with _lake_errors(self.resource, f"replacing {self.uri} with {self._staging_uri}"):
+            staged = pl.read_delta(self._staging_uri, storage_options=self.lake.storage_options)
+            self.lake._prepare(self.uri)
+            write_deltalake(
+                self.uri,
+                staged,
+                mode="overwrite",
+                schema_mode="overwrite",
+                storage_options=self.lake.storage_options,
+                commit_properties=_commit(metadata, self._mark),
+            )
+            table = self.lake._open(self.resource, self.uri)
+            assert table is not None
+            version = table.version()
+        self.lake._remove(self._staging_uri)
+        self._staged = False
+        log.info("%s: replaced with %d rows, version %d", self.resource, staged.height, version)
+        return WriteResult(inserted=staged.height, updated=0, version=version)
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _frame(self, records: list[object], schema: Schema, *, dedupe: bool) -> pl.DataFrame:
+        batch = typed_batch(
+            self.resource,
+            records,
+            columns=self.columns,
+            primary_key=self.primary_key,
+            cursor_field=self.cursor_field,
+            table_schema=schema,
+            synced_at=self.synced_at,
+        )
+        if batch.rejected:
+            if self.set_aside is None:
+                raise batch.rejected[0].error
+            # Before the data commit: a mark recorded with the data covers these too.
+            self._quarantined = self.set_aside(self.resource, batch.rejected)
+        if not dedupe:
+            return batch.frame
+        return deduplicate(batch.frame, primary_key=self.primary_key,
+                           cursor_field=self.cursor_field, also=self.parent_key)
+
+    def _check_declared(self, uri: str, schema: Schema) -> None:
+        declared = {**{n: h.dtype for n, h in self.columns.items()}, **_BOOKKEEPING}
+        for column, dtype in declared.items():
+            if column in schema and schema[column] != dtype:
+                raise LakeError(
+                    self.resource,
+                    f"the Delta table at {uri} has column {column!r} of type {schema[column]}, "
+                    f"but this pipeline writes it as {dtype}; nothing was written. It was made "
+                    "by something else or an older version: rename or delete the table, or run "
+                    "a full refresh (write_disposition='replace') to rewrite it",
+                )
+        cursor = schema.get(self.cursor_field) \
+            if self.cursor_field is not None and self.cursor_field not in self.columns else None
+        if cursor is not None and cursor not in (pl.Datetime("us", "UTC"), pl.Int64()):
+            raise LakeError(
+                self.resource,
+                f"the Delta table at {uri} stores the cursor {self.cursor_field!r} as {cursor}; "
+                "this pipeline compares cursors as instants or integers (an older version "
+                "compared them as text). Nothing was written: delete the table (the next run "
+                "reads the resource in full) or run once with write_disposition: replace",
+            )
+
+    def _create(
+        self,
+        uri: str,
+        records: list[object],
+        metadata: dict[str, str] | None,
+        *,
+        mode: Literal["error", "overwrite"],
+    ) -> WriteResult:
+        dedupe = self.write_disposition != "append"
+        frame = self._frame(records, {}, dedupe=dedupe)
+        if frame.is_empty():  # every record was set aside: no table of nothing
+            return WriteResult(inserted=0, updated=0, version=None)
+        with _lake_errors(self.resource, f"creating {uri}"):
+            self.lake._prepare(uri)
+            try:
+                write_deltalake(
+                    uri,
+                    frame,
+                    mode=mode,
+                    schema_mode="overwrite" if mode == "overwrite" else None,
+                    storage_options=self.lake.storage_options,
+                    commit_properties=_commit(metadata, self._mark),
+                )
+            except DeltaError as exc:
+                # Another writer created the table between our check and our write: write
+                # into theirs as if it had been there all along.
+                if mode == "error" and "already exists" in str(exc):
+                    if self.write_disposition == "append":
+                        return self._append(records, metadata)
+                    return self._merge(uri, records, metadata, check_table=uri == self.uri)
+                raise
+            table = self.lake._open(self.resource, uri)
+            assert table is not None
+        return WriteResult(inserted=frame.height, updated=0, version=table.version())
+
+    def _append(self, records: list[object], metadata: dict[str, str] | None) -> WriteResult:
+        table = self.lake._open(self.resource, self.uri)
+        if table is None:
+            return self._create(self.uri, records, metadata, mode="error")
+        with _lake_errors(self.resource, f"reading the schema of {self.uri}"):
+            schema = _schema_of(table)
+        self._check_declared(self.uri, schema)
+        frame = _conform(self._frame(records, schema, dedupe=False), schema)
+        if frame.is_empty():  # every record was set aside
+            return WriteResult(inserted=0, updated=0, version=None)
+        with _lake_errors(self.resource, f"appending to {self.uri}"):
+            # No struct columns here, so adding columns within the append is safe and atomic.
+            write_deltalake(
+                table,
+                frame,
+                mode="append",
+                schema_mode="merge",
+                commit_properties=_commit(metadata, self._mark),
+            )
+            table.update_incremental()
+        return WriteResult(inserted=frame.height, updated=0, version=table.version())
+
+    def _merge(
+        self,
+        uri: str,
+        records: list[object],
+        metadata: dict[str, str] | None,
+        *,
+        check_table: bool,
+    ) -> WriteResult:
+        table = self.lake._open(self.resource, uri)
+        if table is None:
+            return self._create(uri, records, metadata, mode="error")
+        with _lake_errors(self.resource, f"reading the schema of {uri}"):
+            schema = _schema_of(table)
+        if check_table:
+            self._check_declared(uri, schema)
+        frame = self._frame(records, schema, dedupe=True)
+        if frame.is_empty():  # every record was set aside
+            return WriteResult(inserted=0, updated=0, version=None)
+
+        new_columns = {c: frame.schema[c] for c in frame.columns if c not in schema}
+        if new_columns:
+            # Evolve first with an empty append: adding columns inside a merge is where
+            # delta-rs loses data (struct fields) or drops columns (docs/data-model.md).
+            with _lake_errors(self.resource, f"adding columns {list(new_columns)} to {uri}"):
+                write_deltalake(
+                    table,
+                    frame.select(list(new_columns)).clear(),
+                    mode="append",
+                    schema_mode="merge",
+                    commit_properties=_commit({"analytics_sync.operation": "add columns"}),
+                )
+                table.update_incremental()
+            log.info("%s: added columns %s to %s", self.resource, list(new_columns), uri)
+            schema = {**schema, **new_columns}
+        # A column this batch lacks must be null in the source, or matched rows keep stale values.
+        frame = _conform(frame, schema)
+
+        matched = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}"
+                               for k in (self.primary_key, *self.parent_key))
+        # IS DISTINCT FROM, not <>: a row without a hash (a table another tool wrote) still
+        # updates; equal hashes mean identical content, which is neither rewritten nor counted.
+        changed = f"s.{_quoted(ROW_HASH)} IS DISTINCT FROM t.{_quoted(ROW_HASH)}"
+        if self.cursor_field is not None:
+            cursor = _quoted(self.cursor_field)
+            # An older version never overwrites a newer one; an equal one with new content does.
+            changed = f"(s.{cursor} >= t.{cursor} OR t.{cursor} IS NULL) AND {changed}"
+        before = table.version()
+        with _lake_errors(self.resource, f"merging {frame.height} rows into {uri}"):
+            metrics = (
+                table.merge(
+                    frame,
+                    predicate=matched,
+                    source_alias="s",
+                    target_alias="t",
+                    merge_schema=True,
+                    # The source is one batch: materialized, it is the join's small side and
+                    # its id range prunes target files. Streamed (delta-rs' default), memory
+                    # grew with the table (+90 MiB at 10k rows, +150 MiB at 100k; measured).
+                    streamed_exec=False,
+                    commit_properties=_commit(metadata, self._mark),
+                )
+                .when_matched_update_all(predicate=changed)
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            after = table.version()
+        inserted = int(metrics["num_target_rows_inserted"])
+        updated = int(metrics["num_target_rows_updated"])
+        # delta-rs commits nothing when no row is inserted or updated.
+        version = after if after != before else None
+        log.debug(
+            "%s: merged %d rows into %s: %d inserted, %d updated, version %s",
+            self.resource,
+            frame.height,
+            uri,
+            inserted,
+            updated,
+            version,
+        )
+        return WriteResult(inserted=inserted, updated=updated, version=version)
+
+
+def _commit(
+    metadata: Mapping[str, str] | None, mark: TableMark | None = None
+) -> CommitProperties | None:
+    if not metadata and mark is None:
+        return None
+    transactions = [Transaction(app_id=mark.app_id, version=mark.cursor_us)] if mark else None
+    return CommitProperties(custom_metadata=dict(metadata or {}), app_transactions=transactions)

@@ -1,0 +1,299 @@
+"""Keyset extraction: read every record changed since a mark, while the API changes under us.
+
+Plain page-number paging over a result set that changes while we read it loses records: an
+update moves a record out of an early page and every record behind it shifts one position
+towards the front, so one of them slides from the next page onto the page already read. So we
+page through the API's cursor filter instead: requests are ``filter[updated_at][gte]=lo``,
+``sort=updated_at`` (ties by ``id``, the contract promises it), and after each page ``lo`` moves
+up to the last ``updated_at`` on it, starting again at page 1.
+
+Why nothing is missed. Invariant: *every record whose cursor is below ``lo`` has been read*.
+
+* A page is the first ``L`` records of ``{r : cursor(r) >= lo}`` in (cursor, id) order at the
+  moment it is served, so every record with ``lo <= cursor < last`` (``last``, the page's
+  highest cursor) was on it; moving ``lo`` to ``last`` keeps the invariant. Records at exactly
+  ``last`` are read again by the next request (``gte``), so ties at a page edge are safe.
+* Records never move below ``lo`` later: an update moves a record's cursor forward, to a
+  value at or above everything visible, so it is found again further on; a new record carries
+  a current cursor too. The one exception the contract allows is a change that becomes
+  visible up to 5 s late: the next run starts ``lag`` (10 s) before the mark and reads it.
+* When more records share one cursor value than fit on a page, ``lo`` cannot move; we read the
+  tie group by page number (2, 3, ...). Here a shift can happen: a record of the group read on
+  page 1 is updated, leaves the group, and the group's later records move up one position,
+  so one slides past the page boundary unseen. So once the walk leaves a group that spanned
+  pages, it reads the group again from page 1 until a whole pass brings no id it has not seen.
+  A record skipped in a pass is found by a later pass unless every pass is disturbed the same
+  way; the walk then stops with an error rather than move past the group.
+
+The mark a run may save is ``lo`` (``safe_mark``, each ``Page.mark``): by the invariant
+everything below it was read, and the caller saves it only once those records are committed.
+It is never the wall clock. Every request a keyset read sends (walks, slice probes, ``check``)
+is built by ``keyset_request``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from analytics_client.config.model import Incremental, PageNumberPaginator, ResourceConfig
+from analytics_client.core.errors import ContractError, PaginationLoopError
+from analytics_client.core.timestamps import format as format_cursor
+from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.http.client import ApiClient, RetryEvent
+from analytics_client.http.paginators import PageNumberPaginator as PageNumberPages
+from analytics_client.http.paginators import PageRequest, make_paginator, page_signals
+from analytics_client.read.paged import check_page_size, count_at, select_records
+from analytics_client.read.pages import Page
+
+__all__ = ["KeysetWalk", "format_cursor", "keyset_request", "parse_cursor"]
+
+MAX_GROUP_PASSES = 20
+
+
+def keyset_request(resource: ResourceConfig, lo: int | None, page: int, *,
+                   limit: int | None = None) -> PageRequest:
+    """Page ``page`` of the records whose cursor is at or after ``lo`` (epoch µs; None: all).
+
+    The paginator builds the page request (``paginators.PageNumberPaginator.page_request``),
+    then the cursor filter ``incremental.start_param`` is added.
+    """
+    incremental = resource.endpoint.incremental
+    if incremental is None or not incremental.start_param:
+        raise ValueError("a keyset read needs endpoint.incremental.start_param")
+    pages = make_paginator(resource.name, resource.endpoint.paginator)
+    if not isinstance(pages, PageNumberPages):
+        raise ValueError("a keyset read needs a page_number paginator")
+    request = pages.page_request(resource.endpoint.params, page, limit=limit)
+    if lo is not None:
+        request.params[incremental.start_param] = format_cursor(lo)
+    return request
+
+
+class KeysetWalk:
+    """Iterates over pages of records changed at or after ``start_us`` (everything if None)."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        resource: ResourceConfig,
+        *,
+        start_us: int | None,
+        stop_us: int | None = None,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+    ) -> None:
+        incremental = resource.endpoint.incremental
+        paginator = resource.endpoint.paginator
+        if incremental is None or not incremental.start_param:
+            raise ValueError("a keyset walk needs endpoint.incremental.start_param")
+        if not isinstance(paginator, PageNumberPaginator):
+            raise ValueError("a keyset walk needs a page_number paginator")
+        self.client = client
+        self.resource = resource
+        self.incremental: Incremental = incremental
+        self.paginator = paginator
+        self.on_retry = on_retry
+        self.start_us = start_us
+        self.stop_us = stop_us  # a slice ends here: records from this cursor on are another's
+        self.lo = start_us
+        self.requests = 0
+        self.group_passes = 0
+        self.recovered = 0  # ids a tie-group re-read found that a shifting page had hidden
+        # Records served again that this walk had already yielded: the records at ``lo`` that
+        # start each next page (``gte``) and tie groups read again. The run's summary says so.
+        self.reread = 0
+        self.first_total: int | None = None  # the API's count of the range when the walk began
+        self.page_number: int | None = None  # of the page last fetched
+        self.complete = False  # the walk ran to its end: ``end_mark`` is final
+
+    keyset = True
+
+    @property
+    def total_count(self) -> int | None:
+        """The API's count when a full read began (None for an incremental walk)."""
+        return self.first_total if self.start_us is None else None
+
+    @property
+    def safe_mark(self) -> int | None:
+        """Every record with a cursor below this (epoch µs) has been yielded."""
+        return self.lo
+
+    def __iter__(self) -> Iterator[Page]:
+        """Pages with ``lo`` as their mark: everything below it has been yielded."""
+        for records in self._records():
+            yield Page(records, self.page_number, self.lo)
+        self.complete = True
+
+    def end_mark(self) -> int | None:
+        """``lo`` once the walk ran to its end (None before)."""
+        return self.lo if self.complete else None
+
+    def _records(self) -> Iterator[list[Any]]:
+        page = self.paginator.base_page
+        group: set[object] = set()  # ids at cursor == lo (or of unreadable-cursor pages)
+        spanned = False  # the group at lo was read over more than one page
+        while True:
+            records, body, cursors = self._fetch(self.lo, page)
+            if group and self.lo is not None:
+                self.reread += len(group.intersection(self._ids_at(records, cursors, self.lo)))
+            yield records
+            last_page = self._is_last(body, records, page)
+            if not records:
+                if spanned:
+                    yield from self._reread_group(group)
+                return
+            top = self._top(cursors)
+            if top is None or (self.lo is not None and top == self.lo):
+                # The page says nothing beyond lo: it all shares lo (a tie group), or no record
+                # on it has a readable cursor (those are set aside when typed). Read on by page.
+                ids = self._ids_at(records, cursors, top)
+                if page > self.paginator.base_page and set(ids) <= group:
+                    where = format_cursor(self.lo) if self.lo is not None else "the start"
+                    raise PaginationLoopError(
+                        self.resource.name,
+                        f"page {page} of the records at {where} brought no new "
+                        f"record: the API seems to ignore {self.paginator.page_param!r}; "
+                        "check paginator.page_param",
+                    )
+                group.update(ids)
+                spanned = self.lo is not None
+                page += 1
+                if last_page:
+                    if spanned:
+                        yield from self._reread_group(group)
+                    return
+                continue
+            if spanned:
+                group.update(self._ids_at(records, cursors, self.lo))  # the group's tail
+                yield from self._reread_group(group)
+            stop = self.stop_us  # read once: another thread may narrow it (slices.py)
+            if stop is not None and top >= stop:
+                # Every record in [lo, stop) preceded ``top`` on this page: the slice is read.
+                # Those from ``stop`` on belong to the next slice, which reads them too. A stop
+                # set below ``lo`` meanwhile leaves ``lo`` where it is: below it all was read.
+                self.reread += sum(c is not None and c >= stop for c in cursors)
+                self.lo = stop if self.lo is None else max(self.lo, stop)
+                return
+            self.lo, page = top, self.paginator.base_page
+            group, spanned = set(self._ids_at(records, cursors, top)), False
+            if last_page:
+                return
+
+    def _reread_group(self, known: set[object]) -> Iterator[list[Any]]:
+        """Read the tie group at ``lo`` again until a whole pass brings no new id."""
+        assert self.lo is not None
+        for _ in range(MAX_GROUP_PASSES):
+            self.group_passes += 1
+            seen: set[object] = set()  # ids at lo this pass
+            paged: set[object] = set()  # every id this pass (unreadable cursors follow lo's)
+            page = self.paginator.base_page
+            while True:
+                records, body, cursors = self._fetch(self.lo, page)
+                ids = set(self._ids_at(records, cursors, self.lo))
+                self.reread += len(ids & known)
+                yield records
+                top = self._top(cursors)
+                if (not records or (top is not None and top > self.lo)
+                        or self._is_last(body, records, page)):
+                    seen |= ids
+                    break
+                # A loop shows in every id of the page, not only those at lo: a page of
+                # records whose cursor does not parse (set aside when typed) has none at lo.
+                on_page = {_hashable(r.get(self.resource.primary_key)
+                                     if isinstance(r, dict) else None) for r in records}
+                if page > self.paginator.base_page and on_page <= paged:
+                    raise PaginationLoopError(
+                        self.resource.name,
+                        f"page {page} of the records at {format_cursor(self.lo)} brought no new "
+                        f"record: the API seems to ignore {self.paginator.page_param!r}",
+                    )
+                seen |= ids
+                paged |= on_page
+                page += 1
+            if seen <= known:
+                return
+            self.recovered += len(seen - known)
+            known |= seen
+        raise ContractError(
+            self.resource.name,
+            f"the records sharing {self.incremental.cursor_path} {format_cursor(self.lo)} kept "
+            f"changing over {MAX_GROUP_PASSES} reads; stopped before this point so nothing is "
+            "skipped (the mark stays below it); run again later",
+        )
+
+    def _fetch(self, lo: int | None, page: int) -> tuple[list[Any], Any, list[int | None]]:
+        body = self.client.get_page(self.resource, keyset_request(self.resource, lo, page),
+                                    page=page, on_retry=self.on_retry).body
+        self.requests += 1
+        self.page_number = page
+        records = select_records(self.resource, body, page)
+        check_page_size(self.resource, records, page)
+        if self.requests == 1:
+            self.first_total = count_at(body)
+        cursors = self._cursors(records, lo, page)
+        return records, body, cursors
+
+    def _cursors(self, records: list[Any], lo: int | None, page: int) -> list[int | None]:
+        """Each record's cursor (None where it does not parse); the page must honour the filter
+        and be sorted by it.
+
+        A record whose cursor does not parse is no reason to stop the walk: it is set aside by
+        name when its batch is typed (frames.py), and it never moves ``lo``, so never a mark.
+        """
+        field = self.incremental.cursor_path
+        cursors: list[int | None] = []
+        for record in records:
+            value = record.get(field) if isinstance(record, dict) else None
+            try:
+                cursors.append(parse_cursor(value))  # type: ignore[arg-type]
+            except ValueError:
+                cursors.append(None)
+        known = [c for c in cursors if c is not None]
+        if lo is not None and known and known[0] < lo:
+            raise ContractError(
+                self.resource.name,
+                f"page {page} has {field} {format_cursor(known[0])} below the requested "
+                f"{self.incremental.start_param}={format_cursor(lo)}: the API ignores the filter; "
+                "check incremental.start_param",
+            )
+        if any(a > b for a, b in itertools.pairwise(known)):
+            raise ContractError(
+                self.resource.name,
+                f"page {page} is not sorted by {field}: incremental reads need the API to sort "
+                f"by the cursor; set endpoint.params (e.g. sort: {field})",
+            )
+        return cursors
+
+    def _top(self, cursors: list[int | None]) -> int | None:
+        """The page's highest readable cursor, where ``lo`` may move; None: none is readable."""
+        known = [c for c in cursors if c is not None]
+        return known[-1] if known else None
+
+    def _ids_at(self, records: list[Any], cursors: list[int | None],
+                cursor: int | None) -> list[object]:
+        """Ids of the records at ``cursor`` (None: of the records whose cursor is unreadable)."""
+        key = self.resource.primary_key
+        return [_hashable(r.get(key) if isinstance(r, dict) else None)
+                for r, c in zip(records, cursors, strict=True) if c == cursor]
+
+    def _is_last(self, body: Any, records: list[Any], page: int) -> bool:
+        """Each keyset request is a fresh result set, so a short page is its end.
+
+        A full page is never taken as the last one, whatever totals or links claim: they may
+        lag behind records created meanwhile, and one more request settles it. Only without a
+        known page size do the totals and links decide.
+        """
+        if not records:
+            return True
+        if self.paginator.limit is not None:
+            return len(records) < self.paginator.limit
+        total, next_link = page_signals(body, self.paginator.total_path)
+        if total is not None:
+            return page - self.paginator.base_page + 1 >= total
+        return next_link is None
+
+
+def _hashable(key: object) -> object:
+    """A key fit for a set: a key the API sent as an object or list is kept by its text."""
+    return key if isinstance(key, str | int | float | None) else repr(key)

@@ -1,0 +1,243 @@
+"""Incremental reads with any paginator: the window a read covers and the mark it may save.
+
+The keyset walk (``keyset.py``) needs page numbers and an API sorted by the cursor. Every other
+incremental read that the API filters (``start_param``, or dlt's ``{incremental.start_value}``
+placeholders) is a *lagged re-read*: it reads the window ``[start, end)`` with the endpoint's
+own paginator and sort, and the merge's version guard (``lake.py``: a row is replaced only by
+an equal or newer cursor) makes reading a record twice, or an old version late, harmless.
+
+Which mark such a read may save. Paging by position or by a server's cursor does not tell us
+that everything below some cursor was read while records changed, so the mark must come from
+elsewhere. Let ``L0`` be the highest cursor the API held when the read began. The contract
+stamps every change at or after the highest ``updated_at`` already visible, less at most 5 s
+(late visibility), so every record changed during or after the read carries a cursor of at
+least ``L0 - 5 s``; the next run reads from ``mark - lag`` (``lag`` >= 5 s), so any mark at or
+below ``L0`` misses none of them. Records unchanged during the read were read, provided the
+paginator never skips an unchanged record (docs/incremental.md, per paginator). We never know
+``L0``, but two values are at or below it:
+
+* the highest cursor in the table before the read: every row came from the API earlier, and a
+  record's cursor only grows (the API deletes nothing);
+* the highest cursor on the read's first page, served when the read began.
+
+So a complete read saves ``min(highest seen, max(table's highest, first page's highest))``, and
+never less than the mark it started from. The mark lags one run behind the data; the price is
+that the next run reads again what changed during this one. A read that ends early (failure,
+stop) saves nothing (``end_mark`` is None until the read is complete); a backfill
+(``end_value``) never moves the mark (dlt's rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from analytics_client.config.model import Incremental, PageNumberPaginator, ResourceConfig
+from analytics_client.core.placeholders import expand, used
+from analytics_client.core.timestamps import format as format_cursor
+from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.http.client import ApiClient, RetryEvent
+from analytics_client.lake.tables import Lake
+from analytics_client.read.paged import iter_pages
+from analytics_client.read.pages import Page, PageSource
+
+__all__ = ["BackfillRead", "LaggedRead", "Window", "backfill", "filtered", "in_window",
+           "keyset_capable", "table_max_cursor", "windowed_resource"]
+
+@dataclass(frozen=True)
+class Window:
+    """What one read covers, in epoch µs: ``[start_us, end_us)``; None is open."""
+
+    start_us: int | None
+    end_us: int | None = None
+
+    @property
+    def backfill(self) -> bool:
+        """A window with an end is a backfill: it neither reads nor moves the mark (dlt)."""
+        return self.end_us is not None
+
+
+def backfill(incremental: Incremental | None) -> Window | None:
+    """The backfill window ``[initial_value, end_value)`` if ``end_value`` is set."""
+    if incremental is None or incremental.end_value is None:
+        return None
+    assert incremental.initial_value is not None  # config.Incremental checks it
+    return Window(parse_cursor(incremental.initial_value), parse_cursor(incremental.end_value))
+
+
+def keyset_capable(resource: ResourceConfig) -> bool:
+    """Whether the keyset walk can read it: page numbers and a start_param filter."""
+    incremental = resource.endpoint.incremental
+    return (incremental is not None and bool(incremental.start_param)
+            and isinstance(resource.endpoint.paginator, PageNumberPaginator))
+
+
+def filtered(resource: ResourceConfig) -> bool:
+    """Whether the API filters the read by the cursor (start_param or placeholders)."""
+    incremental = resource.endpoint.incremental
+    return incremental is not None and (
+        bool(incremental.start_param)
+        or used(resource.endpoint.path, resource.endpoint.params))
+
+
+def windowed_resource(resource: ResourceConfig, window: Window) -> ResourceConfig:
+    """``resource`` with its request set for ``window``: start_param, end_param and every
+    ``{incremental.*}`` placeholder filled in (a parameter whose value is None is dropped).
+    """
+    incremental = resource.endpoint.incremental
+    assert incremental is not None
+    start = format_cursor(window.start_us) if window.start_us is not None else None
+    end = format_cursor(window.end_us) if window.end_us is not None else None
+    values = {"incremental.start_value": start, "incremental.last_value": start,
+              "incremental.initial_value": incremental.initial_value,
+              "incremental.end_value": end}
+    params: dict[str, Any] = {}
+    for name, value in resource.endpoint.params.items():
+        text = expand(value, values) if isinstance(value, str) else value
+        if text is not None:
+            params[name] = text
+    if incremental.start_param and start is not None:
+        params[incremental.start_param] = start
+    if incremental.end_param and end is not None:
+        params[incremental.end_param] = end
+    path = expand(resource.endpoint.path, values)
+    if path is None:  # config checks make the path's values present; say so if not
+        raise ValueError(f"{resource.name}: endpoint.path needs a value this read lacks")
+    endpoint = resource.endpoint.model_copy(update={"params": params, "path": path})
+    return resource.model_copy(update={"endpoint": endpoint})
+
+
+def in_window(records: list[Any], cursor_path: str, window: Window) -> list[Any]:
+    """The records inside ``[start, end)``, as dlt's incremental filters them (closed start,
+    open end). A record without a readable cursor is kept: the typing step judges it."""
+    if window.start_us is None and window.end_us is None:
+        return records
+    kept = []
+    for record in records:
+        cursor = _cursor(record, cursor_path)
+        if cursor is None or ((window.start_us is None or cursor >= window.start_us)
+                              and (window.end_us is None or cursor < window.end_us)):
+            kept.append(record)
+    return kept
+
+
+def table_max_cursor(lake: Lake, resource: str, cursor_path: str) -> int | None:
+    """The highest cursor in ``resource``'s table (epoch µs), None without a table or rows.
+
+    Scans one column; a cursor stored as anything but an instant gives None (no lower bound).
+    """
+    if lake.version(resource) is None:
+        return None
+    frame = pl.scan_delta(lake.table_uri(resource), storage_options=lake.storage_options)
+    if cursor_path not in frame.collect_schema().names():
+        return None
+    top = frame.select(pl.col(cursor_path).max()).collect().item()
+    if top is None or not hasattr(top, "tzinfo"):
+        return None
+    return parse_cursor(top.isoformat())
+
+
+class LaggedRead:
+    """One read of ``window`` with the endpoint's own paginator, as a ``pages.PageSource``:
+    pages without marks, and once the read ran to its end the mark it allows (``end_mark``,
+    see the module docstring). A backfill window allows none.
+
+    ``below_start_us``: a cursor known to be at or below the API's highest when the read begins
+    (the table's highest before it), or None.
+    """
+
+    # A lagged read's one mark is its end mark; it has no count or tie groups of its own.
+    reread = 0
+    recovered = 0
+    total_count: int | None = None
+    first_total: int | None = None
+
+    def __init__(self, client: ApiClient, resource: ResourceConfig, window: Window, *,
+                 below_start_us: int | None,
+                 on_retry: Callable[[RetryEvent], None] | None = None) -> None:
+        incremental = resource.endpoint.incremental
+        if incremental is None:
+            raise ValueError("a lagged read needs endpoint.incremental")
+        self.client = client
+        self.resource = windowed_resource(resource, window)
+        self.cursor_path = incremental.cursor_path
+        self.window = window
+        self.below_start_us = below_start_us
+        self.on_retry = on_retry
+        self.first_page_max: int | None = None
+        self.seen_max: int | None = None
+        self.requests = 0
+        self.complete = False  # the read ran to its end: ``end_mark`` is final
+
+    @property
+    def keyset(self) -> bool:
+        """Its end carries a mark (``sync`` settles and records it), unless a backfill's."""
+        return not self.window.backfill
+
+    def __iter__(self) -> Iterator[Page]:
+        for page in iter_pages(self.client, self.resource, on_retry=self.on_retry):
+            self.requests += 1
+            top = _highest(page.records, self.cursor_path)
+            if self.requests == 1:
+                self.first_page_max = top
+            if top is not None and (self.seen_max is None or top > self.seen_max):
+                self.seen_max = top
+            yield Page(in_window(page.records, self.cursor_path, self.window), page.number)
+        self.complete = True
+
+    def end_mark(self) -> int | None:
+        """The mark this complete read allows (None: no advance, or not complete), before the
+        caller's floor (``markpolicy.ResourceMarks.allowed`` keeps it at or above the start)."""
+        if not self.complete or self.window.backfill or self.seen_max is None:
+            return None
+        bounds = [b for b in (self.first_page_max, self.below_start_us) if b is not None]
+        return min(self.seen_max, max(bounds)) if bounds else None
+
+
+class BackfillRead:
+    """A backfill's read (``[initial_value, end_value)``): another read's pages kept to the
+    window, without marks, neither settled nor counted (dlt: ``end_value`` leaves the state
+    alone)."""
+
+    keyset = False
+    total_count: int | None = None
+
+    def __init__(self, source: PageSource, window: Window, cursor_path: str) -> None:
+        self.source, self.window, self.cursor_path = source, window, cursor_path
+
+    @property
+    def reread(self) -> int:
+        return self.source.reread
+
+    @property
+    def recovered(self) -> int:
+        return self.source.recovered
+
+    def __iter__(self) -> Iterator[Page]:
+        pages = iter(self.source)
+        try:
+            for page in pages:
+                yield Page(in_window(page.records, self.cursor_path, self.window), page.number)
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    def end_mark(self) -> int | None:
+        return None
+
+
+def _cursor(record: Any, cursor_path: str) -> int | None:
+    value = record.get(cursor_path) if isinstance(record, dict) else None
+    try:
+        return parse_cursor(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _highest(records: list[Any], cursor_path: str) -> int | None:
+    cursors = [c for c in (_cursor(r, cursor_path) for r in records) if c is not None]
+    return max(cursors) if cursors else None

@@ -1,0 +1,338 @@
+"""High-water marks: how far each resource of a pipeline is known to be complete.
+
+A mark lives in two places, and a run trusts the smaller:
+
+* a Prefect block of our own type (``SyncMark``, blocks.py), one document per (pipeline, resource),
+  visible and editable in the Prefect UI, with the cursor, the Delta version that committed
+  it, and the last successful run's counts;
+* the Delta table itself: each data commit carries the mark it covers as an app transaction
+  (``analytics-sync:<pipeline>`` -> cursor in epoch µs), atomically with the rows.
+
+So a mark edited forward in the UI cannot skip data (the table's is lower), a table deleted,
+restored or rebuilt is re-read (its mark is gone or lower), and a crash between the Delta
+commit and the block save only means re-reading a little. ``state reset`` writes a block with
+no cursor, which forces a full read; a missing block defers to the table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from analytics_client.core.errors import StateError
+from analytics_client.core.timestamps import format as format_cursor
+from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.lake.tables import Lake
+
+if TYPE_CHECKING:
+    from analytics_client.orchestration.api import CommandApi
+
+__all__ = [
+    "CommandMarkStore",
+    "JsonFileMarkStore",
+    "Mark",
+    "MarkStore",
+    "MemoryMarkStore",
+    "PrefectMarkStore",
+    "Start",
+    "app_id",
+    "block_name",
+    "check_owner",
+    "describe",
+    "effective_start",
+    "legacy_block_name",
+    "reset",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Mark(BaseModel):
+    """A resource's high-water mark as the stores keep it (the ``SyncMark`` block's fields).
+
+    ``cursor`` is the value below which every record is committed to the Delta table; None
+    forces a full read of the resource on the next run.
+    """
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    pipeline: str
+    resource: str
+    cursor: str | None = None
+    table_version: int | None = None
+    last_success_at: dt.datetime | None = None
+    rows_fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+
+
+def app_id(pipeline: str) -> str:
+    """The Delta app-transaction id under which a pipeline's marks are stored in its tables."""
+    return f"analytics-sync:{pipeline}"
+
+
+_SLUG_SAFE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def block_name(pipeline: str, resource: str) -> str:
+    """The one block of a (pipeline, resource): ``<pipeline>--<resource>``.
+
+    Block document names allow lowercase letters, digits and dashes only. A name that already
+    is one (``analytics``, ``sandbox``, ``deals``) is kept as it is, so blocks written before
+    stay found. Any other name is slugged and followed by 8 hex digits of a hash of the exact
+    name: ``acme_prod`` and ``Acme-Prod`` slug alike but get blocks of their own. A name picked
+    to equal another's hashed form, or a hash collision, is caught when the block is loaded:
+    its ``pipeline`` field differs, and the load is refused (``check_owner``).
+    """
+    return f"{_name_part(pipeline)}--{_name_part(resource)}"
+
+
+def legacy_block_name(pipeline: str, resource: str) -> str:
+    """The name before pipelines had a block each: the slugs alone (``acme-prod--deals``)."""
+    return f"{_slug(pipeline)}--{_slug(resource)}"
+
+
+def _name_part(name: str) -> str:
+    if _SLUG_SAFE.fullmatch(name):
+        return name
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    return f"{_slug(name)}-{digest}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def check_owner(mark: Mark, pipeline: str, resource: str, name: str) -> Mark:
+    """A block holding another pipeline's (or resource's) mark is refused, never used."""
+    if mark.pipeline != pipeline or mark.resource != resource:
+        raise StateError(
+            resource,
+            f"the state block {name!r} holds the mark of pipeline {mark.pipeline!r}, resource "
+            f"{mark.resource!r}, not of pipeline {pipeline!r}: two pipeline names share one "
+            "block. Nothing was read or written; rename one of the pipelines (--pipeline), or "
+            "delete the block if it is stale",
+        )
+    return mark
+
+
+def _load_named(read: Callable[[str], Mark | None], pipeline: str, resource: str) -> Mark | None:
+    """The block under its name; else, once, a block under the legacy name that is ours."""
+    name = block_name(pipeline, resource)
+    mark = read(name)
+    if mark is not None:
+        return check_owner(mark, pipeline, resource, name)
+    legacy = legacy_block_name(pipeline, resource)
+    if legacy == name:
+        return None
+    old = read(legacy)
+    if old is None or old.pipeline != pipeline or old.resource != resource:
+        return None  # another pipeline's, or none: the table's mark decides
+    logger.info("%s: read the mark from the block %r (the name before %r)", resource, legacy,
+                name)
+    return old
+
+
+class MarkStore(Protocol):
+    def load(self, pipeline: str, resource: str) -> Mark | None: ...
+
+    def save(self, mark: Mark) -> None: ...
+
+
+class MemoryMarkStore:
+    """Marks kept in memory: for the library without Prefect, and for tests."""
+
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, str], Mark] = {}
+
+    def load(self, pipeline: str, resource: str) -> Mark | None:
+        mark = self.marks.get((pipeline, resource))
+        return mark.model_copy() if mark else None
+
+    def save(self, mark: Mark) -> None:
+        self.marks[(mark.pipeline, mark.resource)] = mark.model_copy()
+
+
+class JsonFileMarkStore:
+    """Marks in a local JSON file, for the library used without a Prefect API.
+
+    Each save rewrites the file atomically (write, fsync, rename): a crash leaves the old
+    marks or the new ones, never half a file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._guard = threading.Lock()
+
+    def load(self, pipeline: str, resource: str) -> Mark | None:
+        marks = self._read()
+
+        def read(name: str) -> Mark | None:
+            data = marks.get(name)
+            return Mark.model_validate(data) if data is not None else None
+
+        return _load_named(read, pipeline, resource)
+
+    def save(self, mark: Mark) -> None:
+        with self._guard:
+            marks = self._read()
+            marks[block_name(mark.pipeline, mark.resource)] = mark.model_dump(mode="json")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(marks, handle, indent=1, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+            return data
+        except FileNotFoundError:
+            return {}
+
+
+class PrefectMarkStore:
+    """Marks as ``SyncMark`` block documents on the Prefect API (editable in the UI).
+
+    When the Prefect API goes away mid-run, each call here fails within a bounded wait with a
+    ``PrefectUnavailableError`` that says the data is safe (prefect_api.py).
+    """
+
+    def __init__(self) -> None:
+        from analytics_client.orchestration.blocks import SyncMark
+
+        self._block = SyncMark
+        # Once, before tasks fan out: concurrent first saves of an unregistered type collide.
+        self._call("-", SyncMark.register_type_and_schema)
+
+    def load(self, pipeline: str, resource: str) -> Mark | None:
+        def read(name: str) -> Mark | None:
+            try:
+                block: Any = self._call(resource, lambda: self._block.load(name))
+            except ValueError:  # "Unable to find block document named ..."
+                return None
+            return Mark.model_validate(block.model_dump(include=set(Mark.model_fields)))
+
+        return _load_named(read, pipeline, resource)
+
+    def save(self, mark: Mark) -> None:
+        block = self._block(**mark.model_dump())
+        self._call(mark.resource, lambda: block.save(block_name(mark.pipeline, mark.resource),
+                                                     overwrite=True))
+
+    @staticmethod
+    def _call(resource: str, function: Callable[[], _T]) -> _T:
+        """``function()`` with Prefect's client retries bounded; an outage named as such."""
+        from analytics_client.orchestration import api as prefect_api
+
+        return prefect_api.call(resource, function)
+
+
+_T = TypeVar("_T")
+
+
+class CommandMarkStore:
+    """``SyncMark`` block documents through a ``CommandApi``: ``state show|reset`` without
+    starting Prefect's temporary server (analytics_client/prefect_api.py says why)."""
+
+    def __init__(self, api: CommandApi) -> None:
+        from analytics_client.orchestration.blocks import SyncMark
+
+        self._block = SyncMark
+        self._api = api
+
+    def load(self, pipeline: str, resource: str) -> Mark | None:
+        def read(name: str) -> Mark | None:
+            data = self._api.block_data(name, self._block.get_block_type_slug())
+            if data is None:
+                return None
+            return Mark.model_validate({k: v for k, v in data.items() if k in Mark.model_fields})
+
+        return _load_named(read, pipeline, resource)
+
+    def save(self, mark: Mark) -> None:
+        self._api.save_block(self._block(**mark.model_dump()),
+                             block_name(mark.pipeline, mark.resource))
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a resource's read begins, and why."""
+
+    mark_us: int | None  # None: full read
+    reason: str
+
+
+def effective_start(
+    lake: Lake, resource: str, pipeline: str, block: Mark | None, initial_value: str | None
+) -> Start:
+    """The smaller of the block's and the table's mark; no table means a full read."""
+    if lake.version(resource) is None:
+        why = "no table yet" if block is None or block.cursor is None else (
+            f"the table is missing although the state says {block.cursor}: re-reading everything")
+        return _initial(initial_value, why)
+    table_us = lake.mark(resource, app_id(pipeline))
+    if block is not None and block.cursor is None:
+        return _initial(initial_value, "the mark was reset: full read")
+    if table_us is None:
+        return _initial(initial_value, "the table records no mark for this pipeline: full read")
+    if block is None:
+        return Start(table_us, "no state block; resuming from the table's mark "
+                     f"{format_cursor(table_us)}")
+    block_us = parse_cursor(block.cursor)  # type: ignore[arg-type]
+    if block_us > table_us:
+        return Start(table_us, f"the state says {block.cursor} but the table is complete only "
+                               f"to {format_cursor(table_us)} (restored, rebuilt or edited?): "
+                               "resuming from the table's")
+    reason = f"resuming from {format_cursor(block_us)}"
+    if block_us < table_us:
+        reason += f" (the table is ahead at {format_cursor(table_us)}: a save was interrupted)"
+    return Start(block_us, reason)
+
+
+def _initial(initial_value: str | None, why: str) -> Start:
+    if initial_value is None:
+        return Start(None, why)
+    return Start(parse_cursor(initial_value), f"{why}; from initial_value {initial_value}")
+
+
+def describe(lake: Lake, pipeline: str, resource: str, store: MarkStore,
+             initial_value: str | None = None) -> dict[str, object]:
+    """Everything a person needs to judge a resource's mark: block, table, and the verdict."""
+    try:
+        block = store.load(pipeline, resource)
+    except StateError as exc:
+        return {"resource": resource, "block": block_name(pipeline, resource),
+                "block_cursor": None, "table_version": lake.version(resource),
+                "table_cursor": None, "last_success_at": None, "next_run": f"refused: {exc}"}
+    table_us = lake.mark(resource, app_id(pipeline))
+    return {
+        "resource": resource,
+        "block": block_name(pipeline, resource) if block is not None else None,
+        "block_cursor": block.cursor if block is not None else None,
+        "table_version": lake.version(resource),
+        "table_cursor": format_cursor(table_us) if table_us is not None else None,
+        "last_success_at": block.last_success_at.isoformat(timespec="seconds")
+        if block is not None and block.last_success_at else None,
+        "next_run": effective_start(lake, resource, pipeline, block, initial_value).reason,
+    }
+
+
+def reset(store: MarkStore, pipeline: str, resource: str) -> None:
+    """Clear a resource's cursor so the next run reads everything (and merges it)."""
+    previous = store.load(pipeline, resource)
+    fields = previous.model_dump(exclude={"cursor", "pipeline", "resource"}) if previous else {}
+    store.save(Mark(pipeline=pipeline, resource=resource, cursor=None, **fields))
