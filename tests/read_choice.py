@@ -1,7 +1,8 @@
-"""Which read the library picks for a resource, asked of the library's own entry point.
+"""Which read the library picks for a resource, asked of the library's own entry points.
 
-The one place test_plan_reads.py meets the code: before the redesign it asked ``page_source``;
-now it asks the resolved plan.
+The one place test_plan_reads.py meets the code: before the redesign it asked the sync loop's
+``page_source``; now it asks the plan resolved from the config (``read/plan.py``) and checks
+that the read the sync loop opens for that plan is the one the plan names.
 """
 
 from __future__ import annotations
@@ -9,22 +10,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from analytics_client import Credentials, Lake
-from analytics_client.config.model import ResourceConfig, SourceConfig, parent_of
+from analytics_client.config.model import ResourceConfig, SourceConfig
 from analytics_client.http.client import ApiClient
+from analytics_client.read.plan import plan_resource
 from analytics_client.read.window import BackfillRead, LaggedRead
 from analytics_client.run.sync import page_source
 
-_NAMES = {"PaginatedRead": "paged", "KeysetWalk": "keyset", "SlicedWalk": "sliced",
-          "LaggedRead": "lagged"}
+_OPENED = {"PaginatedRead": "paged", "KeysetWalk": "keyset", "SlicedWalk": "sliced",
+           "LaggedRead": "lagged", "ChildRead": "child"}
 
 
 def read_of(config: SourceConfig, resource: ResourceConfig, credentials: Credentials,
             lake: Path) -> str:
-    if parent_of(resource) is not None:
-        return "child"
+    plan = plan_resource(resource, config)
+    named = f"backfill/{plan.walk}" if plan.mode == "backfill" else plan.mode
     with ApiClient(config, credentials) as client:
-        source = page_source(client, resource, None, lambda event: None, Lake(str(lake)))
+        source = page_source(client, plan, None, lambda event: None, Lake(str(lake)))
         if isinstance(source, BackfillRead):
-            inner = "lagged" if isinstance(source.source, LaggedRead) else "keyset"
-            return f"backfill/{inner}"
-        return _NAMES[type(source).__name__]
+            opened = f"backfill/{'lagged' if isinstance(source.source, LaggedRead) else 'keyset'}"
+        else:
+            opened = _OPENED[type(source).__name__]
+    assert opened == named, f"{resource.name}: the plan says {named}, the loop opened {opened}"
+    return named

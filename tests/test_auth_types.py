@@ -31,6 +31,7 @@ from analytics_client.http.oauth2 import OAuth2ClientCredentials
 from analytics_client.orchestration.secrets import resolve_credentials
 from analytics_client.sandbox import SandboxSettings, World, serve
 from analytics_client.sandbox.app import TOKEN_PATH
+from tests.plans import request_of
 from tests.support import assert_lake_equals_truth, sync
 
 SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
@@ -136,10 +137,10 @@ def test_a_revoked_token_gets_one_retry_with_a_fresh_one() -> None:
         source = oauth_source(sandbox.base_url)
         with ApiClient(source, credentials(sandbox)) as client:
             resource = source.resources[0]
-            assert client.get(resource, {})["data"]
+            assert client.get(request_of(resource), {})["data"]
             assert sandbox.app is not None
             sandbox.app.expire_tokens()
-            assert client.get(resource, {})["data"]
+            assert client.get(request_of(resource), {})["data"]
         stats = sandbox.stats()["requests"]
         assert stats["oauth_token"] == {"200": 2}
         assert stats["tags"] == {"200": 2, "401": 1}
@@ -152,7 +153,7 @@ def test_a_second_401_is_the_answer_not_retried_again() -> None:
         source = oauth_source(sandbox.base_url)
         with ApiClient(source, credentials(sandbox)) as client, \
                 pytest.raises(APIError) as caught:
-            client.get(source.resources[0], {})
+            client.get(request_of(source.resources[0]), {})
         assert sandbox.stats()["requests"]["oauth_token"] == {"200": 2}
     assert caught.value.status == 401
     assert caught.value.resource == "tags"
@@ -171,7 +172,7 @@ def test_a_refused_client_fails_with_the_endpoint_error_and_no_secret(
         wrong = Credentials(sandbox.api_key, sandbox.organization_id, client_id=CLIENT_ID,
                             client_secret="not-the-secret-4411")
         with ApiClient(source, wrong) as client, pytest.raises(APIError) as caught:
-            client.get(source.resources[0], {})
+            client.get(request_of(source.resources[0]), {})
     message = str(caught.value)
     assert "invalid_client" in message and TOKEN_PATH in message
     assert "access_token_url" in message
@@ -189,7 +190,7 @@ def test_a_token_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> Non
         with httpx.Client(base_url=sandbox.base_url, auth=auth) as plain:
             token = plain.get("/v1/tags").request.headers["authorization"].split()[1]
         with ApiClient(source, credentials(sandbox)) as client:
-            client.get(source.resources[0], {})
+            client.get(request_of(source.resources[0]), {})
             assert token not in client._clean(f"the API said: token {token} is odd")
     assert token not in caplog.text
 

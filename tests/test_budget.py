@@ -17,6 +17,7 @@ from analytics_client import Credentials, Lake, load_config, sync_resource
 from analytics_client.http.client import ApiClient
 from analytics_client.run.budget import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, RowBudget, Share
 from analytics_client.sandbox import World, serve
+from tests.plans import plan_of
 from tests.support import assert_lake_equals_truth
 
 # --- an independent measure, from the JSON contract (RFC 8259), not from our estimator --------
@@ -179,7 +180,7 @@ def test_a_rich_sync_commits_by_bytes_and_lands_every_record(tmp_path: Path) -> 
         with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client, \
                 ThreadPoolExecutor(5) as pool:
             summaries = {s.resource: s for s in pool.map(
-                lambda r: sync_resource(client, lake, r, batch_rows=10_000, budget=budget),
+                lambda r: sync_resource(client, lake, plan_of(r), batch_rows=10_000, budget=budget),
                 source.resources)}
         assert all(s.status == "ok" for s in summaries.values()), summaries
         sizes = {r: [json_size(x) for x in httpx.get(

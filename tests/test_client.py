@@ -20,6 +20,7 @@ from analytics_client.core.errors import (
 from analytics_client.http import ratelimit_headers
 from analytics_client.http.client import ApiClient, RetryEvent, backoff, parse_retry_after
 from analytics_client.orchestration.secrets import Credentials
+from tests.plans import request_of
 
 BASE = "https://api.test"
 KEY = "sk-live-3f9a1b7c"
@@ -39,7 +40,7 @@ def make_client(**client: object) -> tuple[ApiClient, object]:
 
 
 def get(client: ApiClient, resource: object, events: list[RetryEvent] | None = None) -> object:
-    return client.get(resource, {"page[number]": 1}, page=1,  # type: ignore[arg-type]
+    return client.get(request_of(resource), {"page[number]": 1}, page=1,  # type: ignore[arg-type]
                       on_retry=events.append if events is not None else None)
 
 

@@ -29,6 +29,7 @@ from analytics_client.http.paginators import (
     parse_link_header,
 )
 from analytics_client.orchestration.secrets import Credentials
+from tests.plans import request_of
 
 BASE = "https://api.example.com"
 
@@ -268,11 +269,11 @@ def test_a_next_url_is_sent_only_to_the_apis_origin(origin: tuple[str, str, int 
     with _client(calls) as client:
         resource = SOURCE.resources[0]
         if same:
-            client.get_page(resource, PageRequest(url=url))
+            client.get_page(request_of(resource), PageRequest(url=url))
             assert len(calls) == 1
         else:
             with pytest.raises(ForeignHostError) as info:
-                client.get_page(resource, PageRequest(url=url))
+                client.get_page(request_of(resource), PageRequest(url=url))
             assert calls == []
             message = str(info.value)
             assert message.startswith("deals: ") and "https://api.example.com:443" in message
@@ -331,11 +332,11 @@ def test_config_problems_name_the_key(paginator: Any, problem: str) -> None:
 
 def test_start_param_with_a_paginator_without_page_numbers_is_a_lagged_read() -> None:
     """Any paginator filters by the cursor now (window.py; proven in test_incremental_window)."""
-    from analytics_client.read.window import filtered, keyset_capable
+    from analytics_client.read.plan import plan_resource
 
     resource = load_config({"client": {"base_url": BASE},
                             "resources": [{"name": "deals", "endpoint": {
                                 "path": "/v1/deals", "paginator": "cursor",
                                 "incremental": {"cursor_path": "updated_at",
                                                 "start_param": "updated_since"}}}]}).resources[0]
-    assert filtered(resource) and not keyset_capable(resource)
+    assert plan_resource(resource).mode == "lagged"

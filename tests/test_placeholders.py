@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from analytics_client import load_config
 from analytics_client.core.errors import ConfigError
 from analytics_client.core.placeholders import NAMES, expand, fields, problems, used
-from analytics_client.read.window import Window, windowed_resource
+from analytics_client.core.window import Window
+from analytics_client.read.window import windowed_request
+from tests.plans import plan_of
 from tests.support import PLAIN
 
 LITERAL = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
@@ -110,7 +112,7 @@ def test_a_window_sets_the_params_dlt_would_send(name: str, start: str | None,
                                  "initial_value": initial}})
     resource = load_config(raw).resources[0]
     start_us = None if start is None else parse(start)
-    params = windowed_resource(resource, Window(start_us)).endpoint.params
+    params = windowed_request(plan_of(resource), Window(start_us)).params
     if start_us is None:
         assert params == {"keep": 3}
     else:
@@ -145,12 +147,10 @@ def test_a_backfill_sends_end_param_and_end_value_placeholders() -> None:
                  "incremental": {"cursor_path": "updated_at", "start_param": "since",
                                  "end_param": "until", "initial_value": "2026-01-01T00:00:00Z",
                                  "end_value": "2026-02-01T00:00:00Z"}})
-    from analytics_client.read.window import backfill
-
     resource = load_config(raw).resources[0]
-    window = backfill(resource.endpoint.incremental)
+    window = plan_of(resource).window
     assert window is not None and window.backfill
-    params = windowed_resource(resource, window).endpoint.params
+    params = windowed_request(plan_of(resource), window).params
     assert params == {"since": "2026-01-01T00:00:00.000000Z",
                       "until": "2026-02-01T00:00:00.000000Z",
                       "q": "2026-01-01T00:00:00Z..2026-02-01T00:00:00.000000Z"}

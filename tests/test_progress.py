@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from analytics_client import DEFAULT_CONFIG
-from analytics_client.read import slices
-from analytics_client.run import sync as sync_module
+from analytics_client.core.timing import Timing
 from analytics_client.run.progress import progress_line
 from analytics_client.sandbox import SandboxSettings, World, serve
 from analytics_client.state.marks import MemoryMarkStore
@@ -35,17 +34,16 @@ def test_the_progress_line_says_share_rate_and_time_left(
 
 @pytest.mark.parametrize("walks", [1, 4])
 def test_a_run_logs_progress_against_the_apis_total_count(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-        walks: int) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, walks: int) -> None:
     """Every page (the interval set to 0 here) logs the share of total_count read so far, with
-    one walk and with four (split whatever the pages' timing: slices.SLOW_PAGE = 0)."""
-    monkeypatch.setattr(sync_module, "PROGRESS_EVERY_SECONDS", 0.0)
-    monkeypatch.setattr(slices, "SLOW_PAGE", 0.0)
+    one walk and with four (split whatever the pages' timing: ``slow_page`` 0)."""
+    timing = Timing(progress_every=0.0, slow_page=0.0)
     caplog.set_level(logging.INFO, logger="analytics_client.run.sync")
     config = copy.deepcopy(DEFAULT_CONFIG)
     config["resource_defaults"]["endpoint"]["concurrency"] = walks
     with serve(World(seed=5, counts=COUNTS), SandboxSettings(late_visibility=False)) as sandbox:
-        sync(sandbox, tmp_path, MemoryMarkStore(), resources=["deals"], config=config)
+        sync(sandbox, tmp_path, MemoryMarkStore(), resources=["deals"], config=config,
+             timing=timing)
     lines = [r.getMessage() for r in caplog.records if "rows/s" in r.getMessage()]
     assert lines and all(line.startswith("deals: ") for line in lines)
     shares = [int(m.group(1)) for line in lines if (m := re.search(r"(\d+) % \(", line))]

@@ -11,16 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics_client.config.model import load_config
 from analytics_client.core.errors import APIError, LimitExceededError
-from analytics_client.http import client as client_module
+from analytics_client.core.timing import Timing
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.ratelimit_headers import quota_wait, retry_after
 from analytics_client.orchestration.secrets import Credentials
 from analytics_client.sandbox import SandboxSettings, World, serve
+from tests.plans import request_of
 from tests.support import sync
 
 NOW = 1_790_000_000.0  # our clock in these tests, Unix time
@@ -189,14 +190,13 @@ any_headers = st.dictionaries(
     header_text, max_size=6)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None)
 @given(st.one_of(any_headers, retry_after_headers(), quota_headers()),
        st.sampled_from([200, 429, 503]))
 def test_no_pause_beyond_max_wait_whatever_the_headers(
-        monkeypatch: pytest.MonkeyPatch, headers: dict[str, str], status: int) -> None:
+        headers: dict[str, str], status: int) -> None:
     """Two requests; any header values: every pause and every retry wait is <= max_wait."""
     slept: list[float] = []
-    monkeypatch.setattr(client_module, "_sleep", slept.append)
     answers = iter([(status, headers)] * 3 + [(200, {})] * 10)
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -211,10 +211,11 @@ def test_no_pause_beyond_max_wait_whatever_the_headers(
     resource = config.resources[0]
     events: list[RetryEvent] = []
     with ApiClient(config, Credentials("sk-test-key-1234", "org_test"),
-                   transport=httpx.MockTransport(handler)) as client:
+                   transport=httpx.MockTransport(handler),
+                   timing=Timing(sleep=slept.append)) as client:
         for page in (1, 2):
             try:
-                client.get(resource, {"page": page}, page=page, on_retry=events.append)
+                client.get(request_of(resource), {"page": page}, page=page, on_retry=events.append)
             except (LimitExceededError, APIError) as exc:
                 assert "max_wait" in str(exc) or "gave up" in str(exc) or "HTTP" in str(exc)
     assert all(0 <= s <= 30 for s in slept), slept
@@ -224,11 +225,14 @@ def test_no_pause_beyond_max_wait_whatever_the_headers(
 # --- over loopback HTTP: the inputs of issue 11 -----------------------------------------------
 
 @pytest.fixture
-def slept(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    """The limiter's pauses, recorded instead of slept."""
-    record: list[float] = []
-    monkeypatch.setattr(client_module, "_sleep", record.append)
-    yield record
+def slept() -> Iterator[list[float]]:
+    """The limiter's pauses, recorded instead of slept (the run is given ``recording``)."""
+    yield []
+
+
+def recording(slept: list[float]) -> Timing:
+    """A run's timing whose limiter records its pauses in ``slept`` instead of sleeping."""
+    return Timing(sleep=slept.append)
 
 
 def test_unix_time_reset_pauses_seconds_not_decades(
@@ -238,7 +242,7 @@ def test_unix_time_reset_pauses_seconds_not_decades(
     with serve(World(seed=5, counts=SMALL), SandboxSettings(late_visibility=False)) as sandbox:
         sandbox.set_faults([{"kind": "quota_exhausted", "resource": "deals", "seconds": 3,
                              "style": "unix"}])
-        summaries = sync(sandbox, tmp_path / "lake")
+        summaries = sync(sandbox, tmp_path / "lake", timing=recording(slept))
     assert all(s.status == "ok" for s in summaries.values())
     assert slept and max(slept) <= 5, slept
     assert "X-RateLimit-Reset" in caplog.text and "pauses" in caplog.text
@@ -250,7 +254,8 @@ def test_reset_beyond_max_wait_fails_at_once_naming_the_header(
     with serve(World(seed=5, counts=SMALL), SandboxSettings(late_visibility=False)) as sandbox:
         sandbox.set_faults([{"kind": "quota_exhausted", "resource": "deals", "seconds": 3600,
                              "style": "unix"}])
-        summaries = sync(sandbox, tmp_path / "lake", resources=["deals"])
+        summaries = sync(sandbox, tmp_path / "lake", resources=["deals"],
+                         timing=recording(slept))
     error = summaries["deals"].error or ""
     assert summaries["deals"].status == "failed"
     assert "X-RateLimit-Reset" in error and "wait 36" in error and "max_wait=300" in error
@@ -279,8 +284,8 @@ def test_a_pause_counts_its_own_length_toward_max_total_wait(slept: list[float])
                           "resources": [{"name": "tags", "endpoint": {"path": "/v1/tags"}}]})
     resource = config.resources[0]
     with ApiClient(config, Credentials("sk-test-key-1234", "org_test"),
-                   transport=httpx.MockTransport(handler)) as client:
+                   transport=httpx.MockTransport(handler), timing=recording(slept)) as client:
         for page in (1, 2, 3):
-            client.get(resource, {"page": page}, page=page)
+            client.get(request_of(resource), {"page": page}, page=page)
         assert client._waited["tags"] == pytest.approx(3, abs=0.5)
     assert len(slept) >= 1 and max(slept) <= 3

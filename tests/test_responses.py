@@ -18,6 +18,7 @@ from analytics_client.read.paged import select_records
 from analytics_client.run.check import check_source
 from analytics_client.sandbox import SandboxSettings, World, serve
 from tests.groundtruth import fetch_truth
+from tests.plans import request_of
 from tests.support import sync
 
 KEYS = st.sampled_from(["data", "items", "results", "meta", "a_b", "x-y"])
@@ -79,11 +80,11 @@ def test_a_dotted_selector_is_strict(body: dict[str, Any], key: str) -> None:
         {"name": "r", "endpoint": {"path": "r", "data_selector": key}}]})
     value = body.get(key, MISSING)
     if isinstance(value, list):
-        assert select_records(source.resources[0], body, 1) == value
+        assert select_records(request_of(source.resources[0]), body, 1) == value
         assert select(body, f"$.{key}") == value
     else:
         with pytest.raises(ContractError, match="data_selector|expected a list"):
-            select_records(source.resources[0], body, 1)
+            select_records(request_of(source.resources[0]), body, 1)
 
 
 ACTIONS = st.lists(st.tuples(st.none() | st.sampled_from([200, 404, 500]),

@@ -20,6 +20,7 @@ from analytics_client import Credentials, load_config
 from analytics_client.core.summary import ResourceSummary, render_table
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.sandbox import RunningSandbox, serve_subprocess
+from tests.plans import request_of
 from tests.support import RESOURCES, SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +112,7 @@ def test_each_retry_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     events: list[RetryEvent] = []
     caplog.set_level(logging.DEBUG)
     with ApiClient(config, Credentials("k", "o")) as client:
-        client.get(config.resource("tags"), {}, page=1, on_retry=events.append)
+        client.get(request_of(config.resource("tags")), {}, page=1, on_retry=events.append)
     retry_lines = [r for r in caplog.records if "retry" in r.getMessage().lower()]
     assert len(events) == 2
     assert [r.name for r in retry_lines] == ["analytics_client.http.client"] * 2, \

@@ -12,6 +12,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config
+from analytics_client.core.timing import Timing
 from analytics_client.http.client import ApiClient
 from analytics_client.read import slices
 from analytics_client.read.keyset import parse_cursor
@@ -19,6 +20,7 @@ from analytics_client.read.slices import SlicedWalk, waits_for_the_api
 from analytics_client.sandbox import SandboxSettings, World, serve
 from analytics_client.state.marks import MemoryMarkStore, app_id
 from tests.groundtruth import fetch_truth
+from tests.plans import plan_of
 from tests.recordserver import RecordServer
 from tests.support import RESOURCES, assert_lake_equals_truth, sync
 
@@ -31,28 +33,27 @@ SLOW_MS = 8.0
 
 
 @pytest.fixture
-def always_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs through sync() split whenever the total allows, whatever the pages' timing and
+def always_split() -> Timing:
+    """A run's timing that splits whenever the total allows, whatever the pages' timing and
     however busy the (shared) machine keeps this process."""
-    monkeypatch.setattr(slices, "SLOW_PAGE", 0.0)
-    monkeypatch.setattr(slices, "MAX_BUSY_STEAL", float("inf"))
+    return Timing(slow_page=0.0, max_busy_steal=float("inf"))
 
 
 def test_a_resource_is_read_by_several_walks_over_disjoint_ranges(
-        tmp_path: Path, always_split: None) -> None:
+        tmp_path: Path, always_split: Timing) -> None:
     """deals is split in 4 ranges read at once; every record arrives, none twice in the table."""
     settings = SandboxSettings(late_visibility=False, latency_ms=SLOW_MS)
     with serve(World(seed=4, counts=COUNTS), settings) as sandbox:
         source = load_config(SLICED, base_url=sandbox.base_url)
         deals = source.resource("deals")
-        with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client:
-            walk = SlicedWalk(client, deals, start_us=None, slices=4, split=True, steal=False)
+        with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id), timing=always_split) as client:
+            walk = SlicedWalk(client, plan_of(deals), start_us=None, slices=4, split=True, steal=False)
             seen = {r["id"] for page in walk for r in page.records}
         assert len(walk.walks) == 4
         starts = [w.start_us for w in walk.walks]
         assert starts[0] is None and starts[1:] == sorted(starts[1:])
         assert seen == {r["id"] for r in fetch_truth(sandbox.base_url, "deals")}
-        summaries = sync(sandbox, tmp_path, MemoryMarkStore(), config=SLICED)
+        summaries = sync(sandbox, tmp_path, MemoryMarkStore(), config=SLICED, timing=always_split)
         assert all(s.status == "ok" for s in summaries.values())
         assert_lake_equals_truth(sandbox, tmp_path)
 
@@ -74,7 +75,7 @@ def test_a_walk_told_not_to_split_is_read_by_one_walk(tmp_path: Path) -> None:
     with serve(World(seed=4, counts=COUNTS), SandboxSettings(late_visibility=False)) as sandbox:
         source = load_config(SLICED, base_url=sandbox.base_url)
         with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client:
-            fast = SlicedWalk(client, source.resource("deals"), start_us=None, slices=4,
+            fast = SlicedWalk(client, plan_of(source.resource("deals")), start_us=None, slices=4,
                               split=False)
             fast_ids = [r["id"] for page in fast for r in page.records]
         assert len(fast.walks) == 1 and fast.probes == 0
@@ -84,13 +85,13 @@ def test_a_walk_told_not_to_split_is_read_by_one_walk(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sliced_walks_lose_nothing_while_records_change(tmp_path: Path, seed: int,
-                                                        always_split: None) -> None:
+                                                        always_split: Timing) -> None:
     """Under mutation, below the committed mark everything is in; one more run is exact."""
     settings = SandboxSettings(mutate_every_n_requests=3, mutate_updates=4, mutate_creates=1,
                                late_visibility=False, fault_seed=seed, latency_ms=SLOW_MS)
     with serve(World(seed=seed, counts=COUNTS), settings) as sandbox:
         marks = MemoryMarkStore()
-        first = sync(sandbox, tmp_path, marks, config=SLICED, batch_rows=100)
+        first = sync(sandbox, tmp_path, marks, config=SLICED, batch_rows=100, timing=always_split)
         assert all(s.status == "ok" for s in first.values()), {r: s.error for r, s in first.items()}
         lake = Lake(str(tmp_path))
         for resource in RESOURCES:
@@ -104,18 +105,18 @@ def test_sliced_walks_lose_nothing_while_records_change(tmp_path: Path, seed: in
                     assert rows[record["id"]]["updated_at"] == dt.datetime.fromisoformat(
                         record["updated_at"].replace("Z", "+00:00"))
         sandbox.configure(mutate_every_n_requests=0)
-        sync(sandbox, tmp_path, marks, config=SLICED)
+        sync(sandbox, tmp_path, marks, config=SLICED, timing=always_split)
         assert_lake_equals_truth(sandbox, tmp_path)
 
 
 def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, always_split: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, always_split: Timing
 ) -> None:
     """Killed after a few commits, the table's mark is below every range still being read."""
-    from analytics_client.state import markpolicy
     from analytics_client.state.marks import Mark
 
-    monkeypatch.setattr(markpolicy, "MARK_SAVE_EVERY_SECONDS", 0.0)  # a save per commit
+    timing = Timing(slow_page=0.0, max_busy_steal=float("inf"),
+                    mark_save_every=0.0)  # a save per commit
 
     class DiesOnThirdSave(MemoryMarkStore):
         saves = 0
@@ -130,7 +131,7 @@ def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(
     with serve(World(seed=6, counts=COUNTS), settings) as sandbox:
         with pytest.raises(SystemExit):
             sync(sandbox, tmp_path, DiesOnThirdSave(), config=SLICED, resources=["deals"],
-                 batch_rows=100)
+                 batch_rows=100, timing=timing)
         lake = Lake(str(tmp_path))
         mark = lake.mark("deals", app_id("analytics"))
         assert mark is not None
@@ -139,7 +140,7 @@ def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(
                  if parse_cursor(r["updated_at"]) < mark]
         assert below and set(below) <= rows
         assert len(rows) < COUNTS["deals"]  # it really stopped mid-way
-        sync(sandbox, tmp_path, MemoryMarkStore(), config=SLICED, resources=["deals"])
+        sync(sandbox, tmp_path, MemoryMarkStore(), config=SLICED, resources=["deals"], timing=timing)
         assert_lake_equals_truth(sandbox, tmp_path, ("deals",))
 
 
@@ -171,7 +172,7 @@ def pools(monkeypatch: pytest.MonkeyPatch) -> list[slices.WalkPool]:
 
 
 def test_idle_slots_split_the_largest_range_left_and_every_id_lands_once(
-        tmp_path: Path, always_split: None, pools: list[slices.WalkPool]) -> None:
+        tmp_path: Path, always_split: Timing, pools: list[slices.WalkPool]) -> None:
     """Small resources finish first; their slots split deals' running walks (work stealing).
 
     With the sandbox changing records all along: below the committed mark everything is in
@@ -181,7 +182,7 @@ def test_idle_slots_split_the_largest_range_left_and_every_id_lands_once(
                                late_visibility=False, fault_seed=7, latency_ms=SLOW_MS)
     with serve(World(seed=7, counts=COUNTS), settings) as sandbox:
         marks = MemoryMarkStore()
-        first = sync(sandbox, tmp_path, marks, config=SLICED, batch_rows=100)
+        first = sync(sandbox, tmp_path, marks, config=SLICED, batch_rows=100, timing=always_split)
         assert all(s.status == "ok" for s in first.values()), {r: s.error for r, s in first.items()}
         assert sum(p.splits for p in pools) > 0, "no running walk was split"
         lake = Lake(str(tmp_path))
@@ -195,17 +196,17 @@ def test_idle_slots_split_the_largest_range_left_and_every_id_lands_once(
                 if parse_cursor(record["updated_at"]) < mark:
                     assert record["id"] in present, f"{resource} {record['id']} below the mark"
         sandbox.configure(mutate_every_n_requests=0)
-        sync(sandbox, tmp_path, marks, config=SLICED)
+        sync(sandbox, tmp_path, marks, config=SLICED, timing=always_split)
         assert_lake_equals_truth(sandbox, tmp_path)
 
 
-def test_a_split_walk_gives_its_upper_half_to_a_new_walk(always_split: None) -> None:
+def test_a_split_walk_gives_its_upper_half_to_a_new_walk(always_split: Timing) -> None:
     """One resource alone: its walks are split until the in-flight limit is used."""
     with serve(World(seed=4, counts=COUNTS), SandboxSettings(late_visibility=False,
                                                              latency_ms=SLOW_MS)) as sandbox:
         source = load_config(SLICED, base_url=sandbox.base_url)
-        with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client:
-            walk = SlicedWalk(client, source.resource("deals"), start_us=None, slices=2,
+        with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id), timing=always_split) as client:
+            walk = SlicedWalk(client, plan_of(source.resource("deals")), start_us=None, slices=2,
                               split=True)
             seen = [r["id"] for page in walk for r in page.records]
             assert slices.pool_for(client).active == 0  # every slot given back
@@ -238,7 +239,7 @@ def test_ranges_always_partition_the_cursor_space(steps: list[int], capacity: in
         source = load_config(config, base_url=server.base_url)
         with ApiClient(source, Credentials("any-key", "any-org")) as client:
             slices.pool_for(client).waits = lambda: True  # the run waits for the API: steal
-            walk = SlicedWalk(client, source.resource("deals"), start_us=None, slices=planned,
+            walk = SlicedWalk(client, plan_of(source.resource("deals")), start_us=None, slices=planned,
                               split=True, min_pages_per_slice=1, min_steal_pages=1)
             seen = {r["id"] for page in walk for r in page.records}
             pool = slices.pool_for(client)
@@ -294,7 +295,7 @@ def test_idle_slots_split_a_walk_only_while_the_run_waits_for_the_api(waits: boo
             pool = slices.pool_for(client)
             gate = _Answers(yes=10**6 if waits else 0)
             pool.waits = gate
-            walk = SlicedWalk(client, source.resource("deals"), start_us=None, slices=2,
+            walk = SlicedWalk(client, plan_of(source.resource("deals")), start_us=None, slices=2,
                               split=True, min_pages_per_slice=1, min_steal_pages=1)
             seen = [r["id"] for page in walk for r in page.records]
     assert gate.asked > 0  # the gate was consulted with a range worth splitting
@@ -321,7 +322,7 @@ def test_the_gate_is_asked_before_every_split() -> None:
             pool = slices.pool_for(client)
             gate = _Answers(yes=2)
             pool.waits = gate
-            walk = SlicedWalk(client, source.resource("deals"), start_us=None, slices=2,
+            walk = SlicedWalk(client, plan_of(source.resource("deals")), start_us=None, slices=2,
                               split=True, min_pages_per_slice=1, min_steal_pages=1)
             seen = {r["id"] for page in walk for r in page.records}
     assert gate.asked > 2 and pool.declined > 0
@@ -445,7 +446,7 @@ def test_concurrent_bound_probes_give_the_sequential_bounds(
         deals = source.resource("deals")
         with ApiClient(source, Credentials("any-key", "any-org")) as client:
             probes = [0]
-            bounds = slices.plan_bounds(client, deals, start, total, slices_, 1,
+            bounds = slices.plan_bounds(client, plan_of(deals), start, total, slices_, 1,
                                         lambda: probes.__setitem__(0, probes[0] + 1))
     assert bounds == [_T0_US + c for c in _bounds_by_definition(
         cursors, None if start is None else start - _T0_US, total, k)]
@@ -456,19 +457,20 @@ def test_concurrent_bound_probes_give_the_sequential_bounds(
     assert not any(t.name.startswith("deals-probe") for t in threading.enumerate())
 
 
-def test_a_slow_first_page_decides_the_split_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A first page at SLOW_PAGE or slower splits after that one page; a faster one is followed
+def test_a_slow_first_page_decides_the_split_at_once() -> None:
+    """A first page at ``Timing.slow_page`` or slower splits after that one page; a faster one is followed
     by two more timed pages before the CPU share decides (the threshold moved, not the clock)."""
     with RecordServer() as server:
         server.put("deals", _deals([i * 1_000_000 for i in range(400)]))
         source = load_config(SLICED, base_url=server.base_url)
-        with ApiClient(source, Credentials("any-key", "any-org")) as client:
-            monkeypatch.setattr(slices, "SLOW_PAGE", 0.0)  # every page is "slow"
-            slow = SlicedWalk(client, source.resource("deals"), start_us=None, slices=4,
+        every_page_slow = Timing(slow_page=0.0)
+        no_page_slow = Timing(slow_page=float("inf"))
+        with ApiClient(source, Credentials("any-key", "any-org"), timing=every_page_slow) as slow_c, \
+                ApiClient(source, Credentials("any-key", "any-org"), timing=no_page_slow) as client:
+            slow = SlicedWalk(slow_c, plan_of(source.resource("deals")), start_us=None, slices=4,
                               min_pages_per_slice=1, steal=False)
             slow_ids = {r["id"] for page in slow for r in page.records}
-            monkeypatch.setattr(slices, "SLOW_PAGE", float("inf"))  # no page is
-            fast = SlicedWalk(client, source.resource("deals"), start_us=None, slices=4,
+            fast = SlicedWalk(client, plan_of(source.resource("deals")), start_us=None, slices=4,
                               min_pages_per_slice=1, steal=False)
             fast_ids = {r["id"] for page in fast for r in page.records}
     assert slow.timed == 1 and len(slow.walks) == 4
@@ -484,7 +486,7 @@ def test_a_walks_estimate_of_records_left_does_not_count_re_reads_as_progress() 
         server.put("deals", _deals([i * 1_000_000 for i in range(500)]))
         source = load_config(SLICED, base_url=server.base_url)
         with ApiClient(source, Credentials("any-key", "any-org")) as client:
-            walk = SlicedWalk(client, source.resource("deals"), start_us=None, slices=3,
+            walk = SlicedWalk(client, plan_of(source.resource("deals")), start_us=None, slices=3,
                               split=True, min_pages_per_slice=1, steal=False)
             seen = [r["id"] for page in walk for r in page.records]
     assert len(walk.walks) == 3 and walk.reread > 0 and len(seen) > 500

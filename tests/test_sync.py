@@ -17,6 +17,7 @@ from analytics_client.core.summary import ResourceSummary
 from analytics_client.lake.quarantine import Quarantine
 from analytics_client.sandbox import RunningSandbox, World, serve
 from tests.groundtruth import fetch_truth
+from tests.plans import plan_of
 from tests.support import PLAIN, RESOURCES, assert_lake_equals_truth, sync
 
 SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
@@ -243,7 +244,7 @@ def test_the_run_holds_at_most_its_row_budget_however_many_resources_fill_batche
         with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client, \
                 ThreadPoolExecutor(5) as pool:
             summaries = list(pool.map(
-                lambda r: sync_resource(client, lake, r, batch_rows=1000, budget=budget),
+                lambda r: sync_resource(client, lake, plan_of(r), batch_rows=1000, budget=budget),
                 source.resources))
         assert all(s.status == "ok" for s in summaries)
         assert all(s.commits > 1 for s in summaries)  # 400 records, batch 1000: the budget cut

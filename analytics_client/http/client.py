@@ -37,7 +37,7 @@ from urllib.parse import urlencode
 import httpx
 import stamina
 
-from analytics_client.config.model import ALWAYS_RETRY, ErrorHandler, ResourceConfig, SourceConfig
+from analytics_client.config.model import ALWAYS_RETRY, ErrorHandler, SourceConfig
 from analytics_client.core import jsontext
 from analytics_client.core.errors import (
     APIError,
@@ -50,6 +50,7 @@ from analytics_client.core.errors import (
     UnreachableError,
 )
 from analytics_client.core.stop import StopFlag, current
+from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http import ratelimit_headers
 from analytics_client.http.auth import build_auth
 from analytics_client.http.oauth2 import OAuth2ClientCredentials
@@ -57,6 +58,7 @@ from analytics_client.http.paginators import PageRequest, PageResponse
 from analytics_client.http.ratelimit import RateLimiter
 from analytics_client.http.redaction import SecretFilter, redact, redact_url
 from analytics_client.http.responses import ignored_by
+from analytics_client.http.template import RequestTemplate
 from analytics_client.orchestration.secrets import Credentials
 
 __all__ = ["FIRST_TRANSIENT_WAIT", "ApiClient", "RetryEvent"]
@@ -115,6 +117,7 @@ class ApiClient:
         transport: httpx.BaseTransport | None = None,
         probe: bool = False,
         stop: StopFlag | None = None,
+        timing: Timing = DEFAULT_TIMING,
     ) -> None:
         # A probe (``check``) answers in seconds: a host that cannot be resolved or refuses the
         # connection fails at once, and its messages say nothing of commits (it makes none).
@@ -133,7 +136,8 @@ class ApiClient:
         # (``summary.retries += 1``) needs no lock of its own.
         self._on_retry_lock = threading.Lock()
         # One pace for every resource of the run; it sleeps as stamina does (not in test mode).
-        self.limiter = RateLimiter(sleep=lambda seconds: _sleep(seconds))
+        self.timing = timing  # the run's intervals (core/timing.py); slices read it too
+        self.limiter = RateLimiter(sleep=timing.sleep or _sleep)
         self._in_flight = threading.BoundedSemaphore(config.client.max_concurrency)
         self._secrets = credentials.values()
         auth = build_auth(config.client.auth, credentials)
@@ -185,18 +189,18 @@ class ApiClient:
 
     def get(
         self,
-        resource: ResourceConfig,
+        template: RequestTemplate,
         params: Params,
         *,
         page: int | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> Any:
         """GET one page of ``resource`` and return its parsed JSON body, retrying what may pass."""
-        return self.get_page(resource, PageRequest(params), page=page, on_retry=on_retry).body
+        return self.get_page(template, PageRequest(params), page=page, on_retry=on_retry).body
 
     def get_page(
         self,
-        resource: ResourceConfig,
+        template: RequestTemplate,
         request: PageRequest,
         *,
         page: int | None = None,
@@ -214,11 +218,11 @@ class ApiClient:
         ``RunStopped``.
         """
         if request.url is not None:
-            self._check_same_origin(resource, request.url)
-        self.stop.check(resource.name)
-        handler = resource.endpoint.error_handler
+            self._check_same_origin(template, request.url)
+        self.stop.check(template.resource)
+        handler = template.policy.error_handler
         configured = set(handler.retry_on_status_codes)
-        policy = _RetryPolicy(self, resource.name, page, handler, configured, on_retry)
+        policy = _RetryPolicy(self, template.resource, page, handler, configured, on_retry)
         retry_on = configured | ALWAYS_RETRY
         try:
             # The policy is stamina's backoff hook: it decides, logs, counts and waits itself
@@ -228,39 +232,39 @@ class ApiClient:
                 on=policy, attempts=handler.max_retries + 1, timeout=None,
             ):
                 with attempt:
-                    return self._attempt(resource, request, page, retry_on, handler.max_wait)
+                    return self._attempt(template, request, page, retry_on, handler.max_wait)
         except _RetryableFault as fault:
             if self.stop.requested:
-                raise RunStopped(resource.name, self.stop.reason or "stop requested") from None
+                raise RunStopped(template.resource, self.stop.reason or "stop requested") from None
             if policy.over_budget is not None:
                 with self._charge_lock:
-                    spent = self._waited.get(resource.name, 0.0)
+                    spent = self._waited.get(template.resource, 0.0)
                 raise LimitExceededError(
-                    resource.name,
+                    template.resource,
                     f"retries have waited {spent:.0f} s this run and "
                     f"the next wait ({policy.over_budget:.0f} s, after {fault.reason} on page "
                     f"{page}) would pass error_handler.max_total_wait="
                     f"{handler.max_total_wait:.0f} s; raise it or run again later",
                 ) from None
-            raise self._exhausted(resource, request, page, fault, policy.retries) from None
+            raise self._exhausted(template, request, page, fault, policy.retries) from None
         raise AssertionError("unreachable: stamina yields at least one attempt")
 
-    def _check_same_origin(self, resource: ResourceConfig, url: str) -> None:
+    def _check_same_origin(self, template: RequestTemplate, url: str) -> None:
         """Credentials go to the API's origin only (RFC 6454: scheme, host and port)."""
         target, base = httpx.URL(url), self.http.base_url
         if _origin(target) != _origin(base):
-            raise ForeignHostError(resource.name, next_origin=_origin_text(target),
+            raise ForeignHostError(template.resource, next_origin=_origin_text(target),
                                    api_origin=_origin_text(base), key="endpoint.paginator")
 
-    def _attempt(self, resource: ResourceConfig, request: PageRequest, page: int | None,
+    def _attempt(self, template: RequestTemplate, request: PageRequest, page: int | None,
                  retry_on: set[int], max_wait: float) -> PageResponse:
-        self._wait_turn(resource, page)
+        self._wait_turn(template, page)
         try:
             with self._in_flight:
-                response, content = self._receive(resource, request, page)
+                response, content = self._receive(template, request, page)
         except httpx.ConnectError as exc:
             if self._probe:
-                raise UnreachableError(resource.name, host=self.http.base_url.host or "the API",
+                raise UnreachableError(template.resource, host=self.http.base_url.host or "the API",
                                        detail=self._clean(str(exc))) from None
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
         except httpx.TransportError as exc:
@@ -269,7 +273,7 @@ class ApiClient:
             if exc.status in retry_on:
                 raise _RetryableFault(f"token endpoint HTTP {exc.status}", status=exc.status,
                                       detail=exc.detail) from None
-            raise APIError(resource.name, status=exc.status, detail=exc.detail,
+            raise APIError(template.resource, status=exc.status, detail=exc.detail,
                            url=self.show(exc.url), page=page,
                            hint="the OAuth2 token endpoint refused: check auth.access_token_url "
                            "and the client id and secret (Prefect Secret blocks "
@@ -283,19 +287,19 @@ class ApiClient:
             retry_after if retry_after is None or retry_after <= max_wait else None)
         if pause is not None:
             logger.warning("%s: page %s: %s: every request of the run pauses %.1f s",
-                           resource.name, page, pause.source, pause.seconds)
-        actions = resource.endpoint.response_actions
+                           template.resource, page, pause.source, pause.seconds)
+        actions = template.policy.response_actions
         if actions and (action := ignored_by(actions, response.status_code,
                                              lambda: content.decode("utf-8", "replace"))):
             logger.info("%s: page %s: HTTP %d ignored by response_actions %s; the read ends here",
-                        resource.name, page, response.status_code,
+                        template.resource, page, response.status_code,
                         action.model_dump(exclude_none=True))
-            return PageResponse(None, response.headers, self.target(resource, request),
+            return PageResponse(None, response.headers, self.target(template, request),
                                 ignored=True)
         if response.status_code == 200:
             try:
                 return PageResponse(jsontext.loads(content), response.headers,
-                                    self.target(resource, request))
+                                    self.target(template, request))
             except (ValueError, UnicodeDecodeError):
                 excerpt = self._clean(content[:80].decode("utf-8", "replace"))
                 raise _RetryableFault("unparseable body",
@@ -304,7 +308,7 @@ class ApiClient:
         if response.status_code in retry_on:
             if retry_after is not None and retry_after > max_wait:
                 raise APIError(
-                    resource.name, status=response.status_code, detail=detail,
+                    template.resource, status=response.status_code, detail=detail,
                     url=self.show(response.request.url), page=page,
                     hint=f"the API asks to wait {retry_after:.0f} s "
                     f"({asked.source if asked else 'Retry-After'}), longer than "
@@ -313,7 +317,7 @@ class ApiClient:
             raise _RetryableFault(f"HTTP {response.status_code}", status=response.status_code,
                                   detail=detail, retry_after=retry_after)
         raise APIError(
-            resource.name, status=response.status_code, detail=detail,
+            template.resource, status=response.status_code, detail=detail,
             url=self.show(response.request.url), page=page,
             hint=self._hint(response.status_code),
         )
@@ -335,19 +339,19 @@ class ApiClient:
                     "this API (auth.access_token_request_data, e.g. its scope)")
         return _HINTS.get(status, "not retried: a retry cannot fix this")
 
-    def _wait_turn(self, resource: ResourceConfig, page: int | None) -> None:
+    def _wait_turn(self, template: RequestTemplate, page: int | None) -> None:
         """Take this request's turn from the limiter, unless the pause ahead breaks a limit.
 
         A pause the API announced (an exhausted quota, a long Retry-After) is bounded like a
         retry wait: beyond ``max_wait`` the resource fails at once, naming the header; it
         counts once per resource toward ``max_total_wait``.
         """
-        handler = resource.endpoint.error_handler
+        handler = template.policy.error_handler
         pause = self.limiter.ahead()
         if pause is not None:
             if pause.seconds > handler.max_wait:
                 raise LimitExceededError(
-                    resource.name,
+                    template.resource,
                     f"page {page}: the API asks every request to wait {pause.seconds:.0f} s "
                     f"({self._clean(pause.source)}), longer than error_handler.max_wait="
                     f"{handler.max_wait:.0f} s; raise max_wait or run later (what was committed "
@@ -356,24 +360,24 @@ class ApiClient:
             with self._charge_lock:
                 now = time.monotonic()
                 until = now + pause.seconds
-                charge = max(0.0, until - max(now, self._paused_for.get(resource.name, 0.0)))
-                spent = self._waited.get(resource.name, 0.0)
+                charge = max(0.0, until - max(now, self._paused_for.get(template.resource, 0.0)))
+                spent = self._waited.get(template.resource, 0.0)
                 if charge and spent + charge > handler.max_total_wait:
                     raise LimitExceededError(
-                        resource.name,
+                        template.resource,
                         f"page {page}: waits have taken {spent:.0f} s this run and the API asks "
                         f"for {pause.seconds:.0f} s more ({self._clean(pause.source)}), past "
                         f"error_handler.max_total_wait={handler.max_total_wait:.0f} s; raise it or "
                         "run again later",
                     )
-                self._waited[resource.name] = spent + charge
-                self._paused_for[resource.name] = max(until,
-                                                      self._paused_for.get(resource.name, 0.0))
+                self._waited[template.resource] = spent + charge
+                self._paused_for[template.resource] = max(until,
+                                                      self._paused_for.get(template.resource, 0.0))
         self.limiter.acquire()
 
-    def url(self, resource: ResourceConfig, params: Params) -> str:
+    def url(self, template: RequestTemplate, params: Params) -> str:
         """The full URL of one page, query included (secrets in it are not masked)."""
-        path = resource.endpoint.path
+        path = template.path
         base = self._urls.get(path)
         if base is None:
             base = self._urls[path] = f"{str(self.http.base_url).rstrip('/')}/{path.lstrip('/')}"
@@ -381,18 +385,18 @@ class ApiClient:
             return base
         return f"{base}?{urlencode([(k, _query_value(v)) for k, v in params.items()])}"
 
-    def target(self, resource: ResourceConfig, request: PageRequest) -> str:
+    def target(self, template: RequestTemplate, request: PageRequest) -> str:
         """The URL a page request asks for, before credentials (secrets in it not masked)."""
-        return request.url if request.url is not None else self.url(resource, request.params)
+        return request.url if request.url is not None else self.url(template, request.params)
 
-    def _receive(self, resource: ResourceConfig, page_request: PageRequest,
+    def _receive(self, template: RequestTemplate, page_request: PageRequest,
                  page: int | None) -> tuple[httpx.Response, bytes]:
         """Stream the body so that one oversized response cannot exhaust memory.
 
         The request is built here, not by ``Client.build_request``: the URL is complete already
         (``target``) and merging it with ``base_url`` again costs CPU on every page.
         """
-        request = httpx.Request("GET", self.target(resource, page_request),
+        request = httpx.Request("GET", self.target(template, page_request),
                                 headers=self.http.headers)
         response = self.http.send(request, stream=True)
         try:
@@ -416,7 +420,7 @@ class ApiClient:
                                            type(exc).__name__)) from None
             if max(size, size_read) > self._max_bytes:
                 raise LimitExceededError(
-                    resource.name,
+                    template.resource,
                     f"page {page}: the response is larger than client.max_response_bytes="
                     f"{self._max_bytes:,} bytes; lower paginator.limit or raise the limit",
                 )
@@ -424,20 +428,20 @@ class ApiClient:
         finally:
             response.close()
 
-    def _exhausted(self, resource: ResourceConfig, request: PageRequest, page: int | None,
+    def _exhausted(self, template: RequestTemplate, request: PageRequest, page: int | None,
                    fault: _RetryableFault, retries: int) -> Exception:
-        url = self.show(self.target(resource, request))
+        url = self.show(self.target(template, request))
         attempts = retries + 1
         hint = (f"gave up after {attempts} attempts; raise error_handler.max_retries or run "
                 "again later")
         if not self._probe:
             hint += " (what was committed so far is kept)"
         if fault.status is not None:
-            return RetriesExhaustedError(resource.name, status=fault.status, detail=fault.detail,
-                                         url=url, page=page, hint=hint)
+            return RetriesExhaustedError(template.resource, status=fault.status,
+                                         detail=fault.detail, url=url, page=page, hint=hint)
         where = f" on page {page}" if page is not None else ""
         detail = fault.detail or "no detail"
-        return TransportError(resource.name,
+        return TransportError(template.resource,
                               f"{fault.reason}{where} from {url}: {detail}; {hint}")
 
     def _detail(self, response: httpx.Response, content: bytes) -> str:

@@ -1,11 +1,11 @@
 """Paginators: which request comes next, and when to stop, behind dlt's small contract.
 
 A paginator is built per read from its config (``make_paginator``, a registry by ``type`` name
-as dlt's ``PAGINATOR_MAP``) and driven by one short loop (``extract.iter_pages``)::
+as dlt's ``PAGINATOR_MAP``) and driven by one short loop (``read/paged.py``: ``iter_pages``)::
 
-    request = first_request(resource)        # endpoint params + paginator.init_request
+    request = first_request(template)        # the template's params + init_request
     while True:
-        response = client.get_page(resource, request)
+        response = client.get_page(template, request)
         paginator.update_state(response, records)
         paginator.update_request(request)
         if not paginator.has_next_page: break
@@ -63,7 +63,7 @@ from analytics_client.config.model import SinglePagePaginator as SinglePageConfi
 from analytics_client.core.errors import ContractError, PaginationLoopError
 
 if TYPE_CHECKING:
-    from analytics_client.config.model import ResourceConfig
+    from analytics_client.http.template import RequestTemplate
 
 __all__ = [
     "MISSING",
@@ -206,12 +206,12 @@ def make_paginator(resource: str, config: Any) -> BasePaginator:
     return cls(resource, config)  # type: ignore[call-arg]
 
 
-def first_request(resource: ResourceConfig, *, probe: bool = False) -> tuple[BasePaginator,
+def first_request(template: RequestTemplate, *, probe: bool = False) -> tuple[BasePaginator,
                                                                              PageRequest]:
-    """The paginator of a read and its first request: the endpoint's params plus what the
+    """The paginator of a read and its first request: the template's params plus what the
     paginator's ``init_request`` adds; with ``probe``, asking for one record where it can."""
-    paginator = make_paginator(resource.name, resource.endpoint.paginator)
-    request = PageRequest(dict(resource.endpoint.params))
+    paginator = make_paginator(template.resource, template.paginator)
+    request = PageRequest(dict(template.params))
     paginator.init_request(request)
     if probe:
         paginator.probe(request)
@@ -255,7 +255,8 @@ class PageNumberPaginator(BasePaginator):
     def probe(self, request: PageRequest) -> None:
         request.params.update(page_number_params(self.config, self.config.base_page, limit=1))
 
-    def page_request(self, params: Params, page: int, *, limit: int | None = None) -> PageRequest:
+    def page_request(self, params: Mapping[str, Any], page: int, *,
+                     limit: int | None = None) -> PageRequest:
         """The request of page ``page`` over ``params`` (the endpoint's): how a keyset walk, a
         slice probe (``limit=1``) and ``check`` ask for a page, as this read loop does."""
         self.page = page

@@ -8,7 +8,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -22,7 +22,7 @@ from analytics_client.core.errors import AnalyticsSyncError, ConfigError, LakeEr
 from analytics_client.core.lock import table_write_lock
 from analytics_client.lake.frames import ROW_HASH, SYNCED_AT, Rejected, deduplicate, typed_batch
 
-__all__ = ["DISPOSITIONS", "Lake", "TableMark", "TableWriter", "WriteResult"]
+__all__ = ["DISPOSITIONS", "Lake", "TableMark", "TableSpec", "TableWriter", "WriteResult"]
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,22 @@ def _conform(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataF
     ]
     extra = [c for c in frame.columns if c not in schema]
     return frame.with_columns(missing).select([*schema, *extra])
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A resource's table as its plan says (``read/plan.py``): dlt's ``write_disposition``,
+    ``primary_key`` (plus ``parent_key`` columns for a child), the cursor column that orders
+    versions (None: an upsert on the key), dlt's column hints, and whether records that break
+    them are set aside in the quarantine (else they fail the batch)."""
+
+    name: str
+    write_disposition: str = "merge"
+    primary_key: str = "id"
+    cursor_field: str | None = None
+    columns: Mapping[str, ColumnHint] = field(default_factory=dict)
+    quarantine: bool = True
+    parent_key: tuple[str, ...] = ()
 
 
 class TableWriter:

@@ -37,7 +37,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from analytics_client.config.model import Incremental, PageNumberPaginator, ResourceConfig
+from analytics_client.config.model import PageNumberPaginator
 from analytics_client.core.errors import ContractError, PaginationLoopError
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.core.timestamps import parse as parse_cursor
@@ -46,26 +46,27 @@ from analytics_client.http.paginators import PageNumberPaginator as PageNumberPa
 from analytics_client.http.paginators import PageRequest, make_paginator, page_signals
 from analytics_client.read.paged import check_page_size, count_at, select_records
 from analytics_client.read.pages import Page
+from analytics_client.read.plan import Cursor, ResourcePlan
 
 __all__ = ["KeysetWalk", "format_cursor", "keyset_request", "parse_cursor"]
 
 MAX_GROUP_PASSES = 20
 
 
-def keyset_request(resource: ResourceConfig, lo: int | None, page: int, *,
+def keyset_request(plan: ResourcePlan, lo: int | None, page: int, *,
                    limit: int | None = None) -> PageRequest:
     """Page ``page`` of the records whose cursor is at or after ``lo`` (epoch µs; None: all).
 
     The paginator builds the page request (``paginators.PageNumberPaginator.page_request``),
     then the cursor filter ``incremental.start_param`` is added.
     """
-    incremental = resource.endpoint.incremental
+    incremental = plan.cursor
     if incremental is None or not incremental.start_param:
         raise ValueError("a keyset read needs endpoint.incremental.start_param")
-    pages = make_paginator(resource.name, resource.endpoint.paginator)
+    pages = make_paginator(plan.name, plan.request.paginator)
     if not isinstance(pages, PageNumberPages):
         raise ValueError("a keyset read needs a page_number paginator")
-    request = pages.page_request(resource.endpoint.params, page, limit=limit)
+    request = pages.page_request(plan.request.params, page, limit=limit)
     if lo is not None:
         request.params[incremental.start_param] = format_cursor(lo)
     return request
@@ -77,21 +78,21 @@ class KeysetWalk:
     def __init__(
         self,
         client: ApiClient,
-        resource: ResourceConfig,
+        plan: ResourcePlan,
         *,
         start_us: int | None,
         stop_us: int | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
     ) -> None:
-        incremental = resource.endpoint.incremental
-        paginator = resource.endpoint.paginator
+        incremental = plan.cursor
+        paginator = plan.request.paginator
         if incremental is None or not incremental.start_param:
             raise ValueError("a keyset walk needs endpoint.incremental.start_param")
         if not isinstance(paginator, PageNumberPaginator):
             raise ValueError("a keyset walk needs a page_number paginator")
         self.client = client
-        self.resource = resource
-        self.incremental: Incremental = incremental
+        self.plan = plan
+        self.incremental: Cursor = incremental
         self.paginator = paginator
         self.on_retry = on_retry
         self.start_us = start_us
@@ -151,7 +152,7 @@ class KeysetWalk:
                 if page > self.paginator.base_page and set(ids) <= group:
                     where = format_cursor(self.lo) if self.lo is not None else "the start"
                     raise PaginationLoopError(
-                        self.resource.name,
+                        self.plan.name,
                         f"page {page} of the records at {where} brought no new "
                         f"record: the API seems to ignore {self.paginator.page_param!r}; "
                         "check paginator.page_param",
@@ -200,11 +201,11 @@ class KeysetWalk:
                     break
                 # A loop shows in every id of the page, not only those at lo: a page of
                 # records whose cursor does not parse (set aside when typed) has none at lo.
-                on_page = {_hashable(r.get(self.resource.primary_key)
+                on_page = {_hashable(r.get(self.plan.primary_key)
                                      if isinstance(r, dict) else None) for r in records}
                 if page > self.paginator.base_page and on_page <= paged:
                     raise PaginationLoopError(
-                        self.resource.name,
+                        self.plan.name,
                         f"page {page} of the records at {format_cursor(self.lo)} brought no new "
                         f"record: the API seems to ignore {self.paginator.page_param!r}",
                     )
@@ -216,19 +217,19 @@ class KeysetWalk:
             self.recovered += len(seen - known)
             known |= seen
         raise ContractError(
-            self.resource.name,
-            f"the records sharing {self.incremental.cursor_path} {format_cursor(self.lo)} kept "
+            self.plan.name,
+            f"the records sharing {self.incremental.path} {format_cursor(self.lo)} kept "
             f"changing over {MAX_GROUP_PASSES} reads; stopped before this point so nothing is "
             "skipped (the mark stays below it); run again later",
         )
 
     def _fetch(self, lo: int | None, page: int) -> tuple[list[Any], Any, list[int | None]]:
-        body = self.client.get_page(self.resource, keyset_request(self.resource, lo, page),
+        body = self.client.get_page(self.plan.request, keyset_request(self.plan, lo, page),
                                     page=page, on_retry=self.on_retry).body
         self.requests += 1
         self.page_number = page
-        records = select_records(self.resource, body, page)
-        check_page_size(self.resource, records, page)
+        records = select_records(self.plan.request, body, page)
+        check_page_size(self.plan.request, records, page)
         if self.requests == 1:
             self.first_total = count_at(body)
         cursors = self._cursors(records, lo, page)
@@ -241,7 +242,7 @@ class KeysetWalk:
         A record whose cursor does not parse is no reason to stop the walk: it is set aside by
         name when its batch is typed (frames.py), and it never moves ``lo``, so never a mark.
         """
-        field = self.incremental.cursor_path
+        field = self.incremental.path
         cursors: list[int | None] = []
         for record in records:
             value = record.get(field) if isinstance(record, dict) else None
@@ -252,14 +253,14 @@ class KeysetWalk:
         known = [c for c in cursors if c is not None]
         if lo is not None and known and known[0] < lo:
             raise ContractError(
-                self.resource.name,
+                self.plan.name,
                 f"page {page} has {field} {format_cursor(known[0])} below the requested "
                 f"{self.incremental.start_param}={format_cursor(lo)}: the API ignores the filter; "
                 "check incremental.start_param",
             )
         if any(a > b for a, b in itertools.pairwise(known)):
             raise ContractError(
-                self.resource.name,
+                self.plan.name,
                 f"page {page} is not sorted by {field}: incremental reads need the API to sort "
                 f"by the cursor; set endpoint.params (e.g. sort: {field})",
             )
@@ -273,7 +274,7 @@ class KeysetWalk:
     def _ids_at(self, records: list[Any], cursors: list[int | None],
                 cursor: int | None) -> list[object]:
         """Ids of the records at ``cursor`` (None: of the records whose cursor is unreadable)."""
-        key = self.resource.primary_key
+        key = self.plan.primary_key
         return [_hashable(r.get(key) if isinstance(r, dict) else None)
                 for r, c in zip(records, cursors, strict=True) if c == cursor]
 

@@ -11,16 +11,12 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from analytics_client.config.model import (
-    TOTAL_COUNT_PATH,
-    OffsetPaginator,
-    PageNumberPaginator,
-    ResourceConfig,
-)
+from analytics_client.config.model import TOTAL_COUNT_PATH, OffsetPaginator, PageNumberPaginator
 from analytics_client.core.errors import ContractError
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.paginators import first_request, lookup
 from analytics_client.http.responses import MISSING, select
+from analytics_client.http.template import RequestTemplate
 from analytics_client.read.pages import Page
 
 __all__ = ["PaginatedRead", "api_count", "check_page_size", "count_at", "iter_pages",
@@ -31,23 +27,23 @@ logger = logging.getLogger(__name__)
 
 def iter_pages(
     client: ApiClient,
-    resource: ResourceConfig,
+    template: RequestTemplate,
     *,
     on_retry: Callable[[RetryEvent], None] | None = None,
 ) -> Iterator[Page]:
     """Every page of ``resource``, in order, until the paginator says stop (dlt's loop:
     send, select records, update state, next request)."""
-    paginator, request = first_request(resource)
+    paginator, request = first_request(template)
     while True:
         number = paginator.page
-        response = client.get_page(resource, request, page=number, on_retry=on_retry)
+        response = client.get_page(template, request, page=number, on_retry=on_retry)
         if response.ignored:  # dlt's IgnoreResponseException: the read ends, nothing from it
             return
-        records = select_records(resource, response.body, number)
-        check_page_size(resource, records, number)
+        records = select_records(template, response.body, number)
+        check_page_size(template, records, number)
         paginator.update_state(response, records)
         paginator.update_request(request)
-        logger.debug("%s: %s", resource.name, paginator)
+        logger.debug("%s: %s", template.resource, paginator)
         yield Page(records, number)
         if not paginator.has_next_page:
             return
@@ -61,58 +57,58 @@ class PaginatedRead:
     reread = 0
     recovered = 0
 
-    def __init__(self, client: ApiClient, resource: ResourceConfig, *,
+    def __init__(self, client: ApiClient, template: RequestTemplate, *,
                  on_retry: Callable[[RetryEvent], None] | None = None) -> None:
-        self.client, self.resource, self.on_retry = client, resource, on_retry
+        self.client, self.template, self.on_retry = client, template, on_retry
 
     def __iter__(self) -> Iterator[Page]:
-        return iter_pages(self.client, self.resource, on_retry=self.on_retry)
+        return iter_pages(self.client, self.template, on_retry=self.on_retry)
 
     def end_mark(self) -> int | None:
         return None
 
 
-def select_records(resource: ResourceConfig, body: Any, page: int | None) -> list[Any]:
+def select_records(template: RequestTemplate, body: Any, page: int | None) -> list[Any]:
     """The records at ``data_selector`` (JSONPath, read as dlt does, ``responses.select``);
     a dotted path that is missing or not a list breaks the contract."""
-    selector = resource.endpoint.data_selector
+    selector = template.data_selector
     where = f"page {page}" if page is not None else "the response"
     records = select(body, selector)
     if records is MISSING:
         keys = ", ".join(sorted(body)[:10]) if isinstance(body, dict) else type(body).__name__
         raise ContractError(
-            resource.name,
+            template.resource,
             f"{where} has no {selector!r} (found: {keys or 'nothing'}); "
             "check endpoint.data_selector",
         )
     if not isinstance(records, list):
         raise ContractError(
-            resource.name,
+            template.resource,
             f"{where}: {selector!r} is {type(records).__name__}, expected a list of records",
         )
     return records
 
 
-def check_page_size(resource: ResourceConfig, records: list[Any], page: int | None) -> None:
+def check_page_size(template: RequestTemplate, records: list[Any], page: int | None) -> None:
     """More records than asked for means the API ignores the page size: paging would be wrong."""
-    paginator = resource.endpoint.paginator
+    paginator = template.paginator
     if isinstance(paginator, PageNumberPaginator | OffsetPaginator) \
             and paginator.limit is not None and len(records) > paginator.limit:
         raise ContractError(
-            resource.name,
+            template.resource,
             f"page {page} has {len(records)} records, more than the {paginator.limit} asked for "
             f"with {paginator.limit_param!r}; check paginator.limit_param",
         )
 
 
-def api_count(client: ApiClient, resource: ResourceConfig) -> int | None:
+def api_count(client: ApiClient, template: RequestTemplate) -> int | None:
     """How many records the API counts now (``TOTAL_COUNT_PATH`` of a one-record page).
 
     One request, spent only to judge a count that did not match: whether records created
     during the read explain the difference, or rows are missing.
     """
-    _, request = first_request(resource, probe=True)
-    return count_at(client.get_page(resource, request, page=None).body)
+    _, request = first_request(template, probe=True)
+    return count_at(client.get_page(template, request, page=None).body)
 
 
 def count_at(body: Any) -> int | None:

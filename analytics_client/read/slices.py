@@ -5,7 +5,7 @@ order is not safe (a record created in the middle shifts every later page; an un
 is then skipped for good), so we split by the cursor instead:
 
 1. The first walk's first page is a normal data page; its ``total_count`` says how many
-   records lie at or after the start. When its thread waited at least ``SLOW_PAGE`` for that
+   records lie at or after the start. When its thread waited at least ``Timing.slow_page`` for that
    page (wall time less its own CPU) the API is slow (one page shows it) and the split is
    decided at once; otherwise two more pages are timed and the split is made only when the
    process mostly waited while they came (its CPU was busy less than ``max_busy`` of the
@@ -35,7 +35,7 @@ yielded; across every resource of the run) is split: one ``page[size]=1`` reques
 when ``lo < m < end`` a new walk takes ``[m, end)`` while the running one's end becomes ``m``.
 "Still waiting" is measured again before every split (``Pace``: the median wait of the run's
 last pages and the process's CPU share over the last seconds, judged by ``steal_pays``: pages
-slower than ``SLOW_PAGE`` and a process not near a full core): against a fast API idle slots
+slower than ``Timing.slow_page`` and a process not near a full core): against a fast API idle slots
 stay idle, since more threads would cost CPU and save nothing. (Nor once the API has
 answered 429: its rate limit then bounds the run, not the latency.) The gate only decides
 whether a split happens, never how one is made, so it does not enter the argument below.
@@ -70,14 +70,16 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from analytics_client.config.model import DEFAULT_PAGE_SIZE, PageNumberPaginator, ResourceConfig
+from analytics_client.config.model import DEFAULT_PAGE_SIZE, PageNumberPaginator
 from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.read.keyset import KeysetWalk, keyset_request
 from analytics_client.read.paged import select_records
 from analytics_client.read.pages import Page
+from analytics_client.read.plan import ResourcePlan
 
-__all__ = ["MAX_BUSY", "MIN_STEAL_PAGES", "SLOW_PAGE", "Pace", "SlicedWalk", "WalkPool",
+__all__ = ["MAX_BUSY", "MIN_STEAL_PAGES", "Pace", "SlicedWalk", "WalkPool",
            "plan_bounds", "pool_for", "probe_cursors", "steal_pays", "waits_for_the_api"]
 
 # Share of the wall time this process spent on CPU (all threads) while the first pages came (or
@@ -86,9 +88,8 @@ __all__ = ["MAX_BUSY", "MIN_STEAL_PAGES", "SLOW_PAGE", "Pace", "SlicedWalk", "Wa
 # (measured on 2 cores against a loopback API: 4 walks per resource took ~20 % longer than one).
 MAX_BUSY = 0.5
 # Seconds a page's thread waits (wall time less its own CPU: ``_waited``) from which more walks
-# always pay: far above what parsing a page costs here (under 1 ms), even with every
-# resource's thread waiting for the interpreter.
-SLOW_PAGE = 0.02
+# always pay, and the CPU share above which no steal pays: ``Timing.slow_page`` and
+# ``Timing.max_busy_steal`` (core/timing.py), values the run's client carries.
 # A running walk is split only when each half keeps at least this many pages: the probe costs
 # one request (and the old walk re-reads one page edge), the split saves half of what is left.
 MIN_STEAL_PAGES = 3
@@ -101,9 +102,6 @@ _TIMED_PAGES = 3
 PACE_PAGES = 32
 PACE_WINDOW = 2.0
 PACE_MIN_SPAN = 0.2
-# CPU share of the process at or above which no steal pays, however slow the pages look: the
-# interpreter runs one thread at a time, so a page's wait then is mostly a wait for it.
-MAX_BUSY_STEAL = 0.9
 _THREADS = object()  # _walks' word that the walks now run in threads
 
 
@@ -119,8 +117,9 @@ class Pace:
 
     def __init__(self, *, pages: int = PACE_PAGES, window: float = PACE_WINDOW,
                  clock: Callable[[], float] = time.monotonic,
-                 cpu: Callable[[], float] = time.process_time) -> None:
-        self.window = window
+                 cpu: Callable[[], float] = time.process_time,
+                 timing: Timing = DEFAULT_TIMING) -> None:
+        self.window, self.timing = window, timing
         self._clock, self._cpu = clock, cpu
         self._times: deque[float] = deque(maxlen=pages)
         self._samples: deque[tuple[float, float]] = deque()  # (clock, cpu) at each page
@@ -150,7 +149,7 @@ class Pace:
         """Whether the run waits for the API now (``steal_pays`` on ``measure``); with no page
         measured yet, no."""
         latency, busy = self.measure()
-        return latency is not None and steal_pays(latency, busy)
+        return latency is not None and steal_pays(latency, busy, self.timing)
 
     def _forget(self, now: float) -> None:
         """Keep the newest sample at or before the window's start, and those after it."""
@@ -168,13 +167,14 @@ class WalkPool:
     while a request is made or another lock is taken.
     """
 
-    def __init__(self, capacity: int, *, waits: Callable[[], bool] | None = None) -> None:
+    def __init__(self, capacity: int, *, waits: Callable[[], bool] | None = None,
+                 timing: Timing = DEFAULT_TIMING) -> None:
         self.capacity = max(1, capacity)
         self.active = 0
         self.peak = 0  # most walks driven at once
         self.splits = 0
         self.declined = 0  # splits not made: the run was not waiting for the API
-        self.pace = Pace()
+        self.pace = Pace(timing=timing)
         self.waits: Callable[[], bool] = waits or self.pace.waits
         self._members: list[SlicedWalk] = []
         self._lock = threading.Lock()
@@ -256,14 +256,14 @@ def pool_for(client: ApiClient) -> WalkPool:
     with _POOLS_LOCK:
         pool = _POOLS.get(client)
         if pool is None:
-            pool = _POOLS[client] = WalkPool(client.max_concurrency)
+            pool = _POOLS[client] = WalkPool(client.max_concurrency, timing=client.timing)
         return pool
 
 
 class SlicedWalk:
     """Runs keyset walks of one resource at once: ``slices`` planned, more by work stealing."""
 
-    def __init__(self, client: ApiClient, resource: ResourceConfig, *, start_us: int | None,
+    def __init__(self, client: ApiClient, plan: ResourcePlan, *, start_us: int | None,
                  slices: int, min_pages_per_slice: int = 20, max_busy: float = MAX_BUSY,
                  on_retry: Callable[[RetryEvent], None] | None = None,
                  split: bool | None = None, steal: bool = True,
@@ -274,7 +274,8 @@ class SlicedWalk:
         ``steal`` lets idle slots of the run split this resource's ranges further (only once
         it was split at all, and only while the run's pool says the run waits for the API:
         ``WalkPool.waits``)."""
-        self.client, self.resource = client, resource
+        self.client, self.plan = client, plan
+        self.timing = client.timing
         self.split_decision = split
         self.start_us, self.slices = start_us, max(1, slices)
         self.min_pages = min_pages_per_slice
@@ -284,7 +285,7 @@ class SlicedWalk:
         self.timed = 0  # first pages timed before the decision (1 when the first was slow)
         self.on_retry = on_retry
         self.steal = steal
-        paginator = resource.endpoint.paginator
+        paginator = plan.request.paginator
         self.page_size = (paginator.limit if isinstance(paginator, PageNumberPaginator)
                           and paginator.limit else DEFAULT_PAGE_SIZE)
         self.min_steal = 2 * min_steal_pages * self.page_size  # records left, to split a walk
@@ -373,7 +374,7 @@ class SlicedWalk:
 
     def _walks(self) -> Generator[Page | object, None, None]:
         assert self._pool is not None
-        first = KeysetWalk(self.client, self.resource, start_us=self.start_us,
+        first = KeysetWalk(self.client, self.plan, start_us=self.start_us,
                            on_retry=self.on_retry)
         self.walks = [first]
         self._yielded[first] = 0
@@ -391,7 +392,7 @@ class SlicedWalk:
             self._pool.pace.page(timings[-1])
             self._yielded[first] += len(page.records)
             yield page
-            if waits is None and timings[0] >= SLOW_PAGE:
+            if waits is None and timings[0] >= self.timing.slow_page:
                 waits = True  # a slow API shows on its first page; no need to wait for more
             if waits is True or len(timings) >= _TIMED_PAGES:
                 break
@@ -400,9 +401,10 @@ class SlicedWalk:
         self.latency = statistics.median(timings)
         self.timed = len(timings)
         if waits is None:  # fast pages: whether the process mostly waited for them decides
-            waits = waits_for_the_api(self.latency, self.busy, self.max_busy)
+            waits = waits_for_the_api(self.latency, self.busy, self.max_busy,
+                                      self.timing.slow_page)
         slices = self.slices if waits else 1
-        bounds = plan_bounds(self.client, self.resource, self.start_us, first.first_total,
+        bounds = plan_bounds(self.client, self.plan, self.start_us, first.first_total,
                              slices, self.min_pages, self._count_probe)
         if not bounds:
             yield from pages
@@ -410,7 +412,7 @@ class SlicedWalk:
             return
         first.stop_us = bounds[0]
         ends: list[int | None] = [*bounds[1:], None]
-        self.walks += [KeysetWalk(self.client, self.resource, start_us=a, stop_us=b,
+        self.walks += [KeysetWalk(self.client, self.plan, start_us=a, stop_us=b,
                                   on_retry=self.on_retry)
                        for a, b in zip(bounds, ends, strict=True)]
         yield _THREADS
@@ -462,7 +464,7 @@ class SlicedWalk:
         """Drive ``walk`` in a thread of its own (caller holds the lock; the slot is counted)."""
         self._yielded.setdefault(walk, 0)
         thread = threading.Thread(target=self._drive, args=(walk, pages), daemon=True,
-                                  name=f"{self.resource.name}-slice-{len(self._threads)}")
+                                  name=f"{self.plan.name}-slice-{len(self._threads)}")
         self._threads.append(thread)
         thread.start()
 
@@ -541,7 +543,7 @@ class SlicedWalk:
         """Give the upper half of ``walk``'s remaining range to a new walk; False if none."""
         lo, end = walk.lo, walk.stop_us
         try:
-            cursor = _cursor_at(self.client, self.resource, lo, remaining // 2 + 1)
+            cursor = _cursor_at(self.client, self.plan, lo, remaining // 2 + 1)
         except Exception:  # noqa: BLE001 - a failed probe only means no split; walks go on
             cursor = None
         self._count_probe()
@@ -551,7 +553,7 @@ class SlicedWalk:
                     or cursor <= walk.lo):  # type: ignore[operator]
                 self._no_split[walk] = lo
                 return False
-            new = KeysetWalk(self.client, self.resource, start_us=cursor, stop_us=end,
+            new = KeysetWalk(self.client, self.plan, start_us=cursor, stop_us=end,
                              on_retry=self.on_retry)
             self.walks.insert(self.walks.index(walk) + 1, new)
             walk.stop_us = cursor  # only now: [cursor, end) already has its walk
@@ -575,30 +577,31 @@ def _waited(since: tuple[float, float]) -> float:
     return max(0.0, (wall - since[0]) - (cpu - since[1]))
 
 
-def steal_pays(latency: float, busy: float | None) -> bool:
+def steal_pays(latency: float, busy: float | None, timing: Timing = DEFAULT_TIMING) -> bool:
     """Whether one more walk would pay now, from the recent pages' median wait (seconds) and
     the process's recent CPU share (None: too short a window to tell).
 
     Stricter than the first decision (``waits_for_the_api``): only pages slower than
-    ``SLOW_PAGE`` count. Fast pages with the process half idle were measured to be the CPU of
+    ``timing.slow_page`` count. Fast pages with the process half idle were measured to be the CPU of
     a server on the same cores, not latency (sandbox at 0 ms, 2 cores: a run whose CPU share
     dipped under ``MAX_BUSY`` grew 24 walks by stealing and took 5.7 s instead of 3.5-3.9 s).
-    And with the process at ``MAX_BUSY_STEAL`` or more, a slow page is a wait for the
+    And with the process at ``timing.max_busy_steal`` or more, a slow page is a wait for the
     interpreter.
     """
-    return latency >= SLOW_PAGE and (busy is None or busy < MAX_BUSY_STEAL)
+    return latency >= timing.slow_page and (busy is None or busy < timing.max_busy_steal)
 
 
-def waits_for_the_api(latency: float, busy: float, max_busy: float = MAX_BUSY) -> bool:
+def waits_for_the_api(latency: float, busy: float, max_busy: float = MAX_BUSY,
+                      slow_page: float = DEFAULT_TIMING.slow_page) -> bool:
     """Whether more walks would pay, from the first pages' median seconds and CPU share.
 
     A slow API is worth more walks whatever else the process is doing (a run's start keeps
     the CPU busy for a moment); a faster one only when the process mostly waits.
     """
-    return latency >= SLOW_PAGE or busy < max_busy
+    return latency >= slow_page or busy < max_busy
 
 
-def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | None,
+def plan_bounds(client: ApiClient, plan: ResourcePlan, start_us: int | None,
                 total: int | None, slices: int, min_pages: int,
                 on_probe: Callable[[], None] | None = None) -> list[int]:
     """Cursor values splitting the ``total`` records from ``start_us`` on into up to ``slices``.
@@ -608,15 +611,15 @@ def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | Non
     and read in position order: the bounds are those one probe after the other would give.
     Raises what the first failed probe (in position order) raised, once every probe ended.
     """
-    paginator = resource.endpoint.paginator
-    incremental = resource.endpoint.incremental
+    paginator = plan.request.paginator
+    incremental = plan.cursor
     if (slices <= 1 or total is None or incremental is None
             or not isinstance(paginator, PageNumberPaginator)):
         return []
     k = min(slices, total // ((paginator.limit or DEFAULT_PAGE_SIZE) * min_pages))
     positions = [i * total // k + 1 for i in range(1, k)]
     bounds: list[int] = []
-    for cursor in probe_cursors(client, resource, start_us, positions, on_probe):
+    for cursor in probe_cursors(client, plan, start_us, positions, on_probe):
         if cursor is None:  # no usable boundary here: fewer slices, same records
             continue
         if (start_us is None or cursor > start_us) and (not bounds or cursor > bounds[-1]):
@@ -624,7 +627,7 @@ def plan_bounds(client: ApiClient, resource: ResourceConfig, start_us: int | Non
     return bounds
 
 
-def probe_cursors(client: ApiClient, resource: ResourceConfig, start_us: int | None,
+def probe_cursors(client: ApiClient, plan: ResourcePlan, start_us: int | None,
                   positions: list[int],
                   on_probe: Callable[[], None] | None = None) -> list[int | None]:
     """``_cursor_at`` of each position (1-based, from ``start_us`` on), in the order given.
@@ -635,12 +638,12 @@ def probe_cursors(client: ApiClient, resource: ResourceConfig, start_us: int | N
     thread. Raises the first failure in position order.
     """
     if len(positions) <= 1:
-        cursors = [_cursor_at(client, resource, start_us, p) for p in positions]
+        cursors = [_cursor_at(client, plan, start_us, p) for p in positions]
     else:
         workers = min(len(positions), client.max_concurrency)
         with ThreadPoolExecutor(max_workers=workers,
-                                thread_name_prefix=f"{resource.name}-probe") as executor:
-            futures = [executor.submit(_cursor_at, client, resource, start_us, p)
+                                thread_name_prefix=f"{plan.name}-probe") as executor:
+            futures = [executor.submit(_cursor_at, client, plan, start_us, p)
                        for p in positions]
             cursors = [f.result() for f in futures]  # the with block waits for all of them
     if on_probe:
@@ -649,17 +652,17 @@ def probe_cursors(client: ApiClient, resource: ResourceConfig, start_us: int | N
     return cursors
 
 
-def _cursor_at(client: ApiClient, resource: ResourceConfig, start_us: int | None,
+def _cursor_at(client: ApiClient, plan: ResourcePlan, start_us: int | None,
                position: int) -> int | None:
     """The cursor of the ``position``-th record (1-based) at or after ``start_us``, in cursor
     order: one request of one record. None when there is none or it does not parse."""
-    paginator = resource.endpoint.paginator
-    incremental = resource.endpoint.incremental
+    paginator = plan.request.paginator
+    incremental = plan.cursor
     assert isinstance(paginator, PageNumberPaginator) and incremental is not None
-    request = keyset_request(resource, start_us, position - 1 + paginator.base_page, limit=1)
+    request = keyset_request(plan, start_us, position - 1 + paginator.base_page, limit=1)
     records = select_records(
-        resource, client.get_page(resource, request, page=position).body, position)
-    value = records[0].get(incremental.cursor_path) \
+        plan.request, client.get_page(plan.request, request, page=position).body, position)
+    value = records[0].get(incremental.path) \
         if records and isinstance(records[0], dict) else None
     try:
         return parse_cursor(value)  # type: ignore[arg-type]

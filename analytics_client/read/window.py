@@ -30,84 +30,47 @@ stop) saves nothing (``end_mark`` is None until the read is complete); a backfil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
-from analytics_client.config.model import Incremental, PageNumberPaginator, ResourceConfig
-from analytics_client.core.placeholders import expand, used
+from analytics_client.core.placeholders import expand
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
+from analytics_client.http.template import RequestTemplate
 from analytics_client.lake.tables import Lake
 from analytics_client.read.paged import iter_pages
 from analytics_client.read.pages import Page, PageSource
+from analytics_client.read.plan import ResourcePlan
 
-__all__ = ["BackfillRead", "LaggedRead", "Window", "backfill", "filtered", "in_window",
-           "keyset_capable", "table_max_cursor", "windowed_resource"]
+__all__ = ["BackfillRead", "LaggedRead", "in_window", "table_max_cursor", "windowed_request"]
 
-@dataclass(frozen=True)
-class Window:
-    """What one read covers, in epoch µs: ``[start_us, end_us)``; None is open."""
-
-    start_us: int | None
-    end_us: int | None = None
-
-    @property
-    def backfill(self) -> bool:
-        """A window with an end is a backfill: it neither reads nor moves the mark (dlt)."""
-        return self.end_us is not None
-
-
-def backfill(incremental: Incremental | None) -> Window | None:
-    """The backfill window ``[initial_value, end_value)`` if ``end_value`` is set."""
-    if incremental is None or incremental.end_value is None:
-        return None
-    assert incremental.initial_value is not None  # config.Incremental checks it
-    return Window(parse_cursor(incremental.initial_value), parse_cursor(incremental.end_value))
-
-
-def keyset_capable(resource: ResourceConfig) -> bool:
-    """Whether the keyset walk can read it: page numbers and a start_param filter."""
-    incremental = resource.endpoint.incremental
-    return (incremental is not None and bool(incremental.start_param)
-            and isinstance(resource.endpoint.paginator, PageNumberPaginator))
-
-
-def filtered(resource: ResourceConfig) -> bool:
-    """Whether the API filters the read by the cursor (start_param or placeholders)."""
-    incremental = resource.endpoint.incremental
-    return incremental is not None and (
-        bool(incremental.start_param)
-        or used(resource.endpoint.path, resource.endpoint.params))
-
-
-def windowed_resource(resource: ResourceConfig, window: Window) -> ResourceConfig:
-    """``resource`` with its request set for ``window``: start_param, end_param and every
+def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
+    """``plan``'s request set for ``window``: start_param, end_param and every
     ``{incremental.*}`` placeholder filled in (a parameter whose value is None is dropped).
     """
-    incremental = resource.endpoint.incremental
-    assert incremental is not None
+    cursor = plan.cursor
+    assert cursor is not None
     start = format_cursor(window.start_us) if window.start_us is not None else None
     end = format_cursor(window.end_us) if window.end_us is not None else None
     values = {"incremental.start_value": start, "incremental.last_value": start,
-              "incremental.initial_value": incremental.initial_value,
+              "incremental.initial_value": cursor.initial_value,
               "incremental.end_value": end}
     params: dict[str, Any] = {}
-    for name, value in resource.endpoint.params.items():
+    for name, value in plan.request.params.items():
         text = expand(value, values) if isinstance(value, str) else value
         if text is not None:
             params[name] = text
-    if incremental.start_param and start is not None:
-        params[incremental.start_param] = start
-    if incremental.end_param and end is not None:
-        params[incremental.end_param] = end
-    path = expand(resource.endpoint.path, values)
+    if cursor.start_param and start is not None:
+        params[cursor.start_param] = start
+    if cursor.end_param and end is not None:
+        params[cursor.end_param] = end
+    path = expand(plan.request.path, values)
     if path is None:  # config checks make the path's values present; say so if not
-        raise ValueError(f"{resource.name}: endpoint.path needs a value this read lacks")
-    endpoint = resource.endpoint.model_copy(update={"params": params, "path": path})
-    return resource.model_copy(update={"endpoint": endpoint})
+        raise ValueError(f"{plan.name}: endpoint.path needs a value this read lacks")
+    return plan.request.filled(path, params)
 
 
 def in_window(records: list[Any], cursor_path: str, window: Window) -> list[Any]:
@@ -155,15 +118,14 @@ class LaggedRead:
     total_count: int | None = None
     first_total: int | None = None
 
-    def __init__(self, client: ApiClient, resource: ResourceConfig, window: Window, *,
+    def __init__(self, client: ApiClient, plan: ResourcePlan, window: Window, *,
                  below_start_us: int | None,
                  on_retry: Callable[[RetryEvent], None] | None = None) -> None:
-        incremental = resource.endpoint.incremental
-        if incremental is None:
+        if plan.cursor is None:
             raise ValueError("a lagged read needs endpoint.incremental")
         self.client = client
-        self.resource = windowed_resource(resource, window)
-        self.cursor_path = incremental.cursor_path
+        self.request = windowed_request(plan, window)
+        self.cursor_path = plan.cursor.path
         self.window = window
         self.below_start_us = below_start_us
         self.on_retry = on_retry
@@ -178,7 +140,7 @@ class LaggedRead:
         return not self.window.backfill
 
     def __iter__(self) -> Iterator[Page]:
-        for page in iter_pages(self.client, self.resource, on_retry=self.on_retry):
+        for page in iter_pages(self.client, self.request, on_retry=self.on_retry):
             self.requests += 1
             top = _highest(page.records, self.cursor_path)
             if self.requests == 1:

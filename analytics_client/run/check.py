@@ -12,27 +12,18 @@ from dataclasses import dataclass
 
 import httpx
 
-from analytics_client.config.model import (
-    PageNumberPaginator,
-    ResourceConfig,
-    SourceConfig,
-    parent_of,
-)
+from analytics_client.config.model import SourceConfig
 from analytics_client.core.errors import AnalyticsSyncError, UnreachableError
 from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient
 from analytics_client.http.paginators import PageRequest, first_request
+from analytics_client.http.template import RequestTemplate
 from analytics_client.orchestration.secrets import Credentials
 from analytics_client.read.keyset import keyset_request
 from analytics_client.read.paged import check_page_size, count_at, select_records
-from analytics_client.read.window import (
-    Window,
-    backfill,
-    filtered,
-    keyset_capable,
-    windowed_resource,
-)
-from analytics_client.state.markpolicy import read_from
+from analytics_client.read.plan import ResourcePlan, plan_resource
+from analytics_client.read.window import windowed_request
 
 __all__ = ["CheckResult", "check_source", "first_page"]
 
@@ -44,31 +35,29 @@ class CheckResult:
     message: str
 
 
-def first_page(resource: ResourceConfig) -> tuple[int | None, PageRequest]:
-    """The page number and request of the first request a full read of ``resource`` sends.
+def first_page(plan: ResourcePlan) -> tuple[int | None, RequestTemplate, PageRequest]:
+    """The page number, request template and request of the first request a full read of the
+    resource ``plan`` describes sends, built where the run builds it.
 
-    Built where the run builds it: an ``initial_value`` makes it the keyset walk's first
-    request (``keyset_request``, from ``lag`` seconds earlier), else the paginator's first.
+    A keyset walk (or its backfill) with an ``initial_value`` starts at the walk's first
+    request from ``lag`` seconds before it (``keyset_request``); a lagged read fills its
+    placeholders and ``start_param`` from ``initial_value`` less ``lag``, or leaves them out
+    (``window.windowed_request``); else the paginator's first request.
     """
-    incremental = resource.endpoint.incremental
-    paginator = resource.endpoint.paginator
-    if (incremental is not None and incremental.start_param and incremental.initial_value
-            and isinstance(paginator, PageNumberPaginator)):
-        start = read_from(parse_cursor(incremental.initial_value), incremental)
-        return paginator.base_page, keyset_request(resource, start, paginator.base_page)
-    pages, request = first_request(resource)
-    return pages.page, request
-
-
-def _as_first_run(resource: ResourceConfig) -> ResourceConfig:
-    """A lagged read's request as its first run sends it: dlt's placeholders and start_param
-    filled from ``initial_value`` (less ``lag``), or left out without one (window.py)."""
-    incremental = resource.endpoint.incremental
-    if incremental is None or keyset_capable(resource) or not filtered(resource):
-        return resource
-    start = None if incremental.initial_value is None else (
-        read_from(parse_cursor(incremental.initial_value), incremental))
-    return windowed_resource(resource, backfill(incremental) or Window(start))
+    cursor = plan.cursor
+    if cursor is not None and plan.walk in ("keyset", "sliced") and cursor.initial_value:
+        paginator = plan.request.paginator
+        base = getattr(paginator, "base_page", None)
+        assert isinstance(base, int)  # a keyset walk pages by number
+        start = cursor.read_from(parse_cursor(cursor.initial_value))
+        return base, plan.request, keyset_request(plan, start, base)
+    template = plan.request
+    if cursor is not None and plan.walk == "lagged":
+        start = None if cursor.initial_value is None else (
+            cursor.read_from(parse_cursor(cursor.initial_value)))
+        template = windowed_request(plan, plan.window or Window(start))
+    pages, request = first_request(template)
+    return pages.page, template, request
 
 
 def check_source(
@@ -83,15 +72,15 @@ def check_source(
     unreachable: str | None = None
     with ApiClient(config, credentials, transport=transport, probe=True) as client:
         for resource in config.resources:
+            plan = plan_resource(resource, config)  # the run's own plan: its requests
             if unreachable is not None:
                 results.append(CheckResult(resource.name, False, unreachable))
                 continue
-            if (parent := parent_of(resource)) is not None:
+            if plan.parent is not None:
                 results.append(CheckResult(resource.name, True, f"not asked: read once per "
-                                           f"{parent} record during a run"))
+                                           f"{plan.parent.name} record during a run"))
                 continue
-            asked = _as_first_run(resource)
-            page, request = first_page(asked)
+            page, asked, request = first_page(plan)
             try:
                 response = client.get_page(asked, request, page=page)
                 if response.ignored:
@@ -99,7 +88,7 @@ def check_source(
                                                "ok: its answer is ignored by response_actions"))
                     continue
                 body = response.body
-                check_page_size(resource, select_records(resource, body, page), page)
+                check_page_size(asked, select_records(asked, body, page), page)
             except UnreachableError as exc:
                 unreachable = f"not asked: {exc.host} cannot be reached"
                 results.append(CheckResult(resource.name, False, str(exc)))

@@ -7,7 +7,7 @@ created during the run can push the share past 100 %: it is capped at 99 % until
 Without a count (plain paging without totals) the line gives rows and rate only.
 
 Lines go to the run's logger: the terminal (Prefect's console) and the flow run's logs both get
-them, every ``PROGRESS_EVERY_SECONDS``. A redrawn bar (``rich``, which Prefect ships) would
+them, every ``Timing.progress_every`` seconds. A redrawn bar (``rich``, which Prefect ships) would
 fight Prefect's own log lines on the same terminal, and would not reach the flow run's logs.
 """
 

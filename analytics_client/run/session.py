@@ -4,8 +4,10 @@ The pipeline's lock, one API client, the lake, the row budget, the mark store, t
 set and the filter that keeps the credentials out of logs belong to the run, not to a resource.
 ``run_sync`` (the library: a thread per resource) and the Prefect flow (``flows/main.py``: a task
 per resource) both open a ``SyncRun`` and call ``run.sync(resource)``: one path through the code.
-A child resource (``children.py``) starts once its parent's sync ended, if the parent is in the
-run (``SyncRun.waits_for``): in a thread here, by Prefect's ``wait_for`` in the flow.
+Each resource's plan (``read/plan.py``) is resolved once, when the run is made; a child resource
+(``children.py``) is one more read of the same loop and starts once its parent's sync ended, if
+the parent is in the run (``SyncRun.waits_for``): in a thread here, by Prefect's ``wait_for``
+in the flow.
 """
 
 from __future__ import annotations
@@ -23,16 +25,16 @@ from analytics_client.config.model import (
     DEFAULT_PIPELINE,
     ResourceConfig,
     SourceConfig,
-    parent_of,
 )
 from analytics_client.core.errors import ConfigError, ResourceFailed
 from analytics_client.core.lock import pipeline_lock
 from analytics_client.core.summary import ResourceSummary
+from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http.client import ApiClient
 from analytics_client.http.redaction import install_log_filter, redact, remove_log_filter
 from analytics_client.lake.tables import Lake
 from analytics_client.orchestration.secrets import Credentials
-from analytics_client.read.children import sync_children
+from analytics_client.read.plan import ResourcePlan, plan_resource
 from analytics_client.run.budget import RowBudget
 from analytics_client.run.sync import sync_resource
 from analytics_client.state.marks import MarkStore
@@ -51,7 +53,7 @@ class SyncRun:
     ``marks`` may be set after entering, before the first ``sync`` (a Prefect store is made
     under the lock and the flow's bounded retries). ``source``: the whole config ``config`` was
     selected from, where a child's parent is found when the run does not sync it (default:
-    ``config``).
+    ``config``). ``timing``: the run's intervals (``core/timing.py``; tests pass their own).
     """
 
     def __init__(self, config: SourceConfig, credentials: Credentials, lake: Lake, *,
@@ -59,13 +61,16 @@ class SyncRun:
                  run_id: str = "", marks: MarkStore | None = None,
                  full_refresh: bool | Iterable[str] = False,
                  transport: httpx.BaseTransport | None = None,
-                 source: SourceConfig | None = None) -> None:
+                 source: SourceConfig | None = None, timing: Timing = DEFAULT_TIMING) -> None:
         self.config, self.credentials, self.lake = config, credentials, lake
         self.source = source or config
         self.resources = config.resources
         self.pipeline, self.batch_rows, self.run_id = pipeline, batch_rows, run_id
         self.marks = marks
-        self.refresh = full_refresh_set(full_refresh, self.resources)
+        self.plans: dict[str, ResourcePlan] = {
+            r.name: plan_resource(r, self.source) for r in self.resources}
+        self.refresh = full_refresh_set(full_refresh, list(self.plans))
+        self.timing = timing
         self.budget = RowBudget.for_batches(batch_rows)  # records held at once, whole run
         self.transport = transport
         self._open = contextlib.ExitStack()
@@ -77,7 +82,8 @@ class SyncRun:
             # per resource: a fan-out's runs of other resources of the pipeline go on meanwhile
             opening.enter_context(pipeline_lock(self.pipeline, [r.name for r in self.resources]))
             self._client = opening.enter_context(
-                ApiClient(self.config, self.credentials, transport=self.transport))
+                ApiClient(self.config, self.credentials, transport=self.transport,
+                          timing=self.timing))
             self._open = opening.pop_all()
         return self
 
@@ -93,33 +99,28 @@ class SyncRun:
 
     def ordered(self) -> list[ResourceConfig]:
         """The run's resources, parents before their children (dlt allows no chains)."""
-        return sorted(self.resources, key=lambda r: parent_of(r) is not None)
+        return sorted(self.resources, key=lambda r: self.plans[r.name].parent is not None)
 
     def waits_for(self, resource: ResourceConfig) -> str | None:
         """The resource of this run whose sync must end before ``resource``'s starts: a
         child's parent, whose committed rows say which children to read (None: no wait)."""
-        parent = parent_of(resource)
-        return parent if parent in {r.name for r in self.resources} else None
+        parent = self.plans[resource.name].parent
+        return parent.name if parent is not None and parent.name in self.plans else None
 
     def sync(self, resource: ResourceConfig, *,
              log: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> ResourceSummary:
-        """Sync one resource of the run (``sync.sync_resource``; a child resource:
-        ``children.sync_children``, for the parent rows its table holds now).
+        """Sync one resource of the run by its plan (``sync.sync_resource``; a child: for the
+        parent rows its table holds now).
 
         Raises ``ResourceFailed`` with the partial summary, its error free of credentials; the
         cause is chained.
         """
-        full_refresh = resource.name in self.refresh
+        plan = self.plans.get(resource.name) or plan_resource(resource, self.source)
         try:
-            if (parent := parent_of(resource)) is not None:
-                return sync_children(self.client, self.lake, self.source.resource(parent),
-                                     resource, pipeline=self.pipeline, run_id=self.run_id,
-                                     batch_rows=self.batch_rows, full_refresh=full_refresh,
-                                     budget=self.budget, log=log or logger)
-            return sync_resource(self.client, self.lake, resource, batch_rows=self.batch_rows,
+            return sync_resource(self.client, self.lake, plan, batch_rows=self.batch_rows,
                                  run_id=self.run_id, log=log, pipeline=self.pipeline,
-                                 marks=self.marks, full_refresh=full_refresh,
-                                 budget=self.budget)
+                                 marks=self.marks, full_refresh=plan.name in self.refresh,
+                                 budget=self.budget, timing=self.timing)
         except ResourceFailed as failed:
             summary = failed.summary
             summary.error = redact(summary.error or str(failed), self.credentials.values())
@@ -140,6 +141,7 @@ def run_sync(
     pipeline: str = DEFAULT_PIPELINE,
     marks: MarkStore | None = None,
     full_refresh: bool | Iterable[str] = False,
+    timing: Timing = DEFAULT_TIMING,
 ) -> list[ResourceSummary]:
     """Sync the selected resources concurrently, without Prefect; never raises for one resource.
 
@@ -151,13 +153,13 @@ def run_sync(
     lake = Lake(lake_uri, storage_options=storage_options)
     with SyncRun(selected, credentials, lake, pipeline=pipeline, batch_rows=batch_rows,
                  run_id=run_id, marks=marks, full_refresh=full_refresh,
-                 transport=transport, source=config) as run, \
+                 transport=transport, source=config, timing=timing) as run, \
             ThreadPoolExecutor(max_workers=len(selected.resources)) as pool:
         # A thread per resource, parents submitted first: a waiting child never starves them.
         futures: dict[str, Future[ResourceSummary]] = {}
         for resource in run.ordered():
             after = futures.get(run.waits_for(resource) or "")
-            futures[resource.name] = pool.submit(_summary, run, resource, after)
+            futures[resource.name] = pool.submit(_summary, run, resource.name, after)
         summaries = [futures[r.name].result() for r in selected.resources]
     for summary in summaries:
         if on_done:
@@ -165,25 +167,26 @@ def run_sync(
     return summaries
 
 
-def _summary(run: SyncRun, resource: ResourceConfig,
+def _summary(run: SyncRun, name: str,
              after: Future[ResourceSummary] | None = None) -> ResourceSummary:
     """A resource's summary, failed or not: one failure does not end the run. ``after``: the
     parent's sync, which must end first."""
     if after is not None:
         wait([after])
     try:
-        return run.sync(resource)
+        return run.sync(run.config.resource(name))
     except ResourceFailed as failed:
-        logger.error("%s failed: %s", resource.name, failed.summary.error)
+        logger.error("%s failed: %s", name, failed.summary.error)
         return failed.summary
 
 
 def full_refresh_set(full_refresh: bool | Iterable[str] | None,
-                     selected: list[ResourceConfig]) -> set[str]:
-    """``True`` means every selected resource; a list names some (unknown names are an error)."""
+                     selected: Iterable[str]) -> set[str]:
+    """``True`` means every selected resource (by name); a list names some (unknown names are
+    an error)."""
     if not full_refresh:
         return set()
-    names = {r.name for r in selected}
+    names = set(selected)
     if full_refresh is True:
         return names
     wanted = set(full_refresh)

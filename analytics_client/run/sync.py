@@ -1,16 +1,18 @@
-"""Syncing one resource: its pages into bounded batches into Delta commits.
+"""Syncing one resource: its pages into bounded batches into Delta commits. The one loop.
 
 A batch is committed when it reaches ``batch_rows`` records, so memory is bounded by the batch,
 not by the resource. When a page fails (after its retries), the records fetched before it are
 still committed, then the resource fails (``ResourceFailed``): a rerun resumes from a table that
 holds everything the API served until then.
 
-Pages come from one ``pages.PageSource`` whatever walks the API: a keyset walk (``keyset.py``,
-several at once with ``slices.py``) for incremental resources whose API filters by the cursor
-and pages by number, a lagged re-read or a backfill (``window.py``) with any other paginator
-that filters, else the paginator's read (``extract.py``). Each commit records the mark its pages
-allow in the same Delta commit; ``markpolicy.py`` decides where a read starts and when the state
-store hears of a mark. A whole run of resources: ``run.py``.
+The resource's plan (``read/plan.py``, resolved once from its config) names its read, and
+pages come from one ``pages.PageSource`` whatever walks the API: a keyset walk
+(``keyset.py``, several at once with ``slices.py``) for incremental resources whose API
+filters by the cursor and pages by number, a lagged re-read or a backfill (``window.py``) with
+any other paginator that filters, a child's reads per changed parent (``children.py``), else
+the paginator's read (``paged.py``). Each commit records the mark its pages allow in the same
+Delta commit; the mark policy (``state/markpolicy.py``) decides where a read starts and when
+the state store hears of a mark. A whole run of resources: ``session.py``.
 """
 
 from __future__ import annotations
@@ -20,35 +22,26 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from analytics_client.config.model import (
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_PIPELINE,
-    ResourceConfig,
-    parent_of,
-)
-from analytics_client.core.errors import ConfigError, ResourceFailed
+from analytics_client.config.model import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig
+from analytics_client.core.errors import ResourceFailed
 from analytics_client.core.stop import until_stopped
 from analytics_client.core.summary import ResourceSummary
+from analytics_client.core.timing import DEFAULT_TIMING, Timing
+from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.responses import apply_steps
 from analytics_client.lake.quarantine import Quarantine
-from analytics_client.lake.tables import Lake, TableWriter, WriteResult
+from analytics_client.lake.tables import Lake, TableSpec, TableWriter, WriteResult
+from analytics_client.read.children import ChildRead
 from analytics_client.read.keyset import KeysetWalk
 from analytics_client.read.paged import PaginatedRead, api_count
 from analytics_client.read.pages import Page, PageSource
+from analytics_client.read.plan import ResourcePlan, plan_resource
 from analytics_client.read.slices import SlicedWalk
-from analytics_client.read.window import (
-    BackfillRead,
-    LaggedRead,
-    Window,
-    backfill,
-    filtered,
-    keyset_capable,
-    table_max_cursor,
-)
+from analytics_client.read.window import BackfillRead, LaggedRead, table_max_cursor
 from analytics_client.run.budget import RowBudget
 from analytics_client.run.progress import expected_total, progress_line
-from analytics_client.state.markpolicy import ResourceMarks, read_from
+from analytics_client.state.markpolicy import MarkPolicy, mark_policy
 from analytics_client.state.marks import MarkStore
 
 __all__ = ["page_source", "replay_quarantine", "sync_resource", "table_writer"]
@@ -56,13 +49,11 @@ __all__ = ["page_source", "replay_quarantine", "sync_resource", "table_writer"]
 logger = logging.getLogger(__name__)
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
-PROGRESS_EVERY_SECONDS = 10.0
-
 
 def sync_resource(
     client: ApiClient,
     lake: Lake,
-    resource: ResourceConfig,
+    plan: ResourcePlan,
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     run_id: str = "",
@@ -71,33 +62,34 @@ def sync_resource(
     marks: MarkStore | None = None,
     full_refresh: bool = False,
     budget: RowBudget | None = None,
+    timing: Timing = DEFAULT_TIMING,
 ) -> ResourceSummary:
-    """Fetch ``resource`` (what changed since its mark, if incremental) into its table.
+    """Fetch the resource ``plan`` describes (what changed since its mark, if incremental; a
+    child's children of the parents changed since they were last read) into its table.
 
     Raises ``ResourceFailed`` on failure: its ``summary`` says how far the resource got, the
     cause is chained. ``marks`` is where marks are kept besides the table (None: the table's
     alone). ``budget`` bounds the records (and their bytes) all resources of the run hold at once
-    (``budget.py``).
+    (``budget.py``). ``timing``: the run's intervals (``core/timing.py``).
     """
     log = log or logger
-    summary = ResourceSummary(resource.name)
-    progress = _Progress(log, summary)
+    summary = ResourceSummary(plan.name)
+    progress = _Progress(log, summary, timing.progress_every)
 
     def count_retry(event: RetryEvent) -> None:
         summary.retries += 1
 
     try:
-        if parent_of(resource) is not None:  # its path needs a parent record
-            raise ConfigError([f"{resource.name}: a child resource is read for its parent's "
-                               "records by SyncRun.sync / run_sync (children.py), not alone"])
-        policy = ResourceMarks(lake, resource, pipeline, marks, full_refresh=full_refresh)
-        source = page_source(client, resource, policy.start.mark_us, count_retry, lake)
-        batch = _Batch(lake, resource, run_id, policy, budget or RowBudget(batch_rows), summary,
+        policy = mark_policy(lake, plan.marks, pipeline, marks, full_refresh=full_refresh,
+                             timing=timing)
+        source = page_source(client, plan, policy.start.mark_us, count_retry, lake,
+                             notes=summary.notes, log=log)
+        batch = _Batch(lake, plan, run_id, policy, budget or RowBudget(batch_rows), summary,
                        batch_rows, Quarantine(lake, pipeline, run_id))
     except Exception as exc:
         raise _failed(summary, exc) from exc
-    if resource.endpoint.incremental is not None:
-        log.info("%s: %s", resource.name, policy.start.reason)
+    if plan.incremental and plan.parent is None:
+        log.info("%s: %s", plan.name, policy.start.reason)
     # Ctrl-C / SIGTERM (stop.py): the page in hand is still committed, no further one is read.
     pages = until_stopped(iter(source), client.stop)
     try:
@@ -107,7 +99,7 @@ def sync_resource(
         batch.commit(source.end_mark())  # the read's last word, if it ran to its end
         if client.stop.requested:
             return _stopped(summary, policy, client.stop.reason)
-        _finish(client, lake, resource, source, policy, batch, run_id, log)
+        _finish(client, lake, plan, source, policy, batch, run_id, log)
         return summary
     except Exception as exc:
         policy.flush_quietly(log)
@@ -118,48 +110,53 @@ def sync_resource(
         batch.leave()  # and what a failure left uncommitted
         summary.seconds = time.monotonic() - progress.started
         log.info("%s: %s in %.1f s: %s pages, %s fetched, %s inserted, %s updated, %s retries",
-                 resource.name, summary.status, summary.seconds, f"{summary.pages:,}",
+                 plan.name, summary.status, summary.seconds, f"{summary.pages:,}",
                  f"{summary.rows_fetched:,}", f"{summary.inserted:,}", f"{summary.updated:,}",
                  summary.retries)
 
 
-def page_source(client: ApiClient, resource: ResourceConfig, mark_us: int | None,
-                on_retry: Callable[[RetryEvent], None], lake: Lake | None = None) -> PageSource:
-    """The read of ``resource`` from ``mark_us``: keyset walks when the API filters by the
-    cursor and pages by number (several at once if ``endpoint.concurrency`` says so), a lagged
-    re-read (``window.py``) with any other paginator that filters (its mark bounded by
-    ``lake``'s table), a backfill's window, else the paginator's read."""
-    incremental = resource.endpoint.incremental
-    if incremental is None or not filtered(resource):
-        return PaginatedRead(client, resource, on_retry=on_retry)
-    window = backfill(incremental)
-    if window is not None:  # read exactly, without lag; no mark read or moved
+def page_source(client: ApiClient, plan: ResourcePlan, start: int | None,
+                on_retry: Callable[[RetryEvent], None], lake: Lake | None = None, *,
+                notes: list[str] | None = None, log: Log = logger) -> PageSource:
+    """The read ``plan.mode`` names, from ``start`` (the mark policy's: a cursor in epoch µs,
+    a child's parent version; None: everything). A lagged read's mark is bounded by ``lake``'s
+    table; a child reads the parent's table in ``lake``; ``notes`` gets what the summary says.
+    """
+    cursor = plan.cursor
+    if plan.mode == "child":
+        if lake is None:
+            raise ValueError(f"{plan.name}: a child is read for its parent's table: give lake")
+        return ChildRead(client, plan, lake, since=start,
+                         notes=notes if notes is not None else [], log=log, on_retry=on_retry)
+    if plan.mode == "paged" or cursor is None:
+        return PaginatedRead(client, plan.request, on_retry=on_retry)
+    if plan.mode == "backfill":  # read exactly, without lag; no mark read or moved
+        window = plan.window
+        assert window is not None
         exact: PageSource = (
-            KeysetWalk(client, resource, start_us=window.start_us, stop_us=window.end_us,
-                       on_retry=on_retry) if keyset_capable(resource)
-            else LaggedRead(client, resource, window, below_start_us=None, on_retry=on_retry))
-        return BackfillRead(exact, window, incremental.cursor_path)
-    begin = read_from(mark_us, incremental)
-    if not keyset_capable(resource):
-        below = None if lake is None else table_max_cursor(lake, resource.name,
-                                                           incremental.cursor_path)
-        return LaggedRead(client, resource, Window(begin), below_start_us=below,
+            KeysetWalk(client, plan, start_us=window.start_us, stop_us=window.end_us,
+                       on_retry=on_retry) if plan.walk == "keyset"
+            else LaggedRead(client, plan, window, below_start_us=None, on_retry=on_retry))
+        return BackfillRead(exact, window, cursor.path)
+    begin = cursor.read_from(start)
+    if plan.mode == "lagged":
+        below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path)
+        return LaggedRead(client, plan, Window(begin), below_start_us=below, on_retry=on_retry)
+    if plan.mode == "sliced":
+        return SlicedWalk(client, plan, start_us=begin, slices=plan.concurrency,
                           on_retry=on_retry)
-    if resource.endpoint.concurrency > 1:
-        return SlicedWalk(client, resource, start_us=begin, slices=resource.endpoint.concurrency,
-                          on_retry=on_retry)
-    return KeysetWalk(client, resource, start_us=begin, on_retry=on_retry)
+    return KeysetWalk(client, plan, start_us=begin, on_retry=on_retry)
 
 
 class _Batch:
     """The records fetched and not yet committed, and how a commit lands: rows and their mark
     in one Delta commit, then the mark to the state store (never the other way round)."""
 
-    def __init__(self, lake: Lake, resource: ResourceConfig, run_id: str, policy: ResourceMarks,
+    def __init__(self, lake: Lake, plan: ResourcePlan, run_id: str, policy: MarkPolicy,
                  budget: RowBudget, summary: ResourceSummary, rows: int,
                  quarantine: Quarantine) -> None:
-        self.writer = table_writer(lake, resource, quarantine)
-        self.resource = resource
+        self.writer = table_writer(lake, plan.table, quarantine)
+        self.steps = plan.steps
         self.run_id, self.policy, self.summary = run_id, policy, summary
         self.rows = rows
         self.records: list[Any] = []
@@ -172,7 +169,8 @@ class _Batch:
         self.summary.pages += 1
         self.summary.rows_fetched += len(page.records)
         # After the read and its mark have seen them: a filtered record counts as read.
-        kept = apply_steps(self.resource.processing_steps, page.records)
+        # dlt's order for a child too: parent fields first, then the resource's steps.
+        kept = apply_steps(self.steps, page.records)
         self.records.extend(kept)
         over_budget = self.share.take(kept)
         if len(self.records) >= self.rows or over_budget:
@@ -215,14 +213,14 @@ def _committing_on_failure(pages: Iterable[Page], batch: _Batch, log: Log) -> It
 
 
 class _Progress:
-    """A progress line at most every ``PROGRESS_EVERY_SECONDS`` (``progress.py``)."""
+    """A progress line at most every ``every`` seconds (``progress.py``)."""
 
-    def __init__(self, log: Log, summary: ResourceSummary) -> None:
-        self.log, self.summary = log, summary
+    def __init__(self, log: Log, summary: ResourceSummary, every: float) -> None:
+        self.log, self.summary, self.every = log, summary, every
         self.started = self.logged = time.monotonic()
 
     def page(self, source: PageSource) -> None:
-        if time.monotonic() - self.logged < PROGRESS_EVERY_SECONDS:
+        if time.monotonic() - self.logged < self.every:
             return
         self.logged = time.monotonic()
         summary = self.summary
@@ -231,8 +229,8 @@ class _Progress:
             self.logged - self.started, summary.pages, summary.commits))
 
 
-def _finish(client: ApiClient, lake: Lake, resource: ResourceConfig, source: PageSource,
-            policy: ResourceMarks, batch: _Batch, run_id: str, log: Log) -> None:
+def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSource,
+            policy: MarkPolicy, batch: _Batch, run_id: str, log: Log) -> None:
     """A read that ran to its end: the writer's last word, notes, the final mark, success."""
     summary = batch.summary
     summary.add_write(batch.writer.finish())
@@ -242,14 +240,15 @@ def _finish(client: ApiClient, lake: Lake, resource: ResourceConfig, source: Pag
             f"{summary.quarantined:,} record(s) set aside in {lake.quarantine_uri()}: "
             "`quarantine show` says why; after changing the config, `quarantine replay` "
             "writes them again; once the API's data is fixed, --full-refresh re-reads them")
+    if plan.table.write_disposition != "replace":
+        # A read without marks allows none (None): nothing to settle.
+        policy.settle(policy.allowed(batch.covered), run_id, summary)
     if not source.keyset:
         return
-    if resource.write_disposition != "replace":
-        policy.settle(policy.allowed(batch.covered), run_id, summary)
     # A filter keeps fewer rows than the API counts: no count to compare with.
-    full_read = policy.start.mark_us is None and not resource.processing_steps
-    _compare_with_total(client, resource, source,
-                        lake.row_count(resource.name) if full_read else None, summary, log)
+    full_read = policy.start.mark_us is None and not plan.steps
+    _compare_with_total(client, plan, source,
+                        lake.row_count(plan.name) if full_read else None, summary, log)
     policy.succeeded(summary)
 
 
@@ -259,7 +258,7 @@ def _failed(summary: ResourceSummary, exc: Exception) -> ResourceFailed:
     return ResourceFailed(summary, exc)
 
 
-def _stopped(summary: ResourceSummary, policy: ResourceMarks,
+def _stopped(summary: ResourceSummary, policy: MarkPolicy,
              reason: str | None) -> ResourceSummary:
     """A stopped resource: its commits stand, the state store gets their mark, no success."""
     policy.flush()
@@ -270,29 +269,26 @@ def _stopped(summary: ResourceSummary, policy: ResourceMarks,
     return summary
 
 
-def table_writer(lake: Lake, resource: ResourceConfig, quarantine: Quarantine) -> TableWriter:
-    """The writer of a resource's table as its config says: types, key, cursor, bad records."""
-    incremental = resource.endpoint.incremental
-    return TableWriter(lake, resource.name, write_disposition=resource.write_disposition,
-                       primary_key=resource.primary_key,
-                       # Without a cursor the merge is an upsert on the key (dlt's too).
-                       cursor_field=incremental.cursor_path if incremental else None,
-                       columns=resource.columns,
-                       set_aside=quarantine.add if resource.on_bad_record == "quarantine"
-                       else None)
+def table_writer(lake: Lake, table: TableSpec, quarantine: Quarantine) -> TableWriter:
+    """The writer of a resource's table as its plan says: types, keys, cursor, bad records."""
+    return TableWriter(lake, table.name, write_disposition=table.write_disposition,
+                       primary_key=table.primary_key, cursor_field=table.cursor_field,
+                       columns=table.columns, parent_key=table.parent_key,
+                       set_aside=quarantine.add if table.quarantine else None)
 
 
 def replay_quarantine(lake: Lake, resource: ResourceConfig, pipeline: str,
                       run_id: str = "") -> tuple[WriteResult, int]:
-    """Re-ingest ``resource``'s quarantined records through its current config (quarantine.py).
+    """Re-ingest ``resource``'s quarantined records through its current config, as its plan
+    writes them (quarantine.py).
 
     Returns the write's counts and how many records landed (and left the quarantine).
     """
     quarantine = Quarantine(lake, pipeline, run_id)
-    return quarantine.replay(table_writer(lake, resource, quarantine))
+    return quarantine.replay(table_writer(lake, plan_resource(resource).table, quarantine))
 
 
-def _compare_with_total(client: ApiClient, resource: ResourceConfig,
+def _compare_with_total(client: ApiClient, plan: ResourcePlan,
                         walk: PageSource, rows: int | None,
                         summary: ResourceSummary,
                         log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
@@ -310,9 +306,9 @@ def _compare_with_total(client: ApiClient, resource: ResourceConfig,
     if rows is None or started is None or rows == started:
         return
     try:
-        now = api_count(client, resource)
+        now = api_count(client, plan.request)
     except Exception as exc:  # noqa: BLE001 - a note must not fail a finished resource
-        log.warning("%s: could not ask the API for its count again: %s", resource.name, exc)
+        log.warning("%s: could not ask the API for its count again: %s", plan.name, exc)
         now = None
     if now is not None and min(started, now) <= rows <= max(started, now):
         summary.notes.append(
@@ -327,6 +323,6 @@ def _compare_with_total(client: ApiClient, resource: ResourceConfig,
     note = (f"after a full read the table holds {rows:,} rows; the API counted {counted}: a gap "
             f"that records created during the run cannot explain; {verdict}")
     summary.notes.append(note)
-    log.warning("%s: %s", resource.name, note)
+    log.warning("%s: %s", plan.name, note)
 
 

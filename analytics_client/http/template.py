@@ -1,0 +1,57 @@
+"""A resource's requests as a run sends them: the part of the plan the HTTP layer reads.
+
+Resolved once from the config (``read/plan.py``) so that the client, the paginators and the
+page reads never look at the raw configuration: a request filled for a window or for one
+parent record is a new template (``filled``), not a copy of the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from analytics_client.config.model import (
+    ErrorHandler,
+    OffsetPaginator,
+    PageNumberPaginator,
+    Paginator,
+    ResponseAction,
+)
+
+__all__ = ["HttpPolicy", "RequestTemplate"]
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """What the client does with a resource's answers: retries and waits (``error_handler``),
+    and the answers that end a read quietly (dlt's ``response_actions``)."""
+
+    error_handler: ErrorHandler = field(default_factory=ErrorHandler)
+    response_actions: tuple[ResponseAction, ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestTemplate:
+    """One resource's request before paging: ``path`` (relative to ``client.base_url``),
+    ``params`` (sent as the query, placeholders already filled where the read fills them),
+    the ``paginator`` config a read's paginator is built from (``paginators.make_paginator``),
+    where the records are (``data_selector``, JSONPath) and the ``policy``."""
+
+    resource: str
+    path: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    paginator: Paginator = field(default_factory=lambda: PageNumberPaginator(type="page_number"))
+    data_selector: str = "data"
+    policy: HttpPolicy = field(default_factory=HttpPolicy)
+
+    @property
+    def page_size(self) -> int | None:
+        """Records asked for per page (``limit``), None where the paginator sends no size."""
+        if isinstance(self.paginator, PageNumberPaginator | OffsetPaginator):
+            return self.paginator.limit
+        return None
+
+    def filled(self, path: str, params: Mapping[str, Any]) -> RequestTemplate:
+        """This template with its path and params set for one read (a window, a parent)."""
+        return replace(self, path=path, params=dict(params))

@@ -1,0 +1,197 @@
+"""A resource's plan: everything one run of it needs, resolved once from its config.
+
+dlt's rest_api turns each resource's config into a paginator, an incremental and hooks once
+(``create_resources``) and hands those to its paging loop; this is our ``create_resources``.
+The plan is a frozen value, not an object that does the work: the sync loop (``run/sync.py``)
+opens the read its ``mode`` names, and each part goes to the code that needs it, never the
+config itself:
+
+* ``request`` (``http/template.py``): path, params, paginator, data selector and the HTTP
+  policy (error handler, response actions) -- the client and every page read;
+* ``cursor`` and ``window``: the incremental cursor and a backfill's window -- the readers;
+* ``table`` (``lake/tables.py``): disposition, keys, cursor column, column hints, bad records
+  -- the table writer;
+* ``marks`` (``state/markpolicy.py``): how the resource's marks are kept -- the mark policy;
+* ``steps``: dlt's processing steps, applied after paging and marks saw the records;
+* ``parent``: a child's parent and the fields its requests and rows take from it.
+
+Which read (the rules are in docs/incremental.md; tests/test_plan_reads.py checks them):
+
+==========  ===========================================================================
+``child``   the path or params name a parent: read once per changed parent record
+``paged``   not incremental, or the API cannot filter by the cursor: the paginator alone
+``keyset``  page numbers and ``start_param``: the keyset walk (``keyset.py``)
+``sliced``  the same, ``endpoint.concurrency`` > 1: several walks at once (``slices.py``)
+``lagged``  any other paginator that filters: a lagged re-read (``window.py``)
+``backfill``  ``end_value`` set: ``[initial_value, end_value)`` by the keyset walk or the
+            lagged read (``walk``), marks neither read nor moved
+==========  ===========================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from analytics_client.config.model import (
+    PageNumberPaginator,
+    ProcessingStep,
+    ResourceConfig,
+    SourceConfig,
+    parent_bindings,
+)
+from analytics_client.core.placeholders import used
+from analytics_client.core.timestamps import MIN_US
+from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.core.window import Window
+from analytics_client.http.template import HttpPolicy, RequestTemplate
+from analytics_client.lake.tables import TableSpec
+from analytics_client.state.markpolicy import MarkSpec
+
+__all__ = ["Cursor", "Parent", "ReadMode", "ResourcePlan", "plan_resource", "plan_source"]
+
+ReadMode = Literal["paged", "keyset", "sliced", "lagged", "backfill", "child"]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """dlt's ``incremental`` as a read uses it: the cursor field (``cursor_path``, a top-level
+    field holding an RFC 3339 instant), the filter parameters, the first run's start
+    (``initial_value``), a backfill's end and the re-read ``lag`` in seconds."""
+
+    path: str
+    start_param: str | None = None
+    end_param: str | None = None
+    initial_value: str | None = None
+    end_value: str | None = None
+    lag: float = 10.0
+
+    def read_from(self, mark_us: int | None) -> int | None:
+        """Where a read resuming at ``mark_us`` sends its first cursor filter: ``lag`` seconds
+        earlier, because the contract lets a change become visible up to 5 s late (None: all).
+        Never before year 1: no cursor lies there, and the filter must stay writable."""
+        if mark_us is None:
+            return None
+        return max(MIN_US, mark_us - round(self.lag * 1_000_000))
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A child's parent (dlt's ``resolve`` / ``{resources.<parent>.<field>}``): its name and
+    key, the ``(placeholder, field)`` each request binds, and the fields copied into each child
+    record (``include_from_parent``)."""
+
+    name: str
+    primary_key: str
+    bindings: tuple[tuple[str, str], ...]
+    include: tuple[str, ...] = ()
+
+    def column(self, field: str) -> str:
+        """dlt's name for a parent field in a child record: ``_deals_id``
+        (dlt/sources/rest_api/config_setup.py: ``make_parent_key_name``)."""
+        return f"_{self.name}_{field}"
+
+    @property
+    def fields(self) -> list[str]:
+        """The parent columns a child read needs, each once, in order."""
+        return list(dict.fromkeys([*(f for _, f in self.bindings), *self.include]))
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The columns that key a child row to its parent (after the child's own key)."""
+        return list(dict.fromkeys(self.column(f) for _, f in self.bindings))
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """One resource's run, resolved (see the module docstring). ``walk`` is the read under a
+    backfill's window (``keyset`` or ``lagged``); for every other mode it is ``mode``."""
+
+    name: str
+    mode: ReadMode
+    walk: ReadMode
+    request: RequestTemplate
+    table: TableSpec
+    marks: MarkSpec
+    primary_key: str = "id"
+    cursor: Cursor | None = None
+    window: Window | None = None
+    concurrency: int = 1
+    steps: tuple[ProcessingStep, ...] = ()
+    parent: Parent | None = None
+
+    @property
+    def incremental(self) -> bool:
+        """Whether runs read only what changed since the mark (``endpoint.incremental``)."""
+        return self.cursor is not None
+
+
+def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) -> ResourcePlan:
+    """The plan of ``resource``; ``source`` is the whole config, where a child's parent is
+    found (its key defaults to ``id`` without it)."""
+    endpoint = resource.endpoint
+    incremental = endpoint.incremental
+    cursor = None if incremental is None else Cursor(
+        incremental.cursor_path, incremental.start_param, incremental.end_param,
+        incremental.initial_value, incremental.end_value, incremental.lag)
+    window = None
+    if incremental is not None and incremental.end_value is not None:
+        assert incremental.initial_value is not None  # config.Incremental checks it
+        window = Window(parse_cursor(incremental.initial_value),
+                        parse_cursor(incremental.end_value))
+    parent = _parent(resource, source)
+    walk = _walk(resource, parent)
+    mode: ReadMode = "backfill" if window is not None and walk in ("keyset", "sliced", "lagged") \
+        else walk
+    if mode == "backfill" and walk == "sliced":
+        walk = "keyset"  # a backfill's window is walked once (as before the plan)
+    request = RequestTemplate(
+        resource.name, endpoint.path, dict(endpoint.params), endpoint.paginator,
+        endpoint.data_selector, HttpPolicy(endpoint.error_handler,
+                                           tuple(endpoint.response_actions)))
+    table = TableSpec(
+        resource.name,
+        write_disposition="merge" if parent is not None else resource.write_disposition,
+        primary_key=resource.primary_key,
+        # Without a cursor the merge is an upsert on the key (dlt's too); a child has none.
+        cursor_field=cursor.path if cursor is not None and parent is None else None,
+        columns=dict(resource.columns), quarantine=resource.on_bad_record == "quarantine",
+        parent_key=tuple(parent.key_columns) if parent is not None else ())
+    marks = MarkSpec(resource.name, incremental=cursor is not None and parent is None,
+                     initial_value=cursor.initial_value if cursor else None,
+                     end_value=cursor.end_value if cursor else None, window=window,
+                     child=parent is not None)
+    return ResourcePlan(resource.name, mode, walk, request, table, marks,
+                        primary_key=resource.primary_key, cursor=cursor, window=window,
+                        concurrency=endpoint.concurrency, steps=tuple(resource.processing_steps),
+                        parent=parent)
+
+
+def plan_source(source: SourceConfig) -> dict[str, ResourcePlan]:
+    """Every resource's plan, by name, in config order."""
+    return {r.name: plan_resource(r, source) for r in source.resources}
+
+
+def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:
+    endpoint = resource.endpoint
+    incremental = endpoint.incremental
+    if parent is not None:
+        return "child"
+    if incremental is None:
+        return "paged"
+    if not (incremental.start_param or used(endpoint.path, endpoint.params)):
+        return "paged"  # the API cannot filter by the cursor: every run reads everything
+    if incremental.start_param and isinstance(endpoint.paginator, PageNumberPaginator):
+        return "sliced" if endpoint.concurrency > 1 else "keyset"
+    return "lagged"
+
+
+def _parent(resource: ResourceConfig, source: SourceConfig | None) -> Parent | None:
+    bindings = parent_bindings(resource)
+    if not bindings:
+        return None
+    name = bindings[0][1]
+    known = {r.name: r for r in source.resources} if source is not None else {}
+    key = known[name].primary_key if name in known else "id"
+    return Parent(name, key, tuple((placeholder, field) for placeholder, _, field in bindings),
+                  tuple(resource.include_from_parent))
