@@ -23,6 +23,17 @@ from analytics_client.config.model import (
     load_config,
 )
 from analytics_client.config.schemas import ColumnHint
+from analytics_client.core.credentials import (
+    API_KEY_BLOCK,
+    API_KEY_ENV,
+    CLIENT_ID_BLOCK,
+    CLIENT_ID_ENV,
+    CLIENT_SECRET_BLOCK,
+    CLIENT_SECRET_ENV,
+    ORGANIZATION_BLOCK,
+    ORGANIZATION_ENV,
+    Credentials,
+)
 from analytics_client.core.errors import (
     AnalyticsSyncError,
     APIError,
@@ -52,39 +63,26 @@ from analytics_client.core.errors import (
 )
 from analytics_client.core.lock import pipeline_lock
 from analytics_client.core.stop import StopFlag, on_signals
-from analytics_client.core.summary import ResourceSummary, render_markdown, render_table
+from analytics_client.core.summary import (
+    ResourceSummary,
+    WriteResult,
+    render_markdown,
+    render_table,
+)
 from analytics_client.http.auth import AUTH_TYPES, ConfiguredAuth, build_auth
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.oauth2 import OAuth2ClientCredentials
 from analytics_client.http.redaction import install_log_filter, redact, remember, remove_log_filter
 from analytics_client.lake.preflight import ensure_lake_writable
 from analytics_client.lake.quarantine import Quarantine
-from analytics_client.lake.tables import Lake, TableWriter, WriteResult
-from analytics_client.orchestration.secrets import (
-    API_KEY_BLOCK,
-    API_KEY_ENV,
-    CLIENT_ID_BLOCK,
-    CLIENT_ID_ENV,
-    CLIENT_SECRET_BLOCK,
-    CLIENT_SECRET_ENV,
-    ORGANIZATION_BLOCK,
-    ORGANIZATION_ENV,
-    Credentials,
-    resolve_credentials,
-    store_credentials,
-)
+from analytics_client.lake.tables import Lake, TableWriter
+from analytics_client.orchestration.marks import CommandMarkStore, PrefectMarkStore
+from analytics_client.orchestration.secrets import resolve_credentials, store_credentials
 from analytics_client.run.budget import RowBudget
 from analytics_client.run.check import CheckResult, check_source
 from analytics_client.run.session import SyncRun, full_refresh_set, run_sync
 from analytics_client.run.sync import replay_quarantine, sync_resource
-from analytics_client.state.marks import (
-    CommandMarkStore,
-    JsonFileMarkStore,
-    Mark,
-    MarkStore,
-    MemoryMarkStore,
-    PrefectMarkStore,
-)
+from analytics_client.state.marks import JsonFileMarkStore, Mark, MarkStore, MemoryMarkStore
 
 __all__ = [
     # configuration

@@ -11,6 +11,7 @@ import pytest
 import respx
 
 from analytics_client.config.model import load_config
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import (
     APIError,
     LimitExceededError,
@@ -19,7 +20,6 @@ from analytics_client.core.errors import (
 )
 from analytics_client.http import ratelimit_headers
 from analytics_client.http.client import ApiClient, RetryEvent, backoff, parse_retry_after
-from analytics_client.orchestration.secrets import Credentials
 
 BASE = "https://api.test"
 KEY = "sk-live-3f9a1b7c"

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_client.config.model import load_config
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import (
     ConfigError,
     ContractError,
@@ -28,7 +29,6 @@ from analytics_client.http.paginators import (
     next_link,
     parse_link_header,
 )
-from analytics_client.orchestration.secrets import Credentials
 
 BASE = "https://api.example.com"
 

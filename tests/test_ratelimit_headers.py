@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics_client.config.model import load_config
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import APIError, LimitExceededError
 from analytics_client.http import client as client_module
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.ratelimit_headers import quota_wait, retry_after
-from analytics_client.orchestration.secrets import Credentials
 from analytics_client.sandbox import SandboxSettings, World, serve
 from tests.support import sync
 

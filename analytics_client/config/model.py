@@ -34,6 +34,7 @@ from analytics_client.config.files import read_config_file
 from analytics_client.config.schemas import CONTRACT_COLUMNS, ColumnHint
 from analytics_client.core import placeholders, timestamps
 from analytics_client.core.errors import ConfigError
+from analytics_client.core.jsonpath import compile_selector, drops_records, is_dotted
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -412,8 +413,6 @@ class ProcessingStep(_Model):
 
 
 def _json_path(selector: str) -> str:
-    from analytics_client.http.responses import compile_selector, drops_records, is_dotted
-
     if not is_dotted(selector):
         try:
             compile_selector(selector)

@@ -61,12 +61,12 @@ from analytics_client.config.model import OffsetPaginator as OffsetConfig
 from analytics_client.config.model import PageNumberPaginator as PageNumberConfig
 from analytics_client.config.model import SinglePagePaginator as SinglePageConfig
 from analytics_client.core.errors import ContractError, PaginationLoopError
+from analytics_client.core.jsonpath import MISSING, lookup
 
 if TYPE_CHECKING:
     from analytics_client.config.model import ResourceConfig
 
 __all__ = [
-    "MISSING",
     "PAGINATORS",
     "AutoDetectPaginator",
     "BasePaginator",
@@ -79,7 +79,6 @@ __all__ = [
     "PageResponse",
     "SinglePagePaginator",
     "first_request",
-    "lookup",
     "make_paginator",
     "next_link",
     "page_number_params",
@@ -91,7 +90,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Params = dict[str, str | int | float | bool]
-MISSING = object()  # what lookup returns for an absent path (None is a value a body may hold)
 MAX_EMPTY_PAGES = 3  # answers of one empty page claiming more before the read fails
 
 
@@ -117,21 +115,6 @@ class PageResponse:
     url: str = ""
     # A response_actions "ignore" matched (responses.py): no records, and the read ends here.
     ignored: bool = False
-
-
-def lookup(body: Any, dotted: str) -> Any:
-    """The value at a dotted path (``meta.page.total_pages``), or ``MISSING``.
-
-    dlt writes these as JSONPath; the dotted subset (with or without a leading ``$.``) is what
-    its docs use, and ``$`` alone is the whole body.
-    """
-    path = dotted.removeprefix("$.") if dotted != "$" else ""
-    node = body
-    for part in path.split(".") if path else ():
-        if not isinstance(node, dict) or part not in node:
-            return MISSING
-        node = node[part]
-    return node
 
 
 def page_signals(body: Any, total_path: str | None) -> tuple[int | None, Any]:

@@ -28,11 +28,11 @@ from analytics_client.config.model import (
 )
 from analytics_client.core.errors import ConfigError, ResourceFailed
 from analytics_client.core.stop import until_stopped
-from analytics_client.core.summary import ResourceSummary
+from analytics_client.core.summary import ResourceSummary, WriteResult
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.responses import apply_steps
 from analytics_client.lake.quarantine import Quarantine
-from analytics_client.lake.tables import Lake, TableWriter, WriteResult
+from analytics_client.lake.tables import Lake, TableWriter
 from analytics_client.read.keyset import KeysetWalk
 from analytics_client.read.paged import PaginatedRead, api_count
 from analytics_client.read.pages import Page, PageSource
