@@ -45,9 +45,9 @@ from analytics_client import (
     AnalyticsSyncError,
     SourceConfig,
     load_config,
-    prefect_api,
 )
 from analytics_client.config.model import parent_of
+from analytics_client.orchestration import api as prefect_api
 from analytics_client.orchestration.blocks import SyncMark
 from analytics_client.run.fanout import ChildOutcome, Organization, Per, Unit, plan, render_markdown
 
