@@ -14,15 +14,15 @@ from analytics_client.core import allocator  # noqa: F401
 
 # isort: split
 
-from analytics_client.config.model import (
+from analytics_client.config import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_CONFIG,
     DEFAULT_PIPELINE,
+    ColumnHint,
     ResourceConfig,
     SourceConfig,
     load_config,
 )
-from analytics_client.config.schemas import ColumnHint
 from analytics_client.core.credentials import (
     API_KEY_BLOCK,
     API_KEY_ENV,

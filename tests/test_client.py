@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from analytics_client.config.model import load_config
+from analytics_client.config import load_config
 from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import (
     APIError,

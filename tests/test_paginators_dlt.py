@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_client.config.model import load_config
+from analytics_client.config import load_config
 from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import (
     ConfigError,

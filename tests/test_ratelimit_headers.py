@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics_client.config.model import load_config
+from analytics_client.config import load_config
 from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import APIError, LimitExceededError
 from analytics_client.http import client as client_module
