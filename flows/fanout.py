@@ -39,15 +39,10 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
-from analytics_client import (
-    API_KEY_BLOCK,
-    ORGANIZATION_BLOCK,
-    AnalyticsSyncError,
-    SourceConfig,
-    load_config,
-    prefect_api,
-)
+from analytics_client import AnalyticsSyncError, SourceConfig, load_config
 from analytics_client.config.model import parent_of
+from analytics_client.orchestration import API_KEY_BLOCK, ORGANIZATION_BLOCK
+from analytics_client.orchestration import api as prefect_api
 from analytics_client.orchestration.blocks import SyncMark
 from analytics_client.run.fanout import ChildOutcome, Organization, Per, Unit, plan, render_markdown
 

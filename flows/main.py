@@ -33,24 +33,15 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, Failed, State
 
 from analytics_client import (
-    API_KEY_BLOCK,
-    API_KEY_ENV,
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_PIPELINE,
-    ORGANIZATION_BLOCK,
-    ORGANIZATION_ENV,
     AnalyticsSyncError,
-    CommandMarkStore,
     ConfigError,
     Credentials,
     Lake,
     LakeNotWritableError,
     MarkStore,
-    PrefectMarkStore,
     PrefectStartError,
     PrefectUnavailableError,
     PrefectWentAway,
-    Quarantine,
     ResourceConfig,
     ResourceFailed,
     ResourceSummary,
@@ -58,24 +49,33 @@ from analytics_client import (
     SyncFailed,
     SyncRun,
     check_source,
-    ensure_lake_writable,
     load_config,
-    on_signals,
-    pipeline_lock,
-    redact,
     render_markdown,
     render_table,
-    replay_quarantine,
+)
+from analytics_client.config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE
+from analytics_client.core.debugging import debugging, set_debugging
+from analytics_client.core.lock import pipeline_lock
+from analytics_client.core.stop import again_inside_the_flow_run, on_signals
+from analytics_client.core.stop import current as current_stop
+from analytics_client.http.redaction import redact
+from analytics_client.lake.preflight import ensure_lake_writable
+from analytics_client.lake.quarantine import Quarantine
+from analytics_client.lake.quarantine import render as render_quarantine
+from analytics_client.orchestration import (
+    API_KEY_BLOCK,
+    API_KEY_ENV,
+    ORGANIZATION_BLOCK,
+    ORGANIZATION_ENV,
+    CommandMarkStore,
+    PrefectMarkStore,
     resolve_credentials,
     store_credentials,
 )
-from analytics_client.core.debugging import debugging, set_debugging
-from analytics_client.core.stop import again_inside_the_flow_run
-from analytics_client.core.stop import current as current_stop
-from analytics_client.lake.quarantine import render as render_quarantine
 from analytics_client.orchestration import api as prefect_api
 from analytics_client.orchestration.locks import resource_slots
 from analytics_client.orchestration.storage import resolve_storage_options
+from analytics_client.run.sync import replay_quarantine
 from analytics_client.state.marks import describe, reset
 
 DEFAULT_LAKE = "./data/lake"

@@ -20,14 +20,9 @@ import analytics_client.orchestration.server  # noqa: F401
 # isort: split
 from prefect import flow, get_run_logger
 
-from analytics_client import (
-    DEFAULT_PIPELINE,
-    AnalyticsSyncError,
-    Lake,
-    MaintenanceFailed,
-    load_config,
-    pipeline_lock,
-)
+from analytics_client import AnalyticsSyncError, Lake, MaintenanceFailed, load_config
+from analytics_client.config import DEFAULT_PIPELINE
+from analytics_client.core.lock import pipeline_lock
 from analytics_client.lake.maintenance import (
     DEFAULT_RETENTION_HOURS,
     DEFAULT_TARGET_SIZE,

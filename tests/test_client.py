@@ -10,7 +10,8 @@ import httpx
 import pytest
 import respx
 
-from analytics_client.config.model import load_config
+from analytics_client.config import load_config
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import (
     APIError,
     LimitExceededError,
@@ -19,7 +20,6 @@ from analytics_client.core.errors import (
 )
 from analytics_client.http import ratelimit_headers
 from analytics_client.http.client import ApiClient, RetryEvent, backoff, parse_retry_after
-from analytics_client.orchestration.secrets import Credentials
 from tests.plans import request_of
 
 BASE = "https://api.test"

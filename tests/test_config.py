@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics_client.config.model import DEFAULT_CONFIG, PageNumberPaginator, load_config
+from analytics_client.config import DEFAULT_CONFIG, PageNumberPaginator, load_config
 from analytics_client.core.errors import ConfigError
 
 SEED_DOC = Path(__file__).resolve().parents[2] / "shared" / "seed-source-config.md"

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from analytics_client.config import load_config
 from analytics_client.config.files import read_config_file
-from analytics_client.config.model import load_config
 from analytics_client.core.errors import ConfigError
 
 YAML_TWICE = textwrap.dedent("""\

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics_client import Lake, TableWriter
+from analytics_client import Lake
 from analytics_client.core import timestamps
 from analytics_client.core.errors import LakeError
+from analytics_client.lake.tables import TableWriter
 
 SYNCED = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: dt.timedelta(minutes=m))

@@ -13,8 +13,9 @@ from deltalake import DeltaTable, write_deltalake
 
 from analytics_client.config.schemas import contract_columns
 from analytics_client.core.errors import LakeError, RecordTypeError
+from analytics_client.core.summary import WriteResult
 from analytics_client.lake.frames import records_to_frame
-from analytics_client.lake.tables import Lake, TableWriter, WriteResult
+from analytics_client.lake.tables import Lake, TableWriter
 
 SYNCED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 T0 = "2026-03-01T10:00:00.000000Z"

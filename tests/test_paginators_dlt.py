@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics_client.config.model import load_config
+from analytics_client.config import load_config
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import (
     ConfigError,
     ContractError,
@@ -18,6 +19,7 @@ from analytics_client.core.errors import (
     PaginationLoopError,
 )
 from analytics_client.http.client import ApiClient
+from analytics_client.http.link_header import next_link, parse_link_header
 from analytics_client.http.paginators import (
     PAGINATORS,
     AutoDetectPaginator,
@@ -25,10 +27,7 @@ from analytics_client.http.paginators import (
     PageRequest,
     PageResponse,
     make_paginator,
-    next_link,
-    parse_link_header,
 )
-from analytics_client.orchestration.secrets import Credentials
 from tests.plans import request_of
 
 BASE = "https://api.example.com"

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics_client.config.model import load_config
+from analytics_client.config import load_config
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import APIError, LimitExceededError
 from analytics_client.core.timing import Timing
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.ratelimit_headers import quota_wait, retry_after
-from analytics_client.orchestration.secrets import Credentials
 from analytics_client.sandbox import SandboxSettings, World, serve
 from tests.plans import request_of
 from tests.support import sync

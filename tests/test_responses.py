@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config
 from analytics_client.config.model import ResponseAction
 from analytics_client.core.errors import ConfigError, ContractError
-from analytics_client.http.responses import MISSING, ignored_by, select
+from analytics_client.core.jsonpath import MISSING, select
+from analytics_client.http.responses import ignored_by
 from analytics_client.read.paged import select_records
 from analytics_client.run.check import check_source
 from analytics_client.sandbox import SandboxSettings, World, serve

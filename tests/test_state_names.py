@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from analytics_client.core.errors import StateError
 from analytics_client.lake.tables import Lake
+from analytics_client.orchestration.marks import PrefectMarkStore
 from analytics_client.state.marks import (
     JsonFileMarkStore,
     Mark,
     MarkStore,
-    PrefectMarkStore,
     block_name,
     describe,
     legacy_block_name,

@@ -232,9 +232,9 @@ def test_the_run_holds_at_most_its_row_budget_however_many_resources_fill_batche
     """Five resources at once hold no more records than the run's budget (plus a page each)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from analytics_client import sync_resource
     from analytics_client.http.client import ApiClient
     from analytics_client.run.budget import RowBudget
+    from analytics_client.run.sync import sync_resource
 
     budget = RowBudget(300)
     with serve(World(seed=3, counts={"tags": 400, "users": 400, "deals": 400, "pages": 400,

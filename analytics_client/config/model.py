@@ -7,15 +7,16 @@ is checked, and all problems are reported together in one ``ConfigError`` before
 
 Secrets never live in a config: ``api_key``, ``token`` and ``password`` must be omitted or written
 as ``dlt.secrets["api_key"]`` (resolved at run time, see ``secrets.py``).
+
+This module holds the models and the defaults they carry. Reading a config (a file, defaults
+merged into each resource) is loading.py's, the checks across fields and resources checks.py's,
+and the wording of pydantic's errors describe.py's; ``analytics_client.config`` offers them all.
 """
 
 from __future__ import annotations
 
-import copy
 import re
-import types
 import typing
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -24,20 +25,18 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from analytics_client.config.files import read_config_file
-from analytics_client.config.schemas import CONTRACT_COLUMNS, ColumnHint
+from analytics_client.config.schemas import ColumnHint
 from analytics_client.core import placeholders, timestamps
 from analytics_client.core.errors import ConfigError
+from analytics_client.core.jsonpath import compile_selector, drops_records, is_dotted
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
-    "DEFAULT_CONFIG",
     "DEFAULT_CURSOR_PATH",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_PIPELINE",
@@ -60,7 +59,6 @@ __all__ = [
     "ResourceConfig",
     "SinglePagePaginator",
     "SourceConfig",
-    "load_config",
     "parent_bindings",
     "parent_of",
 ]
@@ -412,8 +410,6 @@ class ProcessingStep(_Model):
 
 
 def _json_path(selector: str) -> str:
-    from analytics_client.http.responses import compile_selector, drops_records, is_dotted
-
     if not is_dotted(selector):
         try:
             compile_selector(selector)
@@ -557,298 +553,6 @@ class SourceConfig(_Model):
         return self.model_copy(update={"resources": kept})
 
 
-def _seed_resource(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "endpoint": {
-            "path": f"/v1/{name}",
-            "data_selector": "data",
-            "paginator": {
-                "type": "page_number",
-                "page_param": "page[number]",
-                "limit_param": "page[size]",
-                "limit": 10,
-            },
-            "error_handler": {"retry_on_status_codes": [429], "max_retries": 4,
-                              "backoff_factor": 2},
-        },
-        # Ours, on top of the seed: the contract's column types as dlt hints.
-        "columns": copy.deepcopy(CONTRACT_COLUMNS[name]),
-    }
-
-
-# The seed configuration of shared/seed-source-config.md (its dlt.secrets[...] kept as
-# placeholders), plus incremental reads. base_url comes from --base-url / ANALYTICS_BASE_URL.
-DEFAULT_CONFIG: dict[str, Any] = {
-    "client": {
-        "base_url": "https://api.example.com",
-        "auth": {
-            "type": "api_key",
-            "name": "api_key",
-            "api_key": 'dlt.secrets["api_key"]',
-            "location": "header",
-        },
-    },
-    "resource_defaults": {
-        "primary_key": "id",
-        "write_disposition": "merge",
-        # Ours, on top of the seed: incremental reads keyed on updated_at (see keyset.py).
-        "endpoint": {
-            "params": {"sort": DEFAULT_CURSOR_PATH},
-            "incremental": {
-                "cursor_path": DEFAULT_CURSOR_PATH,
-                "start_param": f"filter[{DEFAULT_CURSOR_PATH}][gte]",
-                "lag": 10,
-            },
-        },
-    },
-    "resources": [_seed_resource(n) for n in ("tags", "deals", "pages", "tasks", "users")],
-}
-
-
-def load_config(
-    source: dict[str, Any] | str | Path | None = None, *, base_url: str | None = None
-) -> SourceConfig:
-    """Validate a config given as a dict, a JSON/YAML file path, or None for the default.
-
-    ``base_url`` (from ``--base-url`` or ``ANALYTICS_BASE_URL``) overrides ``client.base_url``.
-    """
-    raw, problems = _read(source)
-    if not isinstance(raw, dict):
-        raise ConfigError(["(top level): must be a mapping with client and resources, got "
-                           f"{type(raw).__name__}"])
-    raw = copy.deepcopy(raw)
-    if base_url:
-        raw.setdefault("client", {})
-        if isinstance(raw["client"], dict):
-            raw["client"]["base_url"] = base_url
-    merged = _apply_defaults(raw, problems)
-    try:
-        config = SourceConfig.model_validate(merged)
-    except ValidationError as exc:
-        described = (_describe(_blame_defaults(e, raw), ) for e in exc.errors())
-        # A bad default is reported once, not per resource.
-        problems.extend(dict.fromkeys(described))
-        config = None
-    if config is not None:
-        problems.extend(_cross_checks(config))
-    if problems:
-        raise ConfigError(problems)
-    assert config is not None
-    return config
-
-
-def _read(source: dict[str, Any] | str | Path | None) -> tuple[Any, list[str]]:
-    """The raw config, and the problems of its file (keys given twice) to list with the rest."""
-    if source is None:
-        return DEFAULT_CONFIG, []
-    if isinstance(source, dict):
-        return source, []
-    path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"(file) {path}: cannot be read: {exc.strerror}"]) from None
-    try:
-        raw, problems = read_config_file(path, text)
-    except ValueError as exc:
-        raise ConfigError([f"(file) {path}: {exc}"]) from None
-    return raw, problems
-
-
-_TOP_KEYS = ("client", "resource_defaults", "resources")
-
-
-def _apply_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
-    """Deep-merge ``client.paginator`` and ``resource_defaults`` into every resource."""
-    for key in raw:
-        if key not in _TOP_KEYS:
-            problems.append(f"{key}: unknown key; allowed here: {', '.join(_TOP_KEYS)}")
-    defaults = raw.get("resource_defaults") or {}
-    if not isinstance(defaults, dict):
-        problems.append("resource_defaults: must be a mapping")
-        defaults = {}
-    if "name" in defaults:
-        problems.append("resource_defaults.name: a name cannot be a default; set it per resource")
-        defaults = {k: v for k, v in defaults.items() if k != "name"}
-    client = raw.get("client")
-    if isinstance(client, dict) and client.get("paginator") is not None:
-        client["paginator"] = _expand_paginator(client["paginator"])
-        defaults = _deep_merge({"endpoint": {"paginator": client["paginator"]}}, defaults)
-    if isinstance(defaults.get("endpoint"), dict) and "paginator" in defaults["endpoint"]:
-        defaults["endpoint"]["paginator"] = _expand_paginator(defaults["endpoint"]["paginator"])
-    resources = raw.get("resources")
-    if not isinstance(resources, list):
-        return {k: v for k, v in raw.items() if k != "resource_defaults"}
-    merged = []
-    for item in resources:
-        if isinstance(item, str):  # dlt shorthand: "tags" means name and path "tags"
-            item = {"name": item, "endpoint": {"path": item}}
-        if isinstance(item, dict) and isinstance(item.get("endpoint"), str):
-            item = {**item, "endpoint": {"path": item["endpoint"]}}
-        endpoint = item.get("endpoint") if isinstance(item, dict) else None
-        if isinstance(endpoint, dict) and "paginator" in endpoint:
-            endpoint["paginator"] = _expand_paginator(endpoint["paginator"])
-        merged.append(_deep_merge(defaults, item) if isinstance(item, dict) else item)
-    for i, item in enumerate(merged):
-        problems.extend(_lift_param_types(i, item))
-        problems.extend(_lift_incremental_param(i, item))
-    return {"client": raw.get("client"), "resources": merged}
-
-
-def _expand_paginator(value: Any) -> Any:
-    """dlt lets a paginator be named by its type alone: ``"single_page"``."""
-    return {"type": value} if isinstance(value, str) else value
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            # A paginator or auth of another type replaces the default instead of mixing keys.
-            if "type" in value and value.get("type") != out[key].get("type"):
-                out[key] = copy.deepcopy(value)
-            else:
-                out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _cross_checks(config: SourceConfig) -> list[str]:
-    problems = []
-    seen: dict[str, int] = {}
-    for i, resource in enumerate(config.resources):
-        if resource.name in seen:
-            problems.append(
-                f"resources[{i}].name: {resource.name!r} is already used by "
-                f"resources[{seen[resource.name]}]; "
-                "names must be unique (each names a table)"
-            )
-        seen.setdefault(resource.name, i)
-        params = resource.endpoint.params
-        paginator = resource.endpoint.paginator
-        incremental = resource.endpoint.incremental
-        problems.extend(_window_checks(i, resource))
-        if incremental is not None and resource.write_disposition == "replace":
-            problems.append(
-                f"resources[{i}].endpoint.incremental: write_disposition replace re-reads "
-                "everything each run; use merge or append with incremental, or drop incremental"
-            )
-        if incremental is not None and incremental.start_param in params:
-            problems.append(
-                f"resources[{i}].endpoint.params.{incremental.start_param}: set from the mark by "
-                "incremental.start_param; remove it here"
-            )
-        problems.extend(_key_and_cursor_checks(i, resource))
-        problems.extend(_response_action_checks(i, resource))
-        problems.extend(_parent_checks(i, resource, config))
-        for param in _paginator_params(paginator):
-            if param in params:
-                problems.append(
-                    f"resources[{i}].endpoint.params.{param}: set by the paginator; remove it here"
-                )
-    return problems
-
-
-# -- incremental windows: dlt's param form and placeholders (window.py does the reading) ------
-
-
-def _raw_params(resource: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """A raw resource's ``endpoint`` and its ``params``, when both are mappings."""
-    endpoint = resource.get("endpoint") if isinstance(resource, dict) else None
-    if not isinstance(endpoint, dict):
-        return None, None
-    params = endpoint.get("params")
-    return endpoint, params if isinstance(params, dict) else None
-
-
-def _lift_incremental_param(i: int, resource: Any) -> list[str]:
-    """dlt's ``params: {since: {type: incremental, cursor_path, initial_value}}`` is
-    ``incremental: {start_param: since, ...}``; rewritten here so one model holds both forms."""
-    endpoint, params = _raw_params(resource)
-    if endpoint is None or params is None:
-        return []
-    named = [k for k, v in params.items() if isinstance(v, dict) and v.get("type") == "incremental"]
-    if not named:
-        return []
-    where = f"resources[{i}].endpoint.params"
-    if len(named) > 1:
-        return [f"{where}: {named} are all incremental; dlt allows one incremental parameter "
-                "per endpoint"]
-    name = named[0]
-    if "incremental" in endpoint:
-        return [f"{where}.{name}: incremental is also set at endpoint.incremental; keep one of "
-                "the two forms"]
-    spec = {k: v for k, v in params.pop(name).items() if k != "type"}
-    for key in ("end_value", "end_param", "start_param"):
-        if key in spec:
-            # dlt's rule too: a window's end belongs to the resource-level form.
-            return [f"{where}.{name}.{key}: only cursor_path and initial_value (and lag) are "
-                    "allowed in a parameter's incremental; put a window in "
-                    "endpoint.incremental"]
-    endpoint["incremental"] = {**spec, "start_param": name}
-    return []
-
-
-def _lift_param_types(i: int, resource: Any) -> list[str]:
-    """dlt's ``params.<name>: {type: resolve, ...}`` moves to ``endpoint.resolve``; a mapping
-    param of another type than dlt's two is named (dlt: ``_validate_param_type``)."""
-    endpoint, params = _raw_params(resource)
-    if endpoint is None or params is None:
-        return []
-    problems: list[str] = []
-    for name, value in list(params.items()):
-        if not isinstance(value, dict):
-            continue
-        if value.get("type") == "resolve":
-            endpoint.setdefault("resolve", {})[name] = params.pop(name)
-        elif value.get("type") != "incremental":
-            problems.append(f"resources[{i}].endpoint.params.{name}.type: must be resolve or "
-                            f"incremental for a mapping (got {value.get('type')!r})")
-            params.pop(name)
-    return problems
-
-
-def _window_checks(i: int, resource: ResourceConfig) -> list[str]:
-    """Placeholders name what dlt offers; a filter the API applies needs a cursor to filter."""
-    endpoint = resource.endpoint
-    problems = [f"resources[{i}].endpoint.path: {p}"
-                for p in placeholders.problems(endpoint.path, tuple(endpoint.resolve))]
-    for name, value in endpoint.params.items():
-        if isinstance(value, str):
-            problems.extend(f"resources[{i}].endpoint.params.{name}: {p}"
-                            for p in placeholders.problems(value))
-    incremental = endpoint.incremental
-    if incremental is None:
-        if placeholders.used(resource.endpoint.path, resource.endpoint.params):
-            problems.append(f"resources[{i}].endpoint: uses {{incremental.*}} placeholders but "
-                            "has no incremental; add endpoint.incremental with its cursor_path")
-        return problems
-    if incremental.end_param is not None and incremental.end_param in endpoint.params:
-        problems.append(f"resources[{i}].endpoint.params.{incremental.end_param}: set from "
-                        "end_value by incremental.end_param; remove it here")
-    if "{incremental." in endpoint.path and incremental.initial_value is None \
-            and "start_value" in endpoint.path:
-        problems.append(f"resources[{i}].endpoint.path: {{incremental.start_value}} in the path "
-                        "needs initial_value (the first run has no mark to put there)")
-    return problems
-
-
-def _response_action_checks(i: int, resource: ResourceConfig) -> list[str]:
-    """An ignored response ends a read early; a filtered read (a keyset walk, or window.py's
-    lagged re-read) would take that for its end and save a mark."""
-    endpoint = resource.endpoint
-    if endpoint.response_actions and endpoint.incremental is not None and (
-            endpoint.incremental.start_param
-            or placeholders.used(endpoint.path, endpoint.params)):
-        return [f"resources[{i}].endpoint.response_actions: not supported yet with "
-                "incremental.start_param or {incremental.*} placeholders (an ignored page "
-                "would end the read as if it had read everything, and move the mark past "
-                "unread records); drop one of them"]
-    return []
-
-
 # -- parent/child: dlt's resolve params and {resources.<parent>.<field>} (children.py reads) --
 
 
@@ -870,230 +574,3 @@ def parent_of(resource: ResourceConfig) -> str | None:
     """The resource a child is read for (None: not a child)."""
     bindings = parent_bindings(resource)
     return bindings[0][1] if bindings else None
-
-
-def _parent_checks(i: int, resource: ResourceConfig, config: SourceConfig) -> list[str]:
-    """dlt's rules (one parent, which exists; resolve params bound in the path;
-    include_from_parent only on a child) and ours for what is not supported yet."""
-    where = f"resources[{i}]"
-    bindings = parent_bindings(resource)
-    if not bindings:
-        if resource.include_from_parent:
-            return [f"{where}.include_from_parent: {resource.name!r} has no parent resource; "
-                    "include_from_parent needs a resolve param or {resources.<parent>.<field>}"]
-        return []
-    problems = []
-    names = sorted({p for _, p, _ in bindings})
-    if len(names) > 1:
-        problems.append(f"{where}.endpoint: refers to several parent resources {names}; dlt "
-                        "allows one parent per resource")
-    parent = next((r for r in config.resources if r.name == names[0]), None)
-    if parent is None:
-        problems.append(f"{where}.endpoint: parent resource {names[0]!r} is not configured")
-    elif parent_bindings(parent):
-        problems.append(f"{where}.endpoint: parent {names[0]!r} is itself a child; chains of "
-                        "parents are not supported yet")
-    path_names = placeholders.fields(resource.endpoint.path)
-    for name in resource.endpoint.resolve:
-        if name not in path_names:
-            problems.append(f"{where}.endpoint.params.{name}: a resolve param must be bound in "
-                            f"the path as {{{name}}}; in query params write "
-                            "{resources.<parent>.<field>} (dlt's rule)")
-    if resource.endpoint.incremental is not None:
-        problems.append(f"{where}.endpoint.incremental: a child is read again for each parent "
-                        "that changed; its own incremental is not supported yet: set "
-                        "incremental: null")
-    if resource.write_disposition != "merge":
-        problems.append(f"{where}.write_disposition: a child is merged per parent; "
-                        f"{resource.write_disposition!r} is not supported for it")
-    return problems
-
-
-def _paginator_params(paginator: Any) -> list[str]:
-    """The query parameters a paginator sets itself."""
-    if isinstance(paginator, PageNumberPaginator):
-        return [p for p in (paginator.page_param, paginator.limit_param) if p]
-    if isinstance(paginator, OffsetPaginator):
-        return [paginator.offset_param, paginator.limit_param]
-    if isinstance(paginator, CursorPaginator):
-        return [paginator.cursor_param]
-    return []
-
-
-def _key_and_cursor_checks(i: int, resource: ResourceConfig) -> list[str]:
-    """The merge compares keys and cursors: their declared types must be comparable ones."""
-    problems = []
-    key_hint = resource.columns.get(resource.primary_key)
-    if key_hint is not None and key_hint.data_type not in ("text", "bigint"):
-        problems.append(f"resources[{i}].columns.{resource.primary_key}.data_type: the primary "
-                        "key must be text or bigint")
-    incremental = resource.endpoint.incremental
-    cursor_hint = resource.columns.get(incremental.cursor_path) if incremental else None
-    if incremental is not None and cursor_hint is not None:
-        if cursor_hint.data_type not in ("timestamp", "bigint"):
-            problems.append(f"resources[{i}].columns.{incremental.cursor_path}.data_type: an "
-                            "incremental cursor must be timestamp or bigint")
-        elif cursor_hint.data_type == "bigint" and (
-                incremental.start_param
-                or placeholders.used(resource.endpoint.path, resource.endpoint.params)):
-            problems.append(f"resources[{i}].endpoint.incremental.start_param: filtering by a "
-                            "bigint cursor is not supported yet (marks are instants); drop "
-                            "start_param to read everything each run, merged by the bigint "
-                            "cursor")
-    return problems
-
-
-def _blame_defaults(error: Any, raw: dict[str, Any]) -> Any:
-    """Point an error at ``resource_defaults`` when the resource took the bad value from there."""
-    loc = _strip_tags(error["loc"])
-    resources, defaults = raw.get("resources"), raw.get("resource_defaults")
-    if len(loc) < 3 or loc[0] != "resources" or not isinstance(defaults, dict):
-        return error
-    item = resources[loc[1]] if isinstance(resources, list) and loc[1] < len(resources) else None
-    rest = loc[2:]
-    if isinstance(item, str):
-        item = {"name": item, "endpoint": {"path": item}}
-    if isinstance(item, dict) and not _has(item, rest) and _has(defaults, rest):
-        return {**error, "loc": ("resource_defaults", *rest)}
-    return error
-
-
-def _has(tree: Any, path: tuple[Any, ...]) -> bool:
-    for part in path:
-        if not isinstance(tree, dict) or part not in tree:
-            return False
-        tree = tree[part]
-    return True
-
-
-def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """pydantic puts a tagged union's tag in the path; users never wrote it."""
-    out: list[Any] = []
-    for i, part in enumerate(loc):
-        if i and loc[i - 1] in ("paginator", "auth") and part in _TAG_MODELS:
-            continue
-        out.append(part)
-    return tuple(out)
-
-
-def _describe(error: Any) -> str:
-    loc = _strip_tags(error["loc"])
-    path = _path(list(loc))
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        key = loc[-1] if loc else ""
-        if key in _DLT_NOT_YET:
-            return (f"{path}: dlt's {key!r} is not supported yet: {_DLT_NOT_YET[key]} "
-                    "(README: dlt config keys)")
-        allowed = _allowed_keys(error["loc"][:-1])
-        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
-        return f"{path}: unknown key{hint}"
-    if kind == "missing":
-        return f"{path}: is required"
-    if kind == "union_tag_invalid":
-        tags = error.get("ctx", {}).get("expected_tags", "")
-        return f"{path}.type: unknown type {error['ctx'].get('tag')!r}; supported: {tags}"
-    if kind == "union_tag_not_found":
-        tags = error.get("ctx", {}).get("expected_tags", "")
-        return f"{path}.type: is required; supported: {tags}"
-    if kind == "literal_error":
-        return f"{path}: must be one of {error['ctx']['expected']} (got {error['input']!r})"
-    if kind in ("string_type", "int_type", "dict_type", "list_type", "model_type", "float_type",
-                "bool_type"):
-        wanted = {"string_type": "a string", "int_type": "an integer", "dict_type": "a mapping",
-                  "list_type": "a list", "model_type": "a mapping", "float_type": "a number",
-                  "bool_type": "true or false"}[kind]
-        return f"{path}: must be {wanted} (got {type(error['input']).__name__})"
-    if kind == "too_short":
-        return f"{path}: must not be empty"
-    if kind == "string_too_short":
-        return f"{path}: must not be empty"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{path}: {message}"
-
-
-# dlt's keys we refuse for now, and what to do instead (README: dlt config keys). A key leaves
-# this list when a model takes it (resolve, include_from_parent, end_value and end_param did).
-_DLT_NOT_YET: dict[str, str] = {
-    "session": "remove it; the client is httpx, configured by client.timeout and friends",
-    "method": "remove it; every request is a GET",
-    "json": "remove it; requests carry no body (GET only)",
-    "data": "remove it; requests carry no body (GET only)",
-    "auth": "set auth once under client",
-    "headers": "set headers once under client.headers",
-    "merge_key": "remove it; merges are keyed on primary_key",
-    "table_name": "remove it; the table is named after the resource",
-    "max_table_nesting": "remove it; nested values are kept as JSON text",
-    "nested_hints": "remove it; nested values are kept as JSON text",
-    "references": "remove it",
-    "parent_table_name": "remove it",
-    "table_format": "remove it; every table is a Delta table",
-    "file_format": "remove it; every table is a Delta table",
-    "schema_contract": "remove it; columns hints declare types, on_bad_record handles misfits",
-    "selected": "remove it; choose resources with --resources",
-    "parallelized": "remove it; resources always run in parallel",
-    "row_order": "remove it; the read's order comes from endpoint.params (sort)",
-    "convert": "remove it; cursors are ISO-8601 timestamps",
-    "on_cursor_value_missing": "remove it; a record without its cursor fails or is quarantined",
-    "range_start": "remove it; the start is inclusive, minus lag",
-    "range_end": "remove it",
-    "last_value_func": "remove it; the mark is the greatest cursor read",
-    "allow_external_schedulers": "remove it",
-    "yield_map": "use map, or filter",
-}
-
-
-def _path(loc: list[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif out:
-            out += f".{part}"
-        else:
-            out = str(part)
-    return out or "(top level)"
-
-
-_TAG_MODELS: dict[str, type[BaseModel]] = {
-    "page_number": PageNumberPaginator,
-    "single_page": SinglePagePaginator,
-    "offset": OffsetPaginator,
-    "cursor": CursorPaginator,
-    "json_response_cursor": CursorPaginator,
-    "json_link": JSONLinkPaginator,
-    "json_response": JSONLinkPaginator,
-    "header_link": HeaderLinkPaginator,
-    "auto": AutoPaginator,
-    "api_key": ApiKeyAuth,
-    "bearer": BearerAuth,
-    "http_basic": BasicAuth,
-    "oauth2_client_credentials": OAuth2ClientCredentialsAuth,
-}
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """Walk the models along ``loc`` to name the keys a mapping may hold."""
-    model: type[BaseModel] | None = SourceConfig
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        if part in _TAG_MODELS:
-            model = _TAG_MODELS[part]
-            continue
-        field = model.model_fields.get(part)
-        model = _model_in(field.annotation) if field else None
-    return list(model.model_fields) if model else []
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    origin = typing.get_origin(annotation)
-    if origin is Annotated:
-        return _model_in(typing.get_args(annotation)[0])
-    if origin in (list, Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            if found := _model_in(arg):
-                return found
-    return None

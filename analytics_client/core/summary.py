@@ -1,16 +1,31 @@
-"""The per-resource summary every run ends with: what was fetched, written, retried, how long."""
+"""The per-resource summary every run ends with: what was fetched, written, retried, how long.
+
+Also what one table write did (``WriteResult``, returned by lake.tables): the summary adds it up,
+and a lower layer than the lake must own it for that.
+"""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from analytics_client.lake.tables import WriteResult
+__all__ = [
+    "HEADERS", "ResourceSummary", "WriteResult", "markdown_rows", "render_markdown", "render_table",
+]
 
-__all__ = ["HEADERS", "ResourceSummary", "markdown_rows", "render_markdown", "render_table"]
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Rows a write inserted and updated, and the Delta version it committed (None: no commit).
+
+    ``quarantined``: records of the batch set aside (committed to the quarantine first).
+    """
+
+    inserted: int
+    updated: int
+    version: int | None
+    quarantined: int = 0
 
 
 @dataclass

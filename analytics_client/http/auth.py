@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 
 import httpx
 
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import ConfigError
-from analytics_client.orchestration.secrets import Credentials
 
 __all__ = [
     "AUTH_TYPES",

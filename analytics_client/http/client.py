@@ -39,6 +39,7 @@ import stamina
 
 from analytics_client.config.model import ALWAYS_RETRY, ErrorHandler, SourceConfig
 from analytics_client.core import jsontext
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import (
     APIError,
     ForeignHostError,
@@ -59,7 +60,6 @@ from analytics_client.http.ratelimit import RateLimiter
 from analytics_client.http.redaction import SecretFilter, redact, redact_url
 from analytics_client.http.responses import ignored_by
 from analytics_client.http.template import RequestTemplate
-from analytics_client.orchestration.secrets import Credentials
 
 __all__ = ["FIRST_TRANSIENT_WAIT", "ApiClient", "RetryEvent"]
 

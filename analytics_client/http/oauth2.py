@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import TokenRequestError
 from analytics_client.http.auth import ConfiguredAuth
 from analytics_client.http.redaction import redact, remember
-from analytics_client.orchestration.secrets import Credentials
 
 if TYPE_CHECKING:
     from analytics_client.config.model import OAuth2ClientCredentialsAuth

@@ -61,12 +61,13 @@ from analytics_client.config.model import OffsetPaginator as OffsetConfig
 from analytics_client.config.model import PageNumberPaginator as PageNumberConfig
 from analytics_client.config.model import SinglePagePaginator as SinglePageConfig
 from analytics_client.core.errors import ContractError, PaginationLoopError
+from analytics_client.core.jsonpath import MISSING, lookup
+from analytics_client.http.link_header import link_values, next_link
 
 if TYPE_CHECKING:
     from analytics_client.http.template import RequestTemplate
 
 __all__ = [
-    "MISSING",
     "PAGINATORS",
     "AutoDetectPaginator",
     "BasePaginator",
@@ -79,19 +80,15 @@ __all__ = [
     "PageResponse",
     "SinglePagePaginator",
     "first_request",
-    "lookup",
     "make_paginator",
-    "next_link",
     "page_number_params",
     "page_signals",
-    "parse_link_header",
     "register_paginator",
 ]
 
 logger = logging.getLogger(__name__)
 
 Params = dict[str, str | int | float | bool]
-MISSING = object()  # what lookup returns for an absent path (None is a value a body may hold)
 MAX_EMPTY_PAGES = 3  # answers of one empty page claiming more before the read fails
 
 
@@ -117,21 +114,6 @@ class PageResponse:
     url: str = ""
     # A response_actions "ignore" matched (responses.py): no records, and the read ends here.
     ignored: bool = False
-
-
-def lookup(body: Any, dotted: str) -> Any:
-    """The value at a dotted path (``meta.page.total_pages``), or ``MISSING``.
-
-    dlt writes these as JSONPath; the dotted subset (with or without a leading ``$.``) is what
-    its docs use, and ``$`` alone is the whole body.
-    """
-    path = dotted.removeprefix("$.") if dotted != "$" else ""
-    node = body
-    for part in path.split(".") if path else ():
-        if not isinstance(node, dict) or part not in node:
-            return MISSING
-        node = node[part]
-    return node
 
 
 def page_signals(body: Any, total_path: str | None) -> tuple[int | None, Any]:
@@ -616,112 +598,12 @@ class HeaderLinkPaginator(_NextUrlPaginator):
         self.config = config
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
-        target = next_link(_link_values(response.headers), self.config.links_next_key)
+        target = next_link(link_values(response.headers), self.config.links_next_key)
         self._follow_url(MISSING if target is None else target,
                          f'the Link header (rel="{self.config.links_next_key}")', response)
 
     def __str__(self) -> str:
         return f"header_link page {self.page}"
-
-
-def _link_values(headers: Mapping[str, str]) -> str:
-    """Every ``Link`` field line as one list (RFC 9110 §5.3: lines combine with commas)."""
-    if isinstance(headers, httpx.Headers):
-        return ", ".join(headers.get_list("link"))
-    return ", ".join(v for k, v in headers.items() if k.lower() == "link")
-
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def parse_link_header(value: str) -> list[tuple[str, dict[str, str]]]:
-    """The links of a ``Link`` field value: ``(target, params)`` per link, in order.
-
-    RFC 8288 §3: ``<URI-Reference>`` then ``; name=value`` parameters, values a token or a
-    quoted string (RFC 9110 §5.6.4, backslash escapes); parameter names are case-insensitive
-    and only the first ``rel`` counts. A target may hold commas and semicolons, so the value
-    is scanned, not split. Anything malformed is skipped up to the next link, never raised:
-    a header is input from outside.
-    """
-    links: list[tuple[str, dict[str, str]]] = []
-    i, n = 0, len(value)
-    while i < n:
-        while i < n and value[i] in " \t,":
-            i += 1
-        if i >= n:
-            break
-        if value[i] != "<":
-            i = _skip_link(value, i)
-            continue
-        end = value.find(">", i + 1)
-        if end < 0:
-            break
-        target, i = value[i + 1:end].strip(), end + 1
-        params: dict[str, str] = {}
-        while True:
-            while i < n and value[i] in " \t":
-                i += 1
-            if i >= n or value[i] != ";":
-                break
-            i += 1
-            while i < n and value[i] in " \t":
-                i += 1
-            name_match = _TOKEN.match(value, i)
-            if name_match is None:
-                break
-            name, i = name_match.group().lower(), name_match.end()
-            while i < n and value[i] in " \t":
-                i += 1
-            param_value = ""
-            if i < n and value[i] == "=":
-                i += 1
-                while i < n and value[i] in " \t":
-                    i += 1
-                param_value, i = _param_value(value, i)
-            params.setdefault(name, param_value)
-        links.append((target, params))
-        if i < n and value[i] not in ",":
-            i = _skip_link(value, i)
-    return links
-
-
-def _param_value(value: str, i: int) -> tuple[str, int]:
-    """A token or a quoted string starting at ``i``, and where it ends."""
-    if i < len(value) and value[i] == '"':
-        out, i = [], i + 1
-        while i < len(value) and value[i] != '"':
-            if value[i] == "\\" and i + 1 < len(value):
-                i += 1
-            out.append(value[i])
-            i += 1
-        return "".join(out), i + 1
-    match = _TOKEN.match(value, i)
-    return (match.group(), match.end()) if match else ("", i)
-
-
-def _skip_link(value: str, i: int) -> int:
-    """Past the next comma outside a quoted string (a malformed link is dropped whole)."""
-    quoted = False
-    while i < len(value):
-        char = value[i]
-        if char == '"':
-            quoted = not quoted
-        elif char == "\\" and quoted:
-            i += 1
-        elif char == "," and not quoted:
-            return i + 1
-        i += 1
-    return i
-
-
-def next_link(value: str, rel: str = "next") -> str | None:
-    """The first target whose ``rel`` lists ``rel`` (relation types are space-separated and
-    compared case-insensitively, RFC 8288 §3.3), or None."""
-    wanted = rel.lower()
-    for target, params in parse_link_header(value):
-        if wanted in params.get("rel", "").lower().split():
-            return target
-    return None
 
 
 # -- detection -----------------------------------------------------------------------------
@@ -796,7 +678,7 @@ class AutoDetectPaginator(BasePaginator):
 
 def detect(resource: str, response: PageResponse) -> BasePaginator:
     """The paginator a first response implies (see ``AutoDetectPaginator``)."""
-    if next_link(_link_values(response.headers)) is not None:
+    if next_link(link_values(response.headers)) is not None:
         return HeaderLinkPaginator(resource, HeaderLinkConfig(type="header_link"))
     found = find_next_page_path(response.body)
     if found is not None:

@@ -30,8 +30,9 @@ from deltalake import DeltaTable, write_deltalake
 from analytics_client.core import jsontext
 from analytics_client.core.errors import LakeError
 from analytics_client.core.lock import table_write_lock
+from analytics_client.core.summary import WriteResult
 from analytics_client.lake.frames import Rejected
-from analytics_client.lake.tables import QUARANTINE, Lake, TableWriter, WriteResult, _lake_errors
+from analytics_client.lake.tables import QUARANTINE, Lake, TableWriter, _lake_errors
 
 __all__ = ["QUARANTINE_SCHEMA", "Quarantine", "render"]
 

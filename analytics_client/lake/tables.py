@@ -20,9 +20,10 @@ from analytics_client.config.model import DEFAULT_CURSOR_PATH
 from analytics_client.config.schemas import ColumnHint
 from analytics_client.core.errors import AnalyticsSyncError, ConfigError, LakeError
 from analytics_client.core.lock import table_write_lock
+from analytics_client.core.summary import WriteResult
 from analytics_client.lake.frames import ROW_HASH, SYNCED_AT, Rejected, deduplicate, typed_batch
 
-__all__ = ["DISPOSITIONS", "Lake", "TableMark", "TableSpec", "TableWriter", "WriteResult"]
+__all__ = ["DISPOSITIONS", "Lake", "TableMark", "TableSpec", "TableWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +40,6 @@ _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGING = "_staging"
 QUARANTINE = "_quarantine"
 _BOOKKEEPING: Schema = {SYNCED_AT: pl.Datetime("us", "UTC"), ROW_HASH: pl.String()}
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """Rows a write inserted and updated, and the Delta version it committed (None: no commit).
-
-    ``quarantined``: records of the batch set aside (committed to the quarantine first).
-    """
-
-    inserted: int
-    updated: int
-    version: int | None
-    quarantined: int = 0
 
 
 def _local_path(uri: str) -> str | None:

@@ -7,87 +7,32 @@ The API key and organization id are always read. The OAuth2 client id and secret
 
 Config files and flow parameters never hold them (the Prefect UI shows parameters), so a run
 resolves them itself. The block is preferred because it is what a deployment's worker can reach;
-the environment variable keeps local runs and CI free of a Prefect server.
+the environment variable keeps local runs and CI free of a Prefect server. ``Credentials`` and
+the block and variable names are plain data in ``core.credentials``, for the layers below.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from analytics_client.core.credentials import (
+    API_KEY_BLOCK,
+    API_KEY_ENV,
+    OPTIONAL_SECRETS,
+    ORGANIZATION_BLOCK,
+    ORGANIZATION_ENV,
+    Credentials,
+)
 from analytics_client.core.errors import SecretNotFoundError
 
 if TYPE_CHECKING:
     from analytics_client.orchestration.api import CommandApi
 
-__all__ = [
-    "API_KEY_BLOCK",
-    "API_KEY_ENV",
-    "CLIENT_ID_BLOCK",
-    "CLIENT_ID_ENV",
-    "CLIENT_SECRET_BLOCK",
-    "CLIENT_SECRET_ENV",
-    "ORGANIZATION_BLOCK",
-    "ORGANIZATION_ENV",
-    "Credentials",
-    "resolve_credentials",
-    "store_credentials",
-]
+__all__ = ["resolve_credentials", "store_credentials"]
 
 logger = logging.getLogger(__name__)
-
-API_KEY_BLOCK = "analytics-api-key"
-ORGANIZATION_BLOCK = "analytics-organization-id"
-API_KEY_ENV = "ANALYTICS_API_KEY"
-ORGANIZATION_ENV = "ANALYTICS_ORGANIZATION_ID"
-CLIENT_ID_BLOCK = "analytics-client-id"
-CLIENT_SECRET_BLOCK = "analytics-client-secret"
-CLIENT_ID_ENV = "ANALYTICS_CLIENT_ID"
-CLIENT_SECRET_ENV = "ANALYTICS_CLIENT_SECRET"
-# The secrets read only when the config's auth names them: name -> (what, block, env var).
-_OPTIONAL = {
-    "client_id": ("OAuth2 client id", CLIENT_ID_BLOCK, CLIENT_ID_ENV),
-    "client_secret": ("OAuth2 client secret", CLIENT_SECRET_BLOCK, CLIENT_SECRET_ENV),
-}
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """The secrets of a run; ``repr`` never shows them. The OAuth2 pair is None unless needed."""
-
-    api_key: str = field(repr=False)
-    organization_id: str = field(repr=False)
-    client_id: str | None = field(default=None, repr=False)
-    client_secret: str | None = field(default=None, repr=False)
-
-    def value(self, name: str) -> str:
-        """The secret a config names (``dlt.secrets["client_id"]`` names ``client_id``).
-
-        Config validation (``config.SECRET_NAMES``) admits only these four names; any other
-        raises ``KeyError``. Raises ``SecretNotFoundError`` for an OAuth2 secret that was not
-        resolved (``resolve_credentials(needs=...)`` did not name it).
-        """
-        if name == "api_key":
-            return self.api_key
-        if name == "organization_id":
-            return self.organization_id
-        if name not in _OPTIONAL:
-            raise KeyError(name)
-        value = self.client_id if name == "client_id" else self.client_secret
-        if value is None:
-            what, block, env = _OPTIONAL[name]
-            raise SecretNotFoundError(what, block, env)
-        return value
-
-    def values(self) -> tuple[str, ...]:
-        """Every secret value, for redaction."""
-        return tuple(v for v in (self.api_key, self.organization_id, self.client_id,
-                                 self.client_secret) if v is not None)
-
-    def __repr__(self) -> str:
-        return "Credentials(api_key=***, organization_id=***)"
 
 
 def resolve_credentials(
@@ -110,7 +55,7 @@ def resolve_credentials(
     needs = needs or ()
     organization_id = _resolve("organization id", organization_block, ORGANIZATION_ENV, api)
     optional = {name: _resolve(what, block if api_key_block else None, env, api)
-                for name, (what, block, env) in _OPTIONAL.items() if name in needs}
+                for name, (what, block, env) in OPTIONAL_SECRETS.items() if name in needs}
     return Credentials(api_key=api_key, organization_id=organization_id, **optional)
 
 

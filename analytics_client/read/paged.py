@@ -13,9 +13,9 @@ from typing import Any
 
 from analytics_client.config.model import TOTAL_COUNT_PATH, OffsetPaginator, PageNumberPaginator
 from analytics_client.core.errors import ContractError
+from analytics_client.core.jsonpath import MISSING, lookup, select
 from analytics_client.http.client import ApiClient, RetryEvent
-from analytics_client.http.paginators import first_request, lookup
-from analytics_client.http.responses import MISSING, select
+from analytics_client.http.paginators import first_request
 from analytics_client.http.template import RequestTemplate
 from analytics_client.read.pages import Page
 
@@ -69,7 +69,7 @@ class PaginatedRead:
 
 
 def select_records(template: RequestTemplate, body: Any, page: int | None) -> list[Any]:
-    """The records at ``data_selector`` (JSONPath, read as dlt does, ``responses.select``);
+    """The records at ``data_selector`` (JSONPath, read as dlt does, ``core.jsonpath.select``);
     a dotted path that is missing or not a list breaks the contract."""
     selector = template.data_selector
     where = f"page {page}" if page is not None else "the response"

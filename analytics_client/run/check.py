@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import httpx
 
 from analytics_client.config.model import SourceConfig
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import AnalyticsSyncError, UnreachableError
 from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient
 from analytics_client.http.paginators import PageRequest, first_request
 from analytics_client.http.template import RequestTemplate
-from analytics_client.orchestration.secrets import Credentials
 from analytics_client.read.keyset import keyset_request
 from analytics_client.read.paged import check_page_size, count_at, select_records
 from analytics_client.read.plan import ResourcePlan, plan_resource

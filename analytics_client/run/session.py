@@ -26,6 +26,7 @@ from analytics_client.config.model import (
     ResourceConfig,
     SourceConfig,
 )
+from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import ConfigError, ResourceFailed
 from analytics_client.core.lock import pipeline_lock
 from analytics_client.core.summary import ResourceSummary
@@ -33,7 +34,6 @@ from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http.client import ApiClient
 from analytics_client.http.redaction import install_log_filter, redact, remove_log_filter
 from analytics_client.lake.tables import Lake
-from analytics_client.orchestration.secrets import Credentials
 from analytics_client.read.plan import ResourcePlan, plan_resource
 from analytics_client.run.budget import RowBudget
 from analytics_client.run.sync import sync_resource

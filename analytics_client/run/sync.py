@@ -25,13 +25,13 @@ from typing import Any
 from analytics_client.config.model import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig
 from analytics_client.core.errors import ResourceFailed
 from analytics_client.core.stop import until_stopped
-from analytics_client.core.summary import ResourceSummary
+from analytics_client.core.summary import ResourceSummary, WriteResult
 from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.responses import apply_steps
 from analytics_client.lake.quarantine import Quarantine
-from analytics_client.lake.tables import Lake, TableSpec, TableWriter, WriteResult
+from analytics_client.lake.tables import Lake, TableSpec, TableWriter
 from analytics_client.read.children import ChildRead
 from analytics_client.read.keyset import KeysetWalk
 from analytics_client.read.paged import PaginatedRead, api_count

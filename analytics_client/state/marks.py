@@ -2,9 +2,10 @@
 
 A mark lives in two places, and a run trusts the smaller:
 
-* a Prefect block of our own type (``SyncMark``, blocks.py), one document per (pipeline, resource),
-  visible and editable in the Prefect UI, with the cursor, the Delta version that committed
-  it, and the last successful run's counts;
+* a Prefect block of our own type (``SyncMark``, orchestration/blocks.py; its stores are in
+  orchestration/marks.py), one document per (pipeline, resource), visible and editable in the
+  Prefect UI, with the cursor, the Delta version that committed it, and the last successful
+  run's counts;
 * the Delta table itself: each data commit carries the mark it covers as an app transaction
   (``analytics-sync:<pipeline>`` -> cursor in epoch µs), atomically with the rows.
 
@@ -26,7 +27,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -35,16 +36,11 @@ from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.lake.tables import Lake
 
-if TYPE_CHECKING:
-    from analytics_client.orchestration.api import CommandApi
-
 __all__ = [
-    "CommandMarkStore",
     "JsonFileMarkStore",
     "Mark",
     "MarkStore",
     "MemoryMarkStore",
-    "PrefectMarkStore",
     "Start",
     "app_id",
     "block_name",
@@ -52,6 +48,7 @@ __all__ = [
     "describe",
     "effective_start",
     "legacy_block_name",
+    "load_named",
     "reset",
 ]
 
@@ -127,7 +124,7 @@ def check_owner(mark: Mark, pipeline: str, resource: str, name: str) -> Mark:
     return mark
 
 
-def _load_named(read: Callable[[str], Mark | None], pipeline: str, resource: str) -> Mark | None:
+def load_named(read: Callable[[str], Mark | None], pipeline: str, resource: str) -> Mark | None:
     """The block under its name; else, once, a block under the legacy name that is ours."""
     name = block_name(pipeline, resource)
     mark = read(name)
@@ -182,7 +179,7 @@ class JsonFileMarkStore:
             data = marks.get(name)
             return Mark.model_validate(data) if data is not None else None
 
-        return _load_named(read, pipeline, resource)
+        return load_named(read, pipeline, resource)
 
     def save(self, mark: Mark) -> None:
         with self._guard:
@@ -202,70 +199,6 @@ class JsonFileMarkStore:
             return data
         except FileNotFoundError:
             return {}
-
-
-class PrefectMarkStore:
-    """Marks as ``SyncMark`` block documents on the Prefect API (editable in the UI).
-
-    When the Prefect API goes away mid-run, each call here fails within a bounded wait with a
-    ``PrefectUnavailableError`` that says the data is safe (prefect_api.py).
-    """
-
-    def __init__(self) -> None:
-        from analytics_client.orchestration.blocks import SyncMark
-
-        self._block = SyncMark
-        # Once, before tasks fan out: concurrent first saves of an unregistered type collide.
-        self._call("-", SyncMark.register_type_and_schema)
-
-    def load(self, pipeline: str, resource: str) -> Mark | None:
-        def read(name: str) -> Mark | None:
-            try:
-                block: Any = self._call(resource, lambda: self._block.load(name))
-            except ValueError:  # "Unable to find block document named ..."
-                return None
-            return Mark.model_validate(block.model_dump(include=set(Mark.model_fields)))
-
-        return _load_named(read, pipeline, resource)
-
-    def save(self, mark: Mark) -> None:
-        block = self._block(**mark.model_dump())
-        self._call(mark.resource, lambda: block.save(block_name(mark.pipeline, mark.resource),
-                                                     overwrite=True))
-
-    @staticmethod
-    def _call(resource: str, function: Callable[[], _T]) -> _T:
-        """``function()`` with Prefect's client retries bounded; an outage named as such."""
-        from analytics_client.orchestration import api as prefect_api
-
-        return prefect_api.call(resource, function)
-
-
-_T = TypeVar("_T")
-
-
-class CommandMarkStore:
-    """``SyncMark`` block documents through a ``CommandApi``: ``state show|reset`` without
-    starting Prefect's temporary server (analytics_client/prefect_api.py says why)."""
-
-    def __init__(self, api: CommandApi) -> None:
-        from analytics_client.orchestration.blocks import SyncMark
-
-        self._block = SyncMark
-        self._api = api
-
-    def load(self, pipeline: str, resource: str) -> Mark | None:
-        def read(name: str) -> Mark | None:
-            data = self._api.block_data(name, self._block.get_block_type_slug())
-            if data is None:
-                return None
-            return Mark.model_validate({k: v for k, v in data.items() if k in Mark.model_fields})
-
-        return _load_named(read, pipeline, resource)
-
-    def save(self, mark: Mark) -> None:
-        self._api.save_block(self._block(**mark.model_dump()),
-                             block_name(mark.pipeline, mark.resource))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,168 @@
+"""The checks a config passes after its models accept it: across fields and resources.
+
+What one model cannot see alone: names unique across resources, placeholders that name what
+dlt offers, parents that exist, parameters a paginator or the mark sets itself, key and cursor
+types a merge can compare. Each problem is a ``ConfigError`` line, reported with the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analytics_client.config.model import (
+    CursorPaginator,
+    OffsetPaginator,
+    PageNumberPaginator,
+    ResourceConfig,
+    SourceConfig,
+    parent_bindings,
+)
+from analytics_client.core import placeholders
+
+__all__ = ["cross_checks"]
+
+
+def cross_checks(config: SourceConfig) -> list[str]:
+    problems = []
+    seen: dict[str, int] = {}
+    for i, resource in enumerate(config.resources):
+        if resource.name in seen:
+            problems.append(
+                f"resources[{i}].name: {resource.name!r} is already used by "
+                f"resources[{seen[resource.name]}]; "
+                "names must be unique (each names a table)"
+            )
+        seen.setdefault(resource.name, i)
+        params = resource.endpoint.params
+        paginator = resource.endpoint.paginator
+        incremental = resource.endpoint.incremental
+        problems.extend(_window_checks(i, resource))
+        if incremental is not None and resource.write_disposition == "replace":
+            problems.append(
+                f"resources[{i}].endpoint.incremental: write_disposition replace re-reads "
+                "everything each run; use merge or append with incremental, or drop incremental"
+            )
+        if incremental is not None and incremental.start_param in params:
+            problems.append(
+                f"resources[{i}].endpoint.params.{incremental.start_param}: set from the mark by "
+                "incremental.start_param; remove it here"
+            )
+        problems.extend(_key_and_cursor_checks(i, resource))
+        problems.extend(_response_action_checks(i, resource))
+        problems.extend(_parent_checks(i, resource, config))
+        for param in _paginator_params(paginator):
+            if param in params:
+                problems.append(
+                    f"resources[{i}].endpoint.params.{param}: set by the paginator; remove it here"
+                )
+    return problems
+
+
+def _window_checks(i: int, resource: ResourceConfig) -> list[str]:
+    """Placeholders name what dlt offers; a filter the API applies needs a cursor to filter."""
+    endpoint = resource.endpoint
+    problems = [f"resources[{i}].endpoint.path: {p}"
+                for p in placeholders.problems(endpoint.path, tuple(endpoint.resolve))]
+    for name, value in endpoint.params.items():
+        if isinstance(value, str):
+            problems.extend(f"resources[{i}].endpoint.params.{name}: {p}"
+                            for p in placeholders.problems(value))
+    incremental = endpoint.incremental
+    if incremental is None:
+        if placeholders.used(resource.endpoint.path, resource.endpoint.params):
+            problems.append(f"resources[{i}].endpoint: uses {{incremental.*}} placeholders but "
+                            "has no incremental; add endpoint.incremental with its cursor_path")
+        return problems
+    if incremental.end_param is not None and incremental.end_param in endpoint.params:
+        problems.append(f"resources[{i}].endpoint.params.{incremental.end_param}: set from "
+                        "end_value by incremental.end_param; remove it here")
+    if "{incremental." in endpoint.path and incremental.initial_value is None \
+            and "start_value" in endpoint.path:
+        problems.append(f"resources[{i}].endpoint.path: {{incremental.start_value}} in the path "
+                        "needs initial_value (the first run has no mark to put there)")
+    return problems
+
+
+def _response_action_checks(i: int, resource: ResourceConfig) -> list[str]:
+    """An ignored response ends a read early; a filtered read (a keyset walk, or window.py's
+    lagged re-read) would take that for its end and save a mark."""
+    endpoint = resource.endpoint
+    if endpoint.response_actions and endpoint.incremental is not None and (
+            endpoint.incremental.start_param
+            or placeholders.used(endpoint.path, endpoint.params)):
+        return [f"resources[{i}].endpoint.response_actions: not supported yet with "
+                "incremental.start_param or {incremental.*} placeholders (an ignored page "
+                "would end the read as if it had read everything, and move the mark past "
+                "unread records); drop one of them"]
+    return []
+
+
+def _parent_checks(i: int, resource: ResourceConfig, config: SourceConfig) -> list[str]:
+    """dlt's rules (one parent, which exists; resolve params bound in the path;
+    include_from_parent only on a child) and ours for what is not supported yet."""
+    where = f"resources[{i}]"
+    bindings = parent_bindings(resource)
+    if not bindings:
+        if resource.include_from_parent:
+            return [f"{where}.include_from_parent: {resource.name!r} has no parent resource; "
+                    "include_from_parent needs a resolve param or {resources.<parent>.<field>}"]
+        return []
+    problems = []
+    names = sorted({p for _, p, _ in bindings})
+    if len(names) > 1:
+        problems.append(f"{where}.endpoint: refers to several parent resources {names}; dlt "
+                        "allows one parent per resource")
+    parent = next((r for r in config.resources if r.name == names[0]), None)
+    if parent is None:
+        problems.append(f"{where}.endpoint: parent resource {names[0]!r} is not configured")
+    elif parent_bindings(parent):
+        problems.append(f"{where}.endpoint: parent {names[0]!r} is itself a child; chains of "
+                        "parents are not supported yet")
+    path_names = placeholders.fields(resource.endpoint.path)
+    for name in resource.endpoint.resolve:
+        if name not in path_names:
+            problems.append(f"{where}.endpoint.params.{name}: a resolve param must be bound in "
+                            f"the path as {{{name}}}; in query params write "
+                            "{resources.<parent>.<field>} (dlt's rule)")
+    if resource.endpoint.incremental is not None:
+        problems.append(f"{where}.endpoint.incremental: a child is read again for each parent "
+                        "that changed; its own incremental is not supported yet: set "
+                        "incremental: null")
+    if resource.write_disposition != "merge":
+        problems.append(f"{where}.write_disposition: a child is merged per parent; "
+                        f"{resource.write_disposition!r} is not supported for it")
+    return problems
+
+
+def _paginator_params(paginator: Any) -> list[str]:
+    """The query parameters a paginator sets itself."""
+    if isinstance(paginator, PageNumberPaginator):
+        return [p for p in (paginator.page_param, paginator.limit_param) if p]
+    if isinstance(paginator, OffsetPaginator):
+        return [paginator.offset_param, paginator.limit_param]
+    if isinstance(paginator, CursorPaginator):
+        return [paginator.cursor_param]
+    return []
+
+
+def _key_and_cursor_checks(i: int, resource: ResourceConfig) -> list[str]:
+    """The merge compares keys and cursors: their declared types must be comparable ones."""
+    problems = []
+    key_hint = resource.columns.get(resource.primary_key)
+    if key_hint is not None and key_hint.data_type not in ("text", "bigint"):
+        problems.append(f"resources[{i}].columns.{resource.primary_key}.data_type: the primary "
+                        "key must be text or bigint")
+    incremental = resource.endpoint.incremental
+    cursor_hint = resource.columns.get(incremental.cursor_path) if incremental else None
+    if incremental is not None and cursor_hint is not None:
+        if cursor_hint.data_type not in ("timestamp", "bigint"):
+            problems.append(f"resources[{i}].columns.{incremental.cursor_path}.data_type: an "
+                            "incremental cursor must be timestamp or bigint")
+        elif cursor_hint.data_type == "bigint" and (
+                incremental.start_param
+                or placeholders.used(resource.endpoint.path, resource.endpoint.params)):
+            problems.append(f"resources[{i}].endpoint.incremental.start_param: filtering by a "
+                            "bigint cursor is not supported yet (marks are instants); drop "
+                            "start_param to read everything each run, merged by the bigint "
+                            "cursor")
+    return problems

@@ -1,0 +1,87 @@
+"""Reading JSON bodies by path: dotted paths (``meta.page.total_pages``) and dlt's JSONPath.
+
+``data_selector`` is JSONPath, parsed by jsonpath-ng's extended grammar (dlt's choice, so a
+selector means what it meant under dlt). dlt's rule for the matches
+(``RESTClient.extract_response``): one match is the value itself, several are a list of them,
+a null is an empty page and a single object is one record. A plain dotted path
+(``data``, ``$.meta.items``) keeps its stricter reading: the key must be there and hold a list,
+because on a paged list endpoint a missing or non-list ``data`` is a broken page, not an
+empty one. Dotted paths are looked up without jsonpath-ng: a dict walk is about 50 times
+cheaper per page.
+
+Here, below the config and the HTTP layer, because both need it: the config checks a
+``data_selector`` when it is loaded, and the paginators and reads follow paths in each page.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from jsonpath_ng import JSONPath
+from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+from jsonpath_ng.ext import parse as _parse
+
+__all__ = ["MISSING", "compile_selector", "drops_records", "is_dotted", "lookup", "select"]
+
+MISSING = object()  # what lookup returns for an absent path (None is a value a body may hold)
+_DOTTED = re.compile(r"^(?:\$|(?:\$\.)?[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)$")
+
+
+def lookup(body: Any, dotted: str) -> Any:
+    """The value at a dotted path (``meta.page.total_pages``), or ``MISSING``.
+
+    dlt writes these as JSONPath; the dotted subset (with or without a leading ``$.``) is what
+    its docs use, and ``$`` alone is the whole body.
+    """
+    path = dotted.removeprefix("$.") if dotted != "$" else ""
+    node = body
+    for part in path.split(".") if path else ():
+        if not isinstance(node, dict) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+def is_dotted(selector: str) -> bool:
+    """Whether ``selector`` is a plain dotted path (``$`` alone is the whole body)."""
+    return _DOTTED.match(selector) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def compile_selector(selector: str) -> JSONPath:
+    """The parsed JSONPath; raises ``ValueError`` naming what does not parse."""
+    try:
+        return _parse(selector)
+    except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
+        raise ValueError(f"is not a JSONPath expression ({exc})") from None
+
+
+# A filter (``[?...]``), an index (``[0]``, ``[-1]``, ``[0,2]``) or a slice (``[1:]``): RFC 9535
+# selectors that pick some members of a list, where a name or a wildcard takes all of them.
+_PICKS_SOME = re.compile(r"\[\s*(?:\?|-?\d|:)")
+
+
+def drops_records(selector: str) -> bool:
+    """Whether a JSONPath ``selector`` may select some of a list's members but not others.
+
+    Paginators and keyset walks decide from the selected records (short page, last cursor),
+    as dlt's do: a selector that filters makes them see less than the API served.
+    """
+    return _PICKS_SOME.search(selector) is not None
+
+
+def select(body: Any, selector: str) -> Any:
+    """The records at ``selector``: a list, or ``MISSING`` when a dotted path is absent.
+
+    A dotted path returns what is there (the caller insists on a list); a JSONPath follows
+    dlt's rule for its matches (module docstring).
+    """
+    if is_dotted(selector):
+        return lookup(body, selector)
+    values = [match.value for match in compile_selector(selector).find(body)]
+    data = values[0] if len(values) == 1 else values
+    if data is None:
+        return []
+    return data if isinstance(data, list) else [data]
