@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from analytics_client import Credentials, Lake, load_config, sync_resource
 from analytics_client.http.client import ApiClient
 from analytics_client.run.budget import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, RowBudget, Share
-from analytics_client.sandbox import World, serve
+from analytics_sandbox import World, serve
 from tests.support import assert_lake_equals_truth
 
 # --- an independent measure, from the JSON contract (RFC 8259), not from our estimator --------

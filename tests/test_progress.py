@@ -13,8 +13,8 @@ from analytics_client import DEFAULT_CONFIG
 from analytics_client.read import slices
 from analytics_client.run import sync as sync_module
 from analytics_client.run.progress import progress_line
-from analytics_client.sandbox import SandboxSettings, World, serve
 from analytics_client.state.marks import MemoryMarkStore
+from analytics_sandbox import SandboxSettings, World, serve
 from tests.support import sync
 
 COUNTS = {"tags": 30, "users": 60, "deals": 600, "pages": 90, "tasks": 150}

@@ -20,7 +20,7 @@ from analytics_client.http import client as client_module
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.ratelimit_headers import quota_wait, retry_after
 from analytics_client.orchestration.secrets import Credentials
-from analytics_client.sandbox import SandboxSettings, World, serve
+from analytics_sandbox import SandboxSettings, World, serve
 from tests.support import sync
 
 NOW = 1_790_000_000.0  # our clock in these tests, Unix time

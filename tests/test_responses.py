@@ -16,7 +16,7 @@ from analytics_client.core.errors import ConfigError, ContractError
 from analytics_client.http.responses import MISSING, ignored_by, select
 from analytics_client.read.paged import select_records
 from analytics_client.run.check import check_source
-from analytics_client.sandbox import SandboxSettings, World, serve
+from analytics_sandbox import SandboxSettings, World, serve
 from tests.groundtruth import fetch_truth
 from tests.support import sync
 
