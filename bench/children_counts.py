@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analytics_client.sandbox import World, serve  # noqa: E402
+from analytics_sandbox import World, serve  # noqa: E402
 from tests.support import sync  # noqa: E402
 from tests.test_children import child_requests, config  # noqa: E402
 

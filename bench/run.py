@@ -77,7 +77,7 @@ MIB = 1024 * 1024
 PREFECT_MODES = ("long-lived", "temporary")  # how the flow meets Prefect's API (--prefect)
 PREFECT_START_TIMEOUT = 300.0  # seconds for the long-lived server's first /api/health
 # The sandbox's rate limit is a token bucket that starts full: one second's worth at once
-# (analytics_client/sandbox/app.py, _TokenBucket). Over a span of S seconds a client may make
+# (analytics_sandbox/app.py, _TokenBucket). Over a span of S seconds a client may make
 # limit x (S + BURST_SECONDS) requests.
 BURST_SECONDS = 1.0
 
@@ -588,7 +588,7 @@ def warm_sandbox(sandbox: Any, resource: str) -> None:
 
 
 def run_scenario(bench: Bench, scenario: Scenario, targets: list[str]) -> None:
-    from analytics_client.sandbox import serve_subprocess
+    from analytics_sandbox import serve_subprocess
 
     args = bench.args
     if scenario.incremental:
@@ -1179,7 +1179,7 @@ def render(results: list[dict[str, Any]], max_other_load: float | None = None) -
 
 
 def machine() -> dict[str, Any]:
-    from analytics_client.sandbox.server import default_http
+    from analytics_sandbox.server import default_http
 
     def version(name: str) -> str | None:
         try:

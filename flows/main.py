@@ -342,7 +342,7 @@ def _sandbox(enabled: bool, scale: float) -> Iterator[str | None]:
     if not enabled:
         yield None
         return
-    from analytics_client.sandbox import serve_subprocess
+    from analytics_sandbox import serve_subprocess
 
     with serve_subprocess(scale=scale, own_session=True) as server:
         saved = {k: os.environ.get(k) for k in (API_KEY_ENV, ORGANIZATION_ENV)}

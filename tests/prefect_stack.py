@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from analytics_client.sandbox import RunningSandbox, serve_subprocess
+from analytics_sandbox import RunningSandbox, serve_subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

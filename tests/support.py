@@ -8,7 +8,7 @@ from typing import Any
 
 from analytics_client import DEFAULT_CONFIG, Credentials, Lake, load_config, run_sync
 from analytics_client.core.summary import ResourceSummary
-from analytics_client.sandbox import DEFAULT_COUNTS, RunningSandbox
+from analytics_sandbox import DEFAULT_COUNTS, RunningSandbox
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
 
 # The five resources, in the seed config's order (the order messages list them in).

@@ -29,8 +29,8 @@ from analytics_client.core.errors import (
 from analytics_client.http.client import ApiClient
 from analytics_client.http.oauth2 import OAuth2ClientCredentials
 from analytics_client.orchestration.secrets import resolve_credentials
-from analytics_client.sandbox import SandboxSettings, World, serve
-from analytics_client.sandbox.app import TOKEN_PATH
+from analytics_sandbox import SandboxSettings, World, serve
+from analytics_sandbox.app import TOKEN_PATH
 from tests.plans import request_of
 from tests.support import assert_lake_equals_truth, sync
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from analytics_client.sandbox import DEFAULT_COUNTS, SandboxApp, World
+from analytics_sandbox import DEFAULT_COUNTS, SandboxApp, World
 from tests.support import DEFAULT_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]

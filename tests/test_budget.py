@@ -17,7 +17,7 @@ from analytics_client import Credentials, Lake, load_config
 from analytics_client.http.client import ApiClient
 from analytics_client.run.budget import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, RowBudget, Share
 from analytics_client.run.sync import sync_resource
-from analytics_client.sandbox import World, serve
+from analytics_sandbox import World, serve
 from tests.plans import plan_of
 from tests.support import assert_lake_equals_truth
 

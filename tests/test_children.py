@@ -21,7 +21,7 @@ from analytics_client import DEFAULT_CONFIG, Lake, load_config
 from analytics_client.config.model import parent_bindings, parent_of
 from analytics_client.config.schemas import CONTRACT_COLUMNS
 from analytics_client.core.errors import ConfigError
-from analytics_client.sandbox import World, serve
+from analytics_sandbox import World, serve
 from tests.groundtruth import assert_children_equal_truth, fetch_truth
 from tests.support import assert_lake_equals_truth, sync
 
@@ -252,7 +252,7 @@ class _PairingTransport(httpx.BaseTransport):
 def test_children_are_read_in_parallel_within_client_max_concurrency(tmp_path: Path) -> None:
     """Eight child threads, ``client.max_concurrency`` 2: never more than two in flight."""
     from analytics_client import Credentials, run_sync
-    from analytics_client.sandbox import SandboxTransport
+    from analytics_sandbox import SandboxTransport
 
     world = World(seed=25, counts={"tags": 5, "users": 10, "deals": 24, "pages": 5, "tasks": 60})
     transport = _PairingTransport(SandboxTransport(world=world))

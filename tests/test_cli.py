@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics_client import DEFAULT_CONFIG, Lake
-from analytics_client.sandbox import RunningSandbox, World, serve
+from analytics_sandbox import RunningSandbox, World, serve
 from flows.main import _parser, analytics_sync, main
 
 ROOT = Path(__file__).resolve().parents[1]

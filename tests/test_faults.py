@@ -36,8 +36,8 @@ from analytics_client.core.errors import ConfigError
 from analytics_client.core.summary import ResourceSummary
 from analytics_client.lake.quarantine import Quarantine
 from analytics_client.read.keyset import parse_cursor
-from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve
 from analytics_client.state.marks import JsonFileMarkStore, MemoryMarkStore, app_id
+from analytics_sandbox import RunningSandbox, SandboxSettings, World, serve
 from tests.groundtruth import differences, expected, fetch_truth
 from tests.support import PLAIN, RESOURCES, sync
 

@@ -24,7 +24,7 @@ from prefect.client.schemas.filters import (
 from prefect.logging.handlers import APILogHandler
 
 from analytics_client import Lake
-from analytics_client.sandbox import RunningSandbox, World, serve
+from analytics_sandbox import RunningSandbox, World, serve
 from flows.main import analytics_sync, main
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
 from tests.support import RESOURCES

@@ -14,7 +14,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.states import State
 
 from analytics_client import Lake
-from analytics_client.sandbox import World, serve
+from analytics_sandbox import World, serve
 from flows.main import analytics_sync
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
 from tests.test_children import assert_children_match, child_requests, config, pages_per_deal

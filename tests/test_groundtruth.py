@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from analytics_client import Lake
-from analytics_client.sandbox import SandboxSettings, World, serve
+from analytics_sandbox import SandboxSettings, World, serve
 from tests.groundtruth import differences, fetch_truth
 from tests.support import sync
 

@@ -21,8 +21,8 @@ from analytics_client import DEFAULT_CONFIG, Lake
 from analytics_client.core.errors import AnalyticsSyncError
 from analytics_client.core.lock import PipelineBusyError, pipeline_lock
 from analytics_client.read.keyset import format_cursor, parse_cursor
-from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve, serve_subprocess
 from analytics_client.state.marks import Mark, MemoryMarkStore, app_id, block_name
+from analytics_sandbox import RunningSandbox, SandboxSettings, World, serve, serve_subprocess
 from flows.main import main
 from tests.groundtruth import fetch_truth
 from tests.support import PLAIN, RESOURCES, SMALL, assert_lake_equals_truth, sync

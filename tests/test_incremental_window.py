@@ -19,8 +19,8 @@ import pytest
 
 from analytics_client import Lake
 from analytics_client.core.timestamps import parse as parse_cursor
-from analytics_client.sandbox import FaultRule, SandboxSettings, World, serve
 from analytics_client.state.marks import MemoryMarkStore, app_id
+from analytics_sandbox import FaultRule, SandboxSettings, World, serve
 from tests.groundtruth import fetch_truth
 from tests.support import PLAIN, SMALL, assert_lake_equals_truth, sync
 from tests.test_pagination_styles import STYLES, assert_nothing_older_than_before, timestamps

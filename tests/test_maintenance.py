@@ -14,8 +14,8 @@ from analytics_client.config.schemas import contract_columns
 from analytics_client.core.errors import LakeError
 from analytics_client.lake.maintenance import maintain_table
 from analytics_client.lake.tables import TableMark, TableWriter
-from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve
 from analytics_client.state.marks import app_id
+from analytics_sandbox import RunningSandbox, SandboxSettings, World, serve
 from flows.maintenance import analytics_maintenance
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
 

@@ -17,7 +17,7 @@ import pytest
 
 from analytics_client import Credentials, Lake, load_config
 from analytics_client.run.check import check_source
-from analytics_client.sandbox import (
+from analytics_sandbox import (
     RunningSandbox,
     SandboxSettings,
     SandboxTransport,

@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from analytics_client import Lake
-from analytics_client.sandbox import SandboxSettings, World, serve
 from analytics_client.state.marks import app_id
+from analytics_sandbox import SandboxSettings, World, serve
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import pytest
 from analytics_client import DEFAULT_CONFIG
 from analytics_client.core.timing import Timing
 from analytics_client.run.progress import progress_line
-from analytics_client.sandbox import SandboxSettings, World, serve
 from analytics_client.state.marks import MemoryMarkStore
+from analytics_sandbox import SandboxSettings, World, serve
 from tests.support import sync
 
 COUNTS = {"tags": 30, "users": 60, "deals": 600, "pages": 90, "tasks": 150}

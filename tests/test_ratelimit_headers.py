@@ -20,7 +20,7 @@ from analytics_client.core.errors import APIError, LimitExceededError
 from analytics_client.core.timing import Timing
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.ratelimit_headers import quota_wait, retry_after
-from analytics_client.sandbox import SandboxSettings, World, serve
+from analytics_sandbox import SandboxSettings, World, serve
 from tests.plans import request_of
 from tests.support import sync
 

@@ -10,8 +10,8 @@ from deltalake import DeltaTable
 
 from analytics_client import Lake
 from analytics_client.read.keyset import format_cursor, parse_cursor
-from analytics_client.sandbox import RunningSandbox, World, serve
 from analytics_client.state.marks import MemoryMarkStore, app_id, effective_start, reset
+from analytics_sandbox import RunningSandbox, World, serve
 from tests.groundtruth import fetch_truth
 from tests.support import SMALL, sync
 

@@ -17,7 +17,7 @@ from analytics_client.core.jsonpath import MISSING, select
 from analytics_client.http.responses import ignored_by
 from analytics_client.read.paged import select_records
 from analytics_client.run.check import check_source
-from analytics_client.sandbox import SandboxSettings, World, serve
+from analytics_sandbox import SandboxSettings, World, serve
 from tests.groundtruth import fetch_truth
 from tests.plans import request_of
 from tests.support import sync

@@ -36,7 +36,7 @@ from prefect.logging.handlers import APILogHandler
 from analytics_client import Lake
 from analytics_client.core.errors import ConfigError
 from analytics_client.orchestration.storage import LakeStorage, resolve_storage_options
-from analytics_client.sandbox import RunningSandbox, SandboxSettings, World, serve
+from analytics_sandbox import RunningSandbox, SandboxSettings, World, serve
 from flows.main import analytics_sync
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
 

@@ -19,7 +19,7 @@ import respx
 from analytics_client import Credentials, load_config
 from analytics_client.core.summary import ResourceSummary, render_table
 from analytics_client.http.client import ApiClient, RetryEvent
-from analytics_client.sandbox import RunningSandbox, serve_subprocess
+from analytics_sandbox import RunningSandbox, serve_subprocess
 from tests.plans import request_of
 from tests.support import RESOURCES, SMALL
 

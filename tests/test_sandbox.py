@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from analytics_client.sandbox import (
+from analytics_sandbox import (
     DEFAULT_COUNTS,
     RESOURCES,
     SandboxApp,
@@ -24,7 +24,7 @@ from analytics_client.sandbox import (
     serve,
     serve_subprocess,
 )
-from analytics_client.sandbox.__main__ import main
+from analytics_sandbox.__main__ import main
 
 SMALL = {"tags": 20, "users": 30, "deals": 120, "pages": 40, "tasks": 60}
 AUTH = {"api_key": "sandbox-key", "X-Organization-Id": "org_sandbox"}

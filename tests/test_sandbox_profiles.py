@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics_client.sandbox import SandboxSettings, World, serve
 from analytics_client.state.marks import MemoryMarkStore
+from analytics_sandbox import SandboxSettings, World, serve
 from tests.support import assert_lake_equals_truth, sync
 
 COUNTS = {"tags": 20, "users": 40, "deals": 300, "pages": 60, "tasks": 120}

@@ -17,8 +17,8 @@ from analytics_client.http.client import ApiClient
 from analytics_client.read import slices
 from analytics_client.read.keyset import parse_cursor
 from analytics_client.read.slices import SlicedWalk, waits_for_the_api
-from analytics_client.sandbox import SandboxSettings, World, serve
 from analytics_client.state.marks import MemoryMarkStore, app_id
+from analytics_sandbox import SandboxSettings, World, serve
 from tests.groundtruth import fetch_truth
 from tests.plans import plan_of
 from tests.recordserver import RecordServer

@@ -19,8 +19,8 @@ import pytest
 
 from analytics_client import Lake
 from analytics_client.read.keyset import parse_cursor
-from analytics_client.sandbox import RunningSandbox, serve_subprocess
 from analytics_client.state.marks import app_id
+from analytics_sandbox import RunningSandbox, serve_subprocess
 from tests.groundtruth import fetch_truth
 from tests.support import RESOURCES, assert_lake_equals_truth, sync
 

@@ -19,7 +19,7 @@ from analytics_client.http.paginators import (
     PageNumberPaginator,
     PageResponse,
 )
-from analytics_client.sandbox import SandboxSettings, World, serve
+from analytics_sandbox import SandboxSettings, World, serve
 from tests.support import PLAIN, assert_lake_equals_truth, sync
 
 

@@ -15,7 +15,7 @@ from analytics_client import Credentials, Lake, load_config, run_sync
 from analytics_client.core import jsontext
 from analytics_client.core.summary import ResourceSummary
 from analytics_client.lake.quarantine import Quarantine
-from analytics_client.sandbox import RunningSandbox, World, serve
+from analytics_sandbox import RunningSandbox, World, serve
 from tests.groundtruth import fetch_truth
 from tests.plans import plan_of
 from tests.support import PLAIN, RESOURCES, assert_lake_equals_truth, sync

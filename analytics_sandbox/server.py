@@ -32,7 +32,9 @@ from .world import World
 
 __all__ = ["RunningSandbox", "default_http", "serve", "serve_subprocess", "uvicorn_server"]
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The directory holding this package (the checkout, or site-packages): on the child's
+# PYTHONPATH, so `python -m analytics_sandbox` finds it even when it is not installed.
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,7 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
 def serve_subprocess(
     *, startup_timeout: float = 60.0, own_session: bool = False, **cli_options: Any
 ) -> Iterator[RunningSandbox]:
-    """Run ``python -m analytics_client.sandbox serve --port 0`` with ``cli_options`` as flags.
+    """Run ``python -m analytics_sandbox serve --port 0`` with ``cli_options`` as flags.
 
     ``omit_meta=True`` becomes ``--omit-meta``, ``late_visibility=False`` becomes
     ``--no-late-visibility``, ``counts={"deals": 50}`` becomes ``--count deals=50``,
@@ -227,7 +229,7 @@ def serve_subprocess(
     that is still there; on Linux it is also told to die with us, so it cannot be orphaned.
     """
     cli_options.setdefault("port", 0)
-    args = [sys.executable, "-m", "analytics_client.sandbox", "serve", *_flags(cli_options)]
+    args = [sys.executable, "-m", "analytics_sandbox", "serve", *_flags(cli_options)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env,

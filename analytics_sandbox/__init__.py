@@ -1,7 +1,7 @@
 """The bundled sandbox of the analytics API: the contract, served from a deterministic world.
 
 One implementation answers both ways a test or benchmark reaches it: a real loopback
-server (``serve``, ``serve_subprocess``, ``python -m analytics_client.sandbox serve``)
+server (``serve``, ``serve_subprocess``, ``python -m analytics_sandbox serve``)
 and an in-process ``httpx`` transport (``SandboxTransport``) that needs no sockets.
 """
 

@@ -45,7 +45,7 @@ def _faults(text: str) -> list[FaultRule]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m analytics_client.sandbox",
+        prog="python -m analytics_sandbox",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
