@@ -1,0 +1,132 @@
+"""The library's Prefect side, and the one import point of ``flows/`` besides ``analytics_client``.
+
+The modules here may import Prefect: ``api`` (calls with bounded retries, what an outage means),
+``blocks`` (the SyncMark block type), ``locks`` (a Prefect global concurrency limit per
+resource), ``secrets`` (Secret blocks, then the environment), ``server`` (Prefect's settings for
+our processes, its temporary server), ``storage`` (object-store credentials), ``cli`` (the
+command line of ``python flows/main.py``). The names below are what the flows use; a few live
+elsewhere in the library and are re-exported here so that ``flows/`` imports from two places
+only (tests/test_flows_imports.py holds it to that).
+
+Names load on first use, and the first one loaded applies ``server.PREFECT_DEFAULTS`` before
+anything imports Prefect: a flow imports from here before it imports ``prefect``. Loading them
+lazily keeps ``import analytics_client`` (which reads ``secrets`` from this package) free of
+Prefect and of any change to the environment.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analytics_client.config.model import parent_of
+    from analytics_client.core.debugging import debugging
+    from analytics_client.core.errors import PrefectUnavailableError, PrefectWentAway
+    from analytics_client.core.stop import again_inside_the_flow_run
+    from analytics_client.core.stop import current as current_stop
+    from analytics_client.lake.maintenance import (
+        DEFAULT_RETENTION_HOURS,
+        DEFAULT_TARGET_SIZE,
+        maintain_table,
+    )
+    from analytics_client.orchestration import api as prefect_api
+    from analytics_client.orchestration import cli
+    from analytics_client.orchestration.blocks import SyncMark
+    from analytics_client.orchestration.cli import DEFAULT_LAKE
+    from analytics_client.orchestration.locks import resource_slots
+    from analytics_client.orchestration.secrets import (
+        API_KEY_BLOCK,
+        ORGANIZATION_BLOCK,
+        Credentials,
+        resolve_credentials,
+    )
+    from analytics_client.orchestration.server import PREFECT_DEFAULTS
+    from analytics_client.orchestration.storage import resolve_storage_options
+    from analytics_client.run.fanout import ChildOutcome, Organization, Per, Unit
+    from analytics_client.run.fanout import plan as plan_fanout
+    from analytics_client.run.fanout import render_markdown as render_fanout_markdown
+    from analytics_client.state.marks import PrefectMarkStore
+
+__all__ = [
+    # Prefect's settings and API
+    "PREFECT_DEFAULTS",
+    "prefect_api",
+    "PrefectUnavailableError",
+    "PrefectWentAway",
+    # the command line
+    "cli",
+    "DEFAULT_LAKE",
+    "debugging",
+    # a flow run: secrets, marks, locks, storage, stop signals
+    "API_KEY_BLOCK",
+    "ORGANIZATION_BLOCK",
+    "Credentials",
+    "resolve_credentials",
+    "PrefectMarkStore",
+    "SyncMark",
+    "resource_slots",
+    "resolve_storage_options",
+    "again_inside_the_flow_run",
+    "current_stop",
+    # the fan-out flow
+    "ChildOutcome",
+    "Organization",
+    "Per",
+    "Unit",
+    "parent_of",
+    "plan_fanout",
+    "render_fanout_markdown",
+    # the maintenance flow
+    "DEFAULT_RETENTION_HOURS",
+    "DEFAULT_TARGET_SIZE",
+    "maintain_table",
+]
+
+# Each name: (module, attribute in it; None for the module itself).
+_HOMES: dict[str, tuple[str, str | None]] = {
+    "PREFECT_DEFAULTS": ("analytics_client.orchestration.server", "PREFECT_DEFAULTS"),
+    "prefect_api": ("analytics_client.orchestration.api", None),
+    "PrefectUnavailableError": ("analytics_client.core.errors", "PrefectUnavailableError"),
+    "PrefectWentAway": ("analytics_client.core.errors", "PrefectWentAway"),
+    "cli": ("analytics_client.orchestration.cli", None),
+    "DEFAULT_LAKE": ("analytics_client.orchestration.cli", "DEFAULT_LAKE"),
+    "debugging": ("analytics_client.core.debugging", "debugging"),
+    "API_KEY_BLOCK": ("analytics_client.orchestration.secrets", "API_KEY_BLOCK"),
+    "ORGANIZATION_BLOCK": ("analytics_client.orchestration.secrets", "ORGANIZATION_BLOCK"),
+    "Credentials": ("analytics_client.orchestration.secrets", "Credentials"),
+    "resolve_credentials": ("analytics_client.orchestration.secrets", "resolve_credentials"),
+    "PrefectMarkStore": ("analytics_client.state.marks", "PrefectMarkStore"),
+    "SyncMark": ("analytics_client.orchestration.blocks", "SyncMark"),
+    "resource_slots": ("analytics_client.orchestration.locks", "resource_slots"),
+    "resolve_storage_options": ("analytics_client.orchestration.storage",
+                                "resolve_storage_options"),
+    "again_inside_the_flow_run": ("analytics_client.core.stop", "again_inside_the_flow_run"),
+    "current_stop": ("analytics_client.core.stop", "current"),
+    "ChildOutcome": ("analytics_client.run.fanout", "ChildOutcome"),
+    "Organization": ("analytics_client.run.fanout", "Organization"),
+    "Per": ("analytics_client.run.fanout", "Per"),
+    "Unit": ("analytics_client.run.fanout", "Unit"),
+    "parent_of": ("analytics_client.config.model", "parent_of"),
+    "plan_fanout": ("analytics_client.run.fanout", "plan"),
+    "render_fanout_markdown": ("analytics_client.run.fanout", "render_markdown"),
+    "DEFAULT_RETENTION_HOURS": ("analytics_client.lake.maintenance", "DEFAULT_RETENTION_HOURS"),
+    "DEFAULT_TARGET_SIZE": ("analytics_client.lake.maintenance", "DEFAULT_TARGET_SIZE"),
+    "maintain_table": ("analytics_client.lake.maintenance", "maintain_table"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of ``__all__``, loaded on first use (after Prefect's settings: see above)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module("analytics_client.orchestration.server")  # sets PREFECT_DEFAULTS
+    module_name, attribute = _HOMES[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
