@@ -23,8 +23,9 @@ import sys
 from datetime import timedelta
 from uuid import UUID
 
-# First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
-import analytics_client.orchestration.server  # noqa: F401
+# First, before Prefect is imported: importing from this package sets Prefect's environment
+# (its server.PREFECT_DEFAULTS).
+from analytics_client.orchestration import PREFECT_DEFAULTS  # noqa: F401
 
 # isort: split
 from prefect.automations import (

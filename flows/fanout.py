@@ -20,8 +20,21 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-# First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
-import analytics_client.orchestration.server  # noqa: F401
+# First, before Prefect is imported: importing from this package sets Prefect's environment
+# (its server.PREFECT_DEFAULTS).
+from analytics_client.orchestration import (
+    API_KEY_BLOCK,
+    ORGANIZATION_BLOCK,
+    ChildOutcome,
+    Organization,
+    Per,
+    SyncMark,
+    Unit,
+    parent_of,
+    plan_fanout,
+    prefect_api,
+    render_fanout_markdown,
+)
 
 # isort: split
 from prefect import flow, get_run_logger
@@ -40,11 +53,6 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from analytics_client import AnalyticsSyncError, SourceConfig, load_config
-from analytics_client.config.model import parent_of
-from analytics_client.orchestration import API_KEY_BLOCK, ORGANIZATION_BLOCK
-from analytics_client.orchestration import api as prefect_api
-from analytics_client.orchestration.blocks import SyncMark
-from analytics_client.run.fanout import ChildOutcome, Organization, Per, Unit, plan, render_markdown
 
 PER_RESOURCE_DEPLOYMENT = "analytics-sync/per-resource"
 _PAGE = 200  # flow runs per API read (the server's default page limit)
@@ -108,7 +116,7 @@ def analytics_sync_fanout(
     def parent(org: Organization, name: str) -> str | None:
         return parent_of(source_of(org).resource(name))
 
-    units = plan(orgs, defaults, resources, per, resource_names, parent)
+    units = plan_fanout(orgs, defaults, resources, per, resource_names, parent)
     # Once, before the children start: their concurrent first saves of an unregistered block
     # type would collide (409), as tasks in one run did (shared/notes/field-notes.md).
     prefect_api.call("-", SyncMark.register_type_and_schema)
@@ -117,7 +125,7 @@ def analytics_sync_fanout(
                         poll_seconds)
     outcomes = [_outcome(u, children[i]) for i, u in enumerate(units)]
     title = f"analytics-sync fan-out: {', '.join(o.pipeline for o in orgs)}"
-    markdown = render_markdown(outcomes, title)
+    markdown = render_fanout_markdown(outcomes, title)
     logger.info("summary\n%s", markdown)
     create_markdown_artifact(key="analytics-sync-fanout-summary", markdown=markdown,
                              description="Each child flow run's rows per resource")

@@ -14,21 +14,26 @@ import os
 import sys
 from typing import Any
 
-# First, before Prefect is imported: importing it sets Prefect's environment (prefect_process.py).
-import analytics_client.orchestration.server  # noqa: F401
+# First, before Prefect is imported: importing from this package sets Prefect's environment
+# (its server.PREFECT_DEFAULTS).
+from analytics_client.orchestration import (
+    DEFAULT_PIPELINE,
+    DEFAULT_RETENTION_HOURS,
+    DEFAULT_TARGET_SIZE,
+    maintain_table,
+    pipeline_lock,
+    resolve_storage_options,
+)
 
 # isort: split
 from prefect import flow, get_run_logger
 
-from analytics_client import AnalyticsSyncError, Lake, MaintenanceFailed, load_config
-from analytics_client.config import DEFAULT_PIPELINE
-from analytics_client.core.lock import pipeline_lock
-from analytics_client.lake.maintenance import (
-    DEFAULT_RETENTION_HOURS,
-    DEFAULT_TARGET_SIZE,
-    maintain_table,
+from analytics_client import (
+    AnalyticsSyncError,
+    Lake,
+    MaintenanceFailed,
+    load_config,
 )
-from analytics_client.orchestration.storage import resolve_storage_options
 
 
 @flow(name="analytics-maintenance", log_prints=True)

@@ -24,8 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics_client import DEFAULT_CONFIG, Lake
+from analytics_client.orchestration.cli import build_parser as _parser
 from analytics_sandbox import RunningSandbox, World, serve
-from flows.main import _parser, analytics_sync, main
+from flows.main import analytics_sync, main
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"tags": 15, "users": 25, "deals": 60, "pages": 30, "tasks": 45}
