@@ -6,8 +6,8 @@ resource, or per organization, as subflow runs on the work pool; Prefect hands t
 workers poll the pool (a child resource's run starts after its parent's ended). It waits for
 all of them, ends with their per-resource rows in one summary, and fails naming every child
 that did not complete. Marks and locks stay one per pipeline and resource, across machines
-too (analytics_client/prefect_lock.py; analytics_client/fanout.py says what an organization
-is).
+too (analytics_client/orchestration/locks.py; analytics_client/run/fanout.py says what an
+organization is).
 
     prefect deployment run analytics-sync-fanout/fanout --watch
     prefect deployment run analytics-sync-fanout/fanout --param per=organization \\
@@ -90,7 +90,7 @@ def analytics_sync_fanout(
     ``prefect worker start --limit N`` so that one worker does not take them all). This run
     holds no lock: each child holds its pipeline's and resources' (the file lock on its
     machine, a Prefect global concurrency limit per resource across machines:
-    analytics_client/prefect_lock.py).
+    analytics_client/orchestration/locks.py).
 
     Returns one dict per child (pipeline, resources, flow run, state); a child that did not
     complete makes this run Failed, naming it. Raises ConfigError for an unknown resource or

@@ -109,11 +109,11 @@ def analytics_sync(
     """Sync the selected resources (all by default) into Delta tables at ``<lake_uri>/<resource>``.
 
     Incremental resources read only what changed since their committed mark (kept in
-    ``SyncMark`` blocks (analytics_client/blocks.py) named ``<pipeline>--<resource>`` and in
-    the tables); ``full_refresh`` (true, or a list of resources) re-reads everything and
-    merges it. ``config`` is a dlt
-    ``rest_api_source`` dict or a JSON/YAML file path (default: the seed). Secrets come from the
-    named Prefect Secret blocks, else ANALYTICS_API_KEY / ANALYTICS_ORGANIZATION_ID; a block
+    ``SyncMark`` blocks (analytics_client/orchestration/blocks.py) named
+    ``<pipeline>--<resource>`` and in the tables); ``full_refresh`` (true, or a list of
+    resources) re-reads everything and merges it. ``config`` is a dlt ``rest_api_source`` dict
+    or a JSON/YAML file path (default: the seed). Secrets come from the named Prefect Secret
+    blocks, else ANALYTICS_API_KEY / ANALYTICS_ORGANIZATION_ID; a block
     name of null reads the environment only. Two runs of one pipeline never overlap.
     An object-store lake (s3://, gs://, abfss://) takes its credentials from the Analytics Lake
     Storage block ``storage_block``, else the standard environment variables.

@@ -1,7 +1,7 @@
 """Every call we make to the Prefect API, and what a run does when that API goes away mid-run.
 
 The one home for code that talks to Prefect's API; how our process starts Prefect (its
-settings, its temporary server) is ``prefect_process.py``, which sends nothing to the API.
+settings, its temporary server) is ``orchestration/server.py``, which sends nothing to the API.
 
 The data never depends on Prefect: each Delta commit carries its own mark, and a run starts
 from the table's mark when a state block is behind or missing (state.py). So an outage of the

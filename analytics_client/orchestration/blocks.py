@@ -1,6 +1,6 @@
 """The Prefect block type that holds high-water marks; imported only where Prefect is used.
 
-Kept apart from ``state.py`` so that the library (and every process that only syncs, checks
+Kept apart from ``state/marks.py`` so that the library (and every process that only syncs, checks
 or benchmarks) does not pay for importing Prefect (~2 s here).
 """
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from analytics_client.orchestration.server import start_temporary_server_in_its_own_session
 
 # isort: split
+import analytics_client.orchestration.api as prefect_api
 from analytics_client.config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, SourceConfig, load_config
 from analytics_client.core.credentials import (
     API_KEY_BLOCK,
@@ -51,7 +52,6 @@ from analytics_client.lake.preflight import ensure_lake_writable
 from analytics_client.lake.quarantine import Quarantine
 from analytics_client.lake.quarantine import render as render_quarantine
 from analytics_client.lake.tables import Lake
-from analytics_client.orchestration import api as prefect_api
 from analytics_client.orchestration.marks import CommandMarkStore
 from analytics_client.orchestration.secrets import resolve_credentials, store_credentials
 from analytics_client.orchestration.storage import resolve_storage_options

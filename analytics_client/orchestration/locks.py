@@ -39,8 +39,8 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import analytics_client.orchestration.api as prefect_api
 from analytics_client.core.errors import PipelineBusyError
-from analytics_client.orchestration import api as prefect_api
 from analytics_client.state.marks import block_name
 
 __all__ = ["LEASE_SECONDS", "limit_name", "resource_slots"]

@@ -51,7 +51,7 @@ class PrefectMarkStore:
     @staticmethod
     def _call(resource: str, function: Callable[[], _T]) -> _T:
         """``function()`` with Prefect's client retries bounded; an outage named as such."""
-        from analytics_client.orchestration import api as prefect_api
+        import analytics_client.orchestration.api as prefect_api
 
         return prefect_api.call(resource, function)
 
@@ -61,7 +61,7 @@ _T = TypeVar("_T")
 
 class CommandMarkStore:
     """``SyncMark`` block documents through a ``CommandApi``: ``state show|reset`` without
-    starting Prefect's temporary server (analytics_client/prefect_api.py says why)."""
+    starting Prefect's temporary server (analytics_client/orchestration/api.py says why)."""
 
     def __init__(self, api: CommandApi) -> None:
         from analytics_client.orchestration.blocks import SyncMark

@@ -1,6 +1,6 @@
 """How a process of ours runs Prefect: its settings, and its temporary server's session.
 
-This module never talks to Prefect's API (``prefect_api.py`` does: calls, outages, block
+This module never talks to Prefect's API (``orchestration/api.py`` does: calls, outages, block
 documents); it sets up the process Prefect runs in. Two things:
 
 **Settings, before Prefect is imported.** Prefect reads some settings once, at import, so the

@@ -3,7 +3,7 @@
 The keyset walk (``keyset.py``) needs page numbers and an API sorted by the cursor. Every other
 incremental read that the API filters (``start_param``, or dlt's ``{incremental.start_value}``
 placeholders) is a *lagged re-read*: it reads the window ``[start, end)`` with the endpoint's
-own paginator and sort, and the merge's version guard (``lake.py``: a row is replaced only by
+own paginator and sort, and the merge's version guard (``lake/tables.py``: a row is replaced only by
 an equal or newer cursor) makes reading a record twice, or an old version late, harmless.
 
 Which mark such a read may save. Paging by position or by a server's cursor does not tell us
