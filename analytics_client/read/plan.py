@@ -113,12 +113,16 @@ class ResourcePlan:
     request: RequestTemplate
     table: TableSpec
     marks: MarkSpec
-    primary_key: str = "id"
     cursor: Cursor | None = None
     window: Window | None = None
     concurrency: int = 1
     steps: tuple[ProcessingStep, ...] = ()
     parent: Parent | None = None
+
+    @property
+    def primary_key(self) -> str:
+        """dlt's ``primary_key``: the field that identifies a record (the table's key)."""
+        return self.table.primary_key
 
     @property
     def incremental(self) -> bool:
@@ -161,10 +165,9 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
                      initial_value=cursor.initial_value if cursor else None,
                      end_value=cursor.end_value if cursor else None, window=window,
                      child=parent is not None)
-    return ResourcePlan(resource.name, mode, walk, request, table, marks,
-                        primary_key=resource.primary_key, cursor=cursor, window=window,
-                        concurrency=endpoint.concurrency, steps=tuple(resource.processing_steps),
-                        parent=parent)
+    return ResourcePlan(resource.name, mode, walk, request, table, marks, cursor=cursor,
+                        window=window, concurrency=endpoint.concurrency,
+                        steps=tuple(resource.processing_steps), parent=parent)
 
 
 def plan_source(source: SourceConfig) -> dict[str, ResourcePlan]:
