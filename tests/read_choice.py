@@ -25,7 +25,7 @@ def read_of(config: SourceConfig, resource: ResourceConfig, credentials: Credent
     plan = plan_resource(resource, config)
     named = f"backfill/{plan.walk}" if plan.mode == "backfill" else plan.mode
     with ApiClient(config, credentials) as client:
-        source = page_source(client, plan, None, lambda event: None, Lake(str(lake)))
+        source = page_source(client, plan, lambda event: None, Lake(str(lake)))
         if isinstance(source, BackfillRead):
             opened = f"backfill/{'lagged' if isinstance(source.source, LaggedRead) else 'keyset'}"
         else:

@@ -124,8 +124,8 @@ def test_generated_configs_get_the_documented_read(tmp_path: Path, data: st.Data
     _check(raw, tmp_path)
 
 
-@pytest.mark.parametrize("module", ["test_paginators_dlt", "test_pagination_styles",
-                                    "test_incremental_window", "test_children"])
+@pytest.mark.parametrize("module", ["test_pagination_styles", "test_incremental_window",
+                                    "test_children"])
 def test_configs_the_suite_uses_get_the_documented_read(module: str, tmp_path: Path) -> None:
     """Every module-level config dict of the suite's config-heavy tests reads as documented."""
     namespace = __import__(f"tests.{module}", fromlist=["*"])

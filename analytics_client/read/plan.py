@@ -13,7 +13,10 @@ config itself:
   -- the table writer;
 * ``marks`` (``state/markpolicy.py``): how the resource's marks are kept -- the mark policy;
 * ``steps``: dlt's processing steps, applied after paging and marks saw the records;
-* ``parent``: a child's parent and the fields its requests and rows take from it.
+* ``parent``: a child's parent and the fields its requests and rows take from it;
+* ``start``: where this run's read begins and why, once the mark policy has read the lake's
+  and the store's state (``starting``); None in a plan not yet started (``check``'s, which asks
+  as a first run would).
 
 Which read (the rules are in docs/incremental.md; tests/test_plan_reads.py checks them):
 
@@ -30,7 +33,7 @@ Which read (the rules are in docs/incremental.md; tests/test_plan_reads.py check
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from analytics_client.config.model import (
@@ -47,6 +50,7 @@ from analytics_client.core.window import Window
 from analytics_client.http.template import HttpPolicy, RequestTemplate
 from analytics_client.lake.tables import TableSpec
 from analytics_client.state.markpolicy import MarkSpec
+from analytics_client.state.marks import Start
 
 __all__ = ["Cursor", "Parent", "ReadMode", "ResourcePlan", "plan_resource", "plan_source"]
 
@@ -118,6 +122,7 @@ class ResourcePlan:
     concurrency: int = 1
     steps: tuple[ProcessingStep, ...] = ()
     parent: Parent | None = None
+    start: Start | None = None
 
     @property
     def primary_key(self) -> str:
@@ -128,6 +133,11 @@ class ResourcePlan:
     def incremental(self) -> bool:
         """Whether runs read only what changed since the mark (``endpoint.incremental``)."""
         return self.cursor is not None
+
+    def starting(self, start: Start) -> ResourcePlan:
+        """This plan for a run that starts at ``start`` (a cursor in epoch µs, or a child's
+        parent version; None: everything), as the mark policy decided from the lake and store."""
+        return replace(self, start=start)
 
 
 def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) -> ResourcePlan:

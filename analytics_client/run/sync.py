@@ -82,14 +82,14 @@ def sync_resource(
     try:
         policy = mark_policy(lake, plan.marks, pipeline, marks, full_refresh=full_refresh,
                              timing=timing)
-        source = page_source(client, plan, policy.start.mark_us, count_retry, lake,
-                             notes=summary.notes, log=log)
+        plan = plan.starting(policy.start)
+        source = page_source(client, plan, count_retry, lake, notes=summary.notes, log=log)
         batch = _Batch(lake, plan, run_id, policy, budget or RowBudget(batch_rows), summary,
                        batch_rows, Quarantine(lake, pipeline, run_id))
     except Exception as exc:
         raise _failed(summary, exc) from exc
     if plan.incremental and plan.parent is None:
-        log.info("%s: %s", plan.name, policy.start.reason)
+        log.info("%s: %s", plan.name, policy.start.reason)  # where it starts, and why
     # Ctrl-C / SIGTERM (stop.py): the page in hand is still committed, no further one is read.
     pages = until_stopped(iter(source), client.stop)
     try:
@@ -115,14 +115,15 @@ def sync_resource(
                  summary.retries)
 
 
-def page_source(client: ApiClient, plan: ResourcePlan, start: int | None,
-                on_retry: Callable[[RetryEvent], None], lake: Lake | None = None, *,
-                notes: list[str] | None = None, log: Log = logger) -> PageSource:
-    """The read ``plan.mode`` names, from ``start`` (the mark policy's: a cursor in epoch µs,
-    a child's parent version; None: everything). A lagged read's mark is bounded by ``lake``'s
+def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[RetryEvent], None],
+                lake: Lake | None = None, *, notes: list[str] | None = None,
+                log: Log = logger) -> PageSource:
+    """The read ``plan.mode`` names, from ``plan.start`` (a cursor in epoch µs, a child's
+    parent version; no start: everything). A lagged read's mark is bounded by ``lake``'s
     table; a child reads the parent's table in ``lake``; ``notes`` gets what the summary says.
     """
     cursor = plan.cursor
+    start = plan.start.mark_us if plan.start is not None else None
     if plan.mode == "child":
         if lake is None:
             raise ValueError(f"{plan.name}: a child is read for its parent's table: give lake")
