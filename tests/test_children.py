@@ -287,3 +287,34 @@ def test_processing_steps_run_on_child_records_after_the_parent_fields(tmp_path:
         assert want and set(got) == want
         assert all(r["deal_initial"] == str(deals[d]["name"])[:1] for (_, d), r in got.items())
         assert result["deal_tasks"].rows_fetched > len(want)  # the filter dropped some
+
+
+def test_a_stop_while_children_are_read_keeps_them_and_the_rerun_completes(tmp_path: Path) -> None:
+    """Ctrl-C during a child read (the flag on_signals sets): the children fetched so far are
+    committed, the resource ends "stopped" (README, Stopping a run), the parent version does not
+    move, and the next run reads the same parents again and ends equal to the truth."""
+    from analytics_client.core.stop import on_signals
+    from analytics_client.state.markpolicy import parent_app_id
+
+    with serve(World(seed=24, counts=COUNTS)) as sandbox:
+        assert sync(sandbox, tmp_path, config=config(), resources=["deals"])["deals"].status == "ok"
+        with on_signals() as flag:
+            asked = [0]
+
+            class StopsAfter30ChildRequests(httpx.HTTPTransport):
+                def handle_request(self, request: httpx.Request) -> httpx.Response:
+                    if request.url.path.endswith("/tasks"):
+                        asked[0] += 1
+                        if asked[0] == 30:
+                            flag.request("a test's Ctrl-C")
+                    return super().handle_request(request)
+
+            stopped = sync(sandbox, tmp_path, config=config(), resources=["deal_tasks"],
+                           transport=StopsAfter30ChildRequests())["deal_tasks"]
+        assert stopped.status == "stopped", stopped.error
+        lake = Lake(str(tmp_path))
+        assert 0 < stopped.inserted == lake.row_count("deal_tasks")
+        assert lake.mark("deal_tasks", parent_app_id("analytics")) is None
+        again = sync(sandbox, tmp_path, config=config())
+        assert again["deal_tasks"].status == "ok", again["deal_tasks"].error
+        assert_children_match(sandbox, tmp_path)
