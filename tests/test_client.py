@@ -18,7 +18,7 @@ from analytics_client.core.errors import (
     RetriesExhaustedError,
     TransportError,
 )
-from analytics_client.http import ratelimit_headers
+from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http.client import ApiClient, RetryEvent, backoff, parse_retry_after
 from tests.plans import request_of
 
@@ -29,14 +29,14 @@ CREDS = Credentials(api_key=KEY, organization_id=ORG)
 PAGE = {"data": [{"id": "t1"}], "meta": {"page": {"number": 1, "total_pages": 1}}, "links": {"next": None}}
 
 
-def make_client(**client: object) -> tuple[ApiClient, object]:
+def make_client(timing: Timing = DEFAULT_TIMING, **client: object) -> tuple[ApiClient, object]:
     config = load_config(base_url=BASE)
     if client:
         raw = {"client": {"base_url": BASE, **client},
                "resources": [{"name": "tags", "endpoint": {"path": "/v1/tags"}}]}
         config = load_config(raw)
     resource = config.resources[0]
-    return ApiClient(config, CREDS), resource
+    return ApiClient(config, CREDS, timing=timing), resource
 
 
 def get(client: ApiClient, resource: object, events: list[RetryEvent] | None = None) -> object:
@@ -75,19 +75,19 @@ def test_429_waits_at_least_retry_after_then_succeeds() -> None:
 
 
 @respx.mock
-def test_retry_after_as_http_date_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retry_after_as_http_date_is_honoured() -> None:
     """Retry-After may be an HTTP date; without a Date header, our clock says how far off it is."""
-    # The clock is a seam (ratelimit_headers reads it in one place): a fixed "now", so the wait
-    # is exact whatever the machine's speed.
+    # The clock is a value the run is given (Timing.clock): a fixed "now", so the wait is exact
+    # whatever the machine's speed.
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    monkeypatch.setattr(ratelimit_headers, "_now", lambda given: now.timestamp())
+    fixed = Timing(clock=now.timestamp)
     when = now + dt.timedelta(seconds=30)
     respx.get(f"{BASE}/v1/tags").mock(side_effect=[
         httpx.Response(429, headers={"Retry-After": email.utils.format_datetime(when, usegmt=True)}),
         httpx.Response(200, json=PAGE),
     ])
     events: list[RetryEvent] = []
-    client, resource = make_client()
+    client, resource = make_client(fixed)
     assert get(client, resource, events) == PAGE
     assert [(e.retry_after, e.wait) for e in events] == [(30.0, 30.0)]
 

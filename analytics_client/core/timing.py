@@ -26,6 +26,9 @@ class Timing:
     interpreter, not the API, and no walk is split further (read/slices.py, measured on 2 cores).
     ``sleep``: how the client's rate limiter pauses (None: on the run's stop flag, so that a
     stop wakes it, and not at all in stamina's test mode); a test records the pauses instead.
+    ``clock``: the wall clock (epoch seconds) an HTTP date in ``Retry-After`` or a rate-limit
+    reset is measured against when the response carries no ``Date`` (None: ``time.time``); a
+    test fixes it, so a wait is exact whatever the machine's speed.
     """
 
     progress_every: float = 10.0
@@ -33,6 +36,7 @@ class Timing:
     slow_page: float = 0.02
     max_busy_steal: float = 0.9
     sleep: Callable[[float], None] | None = None
+    clock: Callable[[], float] | None = None
 
 
 DEFAULT_TIMING = Timing()

@@ -279,12 +279,13 @@ class ApiClient:
                            "and the client id and secret (Prefect Secret blocks "
                            "analytics-client-id / analytics-client-secret, or ANALYTICS_CLIENT_ID "
                            "/ ANALYTICS_CLIENT_SECRET)") from None
-        asked = ratelimit_headers.retry_after(response.headers)
+        wall = self.timing.clock() if self.timing.clock is not None else None
+        asked = ratelimit_headers.retry_after(response.headers, wall)
         retry_after = asked.seconds if asked is not None else None
         # A Retry-After beyond max_wait fails the resource below; it must not stall the others.
         pause = self.limiter.observe(
             response.status_code, response.headers,
-            retry_after if retry_after is None or retry_after <= max_wait else None)
+            retry_after if retry_after is None or retry_after <= max_wait else None, wall)
         if pause is not None:
             logger.warning("%s: page %s: %s: every request of the run pauses %.1f s",
                            template.resource, page, pause.source, pause.seconds)

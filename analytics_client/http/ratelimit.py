@@ -77,8 +77,9 @@ class RateLimiter:
             self._sleep(start - now)
 
     def observe(self, status: int, headers: Mapping[str, str],
-                retry_after: float | None = None) -> Wait | None:
+                retry_after: float | None = None, wall: float | None = None) -> Wait | None:
         """Learn from a response: a 429 sets the pace; RateLimit headers pause ahead of one.
+        ``wall``: the wall clock a reset time is measured against (None: now).
 
         Returns the pause everyone now waits for when this response started or lengthened one
         (for the caller to log), else None.
@@ -91,7 +92,7 @@ class RateLimiter:
                 return self._refused(now, retry_after or _SHORT_RETRY_AFTER)
             if 200 <= status < 300:
                 self._accepted.append(now)
-            quota = quota_wait(headers)
+            quota = quota_wait(headers, wall)
             if quota is not None:
                 return self._pause(now, quota.seconds, quota.source)
             return None
