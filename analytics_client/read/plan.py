@@ -52,7 +52,7 @@ from analytics_client.lake.tables import TableSpec
 from analytics_client.state.markpolicy import MarkSpec
 from analytics_client.state.marks import Start
 
-__all__ = ["Cursor", "Parent", "ReadMode", "ResourcePlan", "plan_resource", "plan_source"]
+__all__ = ["Cursor", "Parent", "ReadMode", "ResourcePlan", "plan_resource"]
 
 ReadMode = Literal["paged", "keyset", "sliced", "lagged", "backfill", "child"]
 
@@ -178,11 +178,6 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
     return ResourcePlan(resource.name, mode, walk, request, table, marks, cursor=cursor,
                         window=window, concurrency=endpoint.concurrency,
                         steps=tuple(resource.processing_steps), parent=parent)
-
-
-def plan_source(source: SourceConfig) -> dict[str, ResourcePlan]:
-    """Every resource's plan, by name, in config order."""
-    return {r.name: plan_resource(r, source) for r in source.resources}
 
 
 def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:
