@@ -8,7 +8,7 @@ parent record is a new template (``filled``), not a copy of the config.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from analytics_client.config.model import (
@@ -27,8 +27,8 @@ class HttpPolicy:
     """What the client does with a resource's answers: retries and waits (``error_handler``),
     and the answers that end a read quietly (dlt's ``response_actions``)."""
 
-    error_handler: ErrorHandler = field(default_factory=ErrorHandler)
-    response_actions: tuple[ResponseAction, ...] = ()
+    error_handler: ErrorHandler
+    response_actions: tuple[ResponseAction, ...]
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,15 @@ class RequestTemplate:
     """One resource's request before paging: ``path`` (relative to ``client.base_url``),
     ``params`` (sent as the query, placeholders already filled where the read fills them),
     the ``paginator`` config a read's paginator is built from (``paginators.make_paginator``),
-    where the records are (``data_selector``, JSONPath) and the ``policy``."""
+    where the records are (``data_selector``, JSONPath) and the ``policy``. No defaults here:
+    the config is the one home of each (``config/model.py``), and the plan fills every field."""
 
     resource: str
     path: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    paginator: Paginator = field(default_factory=lambda: PageNumberPaginator(type="page_number"))
-    data_selector: str = "data"
-    policy: HttpPolicy = field(default_factory=HttpPolicy)
+    params: Mapping[str, Any]
+    paginator: Paginator
+    data_selector: str
+    policy: HttpPolicy
 
     @property
     def page_size(self) -> int | None:

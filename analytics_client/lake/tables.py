@@ -8,7 +8,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -180,12 +180,12 @@ class TableSpec:
     them are set aside in the quarantine (else they fail the batch)."""
 
     name: str
-    write_disposition: str = "merge"
-    primary_key: str = "id"
-    cursor_field: str | None = None
-    columns: Mapping[str, ColumnHint] = field(default_factory=dict)
-    quarantine: bool = True
-    parent_key: tuple[str, ...] = ()
+    write_disposition: str
+    primary_key: str
+    cursor_field: str | None
+    columns: Mapping[str, ColumnHint]
+    quarantine: bool
+    parent_key: tuple[str, ...]
 
 
 class TableWriter:

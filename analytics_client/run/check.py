@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from analytics_client.config.model import SourceConfig
+from analytics_client.config.model import PageNumberPaginator, SourceConfig
 from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import AnalyticsSyncError, UnreachableError
 from analytics_client.core.timestamps import parse as parse_cursor
@@ -47,10 +47,9 @@ def first_page(plan: ResourcePlan) -> tuple[int | None, RequestTemplate, PageReq
     cursor = plan.cursor
     if cursor is not None and plan.walk in ("keyset", "sliced") and cursor.initial_value:
         paginator = plan.request.paginator
-        base = getattr(paginator, "base_page", None)
-        assert isinstance(base, int)  # a keyset walk pages by number
+        assert isinstance(paginator, PageNumberPaginator)  # a keyset walk pages by number
         start = cursor.read_from(parse_cursor(cursor.initial_value))
-        return base, plan.request, keyset_request(plan, start, base)
+        return paginator.base_page, plan.request, keyset_request(plan, start, paginator.base_page)
     template = plan.request
     if cursor is not None and plan.walk == "lagged":
         start = None if cursor.initial_value is None else (
