@@ -38,6 +38,8 @@ from analytics_client.core.jsonpath import compile_selector, drops_records, is_d
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_CURSOR_PATH",
+    "DEFAULT_DELETE_MISSING",
+    "DEFAULT_MAX_DELETE_SHARE",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_PIPELINE",
     "TOTAL_COUNT_PATH",
@@ -69,6 +71,10 @@ DEFAULT_BATCH_ROWS = 10_000  # records per Delta commit: bounds a resource's mem
 DEFAULT_CURSOR_PATH = "updated_at"  # the contract's change timestamp (dlt's incremental)
 DEFAULT_PAGE_SIZE = 10  # records per page when page[size] is not sent (the API contract)
 TOTAL_COUNT_PATH = "meta.page.total_count"  # the API's count of the records a read covers
+# A row whose record the API no longer has keeps its values, marked _deleted_at (docs/deletes.md)
+DEFAULT_DELETE_MISSING: Literal["soft", "hard", "off"] = "soft"
+# One read may delete at most this share of a table's live rows; more fails the resource.
+DEFAULT_MAX_DELETE_SHARE = 0.1
 
 SECRET_NAMES = ("api_key", "organization_id", "client_id", "client_secret")
 NEVER_RETRY = frozenset({400, 401, 403, 404})
@@ -465,6 +471,35 @@ class ResourceConfig(_Model):
     on_bad_record: Literal["quarantine", "fail"] = "quarantine"
     # dlt's filter/map steps, applied after paging and marks have seen the records.
     processing_steps: list[ProcessingStep] = Field(default_factory=list)
+    # Ours (Sling's name; dlt has the hard_delete column hint for tombstones): what becomes of
+    # a row whose record the API no longer lists (docs/deletes.md). None: soft for merge and
+    # replace, off for append (a log keeps what it logged).
+    delete_missing: Literal["soft", "hard", "off"] | None = None
+    # Ours: a read that would delete more than this share of a table's live rows fails its
+    # resource and deletes nothing (an API that suddenly serves half its records).
+    max_delete_share: Annotated[float, Field(gt=0.0, le=1.0)] = DEFAULT_MAX_DELETE_SHARE
+
+    @model_validator(mode="after")
+    def _deletes_fit_the_disposition(self) -> ResourceConfig:
+        if self.write_disposition == "append" and self.delete_missing not in (None, "off"):
+            raise ValueError(
+                f"delete_missing: {self.delete_missing!r} needs write_disposition merge or "
+                "replace; an append table keeps every version it was given: drop "
+                "delete_missing or use merge")
+        tombstones = [n for n, hint in self.columns.items() if hint.hard_delete]
+        if len(tombstones) > 1:
+            raise ValueError(f"columns: {tombstones} all set hard_delete; one column can")
+        if tombstones and self.write_disposition != "merge":
+            raise ValueError(f"columns.{tombstones[0]}.hard_delete needs write_disposition "
+                             "merge (dlt's rule too)")
+        return self
+
+    @property
+    def deletes(self) -> Literal["soft", "hard", "off"]:
+        """``delete_missing`` as it applies: its default follows the disposition."""
+        if self.delete_missing is not None:
+            return self.delete_missing
+        return "off" if self.write_disposition == "append" else DEFAULT_DELETE_MISSING
 
     @field_validator("name")
     @classmethod

@@ -36,13 +36,19 @@ class ColumnHint(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data_type: DataType
+    # None: the type is inferred, as for an undeclared field (a hint of hard_delete alone).
+    data_type: DataType | None = None
     nullable: bool = True
     precision: int | None = Field(default=None, ge=1, le=MAX_PRECISION)
     scale: int | None = Field(default=None, ge=0, le=MAX_PRECISION)
+    # dlt's hint: the column is a tombstone; a record with it true (a boolean column) or not
+    # null (any other) deletes its row (docs/deletes.md).
+    hard_delete: bool = False
 
     @model_validator(mode="after")
     def _decimal_only(self) -> ColumnHint:
+        if self.data_type is None and not self.hard_delete:
+            raise ValueError("a column hint needs data_type (or hard_delete: true alone)")
         if self.data_type != "decimal" and (self.precision is not None or self.scale is not None):
             raise ValueError("precision and scale apply to data_type decimal only")
         if self.digits < self.places:
@@ -61,6 +67,8 @@ class ColumnHint(BaseModel):
     def dtype(self) -> pl.DataType:
         if self.data_type == "decimal":
             return pl.Decimal(self.digits, self.places)
+        if self.data_type is None:
+            raise ValueError("a hint without data_type declares no type")  # plan drops them
         return _DTYPES[self.data_type]
 
     @property
@@ -70,7 +78,7 @@ class ColumnHint(BaseModel):
             text = (f"a decimal number with at most {self.places} decimal places and an "
                     f"absolute value below 10^{self.digits - self.places}")
         else:
-            text = _EXPECTED[self.data_type]
+            text = _EXPECTED[self.data_type] if self.data_type else "any value"
         return text if self.nullable else f"{text}, not null"
 
 

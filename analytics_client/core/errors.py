@@ -22,6 +22,7 @@
         │   └── RecordTypeError         a value does not fit its declared column type
         ├── LimitExceededError a configured limit (response size, a wait, total wait) was hit
         ├── LakeError          a Delta table could not be written
+        ├── DeleteGuardError   a read would delete more of a table than max_delete_share allows
         ├── StateError         a state block holds another pipeline's mark
         ├── PrefectUnavailableError    the Prefect API went away; the data and marks are safe
         └── RunStopped         the run was asked to stop (Ctrl-C, SIGTERM): no new request
@@ -42,6 +43,7 @@ __all__ = [
     "APIError",
     "ConfigError",
     "ContractError",
+    "DeleteGuardError",
     "ForeignHostError",
     "LakeError",
     "LakeNotWritableError",
@@ -270,6 +272,26 @@ class LimitExceededError(ResourceError):
 
 class LakeError(ResourceError):
     """A Delta table could not be read or written."""
+
+
+class DeleteGuardError(ResourceError):
+    """A complete read would delete (or mark deleted) more of a table than the resource's
+    ``max_delete_share`` allows: nothing is deleted, the rows written stay, the resource fails.
+
+    An API that suddenly serves half its records (a wrong filter, an outage answered with an
+    empty list) looks exactly like mass deletion; this guard makes a person decide.
+    """
+
+    def __init__(self, resource: str, *, missing: int, live: int, max_share: float) -> None:
+        self.missing, self.live, self.max_share = missing, live, max_share
+        share = missing / live if live else 1.0
+        super().__init__(
+            resource,
+            f"this read did not see {missing:,} of the table's {live:,} live rows "
+            f"({share:.1%}), more than max_delete_share ({max_share:.0%}) allows, so nothing was "
+            "deleted. If the API really deleted them, raise max_delete_share for this resource "
+            "(up to 1.0) and run again; if not, check the API and the resource's params",
+        )
 
 
 class StateError(ResourceError):

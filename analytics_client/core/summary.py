@@ -20,12 +20,14 @@ class WriteResult:
     """Rows a write inserted and updated, and the Delta version it committed (None: no commit).
 
     ``quarantined``: records of the batch set aside (committed to the quarantine first).
+    ``deleted``: rows it deleted or marked deleted (lake/deletes.py, tombstones).
     """
 
     inserted: int
     updated: int
     version: int | None
     quarantined: int = 0
+    deleted: int = 0
 
 
 @dataclass
@@ -38,12 +40,15 @@ class ResourceSummary:
     rows_fetched: int = 0
     inserted: int = 0
     updated: int = 0
+    deleted: int = 0  # rows deleted or marked _deleted_at: the API no longer has their records
     quarantined: int = 0  # records set aside in <lake>/_quarantine (quarantine.py)
     retries: int = 0
     commits: int = 0
+    delete_requests: int = 0  # requests spent finding deletes (probes, re-reads: deletes.py)
     reread: int = 0  # records served again that the read had already seen (keyset page edges)
     seconds: float = 0.0
     table_version: int | None = None
+    first_version: int | None = None  # the run's first commit: a change feed reads from here
     mark: str | None = None  # the high-water mark committed by this run, if it moved
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -52,19 +57,32 @@ class ResourceSummary:
         """Count one table write (lake.py) of this resource: rows, set aside, its commit."""
         self.inserted += result.inserted
         self.updated += result.updated
+        self.deleted += result.deleted
         self.quarantined += result.quarantined
         if result.version is not None:
             self.commits += 1
             self.table_version = result.version
+            if self.first_version is None:
+                self.first_version = result.version
+
+    @property
+    def versions(self) -> str:
+        """The Delta versions this run committed (``first-last``), for a change-feed reader:
+        ``DeltaTable(uri).load_cdf(starting_version=first, ending_version=last)``."""
+        if self.first_version is None or self.table_version is None:
+            return "-"
+        if self.first_version == self.table_version:
+            return str(self.table_version)
+        return f"{self.first_version}-{self.table_version}"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-_COLUMNS = ("resource", "status", "pages", "rows_fetched", "inserted", "updated", "quarantined",
-            "retries", "commits", "seconds")
-_HEADERS = ("resource", "status", "pages", "fetched", "inserted", "updated", "quarantined",
-            "retries", "commits", "seconds")
+_COLUMNS = ("resource", "status", "pages", "rows_fetched", "inserted", "updated", "deleted",
+            "quarantined", "retries", "commits", "versions", "seconds")
+_HEADERS = ("resource", "status", "pages", "fetched", "inserted", "updated", "deleted",
+            "quarantined", "retries", "commits", "versions", "seconds")
 HEADERS = _HEADERS  # the columns of render_markdown's table, in order (for markdown_rows' readers)
 
 
@@ -80,6 +98,9 @@ def _total(summaries: Sequence[ResourceSummary]) -> list[str]:
     status = ", ".join([f"{failed} failed"] * bool(failed) + [f"{stopped} stopped"] * bool(stopped))
     row = ["total", status or "ok"]
     for column in _COLUMNS[2:-1]:
+        if column == "versions":  # one table's versions: no total
+            row.append("")
+            continue
         row.append(f"{sum(getattr(s, column) for s in summaries):,}")
     row.append(f"{max((s.seconds for s in summaries), default=0.0):.1f}")
     return row

@@ -30,6 +30,7 @@ from analytics_client.core.errors import ContractError, RecordTypeError
 from analytics_client.core.jsontext import canonical_bytes, canonical_json, exact_float, normalized
 
 __all__ = [
+    "DELETED_AT",
     "JSON_SUFFIX",
     "ROW_HASH",
     "SYNCED_AT",
@@ -47,6 +48,9 @@ Columns = Mapping[str, ColumnHint]
 
 SYNCED_AT = "_synced_at"
 ROW_HASH = "_row_hash"
+# When the pipeline found that the API no longer has the row's record (soft delete,
+# lake/deletes.py); null on live rows. Readers filter ``_deleted_at IS NULL``.
+DELETED_AT = "_deleted_at"
 # `<field>__json` holds, as JSON text, the values of `<field>` that do not fit its column type.
 JSON_SUFFIX = "__json"
 
@@ -344,6 +348,7 @@ def _declared_column(name: str, hint: ColumnHint, values: list[object]
 def _exact_column(name: str, hint: ColumnHint, values: list[object]
                   ) -> tuple[pl.Series, dict[int, str]]:
     """Value by value: slow, exact, and it names each value that does not fit."""
+    assert hint.data_type is not None  # the plan keeps typed hints only
     convert = _CONVERTERS[hint.data_type]
     converted: list[object] = []
     misfits: dict[int, str] = {}
@@ -459,8 +464,9 @@ def _name_problem(name: str) -> str | None:
     if "\x00" in name:
         # Measured: delta-rs (1.6) panics and aborts the whole process on such a column name.
         return "the field name holds a NUL character, which the Delta writer cannot take"
-    if name in (SYNCED_AT, ROW_HASH) or name.endswith(JSON_SUFFIX):
-        return (f"this pipeline reserves the name ({SYNCED_AT!r}, {ROW_HASH!r} and names "
+    if name in (SYNCED_AT, ROW_HASH, DELETED_AT) or name.endswith(JSON_SUFFIX):
+        return (f"this pipeline reserves the name ({SYNCED_AT!r}, {ROW_HASH!r}, "
+                f"{DELETED_AT!r} and names "
                 f"ending in {JSON_SUFFIX!r} are its own columns)")
     if jsontext.problem(name):
         return "the field name holds a lone UTF-16 surrogate, which is no Unicode text"

@@ -16,14 +16,29 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from analytics_client.config.model import DEFAULT_CURSOR_PATH
+from analytics_client.config.model import (
+    DEFAULT_CURSOR_PATH,
+    DEFAULT_MAX_DELETE_SHARE,
+)
 from analytics_client.config.schemas import ColumnHint
-from analytics_client.core.errors import AnalyticsSyncError, ConfigError, LakeError
+from analytics_client.core.errors import (
+    AnalyticsSyncError,
+    ConfigError,
+    DeleteGuardError,
+    LakeError,
+)
 from analytics_client.core.lock import table_write_lock
 from analytics_client.core.summary import WriteResult
-from analytics_client.lake.frames import ROW_HASH, SYNCED_AT, Rejected, deduplicate, typed_batch
+from analytics_client.lake.frames import (
+    DELETED_AT,
+    ROW_HASH,
+    SYNCED_AT,
+    Rejected,
+    deduplicate,
+    typed_batch,
+)
 
-__all__ = ["DISPOSITIONS", "Lake", "TableMark", "TableSpec", "TableWriter"]
+__all__ = ["DELETE_MODES", "DISPOSITIONS", "Lake", "TableMark", "TableSpec", "TableWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +50,20 @@ SetAside = Callable[[str, list[Rejected]], int]
 _COMMIT_ATTEMPTS = 3
 
 DISPOSITIONS = ("merge", "append", "replace")
+# What becomes of a row whose record the API no longer has (lake/deletes.py): marked with
+# ``_deleted_at`` (soft), removed (hard), or left as it is (off: append tables, and opt-out).
+DELETE_MODES = ("soft", "hard", "off")
+DeleteMode = Literal["soft", "hard", "off"]
+# Tables we create write Delta's Change Data Feed: a downstream job reads each run's inserts,
+# updates and deletes (``DeltaTable.load_cdf``). docs/deletes.md says how to turn it on for a
+# table made before.
+CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGING = "_staging"
 QUARANTINE = "_quarantine"
-_BOOKKEEPING: Schema = {SYNCED_AT: pl.Datetime("us", "UTC"), ROW_HASH: pl.String()}
+_BOOKKEEPING: Schema = {SYNCED_AT: pl.Datetime("us", "UTC"), ROW_HASH: pl.String(),
+                        DELETED_AT: pl.Datetime("us", "UTC")}
 
 
 def _local_path(uri: str) -> str | None:
@@ -94,13 +118,17 @@ class Lake:
             version = table.transaction_version(app_id)
         return None if version is None else int(version)
 
-    def row_count(self, resource: str) -> int | None:
-        """Rows in the table (from file metadata), or None if there is no table."""
+    def row_count(self, resource: str, *, live: bool = False) -> int | None:
+        """Rows in the table (from file metadata), or None if there is no table; ``live``:
+        only rows not marked deleted (``_deleted_at`` null)."""
         table = self._open(resource, self.table_uri(resource))
         if table is None:
             return None
         with _lake_errors(resource, f"counting the rows of {self.table_uri(resource)}"):
-            return int(pl.scan_delta(table).select(pl.len()).collect().item())
+            scan = pl.scan_delta(table)
+            if live and DELETED_AT in scan.collect_schema():
+                scan = scan.filter(pl.col(DELETED_AT).is_null())
+            return int(scan.select(pl.len()).collect().item())
 
     def read(self, resource: str) -> pl.DataFrame:
         """The whole table (for tests and the CLI)."""
@@ -177,7 +205,12 @@ class TableSpec:
     """A resource's table as its plan says (``read/plan.py``): dlt's ``write_disposition``,
     ``primary_key`` (plus ``parent_key`` columns for a child), the cursor column that orders
     versions (None: an upsert on the key), dlt's column hints, and whether records that break
-    them are set aside in the quarantine (else they fail the batch)."""
+    them are set aside in the quarantine (else they fail the batch).
+
+    Deletes (docs/deletes.md): ``delete_missing`` says what a row whose record the API no
+    longer has becomes; ``max_delete_share`` (0-1] is the share of live rows one read may
+    delete; ``hard_delete`` is dlt's column hint of that name (a tombstone column: a record
+    arriving with it true, or not null, deletes its row)."""
 
     name: str
     write_disposition: str
@@ -186,6 +219,14 @@ class TableSpec:
     columns: Mapping[str, ColumnHint]
     quarantine: bool
     parent_key: tuple[str, ...]
+    delete_missing: DeleteMode
+    max_delete_share: float
+    hard_delete: str | None
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """Every key column of a row: the primary key, then a child's parent key."""
+        return (self.primary_key, *self.parent_key)
 
 
 class TableWriter:
@@ -208,12 +249,19 @@ class TableWriter:
         columns: Mapping[str, ColumnHint] | None = None,
         set_aside: SetAside | None = None,
         parent_key: Sequence[str] = (),
+        delete_missing: DeleteMode = "off",
+        max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
+        hard_delete: str | None = None,
     ) -> None:
         """``parent_key``: more key columns after ``primary_key`` (a child table is keyed on
         its own key and its parent's: children.py). ``columns``: the resource's type hints.
         ``set_aside`` takes the records that cannot be typed (committing them before the
         batch's data); without it such a record fails the write with its ``ContractError``
-        and nothing of the batch is written."""
+        and nothing of the batch is written. ``hard_delete``: a tombstone column (dlt's hint);
+        a record with it set deletes (hard) or marks (soft) its row in the batch's commit.
+        ``delete_missing`` and ``max_delete_share``: what a replace does with the rows its
+        read did not see (kept marked ``_deleted_at``, or dropped), and how many it may; the
+        writer alone captures no deletes ("off") unless its caller, the run, asks."""
         self.lake = lake
         self.resource = resource
         self.uri = lake.table_uri(resource)
@@ -234,6 +282,12 @@ class TableWriter:
         self.cursor_field = cursor_field
         self.columns = dict(columns or {})
         self.set_aside = set_aside
+        if delete_missing not in DELETE_MODES:
+            raise LakeError(resource, f"delete_missing {delete_missing!r} is not one of "
+                            f"{DELETE_MODES}")
+        self.delete_missing = delete_missing
+        self.max_delete_share = max_delete_share
+        self.hard_delete = hard_delete
         self._quarantined = 0
         # One stamp per run: every row this writer writes says when the run started.
         self.synced_at = synced_at or datetime.now(UTC)
@@ -261,7 +315,7 @@ class TableWriter:
                     self._quarantined = 0
                     result = self._write(records, commit_metadata)
                 return WriteResult(result.inserted, result.updated, result.version,
-                                   self._quarantined)
+                                   self._quarantined, result.deleted)
             except LakeError as exc:
                 # A concurrent writer committed first: our commit was refused whole, so the
                 # batch can simply be written again against the new table version.
@@ -300,7 +354,10 @@ class TableWriter:
         metadata = commit_metadata if commit_metadata is not None else self._commit_metadata
         with _lake_errors(self.resource, f"replacing {self.uri} with {self._staging_uri}"):
             staged = pl.read_delta(self._staging_uri, storage_options=self.lake.storage_options)
+            inserted = staged.height
+            staged, deleted = self._missing_from(staged)
             self.lake._prepare(self.uri)
+            existed = self.lake._open(self.resource, self.uri) is not None
             write_deltalake(
                 self.uri,
                 staged,
@@ -308,6 +365,7 @@ class TableWriter:
                 schema_mode="overwrite",
                 storage_options=self.lake.storage_options,
                 commit_properties=_commit(metadata, self._mark),
+                configuration=None if existed else CHANGE_FEED,
             )
             table = self.lake._open(self.resource, self.uri)
             assert table is not None
@@ -315,7 +373,38 @@ class TableWriter:
         self.lake._remove(self._staging_uri)
         self._staged = False
         log.info("%s: replaced with %d rows, version %d", self.resource, staged.height, version)
-        return WriteResult(inserted=staged.height, updated=0, version=version)
+        return WriteResult(inserted=inserted, updated=0, version=version, deleted=deleted)
+
+    def _missing_from(self, staged: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+        """A replace read everything: the table's live rows it did not see are the API's
+        deletes. Soft keeps them, marked (``_deleted_at``, the earliest instant we knew);
+        hard and off drop them, as a replace always did. Guarded by ``max_delete_share``.
+
+        Returns the rows to write and how many rows this replace deleted or marked.
+        """
+        old = self.lake._open(self.resource, self.uri)
+        if old is None or self.delete_missing == "off":
+            return staged, 0
+        before = pl.read_delta(self.uri, storage_options=self.lake.storage_options)
+        if any(k not in before.columns for k in (self.primary_key, *self.parent_key)):
+            return staged, 0  # not our table's keys: nothing to compare
+        key = [self.primary_key, *self.parent_key]
+        seen = staged.select(key).cast(before.select(key).schema, strict=False)
+        gone = before.join(seen, on=key, how="anti")
+        live = before if DELETED_AT not in before.columns \
+            else before.filter(pl.col(DELETED_AT).is_null())
+        newly = gone.height if DELETED_AT not in gone.columns \
+            else gone.filter(pl.col(DELETED_AT).is_null()).height
+        if newly > self.max_delete_share * live.height:
+            raise DeleteGuardError(self.resource, missing=newly, live=live.height,
+                                   max_share=self.max_delete_share)
+        if self.delete_missing == "hard" or gone.is_empty():
+            return staged, newly
+        now = pl.lit(datetime.now(UTC)).cast(_BOOKKEEPING[DELETED_AT])
+        gone = gone.with_columns(
+            pl.col(DELETED_AT).fill_null(now) if DELETED_AT in gone.columns
+            else now.alias(DELETED_AT))
+        return pl.concat([staged, gone], how="diagonal_relaxed"), newly
 
     # ---- internals ---------------------------------------------------------------------------
 
@@ -334,10 +423,34 @@ class TableWriter:
                 raise batch.rejected[0].error
             # Before the data commit: a mark recorded with the data covers these too.
             self._quarantined = self.set_aside(self.resource, batch.rejected)
-        if not dedupe:
-            return batch.frame
-        return deduplicate(batch.frame, primary_key=self.primary_key,
-                           cursor_field=self.cursor_field, also=self.parent_key)
+        frame = batch.frame if not dedupe else deduplicate(
+            batch.frame, primary_key=self.primary_key, cursor_field=self.cursor_field,
+            also=self.parent_key)
+        # Live unless the record is a tombstone (soft: it lands marked, the instant it came).
+        deleted = pl.lit(None, dtype=_BOOKKEEPING[DELETED_AT])
+        tombstone = self._tombstone(frame)
+        if tombstone is not None and self.delete_missing == "soft":
+            deleted = pl.when(tombstone).then(pl.lit(datetime.now(UTC))).otherwise(deleted)
+        return frame.with_columns(deleted.cast(_BOOKKEEPING[DELETED_AT]).alias(DELETED_AT))
+
+    def _tombstone(self, frame: pl.DataFrame) -> pl.Expr | None:
+        """Which rows of ``frame`` are tombstones (dlt's ``hard_delete`` hint): the column is
+        true when boolean, else not null. None without the hint or the column."""
+        column = self.hard_delete
+        if column is None or column not in frame.columns:
+            return None
+        if frame.schema[column] == pl.Boolean():
+            return pl.col(column).fill_null(False)
+        return pl.col(column).is_not_null()
+
+    def _tombstone_sql(self, frame: pl.DataFrame) -> str | None:
+        """``_tombstone`` as a merge predicate on the source ``s``."""
+        column = self.hard_delete
+        if column is None or column not in frame.columns:
+            return None
+        if frame.schema[column] == pl.Boolean():
+            return f"coalesce(s.{_quoted(column)}, false)"
+        return f"s.{_quoted(column)} IS NOT NULL"
 
     def _check_declared(self, uri: str, schema: Schema) -> None:
         declared = {**{n: h.dtype for n, h in self.columns.items()}, **_BOOKKEEPING}
@@ -383,6 +496,7 @@ class TableWriter:
                     schema_mode="overwrite" if mode == "overwrite" else None,
                     storage_options=self.lake.storage_options,
                     commit_properties=_commit(metadata, self._mark),
+                    configuration=CHANGE_FEED if uri == self.uri else None,
                 )
             except DeltaError as exc:
                 # Another writer created the table between our check and our write: write
@@ -459,33 +573,47 @@ class TableWriter:
                                for k in (self.primary_key, *self.parent_key))
         # IS DISTINCT FROM, not <>: a row without a hash (a table another tool wrote) still
         # updates; equal hashes mean identical content, which is neither rewritten nor counted.
-        changed = f"s.{_quoted(ROW_HASH)} IS DISTINCT FROM t.{_quoted(ROW_HASH)}"
+        # A row marked deleted comes back with its record, even unchanged (it was seen again).
+        changed = (f"((s.{_quoted(ROW_HASH)} IS DISTINCT FROM t.{_quoted(ROW_HASH)}) "
+                   f"OR (t.{_quoted(DELETED_AT)} IS NOT NULL))")
+        newer = "true"
         if self.cursor_field is not None:
             cursor = _quoted(self.cursor_field)
             # An older version never overwrites a newer one; an equal one with new content does.
-            changed = f"(s.{cursor} >= t.{cursor} OR t.{cursor} IS NULL) AND {changed}"
+            newer = f"(s.{cursor} >= t.{cursor} OR t.{cursor} IS NULL)"
+            changed = f"{newer} AND {changed}"
+        tombstone = self._tombstone_sql(frame) if check_table else None
         before = table.version()
         with _lake_errors(self.resource, f"merging {frame.height} rows into {uri}"):
-            metrics = (
-                table.merge(
-                    frame,
-                    predicate=matched,
-                    source_alias="s",
-                    target_alias="t",
-                    merge_schema=True,
-                    # The source is one batch: materialized, it is the join's small side and
-                    # its id range prunes target files. Streamed (delta-rs' default), memory
-                    # grew with the table (+90 MiB at 10k rows, +150 MiB at 100k; measured).
-                    streamed_exec=False,
-                    commit_properties=_commit(metadata, self._mark),
-                )
-                .when_matched_update_all(predicate=changed)
-                .when_not_matched_insert_all()
-                .execute()
+            merge = table.merge(
+                frame,
+                predicate=matched,
+                source_alias="s",
+                target_alias="t",
+                merge_schema=True,
+                # The source is one batch: materialized, it is the join's small side and
+                # its id range prunes target files. Streamed (delta-rs' default), memory
+                # grew with the table (+90 MiB at 10k rows, +150 MiB at 100k; measured).
+                streamed_exec=False,
+                commit_properties=_commit(metadata, self._mark),
             )
+            if tombstone is not None and self.delete_missing == "hard":
+                # dlt's hard_delete: the tombstone removes its row and is never inserted.
+                merge = (merge.when_matched_delete(predicate=f"{newer} AND {tombstone}")
+                         .when_matched_update_all(predicate=changed)
+                         .when_not_matched_insert_all(predicate=f"NOT ({tombstone})"))
+            else:
+                merge = merge.when_matched_update_all(predicate=changed) \
+                    .when_not_matched_insert_all()
+            metrics = merge.execute()
             after = table.version()
         inserted = int(metrics["num_target_rows_inserted"])
         updated = int(metrics["num_target_rows_updated"])
+        deleted = int(metrics.get("num_target_rows_deleted", 0))
+        if tombstone is not None and self.delete_missing == "soft":
+            marked = self._tombstone(frame)
+            assert marked is not None
+            deleted = int(frame.select(marked.sum()).item())
         # delta-rs commits nothing when no row is inserted or updated.
         version = after if after != before else None
         log.debug(
@@ -497,7 +625,7 @@ class TableWriter:
             updated,
             version,
         )
-        return WriteResult(inserted=inserted, updated=updated, version=version)
+        return WriteResult(inserted=inserted, updated=updated, version=version, deleted=deleted)
 
 
 def _commit(

@@ -43,7 +43,7 @@ from analytics_client.core.placeholders import expand
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.template import RequestTemplate
-from analytics_client.lake.frames import ROW_HASH
+from analytics_client.lake.frames import DELETED_AT, ROW_HASH
 from analytics_client.lake.tables import Lake
 from analytics_client.read.paged import iter_pages
 from analytics_client.read.pages import Page
@@ -137,7 +137,10 @@ def changed_parents(lake: Lake, parent: Parent, version: int, since: int | None,
                             "child resolves or includes (resolve field / include_from_parent)")
     hashed = ROW_HASH in names
     now = pl.read_delta(uri, version=version, storage_options=options,
-                        columns=columns + ([ROW_HASH] if hashed else []))
+                        columns=columns + ([ROW_HASH] if hashed else [])
+                        + ([DELETED_AT] if DELETED_AT in names else []))
+    if DELETED_AT in names:  # a parent the API deleted has no children to read
+        now = now.filter(pl.col(DELETED_AT).is_null()).drop(DELETED_AT)
     if since is not None and hashed and since <= version:
         try:
             before = pl.read_delta(uri, version=since, storage_options=options,

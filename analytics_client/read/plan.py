@@ -169,8 +169,11 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
         primary_key=resource.primary_key,
         # Without a cursor the merge is an upsert on the key (dlt's too); a child has none.
         cursor_field=cursor.path if cursor is not None and parent is None else None,
-        columns=dict(resource.columns), quarantine=resource.on_bad_record == "quarantine",
-        parent_key=tuple(parent.key_columns) if parent is not None else ())
+        columns={n: hint for n, hint in resource.columns.items() if hint.data_type is not None},
+        quarantine=resource.on_bad_record == "quarantine",
+        parent_key=tuple(parent.key_columns) if parent is not None else (),
+        delete_missing=resource.deletes, max_delete_share=resource.max_delete_share,
+        hard_delete=next((n for n, hint in resource.columns.items() if hint.hard_delete), None))
     marks = MarkSpec(resource.name, incremental=cursor is not None and parent is None,
                      initial_value=cursor.initial_value if cursor else None,
                      end_value=cursor.end_value if cursor else None, window=window,

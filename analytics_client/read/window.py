@@ -16,8 +16,9 @@ below ``L0`` misses none of them. Records unchanged during the read were read, p
 paginator never skips an unchanged record (docs/incremental.md, per paginator). We never know
 ``L0``, but two values are at or below it:
 
-* the highest cursor in the table before the read: every row came from the API earlier, and a
-  record's cursor only grows (the API deletes nothing);
+* the highest cursor in the table before the read: every row came from the API earlier, a
+  record's cursor only grows, and a change is stamped by the API's clock (a deleted record's
+  cursor, too, was the clock of its last change);
 * the highest cursor on the read's first page, served when the read began.
 
 So a complete read saves ``min(highest seen, max(table's highest, first page's highest))``, and

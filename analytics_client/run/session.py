@@ -25,6 +25,7 @@ from analytics_client.config.model import (
     DEFAULT_PIPELINE,
     ResourceConfig,
     SourceConfig,
+    parent_of,
 )
 from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import ConfigError, ResourceFailed
@@ -116,11 +117,14 @@ class SyncRun:
         cause is chained.
         """
         plan = self.plans.get(resource.name) or plan_resource(resource, self.source)
+        # Whatever of the source reads this resource's rows as parents: its deletes follow.
+        children = tuple(plan_resource(r, self.source) for r in self.source.resources
+                         if parent_of(r) == plan.name)
         try:
             return sync_resource(self.client, self.lake, plan, batch_rows=self.batch_rows,
                                  run_id=self.run_id, log=log, pipeline=self.pipeline,
                                  marks=self.marks, full_refresh=plan.name in self.refresh,
-                                 budget=self.budget, timing=self.timing)
+                                 budget=self.budget, timing=self.timing, children=children)
         except ResourceFailed as failed:
             summary = failed.summary
             summary.error = redact(summary.error or str(failed), self.credentials.values())

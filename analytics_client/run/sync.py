@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from analytics_client.config.model import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig
@@ -40,6 +40,7 @@ from analytics_client.read.plan import ResourcePlan, plan_resource
 from analytics_client.read.slices import SlicedWalk
 from analytics_client.read.window import BackfillRead, LaggedRead, table_max_cursor
 from analytics_client.run.budget import RowBudget
+from analytics_client.run.deletes import SeenKeys, capture_deletes
 from analytics_client.run.progress import expected_total, progress_line
 from analytics_client.state.markpolicy import MarkPolicy, mark_policy
 from analytics_client.state.marks import MarkStore
@@ -63,6 +64,7 @@ def sync_resource(
     full_refresh: bool = False,
     budget: RowBudget | None = None,
     timing: Timing = DEFAULT_TIMING,
+    children: Sequence[ResourcePlan] = (),
 ) -> ResourceSummary:
     """Fetch the resource ``plan`` describes (what changed since its mark, if incremental; a
     child's children of the parents changed since they were last read) into its table.
@@ -70,7 +72,9 @@ def sync_resource(
     Raises ``ResourceFailed`` on failure: its ``summary`` says how far the resource got, the
     cause is chained. ``marks`` is where marks are kept besides the table (None: the table's
     alone). ``budget`` bounds the records (and their bytes) all resources of the run hold at once
-    (``budget.py``). ``timing``: the run's intervals (``core/timing.py``).
+    (``budget.py``). ``timing``: the run's intervals (``core/timing.py``). ``children``: the
+    plans of the resources read per row of this one, whose rows follow a deleted parent's
+    (``deletes.py``).
     """
     log = log or logger
     summary = ResourceSummary(plan.name)
@@ -86,6 +90,7 @@ def sync_resource(
         source = page_source(client, plan, count_retry, lake, notes=summary.notes, log=log)
         batch = _Batch(lake, plan, run_id, policy, budget or RowBudget(batch_rows), summary,
                        batch_rows, Quarantine(lake, pipeline, run_id))
+        batch.seen = _seen_keys(plan, policy)
     except Exception as exc:
         raise _failed(summary, exc) from exc
     if plan.incremental and plan.parent is None:
@@ -99,7 +104,7 @@ def sync_resource(
         batch.commit(source.end_mark())  # the read's last word, if it ran to its end
         if client.stop.requested:
             return _stopped(summary, policy, client.stop.reason)
-        _finish(client, lake, plan, source, policy, batch, run_id, log)
+        _finish(client, lake, plan, source, policy, batch, run_id, log, children, count_retry)
         return summary
     except Exception as exc:
         policy.flush_quietly(log)
@@ -163,12 +168,15 @@ class _Batch:
         self.records: list[Any] = []
         self.covered: int | None = None  # the mark the pages consumed so far allow
         self.share = budget.join()
+        self.seen: SeenKeys | None = None  # the keys served, where deletes are captured
 
     def add(self, page: Page) -> None:
         """Hold a page's records; commit once the batch is full or the run's budget is."""
         self.covered = page.mark
         self.summary.pages += 1
         self.summary.rows_fetched += len(page.records)
+        if self.seen is not None:
+            self.seen.add(page.records)
         # After the read and its mark have seen them: a filtered record counts as read.
         # dlt's order for a child too: parent fields first, then the resource's steps.
         kept = apply_steps(self.steps, page.records)
@@ -231,26 +239,55 @@ class _Progress:
 
 
 def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSource,
-            policy: MarkPolicy, batch: _Batch, run_id: str, log: Log) -> None:
-    """A read that ran to its end: the writer's last word, notes, the final mark, success."""
+            policy: MarkPolicy, batch: _Batch, run_id: str, log: Log,
+            children: Sequence[ResourcePlan], on_retry: Callable[[RetryEvent], None]) -> None:
+    """A read that ran to its end: the writer's last word, notes, the final mark, the
+    deletes the read shows, success."""
     summary = batch.summary
     summary.add_write(batch.writer.finish())
-    summary.status = "ok"
     if summary.quarantined:
         summary.notes.append(
             f"{summary.quarantined:,} record(s) set aside in {lake.quarantine_uri()}: "
             "`quarantine show` says why; after changing the config, `quarantine replay` "
             "writes them again; once the API's data is fixed, --full-refresh re-reads them")
+    mark = policy.allowed(batch.covered)
     if plan.table.write_disposition != "replace":
         # A read without marks allows none (None): nothing to settle.
-        policy.settle(policy.allowed(batch.covered), run_id, summary)
+        policy.settle(mark, run_id, summary)
+    if batch.seen is not None:
+        cursor = plan.cursor
+        capture_deletes(client, lake, plan, batch.seen, begin_us=_read_start(plan, policy),
+                        next_begin_us=cursor.read_from(mark) if cursor is not None else None,
+                        run_id=run_id, summary=summary, children=children,
+                        on_retry=on_retry, log=log)
+    summary.status = "ok"
     if not source.keyset:
         return
     # A filter keeps fewer rows than the API counts: no count to compare with.
     full_read = policy.start.mark_us is None and not plan.steps
     _compare_with_total(client, plan, source,
-                        lake.row_count(plan.name) if full_read else None, summary, log)
+                        lake.row_count(plan.name, live=True) if full_read else None, summary,
+                        log)
     policy.succeeded(summary)
+
+
+def _read_start(plan: ResourcePlan, policy: MarkPolicy) -> int | None:
+    """The cursor the read began at: every record at or after it was served (None: all)."""
+    start = policy.start.mark_us
+    if plan.mode in ("paged", "child") or plan.cursor is None or start is None:
+        return None  # a read of everything (a child here: of every parent's children)
+    return plan.cursor.read_from(start)
+
+
+def _seen_keys(plan: ResourcePlan, policy: MarkPolicy) -> SeenKeys | None:
+    """Where the keys served must be kept: a merge table that captures deletes, read whole
+    or from a cursor on (a backfill's window and a child's changed parents are neither)."""
+    table = plan.table
+    if table.write_disposition != "merge" or table.delete_missing == "off":
+        return None
+    if plan.mode == "backfill" or (plan.mode == "child" and policy.start.mark_us is not None):
+        return None
+    return SeenKeys(table.key)
 
 
 def _failed(summary: ResourceSummary, exc: Exception) -> ResourceFailed:
@@ -275,7 +312,9 @@ def table_writer(lake: Lake, table: TableSpec, quarantine: Quarantine) -> TableW
     return TableWriter(lake, table.name, write_disposition=table.write_disposition,
                        primary_key=table.primary_key, cursor_field=table.cursor_field,
                        columns=table.columns, parent_key=table.parent_key,
-                       set_aside=quarantine.add if table.quarantine else None)
+                       set_aside=quarantine.add if table.quarantine else None,
+                       delete_missing=table.delete_missing,
+                       max_delete_share=table.max_delete_share, hard_delete=table.hard_delete)
 
 
 def replay_quarantine(lake: Lake, resource: ResourceConfig, pipeline: str,
