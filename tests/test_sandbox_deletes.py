@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics_sandbox import RESOURCES, SandboxSettings, SandboxTransport, World, parse_timestamp
+from analytics_sandbox.__main__ import _parser, main
 from analytics_sandbox.world import Sort
 
 TINY = {"tags": 3, "users": 6, "deals": 40, "pages": 3, "tasks": 30}
@@ -268,3 +269,164 @@ def _key(record: Record, sort: str) -> tuple[Any, ...]:
     return (stamp if sort == "updated_at" else -stamp, record["id"])
 
 
+# -- paging while records are deleted ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("sort", ["id", "updated_at", "-updated_at"])
+@pytest.mark.parametrize("style", STYLES)
+def test_each_style_pages_against_the_records_there_are_now(style: str, sort: str) -> None:
+    """After a delete mid-read a cursor continues after its key (its own row deleted, mid tie
+    group), while positions shift onto the current records and skip the one that slid back."""
+    world = World(3, counts={"deals": 300})
+    size = 7
+    rows = ids(order(world, "deals", sort))
+    stamps = [r["updated_at"] for r in order(world, "deals", sort)]
+    # The last record of a page, in the middle of a tie group when sorted by updated_at.
+    last = next(p for p in range(2 * size - 1, len(rows) - 2, size)
+                if sort == "id" or stamps[p - 1] == stamps[p] == stamps[p + 1] == stamps[p + 2])
+    gone = [rows[last], rows[last + 1]]  # the row a cursor names, and the one after it
+
+    def delete(number: int, body: dict[str, Any]) -> None:
+        if number == (last + 1) // size:
+            world.delete("deals", gone)
+
+    with make_client(world) as client:
+        served = ids(sum(walk(client, "deals", style, size=size, sort=sort, after=delete), []))
+    now = ids(order(world, "deals", sort))
+    assert served[:last + 1] == rows[:last + 1]
+    if style in KEYSET:
+        assert served[last + 1:] == [i for i in rows[last + 1:] if i not in gone]
+    else:  # the contract's consequence for position paging: rows[last + 2] slid onto a read page
+        assert served[last + 1:] == now[last + 1:] and rows[last + 2] not in served
+    assert set(served) - set(gone) <= set(now)
+
+
+@settings(max_examples=25)
+@given(
+    seed=st.integers(0, 1000),
+    style=st.sampled_from(STYLES),
+    sort=st.sampled_from(["id", "updated_at", "-updated_at"]),
+    size=st.integers(1, 15),
+    every=st.integers(1, 3),
+    mutate=st.tuples(st.integers(0, 3), st.integers(0, 1), st.integers(1, 4)),
+)
+def test_a_read_in_mutate_mode_serves_only_current_records(
+        seed: int, style: str, sort: str, size: int, every: int,
+        mutate: tuple[int, int, int]) -> None:
+    """With mutate_deletes every page holds only records live when it was served, exactly as they
+    were, and counts what there was; no deleted id is ever served again."""
+    updates, creates, deletes = mutate
+    world = World(seed, counts=TINY)
+    snapshot: dict[str, Record] = {}
+    deleted: set[str] = set()
+
+    def before() -> None:
+        snapshot.clear()
+        snapshot.update({r["id"]: r for r in world.truth("deals")})
+        deleted.update(world.deleted("deals"))
+
+    def after(number: int, body: dict[str, Any]) -> None:
+        assert all(snapshot.get(r["id"]) == r for r in body["data"])
+        assert not deleted & set(ids(body["data"]))
+        total = body.get("total", body.get("meta", {}).get("page", {}).get("total_count"))
+        assert total in (None, len(snapshot))
+
+    with make_client(world, mutate_every_n_requests=every, mutate_updates=updates,
+                     mutate_creates=creates, mutate_deletes=deletes, fault_seed=seed) as client:
+        walk(client, "deals", style, size=size, sort=sort, before=before, after=after,
+             max_pages=200)
+    assert world.deleted("deals") and world.count("deals") == len(world.truth("deals"))
+
+
+def test_a_page_number_walk_in_mutate_mode_shifts_and_misses_live_records() -> None:
+    """The page-number walk a client makes under mutate_deletes skips records that stay live: what
+    a client has to survive (the next run reads them)."""
+    world = World(9, counts=SMALL)
+    totals: list[int] = []
+    with make_client(world, mutate_every_n_requests=1, mutate_updates=0, mutate_creates=0,
+                     mutate_deletes=2) as client:
+        pages = walk(client, "deals", "page_number", size=10, before=lambda: totals.append(
+            world.count("deals")))
+    served = set(ids(sum(pages, [])))
+    assert set(ids(world.truth("deals"))) - served  # live, never served
+    assert totals == [SMALL["deals"] - 2 * n for n in range(len(totals))]
+    assert len(world.deleted("deals")) == 2 * len(totals)  # after every page served
+
+
+# -- admin, settings, CLI ---------------------------------------------------------------------
+
+
+def test_admin_advance_delete_and_deleted() -> None:
+    """POST /_admin/advance deletes, POST /_admin/delete deletes chosen ids, GET /_admin/deleted
+    lists them all, and truth, health and the API agree."""
+    world = World(7, counts=SMALL)
+    with make_client(world) as client, admin_of(client) as admin:
+        advanced = admin.post("/_admin/advance", json={"deletes": {"tags": 2}, "updates": 1,
+                                                       "resources": ["tags"]}).json()
+        assert len(advanced["tags"]["deleted"]) == 2 and len(advanced["tags"]["updated"]) == 1
+        chosen = ids(admin.get("/_admin/truth/tags").json())[:3]
+        assert admin.post("/_admin/delete", json={"resource": "tags", "ids": chosen}).json() == {
+            "deleted": chosen}
+        gone = admin.get("/_admin/deleted/tags").json()
+        assert gone == sorted(advanced["tags"]["deleted"] + chosen) == world.deleted("tags")
+        truth = ids(admin.get("/_admin/truth/tags").json())
+        assert len(truth) == SMALL["tags"] - 5 and not set(truth) & set(gone)
+        assert admin.get("/_admin/health").json()["counts"]["tags"] == SMALL["tags"] - 5
+        body = client.get("/v1/tags", params={"page[size]": 100}).json()
+        assert ids(body["data"]) == truth and body["meta"]["page"]["total_count"] == len(truth)
+        assert admin.get("/_admin/deleted/deals").json() == []
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    ({"resource": "tags", "ids": ["tag_nope"]}, "tag_nope"),
+    ({"resource": "tags", "ids": "tag_x"}, "list of id strings"),
+    ({"resource": "tags"}, "resource and ids"),
+    ({"resource": "widgets", "ids": []}, "widgets"),
+])
+def test_admin_delete_errors_name_the_problem(body: dict[str, Any], named: str) -> None:
+    """A bad POST /_admin/delete is a 400 whose detail names what is wrong, and deletes nothing."""
+    with make_client(World(7, counts=SMALL)) as client, admin_of(client) as admin:
+        response = admin.post("/_admin/delete", json=body)
+        assert response.status_code == 400 and named in response.json()["errors"][0]["detail"]
+        assert admin.get("/_admin/deleted/tags").json() == []
+        assert admin.get("/_admin/deleted/widgets").status_code == 404
+
+
+def test_child_endpoint_of_a_deleted_parent_is_404_and_lists_no_deleted_child() -> None:
+    """A deleted deal's tasks are a 404; a deleted task leaves its deal's listing and total."""
+    world = World(7, counts=SMALL)
+    deals = [d["id"] for d in world.truth("deals")
+             if world.children("tasks", "deal_id", d["id"]).total_count >= 2]
+    parent, other = deals[:2]
+    with make_client(world) as client:
+        tasks = ids(client.get(f"/v1/deals/{other}/tasks").json()["data"])
+        world.delete("deals", [parent])
+        world.delete("tasks", tasks[:1])
+        assert client.get(f"/v1/deals/{parent}/tasks").status_code == 404
+        body = client.get(f"/v1/deals/{other}/tasks").json()
+    assert ids(body["data"]) == tasks[1:] and body["meta"]["page"]["total_count"] == len(tasks) - 1
+
+
+def test_mutate_deletes_setting() -> None:
+    """mutate_deletes is validated, public, changeable at runtime and a serve flag of its name."""
+    with pytest.raises(ValueError, match="mutate_deletes"):
+        SandboxSettings(mutate_deletes=-1)
+    assert SandboxSettings().public()["mutate_deletes"] == 0
+    with make_client(World(7, counts=SMALL)) as client, admin_of(client) as admin:
+        changed = admin.post("/_admin/settings", json={"mutate_deletes": 2,
+                                                       "mutate_every_n_requests": 1}).json()
+        assert changed["mutate_deletes"] == 2
+        client.get("/v1/deals")
+        assert len(admin.get("/_admin/deleted/deals").json()) == 2
+    args = _parser().parse_args(["serve", "--mutate-deletes", "3"])
+    assert args.mutate_deletes == 3
+
+
+def test_cli_advance_and_deleted(capsys: pytest.CaptureFixture[str]) -> None:
+    """`serve --help` shows --mutate-deletes; `advance --deletes` and `deleted` exist."""
+    for argv in (["--help"], ["serve", "--help"], ["advance", "--help"], ["deleted", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--mutate-deletes" in out and "--deletes" in out and "deleted from one resource" in out
