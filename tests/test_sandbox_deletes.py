@@ -276,7 +276,7 @@ def _key(record: Record, sort: str) -> tuple[Any, ...]:
 @pytest.mark.parametrize("style", STYLES)
 def test_each_style_pages_against_the_records_there_are_now(style: str, sort: str) -> None:
     """After a delete mid-read a cursor continues after its key (its own row deleted, mid tie
-    group), while positions shift onto the current records and skip the one that slid back."""
+    group); a position shifts onto the current records, skipping the one that slid forward."""
     world = World(3, counts={"deals": 300})
     size = 7
     rows = ids(order(world, "deals", sort))
