@@ -24,7 +24,8 @@ world of records, with switchable latency, rate limiting and faults.
 
   serve     run the API (prints one JSON line with base_url, api_key, organization_id)
   truth     print a running sandbox's records of one resource (JSON list, by id)
-  advance   move a running sandbox's world forward: update and create records
+  advance   move a running sandbox's world forward: update, create and delete records
+  deleted   print the ids a running sandbox deleted from one resource (JSON list, sorted)
   stats     print a running sandbox's request counts by resource and status
 """
 
@@ -130,6 +131,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     behaviour.add_argument("--mutate-updates", type=int, default=defaults.mutate_updates)
     behaviour.add_argument("--mutate-creates", type=int, default=defaults.mutate_creates)
+    behaviour.add_argument(
+        "--mutate-deletes", type=int, default=defaults.mutate_deletes,
+        help="records each mutate-mode advance deletes (gone from every listing and count)",
+    )  # fmt: skip
     behaviour.add_argument("--fault-seed", type=int, default=0, help="seed of injected faults")
     behaviour.add_argument(
         "--faults", type=_faults, default=[], metavar="JSON",
@@ -141,15 +146,20 @@ def _parser() -> argparse.ArgumentParser:
     truth.add_argument("--url", required=True, help="base URL of a running sandbox")
     truth.add_argument("resource", choices=RESOURCES)
 
-    advance = commands.add_parser("advance", help="update and create records")
+    advance = commands.add_parser("advance", help="update, create and delete records")
     advance.add_argument("--url", required=True, help="base URL of a running sandbox")
     advance.add_argument("--updates", type=int, default=0, help="records to update per resource")
     advance.add_argument("--creates", type=int, default=0, help="records to create per resource")
+    advance.add_argument("--deletes", type=int, default=0, help="records to delete per resource")
     advance.add_argument(
         "--resource", action="append", choices=RESOURCES, dest="resources",
         help="only this resource (repeatable; default all)",
     )  # fmt: skip
     advance.add_argument("--seed", type=int, default=None, help="seed of this advance")
+
+    deleted = commands.add_parser("deleted", help="print the ids deleted from one resource")
+    deleted.add_argument("--url", required=True, help="base URL of a running sandbox")
+    deleted.add_argument("resource", choices=RESOURCES)
 
     stats = commands.add_parser("stats", help="print request counts by resource and status")
     stats.add_argument("--url", required=True, help="base URL of a running sandbox")
@@ -197,10 +207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "truth":
         return _call("GET", f"{url}/_admin/truth/{args.resource}")
     if args.command == "advance":
-        body = {"updates": args.updates, "creates": args.creates, "seed": args.seed}
+        body = {"updates": args.updates, "creates": args.creates, "deletes": args.deletes,
+                "seed": args.seed}
         if args.resources:
             body["resources"] = args.resources
         return _call("POST", f"{url}/_admin/advance", body)
+    if args.command == "deleted":
+        return _call("GET", f"{url}/_admin/deleted/{args.resource}")
     return _call("GET", f"{url}/_admin/stats")
 
 

@@ -107,6 +107,7 @@ _RUNTIME_SETTINGS: Final = frozenset(
         "mutate_rate",
         "mutate_updates",
         "mutate_creates",
+        "mutate_deletes",
         "pagination",
         "oauth_token_ttl",
         "oauth_token_uses",
@@ -142,6 +143,7 @@ class SandboxSettings:
     mutate_rate: float = 0.0
     mutate_updates: int = 3
     mutate_creates: int = 1
+    mutate_deletes: int = 0
     fault_seed: int = 0
     pagination: Pagination = "page_number"
     # OAuth2 client credentials (RFC 6749 §4.4) at POST /oauth/token, on when a client id is
@@ -165,8 +167,8 @@ class SandboxSettings:
                      "oauth_token_uses"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.mutate_updates < 0 or self.mutate_creates < 0:
-            raise ValueError("mutate_updates and mutate_creates must be >= 0")
+        if self.mutate_updates < 0 or self.mutate_creates < 0 or self.mutate_deletes < 0:
+            raise ValueError("mutate_updates, mutate_creates and mutate_deletes must be >= 0")
 
     def public(self) -> dict[str, Any]:
         """The settings as JSON, for the admin endpoint."""
@@ -475,7 +477,9 @@ class SandboxApp:
             try:
                 return self._admin(method, path, body)
             except (ValueError, TypeError, KeyError) as exc:
-                return _error(400, f"Bad admin request: {exc}")
+                # A KeyError's str() is its message in quotes: say the message itself.
+                detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+                return _error(400, f"Bad admin request: {detail}")
         if path == TOKEN_PATH:
             with self._lock:
                 reply = self._token(method, headers, body)
@@ -788,6 +792,7 @@ class SandboxApp:
             self.world.advance(
                 updates=settings.mutate_updates,
                 creates=settings.mutate_creates,
+                deletes=settings.mutate_deletes,
                 resources=[resource],
                 seed=f"{settings.fault_seed}:mutate:{self._mutations}",
                 late_visibility=settings.late_visibility,
@@ -861,13 +866,27 @@ class SandboxApp:
             if resource not in RESOURCES:
                 return _error(404, f"Unknown resource {resource!r}; resources: {RESOURCES}.")
             return Reply(200, _JSON, self.world.truth_bytes(resource))
+        if method == "GET" and route.startswith("deleted/"):
+            resource = route.removeprefix("deleted/")
+            if resource not in RESOURCES:
+                return _error(404, f"Unknown resource {resource!r}; resources: {RESOURCES}.")
+            return _json(200, self.world.deleted(resource))
+        if method == "POST" and route == "delete":
+            unknown = set(payload) - {"resource", "ids"}
+            if unknown or "resource" not in payload or "ids" not in payload:
+                raise ValueError(f"expected keys resource and ids, got {sorted(payload)}")
+            ids = payload["ids"]
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise ValueError(f"ids must be a list of id strings, got {ids!r}")
+            return _json(200, {"deleted": self.world.delete(payload["resource"], ids)})
         if method == "POST" and route == "advance":
-            unknown = set(payload) - {"updates", "creates", "resources", "seed"}
+            unknown = set(payload) - {"updates", "creates", "deletes", "resources", "seed"}
             if unknown:
                 raise ValueError(f"unknown keys {sorted(unknown)}")
             result = self.world.advance(
                 updates=payload.get("updates", 0),
                 creates=payload.get("creates", 0),
+                deletes=payload.get("deletes", 0),
                 resources=payload.get("resources"),
                 seed=payload.get("seed"),
                 late_visibility=self._settings.late_visibility,

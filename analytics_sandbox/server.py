@@ -70,18 +70,31 @@ class RunningSandbox:
         self,
         updates: int | Mapping[str, int] = 0,
         creates: int | Mapping[str, int] = 0,
+        deletes: int | Mapping[str, int] = 0,
         *,
         resources: Iterable[str] | None = None,
         seed: int | str | None = None,
     ) -> dict[str, dict[str, list[str]]]:
         """Move the world forward; see ``World.advance``."""
-        body: dict[str, Any] = {"updates": updates, "creates": creates, "seed": seed}
+        body: dict[str, Any] = {"updates": updates, "creates": creates, "deletes": deletes,
+                                "seed": seed}
         if resources is not None:
             body["resources"] = list(resources)
         result: dict[str, dict[str, list[str]]] = _admin(
             "POST", f"{self.base_url}/_admin/advance", body
         )
         return result
+
+    def delete(self, resource: str, ids: Iterable[str]) -> list[str]:
+        """Delete these records now; see ``World.delete``."""
+        body = {"resource": resource, "ids": list(ids)}
+        deleted: list[str] = _admin("POST", f"{self.base_url}/_admin/delete", body)["deleted"]
+        return deleted
+
+    def deleted(self, resource: str) -> list[str]:
+        """Every id of ``resource`` deleted so far, sorted."""
+        ids: list[str] = _admin("GET", f"{self.base_url}/_admin/deleted/{resource}")
+        return ids
 
     def stats(self) -> dict[str, Any]:
         """Request counts by resource and status."""

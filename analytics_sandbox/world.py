@@ -9,6 +9,7 @@ keys vary, undocumented fields whose type varies, and fields that appear later.
 from __future__ import annotations
 
 import bisect
+import collections
 import json
 import random
 import threading
@@ -36,7 +37,7 @@ __all__ = [
 Record = dict[str, Any]
 Sort = Literal["id", "updated_at", "-updated_at"]
 Counts = Mapping[str, int]
-# {resource: {"updated": [ids], "created": [ids]}}
+# {resource: {"updated": [ids], "created": [ids], "deleted": [ids]}}
 AdvanceResult = dict[str, dict[str, list[str]]]
 
 RESOURCES: Final = ("tags", "users", "deals", "pages", "tasks")
@@ -130,6 +131,10 @@ class _Table:
     def __init__(self, name: str) -> None:
         self.name = name
         self.rows: dict[str, _Row] = {}
+        # Every id ever deleted from this table: gone from every view, never issued again.
+        self.deleted: set[str] = set()
+        # The latest updated_at of a deleted row: late stamps stay near what a client saw.
+        self._deleted_latest_us = _BASE_US
         self._by_id: list[_Row] | None = None
         self._by_updated: tuple[list[int], list[_Row]] | None = None
         self._by_updated_desc: tuple[list[int], list[_Row]] | None = None
@@ -153,8 +158,17 @@ class _Table:
         return index.get(value, [])
 
     def latest_us(self) -> int:
+        """The latest ``updated_at`` ever served, deleted rows included (a client may have seen
+        one, and a late change must stay within the contract's 5 s of what it saw)."""
         keys, _ = self.by_updated()
-        return keys[-1] if keys else _BASE_US
+        return max(keys[-1] if keys else _BASE_US, self._deleted_latest_us)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        """Remove rows for good; the caller checked that they exist and calls ``changed``."""
+        for rid in ids:
+            row = self.rows.pop(rid)
+            self._deleted_latest_us = max(self._deleted_latest_us, row.updated_us)
+            self.deleted.add(rid)
 
     def by_id(self) -> list[_Row]:
         if self._by_id is None:
@@ -301,8 +315,14 @@ class World:
             return Page([row.bytes() for row in rows[start:start + size]], len(rows))
 
     def exists(self, resource: str, record_id: str) -> bool:
+        """Whether ``record_id`` is a record of ``resource`` now (a deleted one is not)."""
         with self._lock:
             return record_id in self._table(resource).rows
+
+    def deleted(self, resource: str) -> list[str]:
+        """Every id of ``resource`` deleted so far, sorted: the ground truth of what is gone."""
+        with self._lock:
+            return sorted(self._table(resource).deleted)
 
     def truth(self, resource: str) -> list[Record]:
         """The records of ``resource`` exactly as the API serves them (same omitted keys), by id."""
@@ -320,23 +340,30 @@ class World:
         self,
         updates: int | Counts = 0,
         creates: int | Counts = 0,
+        deletes: int | Counts = 0,
         *,
         resources: Iterable[str] | None = None,
         seed: int | str | None = None,
         late_visibility: bool = True,
     ) -> AdvanceResult:
-        """Move the clock forward, update and create records; return the ids touched.
+        """Move the clock forward, delete, update and create records; return the ids touched.
 
-        ``updates`` and ``creates`` count per resource (an int applies to each of
-        ``resources``, default all). With ``late_visibility`` some changes are stamped up
+        ``updates``, ``creates`` and ``deletes`` count per resource (an int applies to each of
+        ``resources``, default all). Deletes come first and pick among the records there are
+        (at most all of them), so the ids deleted, updated and created are disjoint; a deleted
+        record leaves every listing, count and child listing and its id is never issued again
+        (the contract: no tombstone). With ``late_visibility`` some changes are stamped up
         to 5 s before the latest ``updated_at`` already visible, as the contract allows.
         Without ``seed`` the n-th advance of a world is the same every run.
         """
         chosen = tuple(resources) if resources is not None else RESOURCES
         named = [*chosen]
-        for per_resource in (updates, creates):
+        for per_resource in (updates, creates, deletes):
             if isinstance(per_resource, Mapping):
                 named += per_resource
+            numbers = per_resource.values() if isinstance(per_resource, Mapping) else [per_resource]
+            if any(n < 0 for n in numbers):
+                raise ValueError(f"counts must be >= 0, got {per_resource!r}")
         for name in named:
             self._table(name)
         with self._lock:
@@ -350,17 +377,52 @@ class World:
             for name in chosen:
                 n_up = updates.get(name, 0) if isinstance(updates, Mapping) else updates
                 n_cr = creates.get(name, 0) if isinstance(creates, Mapping) else creates
-                if n_up or n_cr:
+                n_del = deletes.get(name, 0) if isinstance(deletes, Mapping) else deletes
+                if n_up or n_cr or n_del:
                     result[name] = self._advance_table(
-                        self._tables[name], rng, start, n_up, n_cr, late_visibility
+                        self._tables[name], rng, start, n_up, n_cr, n_del, late_visibility
                     )
             self.version += 1
             return result
 
+    def delete(self, resource: str, ids: Iterable[str]) -> list[str]:
+        """Delete these records of ``resource`` now (a test's chosen record: one in the middle
+        of a tie group, a parent); return their ids. The clock does not move.
+
+        All or nothing: an id that is no record of ``resource`` (never was, or already deleted)
+        is a KeyError naming it, and a repeated id a ValueError; then nothing is deleted.
+        """
+        if isinstance(ids, str):
+            raise TypeError("ids is a list of ids, not one string")
+        wanted = list(ids)
+        repeated = sorted(rid for rid, n in collections.Counter(wanted).items() if n > 1)
+        if repeated:
+            raise ValueError(f"ids repeated: {repeated}")
+        with self._lock:
+            table = self._table(resource)
+            gone = [rid for rid in wanted if rid in table.deleted]
+            unknown = [rid for rid in wanted if rid not in table.rows and rid not in table.deleted]
+            if gone or unknown:
+                raise KeyError(f"no {resource} records {gone + unknown}: "
+                               f"already deleted {gone}, never existed {unknown}")
+            self._delete_rows(table, wanted)
+            self.version += 1
+            return wanted
+
+    def _delete_rows(self, table: _Table, ids: list[str]) -> None:
+        table.delete(ids)
+        self._id_pool.pop(table.name, None)  # new records must not point at a deleted one
+        table.changed()
+
     def _advance_table(
-        self, table: _Table, rng: random.Random, start: int, n_up: int, n_cr: int, late: bool
+        self, table: _Table, rng: random.Random, start: int, n_up: int, n_cr: int, n_del: int,
+        late: bool,
     ) -> dict[str, list[str]]:
         latest = table.latest_us()
+        deleted: list[str] = []
+        if n_del:
+            deleted = rng.sample(list(table.rows), min(n_del, len(table.rows)))
+            self._delete_rows(table, deleted)
         end = self._clock_us
 
         def stamp() -> int:
@@ -389,7 +451,7 @@ class World:
             row = self._new_row(table, rng, when, when, evolved=True)
             created.append(row.record["id"])
         table.changed()
-        return {"updated": chosen, "created": created}
+        return {"updated": chosen, "created": created, "deleted": deleted}
 
     # -- generation ----------------------------------------------------------------------
 
@@ -405,9 +467,11 @@ class World:
         row.raw = None
 
     def _new_id(self, rng: random.Random, resource: str) -> str:
+        # ``_ids`` holds every id ever issued, deleted ones too: the contract never reuses one.
+        deleted = self._tables[resource].deleted
         while True:
             rid = _PREFIX[resource] + "_" + "".join(rng.choices(_ID_ALPHABET, k=12))
-            if rid not in self._ids:
+            if rid not in self._ids and rid not in deleted:
                 self._ids.add(rid)
                 return rid
 

@@ -3,6 +3,9 @@
 Written from the contract (shared/analytics-api.md), not from our schemas: the expected value of
 every field is derived here from the raw JSON with the standard library, so a test cannot pass
 merely because the client and the sandbox share an assumption.
+
+The API deletes records without a tombstone; the pipeline soft-deletes their rows (``_deleted_at``
+set, values kept). A table equals the truth when its live rows (``_deleted_at`` null) do.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from typing import Any
 import httpx
 import polars as pl
 
-TS, DATE, DEC, INT, BOOL, STR, STRLIST, OBJ = "ts", "date", "dec", "int", "bool", "str", "strlist", "obj"
+TS, DATE, DEC, INT, BOOL, STR = "ts", "date", "dec", "int", "bool", "str"
+STRLIST, OBJ = "strlist", "obj"
 COMMON = {"id": STR, "created_at": TS, "updated_at": TS}
 CONTRACT: dict[str, dict[str, str]] = {
     "tags": {**COMMON, "name": STR, "color": STR},
-    "users": {**COMMON, "name": STR, "email": STR, "role": STR, "active": BOOL, "last_login_at": TS},
+    "users": {**COMMON, "name": STR, "email": STR, "role": STR, "active": BOOL,
+              "last_login_at": TS},
     "deals": {**COMMON, "name": STR, "amount": DEC, "currency": STR, "stage": STR, "owner_id": STR,
               "tag_ids": STRLIST, "custom_fields": OBJ, "closed_at": TS},
     "pages": {**COMMON, "name": STR, "url": STR, "views": INT, "published": BOOL},
@@ -33,6 +38,14 @@ def fetch_truth(base_url: str, resource: str) -> list[dict[str, Any]]:
     response = httpx.get(f"{base_url}/_admin/truth/{resource}", timeout=60)
     response.raise_for_status()
     return json.loads(response.content, parse_float=Decimal)
+
+
+def fetch_deleted(base_url: str, resource: str) -> list[str]:
+    """The ids the sandbox has deleted from ``resource`` so far, sorted (no API serves these)."""
+    response = httpx.get(f"{base_url}/_admin/deleted/{resource}", timeout=60)
+    response.raise_for_status()
+    ids: list[str] = response.json()
+    return ids
 
 
 def expected(kind: str, raw: Any) -> Any:
@@ -58,19 +71,38 @@ def actual(kind: str, value: Any) -> Any:
 
 
 # Columns the pipeline adds to every row (README, "What lands in the lake"); not API fields.
-PIPELINE_COLUMNS = frozenset({"_synced_at", "_row_hash"})
+# ``_deleted_at``: null on a live row, the time the pipeline saw its record gone on a soft-deleted
+# one.
+DELETED_AT = "_deleted_at"
+PIPELINE_COLUMNS = frozenset({"_synced_at", "_row_hash", DELETED_AT})
 VARIANT_SUFFIX = "__json"  # an undocumented value that fits no typed column, as JSON text
 
 
-def assert_table_equals_truth(table: pl.DataFrame, truth: list[dict[str, Any]], resource: str) -> None:
-    """Every id exactly once, no extra ids, every documented and undocumented value equal."""
-    ids = table["id"].to_list()
-    assert len(ids) == len(set(ids)), f"{resource}: duplicate ids in the table"
+def live_rows(table: pl.DataFrame) -> pl.DataFrame:
+    """The rows whose record the API still serves: ``_deleted_at`` null, or every row of a table
+    without that column."""
+    if DELETED_AT not in table.columns:
+        return table
+    return table.filter(pl.col(DELETED_AT).is_null())
+
+
+def assert_table_equals_truth(table: pl.DataFrame, truth: list[dict[str, Any]],
+                              resource: str) -> None:
+    """Every id of the truth exactly once among the live rows, no live row the truth lacks, every
+    documented and undocumented value equal; soft-deleted rows are not compared (an id is still
+    one row of the table, live or soft-deleted)."""
+    all_ids = table["id"].to_list()
+    assert len(all_ids) == len(set(all_ids)), f"{resource}: duplicate ids in the table"
+    live = live_rows(table)
+    ids = set(live["id"].to_list())
     truth_ids = {r["id"] for r in truth}
-    assert set(ids) == truth_ids, (
-        f"{resource}: missing {sorted(truth_ids - set(ids))[:5]}, extra {sorted(set(ids) - truth_ids)[:5]}"
+    soft_deleted = set(all_ids) - ids
+    assert ids == truth_ids, (
+        f"{resource}: missing live rows {sorted(truth_ids - ids)[:5]} (soft-deleted while the "
+        f"API serves them: {sorted((truth_ids - ids) & soft_deleted)[:5]}), extra live rows "
+        f"{sorted(ids - truth_ids)[:5]} (the API serves no such record)"
     )
-    rows = {row["id"]: row for row in table.to_dicts()}
+    rows = {row["id"]: row for row in live.to_dicts()}
     for record in truth:
         wrong = differences(rows[record["id"]], record, resource)
         assert not wrong, f"{resource} {record['id']}: " + "; ".join(wrong[:5])
