@@ -131,11 +131,15 @@ def test_the_readme_samples_are_what_render_table_prints() -> None:
                 if line and not line.startswith(("-", "total", "fetched", " "))]
         summaries = []
         for name, status, *numbers in rows:
-            pages, fetched, inserted, updated, quarantined, retries, commits = (
-                int(n.replace(",", "")) for n in numbers[:7])
-            summaries.append(ResourceSummary(name, status, pages, fetched, inserted, updated,
-                                             quarantined, retries, commits,
-                                             seconds=float(numbers[7])))
+            pages, fetched, inserted, updated, deleted, quarantined, retries, commits = (
+                int(n.replace(",", "")) for n in numbers[:8])
+            summary = ResourceSummary(name, status, pages, fetched, inserted, updated,
+                                      quarantined, retries, commits, deleted=deleted,
+                                      seconds=float(numbers[9]))
+            if numbers[8] != "-":  # versions: "first-last" or one version
+                first, _, last = numbers[8].partition("-")
+                summary.first_version, summary.table_version = int(first), int(last or first)
+            summaries.append(summary)
         why = " ".join(line.strip() for line in text.splitlines()
                        if line.startswith(("fetched", "  ")))
         reread = int(why.split(" + ")[1].split()[0].replace(",", ""))

@@ -40,12 +40,12 @@ class ResourceSummary:
     rows_fetched: int = 0
     inserted: int = 0
     updated: int = 0
-    deleted: int = 0  # rows deleted or marked _deleted_at: the API no longer has their records
     quarantined: int = 0  # records set aside in <lake>/_quarantine (quarantine.py)
     retries: int = 0
     commits: int = 0
-    delete_requests: int = 0  # requests spent finding deletes (probes, re-reads: deletes.py)
     reread: int = 0  # records served again that the read had already seen (keyset page edges)
+    deleted: int = 0  # rows deleted or marked _deleted_at: the API no longer has their records
+    delete_requests: int = 0  # requests spent finding deletes (probes, re-reads: deletes.py)
     seconds: float = 0.0
     table_version: int | None = None
     first_version: int | None = None  # the run's first commit: a change feed reads from here

@@ -114,10 +114,10 @@ def sync_resource(
         summary.reread = source.reread
         batch.leave()  # and what a failure left uncommitted
         summary.seconds = time.monotonic() - progress.started
-        log.info("%s: %s in %.1f s: %s pages, %s fetched, %s inserted, %s updated, %s retries",
-                 plan.name, summary.status, summary.seconds, f"{summary.pages:,}",
+        log.info("%s: %s in %.1f s: %s pages, %s fetched, %s inserted, %s updated, %s deleted, "
+                 "%s retries", plan.name, summary.status, summary.seconds, f"{summary.pages:,}",
                  f"{summary.rows_fetched:,}", f"{summary.inserted:,}", f"{summary.updated:,}",
-                 summary.retries)
+                 f"{summary.deleted:,}", summary.retries)
 
 
 def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[RetryEvent], None],
@@ -334,10 +334,10 @@ def _compare_with_total(client: ApiClient, plan: ResourcePlan,
                         log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
     """After a full read, the table should hold as many rows as the API counted.
 
-    The table's count, not a set of the ids read: that would grow with the resource. Records
-    created during the read explain a table between the API's count at the start and its count
-    now (the API deletes nothing); anything else is not blamed on them: rows are missing, or the
-    table keeps rows the API no longer lists. Only then is one more request spent, for the count.
+    The table's live rows, counted after delete capture (``deletes.py``). Records created or
+    deleted during the read explain a table between the API's count at the start and its count
+    now; anything else is not blamed on them: rows are missing, or the table keeps rows the API
+    no longer lists. Only then is one more request spent, for the count.
     """
     if walk.recovered:
         summary.notes.append(f"re-reading tie groups found {walk.recovered} record(s) that records "
@@ -353,8 +353,8 @@ def _compare_with_total(client: ApiClient, plan: ResourcePlan,
     if now is not None and min(started, now) <= rows <= max(started, now):
         summary.notes.append(
             f"after a full read the table holds {rows:,} rows; the API counted {started:,} when "
-            f"the read began and {now:,} now (records created during the run explain the "
-            "difference)")
+            f"the read began and {now:,} now (records created or deleted during the run explain "
+            "the difference)")
         return
     counted = f"{started:,} when the read began" + (f" and {now:,} now" if now is not None else "")
     verdict = ("rows may be missing: run again with --full-refresh, and check primary_key if it "
