@@ -1,4 +1,4 @@
-"""The cross-machine lock (analytics_client/prefect_lock.py) against a real Prefect API.
+"""The cross-machine lock (analytics_client/orchestration/locks.py) against a real Prefect API.
 
 Each ``resource_slots`` here stands for a flow run on another machine: they share nothing but
 the Prefect server (the test harness's temporary one). What the server records is read back
@@ -7,10 +7,14 @@ with Prefect's client, not through our module.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -19,6 +23,7 @@ from prefect.client.orchestration import get_client
 from prefect.types.names import WITHOUT_BANNED_CHARACTERS
 
 from analytics_client.core.errors import PipelineBusyError
+from analytics_client.core.lock import pipeline_lock
 from analytics_client.orchestration.locks import limit_name, resource_slots
 
 pytestmark = pytest.mark.slow
@@ -81,6 +86,45 @@ def test_a_limit_set_to_zero_by_an_operator_is_refused_saying_what_to_do() -> No
     with pytest.raises(PipelineBusyError, match=r"prefect gcl update NAME --limit 1"):
         with resource_slots("org-d", ["tasks"]):
             pytest.fail("a limit of 0 let a run in")
+
+
+def test_a_live_holder_is_never_taken_back() -> None:
+    """A run of this machine that holds the slot and runs keeps it, even when the asker holds
+    the file lock (here: the same process, as a flow inside its command line)."""
+    with pipeline_lock("org-e", ["deals"]), resource_slots("org-e", ["deals"]):
+        with pytest.raises(PipelineBusyError, match="resource 'deals' is already running"):
+            with resource_slots("org-e", ["deals"]):
+                pytest.fail("a live holder's slot was taken")
+        assert _slots("org-e", "deals") == (1, 1)
+
+
+def test_a_dead_holders_slot_is_taken_back_only_under_its_file_lock() -> None:
+    """A holder killed with SIGKILL: a run without the resource's file lock is refused; with it,
+    the run releases the dead holder's lease and gets in."""
+    from prefect.settings import PREFECT_API_URL
+
+    holder = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("lease_holder.py")), "hold", "org-f",
+         "deals"], env={**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert holder.stdout is not None
+        said = ""
+        for line in holder.stdout:  # until it says it holds them, or ends (EOF)
+            said += line
+            if line.startswith("in after"):
+                break
+        assert "in after" in said, said
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(PipelineBusyError):
+        with resource_slots("org-f", ["deals"]):
+            pytest.fail("a slot was taken back without the file lock")
+    assert _slots("org-f", "deals") == (1, 1)
+    with pipeline_lock("org-f", ["deals"]), resource_slots("org-f", ["deals"]):
+        assert _slots("org-f", "deals") == (1, 1)
+    assert _slots("org-f", "deals") == (0, 1)
 
 
 @given(pipeline=st.text(min_size=1, max_size=40), resource=st.text(min_size=1, max_size=40))

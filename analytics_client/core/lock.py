@@ -4,19 +4,27 @@ the kernel frees if we die.
 Two runs of a pipeline would race on its marks (Prefect blocks have no compare-and-set) and
 its tables. ``flock`` is released by the kernel when the holding process exits, even by
 SIGKILL, so a crashed run can never hold the lock forever. Across machines, the Prefect flows
-also hold a global concurrency limit per pipeline and resource (prefect_lock.py), and
+also hold a global concurrency limit per pipeline and resource (orchestration/locks.py), and
 deployments carry ``concurrency_limit: 1`` with ``collision_strategy: CANCEL_NEW``.
+
+On this machine the kernel's lock is the authority: a process that holds a resource's lock
+(``holds``) knows that no live process of this lock directory does. What a holder leaves
+elsewhere (a Prefect slot) it describes in a note beside the lock (``note_path``), naming the
+process (``Holder``: host, boot id, pid, start time), so that the next holder can tell that it
+died and take back what it left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
 import json
 import os
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -25,7 +33,7 @@ from pathlib import Path
 
 from analytics_client.core.errors import PipelineBusyError
 
-__all__ = ["lock_dir", "pipeline_lock", "table_write_lock"]
+__all__ = ["Holder", "holds", "lock_dir", "note_path", "pipeline_lock", "table_write_lock"]
 
 
 def lock_dir() -> Path:
@@ -62,6 +70,63 @@ def pipeline_lock(pipeline: str, resources: Iterable[str] | None = None) -> Iter
                 stack.enter_context(_reentrant(_path(pipeline, resource), fcntl.LOCK_EX,
                                                pipeline, resource))
         yield
+
+
+def holds(pipeline: str, resource: str) -> bool:
+    """Whether this process holds the lock of the pipeline's resource (in any of its threads)."""
+    path = str(_path(pipeline, resource))
+    with _held_guard:
+        return any(held == path and depth for (held, _), depth in _held.items())
+
+
+def note_path(pipeline: str, resource: str) -> Path:
+    """``<pipeline>.resources/<resource>.lease``: what the lock's holder holds elsewhere, written
+    and read by the holder only (its lock file is rewritten by each new holder)."""
+    lock = _path(pipeline, resource)
+    return lock.with_name(lock.name.removesuffix(".lock") + ".lease")
+
+
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    """A process, named so that another process can tell, later, whether it has ended."""
+
+    host: str
+    boot_id: str  # /proc/sys/kernel/random/boot_id: a pid means nothing across a reboot
+    pid: int
+    started: int  # its start, in clock ticks after boot (/proc/PID/stat): a pid is reused
+
+    @classmethod
+    def this_process(cls) -> Holder:
+        pid = os.getpid()
+        return cls(socket.gethostname(), _boot_id(), pid, _started(pid))
+
+    def ended(self) -> bool:
+        """True when this process is known to have ended: it ran on this machine, and the machine
+        booted since or no process has its pid and start time. False when it runs, or when
+        this machine cannot tell (another host, or no /proc)."""
+        here = Holder.this_process()
+        if self.host != here.host or not self.boot_id or not here.boot_id:
+            return False
+        if self.boot_id != here.boot_id:
+            return True
+        return _started(self.pid) != self.started
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _started(pid: int) -> int:
+    """The process's start time in clock ticks after boot; -1 when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    # Field 22; the command name (field 2) may hold spaces and parentheses: split after it.
+    return int(stat.rpartition(")")[2].split()[19])
 
 
 def _path(pipeline: str, resource: str | None = None) -> Path:

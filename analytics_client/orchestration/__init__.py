@@ -3,10 +3,11 @@
 The modules here may import Prefect: ``api`` (calls with bounded retries, what an outage means),
 ``blocks`` (the SyncMark block type), ``locks`` (a Prefect global concurrency limit per
 resource), ``secrets`` (Secret blocks, then the environment), ``server`` (Prefect's settings for
-our processes, its temporary server), ``storage`` (object-store credentials), ``cli`` (the
-command line of ``python flows/main.py``). The names below are what the flows use; a few live
-elsewhere in the library and are re-exported here so that ``flows/`` imports from two places
-only (tests/test_flows_imports.py holds it to that).
+our processes, its temporary server; ``temporary_server`` runs in that server's process),
+``storage`` (object-store credentials), ``cli`` (the command line of ``python flows/main.py``).
+The names below are what the flows use; a few live elsewhere in the library and are re-exported
+here so that ``flows/`` imports from two places only (tests/test_flows_imports.py holds it to
+that).
 
 Names load on first use, and the first one loaded applies ``server.PREFECT_DEFAULTS`` before
 anything imports Prefect: a flow imports from here before it imports ``prefect``. Loading them

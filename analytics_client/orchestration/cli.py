@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 # First, before Prefect is imported: importing this module sets Prefect's environment
 # (server.PREFECT_DEFAULTS: no telemetry, our library's logs in the flow run's logs).
-from analytics_client.orchestration.server import start_temporary_server_in_its_own_session
+from analytics_client.orchestration.server import bind_temporary_server_to_this_process
 
 # isort: split
 import analytics_client.orchestration.api as prefect_api
@@ -235,7 +235,7 @@ def _dispatch(args: argparse.Namespace, flow: SyncFlow) -> int:
             return _check(source, lake, key_block, org_block)
         # Everything a run can know before its first request is checked before Prefect starts.
         ensure_lake_writable(lake, [r.name for r in source.resources])
-        start_temporary_server_in_its_own_session()  # Ctrl-C must not kill Prefect's API
+        bind_temporary_server_to_this_process()  # spared by Ctrl-C, ends with this process
         # a second run fails now, not after Prefect starts
         with pipeline_lock(args.pipeline, [r.name for r in source.resources]), \
                 prefect_api.bounded_retries(), \

@@ -10,17 +10,29 @@ Prefect 3's rules this relies on (prefect/server/api/concurrency_limits_v2.py an
 prefect/server/services/repossessor.py, 3.9):
 
 - A limit must exist: the server skips a missing one (``create_if_missing`` is deprecated:
-  "Limits must be explicitly created"), and ``concurrency(..., strict=True)`` only makes
-  that an error on the client. The first run that needs a limit creates it with one slot; a
-  second creating it at the same time gets 409 and uses it. A run whose answer lacks a limit
-  gives its slots back and fails.
+  "Limits must be explicitly created"). Each run reads its limits and creates only the missing
+  ones, with one slot (creating an existing one makes the server log an ``IntegrityError``
+  traceback, once per limit and run); a second run creating one at the same time gets 409 and
+  uses it. A run whose answer lacks a limit gives its slots back and fails.
 - The slots of all the names are taken in one server transaction, all or none; a taken one
   answers 423 and nothing is held. We fail at once then, as the file lock does, naming the
   busy resources (``concurrency(..., max_retries=0)`` does the same).
-- Slots are leased. The holder renews its lease every quarter of ``LEASE_SECONDS`` from a
-  thread and gives the slots back when the block ends, also when it raises. A process that
-  dies holding them (SIGKILL, OOM, a lost pod) stops renewing; the server's repossessor
-  service (every 15 s) frees them once the lease ran out. Leases under 60 s are refused.
+- Slots are leased. The holder renews its lease every ``RENEW_SECONDS`` from a thread and
+  gives the slots back when the block ends, also when it raises. A process that dies holding
+  them (SIGKILL, OOM, a lost pod) stops renewing; the server's repossessor service frees them
+  once the lease ran out: within ``LEASE_SECONDS`` (the shortest lease the server grants) plus
+  its loop (15 s by default; 5 s in our temporary server, which runs it: server.py).
+
+**A dead holder of this machine.** Waiting out a lease is for holders on other machines. On
+this one the kernel's lock (core/lock.py) is the authority: the flows take it before the slots,
+so a run that holds a resource's lock knows no live run of its lock directory holds the slot.
+The holder writes a note beside the lock (``lock.note_path``): the lease's id, its flow run,
+and its process (``lock.Holder``: host, boot id, pid, start time). Prefect's lease carries only
+its holder's flow run id (its metadata admits nothing else) and the API has no way to read a
+lease back, hence the note. A run refused a slot whose lock it holds reads the note; when its
+process has ended (same host; another boot, or no process with that pid and start time), it
+releases that lease (the slots it counted come back, the lease is gone) and asks once more. A
+lease the server no longer knows (it ran out, or another server's) releases nothing.
 
 The REST calls are Prefect's client's (increment, renew, release with lease) rather than
 ``prefect.concurrency.sync.concurrency``: that one acquires through a thread per set of names
@@ -33,23 +45,30 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
+import datetime as dt
+import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import analytics_client.orchestration.api as prefect_api
+from analytics_client.core import lock
 from analytics_client.core.errors import PipelineBusyError
 from analytics_client.state.marks import block_name
 
-__all__ = ["LEASE_SECONDS", "limit_name", "resource_slots"]
+__all__ = ["LEASE_SECONDS", "RENEW_SECONDS", "limit_name", "resource_slots"]
 
 logger = logging.getLogger(__name__)
 
-# A dead holder's slot is free again within this plus the repossessor's 15 s loop; a live one
-# renews every 30 s, so a slow or briefly unreachable server does not cost it the slot.
-LEASE_SECONDS = 120
+# The shortest lease the server grants (it refuses less than 60 s). A live holder renews it every
+# RENEW_SECONDS: a renewal or two may fail (an API restart, each try bounded to 2 + 4 s) before
+# the server would free the slots under it.
+LEASE_SECONDS = 60
+RENEW_SECONDS = 10
 _REPOSSESSOR_SECONDS = 15  # PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS' default
 
 
@@ -65,10 +84,12 @@ def resource_slots(pipeline: str, resources: Iterable[str],
                    flow_run_id: str | None = None) -> Iterator[None]:
     """Hold the one slot of each resource's limit for the block, or fail at once.
 
-    ``flow_run_id`` is recorded as the lease's holder. Raises ``PipelineBusyError`` naming the
-    pipeline, each busy resource and its limit when another flow run holds one (nothing is
-    held then), and ``PrefectUnavailableError`` when the Prefect API cannot be reached.
-    Giving the slots back is tried once; if the API is gone then, the lease runs out instead.
+    ``flow_run_id`` is recorded as the lease's holder. A slot held by a run of this machine that
+    has ended is taken back when this process holds the resource's file lock (module docstring).
+    Raises ``PipelineBusyError`` naming the pipeline, each busy resource and its limit when
+    another flow run holds one (nothing is held then), and ``PrefectUnavailableError`` when the
+    Prefect API cannot be reached. Giving the slots back is tried once; if the API is gone then,
+    the lease runs out instead.
     """
     wanted = sorted(set(resources))
     names = [limit_name(pipeline, r) for r in wanted]
@@ -77,6 +98,7 @@ def resource_slots(pipeline: str, resources: Iterable[str],
         return
     _create_missing(names)
     lease = _acquire(pipeline, wanted, names, flow_run_id)
+    _write_notes(pipeline, wanted, lease, flow_run_id)
     stop = threading.Event()
     renewal = threading.Thread(target=contextvars.copy_context().run,
                                args=(_renew, lease, names, stop), daemon=True,
@@ -88,11 +110,13 @@ def resource_slots(pipeline: str, resources: Iterable[str],
         stop.set()
         renewal.join(timeout=30)  # a renewal under way ends within the bounded retries
         _release(lease, names)
+        _remove_notes(pipeline, wanted, lease)
 
 
 def _acquire(pipeline: str, resources: list[str], names: list[str],
              flow_run_id: str | None) -> uuid.UUID:
-    """One lease on one slot of every limit (the server takes all or none); its id."""
+    """One lease on one slot of every limit (the server takes all or none); its id. Refused,
+    it takes back what ended runs of this machine hold, and asks once more."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import ConcurrencyLeaseHolder
     from prefect.exceptions import PrefectHTTPStatusError
@@ -108,7 +132,12 @@ def _acquire(pipeline: str, resources: list[str], names: list[str],
             return dict(response.json())
 
     try:
-        granted = prefect_api.call("-", acquire)
+        try:
+            granted = prefect_api.call("-", acquire)
+        except PrefectHTTPStatusError as exc:
+            if not (_locked(exc) and _take_back(pipeline, resources)):
+                raise
+            granted = prefect_api.call("-", acquire)
     except PrefectHTTPStatusError as exc:
         raise _refusal(pipeline, resources, exc) from None
     lease = uuid.UUID(str(granted["lease_id"]))
@@ -121,14 +150,110 @@ def _acquire(pipeline: str, resources: list[str], names: list[str],
     return lease
 
 
+def _locked(exc: Exception) -> bool:
+    import httpx
+
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 423
+
+
+# --- notes: what this machine's holder of a resource's lock holds on the Prefect server -------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Note:
+    lease: uuid.UUID
+    flow_run: str | None
+    holder: lock.Holder
+    since: str
+
+    def to_json(self) -> str:
+        return json.dumps({"lease": str(self.lease), "flow_run": self.flow_run,
+                           "holder": dataclasses.asdict(self.holder), "since": self.since})
+
+    @classmethod
+    def from_json(cls, text: str) -> _Note:
+        data = json.loads(text)
+        return cls(uuid.UUID(data["lease"]), data.get("flow_run"),
+                   lock.Holder(**data["holder"]), str(data.get("since", "?")))
+
+
+def _write_notes(pipeline: str, resources: list[str], lease: uuid.UUID,
+                 flow_run_id: str | None) -> None:
+    """Beside each resource's lock, the lease and who holds it (written whole, then renamed)."""
+    note = _Note(lease, flow_run_id or None, lock.Holder.this_process(),
+                 dt.datetime.now(dt.UTC).isoformat(timespec="seconds")).to_json()
+    for resource in resources:
+        path = lock.note_path(pipeline, resource)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}")
+            partial.write_text(note)
+            partial.replace(path)
+        except OSError as exc:  # the slot is held all the same; only a fast take-back is lost
+            logger.warning("could not write %s (%s): if this run dies, the next one on this "
+                           "machine waits up to %d s for its slot", path, exc,
+                           LEASE_SECONDS + _REPOSSESSOR_SECONDS)
+
+
+def _read_note(pipeline: str, resource: str) -> _Note | None:
+    try:
+        return _Note.from_json(lock.note_path(pipeline, resource).read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remove_notes(pipeline: str, resources: list[str], lease: uuid.UUID) -> None:
+    for resource in resources:
+        note = _read_note(pipeline, resource)
+        if note is not None and note.lease == lease:
+            with contextlib.suppress(OSError):
+                lock.note_path(pipeline, resource).unlink()
+
+
+def _take_back(pipeline: str, resources: list[str]) -> bool:
+    """Release the leases that ended runs of this machine left on ``resources``; whether any.
+
+    Only for resources whose file lock this process holds: their note's writer holds neither
+    the lock nor, if its process has ended, anything else."""
+    from prefect.client.orchestration import get_client
+
+    left: dict[uuid.UUID, tuple[_Note, list[str]]] = {}
+    for resource in resources:
+        if not lock.holds(pipeline, resource):
+            continue
+        note = _read_note(pipeline, resource)
+        if note is not None and note.holder.ended():
+            left.setdefault(note.lease, (note, []))[1].append(resource)
+    if not left:
+        return False
+
+    def release() -> None:
+        with get_client(sync_client=True) as client:
+            for lease in left:
+                client.release_concurrency_slots_with_lease(lease)
+
+    prefect_api.call("-", release)
+    for lease, (note, taken) in left.items():
+        logger.warning(
+            "pipeline %r: took back the Prefect slot of %s from flow run %s (pid %d of this "
+            "machine, holding it since %s, has ended without giving it back)", pipeline,
+            ", ".join(repr(r) for r in taken), note.flow_run or "?", note.holder.pid,
+            note.since)
+        _remove_notes(pipeline, taken, lease)
+    return True
+
+
+# --- the lease's life ----------------------------------------------------------------------
+
+
 def _renew(lease: uuid.UUID, names: list[str], stop: threading.Event) -> None:
-    """Renew the lease every quarter of its length until ``stop``: a renewal or two may fail
-    (an API restart) before the server would free the slots."""
+    """Renew the lease every ``RENEW_SECONDS`` until ``stop``: a renewal or two may fail (an API
+    restart) before the server would free the slots."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import PrefectHTTPStatusError
 
     with get_client(sync_client=True) as client:
-        while not stop.wait(LEASE_SECONDS / 4):
+        while not stop.wait(RENEW_SECONDS):
             try:
                 client.renew_concurrency_lease(lease, lease_duration=LEASE_SECONDS)
             except PrefectHTTPStatusError as exc:
@@ -138,10 +263,10 @@ def _renew(lease: uuid.UUID, names: list[str], stop: threading.Event) -> None:
                                  ", ".join(names))
                     return
                 logger.warning("renewing the lease of %s failed (%s); retrying in %d s",
-                               ", ".join(names), exc, LEASE_SECONDS // 4)
+                               ", ".join(names), exc, RENEW_SECONDS)
             except Exception as exc:  # unreachable API: try again at the next turn
                 logger.warning("renewing the lease of %s failed (%s); retrying in %d s",
-                               ", ".join(names), exc, LEASE_SECONDS // 4)
+                               ", ".join(names), exc, RENEW_SECONDS)
 
 
 def _release(lease: uuid.UUID, names: list[str]) -> None:
@@ -154,19 +279,27 @@ def _release(lease: uuid.UUID, names: list[str]) -> None:
             client.release_concurrency_slots_with_lease(lease)
     except Exception as exc:
         logger.warning("could not give back the slots of %s (%s); they are free again within "
-                       "%d s, when their lease runs out", ", ".join(names), exc,
+                       "about %d s, when their lease runs out", ", ".join(names), exc,
                        LEASE_SECONDS + _REPOSSESSOR_SECONDS)
 
 
 def _create_missing(names: list[str]) -> None:
-    """Create each limit with one slot unless it exists (an operator's own stays as it is)."""
+    """Create each limit that does not exist, with one slot (an operator's own stays as it is).
+
+    Read first: creating an existing limit costs the server an ``IntegrityError`` traceback in
+    its log. Two runs creating one at once: the second gets 409 and uses the first's."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     def create() -> None:
         with get_client(sync_client=True) as client:
             for name in names:
+                try:
+                    client.read_global_concurrency_limit_by_name(name)
+                    continue
+                except ObjectNotFound:
+                    pass
                 with contextlib.suppress(ObjectAlreadyExists):
                     client.create_global_concurrency_limit(
                         GlobalConcurrencyLimitCreate(name=name, limit=1))
@@ -176,17 +309,16 @@ def _create_missing(names: list[str]) -> None:
 
 def _refusal(pipeline: str, resources: list[str], exc: Exception) -> PipelineBusyError:
     """The error for a refused acquisition: busy resources named, or the API's own reason."""
-    import httpx
-
-    if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 423:
+    if _locked(exc):
         busy = _busy(pipeline, resources) or resources  # all, if the holder ended meanwhile
         what = "; ".join(f"pipeline {pipeline!r} resource {r!r} is already running in another "
                          f"flow run (its Prefect global concurrency limit "
                          f"{limit_name(pipeline, r)!r} has its one slot taken)" for r in busy)
         return PipelineBusyError(
-            f"{what}; this run did nothing. Wait for that run to finish; a run that died "
-            f"holding a slot gives it back within {LEASE_SECONDS + _REPOSSESSOR_SECONDS} s "
-            "(see `prefect gcl inspect NAME`)")
+            f"{what}; this run did nothing. Wait for that run to finish. A run that died "
+            "holding a slot: on this machine, the next run takes it back at once; on another "
+            f"machine, its lease frees it within about {LEASE_SECONDS + _REPOSSESSOR_SECONDS} s "
+            "(`prefect gcl inspect NAME` shows the slot)")
     return PipelineBusyError(
         f"pipeline {pipeline!r}: could not take the Prefect global concurrency limits "
         f"{', '.join(limit_name(pipeline, r) for r in resources)} ({exc}); this run did "

@@ -16,16 +16,23 @@ import applies ``PREFECT_DEFAULTS`` with ``os.environ.setdefault``: a value the 
   server; a first start (database migrations) on a busy 2-core machine takes longer. Waiting
   longer costs nothing when it starts sooner.
 
-**The temporary server in its own session.** Without ``PREFECT_API_URL`` a flow run starts a
-temporary Prefect server as a child process. A terminal sends Ctrl-C to its whole foreground
-process group: the server died at once, and the run, asked to stop cleanly, could then neither
-record its Cancelled state nor exit: Prefect's client retried the dead server for minutes
-(386-423 s measured) and the run stayed RUNNING in the server's database. In a session of its
-own the server only hears from us: Prefect stops it at exit, after the run has recorded how it
-ended.
+**The temporary server, ours.** Without ``PREFECT_API_URL`` a flow run starts a temporary
+Prefect server as a child process (``bind_temporary_server_to_this_process``):
 
-Prefect offers no option for this; its server module starts the child with ``subprocess.Popen``,
-so that module (only) gets a ``subprocess`` whose ``Popen`` starts a new session.
+* *In a session of its own.* A terminal sends Ctrl-C to its whole foreground process group: the
+  server died at once, and the run, asked to stop cleanly, could then neither record its
+  Cancelled state nor exit: Prefect's client retried the dead server for minutes (386-423 s
+  measured) and the run stayed RUNNING in the server's database. In a session of its own the
+  server only hears from us: Prefect stops it at exit, after the run has recorded how it ended.
+* *Ending with the run, however the run ends* (``temporary_server.py``): a SIGKILLed run's
+  server used to stay, reparented to init, ~200 MiB, for as long as the machine ran.
+* *Freeing the slots of dead runs.* Prefect's temporary server kept concurrency leases in its
+  memory and ran no repossessor: a killed run's slot (locks.py) stayed taken for good. Ours
+  keeps them in files under ``PREFECT_HOME`` (``TEMPORARY_SERVER_DEFAULTS``: the next run's
+  server knows them) and runs the repossessor every 5 s.
+
+Prefect offers no option for any of this; its server module starts the child with
+``subprocess.Popen``, so that module (only) gets a ``subprocess`` whose ``Popen`` does it.
 """
 
 from __future__ import annotations
@@ -33,10 +40,12 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["PREFECT_DEFAULTS", "set_prefect_defaults", "start_temporary_server_in_its_own_session"]
+__all__ = ["PREFECT_DEFAULTS", "TEMPORARY_SERVER_DEFAULTS", "bind_temporary_server_to_this_process",
+           "set_prefect_defaults"]
 
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -44,6 +53,17 @@ PREFECT_DEFAULTS = {
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
 }
+
+
+# The temporary server's own settings (a value the user set wins): leases in files under
+# PREFECT_HOME, shared by every temporary server of that home, and freed 5 s after they ran out.
+TEMPORARY_SERVER_DEFAULTS = {
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE":
+        "prefect.server.concurrency.lease_storage.filesystem",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "5",
+}
+
+_SERVER_MAIN = Path(__file__).with_name("temporary_server.py")
 
 
 def set_prefect_defaults() -> None:
@@ -55,8 +75,10 @@ def set_prefect_defaults() -> None:
 set_prefect_defaults()
 
 
-class _SessionSubprocess(ModuleType):
-    """The ``subprocess`` module, but every ``Popen`` starts a new session."""
+class _TemporaryServerSubprocess(ModuleType):
+    """The ``subprocess`` module, but ``Popen`` starts Prefect's uvicorn server as ours: in a
+    session of its own, through ``temporary_server.py``, its stdin a pipe only this process
+    holds, with ``TEMPORARY_SERVER_DEFAULTS``."""
 
     def __init__(self) -> None:
         super().__init__("subprocess")
@@ -68,11 +90,19 @@ class _SessionSubprocess(ModuleType):
     @functools.wraps(subprocess.Popen)
     def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:  # noqa: N802 - its name
         kwargs.setdefault("start_new_session", True)
-        return subprocess.Popen(*args, **kwargs)
+        command = list(kwargs.pop("args", None) or args[0])
+        if command[1:3] == ["-m", "uvicorn"]:
+            command[1:3] = ["-c", f"import runpy; runpy.run_path({str(_SERVER_MAIN)!r}, "
+                                  "run_name='__main__')"]
+            kwargs["stdin"] = subprocess.PIPE
+            kwargs["env"] = {**TEMPORARY_SERVER_DEFAULTS,
+                             **(kwargs.get("env") or os.environ)}
+        return subprocess.Popen(command, *args[1:], **kwargs)
 
 
-def start_temporary_server_in_its_own_session() -> bool:
-    """When this process will start Prefect's temporary server, start it in its own session.
+def bind_temporary_server_to_this_process() -> bool:
+    """When this process will start Prefect's temporary server, make it ours (module docstring):
+    its own session, ending with this process, freeing the slots of dead runs.
 
     True when it applies (no ``PREFECT_API_URL``); against a long-lived server nothing changes
     and Prefect's server code is not even imported.
@@ -83,6 +113,6 @@ def start_temporary_server_in_its_own_session() -> bool:
         return False
     from prefect.server.api import server
 
-    if not isinstance(server.subprocess, _SessionSubprocess):
-        server.subprocess = _SessionSubprocess()
+    if not isinstance(server.subprocess, _TemporaryServerSubprocess):
+        server.subprocess = _TemporaryServerSubprocess()
     return True
