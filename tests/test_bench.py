@@ -274,3 +274,32 @@ def test_sigterm_stops_the_long_lived_prefect_server_and_keeps_partial_results(
     meta = json.loads(json_path.read_text())["meta"]
     assert "interrupted: partial results" in meta["notes"]
     assert _refuses(meta["prefect_api_url"])
+
+
+@pytest.mark.slow
+def test_deletes_bench_runs_on_a_tiny_scale_and_writes_json_and_markdown(tmp_path: Path) -> None:
+    """bench/deletes.py (issue 21's delete capture cost) runs end to end; no cost or time is
+    asserted, only that each run ends with the lake's live rows equal to the sandbox's truth."""
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "deletes.py"), "--scale", "0.01", "--ks", "0,1",
+         "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    [json_path] = tmp_path.glob("deletes-*.json")
+    result = json.loads(json_path.read_text())
+    [scale] = result["scales"]
+    assert scale["counts"] == {r: round(n * 0.01) for r, n in DEFAULT_COUNTS.items()}
+    runs = {run["k"]: run for run in scale["runs"]}
+    assert set(runs) == {0, 1}
+    for k, run in runs.items():
+        assert {r["resource"] for r in run["resources"]} == set(DEFAULT_COUNTS)
+        assert run["total_requests"] > 0 and run["wall_seconds"] > 0
+        for row in run["resources"]:
+            assert row["status"] == "ok" and row["live_equals_truth"], row
+            assert row["k"] == row["deleted"] == k
+            assert row["delete_requests"] == (row["probes"] + row["range_rereads"]
+                                              + row["verification_read"])
+    markdown = json_path.with_suffix(".md").read_text()
+    assert "### 0.01x" in markdown and "| k | resource | n | delete requests |" in markdown
+    assert "python bench/deletes.py --scale 0.01" in markdown
