@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime as dt
 import io
 import os
 import re
@@ -349,11 +350,15 @@ def test_the_docs_cite_only_files_in_the_repository() -> None:
 
 
 def test_the_readme_offline_query_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The polars alternative to DuckDB's network install reads a synced table."""
+    """The polars alternative to DuckDB's network install reads a synced table's live rows
+    (a row marked deleted is not summed)."""
     snippet = re.search(r'pl\.read_delta\("data/sandbox-lake/deals"\)\.sql\(.*\)', README)
     assert snippet is not None
     lake = tmp_path / "data" / "sandbox-lake"
-    pl.DataFrame({"id": ["a", "b"], "stage": ["won", "won"], "amount": [1.5, 2.0]}).write_delta(
+    gone = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    pl.DataFrame({"id": ["a", "b", "c"], "stage": ["won", "won", "won"],
+                  "amount": [1.5, 2.0, 10.0], "_deleted_at": [None, None, gone]},
+                 schema_overrides={"_deleted_at": pl.Datetime("us", "UTC")}).write_delta(
         str(lake / "deals"))
     monkeypatch.chdir(tmp_path)
     result = eval(snippet.group(0), {"pl": pl})  # the README's own line, nothing else

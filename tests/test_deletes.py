@@ -25,8 +25,8 @@ from analytics_client.core.stop import StopFlag
 from analytics_client.http.client import ApiClient
 from analytics_client.run.sync import sync_resource
 from tests.plans import plan_of
-from tests.recordserver import RecordServer
 from tests.records_support import own_config, run, table, table_exists
+from tests.recordserver import RecordServer
 
 BASE = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
