@@ -38,7 +38,7 @@ from urllib.parse import quote
 import polars as pl
 from deltalake import DeltaTable
 
-from analytics_client.core.errors import ContractError
+from analytics_client.core.errors import APIError, ContractError
 from analytics_client.core.placeholders import expand
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.http.client import ApiClient, RetryEvent
@@ -81,6 +81,7 @@ class ChildRead:
         self.since, self.notes, self.log, self.on_retry = since, notes, log, on_retry
         self.version: int | None = None
         self.complete = False
+        self.gone: list[tuple[object, APIError]] = []  # parents whose child path answered 404
 
     def __iter__(self) -> Iterator[Page]:
         parent, name = self.parent, self.plan.name
@@ -102,7 +103,23 @@ class ChildRead:
                 for pages in pool.map(self._read, rows[start:start + chunk]):
                     for records in pages:
                         yield Page(records)
+        self._judge_gone(len(rows))
         self.complete = not self.client.stop.requested
+
+    def _judge_gone(self, parents: int) -> None:
+        """A parent deleted after its row was read answers 404 for its children (the contract
+        deletes at any moment): it is skipped and named; its child rows follow once the
+        parent's own run finds the delete (run/deletes.py). Every parent answering 404 is a
+        wrong path, not deletes: that fails the read as before."""
+        if not self.gone:
+            return
+        if len(self.gone) == parents:
+            raise self.gone[0][1]
+        keys = ", ".join(repr(k) for k, _ in self.gone[:5])
+        more = f" and {len(self.gone) - 5:,} more" if len(self.gone) > 5 else ""
+        self.notes.append(f"{len(self.gone):,} {self.parent.name} record(s) answered 404 for "
+                          f"their {self.plan.name} ({keys}{more}): deleted since their rows "
+                          "were read, so skipped; their rows follow the parent's delete")
 
     def end_mark(self) -> int | None:
         """The parent version read for, once every changed parent's children were yielded."""
@@ -110,9 +127,15 @@ class ChildRead:
 
     def _read(self, row: ParentRow) -> list[list[Any]]:
         request, extra = request_for(self.plan.request, self.parent, row, self.plan.name)
-        return [[{**record, **extra} if isinstance(record, dict) else record
-                 for record in page.records]
-                for page in iter_pages(self.client, request, on_retry=self.on_retry)]
+        try:
+            return [[{**record, **extra} if isinstance(record, dict) else record
+                     for record in page.records]
+                    for page in iter_pages(self.client, request, on_retry=self.on_retry)]
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+            self.gone.append((row.get(self.parent.primary_key), exc))
+            return []
 
 
 def changed_parents(lake: Lake, parent: Parent, version: int, since: int | None,
