@@ -325,13 +325,6 @@ def test_the_children_of_deleted_deals_follow_them(tmp_path: Path, mode: str) ->
         assert_live_children_equal_truth(sandbox, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: a parent deleted after the parent's read and before its children's read "
-    "makes the child endpoint answer 404 (the contract: a deleted deal's child endpoint is a "
-    "404), and ChildRead fails the whole child resource with 'HTTP 404 on page 1 ... check the "
-    "resource's endpoint.path'; the contract says records are deleted at any moment, so a run "
-    "of a mutating API fails its child resource (in mutate mode with mutate_deletes, every "
-    "full refresh did)"))
 def test_a_deal_deleted_between_its_read_and_its_childrens_read_does_not_fail_the_child(
         tmp_path: Path) -> None:
     """A deal that changed, was read, and was deleted before its tasks were read (its child
@@ -346,6 +339,7 @@ def test_a_deal_deleted_between_its_read_and_its_childrens_read_does_not_fail_th
         sandbox.delete("deals", changed[:1])  # after the deals' read, before the tasks' read
         child = sync(sandbox, tmp_path, config=config, resources=["deal_tasks"])["deal_tasks"]
         assert child.status == "ok", child.error
+        assert any(changed[0] in note and "404" in note for note in child.notes), child.notes
 
 
 # ---- late stamps while a run pages ---------------------------------------------------------
