@@ -20,10 +20,12 @@ below it counts: it lowers every later ``D`` alike). Suffix counts are used, nev
 counts: an update moves a record out of a range, but never out of a suffix. We bisect
 ``[oldest, start)`` by the table's own cursors (so each half holds half the rows), probing
 only where ``D`` says records were lost, and re-read a range (a keyset walk of ``[a, b)``)
-once it is small or mostly lost. With ``k`` deletes among ``n`` rows that is about
-``k log2(n/k)`` one-record probes plus ``k`` short re-reads; with none, two probes. A delete
-hidden by changes made during the probes is found by the next run: by then those changes are
-in the table, and deletes never come back.
+once it is small or mostly lost. ``D(start)`` needs no request: the run's read served every
+record at or after its start, so the API's count there is the number of distinct records it
+served. With ``k`` deletes among ``n`` rows that is about ``k log2(n/k)`` one-record probes
+plus ``k`` short re-reads; with none, one probe (the API's whole count). A delete hidden by
+changes made during the run is found by the next run: by then those changes are in the
+table, and deletes never come back.
 
 **No live record is marked.** A candidate is deleted only if a second read does not serve it
 either: the read the next run would make (from ``mark - lag``; a second full read where there
@@ -134,9 +136,10 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
     seen_keys = seen.frame(keys.schema)
     in_range = live if cursor is None else live.filter(pl.col(cursor) >= begin_us)
     candidates = in_range.join(seen_keys, on=list(table.key), how="anti")
-    if cursor is not None and begin_us is not None and _can_bisect(plan):
+    if cursor is not None and begin_us is not None and _can_bisect(plan, cost):
         below = live.filter(pl.col(cursor) < begin_us)
-        lost = _bisect(client, plan, live.get_column(cursor), below, begin_us, cost, on_retry)
+        lost = _bisect(client, plan, live.get_column(cursor), below, begin_us,
+                       seen_keys.height, cost, on_retry)
         candidates = pl.concat([candidates, lost], how="vertical_relaxed")
     if not candidates.is_empty():
         again = _read_again(client, lake, plan, next_begin_us, table.key, cost, on_retry)
@@ -157,20 +160,29 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
         _cascade(lake, plan, child, candidates, run_id, summary, log)
 
 
-def _can_bisect(plan: ResourcePlan) -> bool:
+def _can_bisect(plan: ResourcePlan, cost: _Cost) -> bool:
     """Counts below the read's start need the API to filter by the cursor and re-reads of a
-    range that stop at its end: a keyset walk (or an API that takes an end filter)."""
+    range that stop at its end: a keyset walk (or an API that takes an end filter). A filter
+    step keeps fewer rows than the API counts, so counts cannot be compared."""
     cursor = plan.cursor
     if cursor is None or not cursor.start_param:
+        return False
+    if plan.steps:
+        cost.notes.append("deletes below this run's start are found by full reads only: "
+                          "processing_steps keep fewer rows than the API counts")
         return False
     return plan.walk in ("keyset", "sliced") or cursor.end_param is not None
 
 
 def _bisect(client: ApiClient, plan: ResourcePlan, all_cursors: pl.Series, below: pl.DataFrame,
-            begin_us: int, cost: _Cost,
+            begin_us: int, served_from_begin: int, cost: _Cost,
             on_retry: Callable[[RetryEvent], None] | None) -> pl.DataFrame:
     """The live rows below ``begin_us`` whose records a re-read of their range did not serve,
-    in the ranges where counts show records were lost (module docstring)."""
+    in the ranges where counts show records were lost (module docstring).
+
+    ``served_from_begin``: the distinct records the run's read served, all at or after
+    ``begin_us``: the API's count there as the read saw it, so ``D(begin)`` costs no request.
+    """
     cursor = plan.table.cursor_field
     assert cursor is not None
     table_cursors = all_cursors.drop_nulls().sort()
@@ -188,7 +200,7 @@ def _bisect(client: ApiClient, plan: ResourcePlan, all_cursors: pl.Series, below
         count = _api_count(client, plan, c, cost, on_retry)
         return None if count is None else table_at_or_after(c) - count
 
-    top, bottom = gap(begin_us), gap(None)
+    top, bottom = table_at_or_after(begin_us) - served_from_begin, gap(None)
     if top is None or bottom is None:
         cost.notes.append("the API reports no total_count: deletes below this run's start are "
                           "found by full reads only (--full-refresh; docs/deletes.md)")
