@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from analytics_client import Credentials, Lake, load_config, run_sync
 from analytics_client.core import jsontext
 from analytics_client.lake.quarantine import Quarantine
+from analytics_client.lake.tables import TableWriter
+from analytics_client.read.plan import plan_resource
 from analytics_client.run.sync import replay_quarantine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,16 +88,23 @@ def test_replay_lands_what_the_current_config_accepts(tmp_path: Path) -> None:
     """With name nullable, replay lands e3 and removes it; e2 still does not fit and stays."""
     run(tmp_path)
     lake = Lake(str(tmp_path))
-    result, landed = replay_quarantine(lake, load_config(relaxed()).resources[0], "analytics")
-    assert (landed, result.inserted, result.quarantined) == (1, 1, 1)
+    replayed = replay_quarantine(lake, load_config(relaxed()).resources[0], "analytics")
+    assert (replayed.landed, replayed.stale) == (1, 0)
+    assert (replayed.result.inserted, replayed.result.quarantined) == (1, 1)
     assert sorted(lake.read("events")["id"]) == ["e1", "e3"]
     assert Quarantine(lake, "analytics").read()["key"].to_list() == ["e2"]
 
 
+@pytest.mark.slow  # three processes of the command line: ~18 s on a busy 2-core machine
 def test_quarantine_show_and_replay_from_the_command_line(tmp_path: Path) -> None:
-    """`quarantine show` lists key, field and reason; `replay` says what landed."""
+    """`quarantine show` lists key, field and reason; `replay` says what landed and what it
+    skipped as stale (e3's row was rewritten, newer, by a writer that dropped nothing)."""
     lake = tmp_path / "lake"
     run(lake)
+    newer = {"id": "e3", "updated_at": "2026-03-01T10:00:09Z", "amount": 1, "name": "later"}
+    spec = plan_resource(load_config(relaxed()).resources[0]).table
+    TableWriter(Lake(str(lake)), "events", cursor_field=spec.cursor_field,
+                columns=spec.columns).write([newer])
     config = tmp_path / "events.yaml"
     config.write_text(yaml.safe_dump(relaxed()))
 
@@ -109,6 +119,9 @@ def test_quarantine_show_and_replay_from_the_command_line(tmp_path: Path) -> Non
     assert "'e3'" in shown.stdout and "not null" in shown.stdout
     replayed = cli("replay", "events")
     assert replayed.returncode == 0, replayed.stderr
-    assert "events: 1 replayed record(s) landed" in replayed.stdout
+    assert ("events: 0 replayed record(s) landed (0 inserted, 0 updated); 1 skipped as stale "
+            "(the table holds a newer version of their key) and dropped; 1 still set aside"
+            in replayed.stdout), replayed.stdout
+    assert Lake(str(lake)).read("events").filter(id="e3")["name"].to_list() == ["later"]
     after = cli("show").stdout
     assert "1 quarantined record(s)" in after and "'e2'" in after and "'e3'" not in after

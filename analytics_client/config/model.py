@@ -469,6 +469,11 @@ class ResourceConfig(_Model):
     # Ours: a record that breaks the declared types goes to the quarantine table and the run
     # goes on, or (fail) fails its resource with nothing of its batch written.
     on_bad_record: Literal["quarantine", "fail"] = "quarantine"
+    # Ours, read by a child only (children.py): a parent record whose children cannot be read
+    # (its resolve field null, empty or not a path segment; its child endpoint answering 404)
+    # is skipped and named in the summary, or (fail) fails the child once every other
+    # parent's children are committed. Either way the other parents' children land.
+    on_bad_parent: Literal["skip", "fail"] = "skip"
     # dlt's filter/map steps, applied after paging and marks have seen the records.
     processing_steps: list[ProcessingStep] = Field(default_factory=list)
     # Ours (Sling's name; dlt has the hard_delete column hint for tombstones): what becomes of

@@ -19,7 +19,8 @@
         ├── ContractError      a response or record breaks the API contract
         │   ├── PaginationLoopError     the API served the same page, cursor or next URL twice
         │   ├── ForeignHostError        a next-page URL points at another host (never followed)
-        │   └── RecordTypeError         a value does not fit its declared column type
+        │   ├── RecordTypeError         a value does not fit its declared column type
+        │   └── BadParentError          parents whose children cannot be read (on_bad_parent)
         ├── LimitExceededError a configured limit (response size, a wait, total wait) was hit
         ├── LakeError          a Delta table could not be written
         ├── DeleteGuardError   a read would delete more of a table than max_delete_share allows
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AnalyticsSyncError",
     "APIError",
+    "BadParentError",
     "ConfigError",
     "ContractError",
     "DeleteGuardError",
@@ -259,6 +261,20 @@ class RecordTypeError(ContractError):
             "Fix the API's data or the resource's columns hint, or use on_bad_record: "
             "quarantine to set such records aside and go on",
         )
+
+
+class BadParentError(ContractError):
+    """A child's parent records whose children could not be read, with ``on_bad_parent:
+    fail``: a resolve field that names no child (null, empty, ``.`` or ``..``) or a child
+    endpoint that answered 404. ``parent``: the parent resource; ``keys``: those records'
+    primary keys. The other parents' children were committed; the parent version did not move,
+    so the next run reads the same parents again."""
+
+    def __init__(self, resource: str, message: str, *, parent: str,
+                 keys: tuple[object, ...]) -> None:
+        self.parent = parent
+        self.keys = keys
+        super().__init__(resource, message)
 
 
 class LimitExceededError(ResourceError):

@@ -38,7 +38,8 @@ from analytics_client.lake.frames import (
     typed_batch,
 )
 
-__all__ = ["DELETE_MODES", "DISPOSITIONS", "Lake", "TableMark", "TableSpec", "TableWriter"]
+__all__ = ["DELETE_MODES", "DISPOSITIONS", "Lake", "Landed", "TableMark", "TableSpec",
+           "TableWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ Schema = dict[str, pl.DataType]
 # Where a writer hands the records it set aside; it commits them before the data commit and
 # returns how many it had not been handed before.
 SetAside = Callable[[str, list[Rejected]], int]
+# Who hears, after a merge's commit, of the rows its batch brought (changed or not; typed as
+# the table holds them) and of the records the same batch set aside: the quarantine drops the
+# records those rows supersede (quarantine.py).
+Landed = Callable[["TableWriter", pl.DataFrame, list[Rejected]], None]
 
 _COMMIT_ATTEMPTS = 3
 
@@ -252,6 +257,7 @@ class TableWriter:
         delete_missing: DeleteMode = "off",
         max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
         hard_delete: str | None = None,
+        landed: Landed | None = None,
     ) -> None:
         """``parent_key``: more key columns after ``primary_key`` (a child table is keyed on
         its own key and its parent's: children.py). ``columns``: the resource's type hints.
@@ -261,7 +267,8 @@ class TableWriter:
         a record with it set deletes (hard) or marks (soft) its row in the batch's commit.
         ``delete_missing`` and ``max_delete_share``: what a replace does with the rows its
         read did not see (kept marked ``_deleted_at``, or dropped), and how many it may; the
-        writer alone captures no deletes ("off") unless its caller, the run, asks."""
+        writer alone captures no deletes ("off") unless its caller, the run, asks. ``landed``
+        hears of each merged batch's rows once they are committed (``Landed``)."""
         self.lake = lake
         self.resource = resource
         self.uri = lake.table_uri(resource)
@@ -282,6 +289,8 @@ class TableWriter:
         self.cursor_field = cursor_field
         self.columns = dict(columns or {})
         self.set_aside = set_aside
+        self.landed = landed
+        self._rejected: list[Rejected] = []  # what the batch being written set aside
         if delete_missing not in DELETE_MODES:
             raise LakeError(resource, f"delete_missing {delete_missing!r} is not one of "
                             f"{DELETE_MODES}")
@@ -418,6 +427,7 @@ class TableWriter:
             table_schema=schema,
             synced_at=self.synced_at,
         )
+        self._rejected = batch.rejected
         if batch.rejected:
             if self.set_aside is None:
                 raise batch.rejected[0].error
@@ -432,6 +442,12 @@ class TableWriter:
         if tombstone is not None and self.delete_missing == "soft":
             deleted = pl.when(tombstone).then(pl.lit(datetime.now(UTC))).otherwise(deleted)
         return frame.with_columns(deleted.cast(_BOOKKEEPING[DELETED_AT]).alias(DELETED_AT))
+
+    def _landed(self, frame: pl.DataFrame) -> None:
+        """Tell ``landed`` of a committed batch: even rows the merge left as they were are
+        versions the API served now (docs/data-model.md, Quarantine)."""
+        if self.landed is not None:
+            self.landed(self, frame, self._rejected)
 
     def _tombstone(self, frame: pl.DataFrame) -> pl.Expr | None:
         """Which rows of ``frame`` are tombstones (dlt's ``hard_delete`` hint): the column is
@@ -508,6 +524,8 @@ class TableWriter:
                 raise
             table = self.lake._open(self.resource, uri)
             assert table is not None
+        if uri == self.uri and self.write_disposition == "merge":
+            self._landed(frame)
         return WriteResult(inserted=frame.height, updated=0, version=table.version())
 
     def _append(self, records: list[object], metadata: dict[str, str] | None) -> WriteResult:
@@ -616,6 +634,8 @@ class TableWriter:
             deleted = int(frame.select(marked.sum()).item())
         # delta-rs commits nothing when no row is inserted or updated.
         version = after if after != before else None
+        if check_table:  # the table's rows, not a replace's staging
+            self._landed(frame)
         log.debug(
             "%s: merged %d rows into %s: %d inserted, %d updated, version %s",
             self.resource,

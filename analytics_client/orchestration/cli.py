@@ -360,9 +360,7 @@ def _quarantine(args: argparse.Namespace) -> int:
     if action == "replay":
         source = load_config(args.config, base_url=args.base_url).select(names or None)
         for resource in source.resources:
-            result, landed = replay_quarantine(lake, resource, args.pipeline)
-            print(f"{resource.name}: {landed:,} replayed record(s) landed ({result.inserted:,} "
-                  f"inserted, {result.updated:,} updated); {result.quarantined:,} still set aside")
+            print(f"{resource.name}: {replay_quarantine(lake, resource, args.pipeline)}")
         return 0
     print("error: use `quarantine show [RESOURCE]` or `quarantine replay [RESOURCE...]`",
           file=sys.stderr)

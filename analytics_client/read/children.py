@@ -23,14 +23,31 @@ the same way (dlt/sources/rest_api/config_setup.py: ``build_parent_record``).
 
 Limit (dlt's too): a child that changes while its parent does not is read again only when its
 parent changes, or on a full refresh of the child (docs/incremental.md, Parent/child).
+
+A bad parent is one record, never the resource (``on_bad_parent``, docs/incremental.md). A
+parent whose resolve field names no child (null, empty; in the path also ``.`` or ``..``, which
+a URL resolves away: ``/v1/deals/../tasks`` is ``/v1/tasks``) is never asked; one whose child
+endpoint answers 404 was deleted after its row was read (the contract deletes at any moment) or
+has no children there. Every other parent's children are read and committed either way. Then:
+
+* ``skip`` (the default): those parents are named in the summary (the first five, and a count)
+  and the parent version moves as if they had been read. They are read again once their row
+  changes (a new hash), or on a full refresh of the child: a null field cannot resolve until
+  the row changes, and re-asking them every run would re-read every other changed parent too
+  (the version is one number). A deleted parent's child rows follow its delete (run/deletes.py).
+* ``fail``: the child fails naming them (``BadParentError``); the version does not move, so
+  the next run reads the same parents again.
+* Every parent asked (two or more) answering 404 is a wrong path, not deletes: the child fails
+  with either setting, saying so (and how dlt's ``response_actions`` ignore a 404).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -38,8 +55,8 @@ from urllib.parse import quote
 import polars as pl
 from deltalake import DeltaTable
 
-from analytics_client.core.errors import APIError, ContractError
-from analytics_client.core.placeholders import expand
+from analytics_client.core.errors import APIError, BadParentError, ContractError
+from analytics_client.core.placeholders import expand, fields
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.template import RequestTemplate
@@ -55,6 +72,18 @@ logger = logging.getLogger(__name__)
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
 ParentRow = dict[str, Any]
+Pages = list[list[Any]]
+_SHOWN = 5  # bad parents a note or an error names; the rest are counted
+
+
+@dataclass(frozen=True)
+class _BadParent:
+    """A parent whose children could not be read: its key, and the resolve ``field`` that
+    names no child, or the 404 (``error``) its child endpoint answered."""
+
+    key: object
+    field: str | None = None
+    error: APIError | None = None
 
 
 class ChildRead:
@@ -62,9 +91,10 @@ class ChildRead:
     every record with its parent columns, ``endpoint.concurrency`` parents at a time.
 
     ``since``: the parent version the children were last read for (None: every parent).
-    ``notes`` receives what the summary should say (no parent table, a vacuumed version).
-    Pages carry no mark; once every parent's children were yielded, ``end_mark`` is the parent
-    version read for, which the sync loop commits with the last rows.
+    ``notes`` receives what the summary should say (no parent table, a vacuumed version, the
+    parents skipped). Pages carry no mark; once every parent's children were yielded (or the
+    parent skipped: module docstring), ``end_mark`` is the parent version read for, which the
+    sync loop commits with the last rows.
     """
 
     keyset = False
@@ -81,7 +111,6 @@ class ChildRead:
         self.since, self.notes, self.log, self.on_retry = since, notes, log, on_retry
         self.version: int | None = None
         self.complete = False
-        self.gone: list[tuple[object, APIError]] = []  # parents whose child path answered 404
 
     def __iter__(self) -> Iterator[Page]:
         parent, name = self.parent, self.plan.name
@@ -95,47 +124,93 @@ class ChildRead:
                       "the start" if self.since is None else f"version {self.since}")
         workers = self.plan.concurrency
         chunk = workers * 4  # bounded memory: a few parents' pages at a time
+        bad: list[_BadParent] = []
+        asked = 0  # parents whose child endpoint was asked
         with ThreadPoolExecutor(max_workers=workers,
                                 thread_name_prefix=f"{name}-children") as pool:
             for start in range(0, len(rows), chunk):
                 if self.client.stop.requested:
                     return
-                for pages in pool.map(self._read, rows[start:start + chunk]):
+                for pages, failed in pool.map(self._read, rows[start:start + chunk]):
+                    if failed is None or failed.error is not None:
+                        asked += 1
+                    if failed is not None:
+                        bad.append(failed)
                     for records in pages:
                         yield Page(records)
-        self._judge_gone(len(rows))
+        self._judge(bad, asked)
         self.complete = not self.client.stop.requested
 
-    def _judge_gone(self, parents: int) -> None:
-        """A parent deleted after its row was read answers 404 for its children (the contract
-        deletes at any moment): it is skipped and named; its child rows follow once the
-        parent's own run finds the delete (run/deletes.py). Every parent answering 404 is a
-        wrong path, not deletes: that fails the read as before."""
-        if not self.gone:
+    def _judge(self, bad: list[_BadParent], asked: int) -> None:
+        """Skip (named in the notes) or fail on the parents whose children could not be read,
+        as ``on_bad_parent`` says; every parent asked answering 404 fails whatever it says
+        (the module docstring has the rules)."""
+        parent, child = self.parent.name, self.plan.name
+        missing = [b for b in bad if b.error is not None]
+        if len(missing) >= 2 and len(missing) == asked:
+            first = missing[0].error
+            assert first is not None
+            raise APIError(child, status=404, detail=first.detail, url=first.url, hint=(
+                f"every one of the {asked:,} {parent} records asked answered 404 "
+                f"({_named(b.key for b in missing)}): endpoint.path "
+                f"{self.plan.request.path!r} is likely wrong. If the API answers 404 for a "
+                f"{parent} record without {child}, add response_actions: "
+                "[{status_code: 404, action: ignore}] to the endpoint (dlt's way: such a "
+                "record then has none); on_bad_parent skips a record answering 404 only "
+                "while others answer"))
+        if not bad:
             return
-        if len(self.gone) == parents:
-            raise self.gone[0][1]
-        keys = ", ".join(repr(k) for k, _ in self.gone[:5])
-        more = f" and {len(self.gone) - 5:,} more" if len(self.gone) > 5 else ""
-        self.notes.append(f"{len(self.gone):,} {self.parent.name} record(s) answered 404 for "
-                          f"their {self.plan.name} ({keys}{more}): deleted since their rows "
-                          "were read, so skipped; their rows follow the parent's delete")
+        unresolved = [b for b in bad if b.error is None]
+        said = []
+        if unresolved:
+            names = ", ".join(repr(f) for f in dict.fromkeys(b.field for b in unresolved))
+            said.append(f"{len(unresolved):,} whose {names} names no {child} (null, empty, "
+                        f"'.' or '..'): {_named(b.key for b in unresolved)}")
+        if missing:
+            said.append(f"{len(missing):,} whose {child} answered 404 (deleted since their row "
+                        f"was read, or without {child}): {_named(b.key for b in missing)}")
+        what = f"{len(bad):,} {parent} record(s) whose {child} could not be read: " \
+            + "; ".join(said)
+        if self.parent.on_bad == "fail":
+            raise BadParentError(
+                child, f"{what}. on_bad_parent is 'fail': the children of the other {parent} "
+                f"records are committed and the next run reads the same {parent} records "
+                "again. Fix those records or endpoint.path, or set on_bad_parent: skip to skip "
+                "such records (each named in the summary) and go on",
+                parent=parent, keys=tuple(b.key for b in bad))
+        note = (f"skipped {what} (on_bad_parent: skip). Each is read again once its "
+                f"{parent} row changes, or with --full-refresh {child}"
+                + ("; the rows of a deleted one follow its delete" if missing else ""))
+        self.notes.append(note)
+        self.log.warning("%s: %s", child, note)
 
     def end_mark(self) -> int | None:
         """The parent version read for, once every changed parent's children were yielded."""
         return self.version if self.complete else None
 
-    def _read(self, row: ParentRow) -> list[list[Any]]:
+    def _read(self, row: ParentRow) -> tuple[Pages, _BadParent | None]:
+        """One parent's child pages, or why it has none to read (a 404 or a field that names
+        no child); any other failure raises."""
+        key = row.get(self.parent.primary_key)
+        field = unresolvable(self.plan.request, self.parent, row)
+        if field is not None:
+            return [], _BadParent(key, field=field)
         request, extra = request_for(self.plan.request, self.parent, row, self.plan.name)
         try:
             return [[{**record, **extra} if isinstance(record, dict) else record
                      for record in page.records]
-                    for page in iter_pages(self.client, request, on_retry=self.on_retry)]
+                    for page in iter_pages(self.client, request, on_retry=self.on_retry)], None
         except APIError as exc:
             if exc.status != 404:
                 raise
-            self.gone.append((row.get(self.parent.primary_key), exc))
-            return []
+            return [], _BadParent(key, error=exc)
+
+
+def _named(keys: Iterable[object]) -> str:
+    """The first few keys, and how many more."""
+    listed = list(keys)
+    shown = ", ".join(repr(k) for k in listed[:_SHOWN])
+    return shown + (f" and {len(listed) - _SHOWN:,} more" if len(listed) > _SHOWN else "")
 
 
 def changed_parents(lake: Lake, parent: Parent, version: int, since: int | None,
@@ -157,7 +232,11 @@ def changed_parents(lake: Lake, parent: Parent, version: int, since: int | None,
                             "plain fields (text, numbers, booleans, timestamps): remove it")
     if missing:
         raise ContractError(parent.name, f"its table has no column {missing[0]!r}, which a "
-                            "child resolves or includes (resolve field / include_from_parent)")
+                            "child resolves or includes (resolve field / include_from_parent). "
+                            "Check the field's name; a field every record so far sent as null "
+                            "(or not at all) has no column yet either: declare it in "
+                            f"{parent.name}'s columns (e.g. {missing[0]}: {{data_type: text}}) "
+                            "so that such records are skipped by on_bad_parent")
     hashed = ROW_HASH in names
     now = pl.read_delta(uri, version=version, storage_options=options,
                         columns=columns + ([ROW_HASH] if hashed else [])
@@ -177,18 +256,34 @@ def changed_parents(lake: Lake, parent: Parent, version: int, since: int | None,
     return now.select(columns).to_dicts()
 
 
+def unresolvable(template: RequestTemplate, parent: Parent, row: ParentRow) -> str | None:
+    """The first field of ``row`` a child request binds that names no child: null, empty,
+    or, in the path, ``.`` or ``..`` (a URL resolves those away: ``/v1/deals/../tasks`` would
+    ask ``/v1/tasks``). None: every binding resolves."""
+    in_path = set(fields(template.path))
+    for name, field in parent.bindings:
+        value = _json_value(parent.name, field, row[field])
+        text = None if value is None else _text(value)
+        if text in (None, "") or (name in in_path and text in (".", "..")):
+            return field
+    return None
+
+
 def request_for(template: RequestTemplate, parent: Parent, row: ParentRow,
                 child: str) -> tuple[RequestTemplate, dict[str, Any]]:
-    """The child's request for one parent row, and the parent columns its records get."""
+    """The child's request for one parent row, and the parent columns its records get.
+    Raises ContractError for a row whose binding names no child (``unresolvable``)."""
+    field = unresolvable(template, parent, row)
+    if field is not None:
+        raise ContractError(child, f"the {parent.name} record {row.get(parent.primary_key)!r} "
+                            f"has {row[field]!r} as {field!r}, which names no child: the "
+                            "child cannot be requested for it")
     path_values: dict[str, str | None] = {}
     param_values: dict[str, str | None] = {}
     extra: dict[str, Any] = {}
     for name, field in parent.bindings:
         value = _json_value(parent.name, field, row[field])
-        if value is None:
-            raise ContractError(child, f"a {parent.name} record has no {field!r} (null) for "
-                                f"{{{name}}}; the child cannot be requested for it")
-        text = str(value).lower() if isinstance(value, bool) else str(value)
+        text = _text(value)
         path_values[name] = quote(text, safe="")  # a value is one path segment
         param_values[name] = text
         extra[parent.column(field)] = value
@@ -199,6 +294,11 @@ def request_for(template: RequestTemplate, parent: Parent, row: ParentRow,
     params = {k: expand(v, param_values) if isinstance(v, str) else v
               for k, v in template.params.items()}
     return template.filled(path, {k: v for k, v in params.items() if v is not None}), extra
+
+
+def _text(value: Any) -> str:
+    """A parent value as it goes into a child's path or params (booleans as JSON writes them)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _json_value(parent: str, field: str, value: Any) -> Any:

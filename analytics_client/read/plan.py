@@ -13,7 +13,8 @@ config itself:
   -- the table writer;
 * ``marks`` (``state/markpolicy.py``): how the resource's marks are kept -- the mark policy;
 * ``steps``: dlt's processing steps, applied after paging and marks saw the records;
-* ``parent``: a child's parent and the fields its requests and rows take from it;
+* ``parent``: a child's parent, the fields its requests and rows take from it, and what a
+  parent whose children cannot be read does (``on_bad_parent``);
 * ``start``: where this run's read begins and why, once the mark policy has read the lake's
   and the store's state (``starting``); None in a plan not yet started (``check``'s, which asks
   as a first run would).
@@ -52,9 +53,11 @@ from analytics_client.lake.tables import TableSpec
 from analytics_client.state.markpolicy import MarkSpec
 from analytics_client.state.marks import Start
 
-__all__ = ["Cursor", "Parent", "ReadMode", "ResourcePlan", "plan_resource"]
+__all__ = ["BadParent", "Cursor", "Parent", "ReadMode", "ResourcePlan", "plan_resource"]
 
 ReadMode = Literal["paged", "keyset", "sliced", "lagged", "backfill", "child"]
+# What a child does with a parent whose children cannot be read (``on_bad_parent``).
+BadParent = Literal["skip", "fail"]
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,15 @@ class Cursor:
 @dataclass(frozen=True)
 class Parent:
     """A child's parent (dlt's ``resolve`` / ``{resources.<parent>.<field>}``): its name and
-    key, the ``(placeholder, field)`` each request binds, and the fields copied into each child
-    record (``include_from_parent``)."""
+    key, the ``(placeholder, field)`` each request binds, the fields copied into each child
+    record (``include_from_parent``), and what a parent record whose children cannot be read
+    does (``on_bad``, the resource's ``on_bad_parent``: children.py)."""
 
     name: str
     primary_key: str
     bindings: tuple[tuple[str, str], ...]
     include: tuple[str, ...] = ()
+    on_bad: BadParent = "skip"
 
     def column(self, field: str) -> str:
         """dlt's name for a parent field in a child record: ``_deals_id``
@@ -205,4 +210,4 @@ def _parent(resource: ResourceConfig, source: SourceConfig | None) -> Parent | N
     known = {r.name: r for r in source.resources} if source is not None else {}
     key = known[name].primary_key if name in known else "id"
     return Parent(name, key, tuple((placeholder, field) for placeholder, _, field in bindings),
-                  tuple(resource.include_from_parent))
+                  tuple(resource.include_from_parent), resource.on_bad_parent)

@@ -24,13 +24,14 @@ from typing import Any
 
 from analytics_client.config.model import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig
 from analytics_client.core.errors import ResourceFailed
+from analytics_client.core.lock import pipeline_lock
 from analytics_client.core.stop import until_stopped
-from analytics_client.core.summary import ResourceSummary, WriteResult
+from analytics_client.core.summary import ResourceSummary
 from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.responses import apply_steps
-from analytics_client.lake.quarantine import Quarantine
+from analytics_client.lake.quarantine import Quarantine, Replayed
 from analytics_client.lake.tables import Lake, TableSpec, TableWriter
 from analytics_client.read.children import ChildRead
 from analytics_client.read.keyset import KeysetWalk
@@ -162,6 +163,7 @@ class _Batch:
                  budget: RowBudget, summary: ResourceSummary, rows: int,
                  quarantine: Quarantine) -> None:
         self.writer = table_writer(lake, plan.table, quarantine)
+        self.quarantine = quarantine
         self.steps = plan.steps
         self.run_id, self.policy, self.summary = run_id, policy, summary
         self.rows = rows
@@ -250,6 +252,10 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
             f"{summary.quarantined:,} record(s) set aside in {lake.quarantine_uri()}: "
             "`quarantine show` says why; after changing the config, `quarantine replay` "
             "writes them again; once the API's data is fixed, --full-refresh re-reads them")
+    if batch.quarantine.dropped:
+        summary.notes.append(
+            f"{batch.quarantine.dropped:,} quarantined record(s) dropped: a newer version of "
+            "their key landed")
     mark = policy.allowed(batch.covered)
     if plan.table.write_disposition != "replace":
         # A read without marks allows none (None): nothing to settle.
@@ -308,24 +314,29 @@ def _stopped(summary: ResourceSummary, policy: MarkPolicy,
 
 
 def table_writer(lake: Lake, table: TableSpec, quarantine: Quarantine) -> TableWriter:
-    """The writer of a resource's table as its plan says: types, keys, cursor, bad records."""
+    """The writer of a resource's table as its plan says: types, keys, cursor, bad records
+    (set aside, and dropped once a merge lands a newer version of their key)."""
     return TableWriter(lake, table.name, write_disposition=table.write_disposition,
                        primary_key=table.primary_key, cursor_field=table.cursor_field,
                        columns=table.columns, parent_key=table.parent_key,
                        set_aside=quarantine.add if table.quarantine else None,
                        delete_missing=table.delete_missing,
-                       max_delete_share=table.max_delete_share, hard_delete=table.hard_delete)
+                       max_delete_share=table.max_delete_share, hard_delete=table.hard_delete,
+                       landed=quarantine.superseded if table.write_disposition == "merge"
+                       else None)
 
 
 def replay_quarantine(lake: Lake, resource: ResourceConfig, pipeline: str,
-                      run_id: str = "") -> tuple[WriteResult, int]:
+                      run_id: str = "") -> Replayed:
     """Re-ingest ``resource``'s quarantined records through its current config, as its plan
-    writes them (quarantine.py).
+    writes them (quarantine.py), holding the resource's lock (``PipelineBusyError`` while a
+    run of it goes on: a row it lands meanwhile could make a replayed record stale).
 
-    Returns the write's counts and how many records landed (and left the quarantine).
+    Returns how many landed and how many were stale (both left the quarantine).
     """
-    quarantine = Quarantine(lake, pipeline, run_id)
-    return quarantine.replay(table_writer(lake, plan_resource(resource).table, quarantine))
+    with pipeline_lock(pipeline, [resource.name]):
+        quarantine = Quarantine(lake, pipeline, run_id)
+        return quarantine.replay(table_writer(lake, plan_resource(resource).table, quarantine))
 
 
 def _compare_with_total(client: ApiClient, plan: ResourcePlan,
