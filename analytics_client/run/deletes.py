@@ -33,8 +33,10 @@ is no mark). A live record the first read did not serve changed after that read 
 the incremental invariant (everything with a cursor below the next start is in the table as
 the API has it) puts its new cursor in the second read. Then the guard: a run that would delete
 more than ``max_delete_share`` of the table's live rows fails the resource and deletes nothing.
-A read that failed or was stopped deletes nothing; records set aside in the quarantine were
-served, so they count as seen.
+A read that failed or was stopped deletes nothing. Records this run's read served, and records
+waiting in the quarantine, were served: never deleted for that (their rows may hold an older
+version whose cursor lies below where the next run starts, where the second read cannot see
+them).
 
 Children follow their parents: the rows of a deleted parent's children are deleted the same way
 (matched on the parent key columns the child carries).
@@ -55,6 +57,7 @@ from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.paginators import first_request
 from analytics_client.lake.deletes import check_share, live_rows, mark_deleted
+from analytics_client.lake.quarantine import Quarantine
 from analytics_client.lake.tables import Lake
 from analytics_client.read.children import ChildRead
 from analytics_client.read.keyset import KeysetWalk
@@ -108,7 +111,8 @@ class _Cost:
 
 def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: SeenKeys, *,
                     begin_us: int | None, next_begin_us: int | None, run_id: str,
-                    summary: ResourceSummary, children: Sequence[ResourcePlan] = (),
+                    pipeline: str, summary: ResourceSummary,
+                    children: Sequence[ResourcePlan] = (),
                     on_retry: Callable[[RetryEvent], None] | None = None,
                     log: Log = logger) -> None:
     """After a read of ``plan``'s resource ran to its end: find the table's rows whose records
@@ -141,6 +145,10 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
         lost = _bisect(client, plan, live.get_column(cursor), below, begin_us,
                        seen_keys.height, cost, on_retry)
         candidates = pl.concat([candidates, lost], how="vertical_relaxed")
+    # Served by this run's read, or waiting in the quarantine: alive (their table rows may be
+    # an older version, below where the next run starts, so the second read cannot say).
+    candidates = _set_aside_kept(lake, pipeline, plan, candidates.join(
+        seen_keys, on=list(table.key), how="anti"))
     if not candidates.is_empty():
         again = _read_again(client, lake, plan, next_begin_us, table.key, cost, on_retry)
         candidates = candidates.join(again.frame(keys.schema), on=list(table.key), how="anti")
@@ -158,6 +166,19 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
              "marked" if table.delete_missing == "soft" else "deleted", result.deleted)
     for child in children:
         _cascade(lake, plan, child, candidates, run_id, summary, log)
+
+
+def _set_aside_kept(lake: Lake, pipeline: str, plan: ResourcePlan,
+                    candidates: pl.DataFrame) -> pl.DataFrame:
+    """``candidates`` less the keys the quarantine holds records of: the API served those
+    records (the issue's rule: set aside is seen), so they are not deleted for that."""
+    if candidates.is_empty():
+        return candidates
+    waiting = Quarantine(lake, pipeline).read(plan.name)
+    if waiting.is_empty():
+        return candidates
+    keys = waiting.get_column("key").drop_nulls().unique()
+    return candidates.filter(~pl.col(plan.table.primary_key).cast(pl.String).is_in(keys))
 
 
 def _can_bisect(plan: ResourcePlan, cost: _Cost) -> bool:

@@ -105,7 +105,8 @@ def sync_resource(
         batch.commit(source.end_mark())  # the read's last word, if it ran to its end
         if client.stop.requested:
             return _stopped(summary, policy, client.stop.reason)
-        _finish(client, lake, plan, source, policy, batch, run_id, log, children, count_retry)
+        _finish(client, lake, plan, source, policy, batch, run_id, log, children, count_retry,
+                pipeline)
         return summary
     except Exception as exc:
         policy.flush_quietly(log)
@@ -242,7 +243,8 @@ class _Progress:
 
 def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSource,
             policy: MarkPolicy, batch: _Batch, run_id: str, log: Log,
-            children: Sequence[ResourcePlan], on_retry: Callable[[RetryEvent], None]) -> None:
+            children: Sequence[ResourcePlan], on_retry: Callable[[RetryEvent], None],
+            pipeline: str) -> None:
     """A read that ran to its end: the writer's last word, notes, the final mark, the
     deletes the read shows, success."""
     summary = batch.summary
@@ -264,7 +266,7 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
         cursor = plan.cursor
         capture_deletes(client, lake, plan, batch.seen, begin_us=_read_start(plan, policy),
                         next_begin_us=cursor.read_from(mark) if cursor is not None else None,
-                        run_id=run_id, summary=summary, children=children,
+                        run_id=run_id, pipeline=pipeline, summary=summary, children=children,
                         on_retry=on_retry, log=log)
     summary.status = "ok"
     if not source.keyset:
