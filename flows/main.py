@@ -113,8 +113,9 @@ def analytics_sync(
     ``<pipeline>--<resource>`` and in the tables); ``full_refresh`` (true, or a list of
     resources) re-reads everything and merges it. ``config`` is a dlt ``rest_api_source`` dict
     or a JSON/YAML file path (default: the seed). Secrets come from the named Prefect Secret
-    blocks, else ANALYTICS_API_KEY / ANALYTICS_ORGANIZATION_ID; a block
-    name of null reads the environment only. Two runs of one pipeline never overlap.
+    blocks stored for this run's API, else ANALYTICS_API_KEY / ANALYTICS_ORGANIZATION_ID; a
+    block stored for another API is never sent (analytics_client/orchestration/secrets.py); a
+    block name of null reads the environment only. Two runs of one pipeline never overlap.
     An object-store lake (s3://, gs://, abfss://) takes its credentials from the Analytics Lake
     Storage block ``storage_block``, else the standard environment variables.
     """
@@ -131,7 +132,8 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
     whole = load_config(config, base_url=base_url or os.environ.get("ANALYTICS_BASE_URL"))
     source = whole.select(resources)
     credentials = resolve_credentials(api_key_block, organization_id_block,
-                                      needs=source.secret_names())
+                                      base_url=source.client.base_url,
+                                      needs=source.secret_names(), log=logger)
     lake = Lake(lake_uri, storage_options=resolve_storage_options(lake_uri, storage_block))
     run = SyncRun(source, credentials, lake, pipeline=pipeline, batch_rows=batch_rows,
                   run_id=str(flow_run.get_id() or ""), full_refresh=full_refresh, source=whole)

@@ -151,7 +151,8 @@ def deployed_stack(tmp: Path, counts: dict[str, int],
         secrets = subprocess.run(
             [sys.executable, "flows/main.py", "secrets"], cwd=checkout, capture_output=True,
             text=True, timeout=120, env=dict(env, ANALYTICS_API_KEY=sandbox.api_key,
-                                             ANALYTICS_ORGANIZATION_ID=sandbox.organization_id))
+                                             ANALYTICS_ORGANIZATION_ID=sandbox.organization_id,
+                                             ANALYTICS_BASE_URL=sandbox.base_url))
         assert secrets.returncode == 0, secrets.stdout + secrets.stderr
         # A value here would be the deploying machine's: nothing of it may reach the deployment.
         deployed = s.prefect("deploy", "--all", "--no-prompt",

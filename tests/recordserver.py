@@ -19,7 +19,8 @@ accepted. A page past the end is ``{"data": []}``.
         server.put("events", [...])   # the next run sees this set
 
 ``on_request(n, params)`` (optional) runs before the n-th request (1-based) is answered, so a
-test can change the records between two pages; ``served`` lists the ids each answer carried.
+test can change the records between two pages; ``served`` lists the ids each answer carried;
+``headers`` keeps every request's headers as received (what a hostile server would collect).
 
 Its own timestamp reader (``instant_ns``) is independent of the library's: integer arithmetic
 on the ISO-8601 text, so instants beyond year 9999 once in UTC still sort correctly.
@@ -129,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         owner = self.server.owner
         url = urlsplit(self.path)
-        number_of_request = owner._count(url.path, url.query)
+        number_of_request = owner._count(url.path, url.query, list(self.headers.items()))
         if owner.on_request is not None:
             owner.on_request(number_of_request, dict(parse_qsl(url.query, keep_blank_values=True)))
         if self.headers.get("api_key") is None:
@@ -192,6 +193,7 @@ class RecordServer:
         self.requests: dict[str, int] = {}  # per path
         self.queries: list[tuple[str, dict[str, str]]] = []  # every request, in order
         self.served: dict[int, list[object]] = {}  # request number -> ids of the page answered
+        self.headers: list[list[tuple[str, str]]] = []  # every request's headers, in order
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -212,8 +214,9 @@ class RecordServer:
         with self._lock:
             return list(self._records.get(resource, []))
 
-    def _count(self, path: str, query: str) -> int:
+    def _count(self, path: str, query: str, headers: list[tuple[str, str]]) -> int:
         with self._lock:
+            self.headers.append(headers)
             self.requests[path] = self.requests.get(path, 0) + 1
             self.queries.append((path, dict(parse_qsl(query, keep_blank_values=True))))
             return len(self.queries)

@@ -310,13 +310,14 @@ def test_an_oauth2_source_reads_its_client_from_the_environment_and_needs_no_api
     monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", "org_1")
     monkeypatch.setenv("ANALYTICS_CLIENT_ID", CLIENT_ID)
     with pytest.raises(SecretNotFoundError, match="ANALYTICS_CLIENT_SECRET"):
-        resolve_credentials(None, None, needs=needs)
+        resolve_credentials(None, None, base_url="http://127.0.0.1:9", needs=needs)
     monkeypatch.setenv("ANALYTICS_CLIENT_SECRET", CLIENT_SECRET)
-    found = resolve_credentials(None, None, needs=needs)
+    found = resolve_credentials(None, None, base_url="http://127.0.0.1:9", needs=needs)
     assert (found.client_id, found.client_secret, found.api_key) == (CLIENT_ID, CLIENT_SECRET, "")
     assert CLIENT_SECRET not in repr(found)
     with pytest.raises(SecretNotFoundError, match="ANALYTICS_API_KEY"):
-        resolve_credentials(None, None, needs=load_config(None).secret_names())
+        resolve_credentials(None, None, base_url="http://127.0.0.1:9",
+                            needs=load_config(None).secret_names())
 
 
 TOKEN_BODIES = st.recursive(

@@ -370,13 +370,14 @@ def test_the_readme_offline_query_runs(tmp_path: Path, monkeypatch: pytest.Monke
 # --- defect 10: commands that need block documents, not a server, start none --------------
 
 
+@pytest.mark.slow
 def test_secrets_check_and_state_use_prefect_blocks_without_starting_a_temporary_server(
         sandbox: RunningSandbox, tmp_path: Path) -> None:
     """Blocks saved by `secrets`, read by `check`, reset and shown by `state`: one database, and
     none of the commands starts Prefect's temporary server (4-20 s each before)."""
     lake = tmp_path / "lake"
     pl.DataFrame({"id": ["d1"]}).write_delta(str(lake / "deals"))
-    secrets = _cli("secrets", tmp_path=tmp_path, timeout=180,
+    secrets = _cli("secrets", "--base-url", sandbox.base_url, tmp_path=tmp_path, timeout=180,
                    extra_env={"ANALYTICS_API_KEY": sandbox.api_key,
                               "ANALYTICS_ORGANIZATION_ID": sandbox.organization_id})
     check = _cli("check", "--base-url", sandbox.base_url, "--lake", str(lake),
@@ -387,6 +388,8 @@ def test_secrets_check_and_state_use_prefect_blocks_without_starting_a_temporary
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         assert "temporary server" not in done.stderr
     assert check.stdout.count(" ok ") == 5  # the key and organization came from the blocks
+    assert ("secrets: API key from Prefect Secret block 'analytics-api-key'; organization id "
+            "from Prefect Secret block 'analytics-organization-id'") in check.stdout
     assert "reset analytics/deals" in reset.stdout
     assert "deals: block cursor -, table cursor - (version 0)" in show.stdout
     assert "next run: the mark was reset: full read" in show.stdout

@@ -143,14 +143,16 @@ def test_readme_sandbox_command_runs_end_to_end(tmp_path: Path) -> None:
 
 def test_secrets_command_stores_blocks_from_the_environment(
         harness: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """`secrets` saves both Secret blocks from the environment and never prints them."""
+    """`secrets` saves both Secret blocks from the environment, bound to the API they are for
+    (here the seed config's client.base_url), and never prints them."""
     monkeypatch.setenv("ANALYTICS_API_KEY", "key-from-env-123")
     monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", "org-from-env-456")
     assert main(["secrets", "--api-key-block", "test-key", "--organization-block", "test-org"]) == 0
-    assert Secret.load("test-key").get() == "key-from-env-123"
-    assert Secret.load("test-org").get() == "org-from-env-456"
+    host = "https://api.example.com:443"
+    assert Secret.load("test-key").get() == {"host": host, "value": "key-from-env-123"}
+    assert Secret.load("test-org").get() == {"host": host, "value": "org-from-env-456"}
     out = capsys.readouterr().out
-    assert "key-from-env-123" not in out and "test-key" in out
+    assert "key-from-env-123" not in out and "test-key" in out and host in out
 
 
 def test_marks_live_in_prefect_blocks_and_the_state_commands_show_and_reset_them(

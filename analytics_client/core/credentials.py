@@ -3,7 +3,8 @@
 Plain data, below every layer that needs it (the HTTP client and its auth, a run, a check).
 Reading them from Prefect Secret blocks or the environment is orchestration's
 (``analytics_client.orchestration.secrets.resolve_credentials``); a run without Prefect builds
-``Credentials`` itself.
+``Credentials`` itself. A stored secret is bound to the API it was stored for (its origin, see
+``orchestration/secrets.py``); a value built here is the caller's to point at an API.
 """
 
 from __future__ import annotations
@@ -42,12 +43,18 @@ OPTIONAL_SECRETS = {
 
 @dataclass(frozen=True)
 class Credentials:
-    """The secrets of a run; ``repr`` never shows them. The OAuth2 pair is None unless needed."""
+    """The secrets of a run; ``repr`` never shows them. The OAuth2 pair is None unless needed.
+
+    ``sources`` says where each came from, never a value (``API key from ANALYTICS_API_KEY;
+    organization id from Prefect Secret block 'analytics-organization-id'``); empty when the
+    caller built them.
+    """
 
     api_key: str = field(repr=False)
     organization_id: str = field(repr=False)
     client_id: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
+    sources: str = field(default="", repr=False, compare=False)
 
     def value(self, name: str) -> str:
         """The secret a config names (``dlt.secrets["client_id"]`` names ``client_id``).

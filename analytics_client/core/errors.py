@@ -3,6 +3,7 @@
     AnalyticsSyncError
     ├── ConfigError            the source configuration is invalid (lists every problem)
     ├── SecretNotFoundError    a secret is in neither a Prefect Secret block nor the environment
+    ├── SecretHostMismatchError  a Secret block was stored for another API: never sent to this one
     ├── LakeNotWritableError   the lake cannot be written (found before the first request)
     ├── PrefectStartError      Prefect's temporary API server did not start in time
     ├── PipelineBusyError      another run holds the pipeline's lock (or a writer a table's)
@@ -61,6 +62,7 @@ __all__ = [
     "ResourceFailed",
     "RetriesExhaustedError",
     "RunStopped",
+    "SecretHostMismatchError",
     "SecretNotFoundError",
     "StateError",
     "SyncFailed",
@@ -89,17 +91,49 @@ class ConfigError(AnalyticsSyncError):
 class SecretNotFoundError(AnalyticsSyncError):
     """A secret could be found neither in its Prefect Secret block nor in the environment."""
 
-    def __init__(self, secret: str, block_name: str | None, env_var: str) -> None:
+    def __init__(self, secret: str, block_name: str | None, env_var: str,
+                 command: str = "python flows/main.py secrets") -> None:
         self.secret = secret
         self.block_name = block_name
         self.env_var = env_var
         where = (
             f"create the Prefect Secret block {block_name!r} "
-            f"(python flows/main.py secrets, or the Prefect UI: Blocks > Secret) or set "
+            f"(`{command}`, or the Prefect UI: Blocks > Secret) or set "
             if block_name
             else "set "
         )
         super().__init__(f"no {secret} found: {where}the environment variable {env_var}")
+
+
+class SecretHostMismatchError(AnalyticsSyncError):
+    """A Prefect Secret block holds a secret stored for another API than the run's.
+
+    Raised before any request, when the environment offers no value instead: a secret is sent
+    only to the API (origin) it was stored for. ``api_origin`` is the run's; ``blocks`` holds,
+    per secret, ``(secret, block name, the origin it was stored for or None when the block
+    names none that can be read, environment variable)``; ``command`` stores them for this API.
+    """
+
+    def __init__(self, api_origin: str, blocks: list[tuple[str, str, str | None, str]],
+                 command: str) -> None:
+        self.api_origin = api_origin
+        self.blocks = list(blocks)
+        self.command = command
+        named = [f"{block!r} ({secret}, "
+                 + (f"stored for {stored})" if stored else "naming no API it is for)")
+                 for secret, block, stored, _ in self.blocks]
+        one = len(named) == 1
+        env_vars = [env for *_, env in self.blocks]
+        super().__init__(
+            f"the Prefect Secret block{'' if one else 's'} {_and(named)} "
+            f"{'is' if one else 'are'} not for this run's API {api_origin}, so nothing was sent: "
+            f"run `{command}` to store {'it' if one else 'them'} for this API, or set "
+            f"{_and(env_vars)}"
+        )
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 class LakeNotWritableError(AnalyticsSyncError):

@@ -55,6 +55,7 @@ from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http import ratelimit_headers
 from analytics_client.http.auth import build_auth
 from analytics_client.http.oauth2 import OAuth2ClientCredentials
+from analytics_client.http.origin import origin, origin_text
 from analytics_client.http.paginators import PageRequest, PageResponse
 from analytics_client.http.ratelimit import RateLimiter
 from analytics_client.http.redaction import SecretFilter, redact, redact_url
@@ -252,9 +253,9 @@ class ApiClient:
     def _check_same_origin(self, template: RequestTemplate, url: str) -> None:
         """Credentials go to the API's origin only (RFC 6454: scheme, host and port)."""
         target, base = httpx.URL(url), self.http.base_url
-        if _origin(target) != _origin(base):
-            raise ForeignHostError(template.resource, next_origin=_origin_text(target),
-                                   api_origin=_origin_text(base), key="endpoint.paginator")
+        if origin(target) != origin(base):
+            raise ForeignHostError(template.resource, next_origin=origin_text(target),
+                                   api_origin=origin_text(base), key="endpoint.paginator")
 
     def _attempt(self, template: RequestTemplate, request: PageRequest, page: int | None,
                  retry_on: set[int], max_wait: float) -> PageResponse:
@@ -511,16 +512,6 @@ class _NoCookies(http.cookiejar.CookieJar):
 
     def extract_cookies(self, response: Any, request: Any) -> None:
         return None
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    return url.scheme, url.host.lower(), url.port if url.port is not None else default
-
-
-def _origin_text(url: httpx.URL) -> str:
-    scheme, host, port = _origin(url)
-    return f"{scheme}://{host}:{port}"
 
 
 def _query_value(value: str | int | float | bool) -> str:

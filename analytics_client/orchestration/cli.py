@@ -34,6 +34,7 @@ from analytics_client.config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, Source
 from analytics_client.core.credentials import (
     API_KEY_BLOCK,
     API_KEY_ENV,
+    OPTIONAL_SECRETS,
     ORGANIZATION_BLOCK,
     ORGANIZATION_ENV,
     Credentials,
@@ -48,6 +49,7 @@ from analytics_client.core.errors import (
 )
 from analytics_client.core.lock import pipeline_lock
 from analytics_client.core.stop import on_signals
+from analytics_client.http.origin import origin_text
 from analytics_client.lake.preflight import ensure_lake_writable
 from analytics_client.lake.quarantine import Quarantine
 from analytics_client.lake.quarantine import render as render_quarantine
@@ -106,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sync tags, deals, pages, tasks and users from the analytics API into Delta "
         "Lake tables (one Prefect flow run).",
         epilog="Secrets: the Prefect Secret blocks 'analytics-api-key' and "
-        "'analytics-organization-id', else ANALYTICS_API_KEY and ANALYTICS_ORGANIZATION_ID. "
+        "'analytics-organization-id' stored for the run's API (its scheme, host and port), else "
+        "ANALYTICS_API_KEY and ANALYTICS_ORGANIZATION_ID; a block stored for another API is "
+        "never sent. "
         "Exit status: 0 when every resource synced, 1 when any failed, 2 for bad usage or config, "
         "3 when the Prefect API went away during the run (the data is safe; run again).",
     )
@@ -115,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                         default="run",
                         help="run (default): sync; check: validate config and secrets and make "
                         "one request per resource, writing nothing; secrets: create or update "
-                        "the two Prefect Secret blocks from ANALYTICS_API_KEY / "
+                        "the Prefect Secret blocks for the API at --base-url (else "
+                        "client.base_url) from ANALYTICS_API_KEY / "
                         "ANALYTICS_ORGANIZATION_ID or a prompt; state show: print every "
                         "resource's mark; state reset RESOURCE... | --all: force full reads; "
                         "quarantine show [RESOURCE]: records set aside; quarantine replay "
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None, *, flow: SyncFlow) -> int:
 
 def _dispatch(args: argparse.Namespace, flow: SyncFlow) -> int:
     if args.command == "secrets":
-        return _store_secrets(args.api_key_block, args.organization_block)
+        return _store_secrets(args)
     if args.command == "state":
         return _state(args)
     if args.command == "quarantine":
@@ -241,7 +246,9 @@ def _dispatch(args: argparse.Namespace, flow: SyncFlow) -> int:
                 prefect_api.bounded_retries(), \
                 on_signals() as stop:
             # Ctrl-C / SIGTERM stop the run after the current page of each resource (stop.py).
-            resolve_credentials(key_block, org_block, needs=source.secret_names())
+            # Said by the flow, which resolves them again: here only to fail before it starts.
+            resolve_credentials(key_block, org_block, base_url=source.client.base_url,
+                                needs=source.secret_names(), log=None)
             state = flow(
                 pipeline=args.pipeline, lake_uri=lake_uri, resources=resources,
                 config=args.config, base_url=base_url, api_key_block=key_block,
@@ -277,13 +284,24 @@ def _startup_timeout() -> int | None:
     return seconds
 
 
-def _store_secrets(key_block: str, org_block: str) -> int:
-    """Secrets come from the environment or a hidden prompt, never from arguments (shell
-    history)."""
+# Each secret `secrets` may store: (name in Credentials and the config, what, variable).
+_STORED = (("api_key", "API key", API_KEY_ENV),
+           ("organization_id", "organization id", ORGANIZATION_ENV),
+           *((name, what, env) for name, (what, _, env) in OPTIONAL_SECRETS.items()))
+
+
+def _store_secrets(args: argparse.Namespace) -> int:
+    """The secrets the config's auth needs, bound to its API (``--base-url``, else the config's
+    ``client.base_url``). They come from the environment or a hidden prompt, never from
+    arguments (shell history)."""
     import getpass
 
-    values = {}
-    for env, what in ((API_KEY_ENV, "API key"), (ORGANIZATION_ENV, "organization id")):
+    source = load_config(args.config, base_url=args.base_url)
+    needs = {*source.secret_names(), "organization_id"}
+    values: dict[str, str] = {}
+    for name, what, env in _STORED:
+        if name not in needs:
+            continue
         value = os.environ.get(env, "").strip()
         if not value and not sys.stdin.isatty():
             print(f"error: no {what}: set {env} (there is no terminal to prompt on)",
@@ -297,11 +315,13 @@ def _store_secrets(key_block: str, org_block: str) -> int:
         if not value:
             print(f"error: no {what} given (set {env} or type it at the prompt)", file=sys.stderr)
             return 2
-        values[env] = value
-    with prefect_api.command_api() as api:  # two block documents: no temporary server
-        store_credentials(Credentials(values[API_KEY_ENV], values[ORGANIZATION_ENV]),
-                          key_block, org_block, api=api)
-    print(f"saved Prefect Secret blocks {key_block!r} and {org_block!r}")
+        values[name] = value
+    credentials = Credentials(api_key=values.pop("api_key", ""), **values)
+    with prefect_api.command_api() as api:  # block documents: no temporary server
+        names = store_credentials(credentials, args.api_key_block, args.organization_block,
+                                  base_url=source.client.base_url, api=api)
+    print(f"saved Prefect Secret blocks {', '.join(map(repr, names))} for the API at "
+          f"{origin_text(source.client.base_url)}: a run against another API never sends them")
     return 0
 
 
@@ -368,14 +388,16 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 
 def _check(source: SourceConfig, lake: Lake, key_block: str | None, org_block: str | None) -> int:
+    # Sources are printed below; a warning (an unbound block used) goes to stderr as logged.
+    base_url, needs = source.client.base_url, source.secret_names()
     if key_block or org_block:
         with prefect_api.command_api() as api:  # Secret blocks, no temporary server
-            credentials = resolve_credentials(key_block, org_block, api=api,
-                                              needs=source.secret_names())
+            credentials = resolve_credentials(key_block, org_block, base_url=base_url, api=api,
+                                              needs=needs)
     else:
-        credentials = resolve_credentials(None, None, needs=source.secret_names())
-    print(f"config ok: {len(source.resources)} resources at {source.client.base_url}; "
-          "secrets found")
+        credentials = resolve_credentials(None, None, base_url=base_url, needs=needs)
+    print(f"config ok: {len(source.resources)} resources at {source.client.base_url}")
+    print(f"secrets: {credentials.sources}")
     try:
         ensure_lake_writable(lake, [r.name for r in source.resources])
         lake_ok, lake_line = True, f"lake: {lake.uri} can be written"
