@@ -177,7 +177,7 @@ def _set_aside_kept(lake: Lake, pipeline: str, plan: ResourcePlan,
     waiting = Quarantine(lake, pipeline).read(plan.name)
     if waiting.is_empty():
         return candidates
-    keys = waiting.get_column("key").drop_nulls().unique()
+    keys = waiting.get_column("key").drop_nulls().unique().to_list()
     return candidates.filter(~pl.col(plan.table.primary_key).cast(pl.String).is_in(keys))
 
 
