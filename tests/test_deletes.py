@@ -373,3 +373,28 @@ def test_tables_we_create_write_a_change_feed_of_each_run(tmp_path: Path) -> Non
         by_kind = dict(zip(kinds["_change_type"], kinds["len"], strict=True))
         assert by_kind.get("delete") == 1
         assert by_kind.get("update_postimage") == 1
+
+
+def test_a_stop_while_deletes_are_looked_for_deletes_nothing(tmp_path: Path) -> None:
+    """Ctrl-C during delete capture's count probe: the read's rows stay committed, nothing is
+    marked, the summary says why; the next run finds the deletes."""
+    with RecordServer() as server:
+        api = Api(server, 100)
+        run(server, tmp_path, config())
+        api.delete([5, 6])
+        source = load_config(config(), base_url=server.base_url)
+        plan = plan_of(source.resources[0])
+        with ApiClient(source, Credentials("k", "o"), stop=StopFlag()) as client:
+            def stop_at_probe(n: int, params: dict[str, str]) -> None:
+                if params.get("page[size]") == "1":
+                    client.stop.request("a test")
+
+            server.on_request = stop_at_probe
+            summary = sync_resource(client, Lake(str(tmp_path)), plan)
+        server.on_request = None
+        assert summary.deleted == 0
+        assert any("stopped while looking for deletes" in note for note in summary.notes)
+        assert table(tmp_path, "events")["_deleted_at"].null_count() == 100
+        again = run(server, tmp_path, config(), run_id="again")["events"]
+        assert again.status == "ok" and again.deleted == 2
+        assert_lake_equals(api, tmp_path, "soft")

@@ -52,6 +52,7 @@ from typing import Any
 import polars as pl
 
 from analytics_client.config.model import DEFAULT_PAGE_SIZE, PageNumberPaginator
+from analytics_client.core.errors import RunStopped
 from analytics_client.core.summary import ResourceSummary
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
@@ -131,41 +132,48 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
                              "serves (remove it, or set delete_missing: off to silence this)")
         return
     cursor = table.cursor_field if begin_us is not None else None
-    fields = _parent_fields(plan, children)
-    live = live_rows(lake, table, [*table.key, *([cursor] if cursor else []), *fields])
-    if live is None or live.is_empty():
-        return
-    cost = _Cost()
-    keys = live.select(table.key)
-    seen_keys = seen.frame(keys.schema)
-    in_range = live if cursor is None else live.filter(pl.col(cursor) >= begin_us)
-    candidates = in_range.join(seen_keys, on=list(table.key), how="anti")
-    if cursor is not None and begin_us is not None and _can_bisect(plan, cost):
-        below = live.filter(pl.col(cursor) < begin_us)
-        lost = _bisect(client, plan, live.get_column(cursor), below, begin_us,
-                       seen_keys.height, cost, on_retry)
-        candidates = pl.concat([candidates, lost], how="vertical_relaxed")
-    # Served by this run's read, or waiting in the quarantine: alive (their table rows may be
-    # an older version, below where the next run starts, so the second read cannot say).
-    candidates = _set_aside_kept(lake, pipeline, plan, candidates.join(
-        seen_keys, on=list(table.key), how="anti"))
-    if not candidates.is_empty():
-        again = _read_again(client, lake, plan, next_begin_us, table.key, cost, on_retry)
-        candidates = candidates.join(again.frame(keys.schema), on=list(table.key), how="anti")
-    summary.delete_requests += cost.requests
-    summary.notes.extend(cost.notes)
-    if candidates.is_empty() or client.stop.requested:
-        return
-    check_share(table, candidates.height, live.height)
-    reason = (f"the API no longer lists {candidates.height:,} record(s) "
-              + ("a full read did not serve" if begin_us is None else
-                 "that a read of their cursor range and a second read did not serve"))
-    result = mark_deleted(lake, table, candidates.select(table.key), reason=reason, run_id=run_id)
-    summary.add_write(result)
-    log.info("%s: %s %d row(s) whose records the API deleted", plan.name,
-             "marked" if table.delete_missing == "soft" else "deleted", result.deleted)
-    for child in children:
-        _cascade(lake, plan, child, candidates, run_id, summary, log)
+    if begin_us is not None and cursor is None:
+        return  # a read from a start, and no cursor column to say what lies after it
+    try:
+        fields = _parent_fields(plan, children)
+        live = live_rows(lake, table, [*table.key, *([cursor] if cursor else []), *fields])
+        if live is None or live.is_empty():
+            return
+        cost = _Cost()
+        keys = live.select(table.key)
+        seen_keys = seen.frame(keys.schema)
+        in_range = live if cursor is None else live.filter(pl.col(cursor) >= begin_us)
+        candidates = in_range.join(seen_keys, on=list(table.key), how="anti")
+        if cursor is not None and begin_us is not None and _can_bisect(plan, cost):
+            below = live.filter(pl.col(cursor) < begin_us)
+            lost = _bisect(client, plan, live.get_column(cursor), below, begin_us,
+                           seen_keys.height, cost, on_retry)
+            candidates = pl.concat([candidates, lost], how="vertical_relaxed")
+        # Served by this run's read, or waiting in the quarantine: alive (their rows may be an
+        # older version, below where the next run starts, so the second read cannot say).
+        candidates = _set_aside_kept(lake, pipeline, plan, candidates.join(
+            seen_keys, on=list(table.key), how="anti"))
+        if not candidates.is_empty():
+            again = _read_again(client, lake, plan, next_begin_us, table.key, cost, on_retry)
+            candidates = candidates.join(again.frame(keys.schema), on=list(table.key), how="anti")
+        summary.delete_requests += cost.requests
+        summary.notes.extend(cost.notes)
+        if candidates.is_empty() or client.stop.requested:
+            return
+        check_share(table, candidates.height, live.height)
+        reason = (f"the API no longer lists {candidates.height:,} record(s) "
+                  + ("a full read did not serve" if begin_us is None else
+                     "that a read of their cursor range and a second read did not serve"))
+        result = mark_deleted(lake, table, candidates.select(table.key), reason=reason,
+                              run_id=run_id)
+        summary.add_write(result)
+        log.info("%s: %s %d row(s) whose records the API deleted", plan.name,
+                 "marked" if table.delete_missing == "soft" else "deleted", result.deleted)
+        for child in children:
+            _cascade(lake, plan, child, candidates, run_id, summary, log)
+    except RunStopped:
+        summary.notes.append("stopped while looking for deletes: nothing was deleted; "
+                             "the next complete run looks again")
 
 
 def _set_aside_kept(lake: Lake, pipeline: str, plan: ResourcePlan,
