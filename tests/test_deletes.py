@@ -174,14 +174,19 @@ def test_the_guard_refuses_a_read_that_would_delete_too_much(tmp_path: Path) -> 
         assert DeltaTable(str(tmp_path / "events")).version() == before
 
 
+def _synced_then_two_deleted(server: RecordServer, lake: Path) -> tuple[Api, Any, Any]:
+    """100 records synced, then two deleted at the API: the model, the source, its plan."""
+    api = Api(server, 100)
+    run(server, lake, config())
+    api.delete([5, 6])
+    source = load_config(config(), base_url=server.base_url)
+    return api, source, plan_of(source.resources[0])
+
+
 def test_a_stopped_run_deletes_nothing(tmp_path: Path) -> None:
     """A run stopped (Ctrl-C) mid-read keeps its commits and marks no row deleted."""
     with RecordServer() as server:
-        api = Api(server, 100)
-        run(server, tmp_path, config())
-        api.delete([5, 6])
-        source = load_config(config(), base_url=server.base_url)
-        plan = plan_of(source.resources[0])
+        api, source, plan = _synced_then_two_deleted(server, tmp_path)
         with ApiClient(source, Credentials("k", "o"), stop=StopFlag()) as client:
             server.on_request = lambda n, params: client.stop.request("a test") if n >= 3 else None
             summary = sync_resource(client, Lake(str(tmp_path)), plan, full_refresh=True)
@@ -379,11 +384,7 @@ def test_a_stop_while_deletes_are_looked_for_deletes_nothing(tmp_path: Path) -> 
     """Ctrl-C during delete capture's count probe: the read's rows stay committed, nothing is
     marked, the summary says why; the next run finds the deletes."""
     with RecordServer() as server:
-        api = Api(server, 100)
-        run(server, tmp_path, config())
-        api.delete([5, 6])
-        source = load_config(config(), base_url=server.base_url)
-        plan = plan_of(source.resources[0])
+        api, source, plan = _synced_then_two_deleted(server, tmp_path)
         with ApiClient(source, Credentials("k", "o"), stop=StopFlag()) as client:
             def stop_at_probe(n: int, params: dict[str, str]) -> None:
                 if params.get("page[size]") == "1":

@@ -124,6 +124,18 @@ def deleted_count(sandbox: RunningSandbox) -> int:
     return sum(len(ids_) for ids_ in deleted_ids(sandbox, RESOURCES).values())
 
 
+def runs_while_deleting(sandbox: RunningSandbox, tmp_path: Path, *,
+                        full_refresh: bool = False) -> None:
+    """Two runs, each after deletes between runs, with the sandbox deleting while they page."""
+    sandbox.configure(**MUTATING)
+    before = deleted_count(sandbox)
+    for number in range(2):
+        sandbox.advance(updates=3, creates=2, deletes=2, seed=f"more{number}")
+        checked_run(sandbox, tmp_path, full_refresh=full_refresh)
+    between_runs = 2 * 2 * len(RESOURCES)
+    assert deleted_count(sandbox) - before > between_runs  # and some while paging
+
+
 # ---- 1. the default config against the mutating sandbox -------------------------------------
 
 @pytest.mark.slow
@@ -140,13 +152,7 @@ def test_incremental_runs_end_equal_to_the_truth_after_deletes_between_and_while
         assert {r: s.deleted for r, s in between.items()} == dict.fromkeys(RESOURCES, 5)
         assert_lake_equals_truth(sandbox, tmp_path)
 
-        sandbox.configure(**MUTATING)
-        before = deleted_count(sandbox)
-        for number in range(2):
-            sandbox.advance(updates=3, creates=2, deletes=2, seed=f"more{number}")
-            checked_run(sandbox, tmp_path)
-        between_runs = 2 * 2 * len(RESOURCES)
-        assert deleted_count(sandbox) - before > between_runs  # and some while paging
+        runs_while_deleting(sandbox, tmp_path)
 
         sandbox.configure(**QUIET)
         quiet = checked_run(sandbox, tmp_path)
@@ -170,13 +176,7 @@ def test_full_refreshes_end_equal_to_the_truth_after_deletes_between_and_while_p
         assert {r: s.deleted for r, s in between.items()} == dict.fromkeys(RESOURCES, 5)
         assert_lake_equals_truth(sandbox, tmp_path)
 
-        sandbox.configure(**MUTATING)
-        before = deleted_count(sandbox)
-        for number in range(2):
-            sandbox.advance(updates=3, creates=2, deletes=2, seed=f"more{number}")
-            checked_run(sandbox, tmp_path, full_refresh=True)
-        between_runs = 2 * 2 * len(RESOURCES)
-        assert deleted_count(sandbox) - before > between_runs  # and some while paging
+        runs_while_deleting(sandbox, tmp_path, full_refresh=True)
 
         sandbox.configure(**QUIET)
         checked_run(sandbox, tmp_path, full_refresh=True)
