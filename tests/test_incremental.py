@@ -261,8 +261,8 @@ def test_a_late_arriving_record_within_the_lag_is_picked_up(tmp_path: Path) -> N
     """A change stamped up to 5 s before the mark is read because each run starts 10 s back.
 
     The same change is missed with no lag: the window is what saves it. The newest deal is
-    changed seconds before the sandbox's clock first: a late change is stamped up to 5 s before
-    that clock, so only a mark that close to it can have one land below it.
+    changed seconds before the API's clock (its Date) first, so no run's clock proves the mark
+    (state/markpolicy.py): a late change can still land below it, and only the lag reads it.
     """
     no_lag = copy.deepcopy(DEFAULT_CONFIG)
     no_lag["resource_defaults"]["endpoint"]["incremental"]["lag"] = 0

@@ -38,7 +38,8 @@ from analytics_client.lake.frames import (
     typed_batch,
 )
 
-__all__ = ["DELETE_MODES", "DISPOSITIONS", "Lake", "TableMark", "TableSpec", "TableWriter"]
+__all__ = ["DELETE_MODES", "DISPOSITIONS", "Lake", "TableMark", "TableSpec", "TableWriter",
+           "clock_app_id"]
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,33 @@ def _local_path(uri: str) -> str | None:
 
 @dataclass(frozen=True)
 class TableMark:
-    """A high-water mark as stored in a table: app id (one per pipeline), cursor in epoch µs."""
+    """A high-water mark as stored in a table: app id (one per pipeline), cursor in epoch µs.
+
+    ``clock_us``: the API's clock (epoch µs) when the complete read that reached ``cursor_us``
+    began, kept beside it under ``clock_app_id`` (state/markpolicy.py says what it proves); 0 for
+    a mark no complete read has reached yet (a commit in the middle of a read); None: no clock
+    kept at all (a child's parent version), and an earlier one is left as it is.
+    """
 
     app_id: str
     cursor_us: int
+    clock_us: int | None = None
+
+    @property
+    def clock_app_id(self) -> str:
+        return clock_app_id(self.app_id)
+
+    def transactions(self) -> list[Transaction]:
+        """The Delta app transactions that record this mark in a commit."""
+        found = [Transaction(app_id=self.app_id, version=self.cursor_us)]
+        if self.clock_us is not None:
+            found.append(Transaction(app_id=self.clock_app_id, version=max(0, self.clock_us)))
+        return found
+
+
+def clock_app_id(app_id: str) -> str:
+    """Under which app id a table keeps the API's clock of the mark kept under ``app_id``."""
+    return f"{app_id}:api-clock"
 
 
 class Lake:
@@ -117,6 +141,19 @@ class Lake:
         with _lake_errors(resource, f"reading the mark of {self.table_uri(resource)}"):
             version = table.transaction_version(app_id)
         return None if version is None else int(version)
+
+    def recorded(self, resource: str, app_id: str) -> TableMark | None:
+        """The mark and API clock the last commit of ``app_id`` recorded (a clock of 0: none,
+        as for a mark recorded before clocks were kept); None without a mark."""
+        table = self._open(resource, self.table_uri(resource))
+        if table is None:
+            return None
+        with _lake_errors(resource, f"reading the mark of {self.table_uri(resource)}"):
+            version = table.transaction_version(app_id)
+            clock = table.transaction_version(clock_app_id(app_id))
+        if version is None:
+            return None
+        return TableMark(app_id, int(version), int(clock) if clock is not None else 0)
 
     def row_count(self, resource: str, *, live: bool = False) -> int | None:
         """Rows in the table (from file metadata), or None if there is no table; ``live``:
@@ -633,5 +670,5 @@ def _commit(
 ) -> CommitProperties | None:
     if not metadata and mark is None:
         return None
-    transactions = [Transaction(app_id=mark.app_id, version=mark.cursor_us)] if mark else None
+    transactions = mark.transactions() if mark else None
     return CommitProperties(custom_metadata=dict(metadata or {}), app_transactions=transactions)

@@ -44,7 +44,7 @@ from analytics_client.config.model import (
     parent_bindings,
 )
 from analytics_client.core.placeholders import used
-from analytics_client.core.timestamps import MIN_US
+from analytics_client.core.timestamps import MAX_US, MIN_US
 from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.core.window import Window
 from analytics_client.http.template import HttpPolicy, RequestTemplate
@@ -70,13 +70,22 @@ class Cursor:
     end_value: str | None = None
     lag: float = 10.0
 
-    def read_from(self, mark_us: int | None) -> int | None:
+    def read_from(self, mark_us: int | None, *, proven: bool = False) -> int | None:
         """Where a read resuming at ``mark_us`` sends its first cursor filter: ``lag`` seconds
-        earlier, because the contract lets a change become visible up to 5 s late (None: all).
-        Never before year 1: no cursor lies there, and the filter must stay writable."""
+        earlier, because the contract lets a change become visible up to 5 s late (None: all);
+        strictly after the mark when the API's clock has ``proven`` it (state/markpolicy.py).
+        Within years 1-9999: no cursor lies outside, and the filter must stay writable."""
         if mark_us is None:
             return None
+        if proven:
+            return min(MAX_US, mark_us + 1)  # cursors are whole microseconds
         return max(MIN_US, mark_us - round(self.lag * 1_000_000))
+
+    def begin(self, start: Start | None) -> int | None:
+        """Where a read from ``start`` begins (None: everything)."""
+        if start is None:
+            return None
+        return self.read_from(start.mark_us, proven=start.proven)
 
 
 @dataclass(frozen=True)

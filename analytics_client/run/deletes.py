@@ -26,13 +26,15 @@ hidden by changes made during the probes is found by the next run: by then those
 in the table, and deletes never come back.
 
 **No live record is marked.** A candidate is deleted only if a second read does not serve it
-either: the read the next run would make (from ``mark - lag``; a second full read where there
-is no mark). A live record the first read did not serve changed after that read passed it, and
+either: the read the next run would make (from ``mark - lag``, or strictly after the mark once
+the API's clock has proven it, ``state/markpolicy.py``; a second full read where there is no
+mark). A live record the first read did not serve changed after that read passed it, and
 the incremental invariant (everything with a cursor below the next start is in the table as
 the API has it) puts its new cursor in the second read. Then the guard: a run that would delete
 more than ``max_delete_share`` of the table's live rows fails the resource and deletes nothing.
 A read that failed or was stopped deletes nothing; records set aside in the quarantine were
-served, so they count as seen.
+served, so they count as seen (a served record whose row lies below the read's start, its new
+version set aside, is no candidate either).
 
 Children follow their parents: the rows of a deleted parent's children are deleted the same way
 (matched on the parent key columns the child carries).
@@ -137,6 +139,10 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
     if cursor is not None and begin_us is not None and _can_bisect(plan):
         below = live.filter(pl.col(cursor) < begin_us)
         lost = _bisect(client, plan, live.get_column(cursor), below, begin_us, cost, on_retry)
+        # A record this read served was there: its row lies below the start only because its
+        # newest version was not written (set aside in the quarantine, or dropped by a filter
+        # step); it is never a candidate.
+        lost = lost.join(seen_keys, on=list(table.key), how="anti")
         candidates = pl.concat([candidates, lost], how="vertical_relaxed")
     if not candidates.is_empty():
         again = _read_again(client, lake, plan, next_begin_us, table.key, cost, on_retry)
