@@ -375,3 +375,59 @@ def test_without_a_date_every_run_starts_lag_before_the_mark(tmp_path: Path) -> 
         assert micros(api.requests()[0][FILTER]) == mark - 10 * SECOND
     assert DeltaTable(str(tmp_path / "events")).transaction_version(f"{APP_ID}:api-clock") == 0
 
+
+# ---- a record without a cursor --------------------------------------------------------------
+
+def cursorless_config(api: Api, missing: str) -> Any:
+    config = own_config(delete_missing="off")
+    config["resources"][0]["endpoint"]["incremental"]["on_cursor_value_missing"] = missing
+    return load_config(config, base_url=api.server.base_url)
+
+
+@pytest.mark.parametrize("missing", ["raise", "include", "exclude"])
+def test_a_record_without_a_cursor_lands_keyed_when_the_config_includes_it(
+        api: Api, tmp_path: Path, missing: str) -> None:
+    """dlt's on_cursor_value_missing: ``include`` lands records whose cursor is missing or null
+    (keyed, the cursor null) and they move no mark; ``raise`` (the default) sets them aside by
+    name; ``exclude`` drops them. Once such a record gets a cursor, it lands with it."""
+    at = (NOW - 600) * SECOND
+    api.server.put("events", [json.dumps({"id": "a", "updated_at": stamp(at), "v": 1}),
+                              json.dumps({"id": "b", "v": 1}),
+                              json.dumps({"id": "c", "updated_at": None, "v": 1})])
+    source = cursorless_config(api, missing)
+    [first] = run_sync(source, Credentials("k", "o"), str(tmp_path), pipeline="analytics")
+    assert first.status == "ok", first.error
+    rows = {r["id"]: r for r in pl.read_delta(str(tmp_path / "events")).to_dicts()}
+    landed = {"raise": {"a"}, "include": {"a", "b", "c"}, "exclude": {"a"}}[missing]
+    assert set(rows) == landed
+    assert first.quarantined == (2 if missing == "raise" else 0)
+    if missing == "include":
+        assert rows["b"]["updated_at"] is None and rows["c"]["updated_at"] is None
+    assert table_mark(tmp_path, "events") == at  # never moved by a record without a cursor
+
+    api.now += 60
+    api.server.put("events", [json.dumps({"id": "a", "updated_at": stamp(at), "v": 1}),
+                              json.dumps({"id": "b", "v": 1}),
+                              json.dumps({"id": "c", "updated_at": stamp(api.now * SECOND),
+                                          "v": 2})])
+    [second] = run_sync(source, Credentials("k", "o"), str(tmp_path), pipeline="analytics")
+    assert second.status == "ok", second.error
+    rows = {r["id"]: r for r in pl.read_delta(str(tmp_path / "events")).to_dicts()}
+    assert rows["c"]["v"] == 2 and micros(rows["c"]["updated_at"].isoformat()) == api.now * SECOND
+    assert ("b" in rows) == (missing == "include")
+
+
+def test_a_version_without_a_cursor_never_replaces_one_that_has_it(
+        api: Api, tmp_path: Path) -> None:
+    """Served again without its cursor (a full refresh), a record keeps the version that has
+    one: nothing says which is newer."""
+    at = (NOW - 600) * SECOND
+    api.server.put("events", [json.dumps({"id": "a", "updated_at": stamp(at), "v": 1})])
+    source = cursorless_config(api, "include")
+    run_sync(source, Credentials("k", "o"), str(tmp_path), pipeline="analytics")
+    api.server.put("events", [json.dumps({"id": "a", "v": 2})])
+    [again] = run_sync(source, Credentials("k", "o"), str(tmp_path), pipeline="analytics",
+                       full_refresh=True)
+    assert again.status == "ok", again.error
+    [row] = pl.read_delta(str(tmp_path / "events")).to_dicts()
+    assert row["v"] == 1 and row["updated_at"] is not None

@@ -247,7 +247,10 @@ class TableSpec:
     Deletes (docs/deletes.md): ``delete_missing`` says what a row whose record the API no
     longer has becomes; ``max_delete_share`` (0-1] is the share of live rows one read may
     delete; ``hard_delete`` is dlt's column hint of that name (a tombstone column: a record
-    arriving with it true, or not null, deletes its row)."""
+    arriving with it true, or not null, deletes its row).
+
+    ``cursor_nullable``: a record without its cursor lands, keyed, with a null cursor (dlt's
+    ``on_cursor_value_missing: include``); else it is a bad record."""
 
     name: str
     write_disposition: str
@@ -259,6 +262,7 @@ class TableSpec:
     delete_missing: DeleteMode
     max_delete_share: float
     hard_delete: str | None
+    cursor_nullable: bool = False
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -289,6 +293,7 @@ class TableWriter:
         delete_missing: DeleteMode = "off",
         max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
         hard_delete: str | None = None,
+        cursor_nullable: bool = False,
     ) -> None:
         """``parent_key``: more key columns after ``primary_key`` (a child table is keyed on
         its own key and its parent's: children.py). ``columns``: the resource's type hints.
@@ -296,9 +301,11 @@ class TableWriter:
         batch's data); without it such a record fails the write with its ``ContractError``
         and nothing of the batch is written. ``hard_delete``: a tombstone column (dlt's hint);
         a record with it set deletes (hard) or marks (soft) its row in the batch's commit.
-        ``delete_missing`` and ``max_delete_share``: what a replace does with the rows its
-        read did not see (kept marked ``_deleted_at``, or dropped), and how many it may; the
-        writer alone captures no deletes ("off") unless its caller, the run, asks."""
+        ``cursor_nullable``: a record without its cursor lands with a null one (``TableSpec``);
+        it never replaces a row that has one (the merge's version guard). ``delete_missing``
+        and ``max_delete_share``: what a replace does with the rows its read did not see (kept
+        marked ``_deleted_at``, or dropped), and how many it may; the writer alone captures no
+        deletes ("off") unless its caller, the run, asks."""
         self.lake = lake
         self.resource = resource
         self.uri = lake.table_uri(resource)
@@ -325,6 +332,7 @@ class TableWriter:
         self.delete_missing = delete_missing
         self.max_delete_share = max_delete_share
         self.hard_delete = hard_delete
+        self.cursor_nullable = cursor_nullable
         self._quarantined = 0
         # One stamp per run: every row this writer writes says when the run started.
         self.synced_at = synced_at or datetime.now(UTC)
@@ -452,6 +460,7 @@ class TableWriter:
             columns=self.columns,
             primary_key=self.primary_key,
             cursor_field=self.cursor_field,
+            cursor_nullable=self.cursor_nullable,
             table_schema=schema,
             synced_at=self.synced_at,
         )

@@ -52,7 +52,7 @@ from analytics_client.lake.tables import TableSpec
 from analytics_client.state.markpolicy import MarkSpec
 from analytics_client.state.marks import Start
 
-__all__ = ["Cursor", "Parent", "ReadMode", "ResourcePlan", "plan_resource"]
+__all__ = ["Cursor", "HasCursor", "Parent", "ReadMode", "ResourcePlan", "plan_resource"]
 
 ReadMode = Literal["paged", "keyset", "sliced", "lagged", "backfill", "child"]
 
@@ -182,14 +182,30 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
         quarantine=resource.on_bad_record == "quarantine",
         parent_key=tuple(parent.key_columns) if parent is not None else (),
         delete_missing=resource.deletes, max_delete_share=resource.max_delete_share,
-        hard_delete=next((n for n, hint in resource.columns.items() if hint.hard_delete), None))
+        hard_delete=next((n for n, hint in resource.columns.items() if hint.hard_delete), None),
+        cursor_nullable=incremental is not None and parent is None
+        and incremental.on_cursor_value_missing == "include")
+    steps = tuple(resource.processing_steps)
+    if incremental is not None and incremental.on_cursor_value_missing == "exclude":
+        steps = (ProcessingStep(filter=HasCursor(incremental.cursor_path)), *steps)
     marks = MarkSpec(resource.name, incremental=cursor is not None and parent is None,
                      initial_value=cursor.initial_value if cursor else None,
                      end_value=cursor.end_value if cursor else None, window=window,
                      child=parent is not None)
     return ResourcePlan(resource.name, mode, walk, request, table, marks, cursor=cursor,
                         window=window, concurrency=endpoint.concurrency,
-                        steps=tuple(resource.processing_steps), parent=parent)
+                        steps=steps, parent=parent)
+
+
+@dataclass(frozen=True)
+class HasCursor:
+    """dlt's ``on_cursor_value_missing: exclude`` as a processing step's filter: a record
+    whose cursor is missing or null is dropped."""
+
+    path: str
+
+    def __call__(self, record: object) -> bool:
+        return isinstance(record, dict) and record.get(self.path) is not None
 
 
 def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:

@@ -325,7 +325,8 @@ def table_writer(lake: Lake, table: TableSpec, quarantine: Quarantine) -> TableW
                        columns=table.columns, parent_key=table.parent_key,
                        set_aside=quarantine.add if table.quarantine else None,
                        delete_missing=table.delete_missing,
-                       max_delete_share=table.max_delete_share, hard_delete=table.hard_delete)
+                       max_delete_share=table.max_delete_share, hard_delete=table.hard_delete,
+                       cursor_nullable=table.cursor_nullable)
 
 
 def replay_quarantine(lake: Lake, resource: ResourceConfig, pipeline: str,
