@@ -259,9 +259,9 @@ def _http_date(unix: float) -> str:
     return email.utils.formatdate(unix, usegmt=True)
 
 
-def _quota_headers(rule: FaultRule) -> Headers:
-    """An exhausted quota, announced as ``rule.style`` says, resetting in ``rule.seconds``."""
-    server_now = time.time() + rule.skew
+def _quota_headers(rule: FaultRule, server_now: float) -> Headers:
+    """An exhausted quota, announced as ``rule.style`` says, resetting in ``rule.seconds``;
+    ``server_now`` is the server's clock (Unix time, skew included)."""
     seconds = max(1, math.ceil(rule.seconds))
     if rule.style == "unix":
         return (("date", _http_date(server_now)), ("x-ratelimit-limit", "100"),
@@ -469,8 +469,21 @@ class SandboxApp:
         body: bytes = b"",
         client_host: str | None = None,
     ) -> Reply:
-        """Answer one request; ``headers`` has lower-case names, ``query`` is the raw string."""
-        headers = headers or {}
+        """Answer one request; ``headers`` has lower-case names, ``query`` is the raw string.
+
+        Every answer is dated (``Date``) by the world's clock as the request came, before the
+        page was read (a change while paging moves the clock after it): an answer is never
+        dated later than the records it holds, and records are stamped on that clock.
+        """
+        dated = self.world.clock_us
+        reply = self._answer(method, path, query, headers or {}, body, client_host)
+        if any(name == "date" for name, _ in reply.headers):
+            return reply  # a scripted fault with a skewed clock of its own
+        return dataclasses.replace(reply, headers=(*reply.headers,
+                                                   ("date", _http_date(dated / 1e6))))
+
+    def _answer(self, method: str, path: str, query: str, headers: Mapping[str, str],
+                body: bytes, client_host: str | None) -> Reply:
         if path.startswith("/_admin/"):
             if client_host is not None and client_host not in _LOOPBACK:
                 return _error(403, "Admin endpoints answer loopback clients only.")
@@ -614,7 +627,7 @@ class SandboxApp:
         elif rule.kind == "stall":
             delay += rule.seconds
         elif rule.kind == "retry_after_date":
-            server_now = time.time() + rule.skew
+            server_now = self.world.clock_us / 1e6 + rule.skew
             extra = (("date", _http_date(server_now)),
                      ("retry-after", _http_date(server_now + rule.seconds)))
             reply = _error(429, "Scripted fault: rate limited (Retry-After as a date).", extra)
@@ -651,7 +664,8 @@ class SandboxApp:
         if rule is not None and rule.kind == "lying_encoding":
             return Reply(200, (*_JSON, ("content-encoding", "gzip")), body, delay)
         if rule is not None and rule.kind == "quota_exhausted":
-            return Reply(200, _JSON + _quota_headers(rule), body, delay)
+            return Reply(200, _JSON + _quota_headers(rule, self.world.clock_us / 1e6 + rule.skew),
+                         body, delay)
         cut_at = None
         if rule is not None and rule.kind == "reset":
             cut_at = len(body) // 2
@@ -945,8 +959,6 @@ class SandboxApp:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
-        if not any(k == "date" for k, _ in reply.headers):  # uvicorn's own is off: ours may skew
-            raw_headers.append((b"date", _http_date(time.time()).encode()))
         raw_headers.append((b"content-length", str(len(reply.body)).encode()))
         await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
         if reply.cut_at is not None:

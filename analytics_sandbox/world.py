@@ -133,8 +133,6 @@ class _Table:
         self.rows: dict[str, _Row] = {}
         # Every id ever deleted from this table: gone from every view, never issued again.
         self.deleted: set[str] = set()
-        # The latest updated_at of a deleted row: late stamps stay near what a client saw.
-        self._deleted_latest_us = _BASE_US
         self._by_id: list[_Row] | None = None
         self._by_updated: tuple[list[int], list[_Row]] | None = None
         self._by_updated_desc: tuple[list[int], list[_Row]] | None = None
@@ -157,17 +155,10 @@ class _Table:
                 index.setdefault(row.record.get(field), []).append(row)
         return index.get(value, [])
 
-    def latest_us(self) -> int:
-        """The latest ``updated_at`` ever served, deleted rows included (a client may have seen
-        one, and a late change must stay within the contract's 5 s of what it saw)."""
-        keys, _ = self.by_updated()
-        return max(keys[-1] if keys else _BASE_US, self._deleted_latest_us)
-
     def delete(self, ids: Iterable[str]) -> None:
         """Remove rows for good; the caller checked that they exist and calls ``changed``."""
         for rid in ids:
-            row = self.rows.pop(rid)
-            self._deleted_latest_us = max(self._deleted_latest_us, row.updated_us)
+            self.rows.pop(rid)
             self.deleted.add(rid)
 
     def by_id(self) -> list[_Row]:
@@ -263,6 +254,12 @@ class World:
         """The world's current time: every ``updated_at`` so far is at or before it."""
         return format_timestamp(self._clock_us)
 
+    @property
+    def clock_us(self) -> int:
+        """``clock`` in microseconds since the epoch: the time the API's ``Date`` header shows
+        (its answers are dated on the clock that stamps its records, as a real API's are)."""
+        return self._clock_us
+
     def count(self, resource: str) -> int:
         """How many records ``resource`` holds now."""
         return len(self._table(resource).rows)
@@ -353,7 +350,11 @@ class World:
         (at most all of them), so the ids deleted, updated and created are disjoint; a deleted
         record leaves every listing, count and child listing and its id is never issued again
         (the contract: no tombstone). With ``late_visibility`` some changes are stamped up
-        to 5 s before the latest ``updated_at`` already visible, as the contract allows.
+        to 5 s before the clock stood when the advance began (the time the answers before it
+        were dated), as the contract allows: a change becomes visible at most 5 s after the
+        ``updated_at`` it carries, on the clock the ``Date`` header shows. (Stamped before the
+        newest ``updated_at`` instead, a change could show up long after its stamp when the
+        clock had moved on from that record: beyond the contract.)
         Without ``seed`` the n-th advance of a world is the same every run.
         """
         chosen = tuple(resources) if resources is not None else RESOURCES
@@ -418,7 +419,6 @@ class World:
         self, table: _Table, rng: random.Random, start: int, n_up: int, n_cr: int, n_del: int,
         late: bool,
     ) -> dict[str, list[str]]:
-        latest = table.latest_us()
         deleted: list[str] = []
         if n_del:
             deleted = rng.sample(list(table.rows), min(n_del, len(table.rows)))
@@ -427,7 +427,7 @@ class World:
 
         def stamp() -> int:
             if late and rng.random() < 0.2:
-                return latest - rng.randrange(0, _LATE_US)
+                return start - rng.randrange(0, _LATE_US)
             return rng.randrange(start + 1, end + 1)
 
         chosen = rng.sample(list(table.rows), min(n_up, len(table.rows)))

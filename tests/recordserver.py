@@ -32,6 +32,7 @@ import datetime as dt
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -109,11 +110,20 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    dated: float | None = None  # the Date of the answer under way (Unix time)
     protocol_version = "HTTP/1.0"  # one request per connection: no thread waits on keep-alive
     timeout = 30
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """As the stdlib's, but dated by the owner's clock (or not at all)."""
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
+        if self.dated is not None:
+            self.send_header("Date", self.date_time_string(self.dated))
 
     def _send(self, status: int, body: str) -> None:
         data = body.encode("utf-8")
@@ -129,6 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         owner = self.server.owner
+        self.dated = owner.clock()  # as the request comes, before the records are read
         url = urlsplit(self.path)
         number_of_request = owner._count(url.path, url.query, list(self.headers.items()))
         if owner.on_request is not None:
@@ -185,9 +196,11 @@ class RecordServer:
     """Serves ``put`` records on ``base_url``; a context manager that stops and joins it."""
 
     def __init__(self, *, with_meta: bool = True,
-                 on_request: Callable[[int, dict[str, str]], None] | None = None) -> None:
+                 on_request: Callable[[int, dict[str, str]], None] | None = None,
+                 clock: Callable[[], float | None] = time.time) -> None:
         self.with_meta = with_meta
         self.on_request = on_request
+        self.clock = clock
         self._records: dict[str, list[Served]] = {}
         self._lock = threading.Lock()
         self.requests: dict[str, int] = {}  # per path
@@ -209,6 +222,11 @@ class RecordServer:
         with self._lock:
             self._records[resource] = served
         return served
+
+    def drop(self, resource: str) -> None:
+        """Serve ``resource`` no more: its path answers 404 (a read fails there, unretried)."""
+        with self._lock:
+            self._records.pop(resource, None)
 
     def records(self, resource: str) -> list[Served]:
         with self._lock:

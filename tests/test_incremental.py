@@ -260,11 +260,15 @@ def test_a_failed_resource_keeps_its_mark_while_the_others_advance(
 def test_a_late_arriving_record_within_the_lag_is_picked_up(tmp_path: Path) -> None:
     """A change stamped up to 5 s before the mark is read because each run starts 10 s back.
 
-    The same change is missed with no lag: the window is what saves it.
+    The same change is missed with no lag: the window is what saves it. The newest deal is
+    changed seconds before the API's clock (its Date) first, so no run's clock proves the mark
+    (state/markpolicy.py): a late change can still land below it, and only the lag reads it.
     """
     no_lag = copy.deepcopy(DEFAULT_CONFIG)
     no_lag["resource_defaults"]["endpoint"]["incremental"]["lag"] = 0
     with serve(World(seed=8, counts=SMALL)) as sandbox:
+        sandbox.world.advance(updates={"deals": 20}, resources=["deals"], seed=1,
+                              late_visibility=False)
         marks = MemoryMarkStore()
         sync(sandbox, tmp_path / "lag", marks, resources=["deals"])
         sync(sandbox, tmp_path / "no-lag", marks, config=no_lag, pipeline="nolag",

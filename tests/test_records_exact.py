@@ -389,10 +389,11 @@ def test_harness_plain_values_land_and_read_back_through_the_decoder(
     second = run(server, tmp_path, config, resources=["deals"])["deals"]
     ok(second)
     assert (second.inserted, second.updated) == (0, 1)
-    # run 2 read only from the mark (minus the lag), and the server filtered on it; the one
-    # unfiltered request is delete capture's count probe: one record, for total_count
-    unfiltered = [q for _, q in server.queries[before:] if "filter[updated_at][gte]" not in q]
-    assert [q.get("page[size]") for q in unfiltered] == ["1"]
+    # run 2 read only from the mark (strictly after it: the API's clock proved it), and the
+    # server filtered on it (delete capture's one-record count requests aside)
+    reads = [q for _, q in server.queries[before:] if q.get("page[size]") != "1"]
+    assert reads and all(q.get("filter[updated_at][gte]") == "2026-03-01T10:00:00.000001Z"
+                         for q in reads), reads
     frame = table(tmp_path, "deals")
     rows = rows_by_id(frame)
     expected = {"d0": {"s": "x", "i": 5, "b": True, "f": Decimal("1.5"), "updated_at": T0},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import email.utils
 import json
 import re
 import time
@@ -345,15 +346,37 @@ def test_advance_changes_truth() -> None:
 
 
 def test_late_visibility_stamps_some_changes_in_the_past() -> None:
-    """With late_visibility some changes carry an updated_at up to 5 s before the latest seen."""
+    """With late_visibility some changes carry an updated_at up to 5 s before the clock stood
+    when they were made (the time the API's Date showed until then): the contract's delay."""
     world = World(5, counts=SMALL)
-    latest = parse_timestamp(max(r["updated_at"] for r in world.truth("tasks")))
+    before = world.clock_us
     result = world.advance(updates=40, creates=20, resources=["tasks"], seed=1)
     stamps = {r["id"]: parse_timestamp(r["updated_at"]) for r in world.truth("tasks")}
     touched = [stamps[i] for i in result["tasks"]["updated"] + result["tasks"]["created"]]
-    late = [s for s in touched if s <= latest]
-    assert late and all(latest - s <= 5_000_000 for s in late)
+    late = [s for s in touched if s <= before]
+    assert late and all(before - s < 5_000_000 for s in late)
+    assert all(s <= world.clock_us for s in touched)
     assert any("labels" in r for r in world.truth("tasks"))
+
+
+def test_answers_are_dated_by_the_world_clock_in_process_and_over_loopback() -> None:
+    """The Date header is the world's clock (the one that stamps records) when the request
+    came, to the second: never later than a record on the page, moved by an advance; a
+    loopback server sends the same."""
+    world = World(7, counts=SMALL)
+    with make_client(world) as c:
+        first = c.get("/v1/tasks", params={"sort": "-updated_at"})
+        dated = email.utils.parsedate_to_datetime(first.headers["date"]).timestamp()
+        assert dated == world.clock_us // 1_000_000
+        newest = parse_timestamp(first.json()["data"][0]["updated_at"])
+        assert newest <= world.clock_us and dated * 1_000_000 <= world.clock_us
+        world.advance(updates=5, resources=["tasks"], seed=1)
+        later = email.utils.parsedate_to_datetime(c.get("/v1/tasks").headers["date"])
+        assert later.timestamp() == world.clock_us // 1_000_000
+    with serve(world) as sandbox, httpx.Client(base_url=sandbox.base_url, headers=AUTH) as c:
+        answer = c.get("/v1/deals")
+        assert email.utils.parsedate_to_datetime(answer.headers["date"]).timestamp() == \
+            world.clock_us // 1_000_000
 
 
 def test_mutate_mode_shifts_records_between_pages() -> None:

@@ -123,7 +123,6 @@ _DLT_NOT_YET: dict[str, str] = {
     "parallelized": "remove it; resources always run in parallel",
     "row_order": "remove it; the read's order comes from endpoint.params (sort)",
     "convert": "remove it; cursors are ISO-8601 timestamps",
-    "on_cursor_value_missing": "remove it; a record without its cursor fails or is quarantined",
     "range_start": "remove it; the start is inclusive, minus lag",
     "range_end": "remove it",
     "last_value_func": "remove it; the mark is the greatest cursor read",

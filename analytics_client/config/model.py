@@ -349,7 +349,14 @@ class Incremental(_Model):
     """Read only what changed since the last committed mark (dlt's ``endpoint.incremental``).
 
     ``lag`` re-reads that many seconds before the mark each run: the contract lets a change
-    become visible up to 5 s after the ``updated_at`` it carries.
+    become visible up to 5 s after the ``updated_at`` it carries (none once the API's clock has
+    proven the mark: state/markpolicy.py).
+
+    ``on_cursor_value_missing`` (dlt's key and values): what a record whose cursor is missing
+    or null becomes. ``raise``: a bad record, set aside in the quarantine or failing the batch
+    as ``on_bad_record`` says (dlt raises); ``include``: it lands, keyed by its primary key,
+    with a null cursor, moving no mark and never replacing a row that has a cursor;
+    ``exclude``: it is dropped, as a processing step's filter drops a record.
     """
 
     cursor_path: str = DEFAULT_CURSOR_PATH
@@ -359,6 +366,7 @@ class Incremental(_Model):
     end_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
     end_param: str | None = None
     lag: NonNegativeFloat = 10.0
+    on_cursor_value_missing: Literal["raise", "include", "exclude"] = "raise"
 
     @model_validator(mode="after")
     def _window(self) -> Incremental:

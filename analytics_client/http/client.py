@@ -60,6 +60,7 @@ from analytics_client.http.paginators import PageRequest, PageResponse
 from analytics_client.http.ratelimit import RateLimiter
 from analytics_client.http.redaction import SecretFilter, redact, redact_url
 from analytics_client.http.responses import ignored_by
+from analytics_client.http.serverclock import ServerClock
 from analytics_client.http.template import RequestTemplate
 
 __all__ = ["FIRST_TRANSIENT_WAIT", "ApiClient", "RetryEvent"]
@@ -168,6 +169,7 @@ class ApiClient:
             cookies=_NoCookies(),
         )
         self._urls: dict[str, str] = {}
+        self._clocks: dict[str, ServerClock] = {}  # per resource: the clock of its read
 
     @property
     def max_concurrency(self) -> int:
@@ -183,6 +185,14 @@ class ApiClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def watch_clock(self, resource: str) -> ServerClock:
+        """From now on, every page answered for ``resource`` (a 200 whose body parsed) shows
+        its ``Date`` to the clock returned, which replaces any earlier one of the resource: one
+        clock per read (``serverclock.py``)."""
+        clock = ServerClock()
+        self._clocks[resource] = clock
+        return clock
 
     def show(self, url: httpx.URL | str) -> str:
         """A URL with every secret masked, fit for logs and errors."""
@@ -300,12 +310,15 @@ class ApiClient:
                                 ignored=True)
         if response.status_code == 200:
             try:
-                return PageResponse(jsontext.loads(content), response.headers,
-                                    self.target(template, request))
+                body = jsontext.loads(content)
             except (ValueError, UnicodeDecodeError):
                 excerpt = self._clean(content[:80].decode("utf-8", "replace"))
                 raise _RetryableFault("unparseable body",
                                       detail=f"body starts {excerpt!r}") from None
+            clock = self._clocks.get(template.resource)
+            if clock is not None:
+                clock.observe(response.headers)
+            return PageResponse(body, response.headers, self.target(template, request))
         detail = self._detail(response, content)
         if response.status_code in retry_on:
             if retry_after is not None and retry_after > max_wait:

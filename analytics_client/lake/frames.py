@@ -542,8 +542,8 @@ def _reject(resource: str, record: object, primary_key: str, field_name: str | N
 
 
 def _key_and_cursor_hints(records: Sequence[Record], columns: Columns, primary_key: str,
-                          cursor_field: str | None, table_schema: Mapping[str, pl.DataType]
-                          ) -> dict[str, ColumnHint]:
+                          cursor_field: str | None, table_schema: Mapping[str, pl.DataType],
+                          cursor_nullable: bool = False) -> dict[str, ColumnHint]:
     """Hints for the key and the cursor when the config declares none: the merge compares them.
 
     The table's column type wins; else the first value decides (text or bigint for a key,
@@ -561,7 +561,8 @@ def _key_and_cursor_hints(records: Sequence[Record], columns: Columns, primary_k
         else:
             first = next((r[name] for r in records if r.get(name) is not None), None)
             kind = "bigint" if _is_int(first) else default
-        inferred[name] = ColumnHint(data_type=kind, nullable=False)  # type: ignore[arg-type]
+        nullable = cursor_nullable and name == cursor_field
+        inferred[name] = ColumnHint(data_type=kind, nullable=nullable)  # type: ignore[arg-type]
     return inferred
 
 
@@ -578,6 +579,7 @@ def typed_batch(
     columns: Columns | None = None,
     primary_key: str = "id",
     cursor_field: str | None = None,
+    cursor_nullable: bool = False,
     table_schema: Mapping[str, pl.DataType] | None = None,
     synced_at: datetime,
 ) -> Batch:
@@ -588,7 +590,8 @@ def typed_batch(
     A record is set aside (``Batch.rejected``) when it is no object, lacks its key, has a name
     the lake cannot hold (empty, a backtick, reserved, a case twin of a column), holds a value
     no JSON text holds (NaN, a lone surrogate), or a value that does not fit a declared,
-    key or cursor column. Nothing is rounded, truncated or dropped.
+    key or cursor column (a null cursor fits if ``cursor_nullable``). Nothing is rounded,
+    truncated or dropped.
     """
     table_schema = dict(table_schema or {})
     columns = dict(columns or {})
@@ -611,8 +614,8 @@ def typed_batch(
         if refused is not None:
             rejected.append(_reject(resource, record, primary_key, *refused))
 
-    declared = {**_key_and_cursor_hints(rows, columns, primary_key, cursor_field, table_schema),
-                **columns}
+    declared = {**_key_and_cursor_hints(rows, columns, primary_key, cursor_field, table_schema,
+                                        cursor_nullable), **columns}
     typed, misfits = _declared_columns(declared, rows)
     if misfits:
         keep = [i for i in range(len(rows)) if i not in misfits]

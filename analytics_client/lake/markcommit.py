@@ -11,7 +11,7 @@ an empty append whose only payload is the app transaction.
 from __future__ import annotations
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from analytics_client.core.errors import LakeError
@@ -26,7 +26,9 @@ def record_mark(lake: Lake, resource: str, mark: TableMark,
     """Commit ``mark`` to ``resource``'s table with no rows; its new version (None: no table).
 
     Call it only once every record below the mark is in the table. Nothing is written when
-    the table already records this mark or a higher one.
+    the table already records a higher mark, or this one with the same API clock or a later
+    one (``TableMark.clock_us``: for one mark, a later clock proves at least what an earlier
+    one does).
     """
     uri = lake.table_uri(resource)
     with table_write_lock(uri):
@@ -35,14 +37,18 @@ def record_mark(lake: Lake, resource: str, mark: TableMark,
                 return None
             table = DeltaTable(uri, storage_options=lake.storage_options)
             recorded = table.transaction_version(mark.app_id)
-            if recorded is not None and int(recorded) >= mark.cursor_us:
+            if recorded is not None and int(recorded) > mark.cursor_us:
                 return None
+            if recorded is not None and int(recorded) == mark.cursor_us:
+                clock = table.transaction_version(mark.clock_app_id)
+                if mark.clock_us is None or (clock is not None and int(clock) >= mark.clock_us):
+                    return None
             empty = pl.DataFrame(schema=pl.scan_delta(table).collect_schema())
             write_deltalake(
                 table, empty, mode="append",
                 commit_properties=CommitProperties(
                     custom_metadata={**(metadata or {}), "analytics_sync.operation": "mark"},
-                    app_transactions=[Transaction(app_id=mark.app_id, version=mark.cursor_us)]),
+                    app_transactions=mark.transactions()),
             )
             table.update_incremental()
             return table.version()

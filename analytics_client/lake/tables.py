@@ -39,7 +39,7 @@ from analytics_client.lake.frames import (
 )
 
 __all__ = ["DELETE_MODES", "DISPOSITIONS", "Lake", "Landed", "TableMark", "TableSpec",
-           "TableWriter"]
+           "TableWriter", "clock_app_id"]
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,33 @@ def _local_path(uri: str) -> str | None:
 
 @dataclass(frozen=True)
 class TableMark:
-    """A high-water mark as stored in a table: app id (one per pipeline), cursor in epoch µs."""
+    """A high-water mark as stored in a table: app id (one per pipeline), cursor in epoch µs.
+
+    ``clock_us``: the API's clock (epoch µs) when the complete read that reached ``cursor_us``
+    began, kept beside it under ``clock_app_id`` (state/markpolicy.py says what it proves); 0 for
+    a mark no complete read has reached yet (a commit in the middle of a read); None: no clock
+    kept at all (a child's parent version), and an earlier one is left as it is.
+    """
 
     app_id: str
     cursor_us: int
+    clock_us: int | None = None
+
+    @property
+    def clock_app_id(self) -> str:
+        return clock_app_id(self.app_id)
+
+    def transactions(self) -> list[Transaction]:
+        """The Delta app transactions that record this mark in a commit."""
+        found = [Transaction(app_id=self.app_id, version=self.cursor_us)]
+        if self.clock_us is not None:
+            found.append(Transaction(app_id=self.clock_app_id, version=max(0, self.clock_us)))
+        return found
+
+
+def clock_app_id(app_id: str) -> str:
+    """Under which app id a table keeps the API's clock of the mark kept under ``app_id``."""
+    return f"{app_id}:api-clock"
 
 
 class Lake:
@@ -122,6 +145,19 @@ class Lake:
         with _lake_errors(resource, f"reading the mark of {self.table_uri(resource)}"):
             version = table.transaction_version(app_id)
         return None if version is None else int(version)
+
+    def recorded(self, resource: str, app_id: str) -> TableMark | None:
+        """The mark and API clock the last commit of ``app_id`` recorded (a clock of 0: none,
+        as for a mark recorded before clocks were kept); None without a mark."""
+        table = self._open(resource, self.table_uri(resource))
+        if table is None:
+            return None
+        with _lake_errors(resource, f"reading the mark of {self.table_uri(resource)}"):
+            version = table.transaction_version(app_id)
+            clock = table.transaction_version(clock_app_id(app_id))
+        if version is None:
+            return None
+        return TableMark(app_id, int(version), int(clock) if clock is not None else 0)
 
     def row_count(self, resource: str, *, live: bool = False) -> int | None:
         """Rows in the table (from file metadata), or None if there is no table; ``live``:
@@ -215,7 +251,10 @@ class TableSpec:
     Deletes (docs/deletes.md): ``delete_missing`` says what a row whose record the API no
     longer has becomes; ``max_delete_share`` (0-1] is the share of live rows one read may
     delete; ``hard_delete`` is dlt's column hint of that name (a tombstone column: a record
-    arriving with it true, or not null, deletes its row)."""
+    arriving with it true, or not null, deletes its row).
+
+    ``cursor_nullable``: a record without its cursor lands, keyed, with a null cursor (dlt's
+    ``on_cursor_value_missing: include``); else it is a bad record."""
 
     name: str
     write_disposition: str
@@ -227,6 +266,7 @@ class TableSpec:
     delete_missing: DeleteMode
     max_delete_share: float
     hard_delete: str | None
+    cursor_nullable: bool = False
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -258,6 +298,7 @@ class TableWriter:
         max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
         hard_delete: str | None = None,
         landed: Landed | None = None,
+        cursor_nullable: bool = False,
     ) -> None:
         """``parent_key``: more key columns after ``primary_key`` (a child table is keyed on
         its own key and its parent's: children.py). ``columns``: the resource's type hints.
@@ -268,7 +309,9 @@ class TableWriter:
         ``delete_missing`` and ``max_delete_share``: what a replace does with the rows its
         read did not see (kept marked ``_deleted_at``, or dropped), and how many it may; the
         writer alone captures no deletes ("off") unless its caller, the run, asks. ``landed``
-        hears of each merged batch's rows once they are committed (``Landed``)."""
+        hears of each merged batch's rows once they are committed (``Landed``).
+        ``cursor_nullable``: a record without its cursor lands with a null one (``TableSpec``);
+        it never replaces a row that has one (the merge's version guard)."""
         self.lake = lake
         self.resource = resource
         self.uri = lake.table_uri(resource)
@@ -297,6 +340,7 @@ class TableWriter:
         self.delete_missing = delete_missing
         self.max_delete_share = max_delete_share
         self.hard_delete = hard_delete
+        self.cursor_nullable = cursor_nullable
         self._quarantined = 0
         # One stamp per run: every row this writer writes says when the run started.
         self.synced_at = synced_at or datetime.now(UTC)
@@ -424,6 +468,7 @@ class TableWriter:
             columns=self.columns,
             primary_key=self.primary_key,
             cursor_field=self.cursor_field,
+            cursor_nullable=self.cursor_nullable,
             table_schema=schema,
             synced_at=self.synced_at,
         )
@@ -653,5 +698,5 @@ def _commit(
 ) -> CommitProperties | None:
     if not metadata and mark is None:
         return None
-    transactions = [Transaction(app_id=mark.app_id, version=mark.cursor_us)] if mark else None
+    transactions = mark.transactions() if mark else None
     return CommitProperties(custom_metadata=dict(metadata or {}), app_transactions=transactions)

@@ -13,10 +13,13 @@ Why nothing is missed. Invariant: *every record whose cursor is below ``lo`` has
   moment it is served, so every record with ``lo <= cursor < last`` (``last``, the page's
   highest cursor) was on it; moving ``lo`` to ``last`` keeps the invariant. Records at exactly
   ``last`` are read again by the next request (``gte``), so ties at a page edge are safe.
-* Records never move below ``lo`` later: an update moves a record's cursor forward, to a
-  value at or above everything visible, so it is found again further on; a new record carries
-  a current cursor too. The one exception the contract allows is a change that becomes
-  visible up to 5 s late: the next run starts ``lag`` (10 s) before the mark and reads it.
+* Records never move below ``lo`` later: an update moves a record's cursor forward, to the
+  API's clock at the change, so it is found again further on; a new record carries a current
+  cursor too. The one exception the contract allows is a change that becomes visible up to
+  5 s late, so stamped up to 5 s before the API's clock when the walk passed it: the mark
+  never passes the API's clock when the read began, and the next run starts ``lag`` (10 s)
+  before it (``state/markpolicy.py``), or strictly after it once that clock shows that nothing
+  stamped at or below it can still appear.
 * When more records share one cursor value than fit on a page, ``lo`` cannot move; we read the
   tie group by page number (2, 3, ...). Here a shift can happen: a record of the group read on
   page 1 is updated, leaves the group, and the group's later records move up one position,
@@ -26,9 +29,12 @@ Why nothing is missed. Invariant: *every record whose cursor is below ``lo`` has
   way; the walk then stops with an error rather than move past the group.
 
 The mark a run may save is ``lo`` (``safe_mark``, each ``Page.mark``): by the invariant
-everything below it was read, and the caller saves it only once those records are committed.
-It is never the wall clock. Every request a keyset read sends (walks, slice probes, ``check``)
-is built by ``keyset_request``.
+everything below it was read, and the caller saves it only once those records are committed,
+capped at the API's clock (a record stamped in the future moves ``lo``, never the mark). At
+the end of a complete walk the tie group at ``lo`` has been read whole too (the last page was
+short, or the group was read by page and read again): what lets a proven mark's next run
+start strictly after it. It is never our clock. Every request a keyset read sends (walks,
+slice probes, ``check``) is built by ``keyset_request``.
 """
 
 from __future__ import annotations

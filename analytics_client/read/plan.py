@@ -45,7 +45,7 @@ from analytics_client.config.model import (
     parent_bindings,
 )
 from analytics_client.core.placeholders import used
-from analytics_client.core.timestamps import MIN_US
+from analytics_client.core.timestamps import MAX_US, MIN_US
 from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.core.window import Window
 from analytics_client.http.template import HttpPolicy, RequestTemplate
@@ -53,7 +53,8 @@ from analytics_client.lake.tables import TableSpec
 from analytics_client.state.markpolicy import MarkSpec
 from analytics_client.state.marks import Start
 
-__all__ = ["BadParent", "Cursor", "Parent", "ReadMode", "ResourcePlan", "plan_resource"]
+__all__ = ["BadParent", "Cursor", "HasCursor", "Parent", "ReadMode", "ResourcePlan",
+           "plan_resource"]
 
 ReadMode = Literal["paged", "keyset", "sliced", "lagged", "backfill", "child"]
 # What a child does with a parent whose children cannot be read (``on_bad_parent``).
@@ -73,13 +74,22 @@ class Cursor:
     end_value: str | None = None
     lag: float = 10.0
 
-    def read_from(self, mark_us: int | None) -> int | None:
+    def read_from(self, mark_us: int | None, *, proven: bool = False) -> int | None:
         """Where a read resuming at ``mark_us`` sends its first cursor filter: ``lag`` seconds
-        earlier, because the contract lets a change become visible up to 5 s late (None: all).
-        Never before year 1: no cursor lies there, and the filter must stay writable."""
+        earlier, because the contract lets a change become visible up to 5 s late (None: all);
+        strictly after the mark when the API's clock has ``proven`` it (state/markpolicy.py).
+        Within years 1-9999: no cursor lies outside, and the filter must stay writable."""
         if mark_us is None:
             return None
+        if proven:
+            return min(MAX_US, mark_us + 1)  # cursors are whole microseconds
         return max(MIN_US, mark_us - round(self.lag * 1_000_000))
+
+    def begin(self, start: Start | None) -> int | None:
+        """Where a read from ``start`` begins (None: everything)."""
+        if start is None:
+            return None
+        return self.read_from(start.mark_us, proven=start.proven)
 
 
 @dataclass(frozen=True)
@@ -178,14 +188,30 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
         quarantine=resource.on_bad_record == "quarantine",
         parent_key=tuple(parent.key_columns) if parent is not None else (),
         delete_missing=resource.deletes, max_delete_share=resource.max_delete_share,
-        hard_delete=next((n for n, hint in resource.columns.items() if hint.hard_delete), None))
+        hard_delete=next((n for n, hint in resource.columns.items() if hint.hard_delete), None),
+        cursor_nullable=incremental is not None and parent is None
+        and incremental.on_cursor_value_missing == "include")
+    steps = tuple(resource.processing_steps)
+    if incremental is not None and incremental.on_cursor_value_missing == "exclude":
+        steps = (ProcessingStep(filter=HasCursor(incremental.cursor_path)), *steps)
     marks = MarkSpec(resource.name, incremental=cursor is not None and parent is None,
                      initial_value=cursor.initial_value if cursor else None,
                      end_value=cursor.end_value if cursor else None, window=window,
                      child=parent is not None)
     return ResourcePlan(resource.name, mode, walk, request, table, marks, cursor=cursor,
                         window=window, concurrency=endpoint.concurrency,
-                        steps=tuple(resource.processing_steps), parent=parent)
+                        steps=steps, parent=parent)
+
+
+@dataclass(frozen=True)
+class HasCursor:
+    """dlt's ``on_cursor_value_missing: exclude`` as a processing step's filter: a record
+    whose cursor is missing or null is dropped."""
+
+    path: str
+
+    def __call__(self, record: object) -> bool:
+        return isinstance(record, dict) and record.get(self.path) is not None
 
 
 def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:

@@ -8,11 +8,12 @@ an equal or newer cursor) makes reading a record twice, or an old version late, 
 
 Which mark such a read may save. Paging by position or by a server's cursor does not tell us
 that everything below some cursor was read while records changed, so the mark must come from
-elsewhere. Let ``L0`` be the highest cursor the API held when the read began. The contract
-stamps every change at or after the highest ``updated_at`` already visible, less at most 5 s
-(late visibility), so every record changed during or after the read carries a cursor of at
-least ``L0 - 5 s``; the next run reads from ``mark - lag`` (``lag`` >= 5 s), so any mark at or
-below ``L0`` misses none of them. Records unchanged during the read were read, provided the
+elsewhere. Let ``L0`` be the highest cursor the API held when the read began. A change is
+stamped by the API's clock when it is made, up to 5 s earlier when it becomes visible late,
+and nothing visible then lies past that clock (a record stamped in the future moves no mark:
+``state/markpolicy.py``), so every record changed during or after the read carries a cursor
+of at least ``L0 - 5 s``; the next run reads from ``mark - lag`` (``lag`` >= 5 s), so any mark
+at or below ``L0`` misses none of them. Records unchanged during the read were read, provided the
 paginator never skips an unchanged record (docs/incremental.md, per paginator). We never know
 ``L0``, but two values are at or below it:
 

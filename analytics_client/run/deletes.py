@@ -28,8 +28,9 @@ changes made during the run is found by the next run: by then those changes are 
 table, and deletes never come back.
 
 **No live record is marked.** A candidate is deleted only if a second read does not serve it
-either: the read the next run would make (from ``mark - lag``; a second full read where there
-is no mark). A live record the first read did not serve changed after that read passed it, and
+either: the read the next run would make (from ``mark - lag``, or strictly after the mark once
+the API's clock has proven it, ``state/markpolicy.py``; a second full read where there is no
+mark). A live record the first read did not serve changed after that read passed it, and
 the incremental invariant (everything with a cursor below the next start is in the table as
 the API has it) puts its new cursor in the second read. Then the guard: a run that would delete
 more than ``max_delete_share`` of the table's live rows fails the resource and deletes nothing.

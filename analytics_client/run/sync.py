@@ -43,7 +43,7 @@ from analytics_client.read.window import BackfillRead, LaggedRead, table_max_cur
 from analytics_client.run.budget import RowBudget
 from analytics_client.run.deletes import SeenKeys, capture_deletes
 from analytics_client.run.progress import expected_total, progress_line
-from analytics_client.state.markpolicy import MarkPolicy, mark_policy
+from analytics_client.state.markpolicy import FutureRecords, MarkPolicy, mark_policy
 from analytics_client.state.marks import MarkStore
 
 __all__ = ["page_source", "replay_quarantine", "sync_resource", "table_writer"]
@@ -85,12 +85,15 @@ def sync_resource(
         summary.retries += 1
 
     try:
+        clock = client.watch_clock(plan.name)  # the API's clock, as this read's answers show it
         policy = mark_policy(lake, plan.marks, pipeline, marks, full_refresh=full_refresh,
-                             timing=timing)
+                             timing=timing, clock=clock)
         plan = plan.starting(policy.start)
         source = page_source(client, plan, count_retry, lake, notes=summary.notes, log=log)
         batch = _Batch(lake, plan, run_id, policy, budget or RowBudget(batch_rows), summary,
                        batch_rows, Quarantine(lake, pipeline, run_id))
+        if plan.cursor is not None and plan.parent is None:
+            batch.future = FutureRecords(plan.cursor.path, plan.primary_key, clock)
         batch.seen = _seen_keys(plan, policy)
     except Exception as exc:
         raise _failed(summary, exc) from exc
@@ -102,7 +105,8 @@ def sync_resource(
         for page in _committing_on_failure(pages, batch, log):
             batch.add(page)
             progress.page(source)
-        batch.commit(source.end_mark())  # the read's last word, if it ran to its end
+        end = source.end_mark()  # the read's last word, if it ran to its end
+        batch.commit(end, final=end is not None)
         if client.stop.requested:
             return _stopped(summary, policy, client.stop.reason)
         _finish(client, lake, plan, source, policy, batch, run_id, log, children, count_retry,
@@ -146,7 +150,7 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
                        on_retry=on_retry) if plan.walk == "keyset"
             else LaggedRead(client, plan, window, below_start_us=None, on_retry=on_retry))
         return BackfillRead(exact, window, cursor.path)
-    begin = cursor.read_from(start)
+    begin = cursor.begin(plan.start)
     if plan.mode == "lagged":
         below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path)
         return LaggedRead(client, plan, Window(begin), below_start_us=below, on_retry=on_retry)
@@ -172,6 +176,7 @@ class _Batch:
         self.covered: int | None = None  # the mark the pages consumed so far allow
         self.share = budget.join()
         self.seen: SeenKeys | None = None  # the keys served, where deletes are captured
+        self.future: FutureRecords | None = None  # records stamped past the API's clock
 
     def add(self, page: Page) -> None:
         """Hold a page's records; commit once the batch is full or the run's budget is."""
@@ -180,6 +185,8 @@ class _Batch:
         self.summary.rows_fetched += len(page.records)
         if self.seen is not None:
             self.seen.add(page.records)
+        if self.future is not None:
+            self.future.see(page.records)
         # After the read and its mark have seen them: a filtered record counts as read.
         # dlt's order for a child too: parent fields first, then the resource's steps.
         kept = apply_steps(self.steps, page.records)
@@ -188,18 +195,18 @@ class _Batch:
         if len(self.records) >= self.rows or over_budget:
             self.commit()
 
-    def commit(self, covered: int | None = None) -> None:
+    def commit(self, covered: int | None = None, *, final: bool = False) -> None:
         """Commit what is held (if anything), with the mark ``covered`` (else the last page's)
-        allows."""
+        allows; ``final``: the mark of a read that ran to its end (it carries the API's clock)."""
         if covered is not None:
             self.covered = covered
         if not self.records:
             return
-        mark = self.policy.allowed(self.covered)
+        mark = self.policy.table_mark(self.policy.allowed(self.covered), final=final)
         with self.share.budget.committing():
             result = self.writer.write(self.records,
                                        commit_metadata={"analytics_sync.run_id": self.run_id},
-                                       mark=self.policy.table_mark(mark))
+                                       mark=mark)
         self.summary.add_write(result)
         self.share.committed()
         self.records.clear()
@@ -249,6 +256,10 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
     deletes the read shows, success."""
     summary = batch.summary
     summary.add_write(batch.writer.finish())
+    for remark in [*policy.remarks(), *([batch.future.note()] if batch.future else [])]:
+        if remark is not None:
+            summary.notes.append(remark)
+            log.warning("%s: %s", plan.name, remark)
     if summary.quarantined:
         summary.notes.append(
             f"{summary.quarantined:,} record(s) set aside in {lake.quarantine_uri()}: "
@@ -264,10 +275,11 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
         policy.settle(mark, run_id, summary)
     if batch.seen is not None:
         cursor = plan.cursor
+        # The verification read is the next run's read: from where the marks now say it starts.
         capture_deletes(client, lake, plan, batch.seen, begin_us=_read_start(plan, policy),
-                        next_begin_us=cursor.read_from(mark) if cursor is not None else None,
-                        run_id=run_id, pipeline=pipeline, summary=summary, children=children,
-                        on_retry=on_retry, log=log)
+                        next_begin_us=cursor.begin(policy.next_start()) if cursor else None,
+                        run_id=run_id, pipeline=pipeline, summary=summary,
+                        children=children, on_retry=on_retry, log=log)
     summary.status = "ok"
     if not source.keyset:
         return
@@ -281,10 +293,9 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
 
 def _read_start(plan: ResourcePlan, policy: MarkPolicy) -> int | None:
     """The cursor the read began at: every record at or after it was served (None: all)."""
-    start = policy.start.mark_us
-    if plan.mode in ("paged", "child") or plan.cursor is None or start is None:
+    if plan.mode in ("paged", "child") or plan.cursor is None or policy.start.mark_us is None:
         return None  # a read of everything (a child here: of every parent's children)
-    return plan.cursor.read_from(start)
+    return plan.cursor.begin(policy.start)
 
 
 def _seen_keys(plan: ResourcePlan, policy: MarkPolicy) -> SeenKeys | None:
@@ -325,7 +336,8 @@ def table_writer(lake: Lake, table: TableSpec, quarantine: Quarantine) -> TableW
                        delete_missing=table.delete_missing,
                        max_delete_share=table.max_delete_share, hard_delete=table.hard_delete,
                        landed=quarantine.superseded if table.write_disposition == "merge"
-                       else None)
+                       else None,
+                       cursor_nullable=table.cursor_nullable)
 
 
 def replay_quarantine(lake: Lake, resource: ResourceConfig, pipeline: str,

@@ -7,7 +7,10 @@ A mark lives in two places, and a run trusts the smaller:
   Prefect UI, with the cursor, the Delta version that committed it, and the last successful
   run's counts;
 * the Delta table itself: each data commit carries the mark it covers as an app transaction
-  (``analytics-sync:<pipeline>`` -> cursor in epoch µs), atomically with the rows.
+  (``analytics-sync:<pipeline>`` -> cursor in epoch µs), atomically with the rows, and beside
+  it the API's clock when the complete read that reached it began
+  (``analytics-sync:<pipeline>:api-clock``; 0 while a read is under way), which may prove the
+  mark (``proves``; ``state/markpolicy.py``).
 
 So a mark edited forward in the UI cannot skip data (the table's is lower), a table deleted,
 restored or rebuilt is re-read (its mark is gone or lower), and a crash between the Delta
@@ -41,6 +44,8 @@ __all__ = [
     "Mark",
     "MarkStore",
     "MemoryMarkStore",
+    "DATE_MARGIN_US",
+    "VISIBILITY_DELAY_US",
     "Start",
     "app_id",
     "block_name",
@@ -49,6 +54,7 @@ __all__ = [
     "effective_start",
     "legacy_block_name",
     "load_named",
+    "proves",
     "reset",
 ]
 
@@ -203,37 +209,73 @@ class JsonFileMarkStore:
 
 @dataclass(frozen=True)
 class Start:
-    """Where a resource's read begins, and why."""
+    """Where a resource's read begins, and why.
+
+    ``proven``: the API's clock showed that every record version with a cursor at or below
+    ``mark_us`` that will ever exist is in the table (``proves``), so the read starts strictly
+    after the mark; otherwise ``lag`` seconds before it (``read/plan.py``: ``Cursor.read_from``).
+    """
 
     mark_us: int | None  # None: full read
     reason: str
+    proven: bool = False
+
+
+# The contract: a change becomes visible at most 5 s after the updated_at it carries.
+VISIBILITY_DELAY_US = 5_000_000
+# A Date is whole seconds, and the page it dates was read from the API's store a moment before.
+DATE_MARGIN_US = 1_000_000
+
+
+def proves(mark_us: int, clock_us: int | None) -> bool:
+    """Whether a complete read that reached ``mark_us`` and whose first answer carried the
+    API's clock ``clock_us`` (epoch µs; None or 0: unknown) proves the mark: it began at least
+    the visibility delay (and the ``Date``'s margin) after it. ``state/markpolicy.py`` gives
+    the argument."""
+    if not clock_us:
+        return False
+    return clock_us >= mark_us + VISIBILITY_DELAY_US + DATE_MARGIN_US
 
 
 def effective_start(
     lake: Lake, resource: str, pipeline: str, block: Mark | None, initial_value: str | None
 ) -> Start:
-    """The smaller of the block's and the table's mark; no table means a full read."""
+    """The smaller of the block's and the table's mark; no table means a full read.
+
+    The start is proven when the table's mark is (its clock proves it): everything at or
+    below the table's mark is in the table, so at or below the smaller one too.
+    """
     if lake.version(resource) is None:
         why = "no table yet" if block is None or block.cursor is None else (
             f"the table is missing although the state says {block.cursor}: re-reading everything")
         return _initial(initial_value, why)
-    table_us = lake.mark(resource, app_id(pipeline))
+    recorded = lake.recorded(resource, app_id(pipeline))
     if block is not None and block.cursor is None:
         return _initial(initial_value, "the mark was reset: full read")
-    if table_us is None:
+    if recorded is None:
         return _initial(initial_value, "the table records no mark for this pipeline: full read")
+    table_us = recorded.cursor_us
+    proven = proves(table_us, recorded.clock_us)
     if block is None:
-        return Start(table_us, "no state block; resuming from the table's mark "
-                     f"{format_cursor(table_us)}")
+        return _proven(Start(table_us, "no state block; resuming from the table's mark "
+                             f"{format_cursor(table_us)}"), proven, recorded.clock_us)
     block_us = parse_cursor(block.cursor)  # type: ignore[arg-type]
     if block_us > table_us:
-        return Start(table_us, f"the state says {block.cursor} but the table is complete only "
-                               f"to {format_cursor(table_us)} (restored, rebuilt or edited?): "
-                               "resuming from the table's")
+        return _proven(Start(table_us, f"the state says {block.cursor} but the table is "
+                             f"complete only to {format_cursor(table_us)} (restored, rebuilt or "
+                             "edited?): resuming from the table's"), proven, recorded.clock_us)
     reason = f"resuming from {format_cursor(block_us)}"
     if block_us < table_us:
         reason += f" (the table is ahead at {format_cursor(table_us)}: a save was interrupted)"
-    return Start(block_us, reason)
+    return _proven(Start(block_us, reason), proven, recorded.clock_us)
+
+
+def _proven(start: Start, proven: bool, clock_us: int | None) -> Start:
+    if not proven or clock_us is None:
+        return start
+    return Start(start.mark_us, f"{start.reason}, strictly after it: the API's clock read "
+                 f"{format_cursor(clock_us)} when the read that reached it began, past the "
+                 "contract's visibility delay", proven=True)
 
 
 def _initial(initial_value: str | None, why: str) -> Start:
