@@ -726,7 +726,8 @@ def test_secret_redaction_in_http_errors(api: DltMockApi, tmp_path: Path,
 
 # ---- children ----------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=X_AUTO + " (the parent 'posts')")
+@pytest.mark.xfail(strict=True,
+                   reason=f"{X_AUTO} (the parent 'posts'); then {X_PAGE_NUMBER} (the child's)")
 def test_dependent_resource_paginated_child(api: DltMockApi, tmp_path: Path) -> None:
     """A child paged by number with a total (dlt#3772): every page of every parent."""
     summaries = run(api.base_url, tmp_path, {"client": {"base_url": BASE}, "resources": [
