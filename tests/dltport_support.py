@@ -30,10 +30,11 @@ CREDENTIALS = Credentials("port-api-key", "port-org")
 
 
 def run(base_url: str, lake: Path, config: dict[str, Any], *, run_id: str = "run",
-        resources: list[str] | None = None) -> dict[str, ResourceSummary]:
+        resources: list[str] | None = None, credentials: Credentials = CREDENTIALS,
+        ) -> dict[str, ResourceSummary]:
     """One library run of a dlt ``rest_api_source`` config against ``base_url``."""
     source = load_config(copy.deepcopy(config), base_url=base_url)
-    summaries = run_sync(source, CREDENTIALS, str(lake), resources=resources, run_id=run_id,
+    summaries = run_sync(source, credentials, str(lake), resources=resources, run_id=run_id,
                          pipeline=PIPELINE)
     return {s.resource: s for s in summaries}
 
