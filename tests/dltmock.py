@@ -34,7 +34,8 @@ takes ``page`` alone, ``/posts_under_a_different_key$`` no query at all); those 
 Where dlt's pattern fixes the order of two parameters (``?offset=\\d+&limit=\\d+``), any order is
 accepted: a query's order carries no meaning in HTTP.
 
-A test can add a route (dlt's tests do, with ``mock_api_server.get(url, json=..., status_code=...)``)
+A test can add a route (dlt's tests do, with ``mock_api_server.get(url, json=...,
+status_code=...)``)
 with ``add_route``. Every request is kept in ``history`` (method, path, query, headers, body), as
 requests_mock's ``request_history``. The server's thread stops and is joined when the ``with``
 block ends.
@@ -237,7 +238,8 @@ class _Api:
                 return Reply(body={"id": int(post_id),
                                    "title": body.get("more", {}).get("title", 0),
                                    "body": f"Post body {post_id}",
-                                   "more": f"More is equale to id: {body.get('more_array', [])[0]}"})
+                                   "more": "More is equale to id: "
+                                           f"{body.get('more_array', [])[0]}"})
             if p in ("/oauth/token", "/oauth/token-expires-now"):
                 if not self.oauth_authorized(req):
                     return Reply(401, {"error": "Unauthorized"})

@@ -35,6 +35,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -261,8 +262,8 @@ class HubSpotApi(LoopbackApi):
             limit = _bounded(str(body.get("limit", 10)), 10, 100, "limit")
             rows = [r for r in self.records if self._matches(r, body.get("filterGroups") or [])]
             for sort in reversed(body.get("sorts") or []):
-                rows.sort(key=lambda r, s=sort: self._value(r, s["propertyName"]),
-                          reverse=s.get("direction") == "DESCENDING")
+                rows.sort(key=partial(self._value, name=sort["propertyName"]),
+                          reverse=sort.get("direction") == "DESCENDING")
             after = body.get("after")
             page = self._page(rows, None if after in (None, "", 0, "0") else str(after), limit)
             return 200, {"total": len(rows), **page}, {}

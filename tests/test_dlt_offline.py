@@ -3,8 +3,9 @@ API served over loopback (tests/dltmock.py), asserting what dlt asserts against 
 and the requests the API received.
 
 Source: dlt-hub/dlt ``tests/sources/rest_api/integration/test_offline.py`` (test names below are
-dlt's; a case id is dlt's ``pytest.param`` id) and ``tests/sources/rest_api/test_rest_api_source.py``
-(its one offline test). Issue 22, acceptance point 1.
+dlt's; a case id is dlt's ``pytest.param`` id) and
+``tests/sources/rest_api/test_rest_api_source.py`` (its one offline test). Issue 22, acceptance
+point 1.
 
 A case that fails on main today is ``xfail(strict=True)`` with the cause (the ``X_*`` reasons,
 grouped by cause): when the fix lands it passes, strict turns that into a failure, and the mark
@@ -23,33 +24,31 @@ from urllib.parse import parse_qs
 import pytest
 
 from tests.dltmock import COMMENTS, PAGE_SIZE, POSTS, DltMockApi, single_params
-from tests.dltport_support import assert_ok, column, has_table, live, refusal, run
+from tests.dltport_support import (
+    X_AUTO,
+    X_BODY_PATH,
+    X_BOTH_BODIES,
+    X_BRACES,
+    X_CHILD_INC_CASE,
+    X_CHILD_INCREMENTAL,
+    X_DATA,
+    X_HEADERS,
+    X_INT_INITIAL,
+    X_JSON,
+    X_OBJECT,
+    X_PAGE_NUMBER,
+    X_PARALLEL,
+    X_POST,
+    X_REDACT,
+    assert_ok,
+    column,
+    live,
+    refusal,
+    run,
+)
 
 BASE = "https://api.example.com"  # dlt's MOCK_BASE_URL; each run points it at the loopback API
 
-# ---- causes of the cases that fail on main today (one line each; the lead routes by these) ----
-X_AUTO = ("paginator omitted: we page with page_number 'page[number]' where dlt detects (auto: "
-          "the body's next_page URL -> json_link); fails 'page 2 has exactly the records of page 1'")
-X_DATA = ("data_selector omitted: we require 'data'; dlt detects the records (a top-level list, "
-          "or the list under another key)")
-X_OBJECT = "a single JSON object response is not taken as one record (detail endpoint)"
-X_POST = "endpoint.method POST (with json/data bodies) refused by name ('GET only')"
-X_JSON = "endpoint.json / endpoint.data refused by name"
-X_HEADERS = "endpoint.headers refused by name"
-X_AUTH_EP = "endpoint.auth refused by name"
-X_INT_INITIAL = "integer incremental.initial_value / end_value refused ('ISO-8601 timestamp')"
-X_PAGE_NUMBER = ("page_number defaults differ from dlt's: page_param 'page[number]' (dlt: 'page') "
-                 "and the user's own 'page' param is sent beside ours")
-X_PARALLEL = "resource key 'parallelized' refused by name (issue 22 item 3: accept it)"
-X_CHILD_INCREMENTAL = "a child's own endpoint.incremental refused by name"
-X_NAME_ONLY = "a resource given as a name with no endpoint ({'name': 'posts'}) refused"
-X_BODY_PATH = "paginator key cursor_body_path (dlt's *_body_path) refused by name"
-X_REDACT = "secret-like query params (api_key, access_token, token) not masked in messages/logs"
-X_CLIENT_HEADERS = "client.headers values are interpolated/refused instead of sent literally"
-X_BRACES = "'{{ }}' escaping in params not unescaped as dlt does"
-X_BOTH_BODIES = "json and data together: refused, but not with a message naming both"
-
-X_CHILD_INC_CASE = f"{X_INT_INITIAL}; {X_CHILD_INCREMENTAL}; {X_PAGE_NUMBER}"
 X_AUTO_OBJECT = f"{X_AUTO}; then {X_OBJECT}"
 POSTS_ONLY = {"client": {"base_url": BASE}, "resources": ["posts"]}
 RESOLVE_POST_ID = {"type": "resolve", "resource": "posts", "field": "id"}
@@ -253,7 +252,8 @@ INTERPOLATE_QS = [
           id="interpolate_param_with_static", reason=X_AUTO_OBJECT),
     xcase(({"path": "post_detail", "params": {"post_id": "{resources.posts.id}", "sort": "desc",
                                               "locale": ""}},
-           {"sort": ["desc"], "locale": [""]}), id="one_static_param_is_empty", reason=X_AUTO_OBJECT),
+           {"sort": ["desc"], "locale": [""]}), id="one_static_param_is_empty",
+          reason=X_AUTO_OBJECT),
     xcase(({"path": "post_detail", "params": {"post_id": "{resources.posts.id}", "sort": "desc",
                                               "param_with_braces": "{{not_this}}"}},
            {"sort": ["desc"], "param_with_braces": ["{not_this}"]}),

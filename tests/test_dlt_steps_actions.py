@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from tests.dltmock import COMMENTS, POSTS, REACTIONS, DltMockApi
-from tests.dltport_support import assert_ok, column, has_table, live, refusal, run
-from tests.test_dlt_offline import X_AUTO, X_OBJECT
+from tests.dltport_support import X_AUTO, X_OBJECT, assert_ok, column, has_table, live, refusal, run
 
 BASE = "https://api.example.com"
 X_YIELD_MAP = "processing_steps yield_map refused by name ('not yet')"

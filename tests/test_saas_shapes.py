@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 
 from analytics_client import Credentials
-from tests.dltport_support import assert_ok, live, run
+from tests.dltport_support import X_DATA, X_INT_INITIAL, X_POST, assert_ok, live, run
 from tests.saasapis import GitHubApi, HubSpotApi, StripeApi, iso, iso_instant
-from tests.test_dlt_offline import X_AUTO, X_DATA, X_INT_INITIAL, X_POST
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z: every record is stamped after it, and in the past
 X_JSONPATH_CURSOR = ("paginator cursor_path is read as a dotted path: the JSONPath 'data[-1].id' "
@@ -54,7 +53,7 @@ def customer(i: int, created: int, email: str | None = None) -> dict[str, Any]:
 # 230 customers; two share each second (Stripe's `created` is in seconds: ties are common).
 STRIPE_WORLD = [customer(i, T0 + 60 * (i // 2)) for i in range(230)]
 
-STRIPE_LIST = {
+STRIPE_LIST: dict[str, Any] = {
     "client": {"base_url": "https://api.stripe.com/v1/",
                "auth": {"type": "bearer", "token": 'dlt.secrets["api_key"]'}},
     "resources": [{
@@ -168,7 +167,7 @@ GITHUB_COMMENTS = {n: [{"id": 9_000_000 + 10 * n + k, "body": f"comment {k} on {
                         "updated_at": iso(T0 + n)} for k in range(n % 3)] for n in range(1, 131)}
 
 # dlt's docs' GitHub example (rest_api/basic.md "Quick example"), secrets as ours are written.
-GITHUB_DOCS = {
+GITHUB_DOCS: dict[str, Any] = {
     "client": {"base_url": "https://api.github.com/repos/acme/widgets/",
                "auth": {"token": 'dlt.secrets["api_key"]'}},
     "resource_defaults": {"primary_key": "id", "write_disposition": "merge",
@@ -249,7 +248,7 @@ def contact(i: int, modified: int, email: str | None = None) -> dict[str, Any]:
 
 HUBSPOT_WORLD = [contact(i, T0 + 3600 + 7 * i) for i in range(1, 251)]  # 250: three pages
 
-HUBSPOT_LIST = {
+HUBSPOT_LIST: dict[str, Any] = {
     "client": {"base_url": "https://api.hubapi.com/",
                "auth": {"type": "bearer", "token": 'dlt.secrets["api_key"]'}},
     "resources": [{
@@ -265,7 +264,7 @@ HUBSPOT_LIST = {
         },
     }],
 }
-HUBSPOT_SEARCH = {
+HUBSPOT_SEARCH: dict[str, Any] = {
     "client": HUBSPOT_LIST["client"],
     "resources": [{
         "name": "contacts",
@@ -306,7 +305,8 @@ def hubspot_run(api: HubSpotApi, lake: Path, config: dict[str, Any], run_id: str
 def hubspot_changes(api: HubSpotApi) -> list[dict[str, Any]]:
     """Five contacts edited, three created, an hour after the first run's newest."""
     newest = T0 + 3600 + 7 * 250
-    changed = {i: contact(i, newest + 3600 + i, f"new{i}@example.com") for i in (2, 99, 100, 101, 250)}
+    changed = {i: contact(i, newest + 3600 + i, f"new{i}@example.com")
+               for i in (2, 99, 100, 101, 250)}
     added = {i: contact(i, newest + 3600 + i) for i in (251, 252, 253)}
     world = {c["id"]: c for c in HUBSPOT_WORLD}
     world.update({c["id"]: c for c in [*changed.values(), *added.values()]})
