@@ -14,8 +14,6 @@ comes off. A case we refuse by name for a reason the README gives asserts the re
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -783,26 +781,3 @@ def test_dependent_resource_parallelized_with_incremental(api: DltMockApi,
     assert comments.height < POSTS * COMMENTS
     assert min(comments["id"].to_list()) == 45
 
-
-def test_mock_api_pages_as_dlt_says(api: DltMockApi) -> None:
-    """The mock itself (independent of the library): dlt's page arithmetic and signals."""
-    import httpx
-
-    with httpx.Client(base_url=api.base_url) as client:
-        first = client.get("/posts").json()
-        last = client.get("/posts", params={"page": 5}).json()
-        zero = client.get("/posts_zero_based").json()
-        linked = client.get("/posts_header_link")
-        offset = client.get("/posts_offset_limit", params={"offset": 20, "limit": 10}).json()
-        basic = client.get("/protected/posts/basic-auth", headers={
-            "Authorization": "Basic " + base64.b64encode(b"user:password").decode()})
-    assert first["data"] == [{"id": i, "title": f"Post {i}"} for i in range(5)]
-    assert (first["page"], first["total_pages"]) == (1, 5)
-    assert first["next_page"] == f"{api.base_url}/posts?page=2"
-    assert "next_page" not in last and last["data"][-1]["id"] == 24
-    assert zero["page"] == 0 and zero["next_page"].endswith("?page=1")
-    assert linked.headers["link"] == f'<{api.base_url}/posts_header_link?page=2>; rel="next"'
-    assert json.loads(linked.text)[0] == {"id": 0, "title": "Post 0"}
-    assert offset == {"data": [{"id": i, "title": f"Post {i}"} for i in range(20, 25)],
-                      "total_records": 25, "offset": 20, "limit": 10}
-    assert basic.status_code == 200
