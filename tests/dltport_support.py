@@ -39,10 +39,8 @@ X_PAGE_NUMBER = ("page_number defaults differ from dlt's: page_param 'page[numbe
                  "and the user's own 'page' param is sent beside ours")
 X_PARALLEL = "resource key 'parallelized' refused by name (issue 22 item 3: accept it)"
 X_CHILD_INCREMENTAL = "a child's own endpoint.incremental refused by name"
-X_NAME_ONLY = "a resource given as a name with no endpoint ({'name': 'posts'}) refused"
 X_BODY_PATH = "paginator key cursor_body_path (dlt's *_body_path) refused by name"
 X_REDACT = "secret-like query params (api_key, access_token, token) not masked in messages/logs"
-X_CLIENT_HEADERS = "client.headers values are interpolated/refused instead of sent literally"
 X_BRACES = "'{{ }}' escaping in params not unescaped as dlt does"
 X_BOTH_BODIES = "json and data together: refused, but not with a message naming both"
 

@@ -15,13 +15,22 @@ from typing import Any
 import pytest
 
 from tests.dltmock import COMMENTS, POSTS, REACTIONS, DltMockApi
-from tests.dltport_support import X_AUTO, X_OBJECT, assert_ok, column, has_table, live, refusal, run
+from tests.dltport_support import (
+    X_AUTH_EP,
+    X_AUTO,
+    X_OBJECT,
+    assert_ok,
+    column,
+    has_table,
+    live,
+    refusal,
+    run,
+)
 
 BASE = "https://api.example.com"
 X_YIELD_MAP = "processing_steps yield_map refused by name ('not yet')"
 X_APPEND = ("dlt's default write_disposition is append without a key; ours merges on 'id', so "
             "the 5 flattened rows of a post collapse to 1")
-X_CALLABLE_ACTION = "callable response_actions refused by name (they take a requests.Response)"
 RESOLVE = {"path": "/posts/{post_id}/comments",
            "params": {"post_id": {"type": "resolve", "resource": "posts", "field": "id"}}}
 INTERPOLATED = "posts/{resources.posts.id}/comments"
@@ -313,7 +322,7 @@ def test_auth_overwrites_for_specific_endpoints_literal_secrets_refused() -> Non
     assert "token" in message
 
 
-@pytest.mark.xfail(strict=True, reason="endpoint.auth refused by name; " + X_AUTO)
+@pytest.mark.xfail(strict=True, reason=f"{X_AUTH_EP}; {X_AUTO}")
 def test_auth_overwrites_for_specific_endpoints(api: DltMockApi, tmp_path: Path) -> None:
     """An endpoint's ``auth`` replaces the client's: Basic, not Bearer (dlt asserts it in a
     response hook; here on the requests the API received). Secrets as ours are written."""

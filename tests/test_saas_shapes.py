@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 
 from analytics_client import Credentials
-from tests.dltport_support import X_DATA, X_INT_INITIAL, X_POST, assert_ok, live, run
+from tests.dltport_support import X_BODY_PATH, X_DATA, X_INT_INITIAL, X_POST, assert_ok, live, run
 from tests.saasapis import GitHubApi, HubSpotApi, StripeApi, iso, iso_instant
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z: every record is stamped after it, and in the past
 X_JSONPATH_CURSOR = ("paginator cursor_path is read as a dotted path: the JSONPath 'data[-1].id' "
                      "finds nothing and the read ends after page 1")
 X_HAS_MORE = "paginator key has_more_path refused by name"
-X_BODY_PATH = "paginator key cursor_body_path refused by name"
 X_BEARER_SHORTHAND = "dlt's type-less auth {token: ...} (bearer shorthand) refused"
 X_ORG_HEADER = ("our X-Organization-Id and api_key headers are sent to every API, whatever its "
                 "auth (issue 22 item 5)")
