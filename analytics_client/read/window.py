@@ -36,9 +36,9 @@ from typing import Any
 
 import polars as pl
 
+from analytics_client.core.cursors import TIMESTAMP, CursorCodec, KindMismatch
+from analytics_client.core.errors import ContractError
 from analytics_client.core.placeholders import expand
-from analytics_client.core.timestamps import format as format_cursor
-from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.template import RequestTemplate
@@ -55,10 +55,12 @@ def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
     """
     cursor = plan.cursor
     assert cursor is not None
-    start = format_cursor(window.start_us) if window.start_us is not None else None
-    end = format_cursor(window.end_us) if window.end_us is not None else None
+    codec = cursor.codec
+    start = codec.format(window.start_us) if window.start_us is not None else None
+    end = codec.format(window.end_us) if window.end_us is not None else None
     values = {"incremental.start_value": start, "incremental.last_value": start,
-              "incremental.initial_value": cursor.initial_value,
+              "incremental.initial_value": None if cursor.initial_value is None
+              else str(cursor.initial_value),
               "incremental.end_value": end}
     params: dict[str, Any] = {}
     for name, value in plan.request.params.items():
@@ -75,24 +77,28 @@ def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
     return plan.request.filled(path, params)
 
 
-def in_window(records: list[Any], cursor_path: str, window: Window) -> list[Any]:
+def in_window(records: list[Any], cursor_path: str, window: Window,
+              codec: CursorCodec = TIMESTAMP) -> list[Any]:
     """The records inside ``[start, end)``, as dlt's incremental filters them (closed start,
     open end). A record without a readable cursor is kept: the typing step judges it."""
     if window.start_us is None and window.end_us is None:
         return records
     kept = []
     for record in records:
-        cursor = _cursor(record, cursor_path)
+        cursor = _cursor(record, cursor_path, codec)
         if cursor is None or ((window.start_us is None or cursor >= window.start_us)
                               and (window.end_us is None or cursor < window.end_us)):
             kept.append(record)
     return kept
 
 
-def table_max_cursor(lake: Lake, resource: str, cursor_path: str) -> int | None:
-    """The highest cursor in ``resource``'s table (epoch µs), None without a table or rows.
+def table_max_cursor(lake: Lake, resource: str, cursor_path: str,
+                     codec: CursorCodec = TIMESTAMP) -> int | None:
+    """The highest cursor in ``resource``'s table (epoch µs, or the integer), None without a
+    table or rows.
 
-    Scans one column; a cursor stored as anything but an instant gives None (no lower bound).
+    Scans one column; a cursor stored as anything but the ``codec``'s kind gives None (no
+    lower bound).
     """
     if lake.version(resource) is None:
         return None
@@ -100,9 +106,11 @@ def table_max_cursor(lake: Lake, resource: str, cursor_path: str) -> int | None:
     if cursor_path not in frame.collect_schema().names():
         return None
     top = frame.select(pl.col(cursor_path).max()).collect().item()
+    if codec.kind == "integer":
+        return top if isinstance(top, int) and not isinstance(top, bool) else None
     if top is None or not hasattr(top, "tzinfo"):
         return None
-    return parse_cursor(top.isoformat())
+    return codec.parse(top.isoformat())
 
 
 class LaggedRead:
@@ -128,6 +136,8 @@ class LaggedRead:
         self.client = client
         self.request = windowed_request(plan, window)
         self.cursor_path = plan.cursor.path
+        self.codec = plan.cursor.codec
+        self.resource = plan.name
         self.window = window
         self.below_start_us = below_start_us
         self.on_retry = on_retry
@@ -144,12 +154,16 @@ class LaggedRead:
     def __iter__(self) -> Iterator[Page]:
         for page in iter_pages(self.client, self.request, on_retry=self.on_retry):
             self.requests += 1
-            top = _highest(page.records, self.cursor_path)
+            try:
+                top = _highest(page.records, self.cursor_path, self.codec)
+            except KindMismatch as exc:
+                raise ContractError(self.resource, str(exc)) from None
             if self.requests == 1:
                 self.first_page_max = top
             if top is not None and (self.seen_max is None or top > self.seen_max):
                 self.seen_max = top
-            yield Page(in_window(page.records, self.cursor_path, self.window), page.number)
+            yield Page(in_window(page.records, self.cursor_path, self.window, self.codec),
+                       page.number)
         self.complete = True
 
     def end_mark(self) -> int | None:
@@ -169,8 +183,10 @@ class BackfillRead:
     keyset = False
     total_count: int | None = None
 
-    def __init__(self, source: PageSource, window: Window, cursor_path: str) -> None:
+    def __init__(self, source: PageSource, window: Window, cursor_path: str,
+                 codec: CursorCodec = TIMESTAMP) -> None:
         self.source, self.window, self.cursor_path = source, window, cursor_path
+        self.codec = codec
 
     @property
     def reread(self) -> int:
@@ -184,7 +200,8 @@ class BackfillRead:
         pages = iter(self.source)
         try:
             for page in pages:
-                yield Page(in_window(page.records, self.cursor_path, self.window), page.number)
+                yield Page(in_window(page.records, self.cursor_path, self.window, self.codec),
+                           page.number)
         finally:
             close = getattr(pages, "close", None)
             if close is not None:
@@ -194,14 +211,25 @@ class BackfillRead:
         return None
 
 
-def _cursor(record: Any, cursor_path: str) -> int | None:
+def _cursor(record: Any, cursor_path: str, codec: CursorCodec, *,
+            strict: bool = False) -> int | None:
+    """A record's cursor as a mark; None where it has none readable (the typing step judges
+    the record). ``strict``: a value of the other kind raises ``KindMismatch``, naming the
+    config to fix."""
     value = record.get(cursor_path) if isinstance(record, dict) else None
+    if value is None:
+        return None
     try:
-        return parse_cursor(value) if isinstance(value, str) else None
+        return codec.parse(value)
+    except KindMismatch:
+        if strict:
+            raise KindMismatch(codec.mismatch(cursor_path, value)) from None
+        return None
     except ValueError:
         return None
 
 
-def _highest(records: list[Any], cursor_path: str) -> int | None:
-    cursors = [c for c in (_cursor(r, cursor_path) for r in records) if c is not None]
+def _highest(records: list[Any], cursor_path: str, codec: CursorCodec) -> int | None:
+    cursors = [c for c in (_cursor(r, cursor_path, codec, strict=True) for r in records)
+               if c is not None]
     return max(cursors) if cursors else None

@@ -92,7 +92,7 @@ def sync_resource(
         source = page_source(client, plan, count_retry, lake, notes=summary.notes, log=log)
         batch = _Batch(lake, plan, run_id, policy, budget or RowBudget(batch_rows), summary,
                        batch_rows, Quarantine(lake, pipeline, run_id))
-        if plan.cursor is not None and plan.parent is None:
+        if plan.cursor is not None and plan.parent is None and plan.cursor.codec.clocked:
             batch.future = FutureRecords(plan.cursor.path, plan.primary_key, clock)
         batch.seen = _seen_keys(plan, policy)
     except Exception as exc:
@@ -149,10 +149,11 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
             KeysetWalk(client, plan, start_us=window.start_us, stop_us=window.end_us,
                        on_retry=on_retry) if plan.walk == "keyset"
             else LaggedRead(client, plan, window, below_start_us=None, on_retry=on_retry))
-        return BackfillRead(exact, window, cursor.path)
+        return BackfillRead(exact, window, cursor.path, cursor.codec)
     begin = cursor.begin(plan.start)
     if plan.mode == "lagged":
-        below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path)
+        below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path,
+                                                           cursor.codec)
         return LaggedRead(client, plan, Window(begin), below_start_us=below, on_retry=on_retry)
     if plan.mode == "sliced":
         return SlicedWalk(client, plan, start_us=begin, slices=plan.concurrency,
