@@ -112,6 +112,14 @@ class Parent:
     bindings: tuple[tuple[str, str], ...]
     include: tuple[str, ...] = ()
     on_bad: BadParent = "skip"
+    # The parent table's key: its primary key, and, when the parent is itself a child (a
+    # chain: dlt's grandchildren), the columns that key its rows to its own parent.
+    table_key: tuple[str, ...] = ()
+
+    @property
+    def keys(self) -> list[str]:
+        """The columns that identify one parent row (its table's merge key)."""
+        return list(self.table_key or (self.primary_key,))
 
     def column(self, field: str) -> str:
         """dlt's name for a parent field in a child record: ``_deals_id``
@@ -191,21 +199,23 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
         write_disposition="merge" if parent is not None else resource.write_disposition,
         primary_key=resource.primary_key,
         # Without a cursor the merge is an upsert on the key (dlt's too); a child has none.
-        cursor_field=cursor.path if cursor is not None and parent is None else None,
+        cursor_field=cursor.path if cursor is not None else None,
         columns=_columns(resource, cursor),
         quarantine=resource.on_bad_record == "quarantine",
         parent_key=tuple(parent.key_columns) if parent is not None else (),
         delete_missing=resource.deletes, max_delete_share=resource.max_delete_share,
         hard_delete=next((n for n, hint in resource.columns.items() if hint.hard_delete), None),
-        cursor_nullable=incremental is not None and parent is None
+        cursor_nullable=incremental is not None
         and incremental.on_cursor_value_missing == "include")
     steps = tuple(resource.processing_steps)
     if incremental is not None and incremental.on_cursor_value_missing == "exclude":
         steps = (ProcessingStep(filter=HasCursor(incremental.cursor_path)), *steps)
-    marks = MarkSpec(resource.name, incremental=cursor is not None and parent is None,
+    # A child with its own incremental keeps cursor marks (its children are read for every
+    # parent, filtered by its cursor: children.py); without one, the parent version.
+    marks = MarkSpec(resource.name, incremental=cursor is not None,
                      initial_value=cursor.initial_value if cursor else None,
                      end_value=cursor.end_value if cursor else None, window=window,
-                     child=parent is not None, codec=codec)
+                     child=parent is not None and cursor is None, codec=codec)
     return ResourcePlan(resource.name, mode, walk, request, table, marks, cursor=cursor,
                         window=window, concurrency=endpoint.concurrency,
                         steps=steps, parent=parent)
@@ -255,5 +265,7 @@ def _parent(resource: ResourceConfig, source: SourceConfig | None) -> Parent | N
     name = bindings[0][1]
     known = {r.name: r for r in source.resources} if source is not None else {}
     key = known[name].primary_key if name in known else "id"
+    grand = _parent(known[name], source) if name in known else None
+    table_key = (key, *grand.key_columns) if grand is not None else (key,)
     return Parent(name, key, tuple((placeholder, field) for placeholder, _, field in bindings),
-                  tuple(resource.include_from_parent), resource.on_bad_parent)
+                  tuple(resource.include_from_parent), resource.on_bad_parent, table_key)

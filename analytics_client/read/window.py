@@ -38,7 +38,7 @@ import polars as pl
 
 from analytics_client.core.cursors import TIMESTAMP, CursorCodec, KindMismatch
 from analytics_client.core.errors import ContractError
-from analytics_client.core.placeholders import expand
+from analytics_client.core.placeholders import expand, fill
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.template import RequestTemplate
@@ -47,7 +47,8 @@ from analytics_client.read.paged import iter_pages
 from analytics_client.read.pages import Page, PageSource
 from analytics_client.read.plan import ResourcePlan
 
-__all__ = ["BackfillRead", "LaggedRead", "in_window", "table_max_cursor", "windowed_request"]
+__all__ = ["BackfillRead", "LaggedRead", "highest_cursor", "in_window", "lagged_mark",
+           "table_max_cursor", "windowed_request"]
 
 def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
     """``plan``'s request set for ``window``: start_param, end_param and every
@@ -62,16 +63,18 @@ def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
               "incremental.initial_value": None if cursor.initial_value is None
               else str(cursor.initial_value),
               "incremental.end_value": end}
+    # A child's request keeps its {resources.*} placeholders (and escapes) for its parents.
+    substitute = fill if plan.parent is not None else expand
     params: dict[str, Any] = {}
     for name, value in plan.request.params.items():
-        text = expand(value, values) if isinstance(value, str) else value
+        text = substitute(value, values) if isinstance(value, str) else value
         if text is not None:
             params[name] = text
     if cursor.start_param and start is not None:
         params[cursor.start_param] = start
     if cursor.end_param and end is not None:
         params[cursor.end_param] = end
-    path = expand(plan.request.path, values)
+    path = substitute(plan.request.path, values)
     if path is None:  # config checks make the path's values present; say so if not
         raise ValueError(f"{plan.name}: endpoint.path needs a value this read lacks")
     return plan.request.filled(path, params)
@@ -155,7 +158,7 @@ class LaggedRead:
         for page in iter_pages(self.client, self.request, on_retry=self.on_retry):
             self.requests += 1
             try:
-                top = _highest(page.records, self.cursor_path, self.codec)
+                top = highest_cursor(page.records, self.cursor_path, self.codec)
             except KindMismatch as exc:
                 raise ContractError(self.resource, str(exc)) from None
             if self.requests == 1:
@@ -169,10 +172,9 @@ class LaggedRead:
     def end_mark(self) -> int | None:
         """The mark this complete read allows (None: no advance, or not complete), before the
         caller's floor (``markpolicy.ResourceMarks.allowed`` keeps it at or above the start)."""
-        if not self.complete or self.window.backfill or self.seen_max is None:
+        if not self.complete or self.window.backfill:
             return None
-        bounds = [b for b in (self.first_page_max, self.below_start_us) if b is not None]
-        return min(self.seen_max, max(bounds)) if bounds else None
+        return lagged_mark(self.seen_max, self.first_page_max, self.below_start_us)
 
 
 class BackfillRead:
@@ -229,7 +231,19 @@ def _cursor(record: Any, cursor_path: str, codec: CursorCodec, *,
         return None
 
 
-def _highest(records: list[Any], cursor_path: str, codec: CursorCodec) -> int | None:
+def lagged_mark(seen_max: int | None, first_page_max: int | None,
+                below_start: int | None) -> int | None:
+    """The mark a complete lagged read allows (the module docstring):
+    ``min(highest seen, max(table's highest before, first answer's highest))``."""
+    if seen_max is None:
+        return None
+    bounds = [b for b in (first_page_max, below_start) if b is not None]
+    return min(seen_max, max(bounds)) if bounds else None
+
+
+def highest_cursor(records: list[Any], cursor_path: str, codec: CursorCodec) -> int | None:
+    """The highest readable cursor of ``records`` (None: none); a value of the other kind
+    raises ``KindMismatch`` naming the config to fix."""
     cursors = [c for c in (_cursor(r, cursor_path, codec, strict=True) for r in records)
                if c is not None]
     return max(cursors) if cursors else None

@@ -92,12 +92,12 @@ def sync_resource(
         source = page_source(client, plan, count_retry, lake, notes=summary.notes, log=log)
         batch = _Batch(lake, plan, run_id, policy, budget or RowBudget(batch_rows), summary,
                        batch_rows, Quarantine(lake, pipeline, run_id))
-        if plan.cursor is not None and plan.parent is None and plan.cursor.codec.clocked:
+        if plan.cursor is not None and plan.cursor.codec.clocked:
             batch.future = FutureRecords(plan.cursor.path, plan.primary_key, clock)
         batch.seen = _seen_keys(plan, policy)
     except Exception as exc:
         raise _failed(summary, exc) from exc
-    if plan.incremental and plan.parent is None:
+    if plan.incremental:
         log.info("%s: %s", plan.name, policy.start.reason)  # where it starts, and why
     # Ctrl-C / SIGTERM (stop.py): the page in hand is still committed, no further one is read.
     pages = until_stopped(iter(source), client.stop)
@@ -138,8 +138,12 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
     if plan.mode == "child":
         if lake is None:
             raise ValueError(f"{plan.name}: a child is read for its parent's table: give lake")
-        return ChildRead(client, plan, lake, since=start,
-                         notes=notes if notes is not None else [], log=log, on_retry=on_retry)
+        below = None if cursor is None else table_max_cursor(lake, plan.name, cursor.path,
+                                                             cursor.codec)
+        return ChildRead(client, plan, lake, since=start if cursor is None else None,
+                         notes=notes if notes is not None else [], log=log, on_retry=on_retry,
+                         begin=cursor.begin(plan.start) if cursor is not None else None,
+                         below_start=below)
     if plan.mode == "paged" or cursor is None:
         return PaginatedRead(client, plan.request, on_retry=on_retry)
     if plan.mode == "backfill":  # read exactly, without lag; no mark read or moved
