@@ -40,6 +40,8 @@ def sync(api: CursorApi, lake: Path, raw: dict[str, Any], marks: MemoryMarkStore
 
 
 def table(lake: Path, name: str, *columns: str) -> set[tuple[Any, ...]]:
+    if Lake(str(lake)).version(name) is None:
+        return set()  # nothing was ever served: no table
     frame = Lake(str(lake)).read(name)
     if "_deleted_at" in frame.columns:
         frame = frame.filter(frame["_deleted_at"].is_null())
