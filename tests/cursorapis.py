@@ -13,6 +13,11 @@ Python integers):
 * ``/users`` -- GitHub's ``GET /users`` (https://docs.github.com/rest/users/users): ``since``
   (an integer id: users with a greater id), ``per_page``; a top-level list; the next page in a
   ``Link: <...>; rel="next"`` header (RFC 8288).
+* ``/crm/v3/objects/contacts`` -- HubSpot's CRM list
+  (https://developers.hubspot.com/docs/api/crm/contacts): ``limit``, ``after``; the body
+  ``{"results": [...], "paging": {"next": {"after": "<token>"}}}``; each record's
+  ``properties.hs_lastmodifieddate`` an ISO-8601 instant. ``since`` (ours: HubSpot filters
+  by date through its POST search) keeps the records modified at or after it.
 * ``/repos``, ``/repos/{id}/issues``, ``/repos/{id}/issues/{number}/comments`` -- a parent,
   child and grandchild, GitHub-shaped top-level lists in one page; issues filter by
   ``updated[gte]`` (Unix seconds), comments by ``id[gte]``.
@@ -23,6 +28,7 @@ owns; ``put`` replaces a collection, ``put_children`` a parent's children.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import threading
@@ -116,6 +122,8 @@ class CursorApi:
             return self._events(params)
         if path == "/users":
             return self._github_users(params)
+        if path == "/crm/v3/objects/contacts":
+            return self._hubspot(params)
         match = re.fullmatch(r"/(repos(?:/\d+/issues(?:/\d+/comments)?)?)", path)
         if match is None or match.group(1) not in self._data:
             return 404, {"message": "Not Found"}, {}
@@ -146,6 +154,19 @@ class CursorApi:
         records.sort(key=lambda r: (r["created"], r["id"]))
         pages = (len(records) + size - 1) // size
         return 200, {"data": records[(page - 1) * size: page * size], "total_pages": pages}, {}
+
+    def _hubspot(self, params: dict[str, str]) -> tuple[int, object, dict[str, str]]:
+        limit, after = int(params.get("limit", "10")), int(params.get("after", "0"))
+        records = sorted(self.records("contacts"), key=lambda r: int(r["id"]))
+        if "since" in params:
+            since = dt.datetime.fromisoformat(params["since"])
+            records = [r for r in records if dt.datetime.fromisoformat(
+                r["properties"]["hs_lastmodifieddate"]) >= since]
+        page = records[after:after + limit]
+        body: dict[str, Any] = {"results": page}
+        if after + limit < len(records):
+            body["paging"] = {"next": {"after": str(after + limit)}}
+        return 200, body, {}
 
     def _github_users(self, params: dict[str, str]) -> tuple[int, object, dict[str, str]]:
         since, size = int(params.get("since", "0")), int(params.get("per_page", "30"))

@@ -357,3 +357,70 @@ def test_generated_integer_cursors_land_exactly(
         assert sync(api, lake, raw, marks)["events"].status == "ok"
         assert table(lake, "events", "id", "created", "amount") \
             == truth(api, "events", "id", "created", "amount")
+
+
+# ---- cursor_path as JSONPath ------------------------------------------------------------------
+
+CONTACTS = {  # HubSpot-shaped; the cursor nested in properties, as dlt users write it
+    "name": "contacts",
+    "endpoint": {"path": "/crm/v3/objects/contacts", "data_selector": "results",
+                 "params": {"limit": 10, "since": "{incremental.start_value}"},
+                 "paginator": {"type": "cursor", "cursor_path": "paging.next.after",
+                               "cursor_param": "after"},
+                 "incremental": {"cursor_path": "properties.hs_lastmodifieddate",
+                                 "initial_value": "2026-01-01T00:00:00Z"}},
+}
+
+
+def contacts(n: int, minute: int = 0) -> list[dict[str, Any]]:
+    return [{"id": str(i), "properties": {
+        "email": f"c{i}@example.com",
+        "hs_lastmodifieddate": f"2026-03-01T10:{(minute + i) % 60:02d}:00.000Z"}}
+        for i in range(1, n + 1)]
+
+
+def test_a_nested_cursor_path_reads_filters_and_merges(tmp_path: Path) -> None:
+    """``cursor_path: properties.hs_lastmodifieddate`` (dlt's JSONPath): the read's mark and
+    filter come from the nested value, which lands in dlt's column for it
+    (``properties__hs_lastmodifieddate``) and guards the merge."""
+    marks = MemoryMarkStore()
+    with CursorApi() as api:
+        api.put("contacts", contacts(25))
+        assert sync(api, tmp_path, source(CONTACTS), marks)["contacts"].status == "ok"
+        frame = Lake(str(tmp_path)).read("contacts")
+        assert set(frame["id"]) == {r["id"] for r in api.records("contacts")}
+        assert str(frame.schema["properties__hs_lastmodifieddate"]).startswith("Datetime")
+        assert Lake(str(tmp_path)).mark("contacts", app_id("analytics")) is not None
+
+        edited = api.records("contacts")
+        edited[3] = {**edited[3], "properties": {"email": "new@example.com",
+                                                 "hs_lastmodifieddate": "2026-03-01T11:30:00Z"}}
+        api.put("contacts", edited)
+        api.queries.clear()
+        assert sync(api, tmp_path, source(CONTACTS), marks)["contacts"].status == "ok"
+        since = next(q["since"] for p, q in api.queries if p.startswith("/crm"))
+        assert since > "2026-03-01T10:00"  # from the mark, not from initial_value
+        frame = Lake(str(tmp_path)).read("contacts")
+        row = frame.filter(frame["id"] == edited[3]["id"]).to_dicts()[0]
+        assert "new@example.com" in str(row)
+
+
+@pytest.mark.parametrize("path", ["$.created", "$['created']", "created"])
+def test_a_top_level_cursor_written_as_jsonpath_is_the_field(tmp_path: Path, path: str) -> None:
+    raw = source({**EVENTS, "endpoint": {**EVENTS["endpoint"], "incremental": {
+        **EVENTS["endpoint"]["incremental"], "cursor_path": path}}})
+    with CursorApi() as api:
+        api.put("events", events(15))
+        assert sync(api, tmp_path, raw, MemoryMarkStore())["events"].status == "ok"
+        assert Lake(str(tmp_path)).mark("events", app_id("analytics")) == T0 + 14 // 3
+        assert "created" in Lake(str(tmp_path)).read("events").columns
+
+
+@pytest.mark.parametrize("path", ["items[0].ts", "properties.*", "$..updated", "a[?b>1]"])
+def test_a_cursor_path_that_picks_among_values_is_refused(path: str) -> None:
+    raw = source({**EVENTS, "endpoint": {**EVENTS["endpoint"], "incremental": {
+        **EVENTS["endpoint"]["incremental"], "cursor_path": path}}})
+    with pytest.raises(ConfigError) as caught:
+        load_config(raw)
+    assert any("cursor_path" in p and "name the one field" in p
+               for p in caught.value.problems), caught.value.problems

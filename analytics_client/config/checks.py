@@ -20,6 +20,7 @@ from analytics_client.config.model import (
     parent_of,
 )
 from analytics_client.core import placeholders
+from analytics_client.core.cursors import cursor_column
 
 __all__ = ["cross_checks"]
 
@@ -172,10 +173,11 @@ def _key_and_cursor_checks(i: int, resource: ResourceConfig) -> list[str]:
         problems.append(f"resources[{i}].columns.{resource.primary_key}.data_type: the primary "
                         "key must be text or bigint")
     incremental = resource.endpoint.incremental
-    cursor_hint = resource.columns.get(incremental.cursor_path) if incremental else None
+    column = cursor_column(incremental.cursor_path) if incremental else ""
+    cursor_hint = resource.columns.get(column) if incremental else None
     if incremental is not None and cursor_hint is not None \
             and cursor_hint.data_type not in ("timestamp", "bigint"):
-        problems.append(f"resources[{i}].columns.{incremental.cursor_path}.data_type: an "
+        problems.append(f"resources[{i}].columns.{column}.data_type: an "
                         "incremental cursor must be timestamp or bigint")
     problems.extend(cursor_kind_problems(i, resource))
     return problems

@@ -2,8 +2,9 @@
 
 The rule (dlt's sources of a cursor's type, never the first record's value):
 
-1. a ``columns`` hint on the cursor field: ``bigint`` is an integer cursor, ``timestamp`` an
-   instant (other types are refused by ``checks.py``);
+1. a ``columns`` hint on the cursor's column (``cursor_column``: the field, or dlt's
+   ``properties__hs_lastmodifieddate`` for a nested one): ``bigint`` is an integer cursor,
+   ``timestamp`` an instant (other types are refused by ``checks.py``);
 2. else ``initial_value`` or ``end_value`` given as a JSON integer: an integer cursor (dlt's
    ``Incremental`` types its ``last_value`` from ``initial_value`` the same way);
 3. else a timestamp, the contract's ``updated_at``.
@@ -14,7 +15,7 @@ A hint and a value that disagree are refused by ``checks.py`` (``cursor_kind_pro
 from __future__ import annotations
 
 from analytics_client.config.model import ResourceConfig
-from analytics_client.core.cursors import CursorKind
+from analytics_client.core.cursors import CursorKind, cursor_column
 
 __all__ = ["cursor_kind", "cursor_kind_problems"]
 
@@ -24,7 +25,7 @@ def cursor_kind(resource: ResourceConfig) -> CursorKind:
     incremental = resource.endpoint.incremental
     if incremental is None:
         return "timestamp"
-    hint = resource.columns.get(incremental.cursor_path)
+    hint = resource.columns.get(cursor_column(incremental.cursor_path))
     if hint is not None and hint.data_type in ("bigint", "timestamp"):
         return "integer" if hint.data_type == "bigint" else "timestamp"
     values = (incremental.initial_value, incremental.end_value)
@@ -36,7 +37,8 @@ def cursor_kind_problems(i: int, resource: ResourceConfig) -> list[str]:
     incremental = resource.endpoint.incremental
     if incremental is None:
         return []
-    hint = resource.columns.get(incremental.cursor_path)
+    column = cursor_column(incremental.cursor_path)
+    hint = resource.columns.get(column)
     if hint is None or hint.data_type not in ("bigint", "timestamp"):
         return []
     problems = []
@@ -47,6 +49,6 @@ def cursor_kind_problems(i: int, resource: ResourceConfig) -> list[str]:
         want = "an integer" if hint.data_type == "bigint" else "an ISO-8601 timestamp"
         problems.append(
             f"resources[{i}].endpoint.incremental.{key}: {value!r} is not {want}, but "
-            f"columns.{incremental.cursor_path}.data_type declares the cursor "
+            f"columns.{column}.data_type declares the cursor "
             f"{hint.data_type}; write {key} as {want}, or change the hint")
     return problems

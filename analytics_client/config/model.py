@@ -34,7 +34,7 @@ from analytics_client.config.schemas import ColumnHint
 from analytics_client.core import placeholders, timestamps
 from analytics_client.core.cursors import INTEGER
 from analytics_client.core.errors import ConfigError
-from analytics_client.core.jsonpath import compile_selector, drops_records, is_dotted
+from analytics_client.core.jsonpath import compile_selector, drops_records, field_chain, is_dotted
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -401,9 +401,15 @@ class Incremental(_Model):
 
     @field_validator("cursor_path")
     @classmethod
-    def _plain_field(cls, path: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", path):
-            raise ValueError(f"must name a top-level field of the records (got {path!r})")
+    def _chain_of_fields(cls, path: str) -> str:
+        # dlt reads cursor_path as JSONPath and takes the first match; a chain of fields has
+        # one (core/cursors.py: cursor_value, and the column it lands in: cursor_column).
+        if field_chain(path) is None:
+            raise ValueError(
+                f"must be a field or a JSONPath of fields (updated_at, $.updated, "
+                f"properties.hs_lastmodifieddate); got {path!r}: filters, wildcards and indexes "
+                "pick among several values, which a cursor cannot be: name the one field "
+                "that holds it")
         return path
 
 

@@ -33,8 +33,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from analytics_client.core import timestamps
+from analytics_client.core.jsonpath import field_chain, field_value
 
-__all__ = ["INTEGER", "TIMESTAMP", "CursorCodec", "CursorKind", "KindMismatch", "codec_for"]
+__all__ = ["INTEGER", "TIMESTAMP", "CursorCodec", "CursorKind", "KindMismatch", "codec_for",
+           "cursor_column", "cursor_value"]
 
 CursorKind = Literal["timestamp", "integer"]
 
@@ -132,3 +134,27 @@ INTEGER = CursorCodec("integer")
 
 def codec_for(kind: CursorKind) -> CursorCodec:
     return TIMESTAMP if kind == "timestamp" else INTEGER
+
+
+def _chain(path: str) -> tuple[str, ...]:
+    chain = field_chain(path)
+    if chain is None:  # config/model.py accepts no other cursor_path
+        raise ValueError(f"cursor_path {path!r} is not a chain of fields")
+    return chain
+
+
+def cursor_value(record: object, path: str) -> object:
+    """The cursor of ``record`` at ``path`` (dlt's ``cursor_path``, a JSONPath of fields:
+    ``updated_at``, ``$.updated``, ``properties.hs_lastmodifieddate``); None when absent."""
+    chain = _chain(path)
+    if len(chain) == 1:
+        return record.get(chain[0]) if isinstance(record, dict) else None
+    return field_value(record, chain)
+
+
+def cursor_column(path: str) -> str:
+    """The table column that holds the cursor at ``path``: the field itself for a top-level
+    cursor, else dlt's name for a nested field, its names joined by ``__``
+    (``properties__hs_lastmodifieddate``; dlt's ``relational`` normalizer flattens nested
+    objects so). A record's nested object is kept whole besides, as any object is."""
+    return "__".join(_chain(path))

@@ -162,13 +162,11 @@ class ChildRead:
             rows = rows[1:]
         with ThreadPoolExecutor(max_workers=workers,
                                 thread_name_prefix=f"{name}-children") as pool:
-            batches = [first] if first else []
-            for start in range(0, len(rows), chunk):
-                batches.append(rows[start:start + chunk])
-            for batch in batches:
+            chunks = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
+            for index in range(-1 if first else 0, len(chunks)):
                 if self.client.stop.requested:
                     return
-                answers = batch if batch is first else pool.map(self._read, batch)
+                answers = first if index < 0 else pool.map(self._read, chunks[index])
                 for pages, failed in answers:
                     if failed is None or failed.error is not None:
                         asked += 1

@@ -252,7 +252,7 @@ class KeysetWalk:
         field = self.incremental.path
         cursors: list[int | None] = []
         for record in records:
-            value = record.get(field) if isinstance(record, dict) else None
+            value = self.incremental.value(record)
             try:
                 cursors.append(self.incremental.codec.parse(value))
             except KindMismatch:

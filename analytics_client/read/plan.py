@@ -46,7 +46,13 @@ from analytics_client.config.model import (
     parent_bindings,
 )
 from analytics_client.config.schemas import ColumnHint
-from analytics_client.core.cursors import TIMESTAMP, CursorCodec, codec_for
+from analytics_client.core.cursors import (
+    TIMESTAMP,
+    CursorCodec,
+    codec_for,
+    cursor_column,
+    cursor_value,
+)
 from analytics_client.core.placeholders import used
 from analytics_client.core.window import Window
 from analytics_client.http.template import HttpPolicy, RequestTemplate
@@ -76,6 +82,16 @@ class Cursor:
     end_value: str | int | None = None
     lag: float = 10.0
     codec: CursorCodec = TIMESTAMP
+
+    @property
+    def column(self) -> str:
+        """The table column holding the cursor (``cursor_column``: the field, or dlt's
+        ``properties__hs_lastmodifieddate`` for a nested one)."""
+        return cursor_column(self.path)
+
+    def value(self, record: object) -> object:
+        """The cursor value of ``record`` (None: absent), before ``codec.parse``."""
+        return cursor_value(record, self.path)
 
     @property
     def initial_mark(self) -> int | None:
@@ -199,7 +215,7 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
         write_disposition="merge" if parent is not None else resource.write_disposition,
         primary_key=resource.primary_key,
         # Without a cursor the merge is an upsert on the key (dlt's too); a child has none.
-        cursor_field=cursor.path if cursor is not None else None,
+        cursor_field=cursor.column if cursor is not None else None,
         columns=_columns(resource, cursor),
         quarantine=resource.on_bad_record == "quarantine",
         parent_key=tuple(parent.key_columns) if parent is not None else (),
@@ -226,10 +242,10 @@ def _columns(resource: ResourceConfig, cursor: Cursor | None) -> dict[str, Colum
     ``initial_value`` or not at all: the table's cursor column has the config's kind, never the
     first record's (core/cursors.py)."""
     columns = {n: hint for n, hint in resource.columns.items() if hint.data_type is not None}
-    if cursor is not None and cursor.path not in columns:
+    if cursor is not None and cursor.column not in columns:
         nullable = resource.endpoint.incremental is not None \
             and resource.endpoint.incremental.on_cursor_value_missing == "include"
-        columns[cursor.path] = ColumnHint(data_type=cursor.codec.column_type, nullable=nullable)
+        columns[cursor.column] = ColumnHint(data_type=cursor.codec.column_type, nullable=nullable)
     return columns
 
 
@@ -241,7 +257,7 @@ class HasCursor:
     path: str
 
     def __call__(self, record: object) -> bool:
-        return isinstance(record, dict) and record.get(self.path) is not None
+        return isinstance(record, dict) and cursor_value(record, self.path) is not None
 
 
 def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:

@@ -661,8 +661,7 @@ def _cursor_at(client: ApiClient, plan: ResourcePlan, start_us: int | None,
     request = keyset_request(plan, start_us, position - 1 + paginator.base_page, limit=1)
     records = select_records(
         plan.request, client.get_page(plan.request, request, page=position).body, position)
-    value = records[0].get(incremental.path) \
-        if records and isinstance(records[0], dict) else None
+    value = incremental.value(records[0]) if records else None
     try:
         return incremental.codec.parse(value)
     except ValueError:

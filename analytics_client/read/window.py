@@ -36,7 +36,13 @@ from typing import Any
 
 import polars as pl
 
-from analytics_client.core.cursors import TIMESTAMP, CursorCodec, KindMismatch
+from analytics_client.core.cursors import (
+    TIMESTAMP,
+    CursorCodec,
+    KindMismatch,
+    cursor_column,
+    cursor_value,
+)
 from analytics_client.core.errors import ContractError
 from analytics_client.core.placeholders import expand, fill
 from analytics_client.core.window import Window
@@ -106,9 +112,10 @@ def table_max_cursor(lake: Lake, resource: str, cursor_path: str,
     if lake.version(resource) is None:
         return None
     frame = pl.scan_delta(lake.table_uri(resource), storage_options=lake.storage_options)
-    if cursor_path not in frame.collect_schema().names():
+    column = cursor_column(cursor_path)
+    if column not in frame.collect_schema().names():
         return None
-    top = frame.select(pl.col(cursor_path).max()).collect().item()
+    top = frame.select(pl.col(column).max()).collect().item()
     if codec.kind == "integer":
         return top if isinstance(top, int) and not isinstance(top, bool) else None
     if top is None or not hasattr(top, "tzinfo"):
@@ -218,7 +225,7 @@ def _cursor(record: Any, cursor_path: str, codec: CursorCodec, *,
     """A record's cursor as a mark; None where it has none readable (the typing step judges
     the record). ``strict``: a value of the other kind raises ``KindMismatch``, naming the
     config to fix."""
-    value = record.get(cursor_path) if isinstance(record, dict) else None
+    value = cursor_value(record, cursor_path)
     if value is None:
         return None
     try:

@@ -182,6 +182,9 @@ class _Batch:
         self.share = budget.join()
         self.seen: SeenKeys | None = None  # the keys served, where deletes are captured
         self.future: FutureRecords | None = None  # records stamped past the API's clock
+        # A nested cursor, which lands in a column of its own (``_with_cursor_column``).
+        self.cursor = plan.cursor if plan.cursor is not None \
+            and plan.cursor.column != plan.cursor.path.removeprefix("$.") else None
 
     def add(self, page: Page) -> None:
         """Hold a page's records; commit once the batch is full or the run's budget is."""
@@ -194,11 +197,27 @@ class _Batch:
             self.future.see(page.records)
         # After the read and its mark have seen them: a filtered record counts as read.
         # dlt's order for a child too: parent fields first, then the resource's steps.
-        kept = apply_steps(self.steps, page.records)
+        kept = apply_steps(self.steps, self._with_cursor_column(page.records))
         self.records.extend(kept)
         over_budget = self.share.take(kept)
         if len(self.records) >= self.rows or over_budget:
             self.commit()
+
+    def _with_cursor_column(self, records: list[Any]) -> list[Any]:
+        """A nested cursor (``cursor_path: properties.hs_lastmodifieddate``) copied to its
+        column (``properties__hs_lastmodifieddate``, dlt's name), which the merge compares."""
+        cursor = self.cursor
+        if cursor is None:
+            return records
+        column = cursor.column
+        out = []
+        for record in records:
+            if isinstance(record, dict) and column not in record:
+                value = cursor.value(record)
+                if value is not None:
+                    record = {**record, column: value}
+            out.append(record)
+        return out
 
     def commit(self, covered: int | None = None, *, final: bool = False) -> None:
         """Commit what is held (if anything), with the mark ``covered`` (else the last page's)

@@ -57,7 +57,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from analytics_client.core.cursors import TIMESTAMP, CursorCodec
+from analytics_client.core.cursors import TIMESTAMP, CursorCodec, cursor_value
 from analytics_client.core.summary import ResourceSummary
 from analytics_client.core.timestamps import MAX_US, MIN_US
 from analytics_client.core.timestamps import format as format_cursor
@@ -299,7 +299,7 @@ class FutureRecords:
         # may lie past the bound are parsed (the rest cost a slice).
         below = format_cursor(min(MAX_US, max(MIN_US, bound - 2 * 86_400_000_000)))[:10]
         for record in records:
-            value = record.get(self.cursor_path) if isinstance(record, dict) else None
+            value = cursor_value(record, self.cursor_path)
             if not isinstance(value, str) or value[:10] < below:
                 continue
             try:
