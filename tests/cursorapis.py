@@ -9,7 +9,8 @@ Python integers):
   the body ``{"object": "list", "url", "has_more", "data"}``.
 * ``/events`` -- a page-number list sorted by its integer cursor ascending (``page`` from 1,
   ``per_page`` 1-100, ``created[gte]``), answering ``{"data": [...], "total_pages": n}``: what
-  the keyset walk reads.
+  the keyset walk reads; with ``counts``, also ``meta.page.total_count`` (the analytics
+  contract's count, which slices and delete capture's probes read).
 * ``/users`` -- GitHub's ``GET /users`` (https://docs.github.com/rest/users/users): ``since``
   (an integer id: users with a greater id), ``per_page``; a top-level list; the next page in a
   ``Link: <...>; rel="next"`` header (RFC 8288).
@@ -83,7 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
 class CursorApi:
     """The APIs of the module docstring on ``base_url``; a context manager that stops them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, counts: bool = False) -> None:
+        self.counts = counts  # /events answers meta.page.total_count too
         self._lock = threading.Lock()
         self._data: dict[str, list[Record]] = {}
         self.queries: list[tuple[str, dict[str, str]]] = []
@@ -153,7 +155,11 @@ class CursorApi:
         records = _ranged(self.records("events"), "created", params)
         records.sort(key=lambda r: (r["created"], r["id"]))
         pages = (len(records) + size - 1) // size
-        return 200, {"data": records[(page - 1) * size: page * size], "total_pages": pages}, {}
+        body: dict[str, Any] = {"data": records[(page - 1) * size: page * size],
+                                "total_pages": pages}
+        if self.counts:  # the count a sliced walk and delete capture read (the contract's)
+            body["meta"] = {"page": {"total_count": len(records)}}
+        return 200, body, {}
 
     def _hubspot(self, params: dict[str, str]) -> tuple[int, object, dict[str, str]]:
         limit, after = int(params.get("limit", "10")), int(params.get("after", "0"))
