@@ -133,6 +133,28 @@ def test_an_integer_initial_value_is_where_the_first_read_starts(tmp_path: Path)
         assert table(tmp_path, "events", "id", "created") == want
 
 
+@pytest.mark.parametrize("resource", ["events", "users"])
+def test_an_integer_backfill_reads_its_window_and_moves_no_mark(tmp_path: Path,
+                                                                 resource: str) -> None:
+    """``[initial_value, end_value)`` as integers (dlt's backfill): exactly the records in it,
+    by the keyset walk (events) and by a lagged read (users), no mark in table or state."""
+    marks = MemoryMarkStore()
+    # GitHub's since is exclusive (id > since): a window from 70 on is written from 69 there.
+    lo, hi = (T0 + 5, T0 + 11) if resource == "events" else (69, 150)
+    base = EVENTS if resource == "events" else USERS
+    field = "created" if resource == "events" else "id"
+    raw = source({**base, "endpoint": {**base["endpoint"], "incremental": {
+        **base["endpoint"]["incremental"], "initial_value": lo, "end_value": hi}}})
+    with CursorApi() as api:
+        api.put("events", events(60))
+        api.put("users", [{"id": i * 7, "login": f"u{i}"} for i in range(1, 44)])
+        assert sync(api, tmp_path, raw, marks)[resource].status == "ok"
+        want = {r["id"] for r in api.records(resource) if lo <= r[field] < hi}
+        assert {row[0] for row in table(tmp_path, resource, "id")} == want
+        assert Lake(str(tmp_path)).mark(resource, app_id("analytics")) is None
+        assert marks.load("analytics", resource) is None
+
+
 def test_github_users_since_an_integer_id(tmp_path: Path) -> None:
     """GitHub's ``since=<id>`` (exclusive) with Link-header paging: an integer id as the cursor
     (declared by its bigint hint), read as a lagged re-read (window.py): its mark is at most the
@@ -196,6 +218,20 @@ def test_an_integer_cursor_the_config_does_not_declare_is_named(tmp_path: Path) 
         message = result.error or ""
         assert "data_type: bigint" in message and "initial_value" in message, message
         assert Lake(str(tmp_path)).mark("events", app_id("analytics")) is None
+
+
+@pytest.mark.parametrize("base", [EVENTS, USERS])
+def test_check_asks_what_the_first_run_asks_with_an_integer_initial_value(
+        base: dict[str, Any]) -> None:
+    """``check``'s first request is the run's: the integer start less ``lag``, as digits."""
+    from analytics_client.read.plan import plan_resource
+    from analytics_client.run.check import first_page
+
+    param = base["endpoint"]["incremental"]["start_param"]
+    raw = source({**base, "endpoint": {**base["endpoint"], "incremental": {
+        **base["endpoint"]["incremental"], "initial_value": 1234}}})
+    _, _, request = first_page(plan_resource(load_config(raw).resources[0]))
+    assert request.params[param] == "1224"
 
 
 @pytest.mark.parametrize(("incremental", "columns", "named"), [
