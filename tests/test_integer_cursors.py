@@ -107,7 +107,8 @@ def test_an_integer_cursor_with_start_param_keeps_an_integer_mark(tmp_path: Path
         assert table(tmp_path, "events", "id", "created", "amount") \
             == truth(api, "events", "id", "created", "amount")
         reads = [q for p, q in api.queries if p == "/events" and q["per_page"] != "1"]
-        # (per_page=1: delete capture's one-record count probes, docs/deletes.md.) From the mark less lag (10, in the cursor's units: seconds), never below it.
+        # (per_page=1: delete capture's one-record count probes, docs/deletes.md.)
+        # From the mark less lag (10, in the cursor's units: seconds), never below it.
         assert int(reads[0]["created[gte]"]) == top - 10
         assert all(int(q["created[gte]"]) >= top - 10 for q in reads), reads
         window = sum(1 for r in api.records("events") if r["created"] >= top - 10)
@@ -238,7 +239,8 @@ def test_check_asks_what_the_first_run_asks_with_an_integer_initial_value(
     ({"initial_value": "2026-01-01T00:00:00Z"}, {"created": {"data_type": "bigint"}},
      "is not an integer"),
     ({"initial_value": 5}, {"created": {"data_type": "timestamp"}}, "is not an ISO-8601"),
-    ({"initial_value": 5, "end_value": "2026-01-01T00:00:00Z"}, {}, "must both be timestamps or both integers"),
+    ({"initial_value": 5, "end_value": "2026-01-01T00:00:00Z"}, {},
+     "must both be timestamps or both integers"),
     ({"initial_value": 9, "end_value": 3}, {}, "must be after initial_value"),
 ])
 def test_a_cursor_kind_that_contradicts_itself_is_refused(

@@ -53,6 +53,7 @@ from analytics_client.core.cursors import (
     cursor_column,
     cursor_value,
 )
+from analytics_client.core.jsonpath import field_chain
 from analytics_client.core.placeholders import used
 from analytics_client.core.window import Window
 from analytics_client.http.template import HttpPolicy, RequestTemplate
@@ -88,6 +89,12 @@ class Cursor:
         """The table column holding the cursor (``cursor_column``: the field, or dlt's
         ``properties__hs_lastmodifieddate`` for a nested one)."""
         return cursor_column(self.path)
+
+    @property
+    def nested(self) -> bool:
+        """Whether the cursor lies below the record's top level (its column is then added to
+        each record: run/sync.py)."""
+        return len(field_chain(self.path) or ()) > 1
 
     def value(self, record: object) -> object:
         """The cursor value of ``record`` (None: absent), before ``codec.parse``."""

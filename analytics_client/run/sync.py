@@ -183,8 +183,7 @@ class _Batch:
         self.seen: SeenKeys | None = None  # the keys served, where deletes are captured
         self.future: FutureRecords | None = None  # records stamped past the API's clock
         # A nested cursor, which lands in a column of its own (``_with_cursor_column``).
-        self.cursor = plan.cursor if plan.cursor is not None \
-            and plan.cursor.column != plan.cursor.path.removeprefix("$.") else None
+        self.cursor = plan.cursor if plan.cursor is not None and plan.cursor.nested else None
 
     def add(self, page: Page) -> None:
         """Hold a page's records; commit once the batch is full or the run's budget is."""
