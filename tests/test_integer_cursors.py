@@ -156,6 +156,23 @@ def test_an_integer_backfill_reads_its_window_and_moves_no_mark(tmp_path: Path,
         assert marks.load("analytics", resource) is None
 
 
+def test_an_integer_start_in_a_placeholder_is_its_digits(tmp_path: Path) -> None:
+    """dlt's ``{incremental.start_value}`` with an integer cursor: the digits of the start (a
+    lagged read: the page-number paginator without start_param), and an integer mark."""
+    marks = MemoryMarkStore()
+    endpoint = {**EVENTS["endpoint"], "params": {"created[gte]": "{incremental.start_value}"},
+                "incremental": {"cursor_path": "created", "initial_value": T0 + 3}}
+    raw = source({**EVENTS, "endpoint": endpoint})
+    with CursorApi() as api:
+        api.put("events", events(40))
+        assert sync(api, tmp_path, raw, marks)["events"].status == "ok"
+        asked = {q.get("created[gte]") for p, q in api.queries if p == "/events"}
+        assert asked == {str(T0 + 3 - 10)}
+        assert table(tmp_path, "events", "id", "created") == truth(api, "events", "id",
+                                                                   "created")
+        assert isinstance(Lake(str(tmp_path)).mark("events", app_id("analytics")), int)
+
+
 def test_github_users_since_an_integer_id(tmp_path: Path) -> None:
     """GitHub's ``since=<id>`` (exclusive) with Link-header paging: an integer id as the cursor
     (declared by its bigint hint), read as a lagged re-read (window.py): its mark is at most the
@@ -469,3 +486,47 @@ def test_a_cursor_path_that_picks_among_values_is_refused(path: str) -> None:
         load_config(raw)
     assert any("cursor_path" in p and "name the one field" in p
                for p in caught.value.problems), caught.value.problems
+
+
+# ---- the codec and the state's view of integer marks -----------------------------------------
+
+
+@given(st.integers(-(2**63), 2**63 - 1))
+def test_an_integer_mark_reads_back_from_its_text(value: int) -> None:
+    from analytics_client.core.cursors import INTEGER
+
+    assert INTEGER.read(INTEGER.format(value)) == value == INTEGER.parse(value)
+    assert INTEGER.format(value) == str(value)  # the state block's text: plain digits
+
+
+@pytest.mark.parametrize("value", [True, 1.5, "12", None, 2**63])
+def test_an_integer_cursor_takes_json_integers_only(value: object) -> None:
+    from analytics_client.core.cursors import INTEGER
+
+    with pytest.raises(ValueError):
+        INTEGER.parse(value)
+
+
+def test_state_show_and_a_cursor_that_changed_kind(tmp_path: Path) -> None:
+    """``state show`` writes an integer mark as digits; a block saved as an instant before the
+    config declared an integer cursor is refused by name (``state reset``), never misread."""
+    from analytics_client.core.cursors import INTEGER
+    from analytics_client.core.errors import StateError
+    from analytics_client.state.marks import Mark, describe, effective_start
+
+    marks = MemoryMarkStore()
+    with CursorApi() as api:
+        api.put("events", events(12))
+        assert sync(api, tmp_path, source(EVENTS), marks)["events"].status == "ok"
+    lake = Lake(str(tmp_path))
+    shown = describe(lake, "analytics", "events", marks, 0, INTEGER)
+    top = T0 + 11 // 3
+    assert shown["table_cursor"] == shown["block_cursor"] == str(top)
+    assert f"resuming from {top}" in str(shown["next_run"])
+
+    marks.save(Mark(pipeline="analytics", resource="events", cursor="2026-01-01T00:00:00Z"))
+    with pytest.raises(StateError) as caught:
+        effective_start(lake, "events", "analytics", marks.load("analytics", "events"), 0,
+                        INTEGER)
+    assert "state reset events" in str(caught.value)
+    assert "refused" in str(describe(lake, "analytics", "events", marks, 0, INTEGER)["next_run"])
