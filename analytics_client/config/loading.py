@@ -58,6 +58,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
             "api_key": 'dlt.secrets["api_key"]',
             "location": "header",
         },
+        # The contract's organization header: the seed's own, resolved like the API key (a
+        # config without it needs no organization id and sends none).
+        "headers": {"X-Organization-Id": 'dlt.secrets["organization_id"]'},
     },
     "resource_defaults": {
         "primary_key": "id",

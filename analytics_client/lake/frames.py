@@ -476,8 +476,10 @@ def _name_problem(name: str) -> str | None:
 class _Gate:
     """Admits records one by one; case spellings are claimed by the first record to use one."""
 
-    def __init__(self, primary_key: str, claimed: Sequence[str]) -> None:
+    def __init__(self, primary_key: str, claimed: Sequence[str],
+                 also: Sequence[str] = ()) -> None:
         self.primary_key = primary_key
+        self.also = tuple(also)  # more key columns: a composite key's, a child's parent's
         # Delta column names are case-insensitive: 'Name' and 'name' cannot both exist.
         self.spelling: dict[str, str] = {c.lower(): c for c in claimed}
         self.fine: set[str] = set()  # names already found fit to be columns
@@ -495,6 +497,10 @@ class _Gate:
         if key is None:
             return self.primary_key, (f"record {position} of the batch has no "
                                       f"{self.primary_key!r} (missing or null)")
+        for column in self.also:
+            if record.get(column) is None:
+                return column, (f"record {key!r} (record {position} of the batch) has no "
+                                f"{column!r} (missing or null), a column of its key")
         if tuple(record) in self.shapes:
             return None
         lowered: dict[str, str] = {}
@@ -582,6 +588,7 @@ def typed_batch(
     cursor_nullable: bool = False,
     table_schema: Mapping[str, pl.DataType] | None = None,
     synced_at: datetime,
+    key_also: Sequence[str] = (),
 ) -> Batch:
     """Type a batch: declared columns as hinted, the rest inferred; the untypable set aside.
 
@@ -590,13 +597,15 @@ def typed_batch(
     A record is set aside (``Batch.rejected``) when it is no object, lacks its key, has a name
     the lake cannot hold (empty, a backtick, reserved, a case twin of a column), holds a value
     no JSON text holds (NaN, a lone surrogate), or a value that does not fit a declared,
-    key or cursor column (a null cursor fits if ``cursor_nullable``). Nothing is rounded,
+    key or cursor column (a null cursor fits if ``cursor_nullable``). ``key_also``: more key
+    columns after ``primary_key`` (a composite key's, a child's parent's), none of which may
+    be missing or null. Nothing is rounded,
     truncated or dropped.
     """
     table_schema = dict(table_schema or {})
     columns = dict(columns or {})
     rejected: list[Rejected] = []
-    gate = _Gate(primary_key, [*table_schema, *columns])
+    gate = _Gate(primary_key, [*table_schema, *columns], key_also)
     rows: list[Record] = []
     hashes: list[str] = []
     for position, record in enumerate(records, start=1):

@@ -43,6 +43,7 @@ from analytics_client.config.model import (
     ResourceConfig,
     SourceConfig,
     parent_bindings,
+    request_bodies,
 )
 from analytics_client.core.placeholders import used
 from analytics_client.core.timestamps import MAX_US, MIN_US
@@ -145,6 +146,14 @@ class ResourcePlan:
         return self.table.primary_key
 
     @property
+    def record_key(self) -> tuple[str, ...]:
+        """The columns that identify a record as the API serves it: ``primary_key``, one
+        column or a composite key's (a child's parent columns are added after the read)."""
+        parent = len(self.parent.key_columns) if self.parent is not None else 0
+        key = self.table.key
+        return key[:len(key) - parent] if parent else key
+
+    @property
     def incremental(self) -> bool:
         """Whether runs read only what changed since the mark (``endpoint.incremental``)."""
         return self.cursor is not None
@@ -177,16 +186,22 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
     request = RequestTemplate(
         resource.name, endpoint.path, dict(endpoint.params), endpoint.paginator,
         endpoint.data_selector, HttpPolicy(endpoint.error_handler,
-                                           tuple(endpoint.response_actions)))
+                                           tuple(endpoint.response_actions)),
+        method=endpoint.method, json=endpoint.json_body, data=endpoint.data,
+        headers=dict(endpoint.headers), auth=endpoint.auth)
     table = TableSpec(
         resource.name,
         write_disposition="merge" if parent is not None else resource.write_disposition,
-        primary_key=resource.primary_key,
+        # A composite key's first column is the table's primary key, the others follow it as
+        # more key columns, before a child's parent columns: merges, dedupes, deletes and the
+        # quarantine match rows on all of them (TableSpec.key).
+        primary_key=resource.key_columns[0],
         # Without a cursor the merge is an upsert on the key (dlt's too); a child has none.
         cursor_field=cursor.path if cursor is not None and parent is None else None,
         columns={n: hint for n, hint in resource.columns.items() if hint.data_type is not None},
         quarantine=resource.on_bad_record == "quarantine",
-        parent_key=tuple(parent.key_columns) if parent is not None else (),
+        parent_key=(*resource.key_columns[1:],
+                    *(parent.key_columns if parent is not None else ())),
         delete_missing=resource.deletes, max_delete_share=resource.max_delete_share,
         hard_delete=next((n for n, hint in resource.columns.items() if hint.hard_delete), None),
         cursor_nullable=incremental is not None and parent is None
@@ -221,7 +236,8 @@ def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:
         return "child"
     if incremental is None:
         return "paged"
-    if not (incremental.start_param or used(endpoint.path, endpoint.params)):
+    if not (incremental.start_param
+            or used(endpoint.path, endpoint.params, *request_bodies(endpoint))):
         return "paged"  # the API cannot filter by the cursor: every run reads everything
     if incremental.start_param and isinstance(endpoint.paginator, PageNumberPaginator):
         return "sliced" if endpoint.concurrency > 1 else "keyset"
@@ -234,6 +250,6 @@ def _parent(resource: ResourceConfig, source: SourceConfig | None) -> Parent | N
         return None
     name = bindings[0][1]
     known = {r.name: r for r in source.resources} if source is not None else {}
-    key = known[name].primary_key if name in known else "id"
+    key = known[name].key_columns[0] if name in known else "id"
     return Parent(name, key, tuple((placeholder, field) for placeholder, _, field in bindings),
                   tuple(resource.include_from_parent), resource.on_bad_parent)

@@ -36,7 +36,7 @@ from typing import Any
 
 import polars as pl
 
-from analytics_client.core.placeholders import expand
+from analytics_client.core.placeholders import expand, expand_tree
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.core.window import Window
@@ -72,7 +72,10 @@ def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
     path = expand(plan.request.path, values)
     if path is None:  # config checks make the path's values present; say so if not
         raise ValueError(f"{plan.name}: endpoint.path needs a value this read lacks")
-    return plan.request.filled(path, params)
+    request = plan.request
+    return request.filled(path, params, json=expand_tree(request.json, values, values),
+                          data=expand_tree(request.data, values),
+                          headers=expand_tree(request.headers, values))
 
 
 def in_window(records: list[Any], cursor_path: str, window: Window) -> list[Any]:
