@@ -3,7 +3,8 @@
 ``data_selector`` is JSONPath, parsed by jsonpath-ng's extended grammar (dlt's choice, so a
 selector means what it meant under dlt). dlt's rule for the matches
 (``RESTClient.extract_response``): one match is the value itself, several are a list of them,
-a null is an empty page and a single object is one record. A plain dotted path
+a null is an empty page and a single object is one record; ``$``, the whole body, is read by
+that rule too (``whole_body``: a detail endpoint's object is one record). A plain dotted path
 (``data``, ``$.meta.items``) keeps its stricter reading: the key must be there and hold a list,
 because on a paged list endpoint a missing or non-list ``data`` is a broken page, not an
 empty one. Dotted paths are looked up without jsonpath-ng: a dict walk is about 50 times
@@ -23,7 +24,8 @@ from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext import parse as _parse
 
-__all__ = ["MISSING", "compile_selector", "drops_records", "is_dotted", "lookup", "select"]
+__all__ = ["MISSING", "compile_selector", "drops_records", "is_dotted", "lookup", "select",
+           "whole_body"]
 
 MISSING = object()  # what lookup returns for an absent path (None is a value a body may hold)
 _DOTTED = re.compile(r"^(?:\$|(?:\$\.)?[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)$")
@@ -72,12 +74,23 @@ def drops_records(selector: str) -> bool:
     return _PICKS_SOME.search(selector) is not None
 
 
+def whole_body(body: Any) -> list[Any]:
+    """The records of ``data_selector: $``, dlt's rule for the one match of the root
+    (``RESTClient.extract_response``): a list is the records, null is none, and anything else,
+    a JSON object above all (a detail endpoint's ``/posts/{id}``), is one record."""
+    if body is None:
+        return []
+    return body if isinstance(body, list) else [body]
+
+
 def select(body: Any, selector: str) -> Any:
     """The records at ``selector``: a list, or ``MISSING`` when a dotted path is absent.
 
     A dotted path returns what is there (the caller insists on a list); a JSONPath follows
     dlt's rule for its matches (module docstring).
     """
+    if selector == "$":
+        return whole_body(body)
     if is_dotted(selector):
         return lookup(body, selector)
     values = [match.value for match in compile_selector(selector).find(body)]
