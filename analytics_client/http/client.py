@@ -62,7 +62,6 @@ from analytics_client.http.redaction import (
     SecretFilter,
     redact,
     redact_url,
-    remember,
     sensitive_values,
 )
 from analytics_client.http.responses import ignored_by
@@ -147,7 +146,6 @@ class ApiClient:
         self.timing = timing  # the run's intervals (core/timing.py); slices read it too
         self.limiter = RateLimiter(sleep=timing.sleep or _sleep)
         self._in_flight = threading.BoundedSemaphore(config.client.max_concurrency)
-        self._secrets = credentials.values()
         self._credentials = credentials
         auth = build_auth(config.client.auth, credentials)
         # dlt's endpoint.auth: a resource's own auth, used instead of the client's.
@@ -157,14 +155,15 @@ class ApiClient:
         self._secret_params = tuple(dict.fromkeys(
             [*auth.secret_params, *(p for a in self._auths.values() for p in a.secret_params)]))
         # Values the config sends under a secret-like name (params: {api_key: ...}, a body's
-        # password, an X-Api-Key header) are masked as secrets wherever they appear (an API
-        # may echo them), besides by name in every URL shown (redaction.py, dlt's rule).
-        for resource in config.resources:
-            endpoint = resource.endpoint
-            for value in sensitive_values([endpoint.params, endpoint.json_body, endpoint.data,
-                                           endpoint.headers, config.client.headers]):
-                if secret_ref(value) is None:
-                    remember(value)
+        # password, an X-Api-Key header) are masked as secrets in every message the client
+        # makes and every line httpx logs (an API may echo them), besides by name in every URL
+        # shown (redaction.py, dlt's rule).
+        literal = [v for r in config.resources
+                   for v in sensitive_values([r.endpoint.params, r.endpoint.json_body,
+                                              r.endpoint.data, r.endpoint.headers,
+                                              config.client.headers])
+                   if secret_ref(v) is None]
+        self._secrets = (*credentials.values(), *dict.fromkeys(literal))
         # httpx logs every request URL at INFO; with ``auth.location: query`` the key is in it.
         # A library user gets no run's filter (redaction.install_log_filter), so the client
         # brings its own for as long as it is open.
