@@ -177,9 +177,9 @@ def _apply_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
 def _single_entity(resource: dict[str, Any], paged: bool) -> dict[str, Any]:
     """dlt's guess for a detail endpoint (``/posts/{id}``: the path's last segment is a
     placeholder): one object, so ``data_selector`` ``$`` and ``single_page`` unless the resource
-    (or ``resource_defaults``) says otherwise (``paged``: a paginator is given there) (dlt/sources/rest_api/config_setup.py:
-    ``_setup_single_entity_endpoint``; ``client.paginator`` is the client's there, so it does
-    not count)."""
+    (or ``resource_defaults``) says otherwise (``paged``: a paginator is given there).
+    dlt/sources/rest_api/config_setup.py: ``_setup_single_entity_endpoint``;
+    ``client.paginator`` is the client's there, so it does not count."""
     endpoint = resource.get("endpoint")
     path = endpoint.get("path") if isinstance(endpoint, dict) else None
     if not isinstance(path, str) or not _SINGLE_ENTITY.search(path.rstrip("/").rsplit("/")[-1]):
