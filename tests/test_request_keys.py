@@ -407,3 +407,46 @@ def test_basic_auth_never_reaches_a_message_in_base64() -> None:
 
     token = base64.b64encode(b"user:hunter2-password").decode()
     assert token not in redact(f"sent Authorization: Basic {token} to the API", [])
+
+
+# ---- records without a data_selector: dlt's detection -------------------------------------------
+
+
+@pytest.mark.parametrize(("body", "records"), [
+    ([{"id": 1}, {"id": 2}], [{"id": 1}, {"id": 2}]),                   # a top-level list
+    (None, []),
+    ({"data": [{"id": 1}], "meta": {"page": {"total_pages": 3}}, "links": {"next": "x"}},
+     [{"id": 1}]),                                                       # the contract's page
+    ({"meta": {"tags": ["a"]}, "results": [{"id": 1}]}, [{"id": 1}]),   # a record key wins
+    ({"total": 2, "page": {"rows": [{"id": 5}]}}, [{"id": 5}]),         # nested, dlt's depth
+    ({"data": None, "meta": {"page": {"total_pages": 3}}}, []),         # an empty last page
+    ({"id": 7, "title": "t", "content": None}, [{"id": 7, "title": "t", "content": None}]),
+    ({"id": 7, "author": {"name": "a"}}, [{"id": 7, "author": {"name": "a"}}]),  # one object
+])
+def test_omitted_data_selector_finds_records_as_dlt_does(body: Any, records: Any) -> None:
+    from analytics_client.core.jsonpath import find_records
+
+    assert find_records(body) == records
+
+
+def test_a_child_answering_one_object_lands_without_a_data_selector(tmp_path: Path) -> None:
+    """``/posts/{post_id}/author`` answers one object (no list in it): one record per post."""
+    def listing(request: Request) -> tuple[int, Any]:
+        return 200, {"items": [{"id": 1}, {"id": 2}], "next": None}
+
+    def author(request: Request) -> tuple[int, Any]:
+        assert request.match is not None
+        return 200, {"id": f"a{request.match.group(1)}", "name": "someone"}
+
+    config = {"client": {"base_url": "https://api.example.com"},
+              "resources": [
+                  {"name": "posts", "endpoint": {"path": "/posts", "paginator": "single_page"}},
+                  {"name": "authors", "endpoint": {
+                      "path": "/posts/{resources.posts.id}/author",
+                      "paginator": "single_page"}}]}
+    with RouteServer({("GET", r"/posts"): listing,
+                      ("GET", r"/posts/(\d+)/author"): author}) as server:
+        summaries = run(server, tmp_path, config)
+    assert {s.status for s in summaries.values()} == {"ok"}
+    assert sorted(live(tmp_path, "authors").select("id", "_posts_id").rows()) == \
+        [("a1", 1), ("a2", 2)]

@@ -185,7 +185,8 @@ def _single_entity(resource: dict[str, Any], paged: bool) -> dict[str, Any]:
     if not isinstance(path, str) or not _SINGLE_ENTITY.search(path.rstrip("/").rsplit("/")[-1]):
         return resource
     assert isinstance(endpoint, dict)
-    endpoint.setdefault("data_selector", "$")
+    if endpoint.get("data_selector") is None:
+        endpoint["data_selector"] = "$"
     if not paged:
         endpoint["paginator"] = {"type": "single_page"}
     return resource

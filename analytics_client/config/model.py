@@ -428,8 +428,8 @@ class ProcessingStep(_Model):
         return self
 
 
-def _json_path(selector: str) -> str:
-    if not is_dotted(selector):
+def _json_path(selector: str | None) -> str | None:
+    if selector is not None and not is_dotted(selector):
         try:
             compile_selector(selector)
         except ValueError as exc:
@@ -492,8 +492,10 @@ class Endpoint(_Model):
     # dlt writes these among params; lifted here at load time (_lift_param_types) so params
     # hold only what is sent.
     resolve: dict[str, ResolveParam] = Field(default_factory=dict)
-    # dlt's JSONPath (jsonpath-ng); a dotted path is read strictly (responses.py).
-    data_selector: Annotated[str, AfterValidator(_json_path)] = "data"
+    # dlt's JSONPath (jsonpath-ng); a dotted path is read strictly (responses.py). Omitted
+    # (None), the records are detected on each page as dlt detects them (jsonpath.find_records);
+    # the seed names ``data``.
+    data_selector: Annotated[str | None, AfterValidator(_json_path)] = None
     response_actions: list[ResponseAction] = Field(default_factory=list)
     paginator: Paginator = PageNumberPaginator(type="page_number")
     error_handler: ErrorHandler = ErrorHandler()

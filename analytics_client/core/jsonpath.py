@@ -24,8 +24,8 @@ from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext import parse as _parse
 
-__all__ = ["MISSING", "compile_selector", "drops_records", "is_dotted", "lookup", "select",
-           "whole_body"]
+__all__ = ["MISSING", "compile_selector", "drops_records", "find_records", "is_dotted", "lookup",
+           "select", "whole_body"]
 
 MISSING = object()  # what lookup returns for an absent path (None is a value a body may hold)
 _DOTTED = re.compile(r"^(?:\$|(?:\$\.)?[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)$")
@@ -81,6 +81,51 @@ def whole_body(body: Any) -> list[Any]:
     if body is None:
         return []
     return body if isinstance(body, list) else [body]
+
+
+# dlt's detector (dlt/sources/helpers/rest_client/detector.py): the keys a page's list of
+# records is found under, and those that hold something else.
+RECORD_KEYS = frozenset({"data", "items", "results", "entries", "records", "rows", "entities",
+                         "payload", "content", "objects", "values"})
+_DEEPEST = 2  # dlt's find_all_lists looks into nested objects two levels down
+
+
+def find_records(body: Any) -> list[Any]:
+    """The records of a page when ``data_selector`` is omitted: dlt's detection
+    (``find_response_page_data``), page by page.
+
+    A list, null or scalar body is read as ``$`` is (``whole_body``). In an object, the lists
+    are found depth first, two levels of nesting at most, in the body's key order; the first
+    whose key is a record key (``data``, ``items``, ``results``, ...) holds the records, else the
+    first list found. An object holding no list is one record (a detail endpoint), as dlt
+    reads it, with one exception of ours: a page wrapper whose record key is null
+    (``{"data": null, "meta": ...}``, an API's empty last page) and that carries no ``id`` of
+    its own holds no records. dlt reaches the same end by keeping the path it detected on the
+    first page; a rule that needs no memory serves reads of any shape (keyset, sliced, child).
+    """
+    if not isinstance(body, dict):
+        return whole_body(body)
+    lists: list[tuple[tuple[str, ...], list[Any]]] = []
+    _lists_in(body, (), lists)
+    for path, found in lists:
+        if path[-1] in RECORD_KEYS:
+            return found
+    if lists:
+        return lists[0][1]
+    if "id" not in body and any(body.get(key, 0) is None for key in RECORD_KEYS):
+        return []
+    return [body]
+
+
+def _lists_in(node: dict[str, Any], path: tuple[str, ...],
+              found: list[tuple[tuple[str, ...], list[Any]]]) -> None:
+    if len(path) > _DEEPEST:
+        return
+    for key, value in node.items():
+        if isinstance(value, list):
+            found.append(((*path, key), value))
+        elif isinstance(value, dict):
+            _lists_in(value, (*path, key), found)
 
 
 def select(body: Any, selector: str) -> Any:

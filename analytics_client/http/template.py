@@ -50,7 +50,7 @@ class RequestTemplate:
     path: str
     params: Mapping[str, Any]
     paginator: Paginator
-    data_selector: str
+    data_selector: str | None  # None: omitted, the records are detected (jsonpath.find_records)
     policy: HttpPolicy
     method: str = "GET"
     json: Any = None

@@ -35,7 +35,7 @@ Which read (the rules are in docs/incremental.md; tests/test_plan_reads.py check
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from analytics_client.config.model import (
     PageNumberPaginator,
@@ -45,7 +45,7 @@ from analytics_client.config.model import (
     parent_bindings,
     request_bodies,
 )
-from analytics_client.core.placeholders import used
+from analytics_client.core.placeholders import expand_tree, fields, texts, used
 from analytics_client.core.timestamps import MAX_US, MIN_US
 from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.core.window import Window
@@ -187,8 +187,9 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
         resource.name, endpoint.path, dict(endpoint.params), endpoint.paginator,
         endpoint.data_selector, HttpPolicy(endpoint.error_handler,
                                            tuple(endpoint.response_actions)),
-        method=endpoint.method, json=endpoint.json_body, data=endpoint.data,
-        headers=dict(endpoint.headers), auth=endpoint.auth)
+        method=endpoint.method, json=_unescaped(endpoint.json_body),
+        data=_unescaped(endpoint.data), headers=_unescaped(dict(endpoint.headers)),
+        auth=endpoint.auth)
     table = TableSpec(
         resource.name,
         write_disposition="merge" if parent is not None else resource.write_disposition,
@@ -218,6 +219,15 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
                         steps=steps, parent=parent)
 
 
+def _unescaped(tree: Any) -> Any:
+    """A body or headers without placeholders as sent: ``{{`` and ``}}`` read as braces, as
+    dlt's ``expand_placeholders`` leaves every request text; one with placeholders is filled
+    per read (window.py, children.py), which unescapes it then."""
+    if any(fields(text) for text in texts(tree)):
+        return tree
+    return expand_tree(tree, {})
+
+
 @dataclass(frozen=True)
 class HasCursor:
     """dlt's ``on_cursor_value_missing: exclude`` as a processing step's filter: a record
@@ -239,7 +249,10 @@ def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:
     if not (incremental.start_param
             or used(endpoint.path, endpoint.params, *request_bodies(endpoint))):
         return "paged"  # the API cannot filter by the cursor: every run reads everything
-    if incremental.start_param and isinstance(endpoint.paginator, PageNumberPaginator):
+    # A keyset walk sets the filter in the query itself; a body or header holding the mark's
+    # placeholder is filled by the lagged read (window.py), which fills every placeholder.
+    if incremental.start_param and isinstance(endpoint.paginator, PageNumberPaginator) \
+            and not used("", {}, *request_bodies(endpoint)):
         return "sliced" if endpoint.concurrency > 1 else "keyset"
     return "lagged"
 
