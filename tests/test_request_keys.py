@@ -450,3 +450,14 @@ def test_a_child_answering_one_object_lands_without_a_data_selector(tmp_path: Pa
     assert {s.status for s in summaries.values()} == {"ok"}
     assert sorted(live(tmp_path, "authors").select("id", "_posts_id").rows()) == \
         [("a1", 1), ("a2", 2)]
+
+
+def test_a_declared_organization_header_without_its_id_is_named(tmp_path: Path) -> None:
+    """A config that declares ``X-Organization-Id: dlt.secrets["organization_id"]`` run with
+    credentials lacking it fails before any request, naming the secret and where it is read."""
+    from analytics_client.core.errors import SecretNotFoundError
+
+    declared = {"client": {"base_url": "http://127.0.0.1:9", "headers": {
+        "X-Organization-Id": 'dlt.secrets["organization_id"]'}}, "resources": ["things"]}
+    with pytest.raises(SecretNotFoundError, match="ANALYTICS_ORGANIZATION_ID"):
+        run_sync(load_config(declared), Credentials(api_key=TOKEN), str(tmp_path))
