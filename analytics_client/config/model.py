@@ -452,6 +452,13 @@ class ResolveParam(_Model):
     field: str = Field(min_length=1)
 
 
+def _pairs(value: object) -> object:
+    """Form pairs as a file writes them (2-item lists) read as the pairs they are."""
+    if isinstance(value, list):
+        return [tuple(p) if isinstance(p, list) and len(p) == 2 else p for p in value]
+    return value
+
+
 def secret_ref(value: object) -> str | None:
     """The secret a header value names (``dlt.secrets["organization_id"]`` names
     ``organization_id``), None for a plain value."""
@@ -483,7 +490,9 @@ class Endpoint(_Model):
     # ``preserve_value_type``). Paginators that page in the body write into the request's copy.
     method: Literal["GET", "POST"] = "GET"
     json_body: dict[str, Any] | list[Any] | None = Field(default=None, alias="json")
-    data: dict[str, Scalar] | str | None = None
+    # A form: a mapping, or pairs (a key may repeat; YAML writes a pair as a 2-item list).
+    data: Annotated[dict[str, Scalar] | list[tuple[str, Scalar]] | str | None,
+                    BeforeValidator(_pairs)] = None
     # dlt's per-endpoint headers and auth: sent on this resource's requests only, over
     # client.headers (a header of the same name, case-insensitive, wins) and instead of
     # client.auth.

@@ -106,8 +106,8 @@ def expand_tree(tree: Any, values: Mapping[str, str | None],
                 return typed[parsed[0][1]]
         return expand(tree, values)
     if isinstance(tree, Mapping):
-        out = {k: expand_tree(v, values, typed) for k, v in tree.items()}
-        return {k: v for k, v in out.items() if v is not None or tree[k] is None}
+        out = {_key(k, values): (expand_tree(v, values, typed), v) for k, v in tree.items()}
+        return {k: new for k, (new, old) in out.items() if new is not None or old is None}
     if isinstance(tree, list | tuple):
         items = [(expand_tree(v, values, typed), v) for v in tree]
         return [new for new, old in items if new is not None or old is None]
@@ -139,6 +139,18 @@ def expand(text: str, values: Mapping[str, str | None]) -> str | None:
             return None
         out.append(value)
     return "".join(out)
+
+
+def _key(key: Any, values: Mapping[str, str | None]) -> Any:
+    """A mapping's key expanded as dlt expands keys (``X-{{escaped}}`` is ``X-{escaped}``);
+    kept as written when it names a placeholder without a value here."""
+    if not isinstance(key, str):
+        return key
+    try:
+        expanded = expand(key, values)
+    except (KeyError, ValueError):
+        return key
+    return key if expanded is None else expanded
 
 
 def _incremental(text: str) -> bool:

@@ -447,10 +447,15 @@ class ApiClient:
             headers = headers.copy()
             headers.update(self._resolved(template.headers))
         body = page_request.json if page_request.json is not None else template.json
+        form = template.data
+        if isinstance(form, list):  # pairs, a key maybe repeated: encoded as given
+            headers = headers.copy()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            form = urlencode([(k, _query_value(v)) for k, v in form])
         request = httpx.Request(template.method, self.target(template, page_request),
                                 headers=headers, json=body,
-                                data=template.data if isinstance(template.data, Mapping) else None,
-                                content=template.data if isinstance(template.data, str) else None)
+                                data=form if isinstance(form, Mapping) else None,
+                                content=form if isinstance(form, str) else None)
         auth = self._auths.get(template.resource)
         response = (self.http.send(request, stream=True) if auth is None
                     else self.http.send(request, stream=True, auth=auth))

@@ -41,7 +41,8 @@ class RequestTemplate:
     the config is the one home of each (``config/model.py``), and the plan fills every field.
 
     dlt's request keys of the endpoint: ``method`` (GET or POST), ``json`` (a JSON body) or
-    ``data`` (a form body: a mapping, or text sent as is), placeholders filled like the params';
+    ``data`` (a form body: a mapping or pairs, or text sent as is), placeholders filled like
+    the params';
     ``headers`` sent over ``client.headers``; ``auth`` (a ``client.auth``-shaped config) used
     instead of the client's. The fields after ``policy`` take the values of a GET without them,
     so a template built for a GET reads as before."""
@@ -54,7 +55,7 @@ class RequestTemplate:
     policy: HttpPolicy
     method: str = "GET"
     json: Any = None
-    data: Mapping[str, Any] | str | None = None
+    data: Mapping[str, Any] | list[Any] | str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     auth: Auth | None = None
 
