@@ -29,6 +29,7 @@ from analytics_client.core.errors import (
 )
 from analytics_client.core.lock import table_write_lock
 from analytics_client.core.summary import WriteResult
+from analytics_client.lake.ahead import Ranges, ahead_transactions, read_ahead
 from analytics_client.lake.frames import (
     DELETED_AT,
     ROW_HASH,
@@ -84,12 +85,14 @@ class TableMark:
     ``clock_us``: the API's clock (epoch µs) when the complete read that reached ``cursor_us``
     began, kept beside it under ``clock_app_id`` (state/markpolicy.py says what it proves); 0 for
     a mark no complete read has reached yet (a commit in the middle of a read); None: no clock
-    kept at all (a child's parent version), and an earlier one is left as it is.
+    kept at all (a child's parent version), and an earlier one is left as it is. ``ahead``:
+    ranges above the mark a stopped read had read in full (lake/ahead.py); None: none kept.
     """
 
     app_id: str
     cursor_us: int
     clock_us: int | None = None
+    ahead: Ranges | None = None
 
     @property
     def clock_app_id(self) -> str:
@@ -100,6 +103,8 @@ class TableMark:
         found = [Transaction(app_id=self.app_id, version=self.cursor_us)]
         if self.clock_us is not None:
             found.append(Transaction(app_id=self.clock_app_id, version=max(0, self.clock_us)))
+        if self.ahead is not None:
+            found += ahead_transactions(self.app_id, self.cursor_us, self.ahead)
         return found
 
 
@@ -155,9 +160,10 @@ class Lake:
         with _lake_errors(resource, f"reading the mark of {self.table_uri(resource)}"):
             version = table.transaction_version(app_id)
             clock = table.transaction_version(clock_app_id(app_id))
-        if version is None:
-            return None
-        return TableMark(app_id, int(version), int(clock) if clock is not None else 0)
+            if version is None:
+                return None
+            return TableMark(app_id, int(version), int(clock) if clock is not None else 0,
+                             read_ahead(table, app_id, int(version)))
 
     def row_count(self, resource: str, *, live: bool = False) -> int | None:
         """Rows in the table (from file metadata), or None if there is no table; ``live``:

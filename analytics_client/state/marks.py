@@ -28,7 +28,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from analytics_client.core.errors import StateError
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.lake.ahead import Ranges
 from analytics_client.lake.tables import Lake
 
 __all__ = [
@@ -214,11 +215,14 @@ class Start:
     ``proven``: the API's clock showed that every record version with a cursor at or below
     ``mark_us`` that will ever exist is in the table (``proves``), so the read starts strictly
     after the mark; otherwise ``lag`` seconds before it (``read/plan.py``: ``Cursor.read_from``).
+    ``ahead``: ranges ``[from, to)`` above the mark that a stopped read had read in full and
+    committed (``lake/ahead.py``), which a resume need not read again (``read/resume.py``).
     """
 
     mark_us: int | None  # None: full read
     reason: str
     proven: bool = False
+    ahead: Ranges = ()
 
 
 # The contract: a change becomes visible at most 5 s after the updated_at it carries.
@@ -257,17 +261,19 @@ def effective_start(
     table_us = recorded.cursor_us
     proven = proves(table_us, recorded.clock_us)
     if block is None:
-        return _proven(Start(table_us, "no state block; resuming from the table's mark "
-                             f"{format_cursor(table_us)}"), proven, recorded.clock_us)
+        return _resumed(_proven(Start(table_us, "no state block; resuming from the table's mark "
+                                      f"{format_cursor(table_us)}"), proven, recorded.clock_us),
+                        recorded.ahead)
     block_us = parse_cursor(block.cursor)  # type: ignore[arg-type]
     if block_us > table_us:
-        return _proven(Start(table_us, f"the state says {block.cursor} but the table is "
-                             f"complete only to {format_cursor(table_us)} (restored, rebuilt or "
-                             "edited?): resuming from the table's"), proven, recorded.clock_us)
+        return _resumed(_proven(Start(table_us, f"the state says {block.cursor} but the table "
+                                      f"is complete only to {format_cursor(table_us)} "
+                                      "(restored, rebuilt or edited?): resuming from the "
+                                      "table's"), proven, recorded.clock_us), recorded.ahead)
     reason = f"resuming from {format_cursor(block_us)}"
     if block_us < table_us:
         reason += f" (the table is ahead at {format_cursor(table_us)}: a save was interrupted)"
-    return _proven(Start(block_us, reason), proven, recorded.clock_us)
+    return _resumed(_proven(Start(block_us, reason), proven, recorded.clock_us), recorded.ahead)
 
 
 def _proven(start: Start, proven: bool, clock_us: int | None) -> Start:
@@ -276,6 +282,17 @@ def _proven(start: Start, proven: bool, clock_us: int | None) -> Start:
     return Start(start.mark_us, f"{start.reason}, strictly after it: the API's clock read "
                  f"{format_cursor(clock_us)} when the read that reached it began, past the "
                  "contract's visibility delay", proven=True)
+
+
+def _resumed(start: Start, ahead: Ranges | None) -> Start:
+    """``start`` with the ranges above it that a stopped read committed (the table's; they
+    hold whatever mark the read starts from: below them every record was read too)."""
+    kept = tuple(r for r in ahead or () if start.mark_us is None or r[0] > start.mark_us)
+    if not kept:
+        return start
+    return replace(start, ahead=kept, reason=(
+        f"{start.reason}; {len(kept)} range(s) above it were read in full by a run that "
+        "stopped, and are not read again"))
 
 
 def _initial(initial_value: str | None, why: str) -> Start:
