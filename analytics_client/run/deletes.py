@@ -113,7 +113,8 @@ class _Cost:
 
 def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: SeenKeys, *,
                     begin_us: int | None, next_begin_us: int | None, run_id: str,
-                    pipeline: str, summary: ResourceSummary, served_below: bool = False,
+                    pipeline: str, summary: ResourceSummary,
+                    walked: Sequence[tuple[int | None, int]] = (),
                     children: Sequence[ResourcePlan] = (),
                     on_retry: Callable[[RetryEvent], None] | None = None,
                     log: Log = logger) -> None:
@@ -121,9 +122,11 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
     the API deleted (see the module docstring) and delete or mark them, then their children's.
 
     ``begin_us``: the cursor the read started at (None: it read everything); ``next_begin_us``:
-    where the next run's read will start (None: from the beginning); ``served_below``: the
-    read served records below ``begin_us`` too (a resume's walks between ranges read before,
-    read/resume.py), so the API's count at ``begin_us`` is asked. Adds to ``summary``
+    where the next run's read will start (None: from the beginning); ``walked``: ranges
+    ``[from, to)`` below ``begin_us`` the read walked in full too (a resume's walks between
+    ranges read before, read/resume.py): their rows are candidates alike, the bisection
+    counts the rows left, and the API's count at ``begin_us`` costs a request. Adds to
+    ``summary``
     (``deleted``, ``delete_requests``, notes). Raises ``DeleteGuardError`` when the share is
     too large (nothing deleted), and whatever a request raises (nothing deleted either).
     """
@@ -145,12 +148,14 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
         cost = _Cost()
         keys = live.select(table.key)
         seen_keys = seen.frame(keys.schema)
-        in_range = live if cursor is None else live.filter(pl.col(cursor) >= begin_us)
+        in_range = live if cursor is None else live.filter(_within(cursor, begin_us, walked))
         candidates = in_range.join(seen_keys, on=list(table.key), how="anti")
         if cursor is not None and begin_us is not None and _can_bisect(plan, cost):
-            below = live.filter(pl.col(cursor) < begin_us)
-            lost = _bisect(client, plan, live.get_column(cursor), below, begin_us,
-                           None if served_below else seen_keys.height, cost, on_retry)
+            # Rows already candidates are left out of the counts: D then shows the others.
+            rest = live.join(candidates, on=list(table.key), how="anti")
+            below = rest.filter(pl.col(cursor) < begin_us)
+            lost = _bisect(client, plan, rest.get_column(cursor), below, begin_us,
+                           None if walked else seen_keys.height, cost, on_retry)
             candidates = pl.concat([candidates, lost], how="vertical_relaxed")
         # Served by this run's read, or waiting in the quarantine: alive (their rows may be an
         # older version, below where the next run starts, so the second read cannot say).
@@ -177,6 +182,20 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
     except RunStopped:
         summary.notes.append("stopped while looking for deletes: nothing was deleted; "
                              "the next complete run looks again")
+
+
+def _within(cursor: str, begin_us: int | None,
+            walked: Sequence[tuple[int | None, int]]) -> pl.Expr:
+    """Rows whose cursor lies where the read served every record: from ``begin_us`` on
+    (None: everywhere), and in the ranges ``walked`` below it."""
+    if begin_us is None:
+        return pl.lit(True)
+    column = pl.col(cursor)
+    inside = column >= begin_us
+    for start, end in walked:
+        inside = inside | ((column < end) if start is None else column.is_between(
+            start, end, closed="left"))
+    return inside
 
 
 def _set_aside_kept(lake: Lake, pipeline: str, plan: ResourcePlan,

@@ -283,7 +283,9 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
         # The verification read is the next run's read: from where the marks now say it starts.
         resume = resume_of(cursor, policy.start) if cursor and plan.mode == "sliced" else None
         # A resume skipped ranges read before: only from its last walk on was everything served.
-        capture_deletes(client, lake, plan, batch.seen, served_below=resume is not None,
+        capture_deletes(client, lake, plan, batch.seen,
+                        walked=[(a, b) for a, b in resume.walks if b is not None] if resume
+                        else (),
                         begin_us=resume.walks[-1][0] if resume else _read_start(plan, policy),
                         next_begin_us=cursor.begin(policy.next_start()) if cursor else None,
                         run_id=run_id, pipeline=pipeline, summary=summary,
