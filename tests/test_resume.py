@@ -25,7 +25,7 @@ from analytics_client.core.stop import on_signals
 from analytics_client.core.timing import Timing
 from analytics_client.lake.ahead import MAX_RANGES
 from analytics_client.lake.tables import TableMark, TableWriter
-from analytics_client.read.keyset import parse_cursor
+from analytics_client.read.keyset import format_cursor, parse_cursor
 from analytics_client.read.plan import Cursor
 from analytics_client.read.resume import covered, resume_of
 from analytics_client.state.marks import MemoryMarkStore, Start, app_id, effective_start
@@ -121,6 +121,7 @@ def _stop_then_resume(seed: int, share: float, *, kill: bool = False,
                 first = Counting(stop_at=at, flag=flag)
                 stopped = _run(api, lake, first, marks)
             assert all(s.status in ("stopped", "ok") for s in stopped.values()), stopped
+            _the_block_copies_the_tables_ranges(lake, marks)
         if between:
             api.advance(**between)
         resume = Counting()
@@ -138,6 +139,17 @@ def _stop_then_resume(seed: int, share: float, *, kill: bool = False,
     return full, first.sent, resume.sent
 
 
+def _the_block_copies_the_tables_ranges(lake: Path, marks: MemoryMarkStore) -> None:
+    """A stop hands the last committed mark to the state store, with a copy of its ranges."""
+    for resource in READ:
+        recorded = Lake(str(lake)).recorded(resource, app_id("analytics"))
+        block = marks.load("analytics", resource)
+        if recorded is None or block is None:
+            continue  # nothing committed yet
+        assert block.cursor == format_cursor(recorded.cursor_us)
+        assert block.ahead == [[format_cursor(a), format_cursor(b)] for a, b in recorded.ahead]
+
+
 def _after_the_resume(api: Any, lake: Path, marks: MemoryMarkStore, *, quiet: bool) -> None:
     """After the resume no range is left recorded and the mark is the read's end: with no
     change during the resume (``quiet``) the newest cursor the API serves (at most the API's
@@ -147,6 +159,7 @@ def _after_the_resume(api: Any, lake: Path, marks: MemoryMarkStore, *, quiet: bo
     for resource in READ:
         recorded = Lake(str(lake)).recorded(resource, app_id("analytics"))
         assert recorded is not None and recorded.ahead == (), (resource, recorded)
+        assert marks.load("analytics", resource).ahead == []  # type: ignore[union-attr]
         if quiet:
             newest = max(parse_cursor(r["updated_at"])
                          for r in fetch_truth(api.base_url, resource))

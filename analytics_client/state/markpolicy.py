@@ -186,10 +186,12 @@ class ResourceMarks:
         """
         self._last = mark
         fields = self.block.model_dump(
-            exclude={"cursor", "table_version", "pipeline", "resource"}) \
+            exclude={"cursor", "table_version", "pipeline", "resource", "ahead"}) \
             if self.block is not None else {}
         self.latest = Mark(pipeline=self.pipeline, resource=self.resource,
-                           cursor=format_cursor(mark.cursor_us), table_version=version, **fields)
+                           cursor=format_cursor(mark.cursor_us), table_version=version,
+                           ahead=[[format_cursor(a), format_cursor(b)]
+                                  for a, b in mark.ahead or ()], **fields)
         self._pending = True
         if time.monotonic() - self._saved_at >= self.save_every:
             self.flush()

@@ -66,7 +66,9 @@ class Mark(BaseModel):
     """A resource's high-water mark as the stores keep it (the ``SyncMark`` block's fields).
 
     ``cursor`` is the value below which every record is committed to the Delta table; None
-    forces a full read of the resource on the next run.
+    forces a full read of the resource on the next run. ``ahead``: a copy of the ranges
+    ``[from, to)`` above it that a stopped run read in full (the table's are the ones a resume
+    uses: ``lake/ahead.py``); empty after a complete run.
     """
 
     model_config = ConfigDict(validate_assignment=True)
@@ -79,6 +81,7 @@ class Mark(BaseModel):
     rows_fetched: int = 0
     inserted: int = 0
     updated: int = 0
+    ahead: list[list[str]] = []
 
 
 def app_id(pipeline: str) -> str:
@@ -326,5 +329,6 @@ def describe(lake: Lake, pipeline: str, resource: str, store: MarkStore,
 def reset(store: MarkStore, pipeline: str, resource: str) -> None:
     """Clear a resource's cursor so the next run reads everything (and merges it)."""
     previous = store.load(pipeline, resource)
-    fields = previous.model_dump(exclude={"cursor", "pipeline", "resource"}) if previous else {}
+    fields = previous.model_dump(exclude={"cursor", "pipeline", "resource", "ahead"}) \
+        if previous else {}
     store.save(Mark(pipeline=pipeline, resource=resource, cursor=None, **fields))
