@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from analytics_client import Lake
 from analytics_client.core.stop import on_signals
 from analytics_client.core.timing import Timing
-from analytics_client.lake.ahead import MAX_RANGES
+from analytics_client.lake.tablemark import MAX_RANGES
 from analytics_client.lake.tables import TableMark, TableWriter
 from analytics_client.read.keyset import format_cursor, parse_cursor
 from analytics_client.read.plan import Cursor

@@ -2,7 +2,7 @@
 
 A sliced read (``slices.py``) that was stopped or killed committed, besides its mark, the
 ranges above it that its other walks had read in full (``Start.ahead``, kept in the table:
-``lake/ahead.py``). A resume walks only what lies between them:
+``lake/tablemark.py``). A resume walks only what lies between them:
 
 * from where the read begins (``Cursor.begin``: the mark less ``lag``) up to the first range,
 * from ``lag`` before each range's end up to the next range, the last one to the end.
@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from analytics_client.core.timestamps import MIN_US
-from analytics_client.lake.ahead import Ranges
+from analytics_client.lake.tablemark import Ranges
 from analytics_client.read.plan import Cursor
 from analytics_client.state.marks import Start
 

@@ -59,8 +59,8 @@ from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.core.window import Window
 from analytics_client.http.serverclock import ServerClock
-from analytics_client.lake.ahead import Ranges
 from analytics_client.lake.markcommit import record_mark
+from analytics_client.lake.tablemark import Ranges
 from analytics_client.lake.tables import Lake, TableMark
 from analytics_client.state.marks import Mark, MarkStore, Start, app_id, effective_start, proves
 
@@ -168,7 +168,7 @@ class ResourceMarks:
                    ahead: Ranges = ()) -> TableMark | None:
         """The mark as the table keeps it, in the commit of the rows it covers: with the API's
         clock when ``final`` (the mark of a read that ran to its end), else with none (0); and
-        the ranges ``ahead`` of it the read has covered too (lake/ahead.py), capped like the
+        the ranges ``ahead`` of it the read has covered too (lake/tablemark.py), capped like the
         mark at the API's clock when the read began (read/resume.py says why)."""
         if mark is None:
             return None

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from analytics_client.core.errors import StateError
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.core.timestamps import parse as parse_cursor
-from analytics_client.lake.ahead import Ranges
+from analytics_client.lake.tablemark import Ranges
 from analytics_client.lake.tables import Lake
 
 __all__ = [
@@ -68,7 +68,7 @@ class Mark(BaseModel):
     ``cursor`` is the value below which every record is committed to the Delta table; None
     forces a full read of the resource on the next run. ``ahead``: a copy of the ranges
     ``[from, to)`` above it that a stopped run read in full (the table's are the ones a resume
-    uses: ``lake/ahead.py``); empty after a complete run.
+    uses: ``lake/tablemark.py``); empty after a complete run.
     """
 
     model_config = ConfigDict(validate_assignment=True)
@@ -219,7 +219,7 @@ class Start:
     ``mark_us`` that will ever exist is in the table (``proves``), so the read starts strictly
     after the mark; otherwise ``lag`` seconds before it (``read/plan.py``: ``Cursor.read_from``).
     ``ahead``: ranges ``[from, to)`` above the mark that a stopped read had read in full and
-    committed (``lake/ahead.py``), which a resume need not read again (``read/resume.py``).
+    committed (``lake/tablemark.py``), which a resume need not read again (``read/resume.py``).
     """
 
     mark_us: int | None  # None: full read
