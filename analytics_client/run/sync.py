@@ -304,12 +304,8 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
     if batch.seen is not None:
         cursor = plan.cursor
         # The verification read is the next run's read: from where the marks now say it starts.
-        resume = resume_of(cursor, policy.start) if cursor and plan.mode == "sliced" else None
-        # A resume skipped ranges read before: only from its last walk on was everything served.
-        capture_deletes(client, lake, plan, batch.seen,
-                        walked=[(a, b) for a, b in resume.walks if b is not None] if resume
-                        else (),
-                        begin_us=resume.walks[-1][0] if resume else _read_start(plan, policy),
+        begin_us, walked = _served(plan, policy)
+        capture_deletes(client, lake, plan, batch.seen, begin_us=begin_us, walked=walked,
                         next_begin_us=cursor.begin(policy.next_start()) if cursor else None,
                         run_id=run_id, pipeline=pipeline, summary=summary,
                         children=children, on_retry=on_retry, log=log)
@@ -322,6 +318,17 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
                         lake.row_count(plan.name, live=True) if full_read else None, summary,
                         log)
     policy.succeeded(summary)
+
+
+def _served(plan: ResourcePlan,
+            policy: MarkPolicy) -> tuple[int | None, list[tuple[int | None, int]]]:
+    """Where a complete read served every record: from a cursor on (None: everywhere), and in
+    ranges below it (a resume's walks between the ranges a stopped run had read: resume.py)."""
+    cursor = plan.cursor
+    resume = resume_of(cursor, policy.start) if cursor and plan.mode == "sliced" else None
+    if resume is None:
+        return _read_start(plan, policy), []
+    return resume.walks[-1][0], [(a, b) for a, b in resume.walks if b is not None]
 
 
 def _read_start(plan: ResourcePlan, policy: MarkPolicy) -> int | None:
