@@ -211,6 +211,33 @@ def test_a_resume_after_records_changed_while_the_stopped_run_paged_is_exact(
     assert first + resume <= ACCEPTED * full
 
 
+@pytest.mark.parametrize("shares", [(0.3, 0.3), (0.15, 0.5)])
+def test_a_stopped_resume_keeps_the_ranges_it_skipped_and_its_own(
+        shares: tuple[float, float]) -> None:
+    """Ctrl-C, then Ctrl-C during the resume too, then a third run: the second stop commits
+    the first run's ranges it had not reached and its own walks' progress; the three runs
+    together stay within the bound, and the tables equal the truth."""
+    full = full_read(5)
+    sent = []
+    with serve(World(seed=5, counts=COUNTS), SandboxSettings(late_visibility=False)) as api, \
+            tempfile.TemporaryDirectory() as directory:
+        lake, marks = Path(directory), MemoryMarkStore()
+        for share in shares:
+            with on_signals() as flag:
+                run = Counting(stop_at=max(1, round(share * full)), flag=flag)
+                _run(api, lake, run, marks)
+            sent.append(run.sent)
+            _the_block_copies_the_tables_ranges(lake, marks)
+        last = Counting()
+        assert all(s.status == "ok" for s in _run(api, lake, last, marks).values())
+        sent.append(last.sent)
+        assert_lake_equals_truth(api, lake, READ)
+        _after_the_resume(api, lake, marks)
+    print(f"\nstopped twice: {' + '.join(map(str, sent))} = {sum(sent)} requests "
+          f"({sum(sent) / full:.3f} x a full read of {full})")
+    assert sum(sent) <= ACCEPTED * full
+
+
 @pytest.mark.parametrize("share", [0.3, 0.7])
 def test_a_killed_runs_commits_are_where_its_resume_starts(share: float) -> None:
     """A kill (nothing handled, nothing flushed): the resume starts from what the commits
