@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from analytics_client.config.model import (
@@ -37,6 +37,7 @@ from analytics_client.lake.frames import (
     deduplicate,
     typed_batch,
 )
+from analytics_client.lake.tablemark import TableMark, clock_app_id, read_ahead
 
 __all__ = ["DELETE_MODES", "DISPOSITIONS", "Lake", "Landed", "TableMark", "TableSpec",
            "TableWriter", "clock_app_id"]
@@ -75,37 +76,6 @@ def _local_path(uri: str) -> str | None:
     if uri.startswith("file://"):
         return uri.removeprefix("file://")
     return None if "://" in uri else uri
-
-
-@dataclass(frozen=True)
-class TableMark:
-    """A high-water mark as stored in a table: app id (one per pipeline), cursor in epoch µs.
-
-    ``clock_us``: the API's clock (epoch µs) when the complete read that reached ``cursor_us``
-    began, kept beside it under ``clock_app_id`` (state/markpolicy.py says what it proves); 0 for
-    a mark no complete read has reached yet (a commit in the middle of a read); None: no clock
-    kept at all (a child's parent version), and an earlier one is left as it is.
-    """
-
-    app_id: str
-    cursor_us: int
-    clock_us: int | None = None
-
-    @property
-    def clock_app_id(self) -> str:
-        return clock_app_id(self.app_id)
-
-    def transactions(self) -> list[Transaction]:
-        """The Delta app transactions that record this mark in a commit."""
-        found = [Transaction(app_id=self.app_id, version=self.cursor_us)]
-        if self.clock_us is not None:
-            found.append(Transaction(app_id=self.clock_app_id, version=max(0, self.clock_us)))
-        return found
-
-
-def clock_app_id(app_id: str) -> str:
-    """Under which app id a table keeps the API's clock of the mark kept under ``app_id``."""
-    return f"{app_id}:api-clock"
 
 
 class Lake:
@@ -155,9 +125,10 @@ class Lake:
         with _lake_errors(resource, f"reading the mark of {self.table_uri(resource)}"):
             version = table.transaction_version(app_id)
             clock = table.transaction_version(clock_app_id(app_id))
-        if version is None:
-            return None
-        return TableMark(app_id, int(version), int(clock) if clock is not None else 0)
+            if version is None:
+                return None
+            return TableMark(app_id, int(version), int(clock) if clock is not None else 0,
+                             read_ahead(table, app_id, int(version)))
 
     def row_count(self, resource: str, *, live: bool = False) -> int | None:
         """Rows in the table (from file metadata), or None if there is no table; ``live``:

@@ -38,6 +38,7 @@ from analytics_client.read.keyset import KeysetWalk
 from analytics_client.read.paged import PaginatedRead, api_count
 from analytics_client.read.pages import Page, PageSource
 from analytics_client.read.plan import ResourcePlan, plan_resource
+from analytics_client.read.resume import resume_of
 from analytics_client.read.slices import SlicedWalk
 from analytics_client.read.window import BackfillRead, LaggedRead, table_max_cursor
 from analytics_client.run.budget import RowBudget
@@ -100,7 +101,8 @@ def sync_resource(
     if plan.incremental:
         log.info("%s: %s", plan.name, policy.start.reason)  # where it starts, and why
     # Ctrl-C / SIGTERM (stop.py): the page in hand is still committed, no further one is read.
-    pages = until_stopped(iter(source), client.stop)
+    # A keyset read's pages already fetched are committed too: its next needs a request.
+    pages = until_stopped(iter(source), client.stop, drain=source.keyset)
     try:
         for page in _committing_on_failure(pages, batch, log):
             batch.add(page)
@@ -159,9 +161,10 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
         below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path,
                                                            cursor.codec)
         return LaggedRead(client, plan, Window(begin), below_start_us=below, on_retry=on_retry)
-    if plan.mode == "sliced":
+    if plan.mode == "sliced":  # a stopped read's resume walks only what it left (resume.py)
         return SlicedWalk(client, plan, start_us=begin, slices=plan.concurrency,
-                          on_retry=on_retry)
+                          on_retry=on_retry,
+                          resume=resume_of(cursor, plan.start) if plan.start else None)
     return KeysetWalk(client, plan, start_us=begin, on_retry=on_retry)
 
 
@@ -179,6 +182,7 @@ class _Batch:
         self.rows = rows
         self.records: list[Any] = []
         self.covered: int | None = None  # the mark the pages consumed so far allow
+        self.ahead: tuple[tuple[int, int], ...] = ()  # and the ranges read above it
         self.share = budget.join()
         self.seen: SeenKeys | None = None  # the keys served, where deletes are captured
         self.future: FutureRecords | None = None  # records stamped past the API's clock
@@ -187,7 +191,7 @@ class _Batch:
 
     def add(self, page: Page) -> None:
         """Hold a page's records; commit once the batch is full or the run's budget is."""
-        self.covered = page.mark
+        self.covered, self.ahead = page.mark, page.ahead
         self.summary.pages += 1
         self.summary.rows_fetched += len(page.records)
         if self.seen is not None:
@@ -225,7 +229,8 @@ class _Batch:
             self.covered = covered
         if not self.records:
             return
-        mark = self.policy.table_mark(self.policy.allowed(self.covered), final=final)
+        mark = self.policy.table_mark(self.policy.allowed(self.covered), final=final,
+                                      ahead=() if final else self.ahead)
         with self.share.budget.committing():
             result = self.writer.write(self.records,
                                        commit_metadata={"analytics_sync.run_id": self.run_id},
@@ -299,7 +304,8 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
     if batch.seen is not None:
         cursor = plan.cursor
         # The verification read is the next run's read: from where the marks now say it starts.
-        capture_deletes(client, lake, plan, batch.seen, begin_us=_read_start(plan, policy),
+        begin_us, walked = _served(plan, policy)
+        capture_deletes(client, lake, plan, batch.seen, begin_us=begin_us, walked=walked,
                         next_begin_us=cursor.begin(policy.next_start()) if cursor else None,
                         run_id=run_id, pipeline=pipeline, summary=summary,
                         children=children, on_retry=on_retry, log=log)
@@ -312,6 +318,17 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
                         lake.row_count(plan.name, live=True) if full_read else None, summary,
                         log)
     policy.succeeded(summary)
+
+
+def _served(plan: ResourcePlan,
+            policy: MarkPolicy) -> tuple[int | None, list[tuple[int | None, int]]]:
+    """Where a complete read served every record: from a cursor on (None: everywhere), and in
+    ranges below it (a resume's walks between the ranges a stopped run had read: resume.py)."""
+    cursor = plan.cursor
+    resume = resume_of(cursor, policy.start) if cursor and plan.mode == "sliced" else None
+    if resume is None:
+        return _read_start(plan, policy), []
+    return resume.walks[-1][0], [(a, b) for a, b in resume.walks if b is not None]
 
 
 def _read_start(plan: ResourcePlan, policy: MarkPolicy) -> int | None:
