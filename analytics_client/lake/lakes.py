@@ -161,7 +161,7 @@ class Lake:
                 resource,
                 f"{resource!r} cannot name a table: use letters, digits, '_' and '-' only "
                 f"(no '/', '\\', '..' or absolute paths), and not {STAGING!r} or {QUARANTINE!r}, "
-                "which hold the staged data of replace runs and the records set aside",
+                "which hold the staged data of replace and merge runs and the records set aside",
             )
         return resource
 
