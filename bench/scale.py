@@ -134,7 +134,8 @@ def child(phase: str, lake_dir: str, size: int, batch_rows: int, change_share: f
         numbers: list[int] | range = range(size)
         version = 0
     else:
-        numbers = sorted(random.Random(seed).sample(range(size), max(1, round(size * change_share))))
+        changed = max(1, round(size * change_share))
+        numbers = sorted(random.Random(seed).sample(range(size), changed))
         version = 1
     writer = TableWriter(lake, "deals", columns=contract_columns("deals"))
     generating = generating_cpu = landing = 0.0

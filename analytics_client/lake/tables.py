@@ -365,8 +365,8 @@ class TableWriter:
             if self.primary_key not in scan.collect_schema():
                 return True  # not our table's keys: let the merge decide
             column = pl.col(self.primary_key)
-            within = (column.is_between(pl.lit(keys.min(), keys.dtype), pl.lit(keys.max(), keys.dtype))
-                      & column.is_in(keys.implode()))
+            low, high = pl.lit(keys.min(), keys.dtype), pl.lit(keys.max(), keys.dtype)
+            within = column.is_between(low, high) & column.is_in(keys.implode())
             found = scan.select(column).filter(within).head(1).collect()
         return not found.is_empty()
 
