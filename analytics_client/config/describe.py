@@ -122,7 +122,8 @@ _DLT_NOT_YET: dict[str, str] = {
     "selected": "remove it; choose resources with --resources",
     "parallelized": "remove it; resources always run in parallel",
     "row_order": "remove it; the read's order comes from endpoint.params (sort)",
-    "convert": "remove it; cursors are ISO-8601 timestamps",
+    "convert": "remove it; cursors are ISO-8601 timestamps or integers, as columns or "
+               "initial_value declare",
     "range_start": "remove it; the start is inclusive, minus lag",
     "range_end": "remove it",
     "last_value_func": "remove it; the mark is the greatest cursor read",

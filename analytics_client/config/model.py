@@ -32,8 +32,9 @@ from pydantic_core import PydanticCustomError
 
 from analytics_client.config.schemas import ColumnHint
 from analytics_client.core import placeholders, timestamps
+from analytics_client.core.cursors import INTEGER
 from analytics_client.core.errors import ConfigError
-from analytics_client.core.jsonpath import compile_selector, drops_records, is_dotted
+from analytics_client.core.jsonpath import compile_selector, drops_records, field_chain, is_dotted
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -334,15 +335,27 @@ class ErrorHandler(_Model):
         return codes
 
 
-def _timestamp(value: object) -> object:
+def _cursor_value(value: object) -> object:
+    """An ``initial_value`` / ``end_value``: an ISO-8601 timestamp with a zone, or an integer
+    (dlt takes either; its type declares the cursor's kind: ``config/cursorkind.py``)."""
     if value is None:
         return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return INTEGER.parse(value)
+        except ValueError as exc:
+            raise _fail("cursor_value", f"must fit a 64-bit integer (got {value}: {exc})") \
+                from None
     try:
         timestamps.parse(value)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise _fail("timestamp", f"must be an ISO-8601 timestamp with a zone, e.g. "
-                    f"2026-01-01T00:00:00Z (got {value!r}: {exc})") from None
+        raise _fail("cursor_value", f"must be an ISO-8601 timestamp with a zone, e.g. "
+                    f"2026-01-01T00:00:00Z, or an integer (got {value!r}: {exc})") from None
     return value
+
+
+def _as_mark(value: str | int) -> int:
+    return value if isinstance(value, int) else timestamps.parse(value)
 
 
 class Incremental(_Model):
@@ -361,9 +374,9 @@ class Incremental(_Model):
 
     cursor_path: str = DEFAULT_CURSOR_PATH
     start_param: str | None = None
-    initial_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
+    initial_value: Annotated[str | int | None, BeforeValidator(_cursor_value)] = None
     # dlt's backfill window: read [initial_value, end_value) and leave the mark where it is.
-    end_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
+    end_value: Annotated[str | int | None, BeforeValidator(_cursor_value)] = None
     end_param: str | None = None
     lag: NonNegativeFloat = 10.0
     on_cursor_value_missing: Literal["raise", "include", "exclude"] = "raise"
@@ -375,7 +388,11 @@ class Incremental(_Model):
             raise ValueError("end_value needs initial_value: a backfill reads "
                              "[initial_value, end_value)")
         if self.end_value is not None and self.initial_value is not None \
-                and timestamps.parse(self.end_value) <= timestamps.parse(self.initial_value):
+                and isinstance(self.end_value, int) != isinstance(self.initial_value, int):
+            raise ValueError(f"initial_value {self.initial_value!r} and end_value "
+                             f"{self.end_value!r} must both be timestamps or both integers")
+        if self.end_value is not None and self.initial_value is not None \
+                and _as_mark(self.end_value) <= _as_mark(self.initial_value):
             raise ValueError(f"end_value {self.end_value} must be after initial_value "
                              f"{self.initial_value}")
         if self.end_param is not None and self.end_value is None:
@@ -384,9 +401,15 @@ class Incremental(_Model):
 
     @field_validator("cursor_path")
     @classmethod
-    def _plain_field(cls, path: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", path):
-            raise ValueError(f"must name a top-level field of the records (got {path!r})")
+    def _chain_of_fields(cls, path: str) -> str:
+        # dlt reads cursor_path as JSONPath and takes the first match; a chain of fields has
+        # one (core/cursors.py: cursor_value, and the column it lands in: cursor_column).
+        if field_chain(path) is None:
+            raise ValueError(
+                f"must be a field or a JSONPath of fields (updated_at, $.updated, "
+                f"properties.hs_lastmodifieddate); got {path!r}: filters, wildcards and indexes "
+                "pick among several values, which a cursor cannot be: name the one field "
+                "that holds it")
         return path
 
 

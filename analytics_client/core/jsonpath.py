@@ -23,7 +23,8 @@ from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext import parse as _parse
 
-__all__ = ["MISSING", "compile_selector", "drops_records", "is_dotted", "lookup", "select"]
+__all__ = ["MISSING", "compile_selector", "drops_records", "field_chain", "field_value",
+           "is_dotted", "lookup", "select"]
 
 MISSING = object()  # what lookup returns for an absent path (None is a value a body may hold)
 _DOTTED = re.compile(r"^(?:\$|(?:\$\.)?[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)$")
@@ -85,3 +86,41 @@ def select(body: Any, selector: str) -> Any:
     if data is None:
         return []
     return data if isinstance(data, list) else [data]
+
+
+@functools.lru_cache(maxsize=256)
+def field_chain(path: str) -> tuple[str, ...] | None:
+    """The field names a JSONPath walks when it is a plain chain of fields (``updated``,
+    ``$.updated``, ``properties.hs_lastmodifieddate``, ``$['properties']['x']``): one value
+    per record, as a cursor needs (dlt's ``incremental.cursor_path`` takes the first match).
+    None for anything else (a filter, a wildcard, an index, several names, or no JSONPath)."""
+    from jsonpath_ng.jsonpath import Child, Fields, Root
+
+    try:
+        node = compile_selector(path)
+    except ValueError:
+        return None
+    names: list[str] = []
+
+    def walk(part: object) -> bool:
+        if isinstance(part, Root):
+            return not names  # only at the start
+        if isinstance(part, Child):
+            return walk(part.left) and walk(part.right)
+        if isinstance(part, Fields) and len(part.fields) == 1 and part.fields[0] != "*":
+            names.append(part.fields[0])
+            return True
+        return False
+
+    return tuple(names) if walk(node) and names else None
+
+
+def field_value(record: Any, chain: tuple[str, ...]) -> Any:
+    """The value at ``chain`` (``field_chain``) in ``record``; None where a step is missing
+    or not an object (a cursor that is absent and one that is null are alike to a read)."""
+    node = record
+    for name in chain:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(name)
+    return node

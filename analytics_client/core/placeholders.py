@@ -25,7 +25,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-__all__ = ["NAMES", "expand", "fields", "parents", "problems", "used"]
+__all__ = ["NAMES", "expand", "fields", "fill", "parents", "problems", "used"]
 
 NAMES = ("start_value", "last_value", "initial_value", "end_value")
 _FORMATTER = string.Formatter()
@@ -100,6 +100,25 @@ def expand(text: str, values: Mapping[str, str | None]) -> str | None:
         if value is None:
             return None
         out.append(value)
+    return "".join(out)
+
+
+def fill(text: str, values: Mapping[str, str | None]) -> str | None:
+    """``text`` with the placeholders ``values`` names replaced, the others (a child's
+    ``{resources.<parent>.<field>}``, filled per parent later) kept, and literal braces kept
+    escaped: the result is still a template for ``expand``. None when a value is None."""
+    out = []
+    for literal, name, _, _ in _FORMATTER.parse(text):
+        out.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:
+            continue
+        if name not in values:
+            out.append("{" + name + "}")
+            continue
+        value = values[name]
+        if value is None:
+            return None
+        out.append(value.replace("{", "{{").replace("}", "}}"))
     return "".join(out)
 
 
