@@ -46,6 +46,12 @@ X_BOTH_BODIES = "json and data together: refused, but not with a message naming 
 
 X_CHILD_INC_CASE = f"{X_INT_INITIAL}; {X_CHILD_INCREMENTAL}; {X_PAGE_NUMBER}"
 
+# Causes branch i22-keys removed: a case still failing names another cause beside these.
+_FIXED = "[fixed on i22-keys] "
+X_DATA, X_OBJECT, X_POST, X_JSON = (_FIXED + x for x in (X_DATA, X_OBJECT, X_POST, X_JSON))
+X_HEADERS, X_AUTH_EP, X_PARALLEL = (_FIXED + x for x in (X_HEADERS, X_AUTH_EP, X_PARALLEL))
+X_REDACT, X_BOTH_BODIES = _FIXED + X_REDACT, _FIXED + X_BOTH_BODIES
+
 PIPELINE = "dltport"
 # Our Credentials always carry an API key and an organization id; a dlt config that has no
 # auth uses neither (issue 22, item 5: nothing of ours should reach another API).

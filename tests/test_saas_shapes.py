@@ -26,8 +26,6 @@ X_JSONPATH_CURSOR = ("paginator cursor_path is read as a dotted path: the JSONPa
                      "finds nothing and the read ends after page 1")
 X_HAS_MORE = "paginator key has_more_path refused by name"
 X_BEARER_SHORTHAND = "dlt's type-less auth {token: ...} (bearer shorthand) refused"
-X_ORG_HEADER = ("our X-Organization-Id and api_key headers are sent to every API, whatever its "
-                "auth (issue 22 item 5)")
 X_MISSING_OK = ("'auto' finds no paging on a Stripe list and ends ok after page 1 although "
                 "the body says has_more: true (issue 22 item 4)")
 
@@ -140,7 +138,6 @@ def test_stripe_auto_never_ok_with_customers_missing(stripe: StripeApi, tmp_path
         assert "has_more" in (summaries["customers"].error or "")
 
 
-@pytest.mark.xfail(strict=True, reason=X_ORG_HEADER)
 def test_no_analytics_header_reaches_another_api(stripe: StripeApi, tmp_path: Path) -> None:
     """A config with bearer auth sends its bearer token, and none of our analytics API's
     headers (``X-Organization-Id``, ``api_key``)."""

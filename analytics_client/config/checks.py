@@ -18,6 +18,7 @@ from analytics_client.config.model import (
     SourceConfig,
     parent_bindings,
     parent_of,
+    request_bodies,
 )
 from analytics_client.core import placeholders
 from analytics_client.core.cursors import cursor_column
@@ -70,9 +71,15 @@ def _window_checks(i: int, resource: ResourceConfig) -> list[str]:
         if isinstance(value, str):
             problems.extend(f"resources[{i}].endpoint.params.{name}: {p}"
                             for p in placeholders.problems(value))
+    for key, body in (("json", endpoint.json_body), ("data", endpoint.data),
+                      ("headers", endpoint.headers)):
+        for text in dict.fromkeys(placeholders.texts(body)):
+            problems.extend(f"resources[{i}].endpoint.{key}: {p}"
+                            for p in placeholders.problems(text, tuple(endpoint.resolve)))
     incremental = endpoint.incremental
     if incremental is None:
-        if placeholders.used(resource.endpoint.path, resource.endpoint.params):
+        if placeholders.used(resource.endpoint.path, resource.endpoint.params,
+                                  *request_bodies(resource.endpoint)):
             problems.append(f"resources[{i}].endpoint: uses {{incremental.*}} placeholders but "
                             "has no incremental; add endpoint.incremental with its cursor_path")
         return problems
@@ -92,7 +99,7 @@ def _response_action_checks(i: int, resource: ResourceConfig) -> list[str]:
     endpoint = resource.endpoint
     if endpoint.response_actions and endpoint.incremental is not None and (
             endpoint.incremental.start_param
-            or placeholders.used(endpoint.path, endpoint.params)):
+            or placeholders.used(endpoint.path, endpoint.params, *request_bodies(endpoint))):
         return [f"resources[{i}].endpoint.response_actions: not supported yet with "
                 "incremental.start_param or {incremental.*} placeholders (an ignored page "
                 "would end the read as if it had read everything, and move the mark past "
@@ -168,10 +175,14 @@ def _paginator_params(paginator: Any) -> list[str]:
 def _key_and_cursor_checks(i: int, resource: ResourceConfig) -> list[str]:
     """The merge compares keys and cursors: their declared types must be comparable ones."""
     problems = []
-    key_hint = resource.columns.get(resource.primary_key)
-    if key_hint is not None and key_hint.data_type not in ("text", "bigint"):
-        problems.append(f"resources[{i}].columns.{resource.primary_key}.data_type: the primary "
-                        "key must be text or bigint")
+    keys = resource.key_columns
+    if len(set(keys)) != len(keys):
+        problems.append(f"resources[{i}].primary_key: {list(keys)} names a column twice")
+    for key in keys:
+        key_hint = resource.columns.get(key)
+        if key_hint is not None and key_hint.data_type not in ("text", "bigint"):
+            problems.append(f"resources[{i}].columns.{key}.data_type: a primary key column "
+                            "must be text or bigint")
     incremental = resource.endpoint.incremental
     column = cursor_column(incremental.cursor_path) if incremental else ""
     cursor_hint = resource.columns.get(column) if incremental else None

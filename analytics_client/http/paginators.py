@@ -42,6 +42,7 @@ What each paginator guarantees when records change during a read: docs/paginatio
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -97,11 +98,16 @@ class PageRequest:
     """The next request of a read: the endpoint's path with ``params``, or ``url``.
 
     ``url`` is an absolute URL a server gave (a next link); when set it replaces the path and
-    every parameter, as dlt's link paginators do (the link carries the query the server wants).
+    every parameter, as dlt's link paginators do (the link carries the query the server wants);
+    the method and body stay the template's (``json`` as this request holds it).
     """
 
     params: Params = field(default_factory=dict)
     url: str | None = None
+    # The JSON body of this request (a POST's, dlt's ``json``): a copy of the template's, so a
+    # paginator that pages in the body (dlt's ``*_body_path`` keys) writes its values here.
+    # None: the template's body (``RequestTemplate.json``) is sent as it is.
+    json: Any = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +199,7 @@ def first_request(template: RequestTemplate, *, probe: bool = False) -> tuple[Ba
     """The paginator of a read and its first request: the template's params plus what the
     paginator's ``init_request`` adds; with ``probe``, asking for one record where it can."""
     paginator = make_paginator(template.resource, template.paginator)
-    request = PageRequest(dict(template.params))
+    request = PageRequest(dict(template.params), json=copy.deepcopy(template.json))
     paginator.init_request(request)
     if probe:
         paginator.probe(request)

@@ -443,7 +443,7 @@ class TableWriter:
             cursor_field=self.cursor_field,
             cursor_nullable=self.cursor_nullable,
             table_schema=schema,
-            synced_at=self.synced_at,
+            synced_at=self.synced_at, key_also=self.parent_key,
         )
         self._rejected = batch.rejected
         if batch.rejected:

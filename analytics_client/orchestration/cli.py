@@ -299,7 +299,7 @@ def _store_secrets(args: argparse.Namespace) -> int:
     import getpass
 
     source = load_config(args.config, base_url=args.base_url)
-    needs = {*source.secret_names(), "organization_id"}
+    needs = set(source.secret_names())
     values: dict[str, str] = {}
     for name, what, env in _STORED:
         if name not in needs:

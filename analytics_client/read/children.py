@@ -71,7 +71,7 @@ from deltalake import DeltaTable
 
 from analytics_client.core.cursors import KindMismatch
 from analytics_client.core.errors import APIError, BadParentError, ContractError
-from analytics_client.core.placeholders import expand, fields
+from analytics_client.core.placeholders import expand, expand_tree, fields
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
@@ -339,12 +339,14 @@ def request_for(template: RequestTemplate, parent: Parent, row: ParentRow,
                             "child cannot be requested for it")
     path_values: dict[str, str | None] = {}
     param_values: dict[str, str | None] = {}
+    typed: dict[str, Any] = {}  # a JSON body's lone placeholder keeps the value's type (dlt's)
     extra: dict[str, Any] = {}
     for name, field in parent.bindings:
         value = _json_value(parent.name, field, row[field])
         text = _text(value)
         path_values[name] = quote(text, safe="")  # a value is one path segment
         param_values[name] = text
+        typed[name] = value
         extra[parent.column(field)] = value
     for field in parent.include:
         extra[parent.column(field)] = _json_value(parent.name, field, row[field])
@@ -352,7 +354,10 @@ def request_for(template: RequestTemplate, parent: Parent, row: ParentRow,
     assert path is not None  # every binding has a value (checked above)
     params = {k: expand(v, param_values) if isinstance(v, str) else v
               for k, v in template.params.items()}
-    return template.filled(path, {k: v for k, v in params.items() if v is not None}), extra
+    return template.filled(path, {k: v for k, v in params.items() if v is not None},
+                           json=expand_tree(template.json, param_values, typed),
+                           data=expand_tree(template.data, param_values),
+                           headers=expand_tree(template.headers, param_values)), extra
 
 
 def _text(value: Any) -> str:

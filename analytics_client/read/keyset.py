@@ -208,8 +208,7 @@ class KeysetWalk:
                     break
                 # A loop shows in every id of the page, not only those at lo: a page of
                 # records whose cursor does not parse (set aside when typed) has none at lo.
-                on_page = {_hashable(r.get(self.plan.primary_key)
-                                     if isinstance(r, dict) else None) for r in records}
+                on_page = {self._id(r) for r in records}
                 if page > self.paginator.base_page and on_page <= paged:
                     raise PaginationLoopError(
                         self.plan.name,
@@ -287,9 +286,16 @@ class KeysetWalk:
     def _ids_at(self, records: list[Any], cursors: list[int | None],
                 cursor: int | None) -> list[object]:
         """Ids of the records at ``cursor`` (None: of the records whose cursor is unreadable)."""
-        key = self.plan.primary_key
-        return [_hashable(r.get(key) if isinstance(r, dict) else None)
-                for r, c in zip(records, cursors, strict=True) if c == cursor]
+        return [self._id(r) for r, c in zip(records, cursors, strict=True) if c == cursor]
+
+    def _id(self, record: Any) -> object:
+        """A record's identity: its primary key's value, or the tuple of a composite key's."""
+        key = self.plan.record_key
+        if not isinstance(record, dict):
+            return None
+        if len(key) == 1:
+            return _hashable(record.get(key[0]))
+        return tuple(_hashable(record.get(k)) for k in key)
 
     def _is_last(self, body: Any, records: list[Any], page: int) -> bool:
         """Each keyset request is a fresh result set, so a short page is its end.

@@ -35,7 +35,7 @@ Which read (the rules are in docs/incremental.md; tests/test_plan_reads.py check
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from analytics_client.config.cursorkind import cursor_kind
 from analytics_client.config.model import (
@@ -44,6 +44,7 @@ from analytics_client.config.model import (
     ResourceConfig,
     SourceConfig,
     parent_bindings,
+    request_bodies,
 )
 from analytics_client.config.schemas import ColumnHint
 from analytics_client.core.cursors import (
@@ -54,7 +55,7 @@ from analytics_client.core.cursors import (
     cursor_value,
 )
 from analytics_client.core.jsonpath import field_chain
-from analytics_client.core.placeholders import used
+from analytics_client.core.placeholders import expand_tree, fields, texts, used
 from analytics_client.core.window import Window
 from analytics_client.http.template import HttpPolicy, RequestTemplate
 from analytics_client.lake.tables import TableSpec
@@ -184,6 +185,14 @@ class ResourcePlan:
         return self.table.primary_key
 
     @property
+    def record_key(self) -> tuple[str, ...]:
+        """The columns that identify a record as the API serves it: ``primary_key``, one
+        column or a composite key's (a child's parent columns are added after the read)."""
+        parent = len(self.parent.key_columns) if self.parent is not None else 0
+        key = self.table.key
+        return key[:len(key) - parent] if parent else key
+
+    @property
     def incremental(self) -> bool:
         """Whether runs read only what changed since the mark (``endpoint.incremental``)."""
         return self.cursor is not None
@@ -216,16 +225,23 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
     request = RequestTemplate(
         resource.name, endpoint.path, dict(endpoint.params), endpoint.paginator,
         endpoint.data_selector, HttpPolicy(endpoint.error_handler,
-                                           tuple(endpoint.response_actions)))
+                                           tuple(endpoint.response_actions)),
+        method=endpoint.method, json=_unescaped(endpoint.json_body),
+        data=_unescaped(endpoint.data), headers=_unescaped(dict(endpoint.headers)),
+        auth=endpoint.auth)
     table = TableSpec(
         resource.name,
         write_disposition="merge" if parent is not None else resource.write_disposition,
-        primary_key=resource.primary_key,
+        # A composite key's first column is the table's primary key, the others follow it as
+        # more key columns, before a child's parent columns: merges, dedupes, deletes and the
+        # quarantine match rows on all of them (TableSpec.key).
+        primary_key=resource.key_columns[0],
         # Without a cursor the merge is an upsert on the key (dlt's too); a child has none.
         cursor_field=cursor.column if cursor is not None else None,
         columns=_columns(resource, cursor),
         quarantine=resource.on_bad_record == "quarantine",
-        parent_key=tuple(parent.key_columns) if parent is not None else (),
+        parent_key=(*resource.key_columns[1:],
+                    *(parent.key_columns if parent is not None else ())),
         delete_missing=resource.deletes, max_delete_share=resource.max_delete_share,
         hard_delete=next((n for n, hint in resource.columns.items() if hint.hard_delete), None),
         cursor_nullable=incremental is not None
@@ -254,6 +270,13 @@ def _columns(resource: ResourceConfig, cursor: Cursor | None) -> dict[str, Colum
             and resource.endpoint.incremental.on_cursor_value_missing == "include"
         columns[cursor.column] = ColumnHint(data_type=cursor.codec.column_type, nullable=nullable)
     return columns
+def _unescaped(tree: Any) -> Any:
+    """A body or headers without placeholders as sent: ``{{`` and ``}}`` read as braces, as
+    dlt's ``expand_placeholders`` leaves every request text; one with placeholders is filled
+    per read (window.py, children.py), which unescapes it then."""
+    if any(fields(text) for text in texts(tree)):
+        return tree
+    return expand_tree(tree, {})
 
 
 @dataclass(frozen=True)
@@ -274,9 +297,13 @@ def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:
         return "child"
     if incremental is None:
         return "paged"
-    if not (incremental.start_param or used(endpoint.path, endpoint.params)):
+    if not (incremental.start_param
+            or used(endpoint.path, endpoint.params, *request_bodies(endpoint))):
         return "paged"  # the API cannot filter by the cursor: every run reads everything
-    if incremental.start_param and isinstance(endpoint.paginator, PageNumberPaginator):
+    # A keyset walk sets the filter in the query itself; a body or header holding the mark's
+    # placeholder is filled by the lagged read (window.py), which fills every placeholder.
+    if incremental.start_param and isinstance(endpoint.paginator, PageNumberPaginator) \
+            and not used("", {}, *request_bodies(endpoint)):
         return "sliced" if endpoint.concurrency > 1 else "keyset"
     return "lagged"
 
@@ -287,7 +314,7 @@ def _parent(resource: ResourceConfig, source: SourceConfig | None) -> Parent | N
         return None
     name = bindings[0][1]
     known = {r.name: r for r in source.resources} if source is not None else {}
-    key = known[name].primary_key if name in known else "id"
+    key = known[name].key_columns[0] if name in known else "id"
     grand = _parent(known[name], source) if name in known else None
     table_key = (key, *grand.key_columns) if grand is not None else (key,)
     return Parent(name, key, tuple((placeholder, field) for placeholder, _, field in bindings),

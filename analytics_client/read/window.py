@@ -44,7 +44,7 @@ from analytics_client.core.cursors import (
     cursor_value,
 )
 from analytics_client.core.errors import ContractError
-from analytics_client.core.placeholders import expand, fill
+from analytics_client.core.placeholders import expand, expand_tree, fill
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.template import RequestTemplate
@@ -83,7 +83,10 @@ def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
     path = substitute(plan.request.path, values)
     if path is None:  # config checks make the path's values present; say so if not
         raise ValueError(f"{plan.name}: endpoint.path needs a value this read lacks")
-    return plan.request.filled(path, params)
+    request = plan.request
+    return request.filled(path, params, json=expand_tree(request.json, values, values),
+                          data=expand_tree(request.data, values),
+                          headers=expand_tree(request.headers, values))
 
 
 def in_window(records: list[Any], cursor_path: str, window: Window,
