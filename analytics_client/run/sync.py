@@ -41,7 +41,7 @@ from analytics_client.read.plan import ResourcePlan, plan_resource
 from analytics_client.read.resume import resume_of
 from analytics_client.read.slices import SlicedWalk
 from analytics_client.read.window import BackfillRead, LaggedRead, table_max_cursor
-from analytics_client.run.budget import RowBudget
+from analytics_client.run.budget import DEFAULT_MERGE_BYTES, RowBudget
 from analytics_client.run.deletes import SeenKeys, capture_deletes
 from analytics_client.run.progress import expected_total, progress_line
 from analytics_client.state.markpolicy import FutureRecords, MarkPolicy, mark_policy
@@ -92,7 +92,7 @@ def sync_resource(
         plan = plan.starting(policy.start)
         source = page_source(client, plan, count_retry, lake, notes=summary.notes, log=log)
         batch = _Batch(lake, plan, run_id, policy, budget or RowBudget(batch_rows), summary,
-                       batch_rows, Quarantine(lake, pipeline, run_id))
+                       batch_rows, Quarantine(lake, pipeline, run_id), timing)
         if plan.cursor is not None and plan.cursor.codec.clocked:
             batch.future = FutureRecords(plan.cursor.path, plan.primary_key, clock)
         batch.seen = _seen_keys(plan, policy)
@@ -170,11 +170,15 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
 
 class _Batch:
     """The records fetched and not yet committed, and how a commit lands: rows and their mark
-    in one Delta commit, then the mark to the state store (never the other way round)."""
+    in one Delta commit, then the mark to the state store (never the other way round).
+
+    A merge table's full batches are staged (``TableWriter.stage``), and merged in one commit
+    with the mark at ``commit``: at the read's end or failure, or once ``merge_bytes`` are
+    staged or ``Timing.merge_every`` passed (budget.py). Other tables commit each batch."""
 
     def __init__(self, lake: Lake, plan: ResourcePlan, run_id: str, policy: MarkPolicy,
                  budget: RowBudget, summary: ResourceSummary, rows: int,
-                 quarantine: Quarantine) -> None:
+                 quarantine: Quarantine, timing: Timing = DEFAULT_TIMING) -> None:
         self.writer = table_writer(lake, plan.table, quarantine)
         self.quarantine = quarantine
         self.steps = plan.steps
@@ -186,6 +190,8 @@ class _Batch:
         self.share = budget.join()
         self.seen: SeenKeys | None = None  # the keys served, where deletes are captured
         self.future: FutureRecords | None = None  # records stamped past the API's clock
+        self.merge_bytes, self.merge_every = DEFAULT_MERGE_BYTES, timing.merge_every
+        self.merged_at = time.monotonic()
         # A nested cursor, which lands in a column of its own (``_with_cursor_column``).
         self.cursor = plan.cursor if plan.cursor is not None and plan.cursor.nested else None
 
@@ -204,7 +210,13 @@ class _Batch:
         self.records.extend(kept)
         over_budget = self.share.take(kept)
         if len(self.records) >= self.rows or over_budget:
-            self.commit()
+            if not self.writer.stages:
+                self.commit()
+                return
+            self._stage()
+            if (self.writer.staged_bytes >= self.merge_bytes
+                    or time.monotonic() - self.merged_at >= self.merge_every):
+                self.commit()
 
     def _with_cursor_column(self, records: list[Any]) -> list[Any]:
         """A nested cursor (``cursor_path: properties.hs_lastmodifieddate``) copied to its
@@ -222,19 +234,33 @@ class _Batch:
             out.append(record)
         return out
 
+    def _stage(self) -> None:
+        """Stage the records held (a merge table): off the budget, not yet in the table."""
+        if not self.records:
+            return
+        with self.share.budget.committing():
+            self.summary.add_write(self.writer.stage(self.records))
+        self.share.committed()
+        self.records.clear()
+
     def commit(self, covered: int | None = None, *, final: bool = False) -> None:
-        """Commit what is held (if anything), with the mark ``covered`` (else the last page's)
-        allows; ``final``: the mark of a read that ran to its end (it carries the API's clock)."""
+        """Commit what is held and staged (if anything), with the mark ``covered`` (else the
+        last page's) allows; ``final``: the mark of a read that ran to its end (it carries the
+        API's clock)."""
         if covered is not None:
             self.covered = covered
-        if not self.records:
+        staging = self.writer.stages
+        if staging:
+            self._stage()
+            self.merged_at = time.monotonic()
+        if not self.records and not self.writer.staged_rows:
             return
         mark = self.policy.table_mark(self.policy.allowed(self.covered), final=final,
                                       ahead=() if final else self.ahead)
+        metadata = {"analytics_sync.run_id": self.run_id}
         with self.share.budget.committing():
-            result = self.writer.write(self.records,
-                                       commit_metadata={"analytics_sync.run_id": self.run_id},
-                                       mark=mark)
+            result = self.writer.flush(commit_metadata=metadata, mark=mark) if staging \
+                else self.writer.write(self.records, commit_metadata=metadata, mark=mark)
         self.summary.add_write(result)
         self.share.committed()
         self.records.clear()
@@ -243,7 +269,10 @@ class _Batch:
             self.summary.mark = self.policy.committed(mark, result.version)
 
     def leave(self) -> None:
+        """The resource is done: what it holds leaves the budget, what it staged and did not
+        merge (after a failure) is removed; its mark did not move, so the next run reads it."""
         self.share.leave()
+        self.writer.close()
 
 
 def _committing_on_failure(pages: Iterable[Page], batch: _Batch, log: Log) -> Iterable[Page]:
