@@ -3,7 +3,7 @@
 Each serves one kind of record a test puts (``put``), pages and filters it the way the real API
 documents, and keeps every request (``history``). Only what a sync touches is modelled; every
 other path is 404. No wall clock: records carry the timestamps the test gives (answers are
-``Date``-stamped by the stdlib handler, now, so the test's timestamps must be in the past).
+``Date``-stamped now by ``tests/loopback.py``, so the test's timestamps must be in the past).
 
 * ``StripeApi`` (https://docs.stripe.com/api/pagination, /api/customers/list): ``GET
   /v1/customers`` lists newest first (``created`` descending, then id), ``limit`` 1..100 (default
