@@ -190,7 +190,15 @@ class ResourceError(AnalyticsSyncError):
 
     def __init__(self, resource: str, message: str) -> None:
         self.resource = resource
+        self.message = message
         super().__init__(f"{resource}: {message}")
+
+    @property
+    def reason(self) -> str:
+        """The cause in one line without the resource's name, so that resources failing alike
+        read alike (the flow run's state message groups them by it: orchestration/failures.py).
+        """
+        return self.message
 
 
 class APIError(ResourceError):
@@ -216,9 +224,31 @@ class APIError(ResourceError):
         self.detail = detail
         self.url = url
         self.page = page
+        self.hint = hint
         where = f" on page {page}" if page is not None else ""
         tail = f"; {hint}" if hint else ""
         super().__init__(resource, f"HTTP {status}{where} from {url}: {detail}{tail}")
+
+    @property
+    def reason(self) -> str:
+        """``HTTP 401 from api.example.com: check the API key ...``: the status, the host (not
+        the path, page or query, which differ per resource) and what to do (the hint, else the
+        API's detail)."""
+        return f"HTTP {self.status} from {_host(self.url)}: {self.hint or self.detail}"
+
+
+def _host(url: str) -> str:
+    """``host[:port]`` of a (redacted) URL; the URL itself when it has none."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return url
+    if not host:
+        return url
+    return f"{host}:{port}" if port else host
 
 
 class RetriesExhaustedError(APIError):

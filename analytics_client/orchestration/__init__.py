@@ -50,6 +50,11 @@ if TYPE_CHECKING:
     from analytics_client.orchestration import cli
     from analytics_client.orchestration.blocks import SyncMark
     from analytics_client.orchestration.cli import DEFAULT_LAKE
+    from analytics_client.orchestration.failures import (
+        failed_message,
+        failure_reason,
+        quiet_expected_tracebacks,
+    )
     from analytics_client.orchestration.locks import resource_slots
     from analytics_client.orchestration.marks import CommandMarkStore, PrefectMarkStore
     from analytics_client.orchestration.secrets import resolve_credentials, store_credentials
@@ -94,6 +99,10 @@ __all__ = [
     "resolve_storage_options",
     "again_inside_the_flow_run",
     "current_stop",
+    # what a failed run says
+    "failed_message",
+    "failure_reason",
+    "quiet_expected_tracebacks",
     # the fan-out flow
     "ChildOutcome",
     "Organization",
@@ -136,6 +145,8 @@ _HOMES: dict[str, tuple[str, str | None]] = {
                                 "resolve_storage_options"),
     "again_inside_the_flow_run": ("analytics_client.core.stop", "again_inside_the_flow_run"),
     "current_stop": ("analytics_client.core.stop", "current"),
+    **{name: ("analytics_client.orchestration.failures", name) for name in (
+        "failed_message", "failure_reason", "quiet_expected_tracebacks")},
     "ChildOutcome": ("analytics_client.run.fanout", "ChildOutcome"),
     "Organization": ("analytics_client.run.fanout", "Organization"),
     "Per": ("analytics_client.run.fanout", "Per"),
