@@ -7,11 +7,14 @@ worker starts for a deployment run), real log records through Prefect's loggers.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from uuid import UUID
 
@@ -164,3 +167,70 @@ def test_resources_failing_alike_are_named_together_each_once(
             assert name not in seen
             seen[name] = reason
     assert seen == dict(zip(names, reasons, strict=True))
+
+
+class _Webhook:
+    """A loopback webhook that records each JSON body and answers ``status``."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.received: list[dict[str, object]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hook.received.append(json.loads(body or b"{}"))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T0KEN-5ecret"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Webhook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.mark.slow
+def test_the_failure_alert_posts_the_cause_to_the_stored_webhook_and_never_its_url(
+        harness: None, sandbox: RunningSandbox, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """prefect.yaml's failure-alert flow, handed the event's resource id of a failed run."""
+    from prefect.blocks.system import Secret
+
+    from flows.alerts import analytics_failure_alert
+
+    monkeypatch.setenv("ANALYTICS_API_KEY", WRONG_KEY)
+    monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", sandbox.organization_id)
+    failed = analytics_sync(pipeline="alert-401", lake_uri=str(tmp_path / "lake"),
+                            base_url=sandbox.base_url, api_key_block=None,
+                            organization_id_block=None, return_state=True)
+    resource_id = f"prefect.flow-run.{failed.state_details.flow_run_id}"
+    block = "alert-test-webhook"
+    # No webhook stored yet: nothing sent, and the run says how to store one.
+    assert analytics_failure_alert(resource_id, webhook_block=block) == "not sent: no webhook"
+    with _Webhook() as hook:
+        Secret(value=hook.url).save(block, overwrite=True)
+        assert analytics_failure_alert(resource_id, webhook_block=block) == "sent to 127.0.0.1"
+    [body] = hook.received
+    assert body["state"] == "Failed" and body["flow"] == "analytics-sync"
+    assert body["message"] == _expected_401(sandbox)
+    assert str(body["text"]).startswith("analytics-sync run ")
+    assert _expected_401(sandbox) in str(body["text"])
+    assert WRONG_KEY not in json.dumps(body)
+    with _Webhook(status=500) as broken:
+        Secret(value=broken.url).save(block, overwrite=True)
+        state = analytics_failure_alert(resource_id, webhook_block=block, return_state=True)
+    assert state.is_failed()
+    said = (state.message or "") + _run_logs(state.state_details.flow_run_id)
+    assert "the alert webhook at 127.0.0.1 did not take the alert (HTTP 500)" in said
+    assert "T0KEN-5ecret" not in said and "Traceback" not in said

@@ -8,6 +8,7 @@
     ├── PrefectStartError      Prefect's temporary API server did not start in time
     ├── PipelineBusyError      another run holds the pipeline's lock (or a writer a table's)
     ├── MaintenanceFailed      the maintenance flow could not maintain some tables
+    ├── AlertNotSent           the failure alert's webhook did not take the alert
     ├── ResourceFailed         one resource of a run failed: its partial ``summary``, ``cause``
     ├── TokenRequestError      the OAuth2 token endpoint refused or garbled a token request
     ├── SyncFailed             a run ended with at least one resource failed (the flow's end)
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from analytics_client.core.summary import ResourceSummary
 
 __all__ = [
+    "AlertNotSent",
     "AnalyticsSyncError",
     "APIError",
     "BadParentError",
@@ -183,6 +185,17 @@ class MaintenanceFailed(AnalyticsSyncError):
         self.tables = tables
         super().__init__(f"{len(self.failures)} of {tables} tables failed: "
                          + "; ".join(self.failures))
+
+
+class AlertNotSent(AnalyticsSyncError):
+    """The failure alert's webhook (orchestration/alerting.py) did not answer 2xx. Names its
+    host, never its URL (a webhook URL usually holds a token)."""
+
+    def __init__(self, host: str, fault: str, block: str) -> None:
+        self.host = host
+        self.fault = fault
+        super().__init__(f"the alert webhook at {host} did not take the alert ({fault}); check "
+                         f"the URL in the Prefect Secret block {block!r}")
 
 
 class ResourceError(AnalyticsSyncError):

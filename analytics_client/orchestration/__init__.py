@@ -48,6 +48,12 @@ if TYPE_CHECKING:
     from analytics_client.lake.preflight import ensure_lake_writable
     from analytics_client.orchestration import api as prefect_api
     from analytics_client.orchestration import cli
+    from analytics_client.orchestration.alerting import (
+        ALERT_WEBHOOK_BLOCK,
+        describe_run,
+        send_alert,
+        webhook_url,
+    )
     from analytics_client.orchestration.blocks import SyncMark
     from analytics_client.orchestration.cli import DEFAULT_LAKE
     from analytics_client.orchestration.failures import (
@@ -103,6 +109,11 @@ __all__ = [
     "failed_message",
     "failure_reason",
     "quiet_expected_tracebacks",
+    # the failure alert
+    "ALERT_WEBHOOK_BLOCK",
+    "describe_run",
+    "send_alert",
+    "webhook_url",
     # the fan-out flow
     "ChildOutcome",
     "Organization",
@@ -145,6 +156,8 @@ _HOMES: dict[str, tuple[str, str | None]] = {
                                 "resolve_storage_options"),
     "again_inside_the_flow_run": ("analytics_client.core.stop", "again_inside_the_flow_run"),
     "current_stop": ("analytics_client.core.stop", "current"),
+    **{name: ("analytics_client.orchestration.alerting", name) for name in (
+        "ALERT_WEBHOOK_BLOCK", "describe_run", "send_alert", "webhook_url")},
     **{name: ("analytics_client.orchestration.failures", name) for name in (
         "failed_message", "failure_reason", "quiet_expected_tracebacks")},
     "ChildOutcome": ("analytics_client.run.fanout", "ChildOutcome"),
