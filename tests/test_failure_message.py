@@ -234,3 +234,41 @@ def test_the_failure_alert_posts_the_cause_to_the_stored_webhook_and_never_its_u
     said = (state.message or "") + _run_logs(state.state_details.flow_run_id)
     assert "the alert webhook at 127.0.0.1 did not take the alert (HTTP 500)" in said
     assert "T0KEN-5ecret" not in said and "Traceback" not in said
+
+
+def test_prefect_yaml_alerts_on_every_flow_of_ours_but_the_alert_itself() -> None:
+    """The trigger as `prefect deploy` reads it (its own validation), naming flows that exist."""
+    import yaml
+    from prefect.cli.deploy._triggers import _initialize_deployment_triggers
+
+    from flows.alerts import analytics_failure_alert
+    from flows.fanout import analytics_sync_fanout
+    from flows.maintenance import analytics_maintenance
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    [alert] = [d for d in spec["deployments"] if d["name"] == "failure-alert"]
+    assert alert["entrypoint"] == "flows/alerts.py:analytics_failure_alert"
+    [trigger] = _initialize_deployment_triggers("failure-alert", alert["triggers"])
+    assert set(trigger.expect) == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    related = trigger.match_related
+    assert not isinstance(related, list)
+    names = set(related.root["prefect.resource.name"])  # type: ignore[union-attr]
+    ours = {analytics_sync.name, analytics_sync_fanout.name, analytics_maintenance.name}
+    assert names == ours and analytics_failure_alert.name not in names
+    assert trigger.parameters == {"flow_run_id": "{{ event.resource.id }}"}
+
+
+def test_the_readme_set_up_compiles_bytecode_before_the_first_command() -> None:
+    """Item 9: compiling is part of the set-up, not an option; pyproject does not make every
+    `uv run` check 10,762 files again (uv issue #12202)."""
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.split("## Five-minute start", 1)[1]
+    [first_block] = start.split("```bash\n", 1)[1:2]
+    commands = [line.split("#")[0].strip() for line in first_block.split("```")[0].splitlines()]
+    assert commands[0] == "uv sync --locked --compile-bytecode"
+    assert all(c.startswith("uv run ") for c in commands[1:] if c)
+    assert "half a second" not in readme
+    uv = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]
+    assert not uv.get("compile-bytecode")
