@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -31,7 +31,8 @@ def _readme_commands() -> tuple[list[str], list[str]]:
     return run, show
 
 
-def _as_typed(words: list[str], *extra: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+def _as_typed(words: list[str], *extra: str, cwd: Path,
+              home: Path) -> subprocess.CompletedProcess[str]:
     """``uv run python flows/main.py ...`` in ``cwd``: this interpreter, the repository's script."""
     assert words[:4] == ["uv", "run", "python", "flows/main.py"], words
     env = {k: v for k, v in os.environ.items()

@@ -207,7 +207,7 @@ class ResourceError(AnalyticsSyncError):
         super().__init__(f"{resource}: {message}")
 
     @property
-    def reason(self) -> str:
+    def headline(self) -> str:
         """The cause in one line without the resource's name, so that resources failing alike
         read alike (the flow run's state message groups them by it: orchestration/failures.py).
         """
@@ -243,7 +243,7 @@ class APIError(ResourceError):
         super().__init__(resource, f"HTTP {status}{where} from {url}: {detail}{tail}")
 
     @property
-    def reason(self) -> str:
+    def headline(self) -> str:
         """``HTTP 401 from api.example.com: check the API key ...``: the status, the host (not
         the path, page or query, which differ per resource) and what to do (the hint, else the
         API's detail)."""

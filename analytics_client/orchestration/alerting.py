@@ -17,7 +17,7 @@ URL (it usually carries a token) is never logged; only its host is.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -64,7 +64,7 @@ def describe_run(flow_run_id: str) -> FailedRun:
     ui = PREFECT_UI_URL.value()
     return FailedRun(
         flow_run_id=str(run_id), flow=flow.name, run=flow_run.name,
-        deployment=deployment, state=state.name if state else "unknown",
+        deployment=deployment, state=(state.name if state else None) or "unknown",
         message=(state.message if state else None) or "(no state message)",
         url=f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui else None)
 
@@ -82,7 +82,8 @@ def webhook_url(block: str = ALERT_WEBHOOK_BLOCK) -> str | None:
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(block).get()
+        secret = cast(Secret, Secret.load(block))  # sync here: Prefect's async_dispatch
+        value = secret.get()
     except ValueError:  # Prefect: "Unable to find block document named ..."
         return None
     return str(value).strip() or None

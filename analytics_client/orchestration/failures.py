@@ -4,7 +4,7 @@ The flow run's state message is what Prefect's UI lists, what ``prefect flow-run
 prints and what an automation's alert body carries (``{{ flow_run.state.message }}``), so it
 holds the cause itself, not a pointer to the logs: ``5 of 5 resources failed: tags, deals,
 pages, tasks, users: HTTP 401 from api.example.com: check the API key ...``. Resources that
-failed alike (the same ``ResourceError.reason``: status, host and what to do, core/errors.py)
+failed alike (the same ``ResourceError.headline``: status, host and what to do, core/errors.py)
 are named together under one cause, so five resources refused for one bad key make one line.
 
 A failure of our own hierarchy (``AnalyticsSyncError``) is expected: its message says what,
@@ -32,13 +32,13 @@ _LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.engine", "prefect
 
 
 def failure_reason(resource: str, error: str | None, cause: BaseException | None) -> str:
-    """One resource's cause without its name: the error's ``reason`` when it is ours, else the
+    """One resource's cause without its name: the error's ``headline`` when it is ours, else the
     summary's error text with a leading ``<resource>: `` taken off. Already redacted (the
     errors never hold a secret); cut to ``MAX_REASON`` characters."""
     if isinstance(cause, ResourceFailed):
         cause = cause.cause
     if isinstance(cause, ResourceError):
-        text = cause.reason
+        text = cause.headline
     else:
         text = error or (f"{type(cause).__name__}: {cause}" if cause is not None else "failed")
         text = text.removeprefix(f"{resource}: ")
