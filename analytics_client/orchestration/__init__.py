@@ -4,7 +4,9 @@ The modules here may import Prefect: ``api`` (calls with bounded retries, what a
 ``blocks`` (the SyncMark block type), ``locks`` (a Prefect global concurrency limit per
 resource), ``secrets`` (Secret blocks, then the environment), ``server`` (Prefect's settings for
 our processes, its temporary server; ``temporary_server`` runs in that server's process),
-``storage`` (object-store credentials), ``cli`` (the command line of ``python flows/main.py``).
+``storage`` (object-store credentials), ``cli`` (the command line of ``python flows/main.py``),
+``failures`` (what a failed run says: its state message, no traceback for our own errors),
+``alerting`` (the failure alert prefect.yaml deploys: a failed run's cause to a webhook).
 The names below are what the flows use; a few live elsewhere in the library and are re-exported
 here so that ``flows/`` imports from two places only (tests/test_flows_imports.py holds it to
 that).
