@@ -13,11 +13,19 @@ creates or replaces two automations on the Prefect API in PREFECT_API_URL:
 Both send through an existing Prefect notification block, named ``<block-type-slug>/<name>``
 (Slack webhook, Microsoft Teams, PagerDuty, e-mail, custom webhook, ...). Running it again
 replaces the automations of the same names, so this file is their source of truth.
+
+The default deployment needs none of that: ``prefect deploy --all`` deploys
+``analytics-sync/failure-alert``, whose trigger runs ``analytics_failure_alert`` below for every
+failed or crashed run; point it at a webhook once:
+
+    ANALYTICS_ALERT_WEBHOOK_URL=https://hooks.example.com/... python flows/alerts.py --webhook
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import re
 import sys
 from datetime import timedelta
@@ -25,9 +33,17 @@ from uuid import UUID
 
 # First, before Prefect is imported: importing from this package sets Prefect's environment
 # (its server.PREFECT_DEFAULTS).
-from analytics_client.orchestration import PREFECT_DEFAULTS  # noqa: F401
+from analytics_client.orchestration import (
+    ALERT_WEBHOOK_BLOCK,
+    PREFECT_DEFAULTS,  # noqa: F401
+    describe_run,
+    quiet_expected_tracebacks,
+    send_alert,
+    webhook_url,
+)
 
 # isort: split
+from prefect import flow, get_run_logger
 from prefect.automations import (
     Automation,
     EventTrigger,
@@ -37,7 +53,10 @@ from prefect.automations import (
 )
 from prefect.client.orchestration import get_client
 
+quiet_expected_tracebacks()  # an expected failure is its message, without a traceback
+
 SYNC_FLOW = "analytics-sync"
+WEBHOOK_ENV = "ANALYTICS_ALERT_WEBHOOK_URL"
 MAINTENANCE_FLOW = "analytics-maintenance"
 FAILED_NAME = "analytics-sync: run failed or crashed"
 STALE_PREFIX = "analytics-sync: no completed run for"
@@ -126,6 +145,40 @@ def apply(notify_block: str, stale_after: timedelta) -> list[Automation]:
     return [automation.create() for automation in wanted]
 
 
+@flow(name="analytics-sync-alert")
+def analytics_failure_alert(flow_run_id: str, webhook_block: str = ALERT_WEBHOOK_BLOCK) -> str:
+    """Post a failed or crashed run's cause (its state message) to the webhook whose URL the
+    Prefect Secret block ``webhook_block`` holds; ``flow_run_id`` is the run's id or its event
+    resource id (``prefect.flow-run.<id>``). Run by prefect.yaml's ``failure-alert`` trigger.
+    Without the block it sends nothing and says how to store one."""
+    log = get_run_logger()
+    run = describe_run(flow_run_id)
+    url = webhook_url(webhook_block)
+    if url is None:
+        log.warning("no alert sent for %s run %r (%s): no Prefect Secret block %r holds a "
+                    "webhook URL; store one with `%s=... python flows/alerts.py --webhook`",
+                    run.flow, run.run, run.state, webhook_block, WEBHOOK_ENV)
+        return "not sent: no webhook"
+    host = send_alert(url, run, webhook_block)
+    log.info("alert for %s run %r (%s) sent to %s", run.flow, run.run, run.state, host)
+    return f"sent to {host}"
+
+
+def store_webhook(block: str = ALERT_WEBHOOK_BLOCK) -> str:
+    """Save the webhook URL (from ANALYTICS_ALERT_WEBHOOK_URL, else a hidden prompt: it holds
+    a token) as the Prefect Secret block ``block``; returns the block's name."""
+    from prefect.blocks.system import Secret
+
+    url = os.environ.get(WEBHOOK_ENV, "").strip()
+    if not url and sys.stdin.isatty():
+        url = getpass.getpass("webhook URL (input hidden): ").strip()
+    if not url.startswith(("https://", "http://")):
+        raise SystemExit(f"error: no webhook URL: set {WEBHOOK_ENV} to the http(s) URL the "
+                         "alert is posted to")
+    Secret(value=url).save(block, overwrite=True)
+    return block
+
+
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``2h``, ``1d`` or plain seconds."""
     match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
@@ -149,12 +202,22 @@ def _duration_text(window: timedelta) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python flows/alerts.py",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--notify-block", required=True,
-                        help="notification block as TYPE-SLUG/NAME, e.g. slack-webhook/data-alerts")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--webhook", action="store_true",
+                     help=f"store the webhook URL ({WEBHOOK_ENV}, else a hidden prompt) for the "
+                     f"deployed failure alert (Prefect Secret block {ALERT_WEBHOOK_BLOCK!r})")
+    how.add_argument("--notify-block",
+                     help="create the two automations sending through this notification block, "
+                     "TYPE-SLUG/NAME, e.g. slack-webhook/data-alerts")
     parser.add_argument("--stale-after", type=parse_duration, default=timedelta(hours=1),
                         help="alert when no sync run completed for this long (default 1h; the "
                         "incremental schedule runs every 15m)")
     args = parser.parse_args(argv)
+    if args.webhook:
+        block = store_webhook()
+        print(f"saved Prefect Secret block {block!r}: failed runs of the deployments are posted "
+              "to it (analytics-sync/failure-alert)")
+        return 0
     for automation in apply(args.notify_block, args.stale_after):
         print(f"automation {automation.name!r}: {automation.id}")
     return 0

@@ -33,6 +33,7 @@ from analytics_client.orchestration import (
     parent_of,
     plan_fanout,
     prefect_api,
+    quiet_expected_tracebacks,
     render_fanout_markdown,
 )
 
@@ -56,6 +57,8 @@ from analytics_client import AnalyticsSyncError, SourceConfig, load_config
 
 PER_RESOURCE_DEPLOYMENT = "analytics-sync/per-resource"
 _PAGE = 200  # flow runs per API read (the server's default page limit)
+
+quiet_expected_tracebacks()  # an expected failure is its message, without a traceback
 
 
 class FanoutFailed(AnalyticsSyncError):

@@ -33,7 +33,10 @@ from analytics_client.orchestration import (
     current_stop,
     debugging,
     ensure_lake_writable,
+    failed_message,
+    failure_reason,
     prefect_api,
+    quiet_expected_tracebacks,
     redact,
     resolve_credentials,
     resolve_storage_options,
@@ -70,6 +73,7 @@ class _SaidOnce(logging.Filter):
 
 
 logging.getLogger("prefect.task_runs").addFilter(_SaidOnce())
+quiet_expected_tracebacks()  # an expected failure is its message, without a traceback
 
 
 @task(task_run_name="sync-{resource_name}", cache_policy=NO_CACHE, retries=0)
@@ -89,8 +93,9 @@ def sync_resource_task(resource_name: str, resource: ResourceConfig,
             raise  # the flow tells a lost Prefect API apart by this failure's cause
         if debugging():  # the cause's traceback: where it failed, once
             log.error("%s: traceback (--debug)", resource_name, exc_info=failed.cause or failed)
-        summary = failed.summary
-        return Failed(message=summary.error, data=summary)  # type: ignore[return-value]
+        # The failure itself is the result: the flow's state message groups its cause
+        # (failures.py) and takes the summary from it (``_summary_of``).
+        return Failed(message=failed.summary.error, data=failed)  # type: ignore[return-value]
 
 
 @flow(name="analytics-sync", log_prints=True)
@@ -167,12 +172,12 @@ def _sync(pipeline: str, lake_uri: str, resources: list[str] | None,
                          f"{len(stopped)} of {len(summaries)} resources stopped early; what "
                          "was fetched is committed with its mark, the next run resumes from it",
                          data=[s.to_dict() for s in summaries])
-    failed = [s for s in summaries if s.status != "ok"]
+    failed = [(s.resource, failure_reason(s.resource, s.error, _cause_of(futures[s.resource])))
+              for s in summaries if s.status != "ok"]
     if failed:
-        # Each error was said once, by its task, and is in the summary: named here, not repeated,
-        # and no traceback (a returned state, not a raised exception).
-        message = (f"{len(failed)} of {len(summaries)} resources failed: "
-                   f"{', '.join(s.resource for s in failed)} (errors above and in the summary)")
+        # The cause, grouped, where the operator and the alert look (failures.py); no traceback
+        # (a returned state, not a raised exception).
+        message = redact(failed_message(failed, len(summaries)), credentials.values())
         return Failed(message=message, data=SyncFailed(message))
     return [s.to_dict() for s in summaries]
 
@@ -213,6 +218,12 @@ def _summary_of(name: str, state: Any, credentials: Credentials) -> ResourceSumm
         return result.summary
     return ResourceSummary(name, status="failed",
                            error=redact(str(result) or state.message or "", credentials.values()))
+
+
+def _cause_of(future: PrefectFuture[ResourceSummary]) -> BaseException | None:
+    """The exception a resource's task failed with (its result when failed), if any."""
+    result = future.state.result(raise_on_failure=False)
+    return result if isinstance(result, BaseException) else None
 
 
 def _outage(result: object) -> BaseException | None:

@@ -22,6 +22,7 @@ from analytics_client.orchestration import (
     DEFAULT_TARGET_SIZE,
     maintain_table,
     pipeline_lock,
+    quiet_expected_tracebacks,
     resolve_storage_options,
 )
 
@@ -34,6 +35,8 @@ from analytics_client import (
     MaintenanceFailed,
     load_config,
 )
+
+quiet_expected_tracebacks()  # an expected failure is its message, without a traceback
 
 
 @flow(name="analytics-maintenance", log_prints=True)

@@ -6,6 +6,7 @@ Prefect's temporary server), the loopback sandbox, real Delta tables, a real Pre
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import datetime as dt
@@ -331,8 +332,15 @@ def test_the_readme_example_config_runs_against_the_api(
     assert "deals        ok" in out and "tags         ok" in out
 
 
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    [commands] = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(commands.choices)
+
+
 def test_the_readme_lists_every_command_and_option() -> None:
-    options = {s for a in _parser()._actions for s in a.option_strings if s.startswith("--")}
+    options = {s for p in _commands().values() for a in p._actions for s in a.option_strings
+               if s.startswith("--")}
+    assert "--full-refresh" in options and "--sandbox" in options  # a walk that finds them
     missing = sorted(o for o in options - {"--help"} if f"`{o}" not in README)
     assert missing == []
     assert all(f"`{c}`" in README for c in ("run", "check", "secrets", "state show"))
@@ -393,3 +401,42 @@ def test_secrets_check_and_state_use_prefect_blocks_without_starting_a_temporary
     assert "reset analytics/deals" in reset.stdout
     assert "deals: block cursor -, table cursor - (version 0)" in show.stdout
     assert "next run: the mark was reset: full read" in show.stdout
+
+
+# --- issue 23, item 9: each command's own help -----------------------------------------------
+
+# What each command must offer (README "Commands"), and options it must not show.
+_OWN = {"run": ({"--full-refresh", "--batch-rows", "--resources", "--sandbox"}, {"--all"}),
+        "check": ({"--resources", "--sandbox", "--lake"}, {"--full-refresh", "--all"}),
+        "secrets": ({"--base-url", "--api-key-block", "--organization-block"},
+                    {"--lake", "--sandbox", "--full-refresh"}),
+        "state": ({"--all", "--pipeline", "--lake", "--sandbox"}, {"--full-refresh",
+                                                                   "--batch-rows"}),
+        "quarantine": ({"--pipeline", "--lake", "--sandbox"}, {"--full-refresh", "--all"})}
+
+
+@pytest.mark.parametrize("command", sorted(_OWN))
+def test_each_command_has_its_own_help_with_its_options_and_an_example(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: python flows/main.py {command} ")
+    shown = set(re.findall(r"^  (--[a-z-]+)", text, re.MULTILINE))
+    must, must_not = _OWN[command]
+    assert must <= shown and not must_not & shown, (shown, text)
+    [example] = re.findall(r"^example:\n  python flows/main.py (.*)$", text, re.MULTILINE)
+    argv = example.split()
+    assert argv[0] == command
+    assert _parser().parse_args(argv).command == command  # the example is valid usage
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    assert top != text and all(f"    {c}" in top for c in _OWN)
+
+
+def test_a_command_named_after_its_options_is_still_that_command() -> None:
+    args = _parser().parse_args(["--lake", "x", "--pipeline", "state", "state", "show"])
+    assert (args.command, args.args, args.lake, args.pipeline) == ("state", ["show"], "x", "state")
+    assert _parser().parse_args(["--sandbox"]).command == "run"

@@ -114,3 +114,50 @@ def test_a_failed_run_sends_the_failure_alert(stack: Stack) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _AlertHook(BaseHTTPRequestHandler):
+    received: list[dict[str, object]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        _AlertHook.received.append(json.loads(body or b"{}"))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_shipped_failure_alert_posts_a_failed_runs_cause_once_pointed_at_a_webhook(
+        stack: Stack) -> None:
+    """prefect deploy --all created analytics-sync/failure-alert and its trigger; storing a
+    webhook URL is all the set-up. A failed deployment run's cause reaches the webhook, and
+    the failed run's logs hold no traceback (an expected failure)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AlertHook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks/T0KEN"
+        stored = subprocess.run([sys.executable, "flows/alerts.py", "--webhook"],
+                                cwd=stack.checkout, env=dict(stack.env,
+                                                             ANALYTICS_ALERT_WEBHOOK_URL=url),
+                                capture_output=True, text=True, timeout=120,
+                                stdin=subprocess.DEVNULL)
+        assert stored.returncode == 0, stored.stdout + stored.stderr
+        assert "T0KEN" not in stored.stdout + stored.stderr
+        failed = stack.prefect("deployment", "run", "analytics-sync/incremental", "--param",
+                               'resources=["no-such-resource"]', "--watch", "--watch-timeout",
+                               "120", check=False)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        deadline = time.monotonic() + 180  # the trigger, then a worker runs the alert
+        while not _AlertHook.received and time.monotonic() < deadline:
+            time.sleep(1)
+        assert _AlertHook.received, "no alert within 180 s of the failed run" + stack.worker_log()
+        body = _AlertHook.received[0]
+        assert body["flow"] == "analytics-sync" and body["deployment"] == "incremental", body
+        assert body["state"] == "Failed" and "no-such-resource" in str(body["message"]), body
+        assert "Traceback" not in stack.worker_log()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -152,7 +152,7 @@ def test_initial_value_starts_the_first_read_and_the_param_carries_it(tmp_path: 
         raw = config(*STYLES["cursor"], "id", "placeholder", initial_value=initial)
         result = sync(sandbox, tmp_path, config=raw, resources=["deals"])
         assert result["deals"].status == "ok", result
-        # The first read starts at initial_value less lag; everything read is from there on.
+        # The first read starts at initial_value (tests/test_initial_value.py: not lag before).
         table = Lake(str(tmp_path)).read("deals")
         assert {r["id"] for r in deals if parse_cursor(r["updated_at"]) >= cut} \
             <= set(table["id"])

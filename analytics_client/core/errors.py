@@ -8,6 +8,7 @@
     ├── PrefectStartError      Prefect's temporary API server did not start in time
     ├── PipelineBusyError      another run holds the pipeline's lock (or a writer a table's)
     ├── MaintenanceFailed      the maintenance flow could not maintain some tables
+    ├── AlertNotSent           the failure alert's webhook did not take the alert
     ├── ResourceFailed         one resource of a run failed: its partial ``summary``, ``cause``
     ├── TokenRequestError      the OAuth2 token endpoint refused or garbled a token request
     ├── SyncFailed             a run ended with at least one resource failed (the flow's end)
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from analytics_client.core.summary import ResourceSummary
 
 __all__ = [
+    "AlertNotSent",
     "AnalyticsSyncError",
     "APIError",
     "BadParentError",
@@ -185,12 +187,31 @@ class MaintenanceFailed(AnalyticsSyncError):
                          + "; ".join(self.failures))
 
 
+class AlertNotSent(AnalyticsSyncError):
+    """The failure alert's webhook (orchestration/alerting.py) did not answer 2xx. Names its
+    host, never its URL (a webhook URL usually holds a token)."""
+
+    def __init__(self, host: str, fault: str, block: str) -> None:
+        self.host = host
+        self.fault = fault
+        super().__init__(f"the alert webhook at {host} did not take the alert ({fault}); check "
+                         f"the URL in the Prefect Secret block {block!r}")
+
+
 class ResourceError(AnalyticsSyncError):
     """One resource failed; the others carry on and what it committed stays."""
 
     def __init__(self, resource: str, message: str) -> None:
         self.resource = resource
+        self.message = message
         super().__init__(f"{resource}: {message}")
+
+    @property
+    def headline(self) -> str:
+        """The cause in one line without the resource's name, so that resources failing alike
+        read alike (the flow run's state message groups them by it: orchestration/failures.py).
+        """
+        return self.message
 
 
 class APIError(ResourceError):
@@ -216,9 +237,31 @@ class APIError(ResourceError):
         self.detail = detail
         self.url = url
         self.page = page
+        self.hint = hint
         where = f" on page {page}" if page is not None else ""
         tail = f"; {hint}" if hint else ""
         super().__init__(resource, f"HTTP {status}{where} from {url}: {detail}{tail}")
+
+    @property
+    def headline(self) -> str:
+        """``HTTP 401 from api.example.com: check the API key ...``: the status, the host (not
+        the path, page or query, which differ per resource) and what to do (the hint, else the
+        API's detail)."""
+        return f"HTTP {self.status} from {_host(self.url)}: {self.hint or self.detail}"
+
+
+def _host(url: str) -> str:
+    """``host[:port]`` of a (redacted) URL; the URL itself when it has none."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return url
+    if not host:
+        return url
+    return f"{host}:{port}" if port else host
 
 
 class RetriesExhaustedError(APIError):

@@ -4,7 +4,9 @@ The modules here may import Prefect: ``api`` (calls with bounded retries, what a
 ``blocks`` (the SyncMark block type), ``locks`` (a Prefect global concurrency limit per
 resource), ``secrets`` (Secret blocks, then the environment), ``server`` (Prefect's settings for
 our processes, its temporary server; ``temporary_server`` runs in that server's process),
-``storage`` (object-store credentials), ``cli`` (the command line of ``python flows/main.py``).
+``storage`` (object-store credentials), ``cli`` (the command line of ``python flows/main.py``),
+``failures`` (what a failed run says: its state message, no traceback for our own errors),
+``alerting`` (the failure alert prefect.yaml deploys: a failed run's cause to a webhook).
 The names below are what the flows use; a few live elsewhere in the library and are re-exported
 here so that ``flows/`` imports from two places only (tests/test_flows_imports.py holds it to
 that).
@@ -48,8 +50,19 @@ if TYPE_CHECKING:
     from analytics_client.lake.preflight import ensure_lake_writable
     from analytics_client.orchestration import api as prefect_api
     from analytics_client.orchestration import cli
+    from analytics_client.orchestration.alerting import (
+        ALERT_WEBHOOK_BLOCK,
+        describe_run,
+        send_alert,
+        webhook_url,
+    )
     from analytics_client.orchestration.blocks import SyncMark
     from analytics_client.orchestration.cli import DEFAULT_LAKE
+    from analytics_client.orchestration.failures import (
+        failed_message,
+        failure_reason,
+        quiet_expected_tracebacks,
+    )
     from analytics_client.orchestration.locks import resource_slots
     from analytics_client.orchestration.marks import CommandMarkStore, PrefectMarkStore
     from analytics_client.orchestration.secrets import resolve_credentials, store_credentials
@@ -94,6 +107,15 @@ __all__ = [
     "resolve_storage_options",
     "again_inside_the_flow_run",
     "current_stop",
+    # what a failed run says
+    "failed_message",
+    "failure_reason",
+    "quiet_expected_tracebacks",
+    # the failure alert
+    "ALERT_WEBHOOK_BLOCK",
+    "describe_run",
+    "send_alert",
+    "webhook_url",
     # the fan-out flow
     "ChildOutcome",
     "Organization",
@@ -136,6 +158,10 @@ _HOMES: dict[str, tuple[str, str | None]] = {
                                 "resolve_storage_options"),
     "again_inside_the_flow_run": ("analytics_client.core.stop", "again_inside_the_flow_run"),
     "current_stop": ("analytics_client.core.stop", "current"),
+    **{name: ("analytics_client.orchestration.alerting", name) for name in (
+        "ALERT_WEBHOOK_BLOCK", "describe_run", "send_alert", "webhook_url")},
+    **{name: ("analytics_client.orchestration.failures", name) for name in (
+        "failed_message", "failure_reason", "quiet_expected_tracebacks")},
     "ChildOutcome": ("analytics_client.run.fanout", "ChildOutcome"),
     "Organization": ("analytics_client.run.fanout", "Organization"),
     "Per": ("analytics_client.run.fanout", "Per"),

@@ -21,7 +21,8 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 # First, before Prefect is imported: importing this module sets Prefect's environment
@@ -66,7 +67,7 @@ from analytics_client.state.marks import MarkStore, describe, reset
 if TYPE_CHECKING:
     from prefect.states import State
 
-__all__ = ["DEFAULT_LAKE", "SANDBOX_LAKE", "SyncFlow", "build_parser", "main"]
+__all__ = ["COMMANDS", "DEFAULT_LAKE", "SANDBOX_LAKE", "SyncFlow", "build_parser", "main"]
 
 # The analytics-sync flow (flows/main.py), called with its parameters and return_state=True.
 SyncFlow = Callable[..., "State[Any]"]
@@ -75,11 +76,48 @@ DEFAULT_LAKE = "./data/lake"
 SANDBOX_LAKE = "./data/sandbox-lake"
 
 
+COMMANDS = ("run", "check", "secrets", "state", "quarantine")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the option, and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see python flows/main.py --help)\n")
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+class _CommandParser(_Parser):
+    """The top level: ``run`` is the command when none is named (``python flows/main.py
+    --sandbox``), and a command named after options (``--lake X state show``) still counts."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        argv = list(sys.argv[1:] if args is None else args)
+        parsed, rest = super().parse_known_args(_command_first(argv), namespace)
+        for name, value in _DEFAULTS.items():  # options another command does not have
+            if not hasattr(parsed, name):
+                setattr(parsed, name, value)
+        return parsed, rest
+
+
+def _command_first(argv: list[str]) -> list[str]:
+    """``argv`` with its command in front: the first word that is not an option's value, else
+    ``run`` (the top-level help stays the top level's)."""
+    takes_value = {"--base-url", "--lake", "--resources", "--config", "--pipeline",
+                   "--api-key-block", "--organization-block", "--storage-block", "--batch-rows",
+                   "--sandbox-scale"}
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word in COMMANDS:
+            return [word, *argv[:index], *argv[index + 1:]]
+        if word == "--":
+            break
+        index += 2 if word in takes_value else 1
+    if not argv or argv[0] not in ("-h", "--help"):
+        return ["run", *argv]
+    return argv
 
 
 def _positive_int(text: str) -> int:
@@ -103,66 +141,149 @@ def _positive_float(text: str) -> float:
     return value
 
 
+_SECRETS_TEXT = (
+    "Secrets: the Prefect Secret blocks 'analytics-api-key' and 'analytics-organization-id' "
+    "stored for the run's API (its scheme, host and port), else ANALYTICS_API_KEY and "
+    "ANALYTICS_ORGANIZATION_ID; a block stored for another API is never sent.")
+_EXIT_TEXT = (
+    "Exit status: 0 when every resource synced, 1 when any failed, 2 for bad usage or config, "
+    "3 when the Prefect API went away during the run (the data is safe; run again), 130/143 "
+    "after Ctrl-C/SIGTERM.")
+
+# Each command: (one-line summary, what it does, one example).
+_COMMAND_HELP = {
+    "run": ("sync (the default command)",
+            "Sync the configured resources into Delta tables at <lake>/<resource>: each reads "
+            "what changed since its committed mark (--full-refresh: everything), in one Prefect "
+            "flow run; the summary goes to stdout, the log to stderr.",
+            "python flows/main.py run --sandbox --resources deals,users"),
+    "check": ("validate config, secrets and the lake; one request per resource",
+              "Check the config, the secrets, that the lake can be written and each resource's "
+              "first request exactly as a run sends it; writes nothing.",
+              "python flows/main.py check --base-url https://api.example.com"),
+    "secrets": ("store the API's secrets as Prefect Secret blocks",
+                "Create or update the Prefect Secret blocks for the API at --base-url (else "
+                "ANALYTICS_BASE_URL, else client.base_url) from ANALYTICS_API_KEY / "
+                "ANALYTICS_ORGANIZATION_ID (and the OAuth2 pair with --config) or a hidden "
+                "prompt; never from the command line. A run against another API never sends "
+                "them.",
+                "python flows/main.py secrets --base-url https://api.example.com"),
+    "state": ("show or reset the resources' marks",
+              "state show: every resource's mark (block and table) and what the next run reads; "
+              "state reset RESOURCE... | --all: the next run reads them in full. Use the "
+              "--pipeline, --lake (or --sandbox) of the run whose marks you mean.",
+              "python flows/main.py state show --sandbox"),
+    "quarantine": ("show or replay records set aside",
+                   "quarantine show [RESOURCE]: the records set aside in <lake>/_quarantine; "
+                   "quarantine replay [RESOURCE...]: write them again through the current "
+                   "config (a record older than its row is skipped).",
+                   "python flows/main.py quarantine show deals --sandbox"),
+}
+
+
+def _add(parser: argparse.ArgumentParser, option: str) -> None:
+    """One option of the command line, defined once for every command that takes it."""
+    if option == "--sandbox":
+        parser.add_argument("--sandbox", action="store_true",
+                            help="the bundled sandbox API on a free loopback port, its own "
+                            f"credentials, pipeline 'sandbox' and lake {SANDBOX_LAKE}")
+    elif option == "--sandbox-scale":
+        parser.add_argument("--sandbox-scale", type=_positive_float, default=1.0,
+                            help="with --sandbox: dataset size factor (1 = 27,250 records)")
+    elif option == "--base-url":
+        parser.add_argument("--base-url", default=os.environ.get("ANALYTICS_BASE_URL"),
+                            help="API base URL (env ANALYTICS_BASE_URL; default: "
+                            "client.base_url)")
+    elif option == "--lake":
+        parser.add_argument("--lake", default=os.environ.get("ANALYTICS_LAKE_URI"),
+                            help="lake path or URI, tables at <lake>/<resource> (env "
+                            f"ANALYTICS_LAKE_URI; default {DEFAULT_LAKE})")
+    elif option == "--resources":
+        parser.add_argument("--resources", help="comma-separated subset, e.g. deals,users")
+    elif option == "--config":
+        parser.add_argument("--config", help="dlt rest_api_source config as a JSON or YAML "
+                            "file (default: the seed configuration)")
+    elif option == "--pipeline":
+        parser.add_argument("--pipeline", default=None,
+                            help="pipeline name: marks are kept per pipeline (default analytics; "
+                            "sandbox with --sandbox, so demo marks never mix with real ones)")
+    elif option == "--api-key-block":
+        parser.add_argument("--api-key-block", default=API_KEY_BLOCK,
+                            help=f"Prefect Secret block of the API key (default {API_KEY_BLOCK})")
+    elif option == "--organization-block":
+        parser.add_argument("--organization-block", default=ORGANIZATION_BLOCK,
+                            help="Prefect Secret block of the organization id "
+                            f"(default {ORGANIZATION_BLOCK})")
+    elif option == "--storage-block":
+        parser.add_argument("--storage-block", default=os.environ.get("ANALYTICS_STORAGE_BLOCK"),
+                            help="Analytics Lake Storage block with the object store's "
+                            "credentials (env ANALYTICS_STORAGE_BLOCK; default: the standard "
+                            "AWS_/GOOGLE_/AZURE_ environment variables)")
+    elif option == "--batch-rows":
+        parser.add_argument("--batch-rows", type=_positive_int, default=DEFAULT_BATCH_ROWS,
+                            help=f"records per Delta commit (bounds memory; default "
+                            f"{DEFAULT_BATCH_ROWS})")
+    elif option == "--full-refresh":
+        parser.add_argument("--full-refresh", action="store_true",
+                            help="ignore the marks: re-read everything (with --resources, just "
+                            "those)")
+    elif option == "--all":
+        parser.add_argument("--all", action="store_true", help="with reset: every resource")
+    elif option == "--debug":
+        parser.add_argument("--debug", action="store_true",
+                            help="show tracebacks besides the one-line errors "
+                            "(env ANALYTICS_SYNC_DEBUG=1)")
+    else:  # pragma: no cover - a typo in _OPTIONS
+        raise ValueError(option)
+
+
+_WHERE = ("--config", "--base-url", "--pipeline", "--lake", "--storage-block", "--sandbox")
+_OPTIONS = {
+    "run": (*_WHERE, "--resources", "--full-refresh", "--batch-rows", "--api-key-block",
+            "--organization-block", "--sandbox-scale", "--debug"),
+    "check": (*_WHERE, "--resources", "--api-key-block", "--organization-block",
+              "--sandbox-scale", "--debug"),
+    "secrets": ("--base-url", "--config", "--api-key-block", "--organization-block", "--debug"),
+    "state": (*_WHERE, "--all", "--debug"),
+    "quarantine": (*_WHERE, "--debug"),
+}
+_POSITIONAL = {"state": ("show | reset", "show, or reset and resource names"),
+               "quarantine": ("show | replay", "show [RESOURCE] or replay [RESOURCE...]")}
+# Every option's value when the command has no such option (one namespace for _dispatch).
+_DEFAULTS: dict[str, Any] = {
+    "args": [], "all": False, "full_refresh": False, "sandbox": False, "base_url": None,
+    "lake": None, "resources": None, "config": None, "pipeline": None,
+    "api_key_block": API_KEY_BLOCK, "organization_block": ORGANIZATION_BLOCK,
+    "storage_block": None, "batch_rows": DEFAULT_BATCH_ROWS, "debug": False,
+    "sandbox_scale": 1.0,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The commands and options of ``python flows/main.py`` (its ``--help``)."""
-    parser = _Parser(
+    """The commands and options of ``python flows/main.py``: ``--help`` lists the commands,
+    ``COMMAND --help`` that command's options and an example."""
+    parser = _CommandParser(
         prog="python flows/main.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Sync tags, deals, pages, tasks and users from the analytics API into Delta "
-        "Lake tables (one Prefect flow run).",
-        epilog="Secrets: the Prefect Secret blocks 'analytics-api-key' and "
-        "'analytics-organization-id' stored for the run's API (its scheme, host and port), else "
-        "ANALYTICS_API_KEY and ANALYTICS_ORGANIZATION_ID; a block stored for another API is "
-        "never sent. "
-        "Exit status: 0 when every resource synced, 1 when any failed, 2 for bad usage or config, "
-        "3 when the Prefect API went away during the run (the data is safe; run again).",
+        "Lake tables (one Prefect flow run).\n\n"
+        "  python flows/main.py --sandbox       sync the bundled sandbox API (run is the default)\n"
+        "  python flows/main.py COMMAND --help  a command's options and an example",
+        epilog=textwrap.fill(_SECRETS_TEXT) + "\n" + textwrap.fill(_EXIT_TEXT),
     )
-    parser.add_argument("command", nargs="?",
-                        choices=("run", "check", "secrets", "state", "quarantine"),
-                        default="run",
-                        help="run (default): sync; check: validate config and secrets and make "
-                        "one request per resource, writing nothing; secrets: create or update "
-                        "the Prefect Secret blocks for the API at --base-url (else "
-                        "client.base_url) from ANALYTICS_API_KEY / "
-                        "ANALYTICS_ORGANIZATION_ID or a prompt; state show: print every "
-                        "resource's mark; state reset RESOURCE... | --all: force full reads; "
-                        "quarantine show [RESOURCE]: records set aside; quarantine replay "
-                        "[RESOURCE...]: write them again through the current config")
-    parser.add_argument("args", nargs="*", help="for state: show, or reset and resource names")
-    parser.add_argument("--all", action="store_true", help="with state reset: every resource")
-    parser.add_argument("--full-refresh", action="store_true",
-                        help="ignore the marks: re-read everything (with --resources, just those)")
-    parser.add_argument("--sandbox", action="store_true",
-                        help="start the bundled sandbox API on a free loopback port and use it "
-                        f"(its own credentials; lake defaults to {SANDBOX_LAKE})")
-    parser.add_argument("--base-url", default=os.environ.get("ANALYTICS_BASE_URL"),
-                        help="API base URL (env ANALYTICS_BASE_URL; default: client.base_url)")
-    parser.add_argument("--lake", default=os.environ.get("ANALYTICS_LAKE_URI"),
-                        help="lake path or URI, tables at <lake>/<resource> "
-                        "(env ANALYTICS_LAKE_URI; "
-                        f"default {DEFAULT_LAKE})")
-    parser.add_argument("--resources", help="comma-separated subset, e.g. deals,users")
-    parser.add_argument("--config", help="dlt rest_api_source config as a JSON or YAML file "
-                        "(default: the seed configuration)")
-    parser.add_argument("--pipeline", default=None,
-                        help="pipeline name: marks are kept per pipeline (default analytics; "
-                        "sandbox with --sandbox, so demo marks never mix with real ones)")
-    parser.add_argument("--api-key-block", default=API_KEY_BLOCK,
-                        help=f"Prefect Secret block holding the API key (default {API_KEY_BLOCK})")
-    parser.add_argument("--organization-block", default=ORGANIZATION_BLOCK,
-                        help="Prefect Secret block holding the organization id "
-                        f"(default {ORGANIZATION_BLOCK})")
-    parser.add_argument("--storage-block", default=os.environ.get("ANALYTICS_STORAGE_BLOCK"),
-                        help="Analytics Lake Storage block with the object store's credentials "
-                        "(env ANALYTICS_STORAGE_BLOCK; default: the standard AWS_/GOOGLE_/AZURE_ "
-                        "environment variables)")
-    parser.add_argument("--batch-rows", type=_positive_int, default=DEFAULT_BATCH_ROWS,
-                        help="records per Delta commit (bounds memory; default "
-                        f"{DEFAULT_BATCH_ROWS})")
-    parser.add_argument("--debug", action="store_true",
-                        help="show tracebacks besides the one-line errors "
-                        "(env ANALYTICS_SYNC_DEBUG=1)")
-    parser.add_argument("--sandbox-scale", type=_positive_float, default=1.0,
-                        help="with --sandbox: dataset size factor (1 = 27,250 records)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                     parser_class=_Parser)
+    for name, (summary, description, example) in _COMMAND_HELP.items():
+        sub = commands.add_parser(
+            name, help=summary, description=textwrap.fill(description),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=f"example:\n  {example}" + (
+                "\n\n" + textwrap.fill(_SECRETS_TEXT) if name in ("run", "check") else ""))
+        if name in _POSITIONAL:
+            metavar, text = _POSITIONAL[name]
+            sub.add_argument("args", nargs="*", metavar=metavar, help=text)
+        for option in _OPTIONS[name]:
+            _add(sub, option)
     return parser
 
 

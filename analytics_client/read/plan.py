@@ -110,12 +110,21 @@ class Cursor:
         """Where a read resuming at ``mark`` sends its first cursor filter: ``lag`` earlier,
         because the contract lets a change become visible up to 5 s late (None: all);
         strictly after the mark when the API's clock has ``proven`` it (state/markpolicy.py).
-        Within what the cursor's kind holds: the filter must stay writable."""
+        Within what the cursor's kind holds: the filter must stay writable.
+
+        The lag never takes a read below ``initial_value`` (dlt's ``apply_lag``: "applies lag
+        to last_value but prevents it to cross initial_value"): a first run starts exactly at
+        ``initial_value``, as docs/incremental.md says; a mark already below it (saved before
+        ``initial_value`` was set) stays where it is."""
         if mark is None:
             return None
         if proven:
             return self.codec.clamp(mark + 1)  # cursors are whole microseconds or integers
-        return self.codec.clamp(mark - self.codec.offset(self.lag))
+        lagged = self.codec.clamp(mark - self.codec.offset(self.lag))
+        initial = self.initial_mark
+        if initial is not None and mark >= initial:
+            lagged = max(lagged, initial)
+        return lagged
 
     def begin(self, start: Start | None) -> int | None:
         """Where a read from ``start`` begins (None: everything)."""

@@ -39,9 +39,9 @@ def first_page(plan: ResourcePlan) -> tuple[int | None, RequestTemplate, PageReq
     resource ``plan`` describes sends, built where the run builds it.
 
     A keyset walk (or its backfill) with an ``initial_value`` starts at the walk's first
-    request from ``lag`` seconds before it (``keyset_request``); a lagged read fills its
-    placeholders and ``start_param`` from ``initial_value`` less ``lag``, or leaves them out
-    (``window.windowed_request``); else the paginator's first request.
+    request from it (``keyset_request``; the lag never goes below it: ``Cursor.read_from``);
+    a lagged read fills its placeholders and ``start_param`` from ``initial_value``, or leaves
+    them out (``window.windowed_request``); else the paginator's first request.
     """
     cursor = plan.cursor
     if cursor is not None and plan.walk in ("keyset", "sliced") and cursor.initial_value:
