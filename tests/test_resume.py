@@ -38,6 +38,10 @@ COUNTS = {"tags": 20, "users": 20, "deals": 1300, "pages": 20, "tasks": 800}
 READ = ("deals", "tasks")
 # Split whatever the machine's pace (a busy shared machine must not decide the walks).
 TIMING = Timing(slow_page=0.0, max_busy_steal=float("inf"))
+# A merge table stages its batches and lands them once per run (issue 24): a kill before that
+# keeps nothing. Runs that get killed here land every batch as it comes (merge_every 0), so
+# that commits mid-run record ranges for the resume to start from.
+KILLED_TIMING = Timing(slow_page=0.0, max_busy_steal=float("inf"), merge_every=0.0)
 BATCH = 100  # records per commit: a killed run keeps what its commits hold
 ACCEPTED = 1.15  # the issue's bound on (stopped run + resume) / full read
 
@@ -69,11 +73,11 @@ class Killed(BaseException):
 
 
 def _run(sandbox: Any, lake: Path, transport: Counting,
-         marks: MemoryMarkStore | None = None) -> dict[str, Any]:
+         marks: MemoryMarkStore | None = None, timing: Timing = TIMING) -> dict[str, Any]:
     """One run of ``READ``; ``marks``: the state store besides the tables (a Prefect block's
     stand-in; it hears of a mark at most every 30 s, so after a stop it is behind)."""
     return sync(sandbox, lake, marks or MemoryMarkStore(), resources=list(READ),
-                transport=transport, timing=TIMING, batch_rows=BATCH)
+                transport=transport, timing=timing, batch_rows=BATCH)
 
 
 def _full_read(seed: int) -> int:
@@ -115,7 +119,7 @@ def _stop_then_resume(seed: int, share: float, *, kill: bool = False,
         if kill:
             first = Counting(kill_at=at)
             with pytest.raises(Killed):
-                _run(api, lake, first, marks)
+                _run(api, lake, first, marks, KILLED_TIMING)
             first.sent = min(first.sent, at - 1)  # the refused ones never left
         else:
             with on_signals() as flag:
@@ -337,7 +341,8 @@ from analytics_client import DEFAULT_CONFIG, Credentials, load_config, run_sync
 from analytics_client.core.timing import Timing
 source = load_config(copy.deepcopy(DEFAULT_CONFIG), base_url=sys.argv[1])
 run_sync(source, Credentials(sys.argv[2], sys.argv[3]), sys.argv[4], resources=sys.argv[5:],
-         batch_rows={BATCH}, timing=Timing(slow_page=0.0, max_busy_steal=float("inf")))
+         batch_rows={BATCH},
+         timing=Timing(slow_page=0.0, max_busy_steal=float("inf"), merge_every=0.0))
 """
 
 

@@ -31,6 +31,7 @@ from analytics_client.http.origin import origin_text
 from analytics_client.orchestration.secrets import read_stored
 from flows.main import main
 from tests.records_support import T0, own_config
+from tests.support import ORG_HEADERS
 from tests.recordserver import RecordServer
 
 # ---- the rules, as a table --------------------------------------------------------------------
@@ -148,8 +149,12 @@ def hosts() -> Iterator[tuple[RecordServer, RecordServer]]:
 
 @pytest.fixture(scope="module")
 def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An own config that sends the organization id too (declared, as the seed does), so both
+    credentials of a stored pair are tested for where they go."""
+    config = own_config("events")
+    config["client"]["headers"] = {**config["client"].get("headers", {}), **ORG_HEADERS}
     path = tmp_path_factory.mktemp("config") / "events.json"
-    path.write_text(json.dumps(own_config("events")))
+    path.write_text(json.dumps(config))
     return path
 
 

@@ -116,7 +116,8 @@ def test_a_run_stopped_mid_way_leaves_no_mark_ahead_of_any_range(
     from analytics_client.state.marks import Mark
 
     timing = Timing(slow_page=0.0, max_busy_steal=float("inf"),
-                    mark_save_every=0.0)  # a save per commit
+                    mark_save_every=0.0,  # a save per commit
+                    merge_every=0.0)  # and a commit per batch, not one staged merge per run
 
     class DiesOnThirdSave(MemoryMarkStore):
         saves = 0
