@@ -384,9 +384,9 @@ def test_an_unbound_block_is_used_as_stored_with_a_warning_naming_secrets(
 @pytest.mark.slow
 def test_secrets_binds_the_oauth2_client_of_an_oauth2_config_too(
         harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`secrets --config` with an OAuth2 config stores the client id and secret (and no API
-    key) for the API; a run against another refuses all three, naming the command with its
-    --config."""
+    """`secrets --config` with an OAuth2 config that sends the organization header stores the
+    organization id, client id and secret (and no API key) for the API; a run against another
+    refuses all three, naming the command with its --config."""
     from analytics_client.core.errors import SecretHostMismatchError
     from analytics_client.orchestration.api import command_api
     from analytics_client.orchestration.secrets import resolve_credentials
@@ -394,7 +394,7 @@ def test_secrets_binds_the_oauth2_client_of_an_oauth2_config_too(
     a, b = "https://api.example.com", "https://eu.api.example.com"
     config = tmp_path / "oauth.json"
     config.write_text(json.dumps({
-        "client": {"base_url": a, "auth": {
+        "client": {"base_url": a, "headers": ORG_HEADERS, "auth": {
             "type": "oauth2_client_credentials", "access_token_url": a + "/oauth/token",
             "client_id": 'dlt.secrets["client_id"]',
             "client_secret": 'dlt.secrets["client_secret"]'}},
@@ -409,7 +409,7 @@ def test_secrets_binds_the_oauth2_client_of_an_oauth2_config_too(
                           "'analytics-client-secret' for the API at https://api.example.com:443")
     for name in ("ANALYTICS_ORGANIZATION_ID", "ANALYTICS_CLIENT_ID", "ANALYTICS_CLIENT_SECRET"):
         monkeypatch.delenv(name)
-    needs = ("client_id", "client_secret")
+    needs = ("organization_id", "client_id", "client_secret")
     with command_api() as api:
         found = resolve_credentials("analytics-api-key", "i23-oauth-org", base_url=a + "/v2",
                                     api=api, needs=needs, log=None)
