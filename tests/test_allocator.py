@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import analytics_client.core.allocator as allocator
 
 SOURCE = Path(allocator.__file__)
@@ -40,6 +42,7 @@ def test_both_allocators_take_zero_decays_and_the_variable_is_put_back() -> None
     assert left == "None"
 
 
+@pytest.mark.slow  # a Prefect server or a fresh interpreter: the slow tier
 def test_a_users_own_setting_is_kept() -> None:
     code = ("import os, analytics_client, polars\n"
             "print(os.environ['_RJEM_MALLOC_CONF'])")
@@ -47,6 +50,7 @@ def test_a_users_own_setting_is_kept() -> None:
     assert allocator.JEMALLOC_CONF not in _run(code, "").stdout
 
 
+@pytest.mark.slow  # a Prefect server or a fresh interpreter: the slow tier
 def test_importing_the_library_configures_before_polars_loads() -> None:
     code = "import analytics_client.core.allocator as a; print(a.configured)"
     assert _run(code, None).stdout.strip() == "True"

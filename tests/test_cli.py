@@ -77,6 +77,7 @@ def _blocked_lake(tmp_path: Path) -> Path:
 # --- defect 1: the first run on a busy machine ----------------------------------------------
 
 
+@pytest.mark.slow  # a Prefect server or a fresh interpreter: the slow tier
 def test_the_temporary_prefect_server_gets_time_to_start_on_a_busy_machine() -> None:
     """flows/main.py raises Prefect's 20 s startup wait (a first start on 2 busy cores: longer)."""
     setting = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
@@ -89,6 +90,7 @@ def test_the_temporary_prefect_server_gets_time_to_start_on_a_busy_machine() -> 
     assert int(done.stdout.split()[-1]) >= 120
 
 
+@pytest.mark.slow  # a Prefect server or a fresh interpreter: the slow tier
 @pytest.mark.parametrize("command", [["--sandbox", "--sandbox-scale", "0.01"],
                                      ["--base-url", "http://127.0.0.1:9"]])
 def test_a_temporary_server_that_does_not_start_is_one_line_and_exit_2(
@@ -106,6 +108,7 @@ def test_a_temporary_server_that_does_not_start_is_one_line_and_exit_2(
 # --- defect 4: state honours --sandbox -------------------------------------------------------
 
 
+@pytest.mark.slow  # a Prefect server or a fresh interpreter: the slow tier
 def test_state_show_with_sandbox_reads_the_lake_the_sandbox_run_writes(
         harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,6 +166,7 @@ def test_an_unknown_resource_in_resources_is_one_line_naming_it(names: list[str]
         assert all(r in line for r in RESOURCES.split(", "))
 
 
+@pytest.mark.slow  # a Prefect server or a fresh interpreter: the slow tier
 def test_secrets_without_a_terminal_says_which_variable_to_set(tmp_path: Path) -> None:
     """No terminal to prompt on and no variables: one line, exit 2, no EOFError."""
     done = _cli("secrets", tmp_path=tmp_path, timeout=120)

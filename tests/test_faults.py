@@ -240,7 +240,17 @@ def assert_no_secret_in_lake(lake: Path, sandbox: RunningSandbox) -> None:
                     assert not frame[column].str.contains(form, literal=True).any()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+# The inner-loop tier (-m 'not slow') runs one case of each kind; the whole suite runs all.
+FAST = {"429 burst, Retry-After 1", "500 burst", "connection reset mid-body",
+        "body cut off mid-JSON", "5xx outlasting max_retries", "id null",
+        "updated_at unparseable", "total_pages shrinks during the run",
+        "quota exhausted, reset announced as delta",
+        "an empty page mid-stream while links.next says more",
+        "a 400 echoing the URL with a query-string key, percent-encoded"}
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=c.name, marks=() if c.name in FAST else pytest.mark.slow) for c in CASES])
 def test_fault(case: Case, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """One fault: the promised outcome, committed data kept, marks behind the data, 0 rows lost."""
     caplog.set_level(logging.INFO)
@@ -433,7 +443,7 @@ _VICTIM = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("point", ["fetch", "stage", "merge", "save"])
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("seed", [1, *(pytest.param(s, marks=pytest.mark.slow) for s in (2, 3, 4, 5))])
 def test_sigkill_at_a_random_point_then_rerun_loses_nothing(
         tmp_path: Path, point: str, seed: int) -> None:
     """Killed while fetching, while staging a batch, inside the merge of the staged batches, or

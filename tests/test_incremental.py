@@ -372,6 +372,7 @@ _KILLABLE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a Prefect server or a fresh interpreter: the slow tier
 def test_a_run_killed_with_sigkill_does_not_keep_the_lock(tmp_path: Path) -> None:
     """SIGKILL mid-run frees the lock; the next run proceeds and ends equal to the truth.
 

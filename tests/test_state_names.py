@@ -83,6 +83,7 @@ def test_a_mark_under_the_old_name_is_still_read_when_it_is_ours(tmp_path: Path)
     assert store.load("Acme-Prod", "deals") is None  # the old block is not Acme-Prod's
 
 
+@pytest.mark.slow  # a Prefect server or a fresh interpreter: the slow tier
 def test_prefect_blocks_one_per_pipeline(harness: None) -> None:
     """The same two pipelines on a real Prefect API: their own blocks, their own cursors."""
     store = PrefectMarkStore()
