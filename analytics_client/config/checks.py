@@ -11,6 +11,7 @@ from typing import Any
 
 from analytics_client.config.model import (
     CursorPaginator,
+    HeaderCursorPaginator,
     OffsetPaginator,
     PageNumberPaginator,
     ResourceConfig,
@@ -139,9 +140,9 @@ def _paginator_params(paginator: Any) -> list[str]:
     if isinstance(paginator, PageNumberPaginator):
         return [p for p in (paginator.page_param, paginator.limit_param) if p]
     if isinstance(paginator, OffsetPaginator):
-        return [paginator.offset_param, paginator.limit_param]
-    if isinstance(paginator, CursorPaginator):
-        return [paginator.cursor_param]
+        return [p for p in (paginator.offset_param, paginator.limit_param) if p]
+    if isinstance(paginator, CursorPaginator | HeaderCursorPaginator):
+        return [paginator.cursor_param] if paginator.cursor_param else []
     return []
 
 

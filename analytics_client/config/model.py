@@ -1,8 +1,8 @@
 """The source configuration: dlt's ``rest_api_source`` dict format, validated once at the boundary.
 
-Users arrive with a dlt config, so we read that format rather than invent one. We differ from
-dlt where dlt's defaults do not fit the API contract (pages start at 1, totals live at
-``meta.page.total_pages`` and are optional) and in being strict: every key is known, every value
+Users arrive with a dlt config, so we read that format rather than invent one, with dlt's
+defaults where a key is omitted (the seed, ``loading.DEFAULT_CONFIG``, writes out the contract's
+paging in full). We differ from dlt in being strict: every key is known, every value
 is checked, and all problems are reported together in one ``ConfigError`` before any request.
 
 Secrets never live in a config: ``api_key``, ``token`` and ``password`` must be omitted or written
@@ -53,6 +53,7 @@ __all__ = [
     "AutoPaginator",
     "CursorPaginator",
     "ErrorHandler",
+    "HeaderCursorPaginator",
     "HeaderLinkPaginator",
     "JSONLinkPaginator",
     "OffsetPaginator",
@@ -205,22 +206,77 @@ class OAuth2ClientCredentialsAuth(_Model):
         return data
 
 
+def _value_path(path: str) -> str:
+    """A paginator path key (``total_path``, ``cursor_path``, ...): JSONPath as dlt reads it
+    (``core.jsonpath.lookup``), checked here so a typo fails at load time, not mid-read."""
+    if not is_dotted(path):
+        try:
+            compile_selector(path)
+        except ValueError as exc:
+            raise _fail("json_path", f"{path!r} {exc}") from None
+    return path
+
+
+ValuePath = Annotated[str, Field(min_length=1), AfterValidator(_value_path)]
+
+
+def _param_or_body(data: Any, param: str, body: str, default: str) -> Any:
+    """dlt's rule for a value sent either as a query parameter or in the JSON body: with
+    neither key given the parameter is ``default``; both given is an error (checked after)."""
+    if isinstance(data, dict) and data.get(param) is None and data.get(body) is None:
+        return {**data, param: default}
+    return data
+
+
+def _one_of(model: _Model, param: str, body: str) -> None:
+    if bool(getattr(model, param)) == bool(getattr(model, body)):
+        raise ValueError(f"give either {param} or {body}, not both (dlt's rule)")
+
+
 class PageNumberPaginator(_Model):
-    """Page-number paging; defaults fit the contract (1-based, optional totals)."""
+    """dlt's ``page_number``, with dlt's names and defaults: ``page_param`` ``page`` (or
+    ``page_body_path``), ``base_page`` 0, ``page`` (the first page asked for; default
+    ``base_page``), ``total_path`` ``total`` (total pages, JSONPath; null when the API sends
+    none), ``maximum_page``, ``stop_after_empty_page`` true, ``has_more_path``.
+    Ours: ``limit`` records per page sent as ``limit_param`` (dlt users put the size in
+    ``params``; a size we know lets a read tell a short page and probe one record).
+    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#pagenumberpaginator
+    """
 
     type: Literal["page_number"]
-    page_param: str = "page[number]"
-    limit_param: str | None = "page[size]"
-    limit: PositiveInt | None = None
-    base_page: NonNegativeInt = 1
-    total_path: str | None = "meta.page.total_pages"
+    page_param: str | None = None
+    page_body_path: str | None = None
+    base_page: NonNegativeInt = 0
+    page: NonNegativeInt | None = None
+    total_path: ValuePath | None = "total"
     maximum_page: PositiveInt | None = None
+    stop_after_empty_page: bool = True
+    has_more_path: ValuePath | None = None
+    limit_param: str | None = None
+    limit: PositiveInt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dlt_default_param(cls, data: Any) -> Any:
+        return _param_or_body(data, "page_param", "page_body_path", "page")
 
     @model_validator(mode="after")
-    def _limit_needs_param(self) -> PageNumberPaginator:
+    def _consistent(self) -> PageNumberPaginator:
+        _one_of(self, "page_param", "page_body_path")
         if self.limit is not None and not self.limit_param:
             raise ValueError("limit is set but limit_param is empty: name the page-size parameter")
+        if self.page is not None and self.page < self.base_page:
+            raise ValueError(f"page {self.page} is before base_page {self.base_page}")
+        if self.total_path is None and self.maximum_page is None \
+                and self.has_more_path is None and not self.stop_after_empty_page:
+            raise ValueError("cannot tell when to stop: set total_path, maximum_page, "
+                             "has_more_path or stop_after_empty_page: true (dlt's rule)")
         return self
+
+    @property
+    def first_page(self) -> int:
+        """The page a read asks for first: dlt's ``page``, else ``base_page``."""
+        return self.base_page if self.page is None else self.page
 
 
 class SinglePagePaginator(_Model):
@@ -230,29 +286,41 @@ class SinglePagePaginator(_Model):
 
 
 class OffsetPaginator(_Model):
-    """Offset paging (dlt's ``offset``, same names and defaults): ``offset`` grows by ``limit``.
+    """Offset paging (dlt's ``offset``, same names and defaults): ``offset`` grows by ``limit``
+    (by the records received when the API serves fewer: a clamped page size).
 
-    Stops on the first of: an empty page (``stop_after_empty_page``), ``offset`` reaching the
-    total at ``total_path``, ``maximum_offset``, or, when there is no total to trust
-    (``total_path: null``), a page shorter than ``limit``.
+    dlt's keys: ``limit``, ``offset`` 0, ``offset_param`` ``offset`` (or ``offset_body_path``),
+    ``limit_param`` ``limit`` (or ``limit_body_path``), ``total_path`` ``total`` (records,
+    JSONPath), ``maximum_offset``, ``stop_after_empty_page`` true, ``has_more_path``.
     https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#offsetpaginator
     """
 
     type: Literal["offset"]
     limit: PositiveInt
     offset: NonNegativeInt = 0
-    offset_param: str = Field(default="offset", min_length=1)
-    limit_param: str = Field(default="limit", min_length=1)
-    total_path: str | None = "total"
+    offset_param: str | None = None
+    offset_body_path: str | None = None
+    limit_param: str | None = None
+    limit_body_path: str | None = None
+    total_path: ValuePath | None = "total"
     maximum_offset: PositiveInt | None = None
     stop_after_empty_page: bool = True
+    has_more_path: ValuePath | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dlt_default_params(cls, data: Any) -> Any:
+        data = _param_or_body(data, "offset_param", "offset_body_path", "offset")
+        return _param_or_body(data, "limit_param", "limit_body_path", "limit")
 
     @model_validator(mode="after")
     def _can_stop(self) -> OffsetPaginator:
+        _one_of(self, "offset_param", "offset_body_path")
+        _one_of(self, "limit_param", "limit_body_path")
         if self.total_path is None and self.maximum_offset is None \
-                and not self.stop_after_empty_page:
-            raise ValueError("cannot tell when to stop: set total_path, maximum_offset or "
-                             "stop_after_empty_page: true")
+                and self.has_more_path is None and not self.stop_after_empty_page:
+            raise ValueError("cannot tell when to stop: set total_path, maximum_offset, "
+                             "has_more_path or stop_after_empty_page: true (dlt's rule)")
         return self
 
 
@@ -260,25 +328,51 @@ class CursorPaginator(_Model):
     """A cursor from the body sent back as a query parameter (dlt's ``cursor``, i.e.
     ``JSONResponseCursorPaginator``; ``json_response_cursor`` is accepted as another name).
 
-    Stops when the cursor at ``cursor_path`` is missing, null or empty.
+    dlt's keys: ``cursor_path`` ``cursors.next`` (JSONPath: Stripe's ``data[-1].id``),
+    ``cursor_param`` ``cursor`` (or ``cursor_body_path``), ``stop_after_empty_page`` false,
+    ``has_more_path``. Stops when the cursor is missing, null or empty, or has_more is false.
     https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced
     (#jsonresponsecursorpaginator)
     """
 
     type: Literal["cursor", "json_response_cursor"]
-    cursor_path: str = Field(default="cursors.next", min_length=1)
-    cursor_param: str = Field(default="cursor", min_length=1)
+    cursor_path: ValuePath = "cursors.next"
+    cursor_param: str | None = None
+    cursor_body_path: str | None = None
     stop_after_empty_page: bool = False
+    has_more_path: ValuePath | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dlt_default_param(cls, data: Any) -> Any:
+        return _param_or_body(data, "cursor_param", "cursor_body_path", "cursor")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> CursorPaginator:
+        _one_of(self, "cursor_param", "cursor_body_path")
+        return self
+
+
+class HeaderCursorPaginator(_Model):
+    """A cursor in a response header sent back as a query parameter (dlt's ``header_cursor``):
+    ``cursor_key`` ``next`` (the header), ``cursor_param`` ``cursor``. Stops when the header
+    is absent.
+    """
+
+    type: Literal["header_cursor"]
+    cursor_key: str = Field(default="next", min_length=1)
+    cursor_param: str = Field(default="cursor", min_length=1)
 
 
 class JSONLinkPaginator(_Model):
     """The next page's URL in the body (dlt's ``json_link``; ``json_response``, dlt's old name,
-    is accepted). Stops when the URL is missing, null or empty.
+    is accepted): ``next_url_path`` ``next`` (JSONPath: ``$['@odata.nextLink']``). Stops when
+    the URL is missing, null or empty.
     https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#jsonlinkpaginator
     """
 
     type: Literal["json_link", "json_response"]
-    next_url_path: str = Field(default="next", min_length=1)
+    next_url_path: ValuePath = "next"
 
 
 class HeaderLinkPaginator(_Model):
@@ -292,8 +386,9 @@ class HeaderLinkPaginator(_Model):
 
 
 class AutoPaginator(_Model):
-    """Detect the paging from the first response, as dlt's ``auto`` does: a ``Link`` header
-    with ``rel="next"``, else a next URL in the body, else a cursor in the body, else one page.
+    """Detect the paging from the first response, as dlt's ``auto`` (``detector.py``) does: a
+    ``Link`` header with ``rel="next"``, a next URL in the body, total pages, a cursor in the
+    body, else one page. Also what an endpoint without ``paginator`` gets (dlt's default).
     """
 
     type: Literal["auto"]
@@ -301,7 +396,7 @@ class AutoPaginator(_Model):
 
 Paginator = Annotated[
     PageNumberPaginator | SinglePagePaginator | OffsetPaginator | CursorPaginator
-    | JSONLinkPaginator | HeaderLinkPaginator | AutoPaginator,
+    | JSONLinkPaginator | HeaderLinkPaginator | HeaderCursorPaginator | AutoPaginator,
     Field(discriminator="type"),
 ]
 Auth = Annotated[ApiKeyAuth | BearerAuth | BasicAuth | OAuth2ClientCredentialsAuth,
@@ -456,7 +551,7 @@ class Endpoint(_Model):
     # dlt's JSONPath (jsonpath-ng); a dotted path is read strictly (responses.py).
     data_selector: Annotated[str, AfterValidator(_json_path)] = "data"
     response_actions: list[ResponseAction] = Field(default_factory=list)
-    paginator: Paginator = PageNumberPaginator(type="page_number")
+    paginator: Paginator = AutoPaginator(type="auto")  # dlt's default: detect
     error_handler: ErrorHandler = ErrorHandler()
     incremental: Incremental | None = None
     # Our addition: keyset walks of one resource run at once over disjoint cursor ranges

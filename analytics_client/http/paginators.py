@@ -23,6 +23,16 @@ differ it is to fail instead of finishing "ok" with rows missing or running fore
   ``client.base_url``; anything else is a ``ForeignHostError`` (the client checks it before a
   request is built, see ``client.py``). We refuse rather than drop the credentials: an API that
   pages onto another host answers 401 there anyway, and a refusal names the problem.
+* **More said, read stopped.** A read that would stop while its last page says there is more
+  (``has_more: true``, a total above what was read, a next link or cursor not followed) fails
+  naming that signal instead: ``ContractError`` with the resource, the config key and what to
+  set. The user's own caps (``maximum_page``, ``maximum_offset``) still end a read quietly.
+* **Empty runs end.** A run of ``EMPTY_RUN_LIMIT`` empty pages, each naming a fresh cursor or
+  link, fails naming ``stop_after_empty_page`` (1Password's events API, dlt-hub/dlt#3358, pages
+  forever that way); an empty page claiming more is asked again ``MAX_EMPTY_PAGES`` times.
+* **Clamped page sizes.** An API that serves fewer records than ``limit`` asked (GitHub caps
+  ``per_page``): ``offset`` steps by the records received, ``page_number`` reads on until a
+  page shorter than the pages before it, an empty page, or its totals or links say the end.
 * **Page number.** Each request is built here from the page number, never from ``links.next``:
   a server's next link may drop our filter or sort. While the stop signals agree, paging stops
   on the first of: an empty page, ``links.next: null``, ``total_pages`` reached,
@@ -55,13 +65,14 @@ import httpx
 
 from analytics_client.config.model import AutoPaginator as AutoConfig
 from analytics_client.config.model import CursorPaginator as CursorConfig
+from analytics_client.config.model import HeaderCursorPaginator as HeaderCursorConfig
 from analytics_client.config.model import HeaderLinkPaginator as HeaderLinkConfig
 from analytics_client.config.model import JSONLinkPaginator as JSONLinkConfig
 from analytics_client.config.model import OffsetPaginator as OffsetConfig
 from analytics_client.config.model import PageNumberPaginator as PageNumberConfig
 from analytics_client.config.model import SinglePagePaginator as SinglePageConfig
 from analytics_client.core.errors import ContractError, PaginationLoopError
-from analytics_client.core.jsonpath import MISSING, lookup
+from analytics_client.core.jsonpath import MISSING, lookup, set_at
 from analytics_client.http.link_header import link_values, next_link
 
 if TYPE_CHECKING:
@@ -71,6 +82,7 @@ __all__ = [
     "PAGINATORS",
     "AutoDetectPaginator",
     "BasePaginator",
+    "HeaderCursorPaginator",
     "HeaderLinkPaginator",
     "JSONLinkPaginator",
     "JSONResponseCursorPaginator",
@@ -81,6 +93,7 @@ __all__ = [
     "SinglePagePaginator",
     "first_request",
     "make_paginator",
+    "more_signal",
     "page_number_params",
     "page_signals",
     "register_paginator",
@@ -90,6 +103,7 @@ logger = logging.getLogger(__name__)
 
 Params = dict[str, str | int | float | bool]
 MAX_EMPTY_PAGES = 3  # answers of one empty page claiming more before the read fails
+EMPTY_RUN_LIMIT = 10  # empty pages in a row, each pointing on, before the read fails
 
 
 @dataclass
@@ -102,6 +116,9 @@ class PageRequest:
 
     params: Params = field(default_factory=dict)
     url: str | None = None
+    # The JSON body where a ``*_body_path`` key puts the page, offset, limit or cursor (dlt's
+    # ``request.json``); None when the paginator sends everything in the query.
+    json: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +147,91 @@ def _fingerprint(records: list[Any]) -> bytes:
                            digest_size=16).digest()
 
 
+# Flags APIs use to say "there is more" (Stripe's has_more, GraphQL's pageInfo.hasNextPage,
+# ...), compared lower case without "_": read on a page where the paginator would stop.
+_MORE_FLAGS = frozenset({"hasmore", "hasnext", "hasnextpage", "hasmoreitems", "hasmorepages",
+                         "moreitems", "morepages", "moreresults"})
+# Record totals (not page totals: those are dlt's total-pages keys, detected as page_number).
+_TOTAL_KEYS = frozenset({"total", "totalcount", "totalrecords", "totalresults", "totalitems",
+                         "totalsize"})
+
+
+def _norm(key: Any) -> str:
+    return str(key).lower().replace("_", "").replace("-", "")
+
+
+def _walk_keys(body: Any, depth: int = 2) -> list[tuple[str, Any]]:
+    """``(dotted path, value)`` of every key down to ``depth`` levels (dlt's detector looks
+    as deep), breadth first so a top-level flag is named before a nested one."""
+    found: list[tuple[str, Any]] = []
+    level: list[tuple[str, Any]] = [("", body)]
+    for _ in range(depth):
+        nested: list[tuple[str, Any]] = []
+        for prefix, node in level:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    path = f"{prefix}.{key}" if prefix else str(key)
+                    found.append((path, value))
+                    nested.append((path, value))
+        level = nested
+    return found
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def more_signal(body: Any, *, read: int | None = None) -> str | None:
+    """What in ``body`` says the API has more than what was read, or None.
+
+    A has-more flag that is true, always; with ``read`` (records read so far), also a record
+    total above it. Used where a read is about to stop on a rule of its own (a missing
+    cursor, a null link, a single page): stopping then would finish with rows missing.
+    """
+    for path, value in _walk_keys(body):
+        if _norm(path.rsplit(".", 1)[-1]) in _MORE_FLAGS and _truthy(value):
+            return f"{path!r} is {value!r}"
+    if read is not None:
+        for path, value in _walk_keys(body):
+            if _norm(path.rsplit(".", 1)[-1]) in _TOTAL_KEYS and isinstance(value, int) \
+                    and not isinstance(value, bool) and value > read:
+                return f"{path!r} is {value} but {read} records were read"
+    return None
+
+
+def read_has_more(resource: str, body: Any, path: str, page: int | None) -> bool:
+    """The boolean at ``has_more_path`` (dlt's reading: ``true``/``false`` or their text).
+
+    Missing or not a boolean is a ``ContractError``, as in dlt (``_handle_missing_has_more``):
+    guessing would end the read early or never.
+    """
+    value = lookup(body, path)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes",
+                                                          "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    found = "nothing" if value is MISSING else repr(value)[:40]
+    raise ContractError(resource, f"page {page}: has_more_path {path!r} holds {found}, not true "
+                        "or false; check paginator.has_more_path")
+
+
+def _put(request: PageRequest, param: str | None, body_path: str | None, value: Any) -> None:
+    """Send ``value`` as query parameter ``param``, or at ``body_path`` of the JSON body."""
+    if body_path:
+        if request.json is None:
+            request.json = {}
+        set_at(request.json, body_path, value)
+    elif param:
+        request.params[param] = value
+
+
+def body_path_keys(config: Any) -> list[str]:
+    """The ``*_body_path`` keys a paginator config sets (dlt's: page, offset, limit, cursor)."""
+    names = ("page_body_path", "offset_body_path", "limit_body_path", "cursor_body_path")
+    return [name for name in names if getattr(config, name, None)]
+
+
 class BasePaginator(ABC):
     """dlt's paginator contract, plus the resource name every error must carry.
 
@@ -138,6 +240,9 @@ class BasePaginator(ABC):
     """
 
     type_names: ClassVar[tuple[str, ...]] = ()
+    # Set by update_state when the page just read repeats one already yielded (auto's
+    # page-number base, see AutoDetectPaginator): the read loop drops it.
+    discard: bool = False
 
     def __init__(self, resource: str) -> None:
         self.resource = resource
@@ -162,6 +267,22 @@ class BasePaginator(ABC):
     @abstractmethod
     def update_request(self, request: PageRequest) -> None:
         """Turn ``request`` into the next page's request."""
+
+    def _end(self, body: Any, why: str, *, heeded: str | None = None) -> None:
+        """Stop here, unless the page says there is more: then fail naming that signal.
+
+        ``why`` is the rule that stops (for the message); ``heeded`` names the config key that
+        already read the API's own has-more flag (then that flag has had its say).
+        """
+        signal = None if heeded else more_signal(body)
+        if signal is not None:
+            raise ContractError(
+                self.resource,
+                f"page {self.page}: the read would stop here ({why}), but the page says there is "
+                f"more ({signal}): stopping would leave rows out. Set paginator.has_more_path "
+                "to that flag (or fix the paginator's path keys) so the read follows it",
+            )
+        self._has_next_page = False
 
     def __str__(self) -> str:
         return f"{self.type_names[0] if self.type_names else type(self).__name__} page {self.page}"
@@ -193,6 +314,14 @@ def first_request(template: RequestTemplate, *, probe: bool = False) -> tuple[Ba
     """The paginator of a read and its first request: the template's params plus what the
     paginator's ``init_request`` adds; with ``probe``, asking for one record where it can."""
     paginator = make_paginator(template.resource, template.paginator)
+    keys = body_path_keys(template.paginator)
+    if keys and str(getattr(template, "method", "GET")).upper() == "GET":
+        raise ContractError(
+            template.resource,
+            f"paginator.{keys[0]} puts the paging value in a JSON request body, but this "
+            "resource's requests are GETs without a body: set endpoint.method: POST (with "
+            f"endpoint.json), or use the query parameter key instead of {keys[0]}",
+        )
     request = PageRequest(dict(template.params))
     paginator.init_request(request)
     if probe:
@@ -204,8 +333,9 @@ def first_request(template: RequestTemplate, *, probe: bool = False) -> tuple[Ba
 
 
 def page_number_params(config: PageNumberConfig, page: int, limit: int | None = None) -> Params:
-    """The query of page ``page`` (the one builder every page-number walk uses)."""
-    params: Params = {config.page_param: page}
+    """The query of page ``page`` (the one builder every page-number walk uses); the page goes
+    in the body instead when ``page_body_path`` is set (``PageNumberPaginator.update_request``)."""
+    params: Params = {config.page_param: page} if config.page_param else {}
     size = limit if limit is not None else config.limit
     if size is not None and config.limit_param:
         params[config.limit_param] = size
@@ -214,17 +344,25 @@ def page_number_params(config: PageNumberConfig, page: int, limit: int | None = 
 
 @register_paginator
 class PageNumberPaginator(BasePaginator):
-    """dlt's ``page_number`` with the contract's defaults (see the module docstring)."""
+    """dlt's ``page_number`` with dlt's keys and defaults (see the module docstring).
+
+    ``has_more_path``, when set, speaks where ``links.next`` would: ``false`` ends the read,
+    ``true`` on an empty page is a contradiction. With ``stop_after_empty_page: false`` an
+    empty page does not end the read (dlt), but ``EMPTY_RUN_LIMIT`` of them in a row fail it.
+    """
 
     type_names = ("page_number",)
 
     def __init__(self, resource: str, config: PageNumberConfig) -> None:
         super().__init__(resource)
         self.config = config
-        self.page = config.base_page
+        self.page = config.first_page
         self.total_pages: int | None = None
         self.conflict: str | None = None  # the first contradiction seen; then only agreement stops
         self._empty_claiming_more = 0
+        self._empty_run = 0
+        self._served_most = 0  # the most records one page held: the API's own page size
+        self._clamp_logged = False
         self._last_fingerprint: bytes | None = None
 
     @property
@@ -235,7 +373,7 @@ class PageNumberPaginator(BasePaginator):
         self.update_request(request)
 
     def probe(self, request: PageRequest) -> None:
-        request.params.update(page_number_params(self.config, self.config.base_page, limit=1))
+        request.params.update(page_number_params(self.config, self.config.first_page, limit=1))
 
     def page_request(self, params: Mapping[str, Any], page: int, *,
                      limit: int | None = None) -> PageRequest:
@@ -247,42 +385,69 @@ class PageNumberPaginator(BasePaginator):
     def update_request(self, request: PageRequest) -> None:
         assert self.page is not None
         request.params.update(page_number_params(self.config, self.page))
+        if self.config.page_body_path:
+            _put(request, None, self.config.page_body_path, self.page)
+
+    def _claim(self, response: PageResponse) -> tuple[Any, str]:
+        """What the page says about more: ``has_more_path`` when set (True/False), else
+        ``links.next`` (a link, None, or ``MISSING``); and the name of that signal."""
+        if self.config.has_more_path:
+            more = read_has_more(self.resource, response.body, self.config.has_more_path,
+                                 self.page)
+            return ("more" if more else None), f"has_more_path {self.config.has_more_path!r}"
+        return page_signals(response.body, None)[1], "links.next"
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         assert self.page is not None
         records = data
         self._check_not_repeated(records)
         pages_read = self.page - self.config.base_page + 1
-        total, next_link_ = page_signals(response.body, self.config.total_path)
+        total, _ = page_signals(response.body, self.config.total_path)
+        next_link_, signal = self._claim(response)
         if total is not None:
             self.total_pages = total
         if self.config.maximum_page is not None and self.page >= self.config.maximum_page:
             self._has_next_page = False
             return
-        conflict = _contradiction(self.page, pages_read, bool(records), total, next_link_)
+        conflict = _contradiction(self.page, pages_read, bool(records), total, next_link_,
+                                  signal)
         if conflict is not None and self.conflict is None:
             self.conflict = conflict
-            logger.warning("%s: %s; reading on until an empty page and links.next: null agree",
-                           self.resource, conflict)
+            logger.warning("%s: %s; reading on until an empty page and %s agree",
+                           self.resource, conflict, signal)
         if self.conflict is not None:
-            self._after_conflict(records, next_link_)
+            self._after_conflict(records, next_link_, signal)
+            return
+        self._empty_run = self._empty_run + 1 if not records else 0
+        if not records and not self.config.stop_after_empty_page:
+            if self._empty_run >= EMPTY_RUN_LIMIT:
+                raise ContractError(
+                    self.resource,
+                    f"pages {self.page - EMPTY_RUN_LIMIT + 1}..{self.page} were all empty and "
+                    "nothing said the read is over (paginator.stop_after_empty_page is false): "
+                    "set stop_after_empty_page: true if an empty page is the end, or "
+                    "total_path, has_more_path or maximum_page so the read can tell",
+                )
+        elif not records:
+            self._end(response.body, "an empty page", heeded=self.config.has_more_path)
             return
         if (
-            not records
-            or (total is not None and pages_read >= total)
+            (total is not None and pages_read >= total)
             or (next_link_ is None)
             or (total is None and next_link_ is MISSING and self._short(records))
         ):
-            self._has_next_page = False
+            self._end(response.body, "the totals, links or a short page say it is the last",
+                      heeded=self.config.has_more_path)
             return
         self.page += 1
 
-    def _after_conflict(self, records: list[Any], next_link_: Any) -> None:
-        """Once signals disagree: stop only on an empty page ``links.next`` does not contradict.
+    def _after_conflict(self, records: list[Any], next_link_: Any, signal: str) -> None:
+        """Once signals disagree: stop only on an empty page the claim does not contradict.
 
-        An empty page whose ``links.next`` still points on is asked for again: skipping it would
-        skip its records, and a server that lost them for one response usually serves them on
-        the next. Empty ``MAX_EMPTY_PAGES`` times in a row, it fails the read.
+        An empty page whose ``links.next`` (or has-more flag) still points on is asked for
+        again: skipping it would skip its records, and a server that lost them for one
+        response usually serves them on the next. Empty ``MAX_EMPTY_PAGES`` times in a row, it
+        fails the read.
         """
         assert self.page is not None
         if records:
@@ -296,7 +461,7 @@ class PageNumberPaginator(BasePaginator):
                 raise ContractError(
                     self.resource,
                     f"page {self.page} came back empty {MAX_EMPTY_PAGES} times in a row while "
-                    f"links.next says there is more ({self.conflict}): the API's stop signals "
+                    f"{signal} says there is more ({self.conflict}): the API's stop signals "
                     "contradict each other, so the read cannot tell it is complete, and skipping "
                     "the page would skip its records. Run again later, or report it to the API's "
                     "owner",
@@ -305,7 +470,25 @@ class PageNumberPaginator(BasePaginator):
         self.page += 1
 
     def _short(self, records: list[Any]) -> bool:
-        return self.config.limit is not None and len(records) < self.config.limit
+        """Whether a page shorter than ``limit`` is the last one.
+
+        An API may serve fewer than asked on every page (a clamped page size: asked 100,
+        served 25, github/docs#45189). So a short page ends the read only when it is also
+        shorter than a page served before; the first short page is followed by one more
+        request, which is empty when it was the last.
+        """
+        if self.config.limit is None or len(records) >= self.config.limit:
+            self._served_most = max(self._served_most, len(records))
+            return False
+        if len(records) < self._served_most:
+            return True
+        if self._served_most and not self._clamp_logged:
+            self._clamp_logged = True
+            logger.warning("%s: pages hold %d records although paginator.limit asks for %d: "
+                           "the API clamps the page size; reading on until a shorter page",
+                           self.resource, len(records), self.config.limit)
+        self._served_most = max(self._served_most, len(records))
+        return False
 
     def _check_not_repeated(self, records: list[Any]) -> None:
         """Two identical non-empty pages in a row: the API ignores the page parameter."""
@@ -314,10 +497,12 @@ class PageNumberPaginator(BasePaginator):
         fingerprint = _fingerprint(records)
         if fingerprint == self._last_fingerprint:
             assert self.page is not None
+            where = self.config.page_param or self.config.page_body_path
             raise PaginationLoopError(
                 self.resource,
                 f"page {self.page} has exactly the records of page {self.page - 1}: the API seems "
-                f"to ignore {self.config.page_param!r}; check paginator.page_param",
+                f"to ignore {where!r}; check paginator.page_param (and base_page: dlt counts "
+                "from 0 unless it is set)",
             )
         self._last_fingerprint = fingerprint
 
@@ -327,19 +512,21 @@ class PageNumberPaginator(BasePaginator):
 
 
 def _contradiction(page: int, pages_read: int, has_records: bool, total: int | None,
-                   next_link_: Any) -> str | None:
-    """What the signals of one page disagree about, or None when they agree."""
+                   next_link_: Any, signal: str = "links.next") -> str | None:
+    """What the signals of one page disagree about, or None when they agree. ``next_link_``
+    is the claim of ``signal``: a value (more), None (the end) or ``MISSING`` (not sent)."""
     more_by_total = total is not None and pages_read < total
+    says_more = next_link_ is not None and next_link_ is not MISSING
     if has_records and total is not None and pages_read > total:
         return f"page {page} has records but total_pages says {total}"
     if not has_records and more_by_total:
         return f"page {page} is empty but total_pages says {total}"
-    if not has_records and isinstance(next_link_, str):
-        return f"page {page} is empty but links.next says there is more"
+    if not has_records and says_more:
+        return f"page {page} is empty but {signal} says there is more"
     if has_records and next_link_ is None and more_by_total:
-        return f"links.next is null on page {page} but total_pages says {total}"
-    if has_records and total is not None and pages_read >= total and isinstance(next_link_, str):
-        return f"total_pages says {total} but page {page} has links.next"
+        return f"{signal} says the end on page {page} but total_pages says {total}"
+    if has_records and total is not None and pages_read >= total and says_more:
+        return f"total_pages says {total} but page {page} has {signal} saying more"
     return None
 
 
@@ -369,14 +556,21 @@ class SinglePagePaginator(BasePaginator):
 
 @register_paginator
 class OffsetPaginator(BasePaginator):
-    """dlt's ``offset``: ``offset`` grows by ``limit`` after each page.
+    """dlt's ``offset``: the next page starts where the records received end.
 
-    Stops, as dlt does, on an empty page (``stop_after_empty_page``), on ``offset`` reaching the
-    total at ``total_path`` or ``maximum_offset``. Ours: without a total (``total_path: null``)
-    a page shorter than ``limit`` also ends the read (dlt asks once more for an empty page);
-    a configured ``total_path`` missing from a page is a contract error, as in dlt, because
-    guessing would end the read early or never. A page with exactly the previous page's
-    records means the API ignores ``offset_param``: a ``PaginationLoopError``.
+    dlt steps ``offset`` by ``limit``; we step by the records received, which is the same for
+    a full page and right for an API that clamps the page size (asked 100, served 25: a step
+    of 100 would skip 75 records). Stops, as dlt does, on an empty page
+    (``stop_after_empty_page``), on ``has_more_path`` false, on ``offset`` reaching the total
+    at ``total_path`` or ``maximum_offset``; without a total a short page no longer ends the
+    read (it may be a clamp): the next, empty, page does.
+
+    Where the signals contradict, we read on or fail rather than stop with rows missing:
+    records past the total (a total that counts what is left, or a stale one:
+    oasisprotocol/nexus#489) read on until an empty page; an empty page below the total, or
+    with ``has_more`` true, fails naming the signal. A configured ``total_path`` missing from
+    a page is a contract error, as in dlt. A page with exactly the previous page's records
+    means the API ignores ``offset_param``: a ``PaginationLoopError``.
     """
 
     type_names = ("offset",)
@@ -386,18 +580,24 @@ class OffsetPaginator(BasePaginator):
         self.config = config
         self.offset = config.offset
         self.total: int | None = None
+        self.past_total = False  # records were served past the total: it is not the end
+        self._clamp_logged = False
         self._last_fingerprint: bytes | None = None
+
+    @property
+    def _where(self) -> str:
+        return self.config.offset_param or str(self.config.offset_body_path)
 
     def init_request(self, request: PageRequest) -> None:
         self.offset = self.config.offset
         self.update_request(request)
 
     def probe(self, request: PageRequest) -> None:
-        request.params[self.config.limit_param] = 1
+        _put(request, self.config.limit_param, self.config.limit_body_path, 1)
 
     def update_request(self, request: PageRequest) -> None:
-        request.params[self.config.offset_param] = self.offset
-        request.params[self.config.limit_param] = self.config.limit
+        _put(request, self.config.offset_param, self.config.offset_body_path, self.offset)
+        _put(request, self.config.limit_param, self.config.limit_body_path, self.config.limit)
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         if data:
@@ -405,21 +605,64 @@ class OffsetPaginator(BasePaginator):
             if fingerprint == self._last_fingerprint:
                 raise PaginationLoopError(
                     self.resource,
-                    f"the page at {self.config.offset_param}={self.offset} has exactly the records "
-                    f"of the page before it: the API seems to ignore {self.config.offset_param!r};"
+                    f"the page at {self._where}={self.offset} has exactly the records "
+                    f"of the page before it: the API seems to ignore {self._where!r};"
                     " check paginator.offset_param",
                 )
             self._last_fingerprint = fingerprint
-        if self.config.stop_after_empty_page and not data:
+        if not data:
+            self._empty_page(response)
+            return
+        has_more = (read_has_more(self.resource, response.body, self.config.has_more_path,
+                                  self.page) if self.config.has_more_path else None)
+        total = self._total(response.body)
+        self.offset += len(data)
+        self.page = (self.page or 0) + 1
+        if len(data) < self.config.limit and not self._clamp_logged:
+            self._clamp_logged = True
+            logger.info("%s: a page held %d of the %d records asked for: the next page starts "
+                        "after the records received (a clamped page size is read whole)",
+                        self.resource, len(data), self.config.limit)
+        if self.config.maximum_offset is not None and self.offset >= self.config.maximum_offset:
+            self._has_next_page = False  # the user's own cap
+            return
+        if has_more is False:
             self._has_next_page = False
             return
-        total = self._total(response.body)
-        self.offset += self.config.limit
-        self.page = (self.page or 0) + 1
-        if (total is not None and self.offset >= total) or (
-            self.config.maximum_offset is not None and self.offset >= self.config.maximum_offset
-        ) or (self.config.total_path is None and len(data) < self.config.limit):
-            self._has_next_page = False
+        if total is not None and self.offset > total and not self.past_total:
+            self.past_total = True
+            logger.warning("%s: %d records read but %s says %d: reading on until an empty page",
+                           self.resource, self.offset, self.config.total_path, total)
+        # Reaching the total with a full page may be a stale total (or one counting what is
+        # left): one more request tells, and is empty when the total was right.
+        if total is not None and self.offset == total and not self.past_total \
+                and has_more is not True and len(data) < self.config.limit:
+            self._end(response.body, f"{self.config.total_path} is {total}",
+                      heeded=self.config.has_more_path)
+
+    def _empty_page(self, response: PageResponse) -> None:
+        """An empty page ends the read unless a signal on it says there is more (a total above
+        the records read, ``has_more`` true): then the read fails, because the same offset
+        would come back empty again and stopping would leave rows out. (A total missing from
+        an empty page is no signal: some APIs drop it there.)"""
+        what = None
+        total = lookup(response.body, self.config.total_path) if self.config.total_path \
+            else MISSING
+        if isinstance(total, int) and not isinstance(total, bool) and self.offset < total:
+            what = f"{self.config.total_path} is {total}"
+        elif self.config.has_more_path and read_has_more(
+                self.resource, response.body, self.config.has_more_path, self.page):
+            what = f"{self.config.has_more_path} is true"
+        if what is None:
+            self._end(response.body, "an empty page", heeded=self.config.has_more_path)
+            return
+        raise ContractError(
+            self.resource,
+            f"the page at {self._where}={self.offset} is empty but {what} after "
+            f"{self.offset - self.config.offset} records: the API stopped serving before the "
+            "end it announced, so rows would be missing. Run again later; if the total is not "
+            "a count of records, set paginator.total_path: null",
+        )
 
     def _total(self, body: Any) -> int | None:
         if self.config.total_path is None:
@@ -452,7 +695,9 @@ class _ReferencePaginator(BasePaginator):
     """A paginator whose next page is named by the server (a cursor or a URL).
 
     Every reference of the read is remembered: a server that names one twice would otherwise
-    be followed round its cycle forever (meltano's SDK and dlt's trackers both record it).
+    be followed round its cycle forever (meltano's SDK and dlt's trackers both record it). An
+    empty page naming a fresh reference is followed, but ``EMPTY_RUN_LIMIT`` of them in a row
+    fail the read: a server that always names a next page ends no other way.
     """
 
     key: ClassVar[str] = ""  # the config key that names where the reference is read
@@ -461,18 +706,34 @@ class _ReferencePaginator(BasePaginator):
         super().__init__(resource)
         self.next_reference: str | None = None
         self._seen: set[str] = set()
+        self._empty_run = 0
 
-    def _follow(self, reference: str | None, what: str) -> None:
+    def _follow(self, reference: str | None, what: str, *, empty: bool = False,
+                body: Any = None, heeded: str | None = None) -> None:
         if reference is None:
-            self._has_next_page = False
             self.next_reference = None
+            self._end(body, f"{what} is missing or null", heeded=heeded)
             return
+        self._empty_run = self._empty_run + 1 if empty else 0
         if reference in self._seen:
+            hint = (" A page that is empty and names a cursor already followed usually means "
+                    "the API has no more: set paginator.stop_after_empty_page: true"
+                    if empty and self.key == "cursor_path" else "")
             raise PaginationLoopError(
                 self.resource,
                 f"page {self.page} names {what} {_shown(reference)} that this read already "
                 f"followed: the server pages in a circle; check paginator.{self.key} (a read "
-                "that went on would never end)",
+                f"that went on would never end).{hint}",
+            )
+        if self._empty_run >= EMPTY_RUN_LIMIT:
+            raise ContractError(
+                self.resource,
+                f"{EMPTY_RUN_LIMIT} empty pages in a row, each naming a new {what}: the API "
+                "never says the end, so the read would not end. If an empty page means the API "
+                "has no more (an events feed that has caught up), set "
+                "paginator.stop_after_empty_page: true"
+                + ("" if self.key == "cursor_path" else
+                   " (a cursor paginator's key; for links, report it to the API's owner)"),
             )
         self._seen.add(reference)
         self.next_reference = reference
@@ -490,10 +751,13 @@ def _shown(reference: str) -> str:
 
 @register_paginator
 class JSONResponseCursorPaginator(_ReferencePaginator):
-    """dlt's ``cursor``: the cursor at ``cursor_path`` goes back as ``cursor_param``.
+    """dlt's ``cursor``: the cursor at ``cursor_path`` (JSONPath, first match) goes back as
+    ``cursor_param`` (or at ``cursor_body_path`` of the JSON body).
 
-    The first request carries no cursor. A missing, null or empty cursor ends the read (dlt's
-    rule); with ``stop_after_empty_page`` so does an empty page.
+    The first request carries no cursor. As in dlt: a missing, null or empty cursor ends the
+    read, so does ``has_more_path`` false, and with ``stop_after_empty_page`` an empty page.
+    Ours: ``has_more`` true with no cursor, or on an empty page that ends the read, fails
+    naming it; so does a has-more flag the config does not read (``more_signal``).
     """
 
     type_names = ("cursor", "json_response_cursor")
@@ -505,7 +769,7 @@ class JSONResponseCursorPaginator(_ReferencePaginator):
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         value = lookup(response.body, self.config.cursor_path)
-        if value is MISSING or value is None or value == "":
+        if value is MISSING or value is None or value == "" or value is False:
             reference = None
         elif isinstance(value, str | int) and not isinstance(value, bool):
             reference = str(value)
@@ -515,25 +779,84 @@ class JSONResponseCursorPaginator(_ReferencePaginator):
                 f"page {self.page}: the cursor at {self.config.cursor_path!r} is "
                 f"{type(value).__name__}, not a string or number; check paginator.cursor_path",
             )
+        has_more = (read_has_more(self.resource, response.body, self.config.has_more_path,
+                                  self.page) if self.config.has_more_path else None)
+        what = f"cursor at {self.config.cursor_path!r}"
+        if has_more is True and (reference is None
+                                 or (not data and self.config.stop_after_empty_page)):
+            why = "no cursor" if reference is None else "an empty page (stop_after_empty_page)"
+            raise ContractError(
+                self.resource,
+                f"page {self.page}: {self.config.has_more_path!r} says there is more, but the "
+                f"read would stop here ({why}): rows would be missing; check "
+                "paginator.cursor_path (a JSONPath such as 'data[-1].id' for the last record's "
+                "id) and paginator.stop_after_empty_page",
+            )
+        if has_more is False:
+            self.next_reference = None
+            self._has_next_page = False
+            return
         if self.config.stop_after_empty_page and not data:
-            reference = None
-        self._follow(reference, f"cursor {self.config.cursor_path!r}")
+            self.next_reference = None
+            self._end(response.body, "an empty page (stop_after_empty_page)",
+                      heeded=self.config.has_more_path)
+            return
+        self._follow(reference, what, empty=not data, body=response.body,
+                     heeded=self.config.has_more_path)
+
+    def update_request(self, request: PageRequest) -> None:
+        if self.next_reference is not None:
+            _put(request, self.config.cursor_param, self.config.cursor_body_path,
+                 self.next_reference)
+
+    def __str__(self) -> str:
+        where = self.config.cursor_param or self.config.cursor_body_path
+        return f"cursor page {self.page} ({where}={self.next_reference!r})"
+
+
+@register_paginator
+class HeaderCursorPaginator(_ReferencePaginator):
+    """dlt's ``header_cursor``: the cursor in the response header ``cursor_key`` goes back as
+    the query parameter ``cursor_param``; no header ends the read."""
+
+    type_names = ("header_cursor",)
+    key = "cursor_key"
+
+    def __init__(self, resource: str, config: HeaderCursorConfig) -> None:
+        super().__init__(resource)
+        self.config = config
+
+    def update_state(self, response: PageResponse, data: list[Any]) -> None:
+        value = _header(response.headers, self.config.cursor_key)
+        self._follow(value or None, f"cursor in header {self.config.cursor_key!r}",
+                     empty=not data, body=response.body)
 
     def update_request(self, request: PageRequest) -> None:
         if self.next_reference is not None:
             request.params[self.config.cursor_param] = self.next_reference
 
     def __str__(self) -> str:
-        return f"cursor page {self.page} ({self.config.cursor_param}={self.next_reference!r})"
+        return f"header_cursor page {self.page} ({self.config.cursor_param}=" \
+               f"{self.next_reference!r})"
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value by case-insensitive name (HTTP field names are, RFC 9110 §5.1)."""
+    value = headers.get(name)
+    if value is None:
+        wanted = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == wanted), None)
+    return value.strip() if isinstance(value, str) else None
 
 
 class _NextUrlPaginator(_ReferencePaginator):
     """Follows a URL the server gives; relative ones are resolved against the page's URL
     (RFC 3986 §5, as dlt's ``BaseNextUrlPaginator``). Only http(s) URLs are followed."""
 
-    def _follow_url(self, value: Any, what: str, response: PageResponse) -> None:
+    def _follow_url(self, value: Any, what: str, response: PageResponse, *,
+                    empty: bool) -> None:
         if value is MISSING or value is None or value == "":
-            self._follow(None, what)
+            self._follow(None, what, body=response.body)
             return
         if not isinstance(value, str):
             raise ContractError(
@@ -558,7 +881,7 @@ class _NextUrlPaginator(_ReferencePaginator):
             )
         if not self._seen and response.url:
             self._seen.add(str(httpx.URL(response.url)))  # the first page, built by us
-        self._follow(str(url), f"the next URL at {what}")
+        self._follow(str(url), f"the next URL at {what}", empty=empty, body=response.body)
 
     def update_request(self, request: PageRequest) -> None:
         if self.next_reference is not None:
@@ -579,7 +902,7 @@ class JSONLinkPaginator(_NextUrlPaginator):
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         self._follow_url(lookup(response.body, self.config.next_url_path),
-                         repr(self.config.next_url_path), response)
+                         repr(self.config.next_url_path), response, empty=not data)
 
     def __str__(self) -> str:
         return f"json_link page {self.page}"
@@ -600,7 +923,8 @@ class HeaderLinkPaginator(_NextUrlPaginator):
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         target = next_link(link_values(response.headers), self.config.links_next_key)
         self._follow_url(MISSING if target is None else target,
-                         f'the Link header (rel="{self.config.links_next_key}")', response)
+                         f'the Link header (rel="{self.config.links_next_key}")', response,
+                         empty=not data)
 
     def __str__(self) -> str:
         return f"header_link page {self.page}"
@@ -633,16 +957,42 @@ def find_next_page_path(body: Any, path: tuple[str, ...] = ()) -> tuple[str, Any
     return None
 
 
+_TOTAL_PAGES_KEYS = ("total_pages", "pages", "totalpages")  # dlt's TOTAL_PAGES_KEYS, exact
+
+
+def find_total_pages_path(body: Any, path: tuple[str, ...] = ()) -> tuple[str, Any] | None:
+    """dlt's ``find_total_pages_path``: the first key (depth first) named ``total_pages``,
+    ``pages`` or ``totalpages`` (any case) holding a scalar; ``(dotted path, value)``."""
+    if not isinstance(body, dict):
+        return None
+    for key, value in body.items():
+        if str(key).lower() in _TOTAL_PAGES_KEYS and isinstance(value, str | int | float) \
+                and not isinstance(value, bool):
+            return ".".join((*path, str(key))), value
+        if isinstance(value, dict):
+            found = find_total_pages_path(value, (*path, str(key)))
+            if found is not None:
+                return found
+    return None
+
+
 @register_paginator
 class AutoDetectPaginator(BasePaginator):
-    """dlt's ``auto``: decide from the first response, then behave as the paginator found.
+    """dlt's ``auto`` (and the paginator of an endpoint that names none): decide from the
+    first response, then behave as the paginator found.
 
     In dlt's order (``detector.py``): a ``Link`` header with ``rel="next"``, a next URL in the
-    body (a ``next`` key whose value starts with ``http`` or ``/``), a cursor (a ``next`` key
-    holding anything else), else a single page. dlt also guesses ``page_number`` from a
-    ``total_pages`` key; we do not, because the guess (``page`` from 0) cannot be checked
-    against a first request that sent no page parameter, and a wrong guess reads page 1 twice
-    or skips it. The choice is logged at INFO; the detected paginator's loop guard applies.
+    body (a ``next`` key whose value starts with ``http`` or ``/``), total pages (a
+    ``total_pages``/``pages`` key: ``page_number`` with dlt's defaults and that
+    ``total_path``), a cursor (a ``next`` key holding anything else), else a single page.
+
+    Ours: the single-page fallback fails when the first page says there is more (a has-more
+    flag, a record total above the page, a next link under a name dlt does not look for such
+    as ``@odata.nextLink``): reading one page would finish with rows missing. A detected
+    ``page_number`` asks for page ``base_page + 1`` (dlt's 0) after the first response, which
+    sent no page number; an API that counts from 1 answers it with the first page again, so
+    that answer is dropped (``discard``) and the read goes on from page 2. The choice is
+    logged at INFO; the detected paginator's guards apply.
     """
 
     type_names = ("auto",)
@@ -650,23 +1000,56 @@ class AutoDetectPaginator(BasePaginator):
     def __init__(self, resource: str, config: AutoConfig | None = None) -> None:
         super().__init__(resource)
         self.detected: BasePaginator | None = None
+        self._first: bytes | None = None
+        self._pages = 0
 
     @property
     def has_next_page(self) -> bool:
         return self.detected.has_next_page if self.detected is not None else True
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
+        self._pages += 1
+        self.discard = False
         if self.detected is None:
             self.detected = detect(self.resource, response)
-            if isinstance(self.detected, SinglePagePaginator) and data:
-                # dlt warns here too: a fallback over a list may be a paged API read in part.
-                logger.warning("%s: paginator auto found no paging in the first response "
-                               "(no Link rel=next, no next URL or cursor): reading one page; "
-                               "set endpoint.paginator if the API pages", self.resource)
+            self._first = _fingerprint(data) if data else None
+            if isinstance(self.detected, SinglePagePaginator):
+                self._single(response, data)
             else:
                 logger.info("%s: paginator auto detected %s", self.resource, self.detected)
+        elif self._pages == 2 and isinstance(self.detected, PageNumberPaginator) and data \
+                and _fingerprint(data) == self._first:
+            self._rebase_to_one()
+            return
         self.detected.update_state(response, data)
         self.page = self.detected.page
+
+    def _single(self, response: PageResponse, data: list[Any]) -> None:
+        signal = more_signal(response.body, read=len(data)) or _unnamed_next(response.body)
+        if signal is not None:
+            raise ContractError(
+                self.resource,
+                f"paginator auto found no paging it knows in the first response, but the "
+                f"response says there is more ({signal}): reading one page would leave rows "
+                "out. Set endpoint.paginator (docs/pagination.md: cursor with cursor_path and "
+                "has_more_path, json_link with next_url_path, offset with total_path)",
+            )
+        if data:
+            # dlt warns here too: a fallback over a list may be a paged API read in part.
+            logger.warning("%s: paginator auto found no paging in the first response "
+                           "(no Link rel=next, no next URL, cursor or total pages): reading "
+                           "one page; set endpoint.paginator if the API pages", self.resource)
+
+    def _rebase_to_one(self) -> None:
+        """Page ``base_page + 1`` repeated the first answer: the API counts from 1."""
+        assert isinstance(self.detected, PageNumberPaginator)
+        config = self.detected.config.model_copy(update={"base_page": 1, "page": 2})
+        logger.info("%s: page 1 repeats the first answer: the API counts pages from 1; "
+                    "reading on from page 2", self.resource)
+        self.detected = PageNumberPaginator(self.resource, config)
+        self.detected._last_fingerprint = self._first
+        self.page = self.detected.page
+        self.discard = True
 
     def update_request(self, request: PageRequest) -> None:
         if self.detected is not None:
@@ -674,6 +1057,16 @@ class AutoDetectPaginator(BasePaginator):
 
     def __str__(self) -> str:
         return f"auto ({self.detected})" if self.detected is not None else "auto (undecided)"
+
+
+def _unnamed_next(body: Any) -> str | None:
+    """A next link under a key dlt's detector does not match (``@odata.nextLink``)."""
+    for path, value in _walk_keys(body):
+        key = _norm(path.rsplit(".", 1)[-1])
+        if "next" in key and ("link" in key or "url" in key) and isinstance(value, str) \
+                and value:
+            return f"{path!r} holds a next link"
+    return None
 
 
 def detect(resource: str, response: PageResponse) -> BasePaginator:
@@ -686,5 +1079,16 @@ def detect(resource: str, response: PageResponse) -> BasePaginator:
         if isinstance(value, str) and value.startswith(("http", "/")):
             return JSONLinkPaginator(resource, JSONLinkConfig(type="json_link",
                                                               next_url_path=path))
-        return JSONResponseCursorPaginator(resource, CursorConfig(type="cursor", cursor_path=path))
+    pages = find_total_pages_path(response.body)
+    if pages is not None:
+        try:
+            int(pages[1])
+        except (TypeError, ValueError):
+            pass
+        else:
+            return PageNumberPaginator(resource, PageNumberConfig(type="page_number",
+                                                                  total_path=pages[0]))
+    if found is not None:
+        return JSONResponseCursorPaginator(resource, CursorConfig(type="cursor",
+                                                                  cursor_path=found[0]))
     return SinglePagePaginator(resource)
