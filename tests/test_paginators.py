@@ -7,6 +7,7 @@ import pytest
 from analytics_client.config.model import PageNumberPaginator as Config
 from analytics_client.core.errors import PaginationLoopError
 from analytics_client.http.paginators import PageNumberPaginator, PageRequest, PageResponse
+from tests.support import CONTRACT_PAGES
 
 
 def update(p: PageNumberPaginator, body: dict, data: list) -> None:
@@ -21,7 +22,7 @@ def first_params(p: PageNumberPaginator) -> dict:
 
 
 def paginator(**kwargs: object) -> PageNumberPaginator:
-    return PageNumberPaginator("deals", Config(type="page_number", limit=10, **kwargs))
+    return PageNumberPaginator("deals", Config(**{**CONTRACT_PAGES, "limit": 10, **kwargs}))
 
 
 def records(n: int, start: int = 0) -> list[dict]:
@@ -90,7 +91,7 @@ def test_without_meta_or_links_a_short_page_ends() -> None:
 
 def test_without_a_limit_only_an_empty_page_ends() -> None:
     """When the page size is unknown a short page proves nothing."""
-    p = PageNumberPaginator("deals", Config(type="page_number"))
+    p = PageNumberPaginator("deals", Config(**CONTRACT_PAGES))
     update(p, {"data": []}, records(3))
     assert p.has_next
     update(p, {"data": []}, [])
