@@ -431,6 +431,12 @@ class PageNumberPaginator(BasePaginator):
         elif not records:
             self._end(response.body, "an empty page", heeded=self.config.has_more_path)
             return
+        if total is not None and pages_read == total and next_link_ is MISSING \
+                and self.config.limit is not None and len(records) >= self.config.limit:
+            # A full last page by a total nothing else confirms may be a stale total: one
+            # more request tells (empty: the total was right; records: read on, see above).
+            self.page += 1
+            return
         if (
             (total is not None and pages_read >= total)
             or (next_link_ is None)
