@@ -431,12 +431,6 @@ class PageNumberPaginator(BasePaginator):
         elif not records:
             self._end(response.body, "an empty page", heeded=self.config.has_more_path)
             return
-        if total is not None and pages_read == total and next_link_ is MISSING \
-                and self.config.limit is not None and len(records) >= self.config.limit:
-            # A full last page by a total nothing else confirms may be a stale total: one
-            # more request tells (empty: the total was right; records: read on, see above).
-            self.page += 1
-            return
         if (
             (total is not None and pages_read >= total)
             or (next_link_ is None)
@@ -587,6 +581,7 @@ class OffsetPaginator(BasePaginator):
         self.offset = config.offset
         self.total: int | None = None
         self.past_total = False  # records were served past the total: it is not the end
+        self._served_most = 0  # the most records one page held (the API's page size if clamped)
         self._clamp_logged = False
         self._last_fingerprint: bytes | None = None
 
@@ -622,6 +617,9 @@ class OffsetPaginator(BasePaginator):
         has_more = (read_has_more(self.resource, response.body, self.config.has_more_path,
                                   self.page) if self.config.has_more_path else None)
         total = self._total(response.body)
+        # Short only against a page served before: a first page below limit may be a clamp.
+        full = len(data) >= min(self.config.limit, self._served_most or len(data))
+        self._served_most = max(self._served_most, len(data))
         self.offset += len(data)
         self.page = (self.page or 0) + 1
         if len(data) < self.config.limit and not self._clamp_logged:
@@ -642,7 +640,7 @@ class OffsetPaginator(BasePaginator):
         # Reaching the total with a full page may be a stale total (or one counting what is
         # left): one more request tells, and is empty when the total was right.
         if total is not None and self.offset == total and not self.past_total \
-                and has_more is not True and len(data) < self.config.limit:
+                and has_more is not True and not full:
             self._end(response.body, f"{self.config.total_path} is {total}",
                       heeded=self.config.has_more_path)
 
