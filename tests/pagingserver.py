@@ -175,7 +175,7 @@ def _answer(shape: Shape, params: dict[str, str], number: int,
         body["total_count"] = total
     fresh = f"{end}-{number}"  # a new token for the same place on every answer
     if shape.style == "cursor":
-        tail = shape.empty_tail and start >= len(ids)
+        tail = shape.empty_tail  # a cursor on every page, past the end too
         body["cursors"] = {"next": fresh if more or tail else None}
     elif shape.style in ("json_link", "odata"):
         link = f"{base}/items?{urlencode({'pos': fresh, 'limit': size})}" if more else None
