@@ -73,10 +73,25 @@ def test_stops_on_null_next_link() -> None:
     assert not p.has_next
 
 
-def test_stops_on_empty_page() -> None:
-    """An empty page ends paging whatever the totals claim."""
+def test_stops_on_empty_page_where_links_agree() -> None:
+    """An empty page whose links.next is null ends paging whatever total_pages claims."""
     p = paginator()
-    update(p, body(4, total_pages=9), [])
+    update(p, body(4, total_pages=9, next_link=None), [])
+    assert not p.has_next
+
+
+def test_empty_page_below_total_pages_without_links_reads_on_to_the_total() -> None:
+    """With total_pages alone saying more, an empty page is read past (issue 22: a page lost
+    for one response is not the end); empty pages up to the total end the read."""
+    p = paginator()
+    for _ in range(3):  # MAX_EMPTY_PAGES: the same page again, then on
+        assert p.has_next and p.page == 1
+        update(p, body(1, total_pages=2), [])
+    assert p.has_next and p.page == 2
+    for _ in range(3):
+        update(p, body(2, total_pages=2), [])
+    assert p.has_next and p.page == 3
+    update(p, body(3, total_pages=2), [])
     assert not p.has_next
 
 

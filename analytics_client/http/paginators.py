@@ -416,7 +416,10 @@ class PageNumberPaginator(BasePaginator):
             logger.warning("%s: %s; reading on until an empty page and %s agree",
                            self.resource, conflict, signal)
         if self.conflict is not None:
-            self._after_conflict(records, next_link_, signal)
+            # An empty page within the total should have held records (page T of T too).
+            more_by_total = total is not None and (pages_read < total if records
+                                                   else pages_read <= total)
+            self._after_conflict(records, next_link_, signal, more_by_total)
             return
         self._empty_run = self._empty_run + 1 if not records else 0
         if not records and not self.config.stop_after_empty_page:
@@ -441,17 +444,37 @@ class PageNumberPaginator(BasePaginator):
             return
         self.page += 1
 
-    def _after_conflict(self, records: list[Any], next_link_: Any, signal: str) -> None:
+    def _after_conflict(self, records: list[Any], next_link_: Any, signal: str,
+                        more_by_total: bool) -> None:
         """Once signals disagree: stop only on an empty page the claim does not contradict.
 
         An empty page whose ``links.next`` (or has-more flag) still points on is asked for
         again: skipping it would skip its records, and a server that lost them for one
         response usually serves them on the next. Empty ``MAX_EMPTY_PAGES`` times in a row, it
-        fails the read.
+        fails the read. An empty page within ``total_pages`` with nothing else to say (no
+        links, no flag) is asked ``MAX_EMPTY_PAGES`` times too, then read past, page by page up
+        to the total: a page lost for one response is not skipped, a stale total costs those
+        requests, and ``EMPTY_RUN_LIMIT`` pages empty in a row fail the read naming
+        ``total_path``.
         """
         assert self.page is not None
         if records:
             self._empty_claiming_more = 0
+            self._empty_run = 0
+        elif next_link_ is MISSING and more_by_total:
+            self._empty_claiming_more += 1
+            if self._empty_claiming_more < MAX_EMPTY_PAGES:
+                return  # the same page again: a page lost for one response comes back
+            self._empty_claiming_more = 0
+            self._empty_run += 1
+            if self._empty_run >= EMPTY_RUN_LIMIT:
+                raise ContractError(
+                    self.resource,
+                    f"pages {self.page - EMPTY_RUN_LIMIT + 1}..{self.page} were all empty while "
+                    f"total_pages (paginator.total_path {self.config.total_path!r}) says "
+                    f"{self.total_pages}: the read cannot tell whether records are missing. Run "
+                    "again later; if the total is not a page count, set total_path: null",
+                )
         elif next_link_ is None or next_link_ is MISSING:
             self._has_next_page = False
             return
@@ -519,7 +542,7 @@ def _contradiction(page: int, pages_read: int, has_records: bool, total: int | N
     says_more = next_link_ is not None and next_link_ is not MISSING
     if has_records and total is not None and pages_read > total:
         return f"page {page} has records but total_pages says {total}"
-    if not has_records and more_by_total:
+    if not has_records and total is not None and pages_read <= total:
         return f"page {page} is empty but total_pages says {total}"
     if not has_records and says_more:
         return f"page {page} is empty but {signal} says there is more"
