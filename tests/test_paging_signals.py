@@ -119,6 +119,10 @@ def test_a_read_lands_every_record_or_fails_naming_the_signal(tmp_path_factory: 
     # beside it is indistinguishable from the truth without a request more per read.
     assume(shape.style != "page_number" or shape.total not in ("low", "remaining")
            or shape.links or (shape.has_more and reads_flag))
+    # stop_after_empty_page: true is the user saying an empty page is the end (1Password's
+    # feed sends a fresh cursor on every empty page): a cursor on it is then no signal.
+    assume(not (shape.style == "cursor" and stop_after_empty and shape.glitch is not None
+                and not shape.has_more))
     lake = tmp_path_factory.mktemp("lake")
     paginator, params = paginator_for(shape, limit, reads_flag=reads_flag,
                                       stop_after_empty=stop_after_empty, odata_path=odata_path)
