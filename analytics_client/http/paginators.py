@@ -1042,6 +1042,11 @@ class AutoDetectPaginator(BasePaginator):
             self._first = _fingerprint(data) if data else None
             if isinstance(self.detected, SinglePagePaginator):
                 self._single(response, data)
+            elif isinstance(self.detected, PageNumberPaginator) and not data:
+                # Nothing on the first page, asked without a page number: there is nothing to
+                # page (many APIs say total_pages 1 for an empty list), and asking it again
+                # would name a page number the first request never sent.
+                self.detected = SinglePagePaginator(self.resource)
             else:
                 logger.info("%s: paginator auto detected %s", self.resource, self.detected)
         elif self._pages == 2 and isinstance(self.detected, PageNumberPaginator) and data \
