@@ -135,8 +135,8 @@ def _answer(shape: Shape, params: dict[str, str], number: int,
         total = _total(shape, start, len(ids))
         if total is not None:
             body["total"] = total
-        if shape.has_more:
-            body["has_more"] = start + size < len(ids)
+        if shape.has_more:  # honest: records exist past what this answer served
+            body["has_more"] = start + len(page) < len(ids)
         return 200, body, headers
     if shape.style == "page_number":
         n = int(params.get("page", "1"))
@@ -150,7 +150,7 @@ def _answer(shape: Shape, params: dict[str, str], number: int,
         total = _total(shape, n - 1, pages)  # remaining: pages after this one's start
         if total is not None:
             body["total_pages"] = total
-        more = start + size < len(ids)
+        more = start + len(page) < len(ids)
         if shape.has_more:
             body["has_more"] = more
         if shape.links:

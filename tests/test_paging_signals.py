@@ -119,6 +119,10 @@ def test_a_read_lands_every_record_or_fails_naming_the_signal(tmp_path_factory: 
     # beside it is indistinguishable from the truth without a request more per read.
     assume(shape.style != "page_number" or shape.total not in ("low", "remaining")
            or shape.links or (shape.has_more and reads_flag))
+    # auto follows a page-number API's links.next as json_link: a link to page n+1 from a
+    # page n that lost its records for one answer is, to a link follower, the truth.
+    assume(not (auto and shape.style == "page_number" and shape.links
+                and shape.glitch is not None))
     # stop_after_empty_page: true is the user saying an empty page is the end (1Password's
     # feed sends a fresh cursor on every empty page): a cursor on it is then no signal.
     assume(not (shape.style == "cursor" and stop_after_empty and shape.glitch is not None

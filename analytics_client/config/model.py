@@ -559,6 +559,17 @@ class Endpoint(_Model):
     # API with no latency (2 cores). Needs incremental with start_param; 1 turns it off.
     concurrency: PositiveInt = 4
 
+    @model_validator(mode="before")
+    @classmethod
+    def _single_entity_pages_once(cls, data: Any) -> Any:
+        """dlt's ``_setup_single_entity_endpoint``: a path ending in a placeholder
+        (``/posts/{id}``) names one object, so without a paginator it is one request."""
+        if isinstance(data, dict) and data.get("paginator") is None \
+                and isinstance(data.get("path"), str) \
+                and re.search(r"\{[A-Za-z0-9.\-_]+\}", data["path"].rstrip("/").rsplit("/", 1)[-1]):
+            return {**data, "paginator": {"type": "single_page"}}
+        return data
+
 
 class ResourceConfig(_Model):
     name: str
