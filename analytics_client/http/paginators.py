@@ -36,8 +36,9 @@ differ it is to fail instead of finishing "ok" with rows missing or running fore
 * **Page number.** Each request is built here from the page number, never from ``links.next``:
   a server's next link may drop our filter or sort. While the stop signals agree, paging stops
   on the first of: an empty page, ``links.next: null``, ``total_pages`` reached,
-  ``maximum_page`` reached. A short page alone ends paging only when the API gives neither
-  totals nor links, because a page one record short mid-stream is a known way to lose rows.
+  ``maximum_page`` reached, ``has_more_path`` false. A short page alone ends paging only when
+  the API gives neither totals nor links and the page is shorter than one served before,
+  because a page one record short mid-stream is a known way to lose rows.
 
 Real servers send signals that contradict each other (stale or zero ``total_pages``, an empty
 page mid-stream while ``links.next`` says more, as the trackers of dlt, Airbyte and the Singer
@@ -199,13 +200,17 @@ def more_signal(body: Any, *, read: int | None = None) -> str | None:
     return None
 
 
-def read_has_more(resource: str, body: Any, path: str, page: int | None) -> bool:
+def read_has_more(resource: str, body: Any, path: str, page: int | None, *,
+                  empty: bool = False) -> bool | None:
     """The boolean at ``has_more_path`` (dlt's reading: ``true``/``false`` or their text).
 
     Missing or not a boolean is a ``ContractError``, as in dlt (``_handle_missing_has_more``):
-    guessing would end the read early or never.
+    guessing would end the read early or never. On an ``empty`` page a missing flag is None
+    (dlt stops at an empty page before it reads the flag; some APIs drop it there).
     """
     value = lookup(body, path)
+    if value is MISSING and empty:
+        return None
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes",
@@ -388,13 +393,14 @@ class PageNumberPaginator(BasePaginator):
         if self.config.page_body_path:
             _put(request, None, self.config.page_body_path, self.page)
 
-    def _claim(self, response: PageResponse) -> tuple[Any, str]:
+    def _claim(self, response: PageResponse, empty: bool) -> tuple[Any, str]:
         """What the page says about more: ``has_more_path`` when set (True/False), else
         ``links.next`` (a link, None, or ``MISSING``); and the name of that signal."""
         if self.config.has_more_path:
             more = read_has_more(self.resource, response.body, self.config.has_more_path,
-                                 self.page)
-            return ("more" if more else None), f"has_more_path {self.config.has_more_path!r}"
+                                 self.page, empty=empty)
+            claim = MISSING if more is None else ("more" if more else None)
+            return claim, f"has_more_path {self.config.has_more_path!r}"
         return page_signals(response.body, None)[1], "links.next"
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
@@ -403,7 +409,7 @@ class PageNumberPaginator(BasePaginator):
         self._check_not_repeated(records)
         pages_read = self.page - self.config.base_page + 1
         total, _ = page_signals(response.body, self.config.total_path)
-        next_link_, signal = self._claim(response)
+        next_link_, signal = self._claim(response, not records)
         if total is not None:
             self.total_pages = total
         if self.config.maximum_page is not None and self.page >= self.config.maximum_page:
@@ -678,7 +684,7 @@ class OffsetPaginator(BasePaginator):
         if isinstance(total, int) and not isinstance(total, bool) and self.offset < total:
             what = f"{self.config.total_path} is {total}"
         elif self.config.has_more_path and read_has_more(
-                self.resource, response.body, self.config.has_more_path, self.page):
+                self.resource, response.body, self.config.has_more_path, self.page, empty=True):
             what = f"{self.config.has_more_path} is true"
         if what is None:
             self._end(response.body, "an empty page", heeded=self.config.has_more_path)
@@ -807,7 +813,8 @@ class JSONResponseCursorPaginator(_ReferencePaginator):
                 f"{type(value).__name__}, not a string or number; check paginator.cursor_path",
             )
         has_more = (read_has_more(self.resource, response.body, self.config.has_more_path,
-                                  self.page) if self.config.has_more_path else None)
+                                  self.page, empty=not data)
+                    if self.config.has_more_path else None)
         what = f"cursor at {self.config.cursor_path!r}"
         if has_more is True and (reference is None
                                  or (not data and self.config.stop_after_empty_page)):
