@@ -114,8 +114,9 @@ def test_without_a_limit_only_an_empty_page_ends() -> None:
 
 
 def test_maximum_page_stops() -> None:
-    """maximum_page is the last page number fetched."""
-    p = paginator(maximum_page=2)
+    """maximum_page is the first page number not fetched (dlt's meaning: maximum_page 3 from
+    page 1 reads pages 1 and 2, its test_paginators.py::test_maximum_page)."""
+    p = paginator(maximum_page=3)
     update(p, body(1, total_pages=9), records(10))
     update(p, body(2, total_pages=9), records(10, 10))
     assert not p.has_next

@@ -412,7 +412,8 @@ class PageNumberPaginator(BasePaginator):
         next_link_, signal = self._claim(response, not records)
         if total is not None:
             self.total_pages = total
-        if self.config.maximum_page is not None and self.page >= self.config.maximum_page:
+        # dlt's meaning: maximum_page is the first page not fetched (pages before it are).
+        if self.config.maximum_page is not None and self.page + 1 >= self.config.maximum_page:
             self._has_next_page = False
             return
         conflict = _contradiction(self.page, pages_read, bool(records), total, next_link_,
