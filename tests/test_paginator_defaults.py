@@ -215,3 +215,48 @@ def test_auto_detects_total_pages_and_an_api_counting_from_one() -> None:
     assert not p.discard and p.has_next_page
     step(p, {"total_pages": 3}, 3)
     assert not p.has_next_page
+
+
+# -- stop signals the messages name ------------------------------------------------------------
+
+def test_an_empty_page_repeating_a_cursor_names_stop_after_empty_page() -> None:
+    """1Password's feed with the same cursor on its empty last page (dlt-hub/dlt#3358)."""
+    p = build("cursor")
+    step(p, {"cursors": {"next": "c1"}}, 2)
+    with pytest.raises(PaginationLoopError, match=r"items: .*stop_after_empty_page: true"):
+        step(p, {"cursors": {"next": "c1"}}, 0)
+
+
+def test_a_run_of_empty_pages_with_fresh_links_ends_in_an_error_not_a_hang() -> None:
+    p = build("json_link")
+    with pytest.raises(ContractError, match=r"items: 10 empty pages in a row"):
+        for i in range(50):
+            step(p, {"next": f"{BASE}/items?after={i}"}, 0)
+
+
+def test_offset_empty_page_below_the_total_fails_naming_total_path() -> None:
+    p = build({"type": "offset", "limit": 10})
+    step(p, {"total": 30}, 10)
+    with pytest.raises(ContractError, match=r"items: the page at offset=10 is empty but total "
+                                            r"is 30 .* paginator\.total_path"):
+        step(p, {"total": 30}, 0)
+
+
+def test_offset_steps_by_the_records_received_when_the_page_size_is_clamped() -> None:
+    p = build({"type": "offset", "limit": 100})
+    assert step(p, {"total": 60}, 25).params == {"offset": 25, "limit": 100}
+    assert step(p, {"total": 60}, 25).params == {"offset": 50, "limit": 100}
+    step(p, {"total": 60}, 10)
+    assert not p.has_next_page
+
+
+def test_offset_total_below_the_records_served_is_read_past() -> None:
+    """A total counting what is left after the offset (oasisprotocol/nexus#489)."""
+    p = build({"type": "offset", "limit": 10})
+    step(p, {"total": 25}, 10)
+    step(p, {"total": 15}, 10)  # 20 read, total says 15: contradicted, read on
+    assert p.has_next_page
+    step(p, {"total": 5}, 5)
+    assert p.has_next_page
+    step(p, {"total": 0}, 0)
+    assert not p.has_next_page
