@@ -10,8 +10,9 @@ and cursor for filtering and sorting.
 Implements the API contract's paging for ``GET /v1/<resource>`` (shared/analytics-api.md):
 ``page[number]`` (1-based), ``page[size]`` (1..100), ``filter[updated_at][gte]`` (compared as
 an instant, offsets honoured), ``sort`` (``id``, ``updated_at``, ``-updated_at``; ties by id
-ascending, then by the order the test gave). Any ``api_key`` / ``X-Organization-Id`` pair is
-accepted. A page past the end is ``{"data": []}``.
+ascending, then by the order the test gave). Any ``api_key`` is accepted; an
+``X-Organization-Id`` is neither required nor checked (an API other than the contract's has no
+organization: issue 22, item 5). A page past the end is ``{"data": []}``.
 
     with RecordServer() as server:
         server.put("events", ['{"id":"e1","updated_at":"2026-03-01T10:00:00Z"}'])
@@ -146,8 +147,6 @@ class _Handler(BaseHTTPRequestHandler):
             owner.on_request(number_of_request, dict(parse_qsl(url.query, keep_blank_values=True)))
         if self.headers.get("api_key") is None:
             return self._error(401, "missing API key")
-        if self.headers.get("X-Organization-Id") is None:
-            return self._error(400, "missing X-Organization-Id")
         match = re.fullmatch(r"/v1/([^/]+)", url.path)
         if match is None or match.group(1) not in owner._records:
             return self._error(404, f"unknown resource path {url.path}")

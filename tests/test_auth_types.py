@@ -32,7 +32,7 @@ from analytics_client.orchestration.secrets import resolve_credentials
 from analytics_sandbox import SandboxSettings, World, serve
 from analytics_sandbox.app import TOKEN_PATH
 from tests.plans import request_of
-from tests.support import assert_lake_equals_truth, sync
+from tests.support import ORG_HEADERS, assert_lake_equals_truth, sync
 
 SMALL = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
 READ = ("deals", "tasks")
@@ -103,7 +103,7 @@ def test_each_auth_type_syncs_equal_to_the_truth_twice_with_changes_during_the_f
 
 
 def oauth_source(base_url: str, **auth: Any) -> Any:
-    raw = {"client": {"base_url": base_url,
+    raw = {"client": {"headers": ORG_HEADERS, "base_url": base_url,
                       "auth": {**auth_config("oauth2_client_credentials",
                                              base_url + TOKEN_PATH), **auth}},
            "resources": [{"name": "tags", "endpoint": {"path": "/v1/tags"}}]}
@@ -298,8 +298,9 @@ def test_an_oauth2_config_mistake_is_named(auth: dict[str, Any], problem: str) -
 
 def test_the_secrets_an_oauth2_config_needs_are_named() -> None:
     source = oauth_source("http://127.0.0.1:9")
-    assert source.secret_names() == ("client_id", "client_secret")
-    assert load_config(None).secret_names() == ("api_key",)
+    assert source.secret_names() == ("client_id", "client_secret", "organization_id")
+    # The seed declares X-Organization-Id: dlt.secrets["organization_id"] (issue 22, item 5).
+    assert load_config(None).secret_names() == ("api_key", "organization_id")
 
 
 def test_an_oauth2_source_reads_its_client_from_the_environment_and_needs_no_api_key(

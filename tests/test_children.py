@@ -23,7 +23,7 @@ from analytics_client.config.schemas import CONTRACT_COLUMNS
 from analytics_client.core.errors import ConfigError
 from analytics_sandbox import World, serve
 from tests.groundtruth import assert_children_equal_truth, fetch_truth
-from tests.support import CONTRACT_PAGES, assert_lake_equals_truth, sync
+from tests.support import CONTRACT_PAGES, ORG_HEADERS, assert_lake_equals_truth, sync
 
 COUNTS = {"tags": 20, "users": 30, "deals": 120, "pages": 5, "tasks": 300}
 RESOLVE = {"deal_id": {"type": "resolve", "resource": "deals", "field": "id"}}
@@ -164,7 +164,7 @@ NAME = st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True)
 
 
 def _source(child: dict[str, Any]) -> dict[str, Any]:
-    return {"client": {"base_url": "https://api.example.com"},
+    return {"client": {"headers": ORG_HEADERS, "base_url": "https://api.example.com"},
             "resources": [{"name": "deals", "endpoint": {"path": "/v1/deals"}},
                           {"name": "kids", **child}]}
 
@@ -199,8 +199,10 @@ def test_both_dlt_forms_bind_the_same_parent_field(param: str, field: str,
     ({"endpoint": {"path": "/v1/kids"}, "include_from_parent": ["id"]},
      "has no parent resource"),
     ({"endpoint": {"path": "/v1/deals/{resources.deals.id}/kids",
-                   "incremental": {"cursor_path": "updated_at"}}},
-     "its own incremental is not supported yet"),
+                   "incremental": {"cursor_path": "updated_at", "start_param": "since",
+                                   "initial_value": "2026-01-01T00:00:00Z",
+                                   "end_value": "2026-02-01T00:00:00Z"}}},
+     "a child's backfill window is not supported"),
     ({"endpoint": {"path": "/v1/deals/{resources.deals.id}/kids"},
       "write_disposition": "append"}, "is not supported for it"),
     ({"endpoint": {"path": "/v1/deals/{deal}/kids"}}, "{deal} is not a known placeholder"),

@@ -27,7 +27,7 @@ from analytics_client import Lake
 from analytics_sandbox import RunningSandbox, World, serve
 from flows.main import analytics_sync, main
 from tests.groundtruth import assert_table_equals_truth, fetch_truth
-from tests.support import RESOURCES
+from tests.support import ORG_HEADERS, RESOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"tags": 15, "users": 25, "deals": 60, "pages": 30, "tasks": 45}
@@ -63,7 +63,7 @@ def test_failed_resources_fail_the_run_and_no_secret_appears_anywhere(
     monkeypatch.setenv("ANALYTICS_API_KEY", sandbox.api_key)
     monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", wrong_org)
     config = {
-        "client": {"base_url": sandbox.base_url,
+        "client": {"headers": ORG_HEADERS, "base_url": sandbox.base_url,
                    "auth": {"type": "api_key", "name": "api_key", "location": "query"}},
         "resources": [{"name": n, "endpoint": {"path": f"/v1/{n}"}} for n in ("tags", "deals")],
     }

@@ -22,6 +22,7 @@ from prefect.logging.handlers import APILogHandler
 
 from analytics_sandbox import SandboxSettings, World, serve
 from flows.main import analytics_sync
+from tests.support import ORG_HEADERS
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def test_echoed_query_key_is_masked_in_states_logs_and_artifacts(
         monkeypatch.setenv("ANALYTICS_API_KEY", KEY)
         monkeypatch.setenv("ANALYTICS_ORGANIZATION_ID", sandbox.organization_id)
         config = {
-            "client": {"base_url": sandbox.base_url,
+            "client": {"headers": ORG_HEADERS, "base_url": sandbox.base_url,
                        "auth": {"type": "api_key", "name": "api_key", "location": "query"}},
             "resources": [{"name": n, "endpoint": {"path": f"/v1/{n}"}} for n in ("tags", "deals")],
         }

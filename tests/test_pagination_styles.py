@@ -164,7 +164,7 @@ def test_a_next_link_to_another_host_is_refused_over_real_http(tmp_path: Path) -
     another Host gets links elsewhere, which the run refuses, naming both origins."""
     with serve(World(seed=2, counts=SMALL)) as sandbox:
         raw = config("json_link", STYLES["json_link"][1])
-        raw["client"]["headers"] = {"Host": "elsewhere.example"}
+        raw["client"]["headers"] = {**raw["client"].get("headers", {}), "Host": "elsewhere.example"}
         summaries = sync(sandbox, tmp_path, config=raw, resources=["tags"])
         tags = summaries["tags"]
         assert tags.status == "failed"

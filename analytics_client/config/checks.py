@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from analytics_client.config.cursorkind import cursor_kind_problems
 from analytics_client.config.model import (
     CursorPaginator,
     HeaderCursorPaginator,
@@ -17,8 +18,11 @@ from analytics_client.config.model import (
     ResourceConfig,
     SourceConfig,
     parent_bindings,
+    parent_of,
+    request_bodies,
 )
 from analytics_client.core import placeholders
+from analytics_client.core.cursors import cursor_column
 
 __all__ = ["cross_checks"]
 
@@ -68,9 +72,15 @@ def _window_checks(i: int, resource: ResourceConfig) -> list[str]:
         if isinstance(value, str):
             problems.extend(f"resources[{i}].endpoint.params.{name}: {p}"
                             for p in placeholders.problems(value))
+    for key, body in (("json", endpoint.json_body), ("data", endpoint.data),
+                      ("headers", endpoint.headers)):
+        for text in dict.fromkeys(placeholders.texts(body)):
+            problems.extend(f"resources[{i}].endpoint.{key}: {p}"
+                            for p in placeholders.problems(text, tuple(endpoint.resolve)))
     incremental = endpoint.incremental
     if incremental is None:
-        if placeholders.used(resource.endpoint.path, resource.endpoint.params):
+        if placeholders.used(resource.endpoint.path, resource.endpoint.params,
+                                  *request_bodies(resource.endpoint)):
             problems.append(f"resources[{i}].endpoint: uses {{incremental.*}} placeholders but "
                             "has no incremental; add endpoint.incremental with its cursor_path")
         return problems
@@ -90,7 +100,7 @@ def _response_action_checks(i: int, resource: ResourceConfig) -> list[str]:
     endpoint = resource.endpoint
     if endpoint.response_actions and endpoint.incremental is not None and (
             endpoint.incremental.start_param
-            or placeholders.used(endpoint.path, endpoint.params)):
+            or placeholders.used(endpoint.path, endpoint.params, *request_bodies(endpoint))):
         return [f"resources[{i}].endpoint.response_actions: not supported yet with "
                 "incremental.start_param or {incremental.*} placeholders (an ignored page "
                 "would end the read as if it had read everything, and move the mark past "
@@ -116,23 +126,40 @@ def _parent_checks(i: int, resource: ResourceConfig, config: SourceConfig) -> li
     parent = next((r for r in config.resources if r.name == names[0]), None)
     if parent is None:
         problems.append(f"{where}.endpoint: parent resource {names[0]!r} is not configured")
-    elif parent_bindings(parent):
-        problems.append(f"{where}.endpoint: parent {names[0]!r} is itself a child; chains of "
-                        "parents are not supported yet")
+    else:
+        problems.extend(_chain_problems(where, resource, config))
     path_names = placeholders.fields(resource.endpoint.path)
     for name in resource.endpoint.resolve:
         if name not in path_names:
             problems.append(f"{where}.endpoint.params.{name}: a resolve param must be bound in "
                             f"the path as {{{name}}}; in query params write "
                             "{resources.<parent>.<field>} (dlt's rule)")
-    if resource.endpoint.incremental is not None:
-        problems.append(f"{where}.endpoint.incremental: a child is read again for each parent "
-                        "that changed; its own incremental is not supported yet: set "
-                        "incremental: null")
+    incremental = resource.endpoint.incremental
+    if incremental is not None and incremental.end_value is not None:
+        problems.append(f"{where}.endpoint.incremental.end_value: a child's backfill window is "
+                        "not supported (its children are read per parent); drop end_value, or "
+                        "backfill the parent")
     if resource.write_disposition != "merge":
         problems.append(f"{where}.write_disposition: a child is merged per parent; "
                         f"{resource.write_disposition!r} is not supported for it")
     return problems
+
+
+def _chain_problems(where: str, resource: ResourceConfig, config: SourceConfig) -> list[str]:
+    """A chain of parents (dlt's grandchildren) must end at a resource with no parent: a
+    cycle has no first table to read."""
+    seen = [resource.name]
+    current = resource
+    known = {r.name: r for r in config.resources}
+    while (name := parent_of(current)) is not None and name in known:
+        parent = known[name]
+        if parent.name in seen:
+            chain = " -> ".join([*seen, parent.name])
+            return [f"{where}.endpoint: the parents form a cycle ({chain}); one resource of "
+                    "the chain must read without a parent"]
+        seen.append(parent.name)
+        current = parent
+    return []
 
 
 def _paginator_params(paginator: Any) -> list[str]:
@@ -149,21 +176,20 @@ def _paginator_params(paginator: Any) -> list[str]:
 def _key_and_cursor_checks(i: int, resource: ResourceConfig) -> list[str]:
     """The merge compares keys and cursors: their declared types must be comparable ones."""
     problems = []
-    key_hint = resource.columns.get(resource.primary_key)
-    if key_hint is not None and key_hint.data_type not in ("text", "bigint"):
-        problems.append(f"resources[{i}].columns.{resource.primary_key}.data_type: the primary "
-                        "key must be text or bigint")
+    keys = resource.key_columns
+    if len(set(keys)) != len(keys):
+        problems.append(f"resources[{i}].primary_key: {list(keys)} names a column twice")
+    for key in keys:
+        key_hint = resource.columns.get(key)
+        if key_hint is not None and key_hint.data_type not in ("text", "bigint"):
+            problems.append(f"resources[{i}].columns.{key}.data_type: a primary key column "
+                            "must be text or bigint")
     incremental = resource.endpoint.incremental
-    cursor_hint = resource.columns.get(incremental.cursor_path) if incremental else None
-    if incremental is not None and cursor_hint is not None:
-        if cursor_hint.data_type not in ("timestamp", "bigint"):
-            problems.append(f"resources[{i}].columns.{incremental.cursor_path}.data_type: an "
-                            "incremental cursor must be timestamp or bigint")
-        elif cursor_hint.data_type == "bigint" and (
-                incremental.start_param
-                or placeholders.used(resource.endpoint.path, resource.endpoint.params)):
-            problems.append(f"resources[{i}].endpoint.incremental.start_param: filtering by a "
-                            "bigint cursor is not supported yet (marks are instants); drop "
-                            "start_param to read everything each run, merged by the bigint "
-                            "cursor")
+    column = cursor_column(incremental.cursor_path) if incremental else ""
+    cursor_hint = resource.columns.get(column) if incremental else None
+    if incremental is not None and cursor_hint is not None \
+            and cursor_hint.data_type not in ("timestamp", "bigint"):
+        problems.append(f"resources[{i}].columns.{column}.data_type: an "
+                        "incremental cursor must be timestamp or bigint")
+    problems.extend(cursor_kind_problems(i, resource))
     return problems

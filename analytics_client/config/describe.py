@@ -103,14 +103,13 @@ def describe(error: Any) -> str:
 
 
 # dlt's keys we refuse for now, and what to do instead (README: dlt config keys). A key leaves
-# this list when a model takes it (resolve, include_from_parent, end_value and end_param did).
+# this list when a model takes it (resolve, include_from_parent, end_value and end_param did;
+# method, json, data, headers, auth, parallelized and yield_map did too).
 _DLT_NOT_YET: dict[str, str] = {
-    "session": "remove it; the client is httpx, configured by client.timeout and friends",
-    "method": "remove it; every request is a GET",
-    "json": "remove it; requests carry no body (GET only)",
-    "data": "remove it; requests carry no body (GET only)",
-    "auth": "set auth once under client",
-    "headers": "set headers once under client.headers",
+    # A requests.Session object: our client is httpx, its pool shared by every resource of a
+    # run (client.max_concurrency), so a session could only be ignored.
+    "session": "remove it; the client is httpx, configured by client.timeout, "
+               "client.max_concurrency and client.headers (a requests.Session cannot be used)",
     "merge_key": "remove it; merges are keyed on primary_key",
     "table_name": "remove it; the table is named after the resource",
     "max_table_nesting": "remove it; nested values are kept as JSON text",
@@ -121,14 +120,13 @@ _DLT_NOT_YET: dict[str, str] = {
     "file_format": "remove it; every table is a Delta table",
     "schema_contract": "remove it; columns hints declare types, on_bad_record handles misfits",
     "selected": "remove it; choose resources with --resources",
-    "parallelized": "remove it; resources always run in parallel",
     "row_order": "remove it; the read's order comes from endpoint.params (sort)",
-    "convert": "remove it; cursors are ISO-8601 timestamps",
+    "convert": "remove it; cursors are ISO-8601 timestamps or integers, as columns or "
+               "initial_value declare",
     "range_start": "remove it; the start is inclusive, minus lag",
     "range_end": "remove it",
     "last_value_func": "remove it; the mark is the greatest cursor read",
     "allow_external_schedulers": "remove it",
-    "yield_map": "use map, or filter",
 }
 
 
@@ -173,7 +171,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
             continue
         field = model.model_fields.get(part)
         model = _model_in(field.annotation) if field else None
-    return list(model.model_fields) if model else []
+    return [f.alias or n for n, f in model.model_fields.items()] if model else []
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -12,6 +12,7 @@ errors worded by describe.py).
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
             "api_key": 'dlt.secrets["api_key"]',
             "location": "header",
         },
+        # The contract's organization header: the seed's own, resolved like the API key (a
+        # config without it needs no organization id and sends none).
+        "headers": {"X-Organization-Id": 'dlt.secrets["organization_id"]'},
     },
     "resource_defaults": {
         "primary_key": "id",
@@ -142,6 +146,8 @@ def _apply_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     if not isinstance(defaults, dict):
         problems.append("resource_defaults: must be a mapping")
         defaults = {}
+    default_endpoint = defaults.get("endpoint")
+    paged_by_default = isinstance(default_endpoint, dict) and "paginator" in default_endpoint
     if "name" in defaults:
         problems.append("resource_defaults.name: a name cannot be a default; set it per resource")
         defaults = {k: v for k, v in defaults.items() if k != "name"}
@@ -163,11 +169,35 @@ def _apply_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         endpoint = item.get("endpoint") if isinstance(item, dict) else None
         if isinstance(endpoint, dict) and "paginator" in endpoint:
             endpoint["paginator"] = _expand_paginator(endpoint["paginator"])
-        merged.append(_deep_merge(defaults, item) if isinstance(item, dict) else item)
+        paged = paged_by_default or (isinstance(endpoint, dict) and "paginator" in endpoint)
+        merged.append(_single_entity(_deep_merge(defaults, item), paged)
+                      if isinstance(item, dict) else item)
     for i, item in enumerate(merged):
         problems.extend(_lift_param_types(i, item))
         problems.extend(_lift_incremental_param(i, item))
     return {"client": raw.get("client"), "resources": merged}
+
+
+def _single_entity(resource: dict[str, Any], paged: bool) -> dict[str, Any]:
+    """dlt's guess for a detail endpoint (``/posts/{id}``: the path's last segment is a
+    placeholder): one object, so ``data_selector`` ``$`` and ``single_page`` unless the resource
+    (or ``resource_defaults``) says otherwise (``paged``: a paginator is given there).
+    dlt/sources/rest_api/config_setup.py: ``_setup_single_entity_endpoint``;
+    ``client.paginator`` is the client's there, so it does not count."""
+    endpoint = resource.get("endpoint")
+    path = endpoint.get("path") if isinstance(endpoint, dict) else None
+    if not isinstance(path, str) or not _SINGLE_ENTITY.search(path.rstrip("/").rsplit("/")[-1]):
+        return resource
+    assert isinstance(endpoint, dict)
+    if endpoint.get("data_selector") is None:
+        endpoint["data_selector"] = "$"
+    if not paged:
+        endpoint["paginator"] = {"type": "single_page"}
+    return resource
+
+
+# dlt's detector.single_entity_path: an OpenAPI-style {name} in the last path segment.
+_SINGLE_ENTITY = re.compile(r"\{([a-zA-Z0-9\.\-_]+)\}")
 
 
 def _expand_paginator(value: Any) -> Any:

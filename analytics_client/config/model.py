@@ -32,8 +32,9 @@ from pydantic_core import PydanticCustomError
 
 from analytics_client.config.schemas import ColumnHint
 from analytics_client.core import placeholders, timestamps
+from analytics_client.core.cursors import INTEGER
 from analytics_client.core.errors import ConfigError
-from analytics_client.core.jsonpath import compile_selector, drops_records, is_dotted
+from analytics_client.core.jsonpath import compile_selector, drops_records, field_chain, is_dotted
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -64,6 +65,8 @@ __all__ = [
     "SourceConfig",
     "parent_bindings",
     "parent_of",
+    "request_bodies",
+    "secret_ref",
 ]
 
 # -- defaults: one home each; every other module imports them from here ----------------------
@@ -429,15 +432,27 @@ class ErrorHandler(_Model):
         return codes
 
 
-def _timestamp(value: object) -> object:
+def _cursor_value(value: object) -> object:
+    """An ``initial_value`` / ``end_value``: an ISO-8601 timestamp with a zone, or an integer
+    (dlt takes either; its type declares the cursor's kind: ``config/cursorkind.py``)."""
     if value is None:
         return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return INTEGER.parse(value)
+        except ValueError as exc:
+            raise _fail("cursor_value", f"must fit a 64-bit integer (got {value}: {exc})") \
+                from None
     try:
         timestamps.parse(value)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise _fail("timestamp", f"must be an ISO-8601 timestamp with a zone, e.g. "
-                    f"2026-01-01T00:00:00Z (got {value!r}: {exc})") from None
+        raise _fail("cursor_value", f"must be an ISO-8601 timestamp with a zone, e.g. "
+                    f"2026-01-01T00:00:00Z, or an integer (got {value!r}: {exc})") from None
     return value
+
+
+def _as_mark(value: str | int) -> int:
+    return value if isinstance(value, int) else timestamps.parse(value)
 
 
 class Incremental(_Model):
@@ -456,9 +471,9 @@ class Incremental(_Model):
 
     cursor_path: str = DEFAULT_CURSOR_PATH
     start_param: str | None = None
-    initial_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
+    initial_value: Annotated[str | int | None, BeforeValidator(_cursor_value)] = None
     # dlt's backfill window: read [initial_value, end_value) and leave the mark where it is.
-    end_value: Annotated[str | None, BeforeValidator(_timestamp)] = None
+    end_value: Annotated[str | int | None, BeforeValidator(_cursor_value)] = None
     end_param: str | None = None
     lag: NonNegativeFloat = 10.0
     on_cursor_value_missing: Literal["raise", "include", "exclude"] = "raise"
@@ -470,7 +485,11 @@ class Incremental(_Model):
             raise ValueError("end_value needs initial_value: a backfill reads "
                              "[initial_value, end_value)")
         if self.end_value is not None and self.initial_value is not None \
-                and timestamps.parse(self.end_value) <= timestamps.parse(self.initial_value):
+                and isinstance(self.end_value, int) != isinstance(self.initial_value, int):
+            raise ValueError(f"initial_value {self.initial_value!r} and end_value "
+                             f"{self.end_value!r} must both be timestamps or both integers")
+        if self.end_value is not None and self.initial_value is not None \
+                and _as_mark(self.end_value) <= _as_mark(self.initial_value):
             raise ValueError(f"end_value {self.end_value} must be after initial_value "
                              f"{self.initial_value}")
         if self.end_param is not None and self.end_value is None:
@@ -479,9 +498,15 @@ class Incremental(_Model):
 
     @field_validator("cursor_path")
     @classmethod
-    def _plain_field(cls, path: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", path):
-            raise ValueError(f"must name a top-level field of the records (got {path!r})")
+    def _chain_of_fields(cls, path: str) -> str:
+        # dlt reads cursor_path as JSONPath and takes the first match; a chain of fields has
+        # one (core/cursors.py: cursor_value, and the column it lands in: cursor_column).
+        if field_chain(path) is None:
+            raise ValueError(
+                f"must be a field or a JSONPath of fields (updated_at, $.updated, "
+                f"properties.hs_lastmodifieddate); got {path!r}: filters, wildcards and indexes "
+                "pick among several values, which a cursor cannot be: name the one field "
+                "that holds it")
         return path
 
 
@@ -502,24 +527,27 @@ class ResponseAction(_Model):
 
 
 class ProcessingStep(_Model):
-    """dlt's ``{"filter": callable}`` / ``{"map": callable}`` (Python configs only; a file
-    cannot hold a callable). ``yield_map`` is not supported yet."""
+    """dlt's ``{"filter": callable}`` / ``{"map": callable}`` / ``{"yield_map": callable}``
+    (Python configs only; a file cannot hold a callable). ``yield_map`` turns one record into
+    any number (an iterable of records), as dlt's ``add_yield_map``; within one step dlt applies
+    filter, then map, then yield_map (dlt/sources/rest_api/__init__.py: ``process``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
                               arbitrary_types_allowed=True)
 
     filter: typing.Callable[[Any], bool] | None = None
     map: typing.Callable[[Any], Any] | None = None
+    yield_map: typing.Callable[[Any], typing.Iterable[Any]] | None = None
 
     @model_validator(mode="after")
     def _does_something(self) -> ProcessingStep:
-        if self.filter is None and self.map is None:
-            raise ValueError("a step needs filter or map (a callable)")
+        if self.filter is None and self.map is None and self.yield_map is None:
+            raise ValueError("a step needs filter, map or yield_map (a callable)")
         return self
 
 
-def _json_path(selector: str) -> str:
-    if not is_dotted(selector):
+def _json_path(selector: str | None) -> str | None:
+    if selector is not None and not is_dotted(selector):
         try:
             compile_selector(selector)
         except ValueError as exc:
@@ -542,14 +570,59 @@ class ResolveParam(_Model):
     field: str = Field(min_length=1)
 
 
+def _pairs(value: object) -> object:
+    """Form pairs as a file writes them (2-item lists) read as the pairs they are."""
+    if isinstance(value, list):
+        return [tuple(p) if isinstance(p, list) and len(p) == 2 else p for p in value]
+    return value
+
+
+def secret_ref(value: object) -> str | None:
+    """The secret a header value names (``dlt.secrets["organization_id"]`` names
+    ``organization_id``), None for a plain value."""
+    match = _PLACEHOLDER.match(value) if isinstance(value, str) else None
+    return match.group("name") if match else None
+
+
+def _headers(headers: dict[str, str]) -> dict[str, str]:
+    """Header values are text or a ``dlt.secrets[...]`` naming a known secret (resolved at run
+    time, like the auth's: the seed's ``X-Organization-Id`` is one)."""
+    for name, value in headers.items():
+        ref = secret_ref(value)
+        if ref is not None and ref not in SECRET_NAMES:
+            raise ValueError(f"{name}: unknown secret {ref!r}; use one of: "
+                             + ", ".join(f'dlt.secrets["{n}"]' for n in SECRET_NAMES))
+    return headers
+
+
+Headers = Annotated[dict[str, str], AfterValidator(_headers)]
+
+
 class Endpoint(_Model):
     path: str = Field(min_length=1)
     params: dict[str, Scalar] = Field(default_factory=dict)
+    # dlt's request method and bodies (dlt's HTTPMethodBasic): ``json`` is sent as a JSON body,
+    # ``data`` form-encoded (a mapping) or as is (text). Placeholders in them are filled like
+    # params' (``{incremental.start_value}``, a parent's ``{resources.<p>.<f>}`` or resolve
+    # name); in ``json`` a text that is one placeholder alone takes the value's own type (dlt's
+    # ``preserve_value_type``). Paginators that page in the body write into the request's copy.
+    method: Literal["GET", "POST"] = "GET"
+    json_body: dict[str, Any] | list[Any] | None = Field(default=None, alias="json")
+    # A form: a mapping, or pairs (a key may repeat; YAML writes a pair as a 2-item list).
+    data: Annotated[dict[str, Scalar] | list[tuple[str, Scalar]] | str | None,
+                    BeforeValidator(_pairs)] = None
+    # dlt's per-endpoint headers and auth: sent on this resource's requests only, over
+    # client.headers (a header of the same name, case-insensitive, wins) and instead of
+    # client.auth.
+    headers: Headers = Field(default_factory=dict)
+    auth: Auth | None = None
     # dlt writes these among params; lifted here at load time (_lift_param_types) so params
     # hold only what is sent.
     resolve: dict[str, ResolveParam] = Field(default_factory=dict)
-    # dlt's JSONPath (jsonpath-ng); a dotted path is read strictly (responses.py).
-    data_selector: Annotated[str, AfterValidator(_json_path)] = "data"
+    # dlt's JSONPath (jsonpath-ng); a dotted path is read strictly (responses.py). Omitted
+    # (None), the records are detected on each page as dlt detects them (jsonpath.find_records);
+    # the seed names ``data``.
+    data_selector: Annotated[str | None, AfterValidator(_json_path)] = None
     response_actions: list[ResponseAction] = Field(default_factory=list)
     paginator: Paginator = AutoPaginator(type="auto")  # dlt's default: detect
     error_handler: ErrorHandler = ErrorHandler()
@@ -570,11 +643,22 @@ class Endpoint(_Model):
             return {**data, "paginator": {"type": "single_page"}}
         return data
 
+    @model_validator(mode="after")
+    def _body_fits_the_method(self) -> Endpoint:
+        if self.json_body is not None and self.data is not None:
+            raise ValueError("sets both json and data: a request has one body; keep one")
+        return self
+
 
 class ResourceConfig(_Model):
     name: str
     endpoint: Endpoint
-    primary_key: str = "id"
+    # dlt's: one column, or a list of columns that together identify a record (a composite
+    # key: merged, deduplicated, deleted and quarantined on all of them).
+    primary_key: str | Annotated[list[str], Field(min_length=1)] = "id"
+    # dlt's: run the resource in a thread. Accepted and changes nothing: every resource of a
+    # run is read at once already (its own thread, bounded by client.max_concurrency).
+    parallelized: bool = False
     # dlt's: parent fields copied into each child record as _<parent>_<field>.
     include_from_parent: list[str] = Field(default_factory=list)
     write_disposition: Literal["merge", "append", "replace"] = "merge"
@@ -614,6 +698,12 @@ class ResourceConfig(_Model):
         return self
 
     @property
+    def key_columns(self) -> tuple[str, ...]:
+        """``primary_key`` as columns: one, or a composite key's in the order given."""
+        return (self.primary_key,) if isinstance(self.primary_key, str) \
+            else tuple(self.primary_key)
+
+    @property
     def deletes(self) -> Literal["soft", "hard", "off"]:
         """``delete_missing`` as it applies: its default follows the disposition."""
         if self.delete_missing is not None:
@@ -637,7 +727,8 @@ class ResourceConfig(_Model):
 class ClientConfig(_Model):
     base_url: str = Field(min_length=1)
     auth: Auth = ApiKeyAuth(type="api_key")
-    headers: dict[str, str] = Field(default_factory=dict)
+    # Sent on every request; a value may be a dlt.secrets[...] (the seed's X-Organization-Id).
+    headers: Headers = Field(default_factory=dict)
     paginator: Paginator | None = None
     # Our addition: seconds to wait for a response (connect waits at most 10 s of it).
     timeout: PositiveFloat = 30.0
@@ -647,16 +738,6 @@ class ClientConfig(_Model):
     # walk of four resources split four ways wait on the API at once (at 50 ms per page, 8
     # left the largest resource alone on half the slots at the end: 30 s instead of 17 s).
     max_concurrency: PositiveInt = 16
-
-    @field_validator("headers")
-    @classmethod
-    def _org_header_is_ours(cls, headers: dict[str, str]) -> dict[str, str]:
-        if any(h.lower() == "x-organization-id" for h in headers):
-            raise ValueError(
-                "sets X-Organization-Id: remove it; it is always sent from the organization_id "
-                "secret"
-            )
-        return headers
 
     @field_validator("base_url")
     @classmethod
@@ -673,16 +754,18 @@ class SourceConfig(_Model):
     resources: list[ResourceConfig] = Field(min_length=1)
 
     def secret_names(self) -> tuple[str, ...]:
-        """The secrets the auth names (``dlt.secrets[...]``), for ``resolve_credentials(needs=)``;
-        the organization id is always needed (the contract's ``X-Organization-Id``)."""
-        auth = self.client.auth
-        if isinstance(auth, OAuth2ClientCredentialsAuth):
-            return (auth.client_id, auth.client_secret)
-        if isinstance(auth, ApiKeyAuth):
-            return (auth.api_key,)
-        if isinstance(auth, BearerAuth):
-            return (auth.token,)
-        return (auth.password,)
+        """The secrets the config names (``dlt.secrets[...]``), for
+        ``resolve_credentials(needs=)``: those of ``client.auth`` and every ``endpoint.auth``,
+        and those in ``client.headers`` and every ``endpoint.headers`` (the seed's
+        ``X-Organization-Id`` names ``organization_id``; a config without it needs none)."""
+        names: list[str] = [*_auth_secrets(self.client.auth)]
+        headers = [self.client.headers]
+        for resource in self.resources:
+            if resource.endpoint.auth is not None:
+                names += _auth_secrets(resource.endpoint.auth)
+            headers.append(resource.endpoint.headers)
+        names += [ref for h in headers for v in h.values() if (ref := secret_ref(v))]
+        return tuple(dict.fromkeys(names))
 
     def resource(self, name: str) -> ResourceConfig:
         for resource in self.resources:
@@ -707,21 +790,41 @@ class SourceConfig(_Model):
         return self.model_copy(update={"resources": kept})
 
 
+def _auth_secrets(auth: Any) -> tuple[str, ...]:
+    """The secrets one auth config names."""
+    if isinstance(auth, OAuth2ClientCredentialsAuth):
+        return (auth.client_id, auth.client_secret)
+    if isinstance(auth, ApiKeyAuth):
+        return (auth.api_key,)
+    if isinstance(auth, BearerAuth):
+        return (auth.token,)
+    return (auth.password,)
+
+
 # -- parent/child: dlt's resolve params and {resources.<parent>.<field>} (children.py reads) --
 
 
 def parent_bindings(resource: ResourceConfig) -> list[tuple[str, str, str]]:
     """``(placeholder, parent, field)`` for each parent value the child's requests need:
-    ``{deal_id}`` bound by a resolve param, and every ``{resources.deals.id}``."""
+    ``{deal_id}`` bound by a resolve param, and every ``{resources.deals.id}`` (in the path,
+    params, body or headers)."""
     endpoint = resource.endpoint
     found = [(name, r.resource, r.field) for name, r in endpoint.resolve.items()]
-    texts = [endpoint.path, *(v for v in endpoint.params.values() if isinstance(v, str))]
+    texts = [endpoint.path, *(v for v in endpoint.params.values() if isinstance(v, str)),
+             *placeholders.texts(endpoint.json_body), *placeholders.texts(endpoint.data),
+             *placeholders.texts(endpoint.headers)]
     for text in texts:
         for parent, field in placeholders.parents(text):
             entry = (f"resources.{parent}.{field}", parent, field)
             if entry not in found:
                 found.append(entry)
     return found
+
+
+def request_bodies(endpoint: Endpoint) -> tuple[Any, ...]:
+    """What a request carries besides its path and params, where placeholders may stand: the
+    JSON body, the form body and the headers."""
+    return (endpoint.json_body, endpoint.data, endpoint.headers)
 
 
 def parent_of(resource: ResourceConfig) -> str | None:

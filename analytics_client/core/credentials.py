@@ -51,7 +51,8 @@ class Credentials:
     """
 
     api_key: str = field(repr=False)
-    organization_id: str = field(repr=False)
+    # Needed only by a config that names it (the seed's X-Organization-Id header); "" else.
+    organization_id: str = field(default="", repr=False)
     client_id: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
     sources: str = field(default="", repr=False, compare=False)
@@ -60,12 +61,15 @@ class Credentials:
         """The secret a config names (``dlt.secrets["client_id"]`` names ``client_id``).
 
         Config validation (``config.SECRET_NAMES``) admits only these four names; any other
-        raises ``KeyError``. Raises ``SecretNotFoundError`` for an OAuth2 secret that was not
-        resolved (``resolve_credentials(needs=...)`` did not name it).
+        raises ``KeyError``. Raises ``SecretNotFoundError`` for an OAuth2 secret or an
+        organization id that was not resolved (``resolve_credentials(needs=...)`` did not name
+        it, or a caller built ``Credentials`` without it).
         """
         if name == "api_key":
             return self.api_key
         if name == "organization_id":
+            if not self.organization_id:  # named by the config (its headers), never given
+                raise SecretNotFoundError("organization id", ORGANIZATION_BLOCK, ORGANIZATION_ENV)
             return self.organization_id
         if name not in OPTIONAL_SECRETS:
             raise KeyError(name)

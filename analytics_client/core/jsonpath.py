@@ -11,7 +11,8 @@ what the user meant (dlt-hub/dlt#2505) and no other reading finds anything.
 ``data_selector`` is JSONPath, parsed by jsonpath-ng's extended grammar (dlt's choice, so a
 selector means what it meant under dlt). dlt's rule for the matches
 (``RESTClient.extract_response``): one match is the value itself, several are a list of them,
-a null is an empty page and a single object is one record. A plain dotted path
+a null is an empty page and a single object is one record; ``$``, the whole body, is read by
+that rule too (``whole_body``: a detail endpoint's object is one record). A plain dotted path
 (``data``, ``$.meta.items``) keeps its stricter reading: the key must be there and hold a list,
 because on a paged list endpoint a missing or non-list ``data`` is a broken page, not an
 empty one. Dotted paths are looked up without jsonpath-ng: a dict walk is about 50 times
@@ -31,8 +32,8 @@ from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext import parse as _parse
 
-__all__ = ["MISSING", "compile_selector", "drops_records", "is_dotted", "lookup", "select",
-           "set_at"]
+__all__ = ["MISSING", "compile_selector", "drops_records", "field_chain", "field_value",
+           "find_records", "is_dotted", "lookup", "select", "set_at", "whole_body"]
 
 MISSING = object()  # what lookup returns for an absent path (None is a value a body may hold)
 _DOTTED = re.compile(r"^(?:\$|(?:\$\.)?[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)$")
@@ -109,12 +110,68 @@ def drops_records(selector: str) -> bool:
     return _PICKS_SOME.search(selector) is not None
 
 
+def whole_body(body: Any) -> list[Any]:
+    """The records of ``data_selector: $``, dlt's rule for the one match of the root
+    (``RESTClient.extract_response``): a list is the records, null is none, and anything else,
+    a JSON object above all (a detail endpoint's ``/posts/{id}``), is one record."""
+    if body is None:
+        return []
+    return body if isinstance(body, list) else [body]
+
+
+# dlt's detector (dlt/sources/helpers/rest_client/detector.py): the keys a page's list of
+# records is found under, and those that hold something else.
+RECORD_KEYS = frozenset({"data", "items", "results", "entries", "records", "rows", "entities",
+                         "payload", "content", "objects", "values"})
+_DEEPEST = 2  # dlt's find_all_lists looks into nested objects two levels down
+
+
+def find_records(body: Any) -> list[Any]:
+    """The records of a page when ``data_selector`` is omitted: dlt's detection
+    (``find_response_page_data``), page by page.
+
+    A list, null or scalar body is read as ``$`` is (``whole_body``). In an object, the lists
+    are found depth first, two levels of nesting at most, in the body's key order; the first
+    whose key is a record key (``data``, ``items``, ``results``, ...) holds the records, else the
+    first list found. An object holding no list is one record (a detail endpoint), as dlt
+    reads it, with one exception of ours: a page wrapper whose record key is null
+    (``{"data": null, "meta": ...}``, an API's empty last page) and that carries no ``id`` of
+    its own holds no records. dlt reaches the same end by keeping the path it detected on the
+    first page; a rule that needs no memory serves reads of any shape (keyset, sliced, child).
+    """
+    if not isinstance(body, dict):
+        return whole_body(body)
+    lists: list[tuple[tuple[str, ...], list[Any]]] = []
+    _lists_in(body, (), lists)
+    for path, found in lists:
+        if path[-1] in RECORD_KEYS:
+            return found
+    if lists:
+        return lists[0][1]
+    if "id" not in body and any(body.get(key, 0) is None for key in RECORD_KEYS):
+        return []
+    return [body]
+
+
+def _lists_in(node: dict[str, Any], path: tuple[str, ...],
+              found: list[tuple[tuple[str, ...], list[Any]]]) -> None:
+    if len(path) > _DEEPEST:
+        return
+    for key, value in node.items():
+        if isinstance(value, list):
+            found.append(((*path, key), value))
+        elif isinstance(value, dict):
+            _lists_in(value, (*path, key), found)
+
+
 def select(body: Any, selector: str) -> Any:
     """The records at ``selector``: a list, or ``MISSING`` when a dotted path is absent.
 
     A dotted path returns what is there (the caller insists on a list); a JSONPath follows
     dlt's rule for its matches (module docstring).
     """
+    if selector == "$":
+        return whole_body(body)
     if is_dotted(selector):
         return _walk(body, selector)
     values = [match.value for match in compile_selector(selector).find(body)]
@@ -122,3 +179,41 @@ def select(body: Any, selector: str) -> Any:
     if data is None:
         return []
     return data if isinstance(data, list) else [data]
+
+
+@functools.lru_cache(maxsize=256)
+def field_chain(path: str) -> tuple[str, ...] | None:
+    """The field names a JSONPath walks when it is a plain chain of fields (``updated``,
+    ``$.updated``, ``properties.hs_lastmodifieddate``, ``$['properties']['x']``): one value
+    per record, as a cursor needs (dlt's ``incremental.cursor_path`` takes the first match).
+    None for anything else (a filter, a wildcard, an index, several names, or no JSONPath)."""
+    from jsonpath_ng.jsonpath import Child, Fields, Root
+
+    try:
+        node = compile_selector(path)
+    except ValueError:
+        return None
+    names: list[str] = []
+
+    def walk(part: object) -> bool:
+        if isinstance(part, Root):
+            return not names  # only at the start
+        if isinstance(part, Child):
+            return walk(part.left) and walk(part.right)
+        if isinstance(part, Fields) and len(part.fields) == 1 and part.fields[0] != "*":
+            names.append(part.fields[0])
+            return True
+        return False
+
+    return tuple(names) if walk(node) and names else None
+
+
+def field_value(record: Any, chain: tuple[str, ...]) -> Any:
+    """The value at ``chain`` (``field_chain``) in ``record``; None where a step is missing
+    or not an object (a cursor that is absent and one that is null are alike to a read)."""
+    node = record
+    for name in chain:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(name)
+    return node

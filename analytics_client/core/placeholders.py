@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["NAMES", "expand", "fields", "parents", "problems", "used"]
+__all__ = ["NAMES", "expand", "expand_tree", "fields", "fill", "parents", "problems", "texts",
+           "used"]
 
 NAMES = ("start_value", "last_value", "initial_value", "end_value")
 _FORMATTER = string.Formatter()
@@ -70,10 +72,47 @@ def problems(text: str, bound: tuple[str, ...] = ()) -> list[str]:
     return out
 
 
-def used(path: str, params: Mapping[str, object]) -> bool:
-    """Whether the path or any string parameter holds an ``{incremental.*}`` placeholder."""
-    texts = [path, *(v for v in params.values() if isinstance(v, str))]
-    return any(_incremental(text) for text in texts)
+def used(path: str, params: Mapping[str, object], *bodies: object) -> bool:
+    """Whether the path, any string parameter or any text in ``bodies`` (a request's JSON or
+    form body, its headers) holds an ``{incremental.*}`` placeholder."""
+    found = [path, *(v for v in params.values() if isinstance(v, str))]
+    found += [t for body in bodies for t in texts(body)]
+    return any(_incremental(text) for text in found)
+
+
+def texts(tree: object) -> list[str]:
+    """Every text value in ``tree`` (a JSON body, form data or headers: mappings and lists to
+    any depth, or one text), in order; keys are not placeholders' places."""
+    if isinstance(tree, str):
+        return [tree]
+    if isinstance(tree, Mapping):
+        return [t for value in tree.values() for t in texts(value)]
+    if isinstance(tree, list | tuple):
+        return [t for value in tree for t in texts(value)]
+    return []
+
+
+def expand_tree(tree: Any, values: Mapping[str, str | None],
+                typed: Mapping[str, Any] | None = None) -> Any:
+    """``tree`` (a JSON body, form data or headers) with every text expanded as ``expand``
+    does; a text that expands to None (a placeholder without a value) drops its key or item,
+    as a None parameter is dropped. With ``typed`` (a JSON body: dlt's
+    ``preserve_value_type``), a text that is one placeholder alone becomes ``typed[name]``
+    itself (an integer id stays an integer). Assumes ``problems`` was empty for every text."""
+    if isinstance(tree, str):
+        if typed is not None:
+            parsed = list(_FORMATTER.parse(tree))
+            if len(parsed) == 1 and parsed[0][0] == "" and parsed[0][1] is not None \
+                    and parsed[0][1] in typed:
+                return typed[parsed[0][1]]
+        return expand(tree, values)
+    if isinstance(tree, Mapping):
+        out = {_key(k, values): (expand_tree(v, values, typed), v) for k, v in tree.items()}
+        return {k: new for k, (new, old) in out.items() if new is not None or old is None}
+    if isinstance(tree, list | tuple):
+        items = [(expand_tree(v, values, typed), v) for v in tree]
+        return [new for new, old in items if new is not None or old is None]
+    return tree
 
 
 def parents(text: str) -> list[tuple[str, str]]:
@@ -101,6 +140,37 @@ def expand(text: str, values: Mapping[str, str | None]) -> str | None:
             return None
         out.append(value)
     return "".join(out)
+
+
+def fill(text: str, values: Mapping[str, str | None]) -> str | None:
+    """``text`` with the placeholders ``values`` names replaced, the others (a child's
+    ``{resources.<parent>.<field>}``, filled per parent later) kept, and literal braces kept
+    escaped: the result is still a template for ``expand``. None when a value is None."""
+    out = []
+    for literal, name, _, _ in _FORMATTER.parse(text):
+        out.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:
+            continue
+        if name not in values:
+            out.append("{" + name + "}")
+            continue
+        value = values[name]
+        if value is None:
+            return None
+        out.append(value.replace("{", "{{").replace("}", "}}"))
+    return "".join(out)
+
+
+def _key(key: Any, values: Mapping[str, str | None]) -> Any:
+    """A mapping's key expanded as dlt expands keys (``X-{{escaped}}`` is ``X-{escaped}``);
+    kept as written when it names a placeholder without a value here."""
+    if not isinstance(key, str):
+        return key
+    try:
+        expanded = expand(key, values)
+    except (KeyError, ValueError):
+        return key
+    return key if expanded is None else expanded
 
 
 def _incremental(text: str) -> bool:

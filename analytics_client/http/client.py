@@ -29,7 +29,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -37,7 +37,7 @@ from urllib.parse import urlencode
 import httpx
 import stamina
 
-from analytics_client.config.model import ALWAYS_RETRY, ErrorHandler, SourceConfig
+from analytics_client.config.model import ALWAYS_RETRY, ErrorHandler, SourceConfig, secret_ref
 from analytics_client.core import jsontext
 from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import (
@@ -53,12 +53,17 @@ from analytics_client.core.errors import (
 from analytics_client.core.stop import StopFlag, current
 from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http import ratelimit_headers
-from analytics_client.http.auth import build_auth
+from analytics_client.http.auth import ConfiguredAuth, build_auth
 from analytics_client.http.oauth2 import OAuth2ClientCredentials
 from analytics_client.http.origin import origin, origin_text
 from analytics_client.http.paginators import PageRequest, PageResponse
 from analytics_client.http.ratelimit import RateLimiter
-from analytics_client.http.redaction import SecretFilter, redact, redact_url
+from analytics_client.http.redaction import (
+    SecretFilter,
+    redact,
+    redact_url,
+    sensitive_values,
+)
 from analytics_client.http.responses import ignored_by
 from analytics_client.http.serverclock import ServerClock
 from analytics_client.http.template import RequestTemplate
@@ -141,9 +146,24 @@ class ApiClient:
         self.timing = timing  # the run's intervals (core/timing.py); slices read it too
         self.limiter = RateLimiter(sleep=timing.sleep or _sleep)
         self._in_flight = threading.BoundedSemaphore(config.client.max_concurrency)
-        self._secrets = credentials.values()
+        self._credentials = credentials
         auth = build_auth(config.client.auth, credentials)
-        self._secret_params = auth.secret_params
+        # dlt's endpoint.auth: a resource's own auth, used instead of the client's.
+        self._auths: dict[str, ConfiguredAuth] = {
+            r.name: build_auth(r.endpoint.auth, credentials)
+            for r in config.resources if r.endpoint.auth is not None}
+        self._secret_params = tuple(dict.fromkeys(
+            [*auth.secret_params, *(p for a in self._auths.values() for p in a.secret_params)]))
+        # Values the config sends under a secret-like name (params: {api_key: ...}, a body's
+        # password, an X-Api-Key header) are masked as secrets in every message the client
+        # makes and every line httpx logs (an API may echo them), besides by name in every URL
+        # shown (redaction.py, dlt's rule).
+        literal = [v for r in config.resources
+                   for v in sensitive_values([r.endpoint.params, r.endpoint.json_body,
+                                              r.endpoint.data, r.endpoint.headers,
+                                              config.client.headers])
+                   if secret_ref(v) is None]
+        self._secrets = (*credentials.values(), *dict.fromkeys(literal))
         # httpx logs every request URL at INFO; with ``auth.location: query`` the key is in it.
         # A library user gets no run's filter (redaction.install_log_filter), so the client
         # brings its own for as long as it is open.
@@ -154,10 +174,11 @@ class ApiClient:
             base_url=config.client.base_url,
             # httpx runs the auth flow, every step of it (a token request, a retry after 401).
             auth=auth,
+            # client.headers, a dlt.secrets[...] value resolved (the seed's X-Organization-Id:
+            # only a config that declares it sends it).
             headers={
-                **config.client.headers,
-                "X-Organization-Id": credentials.organization_id,
                 "Accept": "application/json",
+                **self._resolved(config.client.headers),
             },
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
             limits=httpx.Limits(max_connections=config.client.max_concurrency,
@@ -170,6 +191,14 @@ class ApiClient:
         )
         self._urls: dict[str, str] = {}
         self._clocks: dict[str, ServerClock] = {}  # per resource: the clock of its read
+
+    def _resolved(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """``headers`` with each ``dlt.secrets[...]`` value replaced by the secret."""
+        out = {}
+        for name, value in headers.items():
+            ref = secret_ref(value)
+            out[name] = self._credentials.value(ref) if ref is not None else value
+        return out
 
     @property
     def max_concurrency(self) -> int:
@@ -352,6 +381,8 @@ class ApiClient:
         if status == 401 and isinstance(self.http.auth, OAuth2ClientCredentials):
             return ("the API refused a fresh OAuth2 token too: check that the client may read "
                     "this API (auth.access_token_request_data, e.g. its scope)")
+        if status == 403 and "x-organization-id" not in self.http.headers:
+            return "check that the credentials may read this resource (client.auth)"
         return _HINTS.get(status, "not retried: a retry cannot fix this")
 
     def _wait_turn(self, template: RequestTemplate, page: int | None) -> None:
@@ -411,9 +442,23 @@ class ApiClient:
         The request is built here, not by ``Client.build_request``: the URL is complete already
         (``target``) and merging it with ``base_url`` again costs CPU on every page.
         """
-        request = httpx.Request("GET", self.target(template, page_request),
-                                headers=self.http.headers)
-        response = self.http.send(request, stream=True)
+        headers = self.http.headers
+        if template.headers:
+            headers = headers.copy()
+            headers.update(self._resolved(template.headers))
+        body = page_request.json if page_request.json is not None else template.json
+        form = template.data
+        if isinstance(form, list):  # pairs, a key maybe repeated: encoded as given
+            headers = headers.copy()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            form = urlencode([(k, _query_value(v)) for k, v in form])
+        request = httpx.Request(template.method, self.target(template, page_request),
+                                headers=headers, json=body,
+                                data=form if isinstance(form, Mapping) else None,
+                                content=form if isinstance(form, str) else None)
+        auth = self._auths.get(template.resource)
+        response = (self.http.send(request, stream=True) if auth is None
+                    else self.http.send(request, stream=True, auth=auth))
         try:
             declared = response.headers.get("content-length", "")
             size = int(declared) if declared.isdigit() else 0

@@ -53,6 +53,7 @@ What each paginator guarantees when records change during a read: docs/paginatio
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -112,14 +113,16 @@ class PageRequest:
     """The next request of a read: the endpoint's path with ``params``, or ``url``.
 
     ``url`` is an absolute URL a server gave (a next link); when set it replaces the path and
-    every parameter, as dlt's link paginators do (the link carries the query the server wants).
+    every parameter, as dlt's link paginators do (the link carries the query the server wants);
+    the method and body stay the template's (``json`` as this request holds it).
     """
 
     params: Params = field(default_factory=dict)
     url: str | None = None
-    # The JSON body where a ``*_body_path`` key puts the page, offset, limit or cursor (dlt's
-    # ``request.json``); None when the paginator sends everything in the query.
-    json: dict[str, Any] | None = None
+    # The JSON body of this request (a POST's, dlt's ``json``): a copy of the template's, so a
+    # paginator that pages in the body (dlt's ``*_body_path`` keys) writes its values here.
+    # None: the template's body (``RequestTemplate.json``) is sent as it is.
+    json: Any = None
 
 
 @dataclass(frozen=True)
@@ -221,20 +224,19 @@ def read_has_more(resource: str, body: Any, path: str, page: int | None, *,
                         "or false; check paginator.has_more_path")
 
 
-def _put(request: PageRequest, param: str | None, body_path: str | None, value: Any) -> None:
-    """Send ``value`` as query parameter ``param``, or at ``body_path`` of the JSON body."""
+def _put(request: PageRequest, param: str | None, body_path: str | None, value: Any,
+         resource: str = "") -> None:
+    """Send ``value`` as query parameter ``param``, or at ``body_path`` of the JSON body (the
+    template's ``json``, copied per read; dlt sends it with any method, as we do)."""
     if body_path:
         if request.json is None:
             request.json = {}
+        if not isinstance(request.json, dict):
+            raise ContractError(resource, f"a *_body_path ({body_path!r}) needs endpoint.json "
+                                f"to be a mapping, not {type(request.json).__name__}")
         set_at(request.json, body_path, value)
     elif param:
         request.params[param] = value
-
-
-def body_path_keys(config: Any) -> list[str]:
-    """The ``*_body_path`` keys a paginator config sets (dlt's: page, offset, limit, cursor)."""
-    names = ("page_body_path", "offset_body_path", "limit_body_path", "cursor_body_path")
-    return [name for name in names if getattr(config, name, None)]
 
 
 class BasePaginator(ABC):
@@ -319,15 +321,7 @@ def first_request(template: RequestTemplate, *, probe: bool = False) -> tuple[Ba
     """The paginator of a read and its first request: the template's params plus what the
     paginator's ``init_request`` adds; with ``probe``, asking for one record where it can."""
     paginator = make_paginator(template.resource, template.paginator)
-    keys = body_path_keys(template.paginator)
-    if keys and str(getattr(template, "method", "GET")).upper() == "GET":
-        raise ContractError(
-            template.resource,
-            f"paginator.{keys[0]} puts the paging value in a JSON request body, but this "
-            "resource's requests are GETs without a body: set endpoint.method: POST (with "
-            f"endpoint.json), or use the query parameter key instead of {keys[0]}",
-        )
-    request = PageRequest(dict(template.params))
+    request = PageRequest(dict(template.params), json=copy.deepcopy(template.json))
     paginator.init_request(request)
     if probe:
         paginator.probe(request)
@@ -391,7 +385,7 @@ class PageNumberPaginator(BasePaginator):
         assert self.page is not None
         request.params.update(page_number_params(self.config, self.page))
         if self.config.page_body_path:
-            _put(request, None, self.config.page_body_path, self.page)
+            _put(request, None, self.config.page_body_path, self.page, self.resource)
 
     def _claim(self, response: PageResponse, empty: bool) -> tuple[Any, str]:
         """What the page says about more: ``has_more_path`` when set (True/False), else
@@ -624,11 +618,13 @@ class OffsetPaginator(BasePaginator):
         self.update_request(request)
 
     def probe(self, request: PageRequest) -> None:
-        _put(request, self.config.limit_param, self.config.limit_body_path, 1)
+        _put(request, self.config.limit_param, self.config.limit_body_path, 1, self.resource)
 
     def update_request(self, request: PageRequest) -> None:
-        _put(request, self.config.offset_param, self.config.offset_body_path, self.offset)
-        _put(request, self.config.limit_param, self.config.limit_body_path, self.config.limit)
+        _put(request, self.config.offset_param, self.config.offset_body_path, self.offset,
+             self.resource)
+        _put(request, self.config.limit_param, self.config.limit_body_path, self.config.limit,
+             self.resource)
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         if data:
@@ -842,7 +838,7 @@ class JSONResponseCursorPaginator(_ReferencePaginator):
     def update_request(self, request: PageRequest) -> None:
         if self.next_reference is not None:
             _put(request, self.config.cursor_param, self.config.cursor_body_path,
-                 self.next_reference)
+                 self.next_reference, self.resource)
 
     def __str__(self) -> str:
         where = self.config.cursor_param or self.config.cursor_body_path

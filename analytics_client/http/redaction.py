@@ -20,6 +20,15 @@ filter, error and URL shown) masks along with the secrets it is given; the list 
 last ``REMEMBERED`` tokens, enough for every token a run can still hold. A secret shorter than
 ``SHORT_SECRET`` characters, or made of digits only, is masked only as a whole token: not inside
 a run of letters, digits, ``_ - . : +``.
+
+Values the config itself puts in a request under a secret-like name (``params: {api_key:
+...}``, a JSON body's ``password``) are no run-time secrets we are told of, so they are masked
+by name too, as dlt's ``sanitize_url`` does with its ``SENSITIVE_PARAMS``
+(dlt/sources/helpers/rest_client/redaction.py): ``redact`` masks the value after every
+``name=`` of such a query parameter in a text (the name and ``=`` in any spelling a URL carries
+them, any case), and ``redact_url`` masks them in a URL it parses. ``sensitive_values`` picks
+those values out of a config's params and bodies, for the caller to mask as secrets wherever
+else they appear (an API echoing a bad key in its error).
 """
 
 from __future__ import annotations
@@ -35,7 +44,8 @@ from collections.abc import Iterable
 
 import httpx
 
-__all__ = ["MASK", "SecretFilter", "install_log_filter", "redact", "redact_url", "remember"]
+__all__ = ["MASK", "SENSITIVE_PARAMS", "SecretFilter", "install_log_filter", "is_sensitive",
+           "redact", "redact_url", "remember", "sensitive_values"]
 
 MASK = "***"
 # Masking a one- or two-letter "secret" would shred every message and protect nothing.
@@ -46,6 +56,15 @@ _AUTH_SCHEME = re.compile(r"(?i)\b(basic|bearer)(\s+)[A-Za-z0-9._~+/=-]{4,}")
 _NOISY_LOGGERS = ("httpx", "httpcore", "httpcore.http11", "httpcore.connection", "stamina")
 REMEMBERED = 64  # run-time secrets kept; a token lives minutes to hours, a run refreshes a few
 _remembered: deque[str] = deque(maxlen=REMEMBERED)
+# dlt's SENSITIVE_PARAMS (dlt/sources/helpers/rest_client/redaction.py), compared lowercased as
+# dlt does, plus the names the issue (#22) and common APIs add: signatures, client secrets,
+# auth and session tokens, refresh tokens.
+SENSITIVE_PARAMS = frozenset({
+    "api_key", "token", "key", "access_token", "apikey", "api-key", "access-token", "secret",
+    "password", "pwd", "client_secret",
+    "signature", "sig", "auth", "authorization", "client-secret", "refresh_token",
+    "refresh-token", "id_token", "session_token", "x-api-key", "passwd", "private_key",
+})
 _remembered_lock = threading.Lock()
 
 
@@ -57,14 +76,47 @@ def remember(secret: str) -> None:
                 _remembered.append(secret)
 
 
+def is_sensitive(name: str) -> bool:
+    """Whether a query parameter or body key named ``name`` carries a secret (dlt's rule:
+    its lowercased name is in ``SENSITIVE_PARAMS``)."""
+    return name.lower() in SENSITIVE_PARAMS
+
+
+def sensitive_values(tree: object, *, under_sensitive: bool = False) -> list[str]:
+    """Every text value held under a sensitive name in ``tree`` (params, a JSON body: mappings
+    and lists to any depth), for masking as secrets; numbers are written as text."""
+    found: list[str] = []
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            found += sensitive_values(value, under_sensitive=under_sensitive
+                                      or (isinstance(key, str) and is_sensitive(key)))
+    elif isinstance(tree, list | tuple):
+        for value in tree:
+            found += sensitive_values(value, under_sensitive=under_sensitive)
+    elif under_sensitive and isinstance(tree, str | int | float) and not isinstance(tree, bool):
+        found.append(str(tree))
+    return found
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret (and every ``remember``ed one), in every encoded form,
-    replaced by ``***``."""
+    replaced by ``***``, and the value of every query parameter with a sensitive name."""
     text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _sensitive_query().sub(lambda m: f"{m.group(1)}{MASK}", text)
     with _remembered_lock:
         known = {*secrets, *_remembered}
     pattern = _pattern(tuple(sorted({s for s in known if len(s) >= MIN_SECRET_LENGTH})))
     return pattern.sub(MASK, text) if pattern is not None else text
+
+
+@functools.lru_cache(maxsize=1)
+def _sensitive_query() -> re.Pattern[str]:
+    """``<sensitive name>=<value>`` after ``?``, ``&`` or ``;`` in any text: the name spelled
+    literally or percent-encoded (any case), ``=`` literal or ``%3D``; the value runs to the
+    next ``&``, ``#``, quote, space or bracket (its own ``&`` is percent-encoded in a URL)."""
+    names = "|".join(_spelled(n) for n in sorted(SENSITIVE_PARAMS, key=len, reverse=True))
+    return re.compile(rf"(?i)((?:[?&;]|&amp;|%3[fF]|%26)(?:{names})(?:=|%3[dD]))"
+                      r"""[^&#\s"'<>]*""")
 
 
 @functools.lru_cache(maxsize=64)
@@ -117,10 +169,10 @@ def redact_url(url: httpx.URL | str, secrets: Iterable[str],
     """A URL safe to show: named query parameters masked, and any secret value masked."""
     url = httpx.URL(str(url))
     names = set(param_names)
-    if not names & set(url.params.keys()):
+    if not any(k in names or is_sensitive(k) for k in url.params.keys()):
         return redact(str(url), secrets)
     query = "&".join(
-        f"{k}={MASK}" if k in names else str(httpx.QueryParams({k: v}))
+        f"{k}={MASK}" if k in names or is_sensitive(k) else str(httpx.QueryParams({k: v}))
         for k, v in url.params.multi_items()
     )
     return redact(str(url.copy_with(query=None)) + "?" + query, secrets)
@@ -134,8 +186,6 @@ class SecretFilter(logging.Filter):
         self.secrets = tuple(s for s in secrets if s)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets and not _remembered:
-            return True
         message = record.getMessage()
         clean = redact(message, self.secrets)
         if clean != message:

@@ -11,10 +11,10 @@ every response, before its status is judged; ``status_code`` must equal, ``conte
 a substring of the body text, both when both are given; the first match whose ``action`` is
 ``ignore`` drops the response and ends the read of the resource, as dlt's paginate loop does.
 
-``processing_steps`` (dlt's ``add_filter`` / ``add_map`` in list order, Python configs only):
-applied to each page's records after its paginator and walk have seen them, so paging and
-incremental marks count every record the API served: a record a filter drops is covered by
-the read, not missing from it.
+``processing_steps`` (dlt's ``add_filter`` / ``add_map`` / ``add_yield_map`` in list order,
+Python configs only): applied to each page's records after its paginator and walk have seen
+them, so paging and incremental marks count every record the API served: a record a filter
+drops is covered by the read, not missing from it.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class Step(Protocol):
     def filter(self) -> Callable[[Any], bool] | None: ...
     @property
     def map(self) -> Callable[[Any], Any] | None: ...
+    @property
+    def yield_map(self) -> Callable[[Any], Iterable[Any]] | None: ...
 
 
 A = TypeVar("A", bound=Action)
@@ -66,11 +68,14 @@ def ignored_by(actions: Sequence[A], status: int, text: Callable[[], str]) -> A 
 
 def apply_steps(steps: Iterable[Step], records: list[Any]) -> list[Any]:
     """``records`` through each step in order: its ``filter`` keeps a record when true, then
-    its ``map`` replaces it (dlt's order within one step)."""
+    its ``map`` replaces it, then its ``yield_map`` replaces it by the records it yields (dlt's
+    order within one step)."""
     for step in steps:
         if step.filter is not None:
             keep = step.filter
             records = [r for r in records if keep(r)]
         if step.map is not None:
             records = [step.map(r) for r in records]
+        if step.yield_map is not None:
+            records = [out for r in records for out in step.yield_map(r)]
     return records

@@ -8,10 +8,11 @@ parent record is a new template (``filled``), not a copy of the config.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analytics_client.config.model import (
+    Auth,
     ErrorHandler,
     OffsetPaginator,
     PageNumberPaginator,
@@ -37,14 +38,26 @@ class RequestTemplate:
     ``params`` (sent as the query, placeholders already filled where the read fills them),
     the ``paginator`` config a read's paginator is built from (``paginators.make_paginator``),
     where the records are (``data_selector``, JSONPath) and the ``policy``. No defaults here:
-    the config is the one home of each (``config/model.py``), and the plan fills every field."""
+    the config is the one home of each (``config/model.py``), and the plan fills every field.
+
+    dlt's request keys of the endpoint: ``method`` (GET or POST), ``json`` (a JSON body) or
+    ``data`` (a form body: a mapping or pairs, or text sent as is), placeholders filled like
+    the params';
+    ``headers`` sent over ``client.headers``; ``auth`` (a ``client.auth``-shaped config) used
+    instead of the client's. The fields after ``policy`` take the values of a GET without them,
+    so a template built for a GET reads as before."""
 
     resource: str
     path: str
     params: Mapping[str, Any]
     paginator: Paginator
-    data_selector: str
+    data_selector: str | None  # None: omitted, the records are detected (jsonpath.find_records)
     policy: HttpPolicy
+    method: str = "GET"
+    json: Any = None
+    data: Mapping[str, Any] | list[Any] | str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    auth: Auth | None = None
 
     @property
     def page_size(self) -> int | None:
@@ -53,6 +66,7 @@ class RequestTemplate:
             return self.paginator.limit
         return None
 
-    def filled(self, path: str, params: Mapping[str, Any]) -> RequestTemplate:
-        """This template with its path and params set for one read (a window, a parent)."""
-        return replace(self, path=path, params=dict(params))
+    def filled(self, path: str, params: Mapping[str, Any], **request: Any) -> RequestTemplate:
+        """This template with its path and params set for one read (a window, a parent), and
+        any of ``json``, ``data`` and ``headers`` given in ``request``."""
+        return replace(self, path=path, params=dict(params), **request)

@@ -476,8 +476,8 @@ def _name_problem(name: str) -> str | None:
 class _Gate:
     """Admits records one by one; case spellings are claimed by the first record to use one."""
 
-    def __init__(self, primary_key: str, claimed: Sequence[str]) -> None:
-        self.primary_key = primary_key
+    def __init__(self, primary_key: str, claimed: Sequence[str], also: Sequence[str] = ()) -> None:
+        self.key = (primary_key, *also)  # a composite key's columns, then a child's parent's
         # Delta column names are case-insensitive: 'Name' and 'name' cannot both exist.
         self.spelling: dict[str, str] = {c.lower(): c for c in claimed}
         self.fine: set[str] = set()  # names already found fit to be columns
@@ -491,10 +491,10 @@ class _Gate:
         if not isinstance(record, dict):
             return None, (f"record {position} of the batch is a JSON {_json_type(record)}, "
                           "not an object")
-        key = record.get(self.primary_key)
-        if key is None:
-            return self.primary_key, (f"record {position} of the batch has no "
-                                      f"{self.primary_key!r} (missing or null)")
+        key = record.get(self.key[0])
+        for column in self.key:
+            if record.get(column) is None:
+                return column, f"record {position} of the batch has no {column!r} (missing or null)"
         if tuple(record) in self.shapes:
             return None
         lowered: dict[str, str] = {}
@@ -581,7 +581,7 @@ def typed_batch(
     cursor_field: str | None = None,
     cursor_nullable: bool = False,
     table_schema: Mapping[str, pl.DataType] | None = None,
-    synced_at: datetime,
+    synced_at: datetime, key_also: Sequence[str] = (),
 ) -> Batch:
     """Type a batch: declared columns as hinted, the rest inferred; the untypable set aside.
 
@@ -590,13 +590,13 @@ def typed_batch(
     A record is set aside (``Batch.rejected``) when it is no object, lacks its key, has a name
     the lake cannot hold (empty, a backtick, reserved, a case twin of a column), holds a value
     no JSON text holds (NaN, a lone surrogate), or a value that does not fit a declared,
-    key or cursor column (a null cursor fits if ``cursor_nullable``). Nothing is rounded,
-    truncated or dropped.
+    key (``primary_key``, ``key_also``) or cursor column (a null cursor fits if
+    ``cursor_nullable``). Nothing is rounded, truncated or dropped.
     """
     table_schema = dict(table_schema or {})
     columns = dict(columns or {})
     rejected: list[Rejected] = []
-    gate = _Gate(primary_key, [*table_schema, *columns])
+    gate = _Gate(primary_key, [*table_schema, *columns], key_also)
     rows: list[Record] = []
     hashes: list[str] = []
     for position, record in enumerate(records, start=1):

@@ -309,9 +309,7 @@ class TableWriter:
         ``delete_missing`` and ``max_delete_share``: what a replace does with the rows its
         read did not see (kept marked ``_deleted_at``, or dropped), and how many it may; the
         writer alone captures no deletes ("off") unless its caller, the run, asks. ``landed``
-        hears of each merged batch's rows once they are committed (``Landed``).
-        ``cursor_nullable``: a record without its cursor lands with a null one (``TableSpec``);
-        it never replaces a row that has one (the merge's version guard)."""
+        hears of each merged batch's committed rows. ``cursor_nullable``: as ``TableSpec``."""
         self.lake = lake
         self.resource = resource
         self.uri = lake.table_uri(resource)
@@ -470,7 +468,7 @@ class TableWriter:
             cursor_field=self.cursor_field,
             cursor_nullable=self.cursor_nullable,
             table_schema=schema,
-            synced_at=self.synced_at,
+            synced_at=self.synced_at, key_also=self.parent_key,
         )
         self._rejected = batch.rejected
         if batch.rejected:

@@ -31,6 +31,7 @@ from analytics_client.orchestration.server import bind_temporary_server_to_this_
 # isort: split
 import analytics_client.orchestration.api as prefect_api
 from analytics_client.config import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, SourceConfig, load_config
+from analytics_client.config.cursorkind import cursor_kind
 from analytics_client.core.credentials import (
     API_KEY_BLOCK,
     API_KEY_ENV,
@@ -39,6 +40,7 @@ from analytics_client.core.credentials import (
     ORGANIZATION_ENV,
     Credentials,
 )
+from analytics_client.core.cursors import codec_for
 from analytics_client.core.debugging import set_debugging
 from analytics_client.core.errors import (
     AnalyticsSyncError,
@@ -297,7 +299,7 @@ def _store_secrets(args: argparse.Namespace) -> int:
     import getpass
 
     source = load_config(args.config, base_url=args.base_url)
-    needs = {*source.secret_names(), "organization_id"}
+    needs = set(source.secret_names())
     values: dict[str, str] = {}
     for name, what, env in _STORED:
         if name not in needs:
@@ -356,7 +358,8 @@ def _show(pipeline: str, source: SourceConfig, lake: Lake, store: MarkStore) -> 
     for resource in source.resources:
         incremental = resource.endpoint.incremental
         info = describe(lake, pipeline, resource.name, store,
-                        incremental.initial_value if incremental else None)
+                        incremental.initial_value if incremental else None,
+                        codec_for(cursor_kind(resource)))
         print(f"  {resource.name}: block cursor {info['block_cursor'] or '-'}, table cursor "
               f"{info['table_cursor'] or '-'} (version {info['table_version']}), last success "
               f"{info['last_success_at'] or '-'}\n      next run: {info['next_run']}")

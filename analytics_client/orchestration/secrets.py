@@ -1,6 +1,8 @@
 """Where the run's secrets come from, and the one API each may be sent to.
 
-The API key and organization id are always read. The OAuth2 client id and secret
+The API key is read unless the config's auth needs another secret; the organization id only
+when the config names it (the seed declares ``X-Organization-Id: dlt.secrets["organization_id"]``
+in ``client.headers``). The OAuth2 client id and secret
 (``oauth2_client_credentials`` auth) are read only when the config's auth names them
 (``SourceConfig.secret_names``), from the blocks ``analytics-client-id`` /
 ``analytics-client-secret`` or ``ANALYTICS_CLIENT_ID`` / ``ANALYTICS_CLIENT_SECRET``.
@@ -174,7 +176,8 @@ def resolve_credentials(
     secrets the config's auth uses (``SourceConfig.secret_names()``): the OAuth2 ones are read
     only when named (from their own blocks, skipped as the others when ``api_key_block`` is
     ``None``), and the API key is left empty when not named, so an OAuth2 source needs no API
-    key. ``None`` reads the API key and organization id.
+    key; the organization id is read only when named. ``None`` reads the API key and
+    organization id.
 
     ``log`` gets one INFO line naming each secret's source (also in ``Credentials.sources``)
     and a WARNING per unbound block used; ``None`` says nothing (a check before the run that
@@ -182,7 +185,11 @@ def resolve_credentials(
     request.
     """
     here = origin_text(base_url)
-    wanted = [("organization_id", "organization id", organization_block, ORGANIZATION_ENV)]
+    wanted = []
+    # The organization id only where the config sends it (the seed's X-Organization-Id).
+    if needs is None or "organization_id" in needs:
+        wanted.append(("organization_id", "organization id", organization_block,
+                       ORGANIZATION_ENV))
     if needs is None or "api_key" in needs:
         wanted.insert(0, ("api_key", "API key", api_key_block, API_KEY_ENV))
     wanted += [(name, what, block if api_key_block else None, env)

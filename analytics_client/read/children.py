@@ -24,6 +24,20 @@ the same way (dlt/sources/rest_api/config_setup.py: ``build_parent_record``).
 Limit (dlt's too): a child that changes while its parent does not is read again only when its
 parent changes, or on a full refresh of the child (docs/incremental.md, Parent/child).
 
+**A child with its own incremental** (dlt's ``incremental`` on a child endpoint) lifts that
+limit: its children are read for *every* live parent, each request filtered from the child's
+own mark less ``lag`` (``start_param`` or ``{incremental.*}`` placeholders, as a lagged read
+fills them: ``window.windowed_request``), and the mark its complete read allows is a lagged
+read's (``window.py``: the lowest of the highest cursor seen and the higher of the child
+table's highest before the read and the first answer's highest), kept like any resource's
+cursor mark (table and state store). A parent version is then not kept: every parent is asked,
+which costs one request per parent per run, and dlt does the same.
+
+Chains (dlt's grandchildren): a child is a parent like any other. Its table is keyed on its
+own key plus its parent's key columns, and a grandchild binds fields of the child's rows
+(``{resources.issues.number}``, or the grandparent's key the child carries as
+``_repos_id``); which child rows changed is read from the child's table the same way.
+
 A bad parent is one record, never the resource (``on_bad_parent``, docs/incremental.md). A
 parent whose resolve field names no child (null, empty; in the path also ``.`` or ``..``, which
 a URL resolves away: ``/v1/deals/../tasks`` is ``/v1/tasks``) is never asked; one whose child
@@ -55,9 +69,11 @@ from urllib.parse import quote
 import polars as pl
 from deltalake import DeltaTable
 
+from analytics_client.core.cursors import KindMismatch
 from analytics_client.core.errors import APIError, BadParentError, ContractError
-from analytics_client.core.placeholders import expand, fields
+from analytics_client.core.placeholders import expand, expand_tree, fields
 from analytics_client.core.timestamps import format as format_cursor
+from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.template import RequestTemplate
 from analytics_client.lake.frames import DELETED_AT, ROW_HASH
@@ -65,6 +81,7 @@ from analytics_client.lake.tables import Lake
 from analytics_client.read.paged import iter_pages
 from analytics_client.read.pages import Page
 from analytics_client.read.plan import Parent, ResourcePlan
+from analytics_client.read.window import highest_cursor, in_window, lagged_mark, windowed_request
 
 __all__ = ["ChildRead", "changed_parents"]
 
@@ -104,13 +121,21 @@ class ChildRead:
 
     def __init__(self, client: ApiClient, plan: ResourcePlan, lake: Lake, *,
                  since: int | None, notes: list[str], log: Log = logger,
-                 on_retry: Callable[[RetryEvent], None] | None = None) -> None:
+                 on_retry: Callable[[RetryEvent], None] | None = None,
+                 begin: int | None = None, below_start: int | None = None) -> None:
         if plan.parent is None:
             raise ValueError(f"{plan.name} is not a child resource")
         self.client, self.plan, self.parent, self.lake = client, plan, plan.parent, lake
         self.since, self.notes, self.log, self.on_retry = since, notes, log, on_retry
         self.version: int | None = None
         self.complete = False
+        # With the child's own incremental: every parent, each request from ``begin``.
+        self.window = Window(begin) if plan.cursor is not None else None
+        self.template = windowed_request(plan, self.window) if self.window is not None \
+            else plan.request
+        self.below_start = below_start
+        self.first_max: int | None = None
+        self.seen_max: int | None = None
 
     def __iter__(self) -> Iterator[Page]:
         parent, name = self.parent, self.plan.name
@@ -118,26 +143,37 @@ class ChildRead:
         if self.version is None:
             self.notes.append(f"the parent {parent.name!r} has no table yet: no children read")
             return
-        rows = changed_parents(self.lake, parent, self.version, self.since, self.notes)
+        since = None if self.window is not None else self.since
+        rows = changed_parents(self.lake, parent, self.version, since, self.notes)
         self.log.info("%s: %s changed %s record(s) since %s: reading their children", name,
                       f"{len(rows):,}", parent.name,
-                      "the start" if self.since is None else f"version {self.since}")
+                      "the start" if since is None else f"version {since}")
         workers = self.plan.concurrency
         chunk = workers * 4  # bounded memory: a few parents' pages at a time
         bad: list[_BadParent] = []
         asked = 0  # parents whose child endpoint was asked
+        first: list[tuple[Pages, _BadParent | None]] = []
+        if self.window is not None and rows:
+            # The first parent alone, before any other request: its first page was served when
+            # the read began, which is what bounds the mark (window.py's module docstring).
+            first.append(self._read(rows[0]))
+            pages = first[0][0]
+            self.first_max = self._highest(pages[0]) if pages else None
+            rows = rows[1:]
         with ThreadPoolExecutor(max_workers=workers,
                                 thread_name_prefix=f"{name}-children") as pool:
-            for start in range(0, len(rows), chunk):
+            chunks = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
+            for index in range(-1 if first else 0, len(chunks)):
                 if self.client.stop.requested:
                     return
-                for pages, failed in pool.map(self._read, rows[start:start + chunk]):
+                answers = first if index < 0 else pool.map(self._read, chunks[index])
+                for pages, failed in answers:
                     if failed is None or failed.error is not None:
                         asked += 1
                     if failed is not None:
                         bad.append(failed)
                     for records in pages:
-                        yield Page(records)
+                        yield Page(self._filtered(records))
         self._judge(bad, asked)
         self.complete = not self.client.stop.requested
 
@@ -184,9 +220,32 @@ class ChildRead:
         self.notes.append(note)
         self.log.warning("%s: %s", child, note)
 
+    def _filtered(self, records: list[Any]) -> list[Any]:
+        """With the child's own incremental: the records in its window, the cursors seen."""
+        cursor = self.plan.cursor
+        if cursor is None or self.window is None:
+            return records
+        top = self._highest(records)
+        if top is not None and (self.seen_max is None or top > self.seen_max):
+            self.seen_max = top
+        return in_window(records, cursor.path, self.window, cursor.codec)
+
+    def _highest(self, records: list[Any]) -> int | None:
+        cursor = self.plan.cursor
+        assert cursor is not None
+        try:
+            return highest_cursor(records, cursor.path, cursor.codec)
+        except KindMismatch as exc:
+            raise ContractError(self.plan.name, str(exc)) from None
+
     def end_mark(self) -> int | None:
-        """The parent version read for, once every changed parent's children were yielded."""
-        return self.version if self.complete else None
+        """The parent version read for, once every changed parent's children were yielded;
+        with the child's own incremental, the cursor mark a lagged read allows."""
+        if not self.complete:
+            return None
+        if self.window is not None:
+            return lagged_mark(self.seen_max, self.first_max, self.below_start)
+        return self.version
 
     def _read(self, row: ParentRow) -> tuple[Pages, _BadParent | None]:
         """One parent's child pages, or why it has none to read (a 404 or a field that names
@@ -195,7 +254,7 @@ class ChildRead:
         field = unresolvable(self.plan.request, self.parent, row)
         if field is not None:
             return [], _BadParent(key, field=field)
-        request, extra = request_for(self.plan.request, self.parent, row, self.plan.name)
+        request, extra = request_for(self.template, self.parent, row, self.plan.name)
         try:
             return [[{**record, **extra} if isinstance(record, dict) else record
                      for record in page.records]
@@ -220,8 +279,8 @@ def changed_parents(lake: Lake, parent: Parent, version: int, since: int | None,
     child needs."""
     uri = lake.table_uri(parent.name)
     options = lake.storage_options
-    key = parent.primary_key
-    columns = list(dict.fromkeys([key, *parent.fields]))
+    key = parent.keys
+    columns = list(dict.fromkeys([*key, *parent.fields]))
     schema = DeltaTable(uri, version=version, storage_options=options).schema()
     names = {f.name for f in schema.fields}
     missing = [c for c in columns if c not in names]
@@ -246,13 +305,13 @@ def changed_parents(lake: Lake, parent: Parent, version: int, since: int | None,
     if since is not None and hashed and since <= version:
         try:
             before = pl.read_delta(uri, version=since, storage_options=options,
-                                   columns=[key, ROW_HASH])
+                                   columns=[*key, ROW_HASH])
         except Exception as exc:  # noqa: BLE001 - vacuumed or unreadable: read all, say so
             if notes is not None:
                 notes.append(f"{parent.name} version {since} is no longer readable "
                              f"({type(exc).__name__}): children of every parent read")
         else:
-            now = now.join(before, on=[key, ROW_HASH], how="anti")
+            now = now.join(before, on=[*key, ROW_HASH], how="anti")
     return now.select(columns).to_dicts()
 
 
@@ -280,12 +339,14 @@ def request_for(template: RequestTemplate, parent: Parent, row: ParentRow,
                             "child cannot be requested for it")
     path_values: dict[str, str | None] = {}
     param_values: dict[str, str | None] = {}
+    typed: dict[str, Any] = {}  # a JSON body's lone placeholder keeps the value's type (dlt's)
     extra: dict[str, Any] = {}
     for name, field in parent.bindings:
         value = _json_value(parent.name, field, row[field])
         text = _text(value)
         path_values[name] = quote(text, safe="")  # a value is one path segment
         param_values[name] = text
+        typed[name] = value
         extra[parent.column(field)] = value
     for field in parent.include:
         extra[parent.column(field)] = _json_value(parent.name, field, row[field])
@@ -293,7 +354,10 @@ def request_for(template: RequestTemplate, parent: Parent, row: ParentRow,
     assert path is not None  # every binding has a value (checked above)
     params = {k: expand(v, param_values) if isinstance(v, str) else v
               for k, v in template.params.items()}
-    return template.filled(path, {k: v for k, v in params.items() if v is not None}), extra
+    return template.filled(path, {k: v for k, v in params.items() if v is not None},
+                           json=expand_tree(template.json, param_values, typed),
+                           data=expand_tree(template.data, param_values),
+                           headers=expand_tree(template.headers, param_values)), extra
 
 
 def _text(value: Any) -> str:

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from analytics_client.config.model import PageNumberPaginator
+from analytics_client.core.cursors import KindMismatch
 from analytics_client.core.errors import ContractError, PaginationLoopError
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.core.timestamps import parse as parse_cursor
@@ -74,7 +75,7 @@ def keyset_request(plan: ResourcePlan, lo: int | None, page: int, *,
         raise ValueError("a keyset read needs a page_number paginator")
     request = pages.page_request(plan.request.params, page, limit=limit)
     if lo is not None:
-        request.params[incremental.start_param] = format_cursor(lo)
+        request.params[incremental.start_param] = incremental.codec.format(lo)
     return request
 
 
@@ -156,7 +157,7 @@ class KeysetWalk:
                 # on it has a readable cursor (those are set aside when typed). Read on by page.
                 ids = self._ids_at(records, cursors, top)
                 if page > self.paginator.base_page and set(ids) <= group:
-                    where = format_cursor(self.lo) if self.lo is not None else "the start"
+                    where = self._text(self.lo) if self.lo is not None else "the start"
                     raise PaginationLoopError(
                         self.plan.name,
                         f"page {page} of the records at {where} brought no new "
@@ -207,12 +208,11 @@ class KeysetWalk:
                     break
                 # A loop shows in every id of the page, not only those at lo: a page of
                 # records whose cursor does not parse (set aside when typed) has none at lo.
-                on_page = {_hashable(r.get(self.plan.primary_key)
-                                     if isinstance(r, dict) else None) for r in records}
+                on_page = {self._id(r) for r in records}
                 if page > self.paginator.base_page and on_page <= paged:
                     raise PaginationLoopError(
                         self.plan.name,
-                        f"page {page} of the records at {format_cursor(self.lo)} brought no new "
+                        f"page {page} of the records at {self._text(self.lo)} brought no new "
                         f"record: the API seems to ignore {self.paginator.page_param!r}",
                     )
                 seen |= ids
@@ -224,7 +224,7 @@ class KeysetWalk:
             known |= seen
         raise ContractError(
             self.plan.name,
-            f"the records sharing {self.incremental.path} {format_cursor(self.lo)} kept "
+            f"the records sharing {self.incremental.path} {self._text(self.lo)} kept "
             f"changing over {MAX_GROUP_PASSES} reads; stopped before this point so nothing is "
             "skipped (the mark stays below it); run again later",
         )
@@ -251,17 +251,20 @@ class KeysetWalk:
         field = self.incremental.path
         cursors: list[int | None] = []
         for record in records:
-            value = record.get(field) if isinstance(record, dict) else None
+            value = self.incremental.value(record)
             try:
-                cursors.append(parse_cursor(value))  # type: ignore[arg-type]
+                cursors.append(self.incremental.codec.parse(value))
+            except KindMismatch:
+                raise ContractError(self.plan.name,
+                                    self.incremental.codec.mismatch(field, value)) from None
             except ValueError:
                 cursors.append(None)
         known = [c for c in cursors if c is not None]
         if lo is not None and known and known[0] < lo:
             raise ContractError(
                 self.plan.name,
-                f"page {page} has {field} {format_cursor(known[0])} below the requested "
-                f"{self.incremental.start_param}={format_cursor(lo)}: the API ignores the filter; "
+                f"page {page} has {field} {self._text(known[0])} below the requested "
+                f"{self.incremental.start_param}={self._text(lo)}: the API ignores the filter; "
                 "check incremental.start_param",
             )
         if any(a > b for a, b in itertools.pairwise(known)):
@@ -272,6 +275,9 @@ class KeysetWalk:
             )
         return cursors
 
+    def _text(self, mark: int | None) -> str:
+        return "none" if mark is None else self.incremental.codec.format(mark)
+
     def _top(self, cursors: list[int | None]) -> int | None:
         """The page's highest readable cursor, where ``lo`` may move; None: none is readable."""
         known = [c for c in cursors if c is not None]
@@ -280,9 +286,16 @@ class KeysetWalk:
     def _ids_at(self, records: list[Any], cursors: list[int | None],
                 cursor: int | None) -> list[object]:
         """Ids of the records at ``cursor`` (None: of the records whose cursor is unreadable)."""
-        key = self.plan.primary_key
-        return [_hashable(r.get(key) if isinstance(r, dict) else None)
-                for r, c in zip(records, cursors, strict=True) if c == cursor]
+        return [self._id(r) for r, c in zip(records, cursors, strict=True) if c == cursor]
+
+    def _id(self, record: Any) -> object:
+        """A record's identity: its primary key's value, or the tuple of a composite key's."""
+        key = self.plan.record_key
+        if not isinstance(record, dict):
+            return None
+        if len(key) == 1:
+            return _hashable(record.get(key[0]))
+        return tuple(_hashable(record.get(k)) for k in key)
 
     def _is_last(self, body: Any, records: list[Any], page: int) -> bool:
         """Each keyset request is a fresh result set, so a short page is its end.

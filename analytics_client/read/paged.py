@@ -13,7 +13,7 @@ from typing import Any
 
 from analytics_client.config.model import TOTAL_COUNT_PATH, OffsetPaginator, PageNumberPaginator
 from analytics_client.core.errors import ContractError
-from analytics_client.core.jsonpath import MISSING, lookup, select
+from analytics_client.core.jsonpath import MISSING, find_records, lookup, select
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.paginators import first_request
 from analytics_client.http.template import RequestTemplate
@@ -71,8 +71,11 @@ class PaginatedRead:
 
 def select_records(template: RequestTemplate, body: Any, page: int | None) -> list[Any]:
     """The records at ``data_selector`` (JSONPath, read as dlt does, ``core.jsonpath.select``);
-    a dotted path that is missing or not a list breaks the contract."""
+    a dotted path that is missing or not a list breaks the contract. Without a
+    ``data_selector``, the records dlt's detection finds (``core.jsonpath.find_records``)."""
     selector = template.data_selector
+    if selector is None:  # omitted: dlt's detection (core.jsonpath.find_records)
+        return find_records(body)
     where = f"page {page}" if page is not None else "the response"
     records = select(body, selector)
     if records is MISSING:

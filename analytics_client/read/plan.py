@@ -35,18 +35,27 @@ Which read (the rules are in docs/incremental.md; tests/test_plan_reads.py check
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
+from analytics_client.config.cursorkind import cursor_kind
 from analytics_client.config.model import (
     PageNumberPaginator,
     ProcessingStep,
     ResourceConfig,
     SourceConfig,
     parent_bindings,
+    request_bodies,
 )
-from analytics_client.core.placeholders import used
-from analytics_client.core.timestamps import MAX_US, MIN_US
-from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.config.schemas import ColumnHint
+from analytics_client.core.cursors import (
+    TIMESTAMP,
+    CursorCodec,
+    codec_for,
+    cursor_column,
+    cursor_value,
+)
+from analytics_client.core.jsonpath import field_chain
+from analytics_client.core.placeholders import expand_tree, fields, texts, used
 from analytics_client.core.window import Window
 from analytics_client.http.template import HttpPolicy, RequestTemplate
 from analytics_client.lake.tables import TableSpec
@@ -63,27 +72,50 @@ BadParent = Literal["skip", "fail"]
 
 @dataclass(frozen=True)
 class Cursor:
-    """dlt's ``incremental`` as a read uses it: the cursor field (``cursor_path``, a top-level
-    field holding an RFC 3339 instant), the filter parameters, the first run's start
-    (``initial_value``), a backfill's end and the re-read ``lag`` in seconds."""
+    """dlt's ``incremental`` as a read uses it: the cursor field (``cursor_path``), its kind
+    (``codec``: an instant or an integer, as the config declares it: core/cursors.py), the
+    filter parameters, the first run's start (``initial_value``), a backfill's end and the
+    re-read ``lag`` (in the cursor's units: seconds for an instant)."""
 
     path: str
     start_param: str | None = None
     end_param: str | None = None
-    initial_value: str | None = None
-    end_value: str | None = None
+    initial_value: str | int | None = None
+    end_value: str | int | None = None
     lag: float = 10.0
+    codec: CursorCodec = TIMESTAMP
 
-    def read_from(self, mark_us: int | None, *, proven: bool = False) -> int | None:
-        """Where a read resuming at ``mark_us`` sends its first cursor filter: ``lag`` seconds
-        earlier, because the contract lets a change become visible up to 5 s late (None: all);
+    @property
+    def column(self) -> str:
+        """The table column holding the cursor (``cursor_column``: the field, or dlt's
+        ``properties__hs_lastmodifieddate`` for a nested one)."""
+        return cursor_column(self.path)
+
+    @property
+    def nested(self) -> bool:
+        """Whether the cursor lies below the record's top level (its column is then added to
+        each record: run/sync.py)."""
+        return len(field_chain(self.path) or ()) > 1
+
+    def value(self, record: object) -> object:
+        """The cursor value of ``record`` (None: absent), before ``codec.parse``."""
+        return cursor_value(record, self.path)
+
+    @property
+    def initial_mark(self) -> int | None:
+        """``initial_value`` as a mark (None: not given)."""
+        return None if self.initial_value is None else self.codec.read(self.initial_value)
+
+    def read_from(self, mark: int | None, *, proven: bool = False) -> int | None:
+        """Where a read resuming at ``mark`` sends its first cursor filter: ``lag`` earlier,
+        because the contract lets a change become visible up to 5 s late (None: all);
         strictly after the mark when the API's clock has ``proven`` it (state/markpolicy.py).
-        Within years 1-9999: no cursor lies outside, and the filter must stay writable."""
-        if mark_us is None:
+        Within what the cursor's kind holds: the filter must stay writable."""
+        if mark is None:
             return None
         if proven:
-            return min(MAX_US, mark_us + 1)  # cursors are whole microseconds
-        return max(MIN_US, mark_us - round(self.lag * 1_000_000))
+            return self.codec.clamp(mark + 1)  # cursors are whole microseconds or integers
+        return self.codec.clamp(mark - self.codec.offset(self.lag))
 
     def begin(self, start: Start | None) -> int | None:
         """Where a read from ``start`` begins (None: everything)."""
@@ -104,6 +136,14 @@ class Parent:
     bindings: tuple[tuple[str, str], ...]
     include: tuple[str, ...] = ()
     on_bad: BadParent = "skip"
+    # The parent table's key: its primary key, and, when the parent is itself a child (a
+    # chain: dlt's grandchildren), the columns that key its rows to its own parent.
+    table_key: tuple[str, ...] = ()
+
+    @property
+    def keys(self) -> list[str]:
+        """The columns that identify one parent row (its table's merge key)."""
+        return list(self.table_key or (self.primary_key,))
 
     def column(self, field: str) -> str:
         """dlt's name for a parent field in a child record: ``_deals_id``
@@ -145,6 +185,14 @@ class ResourcePlan:
         return self.table.primary_key
 
     @property
+    def record_key(self) -> tuple[str, ...]:
+        """The columns that identify a record as the API serves it: ``primary_key``, one
+        column or a composite key's (a child's parent columns are added after the read)."""
+        parent = len(self.parent.key_columns) if self.parent is not None else 0
+        key = self.table.key
+        return key[:len(key) - parent] if parent else key
+
+    @property
     def incremental(self) -> bool:
         """Whether runs read only what changed since the mark (``endpoint.incremental``)."""
         return self.cursor is not None
@@ -160,14 +208,14 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
     found (its key defaults to ``id`` without it)."""
     endpoint = resource.endpoint
     incremental = endpoint.incremental
+    codec = codec_for(cursor_kind(resource))
     cursor = None if incremental is None else Cursor(
         incremental.cursor_path, incremental.start_param, incremental.end_param,
-        incremental.initial_value, incremental.end_value, incremental.lag)
+        incremental.initial_value, incremental.end_value, incremental.lag, codec)
     window = None
     if incremental is not None and incremental.end_value is not None:
         assert incremental.initial_value is not None  # config.Incremental checks it
-        window = Window(parse_cursor(incremental.initial_value),
-                        parse_cursor(incremental.end_value))
+        window = Window(codec.read(incremental.initial_value), codec.read(incremental.end_value))
     parent = _parent(resource, source)
     walk = _walk(resource, parent)
     mode: ReadMode = "backfill" if window is not None and walk in ("keyset", "sliced", "lagged") \
@@ -177,30 +225,58 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
     request = RequestTemplate(
         resource.name, endpoint.path, dict(endpoint.params), endpoint.paginator,
         endpoint.data_selector, HttpPolicy(endpoint.error_handler,
-                                           tuple(endpoint.response_actions)))
+                                           tuple(endpoint.response_actions)),
+        method=endpoint.method, json=_unescaped(endpoint.json_body),
+        data=_unescaped(endpoint.data), headers=_unescaped(dict(endpoint.headers)),
+        auth=endpoint.auth)
     table = TableSpec(
         resource.name,
         write_disposition="merge" if parent is not None else resource.write_disposition,
-        primary_key=resource.primary_key,
+        # A composite key's first column is the table's primary key, the others follow it as
+        # more key columns, before a child's parent columns: merges, dedupes, deletes and the
+        # quarantine match rows on all of them (TableSpec.key).
+        primary_key=resource.key_columns[0],
         # Without a cursor the merge is an upsert on the key (dlt's too); a child has none.
-        cursor_field=cursor.path if cursor is not None and parent is None else None,
-        columns={n: hint for n, hint in resource.columns.items() if hint.data_type is not None},
+        cursor_field=cursor.column if cursor is not None else None,
+        columns=_columns(resource, cursor),
         quarantine=resource.on_bad_record == "quarantine",
-        parent_key=tuple(parent.key_columns) if parent is not None else (),
+        parent_key=(*resource.key_columns[1:],
+                    *(parent.key_columns if parent is not None else ())),
         delete_missing=resource.deletes, max_delete_share=resource.max_delete_share,
         hard_delete=next((n for n, hint in resource.columns.items() if hint.hard_delete), None),
-        cursor_nullable=incremental is not None and parent is None
+        cursor_nullable=incremental is not None
         and incremental.on_cursor_value_missing == "include")
     steps = tuple(resource.processing_steps)
     if incremental is not None and incremental.on_cursor_value_missing == "exclude":
         steps = (ProcessingStep(filter=HasCursor(incremental.cursor_path)), *steps)
-    marks = MarkSpec(resource.name, incremental=cursor is not None and parent is None,
+    # A child with its own incremental keeps cursor marks (its children are read for every
+    # parent, filtered by its cursor: children.py); without one, the parent version.
+    marks = MarkSpec(resource.name, incremental=cursor is not None,
                      initial_value=cursor.initial_value if cursor else None,
                      end_value=cursor.end_value if cursor else None, window=window,
-                     child=parent is not None)
+                     child=parent is not None and cursor is None, codec=codec)
     return ResourcePlan(resource.name, mode, walk, request, table, marks, cursor=cursor,
                         window=window, concurrency=endpoint.concurrency,
                         steps=steps, parent=parent)
+
+
+def _columns(resource: ResourceConfig, cursor: Cursor | None) -> dict[str, ColumnHint]:
+    """The declared column hints, and the cursor's own when the config declares it only by
+    ``initial_value`` or not at all: the table's cursor column has the config's kind, never the
+    first record's (core/cursors.py)."""
+    columns = {n: hint for n, hint in resource.columns.items() if hint.data_type is not None}
+    if cursor is not None and cursor.column not in columns:
+        nullable = resource.endpoint.incremental is not None \
+            and resource.endpoint.incremental.on_cursor_value_missing == "include"
+        columns[cursor.column] = ColumnHint(data_type=cursor.codec.column_type, nullable=nullable)
+    return columns
+def _unescaped(tree: Any) -> Any:
+    """A body or headers without placeholders as sent: ``{{`` and ``}}`` read as braces, as
+    dlt's ``expand_placeholders`` leaves every request text; one with placeholders is filled
+    per read (window.py, children.py), which unescapes it then."""
+    if any(fields(text) for text in texts(tree)):
+        return tree
+    return expand_tree(tree, {})
 
 
 @dataclass(frozen=True)
@@ -211,7 +287,7 @@ class HasCursor:
     path: str
 
     def __call__(self, record: object) -> bool:
-        return isinstance(record, dict) and record.get(self.path) is not None
+        return isinstance(record, dict) and cursor_value(record, self.path) is not None
 
 
 def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:
@@ -221,9 +297,13 @@ def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:
         return "child"
     if incremental is None:
         return "paged"
-    if not (incremental.start_param or used(endpoint.path, endpoint.params)):
+    if not (incremental.start_param
+            or used(endpoint.path, endpoint.params, *request_bodies(endpoint))):
         return "paged"  # the API cannot filter by the cursor: every run reads everything
-    if incremental.start_param and isinstance(endpoint.paginator, PageNumberPaginator):
+    # A keyset walk sets the filter in the query itself; a body or header holding the mark's
+    # placeholder is filled by the lagged read (window.py), which fills every placeholder.
+    if incremental.start_param and isinstance(endpoint.paginator, PageNumberPaginator) \
+            and not used("", {}, *request_bodies(endpoint)):
         return "sliced" if endpoint.concurrency > 1 else "keyset"
     return "lagged"
 
@@ -234,6 +314,8 @@ def _parent(resource: ResourceConfig, source: SourceConfig | None) -> Parent | N
         return None
     name = bindings[0][1]
     known = {r.name: r for r in source.resources} if source is not None else {}
-    key = known[name].primary_key if name in known else "id"
+    key = known[name].key_columns[0] if name in known else "id"
+    grand = _parent(known[name], source) if name in known else None
+    table_key = (key, *grand.key_columns) if grand is not None else (key,)
     return Parent(name, key, tuple((placeholder, field) for placeholder, _, field in bindings),
-                  tuple(resource.include_from_parent), resource.on_bad_parent)
+                  tuple(resource.include_from_parent), resource.on_bad_parent, table_key)

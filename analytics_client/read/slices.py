@@ -71,7 +71,6 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from analytics_client.config.model import DEFAULT_PAGE_SIZE, PageNumberPaginator
-from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.read.keyset import KeysetWalk, keyset_request
@@ -662,9 +661,8 @@ def _cursor_at(client: ApiClient, plan: ResourcePlan, start_us: int | None,
     request = keyset_request(plan, start_us, position - 1 + paginator.base_page, limit=1)
     records = select_records(
         plan.request, client.get_page(plan.request, request, page=position).body, position)
-    value = records[0].get(incremental.path) \
-        if records and isinstance(records[0], dict) else None
+    value = incremental.value(records[0]) if records else None
     try:
-        return parse_cursor(value)  # type: ignore[arg-type]
+        return incremental.codec.parse(value)
     except ValueError:
         return None

@@ -36,9 +36,15 @@ from typing import Any
 
 import polars as pl
 
-from analytics_client.core.placeholders import expand
-from analytics_client.core.timestamps import format as format_cursor
-from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.core.cursors import (
+    TIMESTAMP,
+    CursorCodec,
+    KindMismatch,
+    cursor_column,
+    cursor_value,
+)
+from analytics_client.core.errors import ContractError
+from analytics_client.core.placeholders import expand, expand_tree, fill
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.template import RequestTemplate
@@ -47,7 +53,8 @@ from analytics_client.read.paged import iter_pages
 from analytics_client.read.pages import Page, PageSource
 from analytics_client.read.plan import ResourcePlan
 
-__all__ = ["BackfillRead", "LaggedRead", "in_window", "table_max_cursor", "windowed_request"]
+__all__ = ["BackfillRead", "LaggedRead", "highest_cursor", "in_window", "lagged_mark",
+           "table_max_cursor", "windowed_request"]
 
 def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
     """``plan``'s request set for ``window``: start_param, end_param and every
@@ -55,54 +62,68 @@ def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
     """
     cursor = plan.cursor
     assert cursor is not None
-    start = format_cursor(window.start_us) if window.start_us is not None else None
-    end = format_cursor(window.end_us) if window.end_us is not None else None
+    codec = cursor.codec
+    start = codec.format(window.start_us) if window.start_us is not None else None
+    end = codec.format(window.end_us) if window.end_us is not None else None
     values = {"incremental.start_value": start, "incremental.last_value": start,
-              "incremental.initial_value": cursor.initial_value,
+              "incremental.initial_value": None if cursor.initial_value is None
+              else str(cursor.initial_value),
               "incremental.end_value": end}
+    # A child's request keeps its {resources.*} placeholders (and escapes) for its parents.
+    substitute = fill if plan.parent is not None else expand
     params: dict[str, Any] = {}
     for name, value in plan.request.params.items():
-        text = expand(value, values) if isinstance(value, str) else value
+        text = substitute(value, values) if isinstance(value, str) else value
         if text is not None:
             params[name] = text
     if cursor.start_param and start is not None:
         params[cursor.start_param] = start
     if cursor.end_param and end is not None:
         params[cursor.end_param] = end
-    path = expand(plan.request.path, values)
+    path = substitute(plan.request.path, values)
     if path is None:  # config checks make the path's values present; say so if not
         raise ValueError(f"{plan.name}: endpoint.path needs a value this read lacks")
-    return plan.request.filled(path, params)
+    request = plan.request
+    return request.filled(path, params, json=expand_tree(request.json, values, values),
+                          data=expand_tree(request.data, values),
+                          headers=expand_tree(request.headers, values))
 
 
-def in_window(records: list[Any], cursor_path: str, window: Window) -> list[Any]:
+def in_window(records: list[Any], cursor_path: str, window: Window,
+              codec: CursorCodec = TIMESTAMP) -> list[Any]:
     """The records inside ``[start, end)``, as dlt's incremental filters them (closed start,
     open end). A record without a readable cursor is kept: the typing step judges it."""
     if window.start_us is None and window.end_us is None:
         return records
     kept = []
     for record in records:
-        cursor = _cursor(record, cursor_path)
+        cursor = _cursor(record, cursor_path, codec)
         if cursor is None or ((window.start_us is None or cursor >= window.start_us)
                               and (window.end_us is None or cursor < window.end_us)):
             kept.append(record)
     return kept
 
 
-def table_max_cursor(lake: Lake, resource: str, cursor_path: str) -> int | None:
-    """The highest cursor in ``resource``'s table (epoch µs), None without a table or rows.
+def table_max_cursor(lake: Lake, resource: str, cursor_path: str,
+                     codec: CursorCodec = TIMESTAMP) -> int | None:
+    """The highest cursor in ``resource``'s table (epoch µs, or the integer), None without a
+    table or rows.
 
-    Scans one column; a cursor stored as anything but an instant gives None (no lower bound).
+    Scans one column; a cursor stored as anything but the ``codec``'s kind gives None (no
+    lower bound).
     """
     if lake.version(resource) is None:
         return None
     frame = pl.scan_delta(lake.table_uri(resource), storage_options=lake.storage_options)
-    if cursor_path not in frame.collect_schema().names():
+    column = cursor_column(cursor_path)
+    if column not in frame.collect_schema().names():
         return None
-    top = frame.select(pl.col(cursor_path).max()).collect().item()
+    top = frame.select(pl.col(column).max()).collect().item()
+    if codec.kind == "integer":
+        return top if isinstance(top, int) and not isinstance(top, bool) else None
     if top is None or not hasattr(top, "tzinfo"):
         return None
-    return parse_cursor(top.isoformat())
+    return codec.parse(top.isoformat())
 
 
 class LaggedRead:
@@ -128,6 +149,8 @@ class LaggedRead:
         self.client = client
         self.request = windowed_request(plan, window)
         self.cursor_path = plan.cursor.path
+        self.codec = plan.cursor.codec
+        self.resource = plan.name
         self.window = window
         self.below_start_us = below_start_us
         self.on_retry = on_retry
@@ -144,21 +167,24 @@ class LaggedRead:
     def __iter__(self) -> Iterator[Page]:
         for page in iter_pages(self.client, self.request, on_retry=self.on_retry):
             self.requests += 1
-            top = _highest(page.records, self.cursor_path)
+            try:
+                top = highest_cursor(page.records, self.cursor_path, self.codec)
+            except KindMismatch as exc:
+                raise ContractError(self.resource, str(exc)) from None
             if self.requests == 1:
                 self.first_page_max = top
             if top is not None and (self.seen_max is None or top > self.seen_max):
                 self.seen_max = top
-            yield Page(in_window(page.records, self.cursor_path, self.window), page.number)
+            yield Page(in_window(page.records, self.cursor_path, self.window, self.codec),
+                       page.number)
         self.complete = True
 
     def end_mark(self) -> int | None:
         """The mark this complete read allows (None: no advance, or not complete), before the
         caller's floor (``markpolicy.ResourceMarks.allowed`` keeps it at or above the start)."""
-        if not self.complete or self.window.backfill or self.seen_max is None:
+        if not self.complete or self.window.backfill:
             return None
-        bounds = [b for b in (self.first_page_max, self.below_start_us) if b is not None]
-        return min(self.seen_max, max(bounds)) if bounds else None
+        return lagged_mark(self.seen_max, self.first_page_max, self.below_start_us)
 
 
 class BackfillRead:
@@ -169,8 +195,10 @@ class BackfillRead:
     keyset = False
     total_count: int | None = None
 
-    def __init__(self, source: PageSource, window: Window, cursor_path: str) -> None:
+    def __init__(self, source: PageSource, window: Window, cursor_path: str,
+                 codec: CursorCodec = TIMESTAMP) -> None:
         self.source, self.window, self.cursor_path = source, window, cursor_path
+        self.codec = codec
 
     @property
     def reread(self) -> int:
@@ -184,7 +212,8 @@ class BackfillRead:
         pages = iter(self.source)
         try:
             for page in pages:
-                yield Page(in_window(page.records, self.cursor_path, self.window), page.number)
+                yield Page(in_window(page.records, self.cursor_path, self.window, self.codec),
+                           page.number)
         finally:
             close = getattr(pages, "close", None)
             if close is not None:
@@ -194,14 +223,37 @@ class BackfillRead:
         return None
 
 
-def _cursor(record: Any, cursor_path: str) -> int | None:
-    value = record.get(cursor_path) if isinstance(record, dict) else None
+def _cursor(record: Any, cursor_path: str, codec: CursorCodec, *,
+            strict: bool = False) -> int | None:
+    """A record's cursor as a mark; None where it has none readable (the typing step judges
+    the record). ``strict``: a value of the other kind raises ``KindMismatch``, naming the
+    config to fix."""
+    value = cursor_value(record, cursor_path)
+    if value is None:
+        return None
     try:
-        return parse_cursor(value) if isinstance(value, str) else None
+        return codec.parse(value)
+    except KindMismatch:
+        if strict:
+            raise KindMismatch(codec.mismatch(cursor_path, value)) from None
+        return None
     except ValueError:
         return None
 
 
-def _highest(records: list[Any], cursor_path: str) -> int | None:
-    cursors = [c for c in (_cursor(r, cursor_path) for r in records) if c is not None]
+def lagged_mark(seen_max: int | None, first_page_max: int | None,
+                below_start: int | None) -> int | None:
+    """The mark a complete lagged read allows (the module docstring):
+    ``min(highest seen, max(table's highest before, first answer's highest))``."""
+    if seen_max is None:
+        return None
+    bounds = [b for b in (first_page_max, below_start) if b is not None]
+    return min(seen_max, max(bounds)) if bounds else None
+
+
+def highest_cursor(records: list[Any], cursor_path: str, codec: CursorCodec) -> int | None:
+    """The highest readable cursor of ``records`` (None: none); a value of the other kind
+    raises ``KindMismatch`` naming the config to fix."""
+    cursors = [c for c in (_cursor(r, cursor_path, codec, strict=True) for r in records)
+               if c is not None]
     return max(cursors) if cursors else None

@@ -15,7 +15,6 @@ import httpx
 from analytics_client.config.model import PageNumberPaginator, SourceConfig
 from analytics_client.core.credentials import Credentials
 from analytics_client.core.errors import AnalyticsSyncError, UnreachableError
-from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient
 from analytics_client.http.paginators import PageRequest, first_request
@@ -48,12 +47,12 @@ def first_page(plan: ResourcePlan) -> tuple[int | None, RequestTemplate, PageReq
     if cursor is not None and plan.walk in ("keyset", "sliced") and cursor.initial_value:
         paginator = plan.request.paginator
         assert isinstance(paginator, PageNumberPaginator)  # a keyset walk pages by number
-        start = cursor.read_from(parse_cursor(cursor.initial_value))
+        start = cursor.read_from(cursor.initial_mark)
         return paginator.base_page, plan.request, keyset_request(plan, start, paginator.base_page)
     template = plan.request
     if cursor is not None and plan.walk == "lagged":
         start = None if cursor.initial_value is None else (
-            cursor.read_from(parse_cursor(cursor.initial_value)))
+            cursor.read_from(cursor.initial_mark))
         template = windowed_request(plan, plan.window or Window(start))
     pages, request = first_request(template)
     return pages.page, template, request

@@ -128,9 +128,10 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
     table = plan.table
     if table.write_disposition != "merge" or table.delete_missing == "off":
         return
-    if any(step.map is not None for step in plan.steps):
-        summary.notes.append("deletes are not captured: a map step may change the keys the API "
-                             "serves (remove it, or set delete_missing: off to silence this)")
+    if any(step.map is not None or step.yield_map is not None for step in plan.steps):
+        summary.notes.append("deletes are not captured: a map or yield_map step may change the "
+                             "keys the API serves (remove it, or set delete_missing: off to "
+                             "silence this)")
         return
     cursor = table.cursor_field if begin_us is not None else None
     if begin_us is not None and cursor is None:

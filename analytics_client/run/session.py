@@ -99,8 +99,17 @@ class SyncRun:
         return self._client
 
     def ordered(self) -> list[ResourceConfig]:
-        """The run's resources, parents before their children (dlt allows no chains)."""
-        return sorted(self.resources, key=lambda r: self.plans[r.name].parent is not None)
+        """The run's resources, parents before their children, children before theirs
+        (chains: dlt's grandchildren)."""
+        known = {r.name: r for r in self.source.resources}
+
+        def depth(resource: ResourceConfig) -> int:
+            hops, current = 0, resource
+            while (name := parent_of(current)) is not None and name in known and hops < 64:
+                hops, current = hops + 1, known[name]
+            return hops
+
+        return sorted(self.resources, key=depth)
 
     def waits_for(self, resource: ResourceConfig) -> str | None:
         """The resource of this run whose sync must end before ``resource``'s starts: a

@@ -92,12 +92,12 @@ def sync_resource(
         source = page_source(client, plan, count_retry, lake, notes=summary.notes, log=log)
         batch = _Batch(lake, plan, run_id, policy, budget or RowBudget(batch_rows), summary,
                        batch_rows, Quarantine(lake, pipeline, run_id))
-        if plan.cursor is not None and plan.parent is None:
+        if plan.cursor is not None and plan.cursor.codec.clocked:
             batch.future = FutureRecords(plan.cursor.path, plan.primary_key, clock)
         batch.seen = _seen_keys(plan, policy)
     except Exception as exc:
         raise _failed(summary, exc) from exc
-    if plan.incremental and plan.parent is None:
+    if plan.incremental:
         log.info("%s: %s", plan.name, policy.start.reason)  # where it starts, and why
     # Ctrl-C / SIGTERM (stop.py): the page in hand is still committed, no further one is read.
     pages = until_stopped(iter(source), client.stop)
@@ -138,8 +138,12 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
     if plan.mode == "child":
         if lake is None:
             raise ValueError(f"{plan.name}: a child is read for its parent's table: give lake")
-        return ChildRead(client, plan, lake, since=start,
-                         notes=notes if notes is not None else [], log=log, on_retry=on_retry)
+        below = None if cursor is None else table_max_cursor(lake, plan.name, cursor.path,
+                                                             cursor.codec)
+        return ChildRead(client, plan, lake, since=start if cursor is None else None,
+                         notes=notes if notes is not None else [], log=log, on_retry=on_retry,
+                         begin=cursor.begin(plan.start) if cursor is not None else None,
+                         below_start=below)
     if plan.mode == "paged" or cursor is None:
         return PaginatedRead(client, plan.request, on_retry=on_retry)
     if plan.mode == "backfill":  # read exactly, without lag; no mark read or moved
@@ -149,10 +153,11 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
             KeysetWalk(client, plan, start_us=window.start_us, stop_us=window.end_us,
                        on_retry=on_retry) if plan.walk == "keyset"
             else LaggedRead(client, plan, window, below_start_us=None, on_retry=on_retry))
-        return BackfillRead(exact, window, cursor.path)
+        return BackfillRead(exact, window, cursor.path, cursor.codec)
     begin = cursor.begin(plan.start)
     if plan.mode == "lagged":
-        below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path)
+        below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path,
+                                                           cursor.codec)
         return LaggedRead(client, plan, Window(begin), below_start_us=below, on_retry=on_retry)
     if plan.mode == "sliced":
         return SlicedWalk(client, plan, start_us=begin, slices=plan.concurrency,
@@ -177,6 +182,8 @@ class _Batch:
         self.share = budget.join()
         self.seen: SeenKeys | None = None  # the keys served, where deletes are captured
         self.future: FutureRecords | None = None  # records stamped past the API's clock
+        # A nested cursor, which lands in a column of its own (``_with_cursor_column``).
+        self.cursor = plan.cursor if plan.cursor is not None and plan.cursor.nested else None
 
     def add(self, page: Page) -> None:
         """Hold a page's records; commit once the batch is full or the run's budget is."""
@@ -189,11 +196,27 @@ class _Batch:
             self.future.see(page.records)
         # After the read and its mark have seen them: a filtered record counts as read.
         # dlt's order for a child too: parent fields first, then the resource's steps.
-        kept = apply_steps(self.steps, page.records)
+        kept = apply_steps(self.steps, self._with_cursor_column(page.records))
         self.records.extend(kept)
         over_budget = self.share.take(kept)
         if len(self.records) >= self.rows or over_budget:
             self.commit()
+
+    def _with_cursor_column(self, records: list[Any]) -> list[Any]:
+        """A nested cursor (``cursor_path: properties.hs_lastmodifieddate``) copied to its
+        column (``properties__hs_lastmodifieddate``, dlt's name), which the merge compares."""
+        cursor = self.cursor
+        if cursor is None:
+            return records
+        column = cursor.column
+        out = []
+        for record in records:
+            if isinstance(record, dict) and column not in record:
+                value = cursor.value(record)
+                if value is not None:
+                    record = {**record, column: value}
+            out.append(record)
+        return out
 
     def commit(self, covered: int | None = None, *, final: bool = False) -> None:
         """Commit what is held (if anything), with the mark ``covered`` (else the last page's)

@@ -41,7 +41,12 @@ carries. So a record version not visible at a moment ``t`` carries a cursor afte
 Without a ``Date`` neither rule applies: marks are as the pages allow and every run starts
 ``lag`` before the mark.
 
-Marks are epoch microseconds here; ``timestamps.py`` turns them into the text the store keeps.
+Marks are integers in the cursor's units here: epoch microseconds for an instant, the value
+itself for an integer cursor; the spec's ``codec`` (``core/cursors.py``) turns them into the
+text the store keeps. The API's clock caps and proves instants only: an integer cursor (Unix
+seconds, an id) is not known to be a moment on that clock, so its marks are as its pages allow
+and every run starts ``lag`` units before the mark (a declared epoch kind could be capped too;
+not built: ``core/cursors.py``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from analytics_client.core.cursors import TIMESTAMP, CursorCodec, cursor_value
 from analytics_client.core.summary import ResourceSummary
 from analytics_client.core.timestamps import MAX_US, MIN_US
 from analytics_client.core.timestamps import format as format_cursor
@@ -82,10 +88,11 @@ class MarkSpec:
 
     resource: str
     incremental: bool = False
-    initial_value: str | None = None
-    end_value: str | None = None
+    initial_value: str | int | None = None
+    end_value: str | int | None = None
     window: Window | None = None
     child: bool = False
+    codec: CursorCodec = TIMESTAMP
 
 
 class MarkPolicy(Protocol):
@@ -126,7 +133,8 @@ class ResourceMarks:
             store = None  # a backfill neither reads nor moves the mark (dlt's end_value)
         self.lake, self.resource, self.pipeline, self.store = lake, spec.resource, pipeline, store
         self.spec = spec
-        self.clock = clock or ServerClock()
+        # The API's clock caps and proves instants only (the module docstring).
+        self.clock = clock if clock is not None and spec.codec.clocked else ServerClock()
         self.save_every = timing.mark_save_every
         self.block = store.load(pipeline, spec.resource) \
             if store is not None and spec.incremental else None
@@ -139,7 +147,7 @@ class ResourceMarks:
             self.start = Start(None, "full refresh requested: reading everything")
         else:
             self.start = effective_start(lake, spec.resource, pipeline, self.block,
-                                         spec.initial_value)
+                                         spec.initial_value, spec.codec)
         self.latest: Mark | None = None  # the last committed mark handed to the store
         self._last: TableMark | None = None  # the last mark this run committed to the table
         self._saved_at = time.monotonic()
@@ -181,7 +189,8 @@ class ResourceMarks:
             exclude={"cursor", "table_version", "pipeline", "resource"}) \
             if self.block is not None else {}
         self.latest = Mark(pipeline=self.pipeline, resource=self.resource,
-                           cursor=format_cursor(mark.cursor_us), table_version=version, **fields)
+                           cursor=self.spec.codec.format(mark.cursor_us), table_version=version,
+                           **fields)
         self._pending = True
         if time.monotonic() - self._saved_at >= self.save_every:
             self.flush()
@@ -222,7 +231,7 @@ class ResourceMarks:
             return self.start
         block = self._next_block() if self.store is not None else None
         return effective_start(self.lake, self.resource, self.pipeline, block,
-                               self.spec.initial_value)
+                               self.spec.initial_value, self.spec.codec)
 
     def remarks(self) -> list[str]:
         """What the summary must say about the marks: a start ahead of the API's clock."""
@@ -230,7 +239,7 @@ class ResourceMarks:
         initial = self.spec.initial_value
         if start is None or clock is None or start <= clock + FUTURE_TOLERANCE_US \
                 or self.spec.window is not None \
-                or (initial is not None and start == parse_cursor(initial)):
+                or (initial is not None and start == self.spec.codec.read(initial)):
             return []  # no mark, no clock, none ahead of it, or the user's own initial_value
         return [f"the mark {format_cursor(start)} is ahead of the API's clock "
                 f"({format_cursor(clock)}, its Date): an earlier version saved it from a record "
@@ -267,7 +276,7 @@ class ResourceMarks:
         latest = self.latest or self.block
         start = self.start.mark_us
         cursor = latest.cursor if latest is not None else (
-            format_cursor(start) if start is not None else None)
+            self.spec.codec.format(start) if start is not None else None)
         return Mark(pipeline=self.pipeline, resource=self.resource, cursor=cursor,
                     table_version=latest.table_version if latest is not None else None)
 
@@ -290,7 +299,7 @@ class FutureRecords:
         # may lie past the bound are parsed (the rest cost a slice).
         below = format_cursor(min(MAX_US, max(MIN_US, bound - 2 * 86_400_000_000)))[:10]
         for record in records:
-            value = record.get(self.cursor_path) if isinstance(record, dict) else None
+            value = cursor_value(record, self.cursor_path)
             if not isinstance(value, str) or value[:10] < below:
                 continue
             try:

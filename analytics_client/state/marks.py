@@ -34,9 +34,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from analytics_client.core.cursors import TIMESTAMP, CursorCodec
 from analytics_client.core.errors import StateError
-from analytics_client.core.timestamps import format as format_cursor
-from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.lake.tables import Lake
 
 __all__ = [
@@ -216,7 +215,7 @@ class Start:
     after the mark; otherwise ``lag`` seconds before it (``read/plan.py``: ``Cursor.read_from``).
     """
 
-    mark_us: int | None  # None: full read
+    mark_us: int | None  # None: full read; in the cursor's units (epoch µs, or the integer)
     reason: str
     proven: bool = False
 
@@ -238,54 +237,71 @@ def proves(mark_us: int, clock_us: int | None) -> bool:
 
 
 def effective_start(
-    lake: Lake, resource: str, pipeline: str, block: Mark | None, initial_value: str | None
+    lake: Lake, resource: str, pipeline: str, block: Mark | None,
+    initial_value: str | int | None, codec: CursorCodec = TIMESTAMP,
 ) -> Start:
     """The smaller of the block's and the table's mark; no table means a full read.
 
     The start is proven when the table's mark is (its clock proves it): everything at or
-    below the table's mark is in the table, so at or below the smaller one too.
+    below the table's mark is in the table, so at or below the smaller one too. Marks are in
+    the cursor's units (``codec``: epoch µs or the integer); only an instant can be proven.
     """
+    fmt = codec.format
     if lake.version(resource) is None:
         why = "no table yet" if block is None or block.cursor is None else (
             f"the table is missing although the state says {block.cursor}: re-reading everything")
-        return _initial(initial_value, why)
+        return _initial(initial_value, why, codec)
     recorded = lake.recorded(resource, app_id(pipeline))
     if block is not None and block.cursor is None:
-        return _initial(initial_value, "the mark was reset: full read")
+        return _initial(initial_value, "the mark was reset: full read", codec)
     if recorded is None:
-        return _initial(initial_value, "the table records no mark for this pipeline: full read")
-    table_us = recorded.cursor_us
-    proven = proves(table_us, recorded.clock_us)
+        return _initial(initial_value, "the table records no mark for this pipeline: full read",
+                        codec)
+    table_mark = recorded.cursor_us
+    proven = codec.clocked and proves(table_mark, recorded.clock_us)
     if block is None:
-        return _proven(Start(table_us, "no state block; resuming from the table's mark "
-                             f"{format_cursor(table_us)}"), proven, recorded.clock_us)
-    block_us = parse_cursor(block.cursor)  # type: ignore[arg-type]
-    if block_us > table_us:
-        return _proven(Start(table_us, f"the state says {block.cursor} but the table is "
-                             f"complete only to {format_cursor(table_us)} (restored, rebuilt or "
+        return _proven(Start(table_mark, "no state block; resuming from the table's mark "
+                             f"{fmt(table_mark)}"), proven, recorded.clock_us)
+    block_mark = _block_mark(block, codec, resource)
+    if block_mark > table_mark:
+        return _proven(Start(table_mark, f"the state says {block.cursor} but the table is "
+                             f"complete only to {fmt(table_mark)} (restored, rebuilt or "
                              "edited?): resuming from the table's"), proven, recorded.clock_us)
-    reason = f"resuming from {format_cursor(block_us)}"
-    if block_us < table_us:
-        reason += f" (the table is ahead at {format_cursor(table_us)}: a save was interrupted)"
-    return _proven(Start(block_us, reason), proven, recorded.clock_us)
+    reason = f"resuming from {fmt(block_mark)}"
+    if block_mark < table_mark:
+        reason += f" (the table is ahead at {fmt(table_mark)}: a save was interrupted)"
+    return _proven(Start(block_mark, reason), proven, recorded.clock_us)
+
+
+def _block_mark(block: Mark, codec: CursorCodec, resource: str) -> int:
+    """The block's cursor as a mark; a cursor of another kind (the config's cursor changed
+    kind since it was saved) is refused by name."""
+    try:
+        return codec.read(block.cursor)
+    except ValueError as exc:
+        raise StateError(resource, f"the state block's cursor {block.cursor!r} is not a "
+                         f"{codec.kind} cursor ({exc}), as the config now declares it: the "
+                         f"cursor's kind changed. Run `state reset {resource}` (the next run "
+                         "reads everything), or declare the cursor as before") from None
 
 
 def _proven(start: Start, proven: bool, clock_us: int | None) -> Start:
     if not proven or clock_us is None:
         return start
     return Start(start.mark_us, f"{start.reason}, strictly after it: the API's clock read "
-                 f"{format_cursor(clock_us)} when the read that reached it began, past the "
+                 f"{TIMESTAMP.format(clock_us)} when the read that reached it began, past the "
                  "contract's visibility delay", proven=True)
 
 
-def _initial(initial_value: str | None, why: str) -> Start:
+def _initial(initial_value: str | int | None, why: str, codec: CursorCodec) -> Start:
     if initial_value is None:
         return Start(None, why)
-    return Start(parse_cursor(initial_value), f"{why}; from initial_value {initial_value}")
+    return Start(codec.read(initial_value), f"{why}; from initial_value {initial_value}")
 
 
 def describe(lake: Lake, pipeline: str, resource: str, store: MarkStore,
-             initial_value: str | None = None) -> dict[str, object]:
+             initial_value: str | int | None = None,
+             codec: CursorCodec = TIMESTAMP) -> dict[str, object]:
     """Everything a person needs to judge a resource's mark: block, table, and the verdict."""
     try:
         block = store.load(pipeline, resource)
@@ -293,16 +309,20 @@ def describe(lake: Lake, pipeline: str, resource: str, store: MarkStore,
         return {"resource": resource, "block": block_name(pipeline, resource),
                 "block_cursor": None, "table_version": lake.version(resource),
                 "table_cursor": None, "last_success_at": None, "next_run": f"refused: {exc}"}
-    table_us = lake.mark(resource, app_id(pipeline))
+    table_mark = lake.mark(resource, app_id(pipeline))
+    try:
+        verdict = effective_start(lake, resource, pipeline, block, initial_value, codec).reason
+    except StateError as exc:
+        verdict = f"refused: {exc}"
     return {
         "resource": resource,
         "block": block_name(pipeline, resource) if block is not None else None,
         "block_cursor": block.cursor if block is not None else None,
         "table_version": lake.version(resource),
-        "table_cursor": format_cursor(table_us) if table_us is not None else None,
+        "table_cursor": codec.format(table_mark) if table_mark is not None else None,
         "last_success_at": block.last_success_at.isoformat(timespec="seconds")
         if block is not None and block.last_success_at else None,
-        "next_run": effective_start(lake, resource, pipeline, block, initial_value).reason,
+        "next_run": verdict,
     }
 
 

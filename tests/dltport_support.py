@@ -1,0 +1,102 @@
+"""What the dlt-port tests share: one run of a dlt config against a loopback API, the tables read
+as a user would (polars over Delta), and the reasons cases fail on main today.
+
+dlt's tests run ``rest_api_source(config)`` and read the records (``list(source)``) or the
+destination's tables; here the same config goes through ``load_config`` + ``run_sync`` (the
+library's public run API, without Prefect) and the assertions read the Delta tables.
+
+dlt's ``add_limit(1)`` (one page per resource) has no counterpart in a config: where a dlt test
+uses it, the port reads everything and asserts dlt's claim on every request or on the first
+page's records, never fewer than dlt asserts.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from deltalake import DeltaTable
+
+from analytics_client import ConfigError, Credentials, load_config, run_sync
+from analytics_client.core.summary import ResourceSummary
+
+# ---- causes of the cases that fail on main today (one line each; the lead routes by these) ----
+X_AUTO = ("paginator omitted: we page with page_number 'page[number]' where dlt detects (auto: "
+          "the body's next_page URL -> json_link); fails 'page 2 has exactly the records of "
+          "page 1'")
+X_DATA = ("data_selector omitted: we require 'data'; dlt detects the records (a top-level list, "
+          "or the list under another key)")
+X_OBJECT = "a single JSON object response is not taken as one record (detail endpoint)"
+X_POST = "endpoint.method POST (with json/data bodies) refused by name ('GET only')"
+X_JSON = "endpoint.json / endpoint.data refused by name"
+X_HEADERS = "endpoint.headers refused by name"
+X_AUTH_EP = "endpoint.auth refused by name"
+X_INT_INITIAL = "integer incremental.initial_value / end_value refused ('ISO-8601 timestamp')"
+X_PAGE_NUMBER = ("page_number defaults differ from dlt's: page_param 'page[number]' (dlt: 'page') "
+                 "and the user's own 'page' param is sent beside ours")
+X_PARALLEL = "resource key 'parallelized' refused by name (issue 22 item 3: accept it)"
+X_CHILD_INCREMENTAL = "a child's own endpoint.incremental refused by name"
+X_BODY_PATH = "paginator key cursor_body_path (dlt's *_body_path) refused by name"
+X_REDACT = "secret-like query params (api_key, access_token, token) not masked in messages/logs"
+X_BRACES = "'{{ }}' escaping in params not unescaped as dlt does"
+X_BOTH_BODIES = "json and data together: refused, but not with a message naming both"
+
+X_CHILD_INC_CASE = f"{X_INT_INITIAL}; {X_CHILD_INCREMENTAL}; {X_PAGE_NUMBER}"
+
+# Causes branch i22-keys removed: a case still failing names another cause beside these.
+_FIXED = "[fixed on i22-keys] "
+X_DATA, X_OBJECT, X_POST, X_JSON = (_FIXED + x for x in (X_DATA, X_OBJECT, X_POST, X_JSON))
+X_HEADERS, X_AUTH_EP, X_PARALLEL = (_FIXED + x for x in (X_HEADERS, X_AUTH_EP, X_PARALLEL))
+X_REDACT, X_BOTH_BODIES = _FIXED + X_REDACT, _FIXED + X_BOTH_BODIES
+
+PIPELINE = "dltport"
+# Our Credentials always carry an API key and an organization id; a dlt config that has no
+# auth uses neither (issue 22, item 5: nothing of ours should reach another API).
+CREDENTIALS = Credentials("port-api-key", "port-org")
+
+
+def run(base_url: str, lake: Path, config: dict[str, Any], *, run_id: str = "run",
+        resources: list[str] | None = None, credentials: Credentials = CREDENTIALS,
+        ) -> dict[str, ResourceSummary]:
+    """One library run of a dlt ``rest_api_source`` config against ``base_url``."""
+    source = load_config(copy.deepcopy(config), base_url=base_url)
+    summaries = run_sync(source, credentials, str(lake), resources=resources, run_id=run_id,
+                         pipeline=PIPELINE)
+    return {s.resource: s for s in summaries}
+
+
+def assert_ok(summaries: dict[str, ResourceSummary], *names: str) -> None:
+    """Every named resource (every one when none is named) ended ``ok``."""
+    for name in names or tuple(summaries):
+        summary = summaries[name]
+        assert summary.status == "ok", f"{name}: {summary.status}: {summary.error}"
+
+
+def refusal(config: dict[str, Any]) -> str:
+    """The ``ConfigError`` message ``load_config`` raises for ``config`` (fails if none)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(copy.deepcopy(config), base_url="http://127.0.0.1:9")
+    return str(info.value)
+
+
+def has_table(lake: Path, name: str) -> bool:
+    return DeltaTable.is_deltatable(str(lake / name))
+
+
+def live(lake: Path, name: str) -> pl.DataFrame:
+    """The table's live rows (``_deleted_at`` null), as a user queries them; empty if none."""
+    if not has_table(lake, name):
+        return pl.DataFrame()
+    frame = pl.read_delta(str(lake / name))
+    if "_deleted_at" in frame.columns:
+        frame = frame.filter(pl.col("_deleted_at").is_null())
+    return frame
+
+
+def column(lake: Path, name: str, field: str, *, order: tuple[str, ...] = ("id",)) -> list[Any]:
+    """One column of the live rows, sorted by ``order`` (dlt's ``ORDER BY``)."""
+    frame = live(lake, name)
+    return frame.sort(list(order))[field].to_list()
