@@ -113,9 +113,6 @@ def test_invalid_config_lists_every_problem_by_key_path() -> None:
         ({"resources": [{"name": "", "endpoint": {"path": "/v1/x"}}]},
          "resources[0].name: '' must be letters"),
         ({"resources": ["tags", "tags"]}, "resources[1].name: 'tags' is already used"),
-        ({"resources": [{"name": "t", "endpoint": {"path": "/v1/t", "params": {"limit": 5},
-                                                   "paginator": {"type": "offset", "limit": 5}}}]},
-         "resources[0].endpoint.params.limit: set by the paginator"),
         ({"sources": []}, "sources: unknown key"),
     ],
 )
