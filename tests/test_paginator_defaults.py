@@ -112,15 +112,22 @@ def test_body_paths_put_the_value_in_the_json_body() -> None:
     assert first(n).json == {"page": 1} and first(n).params == {}
 
 
-def test_a_body_path_on_a_get_fails_before_the_first_request_naming_the_key() -> None:
+def test_a_body_path_pages_in_a_copy_of_the_endpoints_json_body() -> None:
+    """A POST search: the cursor goes into this read's copy of ``endpoint.json``; the
+    template's body stays as configured for the next read."""
     from analytics_client.http.paginators import first_request
     from analytics_client.read.plan import plan_resource
 
     raw = {"client": {"base_url": BASE}, "resources": [{"name": "items", "endpoint": {
-        "path": "/items", "paginator": {"type": "cursor", "cursor_body_path": "token"}}}]}
+        "path": "/search", "method": "POST", "json": {"query": "x", "limit": 2},
+        "paginator": {"type": "cursor", "cursor_path": "paging.next.after",
+                      "cursor_body_path": "after"}}}]}
     template = plan_resource(load_config(raw).resources[0]).request
-    with pytest.raises(ContractError, match=r"items: paginator\.cursor_body_path .* GET"):
-        first_request(template)
+    paginator, request = first_request(template)
+    assert request.json == {"query": "x", "limit": 2}
+    step(paginator, {"paging": {"next": {"after": "a2"}}}, 2, request=request)
+    assert request.json == {"query": "x", "limit": 2, "after": "a2"}
+    assert template.json == {"query": "x", "limit": 2}
 
 
 @pytest.mark.parametrize(("paginator", "problem"), [
