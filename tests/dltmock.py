@@ -46,12 +46,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlencode
+
+from tests import loopback
 
 __all__ = ["COMMENTS", "PAGE_SIZE", "POSTS", "REACTIONS", "TOTAL_PAGES", "DltMockApi",
            "Request", "comments", "posts"]
@@ -82,21 +81,13 @@ def comments(post_id: int) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class Request:
-    """One request as the server received it."""
-
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]  # keys lower-cased
-    body: bytes
+class Request(loopback.Request):
+    """One request as the server received it; ``params`` keeps every value of a name (as
+    requests_mock's ``qs``)."""
 
     @property
-    def params(self) -> dict[str, list[str]]:
+    def params(self) -> dict[str, list[str]]:  # type: ignore[override]
         return parse_qs(self.query, keep_blank_values=True)
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
 
 
 @dataclass
@@ -349,70 +340,18 @@ class _Api:
                 and form.get("client_id") == ["test-client-id"])
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True  # server_close() joins every handler thread
-    owner: DltMockApi
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"  # one request per connection: no thread waits on keep-alive
-    timeout = 30
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _handle(self) -> None:
-        owner = self.server.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        url = urlsplit(self.path)
-        req = Request(self.command, url.path, url.query,
-                      {k.lower(): v for k, v in self.headers.items()},
-                      self.rfile.read(length) if length else b"")
-        owner._record(req)
-        extra = owner._extra.get((req.method, req.path))
-        try:
-            reply = extra if extra is not None else _Api(owner.base_url).route(req)
-        except _NoRoute:
-            reply = Reply(404, {"error": f"no route for {req.method} {self.path}"})
-        except (ValueError, KeyError, TypeError, IndexError) as exc:  # the callback raised
-            reply = Reply(500, {"error": f"mock route failed: {exc!r}"})
-        if reply.body is None:
-            data = b""
-        elif isinstance(reply.body, bytes):
-            data = reply.body
-        else:
-            data = json.dumps(reply.body, separators=(",", ":")).encode()
-        self.send_response(reply.status)
-        if data:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if data and self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = _handle
-    do_POST = _handle
-
-
-class DltMockApi:
+class DltMockApi(loopback.LoopbackServer):
     """dlt's mock API on ``base_url`` (``http://127.0.0.1:<port>``); a context manager."""
 
     def __init__(self) -> None:
-        self.history: list[Request] = []
+        super().__init__()
         self._extra: dict[tuple[str, str], Reply] = {}
-        self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
-    def base_url(self) -> str:
-        assert self._server is not None, "use DltMockApi as a context manager"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def history(self) -> list[Request]:
+        """Every request, in the order received (requests_mock's ``request_history``)."""
+        with self.lock:
+            return [Request(**vars(r)) for r in self.received]
 
     def add_route(self, method: str, path: str, body: Any, status: int = 200,
                   headers: dict[str, str] | None = None) -> None:
@@ -423,29 +362,24 @@ class DltMockApi:
         """The requests whose path matches ``pattern`` from its start (dlt's
         ``_filter_by_path_pattern``), in the order received."""
         compiled = re.compile(pattern)
-        with self._lock:
-            return [r for r in self.history if compiled.match(r.path)]
+        return [r for r in self.history if compiled.match(r.path)]
 
-    def _record(self, req: Request) -> None:
-        with self._lock:
-            self.history.append(req)
-
-    def __enter__(self) -> Self:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.owner = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="dltmock", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=30)
-        assert not self._thread.is_alive(), "dlt mock API thread did not stop"
+    def answer(self, request: loopback.Request) -> loopback.Reply:
+        req = Request(**vars(request))
+        extra = self._extra.get((req.method, req.path))
+        try:
+            reply = extra if extra is not None else _Api(self.base_url).route(req)
+        except _NoRoute:
+            reply = Reply(404, {"error": f"no route for {req.method} {req.target}"})
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # the callback raised
+            reply = Reply(500, {"error": f"mock route failed: {exc!r}"})
+        if reply.body is None:
+            data = b""
+        elif isinstance(reply.body, bytes):
+            data = reply.body
+        else:
+            data = json.dumps(reply.body, separators=(",", ":")).encode()
+        return loopback.Reply(reply.status, data, reply.headers)
 
 
 def single_params(query: str) -> dict[str, str]:

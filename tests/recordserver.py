@@ -32,14 +32,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qsl, urlsplit
+
+from tests.loopback import LoopbackServer, Reply, Request
 
 __all__ = ["RecordServer", "Served", "instant_ns"]
 
@@ -103,70 +100,76 @@ def _id_key(value: object) -> tuple[str, str]:
     return (type(value).__name__, str(value))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins every handler thread
-    block_on_close = True
-    owner: RecordServer
+class RecordServer(LoopbackServer):
+    """Serves ``put`` records on ``base_url``; a context manager that stops and joins it."""
 
+    methods = ("GET",)
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    dated: float | None = None  # the Date of the answer under way (Unix time)
-    protocol_version = "HTTP/1.0"  # one request per connection: no thread waits on keep-alive
-    timeout = 30
+    def __init__(self, *, with_meta: bool = True,
+                 on_request: Callable[[int, dict[str, str]], None] | None = None,
+                 clock: Callable[[], float | None] = time.time) -> None:
+        super().__init__(clock=clock)
+        self.with_meta = with_meta
+        self.on_request = on_request
+        self._records: dict[str, list[Served]] = {}
+        self.requests: dict[str, int] = {}  # per path
+        self.queries: list[tuple[str, dict[str, str]]] = []  # every request, in order
+        self.served: dict[int, list[object]] = {}  # request number -> ids of the page answered
+        self.headers: list[list[tuple[str, str]]] = []  # every request's headers, in order
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def put(self, resource: str, records: Iterable[str | Served]) -> list[Served]:
+        """Replace what ``resource`` serves with these records (raw JSON text each)."""
+        served = [r if isinstance(r, Served) else Served.of(r) for r in records]
+        with self.lock:
+            self._records[resource] = served
+        return served
 
-    def send_response(self, code: int, message: str | None = None) -> None:
-        """As the stdlib's, but dated by the owner's clock (or not at all)."""
-        self.log_request(code)
-        self.send_response_only(code, message)
-        self.send_header("Server", self.version_string())
-        if self.dated is not None:
-            self.send_header("Date", self.date_time_string(self.dated))
+    def drop(self, resource: str) -> None:
+        """Serve ``resource`` no more: its path answers 404 (a read fails there, unretried)."""
+        with self.lock:
+            self._records.pop(resource, None)
 
-    def _send(self, status: int, body: str) -> None:
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def records(self, resource: str) -> list[Served]:
+        with self.lock:
+            return list(self._records.get(resource, []))
 
-    def _error(self, status: int, detail: str) -> None:
-        self._send(status, json.dumps({"errors": [{"status": str(status), "title": "error",
-                                                   "detail": detail}]}))
+    def _count(self, request: Request) -> int:
+        with self.lock:
+            self.headers.append(list(request.raw_headers))
+            self.requests[request.path] = self.requests.get(request.path, 0) + 1
+            self.queries.append((request.path, request.params))
+            return len(self.queries)
 
-    def do_GET(self) -> None:
-        owner = self.server.owner
-        self.dated = owner.clock()  # as the request comes, before the records are read
-        url = urlsplit(self.path)
-        number_of_request = owner._count(url.path, url.query, list(self.headers.items()))
-        if owner.on_request is not None:
-            owner.on_request(number_of_request, dict(parse_qsl(url.query, keep_blank_values=True)))
-        if self.headers.get("api_key") is None:
-            return self._error(401, "missing API key")
-        match = re.fullmatch(r"/v1/([^/]+)", url.path)
-        if match is None or match.group(1) not in owner._records:
-            return self._error(404, f"unknown resource path {url.path}")
+    def _served(self, request: int, ids: list[object]) -> None:
+        with self.lock:
+            self.served[request] = ids
+
+    def answer(self, request: Request) -> Reply:
+        number_of_request = self._count(request)
+        if self.on_request is not None:
+            self.on_request(number_of_request, request.params)
+        if request.headers.get("api_key") is None:
+            return _error(401, "missing API key")
+        match = re.fullmatch(r"/v1/([^/]+)", request.path)
+        if match is None or match.group(1) not in self._records:
+            return _error(404, f"unknown resource path {request.path}")
         resource = match.group(1)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        params = request.params
         try:
             number = int(params.get("page[number]", "1"))
             size = int(params.get("page[size]", "10"))
         except ValueError:
-            return self._error(400, "page[number] and page[size] must be integers")
+            return _error(400, "page[number] and page[size] must be integers")
         if number < 1 or not 1 <= size <= 100:
-            return self._error(400, "page[number] >= 1, page[size] in 1..100")
+            return _error(400, "page[number] >= 1, page[size] in 1..100")
         sort = params.get("sort", "id")
         if sort not in ("id", "updated_at", "-updated_at"):
-            return self._error(400, f"unknown sort {sort!r}")
-        records = owner.records(resource)
+            return _error(400, f"unknown sort {sort!r}")
+        records = self.records(resource)
         if "filter[updated_at][gte]" in params:
             low = instant_ns(params["filter[updated_at][gte]"])
             if low is None:
-                return self._error(400, "filter[updated_at][gte] is not an ISO-8601 timestamp")
+                return _error(400, "filter[updated_at][gte] is not an ISO-8601 timestamp")
             records = [r for r in records if r.cursor_ns is not None and r.cursor_ns >= low]
         # Python's sort is stable: records sharing id and cursor keep the order the test gave.
         def cursor(r: Served) -> int:
@@ -179,82 +182,18 @@ class _Handler(BaseHTTPRequestHandler):
         else:  # ties still by id ascending
             records.sort(key=lambda r: (-cursor(r), _id_key(r.id)))
         page = records[(number - 1) * size: number * size]
-        owner._served(number_of_request, [r.id for r in page])
+        self._served(number_of_request, [r.id for r in page])
         total_pages = (len(records) + size - 1) // size
         body = '{"data":[' + ",".join(r.raw for r in page) + "]"
-        if owner.with_meta:
+        if self.with_meta:
             meta = {"page": {"number": number, "size": size, "total_pages": total_pages,
                              "total_count": len(records)}}
             nxt = (None if number >= total_pages
                    else f"/v1/{resource}?page[number]={number + 1}&page[size]={size}")
             body += ',"meta":' + json.dumps(meta) + ',"links":' + json.dumps({"next": nxt})
-        self._send(200, body + "}")
+        return Reply(200, (body + "}").encode("utf-8"))
 
 
-class RecordServer:
-    """Serves ``put`` records on ``base_url``; a context manager that stops and joins it."""
-
-    def __init__(self, *, with_meta: bool = True,
-                 on_request: Callable[[int, dict[str, str]], None] | None = None,
-                 clock: Callable[[], float | None] = time.time) -> None:
-        self.with_meta = with_meta
-        self.on_request = on_request
-        self.clock = clock
-        self._records: dict[str, list[Served]] = {}
-        self._lock = threading.Lock()
-        self.requests: dict[str, int] = {}  # per path
-        self.queries: list[tuple[str, dict[str, str]]] = []  # every request, in order
-        self.served: dict[int, list[object]] = {}  # request number -> ids of the page answered
-        self.headers: list[list[tuple[str, str]]] = []  # every request's headers, in order
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "use RecordServer as a context manager"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def put(self, resource: str, records: Iterable[str | Served]) -> list[Served]:
-        """Replace what ``resource`` serves with these records (raw JSON text each)."""
-        served = [r if isinstance(r, Served) else Served.of(r) for r in records]
-        with self._lock:
-            self._records[resource] = served
-        return served
-
-    def drop(self, resource: str) -> None:
-        """Serve ``resource`` no more: its path answers 404 (a read fails there, unretried)."""
-        with self._lock:
-            self._records.pop(resource, None)
-
-    def records(self, resource: str) -> list[Served]:
-        with self._lock:
-            return list(self._records.get(resource, []))
-
-    def _count(self, path: str, query: str, headers: list[tuple[str, str]]) -> int:
-        with self._lock:
-            self.headers.append(headers)
-            self.requests[path] = self.requests.get(path, 0) + 1
-            self.queries.append((path, dict(parse_qsl(query, keep_blank_values=True))))
-            return len(self.queries)
-
-    def _served(self, request: int, ids: list[object]) -> None:
-        with self._lock:
-            self.served[request] = ids
-
-    def __enter__(self) -> Self:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.owner = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="recordserver", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()  # joins the handler threads (block_on_close)
-        self._thread.join(timeout=30)
-        assert not self._thread.is_alive(), "record server thread did not stop"
+def _error(status: int, detail: str) -> Reply:
+    return Reply(status, json.dumps({"errors": [{"status": str(status), "title": "error",
+                                                 "detail": detail}]}).encode("utf-8"))

@@ -303,3 +303,25 @@ def test_deletes_bench_runs_on_a_tiny_scale_and_writes_json_and_markdown(tmp_pat
     markdown = json_path.with_suffix(".md").read_text()
     assert "### 0.01x" in markdown and "| k | resource | n | delete requests |" in markdown
     assert "python bench/deletes.py --scale 0.01" in markdown
+
+
+@pytest.mark.slow
+def test_scale_scenario_lands_a_run_in_one_commit_and_its_guard_fails_over_the_baseline(
+        tmp_path: Path) -> None:
+    """bench/scale.py (issue 24) at a tiny size: the full load appends, the 1 % run is one
+    merge; against a baseline far below the figures, the merge guard fails the bench."""
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"recorded": "a test", "2000": {
+        "landing_wall_seconds": 1e-6, "peak_rss_mib": 1e-3}}))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scale.py"), "--sizes", "2000", "--batch-rows",
+         "500", "--out", str(tmp_path / "out"), "--baseline", str(baseline)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "merge guard: 2,000 rows: landing_wall_seconds" in done.stdout
+    [result] = (tmp_path / "out").glob("scale-*.json")
+    full, incremental = json.loads(result.read_text())["results"]
+    assert (full["commits"], set(full["operations"]), full["rows_written"]) == (1, {"WRITE"}, 2000)
+    assert (incremental["rows"], incremental["commits"], incremental["operations"]) == \
+        (20, 1, ["MERGE"])
+    assert incremental["rows_rewritten"] == 2000  # random keys: the table's one file rewritten

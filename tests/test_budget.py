@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_client import Credentials, Lake, load_config
+from analytics_client.core.timing import Timing
 from analytics_client.http.client import ApiClient
 from analytics_client.run.budget import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, RowBudget, Share
 from analytics_client.run.sync import sync_resource
@@ -181,7 +182,9 @@ def test_a_rich_sync_commits_by_bytes_and_lands_every_record(tmp_path: Path) -> 
         with ApiClient(source, Credentials(sandbox.api_key, sandbox.organization_id)) as client, \
                 ThreadPoolExecutor(5) as pool:
             summaries = {s.resource: s for s in pool.map(
-                lambda r: sync_resource(client, lake, plan_of(r), batch_rows=10_000, budget=budget),
+                # Every cut merged as it comes (merge_every 0): the commits count the cuts.
+                lambda r: sync_resource(client, lake, plan_of(r), batch_rows=10_000, budget=budget,
+                                        timing=Timing(merge_every=0)),
                 source.resources)}
         assert all(s.status == "ok" for s in summaries.values()), summaries
         sizes = {r: [json_size(x) for x in httpx.get(

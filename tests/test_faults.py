@@ -404,7 +404,7 @@ _VICTIM = textwrap.dedent("""
     from analytics_client.state import marks as state
     base_url, key, org, lake, marks_path, point, seed = sys.argv[1:8]
     rng = random.Random(int(seed))
-    n = rng.randint(1, {"fetch": 20, "commit": 5, "save": 5}[point])
+    n = rng.randint(1, {"fetch": 20, "stage": 3, "merge": 1, "save": 5}[point])
     calls = {"count": 0}
 
     def die_on_nth(original, delay=False):
@@ -421,8 +421,10 @@ _VICTIM = textwrap.dedent("""
 
     if point == "fetch":
         client_module.ApiClient.get_page = die_on_nth(client_module.ApiClient.get_page)
-    elif point == "commit":
-        lake_module.TableWriter.write = die_on_nth(lake_module.TableWriter.write, delay=True)
+    elif point == "stage":  # a merge table's batch being staged (lake/staging.py)
+        lake_module.TableWriter.stage = die_on_nth(lake_module.TableWriter.stage, delay=True)
+    elif point == "merge":  # the staged batches' one merge, with the mark
+        lake_module.TableWriter.flush = die_on_nth(lake_module.TableWriter.flush, delay=True)
     else:  # after the Delta commit, before the state is saved
         state.JsonFileMarkStore.save = die_on_nth(state.JsonFileMarkStore.save)
     run_sync(load_config(base_url=base_url), Credentials(key, org), lake,
@@ -430,11 +432,12 @@ _VICTIM = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("point", ["fetch", "commit", "save"])
+@pytest.mark.parametrize("point", ["fetch", "stage", "merge", "save"])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_sigkill_at_a_random_point_then_rerun_loses_nothing(
         tmp_path: Path, point: str, seed: int) -> None:
-    """Killed while fetching, inside a Delta write, or between commit and state save: a rerun is exact."""
+    """Killed while fetching, while staging a batch, inside the merge of the staged batches, or
+    between commit and state save: a rerun is exact."""
     lake, marks_path = tmp_path / "lake", tmp_path / "marks.json"
     with serve(World(seed=seed, counts=SMALL), SandboxSettings(late_visibility=False)) as sandbox:
         marks = JsonFileMarkStore(marks_path)

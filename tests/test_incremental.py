@@ -20,6 +20,7 @@ import pytest
 from analytics_client import DEFAULT_CONFIG, Lake
 from analytics_client.core.errors import AnalyticsSyncError
 from analytics_client.core.lock import PipelineBusyError, pipeline_lock
+from analytics_client.core.timing import Timing
 from analytics_client.read.keyset import format_cursor, parse_cursor
 from analytics_client.state.marks import Mark, MemoryMarkStore, app_id, block_name
 from analytics_sandbox import RunningSandbox, SandboxSettings, World, serve, serve_subprocess
@@ -71,23 +72,26 @@ def test_the_block_store_gets_a_mark_at_the_end_and_on_failure_not_per_commit(
 
     marks = CountingStore()
     lake = Lake(str(tmp_path))
-    first = sync(sandbox, tmp_path, marks, resources=["deals"], batch_rows=10)
+    # Every batch merged as it comes (merge_every 0), so that the read commits many times.
+    first = sync(sandbox, tmp_path, marks, resources=["deals"], batch_rows=10,
+                 timing=Timing(merge_every=0))
     assert first["deals"].commits > 3 and CountingStore.saves == 1
     block = marks.load("analytics", "deals")
     assert block is not None
     assert block.cursor == format_cursor(lake.mark("deals", app_id("analytics")))  # type: ignore[arg-type]
 
     sandbox.world.advance(updates=60, creates=20, seed=5, late_visibility=False)
-    write, writes = TableWriter.write, []
+    flush, writes = TableWriter.flush, []
 
     def fails_on_the_third_write(self: TableWriter, *args: object, **kwargs: object) -> object:
         writes.append(1)
         if len(writes) == 3:
             raise LakeError("deals", "the disk is full (a test)")
-        return write(self, *args, **kwargs)  # type: ignore[arg-type]
+        return flush(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(TableWriter, "write", fails_on_the_third_write)
-    again = sync(sandbox, tmp_path, marks, resources=["deals"], batch_rows=10)
+    monkeypatch.setattr(TableWriter, "flush", fails_on_the_third_write)
+    again = sync(sandbox, tmp_path, marks, resources=["deals"], batch_rows=10,
+                 timing=Timing(merge_every=0))
     assert again["deals"].status == "failed" and again["deals"].commits == 2
     table_mark = lake.mark("deals", app_id("analytics"))
     assert table_mark is not None and format_cursor(table_mark) > block.cursor  # type: ignore[operator]
@@ -360,9 +364,11 @@ def test_the_command_line_refuses_a_second_run_before_starting_prefect(
 _KILLABLE = textwrap.dedent("""
     import sys
     from analytics_client import Credentials, load_config, run_sync
+    from analytics_client.core.timing import Timing
     base_url, key, org, lake = sys.argv[1:5]
+    # Every batch merged as it comes, so that a first deals commit shows the run is mid-way.
     run_sync(load_config(base_url=base_url), Credentials(key, org), lake, pipeline="killed",
-             batch_rows=20)
+             batch_rows=20, timing=Timing(merge_every=0))
 """)
 
 

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from analytics_client import Credentials, load_config, run_sync
 from analytics_client.core.summary import ResourceSummary
+from analytics_client.core.timing import Timing
 from tests.records_support import APP_ID, own_config, table_mark
 from tests.recordserver import RecordServer, instant_ns
 
@@ -349,7 +350,7 @@ def test_the_marks_of_a_read_that_fails_midway_prove_nothing(api: Api, tmp_path:
     config = own_config(limit=3, delete_missing="off")
     source = load_config(config, base_url=api.server.base_url)
     [failed] = run_sync(source, Credentials("k", "o"), str(tmp_path), pipeline="analytics",
-                        batch_rows=3)
+                        batch_rows=3, timing=Timing(merge_every=0))  # a commit per batch
     assert failed.status == "failed" and failed.commits == 2, (failed.error, failed.commits)
     mark = table_mark(tmp_path, "events")
     assert mark == (NOW - 3600 + 60 * 2) * SECOND  # where the second page began

@@ -461,3 +461,41 @@ def test_a_declared_organization_header_without_its_id_is_named(tmp_path: Path) 
         "X-Organization-Id": 'dlt.secrets["organization_id"]'}}, "resources": ["things"]}
     with pytest.raises(SecretNotFoundError, match="ANALYTICS_ORGANIZATION_ID"):
         run_sync(load_config(declared), Credentials(api_key=TOKEN), str(tmp_path))
+
+
+def test_a_child_whose_parent_failed_says_so_instead_of_a_silent_ok(tmp_path: Path) -> None:
+    """The parent's second page answers 401 after its first page was committed: the child reads
+    the children of the committed parents and its summary names the failed parent, never a bare
+    "ok" (a first run had ended ok with 0 rows and said nothing)."""
+    posts = [{"id": n} for n in range(1, 5)]
+
+    def listing(request: Request) -> tuple[int, Any]:
+        page = int(request.query.get("page", "1"))
+        if page > 1:
+            return 401, {"error": "token expired"}
+        return 200, {"data": posts[:2], "next_page": 2}
+
+    def comments(request: Request) -> tuple[int, Any]:
+        assert request.match is not None
+        return 200, [{"id": int(request.match.group(1)) * 10}]
+
+    config = {"client": {"base_url": "https://api.example.com"},
+              "resources": [
+                  {"name": "posts", "endpoint": {
+                      "path": "/posts", "data_selector": "data",
+                      "paginator": {"type": "page_number", "page_param": "page",
+                                    "base_page": 1, "total_path": None}}},
+                  {"name": "comments", "endpoint": {
+                      "path": "/posts/{post_id}/comments", "data_selector": "$",
+                      "paginator": "single_page",
+                      "params": {"post_id": {"type": "resolve", "resource": "posts",
+                                             "field": "id"}}}}]}
+    with RouteServer({("GET", r"/posts"): listing,
+                      ("GET", r"/posts/(\d+)/comments"): comments}) as server:
+        summaries = run(server, tmp_path, config)
+    assert summaries["posts"].status == "failed"
+    child = summaries["comments"]
+    assert any("parent posts failed" in note for note in child.notes), child.notes
+    committed = set(live(tmp_path, "posts").get_column("id").to_list())
+    assert set(live(tmp_path, "comments").get_column("id").to_list()) == \
+        {n * 10 for n in committed}

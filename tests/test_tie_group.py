@@ -21,6 +21,7 @@ import pytest
 from deltalake import DeltaTable
 
 from analytics_client import Credentials, load_config, run_sync
+from analytics_client.core.timing import Timing
 from analytics_client.state.marks import MemoryMarkStore
 from tests.records_support import APP_ID, own_config, rows_by_id, table, table_mark
 from tests.recordserver import RecordServer, instant_ns
@@ -68,7 +69,8 @@ def test_a_tie_group_over_pages_is_read_again_until_no_new_id_appears(
     every id lands once, and no commit's mark passes the group before g7 is in the table."""
     source = load_config(own_config(limit=PAGE), base_url=server.base_url)
     [summary] = run_sync(source, Credentials("any-key", "any-org"), str(tmp_path),
-                         pipeline="analytics", batch_rows=PAGE)
+                         pipeline="analytics", batch_rows=PAGE,
+                         timing=Timing(merge_every=0))  # a commit per batch: marks mid-read
     assert summary.status == "ok", summary.error
 
     steps = [step(params) for _, params in server.queries]

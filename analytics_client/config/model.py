@@ -8,7 +8,8 @@ is checked, and all problems are reported together in one ``ConfigError`` before
 Secrets never live in a config: ``api_key``, ``token`` and ``password`` must be omitted or written
 as ``dlt.secrets["api_key"]`` (resolved at run time, see ``secrets.py``).
 
-This module holds the models and the defaults they carry. Reading a config (a file, defaults
+This module holds the models and the defaults they carry (the field types they share are
+fields.py's, the auth types auth.py's). Reading a config (a file, defaults
 merged into each resource) is loading.py's, the checks across fields and resources checks.py's,
 and the wording of pydantic's errors describe.py's; ``analytics_client.config`` offers them all.
 """
@@ -17,19 +18,45 @@ from __future__ import annotations
 
 import re
 import typing
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
+from analytics_client.config.auth import (
+    ApiKeyAuth,
+    BasicAuth,
+    BearerAuth,
+    OAuth2ClientCredentialsAuth,
+)
+from analytics_client.config.fields import (
+    SECRET_NAMES,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Scalar,
+    StrictModel,
+    fail,
+    secret_ref,
+)
+from analytics_client.config.paginators import (
+    AutoPaginator,
+    CursorPaginator,
+    HeaderCursorPaginator,
+    HeaderLinkPaginator,
+    JSONLinkPaginator,
+    OffsetPaginator,
+    PageNumberPaginator,
+    Paginator,
+    SinglePagePaginator,
+)
 from analytics_client.config.schemas import ColumnHint
 from analytics_client.core import placeholders, timestamps
 from analytics_client.core.cursors import INTEGER
@@ -80,333 +107,16 @@ DEFAULT_DELETE_MISSING: Literal["soft", "hard", "off"] = "soft"
 # One read may delete at most this share of a table's live rows; more fails the resource.
 DEFAULT_MAX_DELETE_SHARE = 0.1
 
-SECRET_NAMES = ("api_key", "organization_id", "client_id", "client_secret")
 NEVER_RETRY = frozenset({400, 401, 403, 404})
 ALWAYS_RETRY = frozenset({500, 502, 503, 504})
-_PLACEHOLDER = re.compile(r"""^\s*dlt\.secrets\[\s*(['"])(?P<name>[A-Za-z0-9_.]+)\1\s*\]\s*$""")
 _RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def _fail(kind: str, message: str) -> PydanticCustomError:
-    return PydanticCustomError(kind, message)
-
-
-def _positive_int(value: object) -> object:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _fail("positive_int", f"must be an integer >= 1 (got {value!r})")
-    return value
-
-
-def _non_negative_int(value: object) -> object:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _fail("non_negative_int", f"must be an integer >= 0 (got {value!r})")
-    return value
-
-
-def _non_negative_number(value: object) -> object:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise _fail("non_negative_number", f"must be a number >= 0 (got {value!r})")
-    return float(value)
-
-
-def _positive_number(value: object) -> object:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise _fail("positive_number", f"must be a number > 0 (got {value!r})")
-    return float(value)
-
-
-def _secret_ref(default: str) -> typing.Callable[[object], object]:
-    def check(value: object) -> object:
-        if value is None:
-            return default
-        if isinstance(value, str) and (match := _PLACEHOLDER.match(value)):
-            name = match.group("name")
-            if name not in SECRET_NAMES:
-                raise _fail(
-                    "secret_name",
-                    f"unknown secret {name!r}; use one of: "
-                    + ", ".join(f'dlt.secrets["{n}"]' for n in SECRET_NAMES),
-                )
-            return name
-        raise _fail(
-            "literal_secret",
-            f'must not hold a secret: write dlt.secrets["{default}"] or leave it out; the value '
-            "comes from the Prefect Secret block or the environment (see README, Secrets)",
-        )
-
-    return check
-
-
-PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
-NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
-NonNegativeFloat = Annotated[float, BeforeValidator(_non_negative_number)]
-PositiveFloat = Annotated[float, BeforeValidator(_positive_number)]
-ApiKeyRef = Annotated[str, BeforeValidator(_secret_ref("api_key"))]
-ClientIdRef = Annotated[str, BeforeValidator(_secret_ref("client_id"))]
-ClientSecretRef = Annotated[str, BeforeValidator(_secret_ref("client_secret"))]
-Scalar = Union[str, int, float, bool]  # noqa: UP007 - pydantic reads this at run time
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class ApiKeyAuth(_Model):
-    """API key sent in a header (the contract's ``api_key``) or the query string."""
-
-    type: Literal["api_key"]
-    name: str = "api_key"
-    api_key: ApiKeyRef = "api_key"
-    location: Literal["header", "query"] = "header"
-
-
-class BearerAuth(_Model):
-    """``Authorization: Bearer <secret>``."""
-
-    type: Literal["bearer"]
-    token: ApiKeyRef = "api_key"
-
-
-class BasicAuth(_Model):
-    """HTTP basic auth; the password is the secret."""
-
-    type: Literal["http_basic"]
-    username: str
-    password: ApiKeyRef = "api_key"
-
-
-class OAuth2ClientCredentialsAuth(_Model):
-    """OAuth 2.0 client credentials (RFC 6749 §4.4), dlt's ``OAuth2ClientCredentials``: same
-    names and defaults. A token is asked of ``access_token_url`` (form-encoded
-    ``grant_type=client_credentials``, ``client_id``, ``client_secret`` and
-    ``access_token_request_data``) and sent as ``Authorization: Bearer``; it lives
-    ``expires_in`` seconds from the answer, else ``default_token_expiration``. See ``oauth2.py``.
-    """
-
-    type: Literal["oauth2_client_credentials"]
-    access_token_url: str = Field(min_length=1)
-    client_id: ClientIdRef = "client_id"
-    client_secret: ClientSecretRef = "client_secret"
-    access_token_request_data: dict[str, Scalar] = Field(default_factory=dict)
-    default_token_expiration: PositiveInt = 3600
-
-    @field_validator("access_token_url")
-    @classmethod
-    def _absolute_url(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"must be an absolute http:// or https:// URL (got {url!r})")
-        return url
-
-    @field_validator("access_token_request_data")
-    @classmethod
-    def _no_credentials_in_data(cls, data: dict[str, Scalar]) -> dict[str, Scalar]:
-        # grant_type may be overridden, as in dlt (an API's own grant, e.g. Zoom's
-        # account_credentials with an account_id); the credentials never live in a config.
-        taken = sorted(set(data) & {"client_id", "client_secret"})
-        if taken:
-            raise ValueError(f"sets {taken}: they are sent from client_id and client_secret; "
-                             "remove them (a secret never lives in a config)")
-        return data
-
-
-def _value_path(path: str) -> str:
-    """A paginator path key (``total_path``, ``cursor_path``, ...): JSONPath as dlt reads it
-    (``core.jsonpath.lookup``), checked here so a typo fails at load time, not mid-read."""
-    if not is_dotted(path):
-        try:
-            compile_selector(path)
-        except ValueError as exc:
-            raise _fail("json_path", f"{path!r} {exc}") from None
-    return path
-
-
-ValuePath = Annotated[str, Field(min_length=1), AfterValidator(_value_path)]
-
-
-def _param_or_body(data: Any, param: str, body: str, default: str) -> Any:
-    """dlt's rule for a value sent either as a query parameter or in the JSON body: with
-    neither key given the parameter is ``default``; both given is an error (checked after)."""
-    if isinstance(data, dict) and data.get(param) is None and data.get(body) is None:
-        return {**data, param: default}
-    return data
-
-
-def _one_of(model: _Model, param: str, body: str) -> None:
-    if bool(getattr(model, param)) == bool(getattr(model, body)):
-        raise ValueError(f"give either {param} or {body}, not both (dlt's rule)")
-
-
-class PageNumberPaginator(_Model):
-    """dlt's ``page_number``, with dlt's names and defaults: ``page_param`` ``page`` (or
-    ``page_body_path``), ``base_page`` 0, ``page`` (the first page asked for; default
-    ``base_page``), ``total_path`` ``total`` (total pages, JSONPath; null when the API sends
-    none), ``maximum_page``, ``stop_after_empty_page`` true, ``has_more_path``.
-    Ours: ``limit`` records per page sent as ``limit_param`` (dlt users put the size in
-    ``params``; a size we know lets a read tell a short page and probe one record).
-    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#pagenumberpaginator
-    """
-
-    type: Literal["page_number"]
-    page_param: str | None = None
-    page_body_path: str | None = None
-    base_page: NonNegativeInt = 0
-    page: NonNegativeInt | None = None
-    total_path: ValuePath | None = "total"
-    maximum_page: PositiveInt | None = None
-    stop_after_empty_page: bool = True
-    has_more_path: ValuePath | None = None
-    limit_param: str | None = None
-    limit: PositiveInt | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _dlt_default_param(cls, data: Any) -> Any:
-        return _param_or_body(data, "page_param", "page_body_path", "page")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> PageNumberPaginator:
-        _one_of(self, "page_param", "page_body_path")
-        if self.limit is not None and not self.limit_param:
-            raise ValueError("limit is set but limit_param is empty: name the page-size parameter")
-        if self.page is not None and self.page < self.base_page:
-            raise ValueError(f"page {self.page} is before base_page {self.base_page}")
-        if self.total_path is None and self.maximum_page is None \
-                and self.has_more_path is None and not self.stop_after_empty_page:
-            raise ValueError("cannot tell when to stop: set total_path, maximum_page, "
-                             "has_more_path or stop_after_empty_page: true (dlt's rule)")
-        return self
-
-    @property
-    def first_page(self) -> int:
-        """The page a read asks for first: dlt's ``page``, else ``base_page``."""
-        return self.base_page if self.page is None else self.page
-
-
-class SinglePagePaginator(_Model):
-    """One request, no paging."""
-
-    type: Literal["single_page"]
-
-
-class OffsetPaginator(_Model):
-    """Offset paging (dlt's ``offset``, same names and defaults): ``offset`` grows by ``limit``
-    (by the records received when the API serves fewer: a clamped page size).
-
-    dlt's keys: ``limit``, ``offset`` 0, ``offset_param`` ``offset`` (or ``offset_body_path``),
-    ``limit_param`` ``limit`` (or ``limit_body_path``), ``total_path`` ``total`` (records,
-    JSONPath), ``maximum_offset``, ``stop_after_empty_page`` true, ``has_more_path``.
-    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#offsetpaginator
-    """
-
-    type: Literal["offset"]
-    limit: PositiveInt
-    offset: NonNegativeInt = 0
-    offset_param: str | None = None
-    offset_body_path: str | None = None
-    limit_param: str | None = None
-    limit_body_path: str | None = None
-    total_path: ValuePath | None = "total"
-    maximum_offset: PositiveInt | None = None
-    stop_after_empty_page: bool = True
-    has_more_path: ValuePath | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _dlt_default_params(cls, data: Any) -> Any:
-        data = _param_or_body(data, "offset_param", "offset_body_path", "offset")
-        return _param_or_body(data, "limit_param", "limit_body_path", "limit")
-
-    @model_validator(mode="after")
-    def _can_stop(self) -> OffsetPaginator:
-        _one_of(self, "offset_param", "offset_body_path")
-        _one_of(self, "limit_param", "limit_body_path")
-        if self.total_path is None and self.maximum_offset is None \
-                and self.has_more_path is None and not self.stop_after_empty_page:
-            raise ValueError("cannot tell when to stop: set total_path, maximum_offset, "
-                             "has_more_path or stop_after_empty_page: true (dlt's rule)")
-        return self
-
-
-class CursorPaginator(_Model):
-    """A cursor from the body sent back as a query parameter (dlt's ``cursor``, i.e.
-    ``JSONResponseCursorPaginator``; ``json_response_cursor`` is accepted as another name).
-
-    dlt's keys: ``cursor_path`` ``cursors.next`` (JSONPath: Stripe's ``data[-1].id``),
-    ``cursor_param`` ``cursor`` (or ``cursor_body_path``), ``stop_after_empty_page`` false,
-    ``has_more_path``. Stops when the cursor is missing, null or empty, or has_more is false.
-    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced
-    (#jsonresponsecursorpaginator)
-    """
-
-    type: Literal["cursor", "json_response_cursor"]
-    cursor_path: ValuePath = "cursors.next"
-    cursor_param: str | None = None
-    cursor_body_path: str | None = None
-    stop_after_empty_page: bool = False
-    has_more_path: ValuePath | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _dlt_default_param(cls, data: Any) -> Any:
-        return _param_or_body(data, "cursor_param", "cursor_body_path", "cursor")
-
-    @model_validator(mode="after")
-    def _one_place(self) -> CursorPaginator:
-        _one_of(self, "cursor_param", "cursor_body_path")
-        return self
-
-
-class HeaderCursorPaginator(_Model):
-    """A cursor in a response header sent back as a query parameter (dlt's ``header_cursor``):
-    ``cursor_key`` ``next`` (the header), ``cursor_param`` ``cursor``. Stops when the header
-    is absent.
-    """
-
-    type: Literal["header_cursor"]
-    cursor_key: str = Field(default="next", min_length=1)
-    cursor_param: str = Field(default="cursor", min_length=1)
-
-
-class JSONLinkPaginator(_Model):
-    """The next page's URL in the body (dlt's ``json_link``; ``json_response``, dlt's old name,
-    is accepted): ``next_url_path`` ``next`` (JSONPath: ``$['@odata.nextLink']``). Stops when
-    the URL is missing, null or empty.
-    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#jsonlinkpaginator
-    """
-
-    type: Literal["json_link", "json_response"]
-    next_url_path: ValuePath = "next"
-
-
-class HeaderLinkPaginator(_Model):
-    """The next page's URL in the ``Link`` header (RFC 8288), by relation type (dlt's
-    ``header_link``). Stops when no link has that relation.
-    https://dlthub.com/docs/dlt-ecosystem/verified-sources/rest_api/advanced#headerlinkpaginator
-    """
-
-    type: Literal["header_link"]
-    links_next_key: str = Field(default="next", min_length=1)
-
-
-class AutoPaginator(_Model):
-    """Detect the paging from the first response, as dlt's ``auto`` (``detector.py``) does: a
-    ``Link`` header with ``rel="next"``, a next URL in the body, total pages, a cursor in the
-    body, else one page. Also what an endpoint without ``paginator`` gets (dlt's default).
-    """
-
-    type: Literal["auto"]
-
-
-Paginator = Annotated[
-    PageNumberPaginator | SinglePagePaginator | OffsetPaginator | CursorPaginator
-    | JSONLinkPaginator | HeaderLinkPaginator | HeaderCursorPaginator | AutoPaginator,
-    Field(discriminator="type"),
-]
 Auth = Annotated[ApiKeyAuth | BearerAuth | BasicAuth | OAuth2ClientCredentialsAuth,
                  Field(discriminator="type")]
 
 
-class ErrorHandler(_Model):
+class ErrorHandler(StrictModel):
     """Retry policy of one resource. 500/502/503/504 and transport faults are always retried."""
 
     retry_on_status_codes: list[int] = Field(default_factory=lambda: [429])
@@ -441,12 +151,12 @@ def _cursor_value(value: object) -> object:
         try:
             return INTEGER.parse(value)
         except ValueError as exc:
-            raise _fail("cursor_value", f"must fit a 64-bit integer (got {value}: {exc})") \
+            raise fail("cursor_value", f"must fit a 64-bit integer (got {value}: {exc})") \
                 from None
     try:
         timestamps.parse(value)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise _fail("cursor_value", f"must be an ISO-8601 timestamp with a zone, e.g. "
+        raise fail("cursor_value", f"must be an ISO-8601 timestamp with a zone, e.g. "
                     f"2026-01-01T00:00:00Z, or an integer (got {value!r}: {exc})") from None
     return value
 
@@ -455,7 +165,7 @@ def _as_mark(value: str | int) -> int:
     return value if isinstance(value, int) else timestamps.parse(value)
 
 
-class Incremental(_Model):
+class Incremental(StrictModel):
     """Read only what changed since the last committed mark (dlt's ``endpoint.incremental``).
 
     ``lag`` re-reads that many seconds before the mark each run: the contract lets a change
@@ -510,12 +220,12 @@ class Incremental(_Model):
         return path
 
 
-class ResponseAction(_Model):
+class ResponseAction(StrictModel):
     """dlt's ``{"status_code": 404, "action": "ignore"}`` / ``{"content": "...", ...}``: a
     response that matches is dropped and ends the read (``responses.py``). dlt's callable
     actions are hooks on a ``requests.Response``, which we do not have: not accepted."""
 
-    status_code: Annotated[int, BeforeValidator(_positive_int)] | None = None
+    status_code: PositiveInt | None = None
     content: str | None = Field(default=None, min_length=1)
     action: Literal["ignore"]
 
@@ -526,7 +236,7 @@ class ResponseAction(_Model):
         return self
 
 
-class ProcessingStep(_Model):
+class ProcessingStep(StrictModel):
     """dlt's ``{"filter": callable}`` / ``{"map": callable}`` / ``{"yield_map": callable}``
     (Python configs only; a file cannot hold a callable). ``yield_map`` turns one record into
     any number (an iterable of records), as dlt's ``add_yield_map``; within one step dlt applies
@@ -551,9 +261,9 @@ def _json_path(selector: str | None) -> str | None:
         try:
             compile_selector(selector)
         except ValueError as exc:
-            raise _fail("json_path", f"{selector!r} {exc}") from None
+            raise fail("json_path", f"{selector!r} {exc}") from None
         if drops_records(selector):
-            raise _fail("json_path", (
+            raise fail("json_path", (
                 f"{selector!r} keeps only some of a page's records (a filter, an index or a "
                 "slice): paging and incremental marks would then see only those and could stop "
                 "early or skip records. Point data_selector at the list (e.g. '$.data[*]') and "
@@ -561,7 +271,7 @@ def _json_path(selector: str | None) -> str | None:
     return selector
 
 
-class ResolveParam(_Model):
+class ResolveParam(StrictModel):
     """dlt's ``params.<name>: {type: resolve, resource, field}``: ``{<name>}`` in the path is
     the ``field`` of each record of the parent ``resource`` (children.py)."""
 
@@ -575,13 +285,6 @@ def _pairs(value: object) -> object:
     if isinstance(value, list):
         return [tuple(p) if isinstance(p, list) and len(p) == 2 else p for p in value]
     return value
-
-
-def secret_ref(value: object) -> str | None:
-    """The secret a header value names (``dlt.secrets["organization_id"]`` names
-    ``organization_id``), None for a plain value."""
-    match = _PLACEHOLDER.match(value) if isinstance(value, str) else None
-    return match.group("name") if match else None
 
 
 def _headers(headers: dict[str, str]) -> dict[str, str]:
@@ -598,7 +301,7 @@ def _headers(headers: dict[str, str]) -> dict[str, str]:
 Headers = Annotated[dict[str, str], AfterValidator(_headers)]
 
 
-class Endpoint(_Model):
+class Endpoint(StrictModel):
     path: str = Field(min_length=1)
     params: dict[str, Scalar] = Field(default_factory=dict)
     # dlt's request method and bodies (dlt's HTTPMethodBasic): ``json`` is sent as a JSON body,
@@ -650,7 +353,7 @@ class Endpoint(_Model):
         return self
 
 
-class ResourceConfig(_Model):
+class ResourceConfig(StrictModel):
     name: str
     endpoint: Endpoint
     # dlt's: one column, or a list of columns that together identify a record (a composite
@@ -724,7 +427,7 @@ class ResourceConfig(_Model):
         return name
 
 
-class ClientConfig(_Model):
+class ClientConfig(StrictModel):
     base_url: str = Field(min_length=1)
     auth: Auth = ApiKeyAuth(type="api_key")
     # Sent on every request; a value may be a dlt.secrets[...] (the seed's X-Organization-Id).
@@ -747,7 +450,7 @@ class ClientConfig(_Model):
         return url
 
 
-class SourceConfig(_Model):
+class SourceConfig(StrictModel):
     """A validated source: resources already carry their merged defaults."""
 
     client: ClientConfig

@@ -129,16 +129,21 @@ def _handlers(flag: StopFlag, signals: tuple[int, ...]) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def until_stopped(pages: Iterator[T], flag: StopFlag) -> Generator[T, None, None]:
-    """``pages`` until the flag is set; the page in hand is still delivered, no further one.
+def until_stopped(pages: Iterator[T], flag: StopFlag, *,
+                  drain: bool = False) -> Generator[T, None, None]:
+    """``pages`` until the flag is set; the page in hand is still delivered, no further one;
+    with ``drain``, every page already fetched too (a sliced walk's queue, up to two pages per
+    slot of the run: a resume would fetch them again), until the read asks for a request.
 
     A walk that raised ``RunStopped`` (its request was refused because of the stop) simply
     ends. ``pages`` is closed on the way out, so the threads of a sliced walk stop with it.
+    Only a read whose every further page needs a request may be drained: the client refuses
+    it (``RunStopped``), so no request is sent after the stop either way.
     """
     try:
         for item in pages:
             yield item
-            if flag.requested:
+            if flag.requested and not drain:
                 return
     except RunStopped:
         return

@@ -29,9 +29,12 @@ class Timing:
     ``clock``: the wall clock (epoch seconds) an HTTP date in ``Retry-After`` or a rate-limit
     reset is measured against when the response carries no ``Date`` (None: ``time.time``); a
     test fixes it, so a wait is exact whatever the machine's speed.
+    ``merge_every``: the longest a merge table's staged batches wait for their merge (one
+    table rewrite, with the mark: run/sync.py); a crash loses at most this much reading.
     """
 
     progress_every: float = 10.0
+    merge_every: float = 600.0
     mark_save_every: float = 30.0
     slow_page: float = 0.02
     max_busy_steal: float = 0.9

@@ -54,28 +54,42 @@ What each paginator guarantees when records change during a read: docs/paginatio
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
-import re
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from analytics_client.config.model import AutoPaginator as AutoConfig
 from analytics_client.config.model import CursorPaginator as CursorConfig
-from analytics_client.config.model import HeaderCursorPaginator as HeaderCursorConfig
 from analytics_client.config.model import HeaderLinkPaginator as HeaderLinkConfig
 from analytics_client.config.model import JSONLinkPaginator as JSONLinkConfig
 from analytics_client.config.model import OffsetPaginator as OffsetConfig
 from analytics_client.config.model import PageNumberPaginator as PageNumberConfig
 from analytics_client.config.model import SinglePagePaginator as SinglePageConfig
 from analytics_client.core.errors import ContractError, PaginationLoopError
-from analytics_client.core.jsonpath import MISSING, lookup, set_at
+from analytics_client.core.jsonpath import MISSING, lookup
+from analytics_client.http.detector import find_next_page_path, find_total_pages_path, unnamed_next
 from analytics_client.http.link_header import link_values, next_link
+from analytics_client.http.paging import (
+    EMPTY_RUN_LIMIT,
+    MAX_EMPTY_PAGES,
+    PAGINATORS,
+    BasePaginator,
+    PageRequest,
+    PageResponse,
+    Params,
+    more_signal,
+    page_fingerprint,
+    page_signals,
+    put_value,
+    read_has_more,
+    register_paginator,
+)
+from analytics_client.http.references import (
+    HeaderCursorPaginator,
+    HeaderLinkPaginator,
+    JSONLinkPaginator,
+    JSONResponseCursorPaginator,
+)
 
 if TYPE_CHECKING:
     from analytics_client.http.template import RequestTemplate
@@ -93,218 +107,18 @@ __all__ = [
     "PageRequest",
     "PageResponse",
     "SinglePagePaginator",
+    "find_next_page_path",
+    "find_total_pages_path",
     "first_request",
     "make_paginator",
     "more_signal",
     "page_number_params",
     "page_signals",
+    "read_has_more",
     "register_paginator",
 ]
 
 logger = logging.getLogger(__name__)
-
-Params = dict[str, str | int | float | bool]
-MAX_EMPTY_PAGES = 3  # answers of one empty page claiming more before the read fails
-EMPTY_RUN_LIMIT = 10  # empty pages in a row, each pointing on, before the read fails
-
-
-@dataclass
-class PageRequest:
-    """The next request of a read: the endpoint's path with ``params``, or ``url``.
-
-    ``url`` is an absolute URL a server gave (a next link); when set it replaces the path and
-    every parameter, as dlt's link paginators do (the link carries the query the server wants);
-    the method and body stay the template's (``json`` as this request holds it).
-    """
-
-    params: Params = field(default_factory=dict)
-    url: str | None = None
-    # The JSON body of this request (a POST's, dlt's ``json``): a copy of the template's, so a
-    # paginator that pages in the body (dlt's ``*_body_path`` keys) writes its values here.
-    # None: the template's body (``RequestTemplate.json``) is sent as it is.
-    json: Any = None
-
-
-@dataclass(frozen=True)
-class PageResponse:
-    """What a paginator may look at: the parsed body, the headers, and the URL asked for
-    (without credentials), against which a relative next link is resolved."""
-
-    body: Any
-    headers: Mapping[str, str] = field(default_factory=dict)
-    url: str = ""
-    # A response_actions "ignore" matched (responses.py): no records, and the read ends here.
-    ignored: bool = False
-
-
-def page_signals(body: Any, total_path: str | None) -> tuple[int | None, Any]:
-    """What a page says about the end: total pages (None if absent), ``links.next``
-    (``MISSING`` if there are no links)."""
-    total = lookup(body, total_path) if total_path else MISSING
-    links = body.get("links") if isinstance(body, dict) else None
-    next_link_ = links.get("next", MISSING) if isinstance(links, dict) else MISSING
-    return (total if isinstance(total, int) and not isinstance(total, bool) else None), next_link_
-
-
-def _fingerprint(records: list[Any]) -> bytes:
-    return hashlib.blake2b(json.dumps(records, sort_keys=True, default=str).encode(),
-                           digest_size=16).digest()
-
-
-# Flags APIs use to say "there is more" (Stripe's has_more, GraphQL's pageInfo.hasNextPage,
-# ...), compared lower case without "_": read on a page where the paginator would stop.
-_MORE_FLAGS = frozenset({"hasmore", "hasnext", "hasnextpage", "hasmoreitems", "hasmorepages",
-                         "moreitems", "morepages", "moreresults"})
-# Record totals (not page totals: those are dlt's total-pages keys, detected as page_number).
-_TOTAL_KEYS = frozenset({"total", "totalcount", "totalrecords", "totalresults", "totalitems",
-                         "totalsize"})
-
-
-def _norm(key: Any) -> str:
-    return str(key).lower().replace("_", "").replace("-", "")
-
-
-def _walk_keys(body: Any, depth: int = 2) -> list[tuple[str, Any]]:
-    """``(dotted path, value)`` of every key down to ``depth`` levels (dlt's detector looks
-    as deep), breadth first so a top-level flag is named before a nested one."""
-    found: list[tuple[str, Any]] = []
-    level: list[tuple[str, Any]] = [("", body)]
-    for _ in range(depth):
-        nested: list[tuple[str, Any]] = []
-        for prefix, node in level:
-            if isinstance(node, dict):
-                for key, value in node.items():
-                    path = f"{prefix}.{key}" if prefix else str(key)
-                    found.append((path, value))
-                    nested.append((path, value))
-        level = nested
-    return found
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
-
-
-def more_signal(body: Any, *, read: int | None = None) -> str | None:
-    """What in ``body`` says the API has more than what was read, or None.
-
-    A has-more flag that is true, always; with ``read`` (records read so far), also a record
-    total above it. Used where a read is about to stop on a rule of its own (a missing
-    cursor, a null link, a single page): stopping then would finish with rows missing.
-    """
-    for path, value in _walk_keys(body):
-        if _norm(path.rsplit(".", 1)[-1]) in _MORE_FLAGS and _truthy(value):
-            return f"{path!r} is {value!r}"
-    if read is not None:
-        for path, value in _walk_keys(body):
-            if _norm(path.rsplit(".", 1)[-1]) in _TOTAL_KEYS and isinstance(value, int) \
-                    and not isinstance(value, bool) and value > read:
-                return f"{path!r} is {value} but {read} records were read"
-    return None
-
-
-def read_has_more(resource: str, body: Any, path: str, page: int | None, *,
-                  empty: bool = False) -> bool | None:
-    """The boolean at ``has_more_path`` (dlt's reading: ``true``/``false`` or their text).
-
-    Missing or not a boolean is a ``ContractError``, as in dlt (``_handle_missing_has_more``):
-    guessing would end the read early or never. On an ``empty`` page a missing flag is None
-    (dlt stops at an empty page before it reads the flag; some APIs drop it there).
-    """
-    value = lookup(body, path)
-    if value is MISSING and empty:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes",
-                                                          "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    found = "nothing" if value is MISSING else repr(value)[:40]
-    raise ContractError(resource, f"page {page}: has_more_path {path!r} holds {found}, not true "
-                        "or false; check paginator.has_more_path")
-
-
-def _put(request: PageRequest, param: str | None, body_path: str | None, value: Any,
-         resource: str = "") -> None:
-    """Send ``value`` as query parameter ``param``, or at ``body_path`` of the JSON body (the
-    template's ``json``, copied per read; dlt sends it with any method, as we do)."""
-    if body_path:
-        if request.json is None:
-            request.json = {}
-        if not isinstance(request.json, dict):
-            raise ContractError(resource, f"a *_body_path ({body_path!r}) needs endpoint.json "
-                                f"to be a mapping, not {type(request.json).__name__}")
-        set_at(request.json, body_path, value)
-    elif param:
-        request.params[param] = value
-
-
-class BasePaginator(ABC):
-    """dlt's paginator contract, plus the resource name every error must carry.
-
-    ``page`` labels the next page in logs and errors: the page number for ``page_number``,
-    else the 1-based count of pages asked for (None for ``single_page``).
-    """
-
-    type_names: ClassVar[tuple[str, ...]] = ()
-    # Set by update_state when the page just read repeats one already yielded (auto's
-    # page-number base, see AutoDetectPaginator): the read loop drops it.
-    discard: bool = False
-
-    def __init__(self, resource: str) -> None:
-        self.resource = resource
-        self._has_next_page = True
-        self.page: int | None = 1
-
-    @property
-    def has_next_page(self) -> bool:
-        return self._has_next_page
-
-    def init_request(self, request: PageRequest) -> None:  # noqa: B027 - optional, as dlt's
-        """Set what the first request needs (page 1, offset 0, the page size)."""
-
-    def probe(self, request: PageRequest) -> None:  # noqa: B027 - optional
-        """Shrink a first request to one record, where the paginator sets a page size
-        (``check`` and count probes spend one small request, not a full page)."""
-
-    @abstractmethod
-    def update_state(self, response: PageResponse, data: list[Any]) -> None:
-        """Read the end signals and the next reference from a page."""
-
-    @abstractmethod
-    def update_request(self, request: PageRequest) -> None:
-        """Turn ``request`` into the next page's request."""
-
-    def _end(self, body: Any, why: str, *, heeded: str | None = None) -> None:
-        """Stop here, unless the page says there is more: then fail naming that signal.
-
-        ``why`` is the rule that stops (for the message); ``heeded`` names the config key that
-        already read the API's own has-more flag (then that flag has had its say).
-        """
-        signal = None if heeded else more_signal(body)
-        if signal is not None:
-            raise ContractError(
-                self.resource,
-                f"page {self.page}: the read would stop here ({why}), but the page says there is "
-                f"more ({signal}): stopping would leave rows out. Set paginator.has_more_path "
-                "to that flag (or fix the paginator's path keys) so the read follows it",
-            )
-        self._has_next_page = False
-
-    def __str__(self) -> str:
-        return f"{self.type_names[0] if self.type_names else type(self).__name__} page {self.page}"
-
-
-PAGINATORS: dict[str, type[BasePaginator]] = {}
-
-
-def register_paginator(cls: type[BasePaginator]) -> type[BasePaginator]:
-    """Add a paginator class to the registry under each of its ``type_names`` (dlt's
-    ``register_paginator``). Its config model must be in ``config.Paginator`` too."""
-    for name in cls.type_names:
-        PAGINATORS[name] = cls
-    return cls
-
 
 def make_paginator(resource: str, config: Any) -> BasePaginator:
     """A fresh paginator for one read of ``resource``, by the config's ``type``."""
@@ -385,7 +199,7 @@ class PageNumberPaginator(BasePaginator):
         assert self.page is not None
         request.params.update(page_number_params(self.config, self.page))
         if self.config.page_body_path:
-            _put(request, None, self.config.page_body_path, self.page, self.resource)
+            put_value(request, None, self.config.page_body_path, self.page, self.resource)
 
     def _claim(self, response: PageResponse, empty: bool) -> tuple[Any, str]:
         """What the page says about more: ``has_more_path`` when set (True/False), else
@@ -518,7 +332,7 @@ class PageNumberPaginator(BasePaginator):
         """Two identical non-empty pages in a row: the API ignores the page parameter."""
         if not records:
             return
-        fingerprint = _fingerprint(records)
+        fingerprint = page_fingerprint(records)
         if fingerprint == self._last_fingerprint:
             assert self.page is not None
             where = self.config.page_param or self.config.page_body_path
@@ -618,17 +432,17 @@ class OffsetPaginator(BasePaginator):
         self.update_request(request)
 
     def probe(self, request: PageRequest) -> None:
-        _put(request, self.config.limit_param, self.config.limit_body_path, 1, self.resource)
+        put_value(request, self.config.limit_param, self.config.limit_body_path, 1, self.resource)
 
     def update_request(self, request: PageRequest) -> None:
-        _put(request, self.config.offset_param, self.config.offset_body_path, self.offset,
+        put_value(request, self.config.offset_param, self.config.offset_body_path, self.offset,
              self.resource)
-        _put(request, self.config.limit_param, self.config.limit_body_path, self.config.limit,
+        put_value(request, self.config.limit_param, self.config.limit_body_path, self.config.limit,
              self.resource)
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         if data:
-            fingerprint = _fingerprint(data)
+            fingerprint = page_fingerprint(data)
             if fingerprint == self._last_fingerprint:
                 raise PaginationLoopError(
                     self.resource,
@@ -721,292 +535,6 @@ class OffsetPaginator(BasePaginator):
         return f"offset {self.offset}{total} (limit {self.config.limit})"
 
 
-class _ReferencePaginator(BasePaginator):
-    """A paginator whose next page is named by the server (a cursor or a URL).
-
-    Every reference of the read is remembered: a server that names one twice would otherwise
-    be followed round its cycle forever (meltano's SDK and dlt's trackers both record it). An
-    empty page naming a fresh reference is followed, but ``EMPTY_RUN_LIMIT`` of them in a row
-    fail the read: a server that always names a next page ends no other way.
-    """
-
-    key: ClassVar[str] = ""  # the config key that names where the reference is read
-
-    def __init__(self, resource: str) -> None:
-        super().__init__(resource)
-        self.next_reference: str | None = None
-        self._seen: set[str] = set()
-        self._empty_run = 0
-
-    def _follow(self, reference: str | None, what: str, *, empty: bool = False,
-                body: Any = None, heeded: str | None = None) -> None:
-        if reference is None:
-            self.next_reference = None
-            self._end(body, f"{what} is missing or null", heeded=heeded)
-            return
-        self._empty_run = self._empty_run + 1 if empty else 0
-        if reference in self._seen:
-            hint = (" A page that is empty and names a cursor already followed usually means "
-                    "the API has no more: set paginator.stop_after_empty_page: true"
-                    if empty and self.key == "cursor_path" else "")
-            raise PaginationLoopError(
-                self.resource,
-                f"page {self.page} names {what} {_shown(reference)} that this read already "
-                f"followed: the server pages in a circle; check paginator.{self.key} (a read "
-                f"that went on would never end).{hint}",
-            )
-        if self._empty_run >= EMPTY_RUN_LIMIT:
-            raise ContractError(
-                self.resource,
-                f"{EMPTY_RUN_LIMIT} empty pages in a row, each naming a new {what}: the API "
-                "never says the end, so the read would not end. If an empty page means the API "
-                "has no more (an events feed that has caught up), set "
-                "paginator.stop_after_empty_page: true"
-                + ("" if self.key == "cursor_path" else
-                   " (a cursor paginator's key; for links, report it to the API's owner)"),
-            )
-        self._seen.add(reference)
-        self.next_reference = reference
-        self.page = (self.page or 0) + 1
-
-
-def _shown(reference: str) -> str:
-    """A reference for a message: a URL without its query values (they may echo a key)."""
-    if "://" not in reference and not reference.startswith("/"):
-        return repr(reference[:60])
-    url = httpx.URL(reference)
-    names = "&".join(f"{k}=…" for k in dict.fromkeys(url.params.keys()))
-    return repr(f"{url.copy_with(query=None)}{'?' + names if names else ''}")
-
-
-@register_paginator
-class JSONResponseCursorPaginator(_ReferencePaginator):
-    """dlt's ``cursor``: the cursor at ``cursor_path`` (JSONPath, first match) goes back as
-    ``cursor_param`` (or at ``cursor_body_path`` of the JSON body).
-
-    The first request carries no cursor. As in dlt: a missing, null or empty cursor ends the
-    read, so does ``has_more_path`` false, and with ``stop_after_empty_page`` an empty page.
-    Ours: ``has_more`` true with no cursor, or on an empty page that ends the read, fails
-    naming it; so does a has-more flag the config does not read (``more_signal``).
-    """
-
-    type_names = ("cursor", "json_response_cursor")
-    key = "cursor_path"
-
-    def __init__(self, resource: str, config: CursorConfig) -> None:
-        super().__init__(resource)
-        self.config = config
-
-    def update_state(self, response: PageResponse, data: list[Any]) -> None:
-        value = lookup(response.body, self.config.cursor_path)
-        if value is MISSING or value is None or value == "" or value is False:
-            reference = None
-        elif isinstance(value, str | int) and not isinstance(value, bool):
-            reference = str(value)
-        else:
-            raise ContractError(
-                self.resource,
-                f"page {self.page}: the cursor at {self.config.cursor_path!r} is "
-                f"{type(value).__name__}, not a string or number; check paginator.cursor_path",
-            )
-        has_more = (read_has_more(self.resource, response.body, self.config.has_more_path,
-                                  self.page, empty=not data)
-                    if self.config.has_more_path else None)
-        what = f"cursor at {self.config.cursor_path!r}"
-        if has_more is True and (reference is None
-                                 or (not data and self.config.stop_after_empty_page)):
-            why = "no cursor" if reference is None else "an empty page (stop_after_empty_page)"
-            raise ContractError(
-                self.resource,
-                f"page {self.page}: {self.config.has_more_path!r} says there is more, but the "
-                f"read would stop here ({why}): rows would be missing; check "
-                "paginator.cursor_path (a JSONPath such as 'data[-1].id' for the last record's "
-                "id) and paginator.stop_after_empty_page",
-            )
-        if has_more is False:
-            self.next_reference = None
-            self._has_next_page = False
-            return
-        if self.config.stop_after_empty_page and not data:
-            self.next_reference = None
-            self._end(response.body, "an empty page (stop_after_empty_page)",
-                      heeded=self.config.has_more_path)
-            return
-        self._follow(reference, what, empty=not data, body=response.body,
-                     heeded=self.config.has_more_path)
-
-    def update_request(self, request: PageRequest) -> None:
-        if self.next_reference is not None:
-            _put(request, self.config.cursor_param, self.config.cursor_body_path,
-                 self.next_reference, self.resource)
-
-    def __str__(self) -> str:
-        where = self.config.cursor_param or self.config.cursor_body_path
-        return f"cursor page {self.page} ({where}={self.next_reference!r})"
-
-
-@register_paginator
-class HeaderCursorPaginator(_ReferencePaginator):
-    """dlt's ``header_cursor``: the cursor in the response header ``cursor_key`` goes back as
-    the query parameter ``cursor_param``; no header ends the read."""
-
-    type_names = ("header_cursor",)
-    key = "cursor_key"
-
-    def __init__(self, resource: str, config: HeaderCursorConfig) -> None:
-        super().__init__(resource)
-        self.config = config
-
-    def update_state(self, response: PageResponse, data: list[Any]) -> None:
-        value = _header(response.headers, self.config.cursor_key)
-        self._follow(value or None, f"cursor in header {self.config.cursor_key!r}",
-                     empty=not data, body=response.body)
-
-    def update_request(self, request: PageRequest) -> None:
-        if self.next_reference is not None:
-            request.params[self.config.cursor_param] = self.next_reference
-
-    def __str__(self) -> str:
-        return f"header_cursor page {self.page} ({self.config.cursor_param}=" \
-               f"{self.next_reference!r})"
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value by case-insensitive name (HTTP field names are, RFC 9110 §5.1)."""
-    value = headers.get(name)
-    if value is None:
-        wanted = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == wanted), None)
-    return value.strip() if isinstance(value, str) else None
-
-
-class _NextUrlPaginator(_ReferencePaginator):
-    """Follows a URL the server gives; relative ones are resolved against the page's URL
-    (RFC 3986 §5, as dlt's ``BaseNextUrlPaginator``). Only http(s) URLs are followed."""
-
-    def _follow_url(self, value: Any, what: str, response: PageResponse, *,
-                    empty: bool) -> None:
-        if value is MISSING or value is None or value == "":
-            self._follow(None, what, body=response.body)
-            return
-        if not isinstance(value, str):
-            raise ContractError(
-                self.resource,
-                f"page {self.page}: the next URL at {what} is {type(value).__name__}, not a "
-                f"string; check paginator.{self.key}",
-            )
-        try:
-            url = httpx.URL(response.url).join(value.strip()) if response.url else \
-                httpx.URL(value.strip())
-        except httpx.InvalidURL as exc:
-            raise ContractError(
-                self.resource,
-                f"page {self.page}: the next URL at {what} is not a URL ({exc}); check "
-                f"paginator.{self.key}",
-            ) from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ContractError(
-                self.resource,
-                f"page {self.page}: the next URL at {what} is not an http(s) URL "
-                f"({_shown(str(url))}); check paginator.{self.key}",
-            )
-        if not self._seen and response.url:
-            self._seen.add(str(httpx.URL(response.url)))  # the first page, built by us
-        self._follow(str(url), f"the next URL at {what}", empty=empty, body=response.body)
-
-    def update_request(self, request: PageRequest) -> None:
-        if self.next_reference is not None:
-            request.url = self.next_reference
-            request.params = {}
-
-
-@register_paginator
-class JSONLinkPaginator(_NextUrlPaginator):
-    """dlt's ``json_link``: the next page's URL at ``next_url_path`` in the body."""
-
-    type_names = ("json_link", "json_response")
-    key = "next_url_path"
-
-    def __init__(self, resource: str, config: JSONLinkConfig) -> None:
-        super().__init__(resource)
-        self.config = config
-
-    def update_state(self, response: PageResponse, data: list[Any]) -> None:
-        self._follow_url(lookup(response.body, self.config.next_url_path),
-                         repr(self.config.next_url_path), response, empty=not data)
-
-    def __str__(self) -> str:
-        return f"json_link page {self.page}"
-
-
-@register_paginator
-class HeaderLinkPaginator(_NextUrlPaginator):
-    """dlt's ``header_link``: the ``Link`` header's target whose relation is
-    ``links_next_key`` (RFC 8288; GitHub's API pages this way)."""
-
-    type_names = ("header_link",)
-    key = "links_next_key"
-
-    def __init__(self, resource: str, config: HeaderLinkConfig) -> None:
-        super().__init__(resource)
-        self.config = config
-
-    def update_state(self, response: PageResponse, data: list[Any]) -> None:
-        target = next_link(link_values(response.headers), self.config.links_next_key)
-        self._follow_url(MISSING if target is None else target,
-                         f'the Link header (rel="{self.config.links_next_key}")', response,
-                         empty=not data)
-
-    def __str__(self) -> str:
-        return f"header_link page {self.page}"
-
-
-# -- detection -----------------------------------------------------------------------------
-
-_NEXT_KEYS = re.compile(r"^next", re.IGNORECASE)  # dlt's NEXT_PAGE_KEY_PATTERNS, re.match
-_NEXT_DICT_KEYS = ("href", "url")
-
-
-def find_next_page_path(body: Any, path: tuple[str, ...] = ()) -> tuple[str, Any] | None:
-    """dlt's ``find_next_page_path``: the first key starting with ``next`` (depth first) whose
-    value is a scalar or a mapping with ``href``/``url``; ``(dotted path, value)`` or None."""
-    if not isinstance(body, dict):
-        return None
-    for key, value in body.items():
-        if isinstance(key, str) and _NEXT_KEYS.match(key):
-            if isinstance(value, dict):
-                for sub, sub_value in value.items():
-                    if str(sub).lower() in _NEXT_DICT_KEYS \
-                            and isinstance(sub_value, str | int | float):
-                        return ".".join((*path, key, sub)), sub_value
-            elif isinstance(value, str | int | float) and not isinstance(value, bool):
-                return ".".join((*path, key)), value
-        if isinstance(value, dict):
-            found = find_next_page_path(value, (*path, key))
-            if found is not None:
-                return found
-    return None
-
-
-_TOTAL_PAGES_KEYS = ("total_pages", "pages", "totalpages")  # dlt's TOTAL_PAGES_KEYS, exact
-
-
-def find_total_pages_path(body: Any, path: tuple[str, ...] = ()) -> tuple[str, Any] | None:
-    """dlt's ``find_total_pages_path``: the first key (depth first) named ``total_pages``,
-    ``pages`` or ``totalpages`` (any case) holding a scalar; ``(dotted path, value)``."""
-    if not isinstance(body, dict):
-        return None
-    for key, value in body.items():
-        if str(key).lower() in _TOTAL_PAGES_KEYS and isinstance(value, str | int | float) \
-                and not isinstance(value, bool):
-            return ".".join((*path, str(key))), value
-        if isinstance(value, dict):
-            found = find_total_pages_path(value, (*path, str(key)))
-            if found is not None:
-                return found
-    return None
-
-
 @register_paginator
 class AutoDetectPaginator(BasePaginator):
     """dlt's ``auto`` (and the paginator of an endpoint that names none): decide from the
@@ -1043,7 +571,7 @@ class AutoDetectPaginator(BasePaginator):
         self.discard = False
         if self.detected is None:
             self.detected = detect(self.resource, response)
-            self._first = _fingerprint(data) if data else None
+            self._first = page_fingerprint(data) if data else None
             if isinstance(self.detected, SinglePagePaginator):
                 self._single(response, data)
             elif isinstance(self.detected, PageNumberPaginator) and not data:
@@ -1054,14 +582,14 @@ class AutoDetectPaginator(BasePaginator):
             else:
                 logger.info("%s: paginator auto detected %s", self.resource, self.detected)
         elif self._pages == 2 and isinstance(self.detected, PageNumberPaginator) and data \
-                and _fingerprint(data) == self._first:
+                and page_fingerprint(data) == self._first:
             self._rebase_to_one()
             return
         self.detected.update_state(response, data)
         self.page = self.detected.page
 
     def _single(self, response: PageResponse, data: list[Any]) -> None:
-        signal = more_signal(response.body, read=len(data)) or _unnamed_next(response.body)
+        signal = more_signal(response.body, read=len(data)) or unnamed_next(response.body)
         if signal is not None:
             raise ContractError(
                 self.resource,
@@ -1093,16 +621,6 @@ class AutoDetectPaginator(BasePaginator):
 
     def __str__(self) -> str:
         return f"auto ({self.detected})" if self.detected is not None else "auto (undecided)"
-
-
-def _unnamed_next(body: Any) -> str | None:
-    """A next link under a key dlt's detector does not match (``@odata.nextLink``)."""
-    for path, value in _walk_keys(body):
-        key = _norm(path.rsplit(".", 1)[-1])
-        if "next" in key and ("link" in key or "url" in key) and isinstance(value, str) \
-                and value:
-            return f"{path!r} holds a next link"
-    return None
 
 
 def detect(resource: str, response: PageResponse) -> BasePaginator:

@@ -24,7 +24,9 @@ from analytics_client.core.errors import DeleteGuardError
 from analytics_client.core.lock import table_write_lock
 from analytics_client.core.summary import WriteResult
 from analytics_client.lake.frames import DELETED_AT
-from analytics_client.lake.tables import Lake, TableSpec, _commit, _lake_errors, _quoted
+from analytics_client.lake.lakes import Lake, lake_errors
+from analytics_client.lake.merging import quoted
+from analytics_client.lake.tables import TableSpec, _commit
 
 __all__ = ["check_share", "live_rows", "mark_deleted"]
 
@@ -40,7 +42,7 @@ def live_rows(lake: Lake, table: TableSpec, columns: Sequence[str]) -> pl.DataFr
     if lake.version(table.name) is None:
         return None
     uri = lake.table_uri(table.name)
-    with _lake_errors(table.name, f"reading the keys of {uri}"):
+    with lake_errors(table.name, f"reading the keys of {uri}"):
         scan = pl.scan_delta(uri, storage_options=lake.storage_options)
         names = scan.collect_schema()
         if DELETED_AT in names:
@@ -81,7 +83,7 @@ def mark_deleted(lake: Lake, table: TableSpec, keys: pl.DataFrame, *, reason: st
     if mode == "off" or keys.is_empty():
         return WriteResult(inserted=0, updated=0, version=None)
     uri = lake.table_uri(table.name)
-    with table_write_lock(uri), _lake_errors(table.name, f"marking deletes in {uri}"):
+    with table_write_lock(uri), lake_errors(table.name, f"marking deletes in {uri}"):
         target = lake._open(table.name, uri)
         if target is None:
             return WriteResult(inserted=0, updated=0, version=None)
@@ -99,17 +101,17 @@ def mark_deleted(lake: Lake, table: TableSpec, keys: pl.DataFrame, *, reason: st
         merge = target.merge(
             source.with_columns(pl.lit(datetime.now(UTC)).cast(_DELETED_TYPE).alias(DELETED_AT))
             if mode == "soft" else source,
-            predicate=" AND ".join(f"t.{_quoted(c)} = s.{_quoted(c)}" for c in on),
+            predicate=" AND ".join(f"t.{quoted(c)} = s.{quoted(c)}" for c in on),
             source_alias="s", target_alias="t", streamed_exec=False,
             commit_properties=_commit(metadata))
-        live = f"t.{_quoted(DELETED_AT)} IS NULL" if DELETED_AT in schema or mode == "soft" \
+        live = f"t.{quoted(DELETED_AT)} IS NULL" if DELETED_AT in schema or mode == "soft" \
             else None
         if mode == "hard":
             metrics = merge.when_matched_delete().execute()
             count = int(metrics["num_target_rows_deleted"])
         else:
             metrics = merge.when_matched_update(
-                {DELETED_AT: f"s.{_quoted(DELETED_AT)}"}, predicate=live).execute()
+                {DELETED_AT: f"s.{quoted(DELETED_AT)}"}, predicate=live).execute()
             count = int(metrics["num_target_rows_updated"])
         after = target.version()
     return WriteResult(inserted=0, updated=0, version=after if after != before else None,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 from deltalake import DeltaTable
 
-from analytics_client.lake.tables import Lake, _lake_errors
+from analytics_client.lake.lakes import Lake, lake_errors
 
 __all__ = ["DEFAULT_RETENTION_HOURS", "DEFAULT_TARGET_SIZE", "MaintenanceResult", "maintain_table"]
 
@@ -67,15 +67,15 @@ def maintain_table(
         log.info("%s: no table at %s, nothing to maintain", resource, uri)
         return MaintenanceResult(resource, None, None, 0, 0, 0, 0, None, status="no table")
     version_before, files_before = table.version(), len(table.file_uris())
-    with _lake_errors(resource, f"compacting {uri}"):
+    with lake_errors(resource, f"compacting {uri}"):
         metrics = table.optimize.compact(target_size=target_size)
     compacted = int(metrics.get("numFilesRemoved", 0))
-    with _lake_errors(resource, f"checkpointing {uri}"):
+    with lake_errors(resource, f"checkpointing {uri}"):
         table = _reopen(lake, uri)
         table.create_checkpoint()
         table.cleanup_metadata()
         checkpoint_version = table.version()
-    with _lake_errors(resource, f"vacuuming {uri}"):
+    with lake_errors(resource, f"vacuuming {uri}"):
         vacuumed = table.vacuum(
             retention_hours=retention_hours,
             dry_run=False,

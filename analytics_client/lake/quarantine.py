@@ -50,7 +50,8 @@ from analytics_client.core.lock import table_write_lock
 from analytics_client.core.summary import WriteResult
 from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.lake.frames import DELETED_AT, SYNCED_AT, Rejected
-from analytics_client.lake.tables import QUARANTINE, Lake, TableWriter, _lake_errors
+from analytics_client.lake.lakes import QUARANTINE, Lake, lake_errors
+from analytics_client.lake.tables import TableWriter
 
 __all__ = ["QUARANTINE_SCHEMA", "Quarantine", "Replayed", "render"]
 
@@ -130,7 +131,7 @@ class Quarantine:
                 "record_hash": digest, "run_id": self.run_id, "quarantined_at": now,
             }
         frame = pl.DataFrame(list(rows.values()), schema=QUARANTINE_SCHEMA)
-        with table_write_lock(self.uri), _lake_errors(resource, f"setting aside records in "
+        with table_write_lock(self.uri), lake_errors(resource, f"setting aside records in "
                                                                 f"{self.uri}"):
             table = self.lake._open(resource, self.uri)
             if table is None:
@@ -157,7 +158,7 @@ class Quarantine:
         table = self.lake._open(resource or QUARANTINE, self.uri)
         if table is None:
             return pl.DataFrame(schema=QUARANTINE_SCHEMA)
-        with _lake_errors(resource or QUARANTINE, f"reading {self.uri}"):
+        with lake_errors(resource or QUARANTINE, f"reading {self.uri}"):
             scan = pl.scan_delta(table).filter(pl.col("pipeline") == self.pipeline)
             if resource is not None:
                 scan = scan.filter(pl.col("resource") == resource)
@@ -243,7 +244,7 @@ class Quarantine:
         table = self.lake._open(resource, writer.uri)
         if table is None:
             return []
-        with _lake_errors(resource, f"reading the keys of {writer.uri}"):
+        with lake_errors(resource, f"reading the keys of {writer.uri}"):
             scan = pl.scan_delta(table)
             names = scan.collect_schema()
             if any(c not in names for c in (writer.primary_key, *writer.parent_key, SYNCED_AT)):
@@ -269,7 +270,7 @@ class Quarantine:
         if not hashes:
             return
         quoted = ", ".join(f"'{h}'" for h in hashes)  # hex digests: nothing to escape
-        with table_write_lock(self.uri), _lake_errors(resource, f"removing replayed records "
+        with table_write_lock(self.uri), lake_errors(resource, f"removing replayed records "
                                                                 f"from {self.uri}"):
             DeltaTable(self.uri, storage_options=self.lake.storage_options).delete(
                 f"pipeline = '{self.pipeline.replace(chr(39), chr(39) * 2)}' AND "

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from analytics_client.config.model import (
@@ -21,12 +18,7 @@ from analytics_client.config.model import (
     DEFAULT_MAX_DELETE_SHARE,
 )
 from analytics_client.config.schemas import ColumnHint
-from analytics_client.core.errors import (
-    AnalyticsSyncError,
-    ConfigError,
-    DeleteGuardError,
-    LakeError,
-)
+from analytics_client.core.errors import DeleteGuardError, LakeError
 from analytics_client.core.lock import table_write_lock
 from analytics_client.core.summary import WriteResult
 from analytics_client.lake.frames import (
@@ -37,9 +29,20 @@ from analytics_client.lake.frames import (
     deduplicate,
     typed_batch,
 )
+from analytics_client.lake.lakes import (
+    QUARANTINE,
+    STAGING,
+    Lake,
+    TableMark,
+    clock_app_id,
+    lake_errors,
+)
+from analytics_client.lake.merging import merge_frame, quoted
+from analytics_client.lake.staging import Stage, stage_parent
 
-__all__ = ["DELETE_MODES", "DISPOSITIONS", "Lake", "Landed", "TableMark", "TableSpec",
-           "TableWriter", "clock_app_id"]
+# Lake, TableMark, clock_app_id, QUARANTINE: lakes.py, re-exported for their importers.
+__all__ = ["DELETE_MODES", "DISPOSITIONS", "QUARANTINE", "Lake", "Landed", "TableMark",
+           "TableSpec", "TableWriter", "clock_app_id", "lake_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -63,171 +66,13 @@ DeleteMode = Literal["soft", "hard", "off"]
 # updates and deletes (``DeltaTable.load_cdf``). docs/deletes.md says how to turn it on for a
 # table made before.
 CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_STAGING = "_staging"
-QUARANTINE = "_quarantine"
 _BOOKKEEPING: Schema = {SYNCED_AT: pl.Datetime("us", "UTC"), ROW_HASH: pl.String(),
                         DELETED_AT: pl.Datetime("us", "UTC")}
 
 
-def _local_path(uri: str) -> str | None:
-    if uri.startswith("file://"):
-        return uri.removeprefix("file://")
-    return None if "://" in uri else uri
-
-
-@dataclass(frozen=True)
-class TableMark:
-    """A high-water mark as stored in a table: app id (one per pipeline), cursor in epoch µs.
-
-    ``clock_us``: the API's clock (epoch µs) when the complete read that reached ``cursor_us``
-    began, kept beside it under ``clock_app_id`` (state/markpolicy.py says what it proves); 0 for
-    a mark no complete read has reached yet (a commit in the middle of a read); None: no clock
-    kept at all (a child's parent version), and an earlier one is left as it is.
-    """
-
-    app_id: str
-    cursor_us: int
-    clock_us: int | None = None
-
-    @property
-    def clock_app_id(self) -> str:
-        return clock_app_id(self.app_id)
-
-    def transactions(self) -> list[Transaction]:
-        """The Delta app transactions that record this mark in a commit."""
-        found = [Transaction(app_id=self.app_id, version=self.cursor_us)]
-        if self.clock_us is not None:
-            found.append(Transaction(app_id=self.clock_app_id, version=max(0, self.clock_us)))
-        return found
-
-
-def clock_app_id(app_id: str) -> str:
-    """Under which app id a table keeps the API's clock of the mark kept under ``app_id``."""
-    return f"{app_id}:api-clock"
-
-
-class Lake:
-    """A directory (local or object store) holding one Delta table per resource."""
-
-    def __init__(self, uri: str, *, storage_options: dict[str, str] | None = None) -> None:
-        if not uri or not uri.strip():
-            raise ConfigError(["the lake URI is empty: give a local path or an s3://... URI"])
-        local = _local_path(uri)
-        # An absolute path keeps table URIs stable if the working directory changes.
-        self.uri = os.path.abspath(local) if local is not None else uri.rstrip("/")
-        self.is_local = local is not None
-        self.storage_options = dict(storage_options) if storage_options else None
-
-    def __repr__(self) -> str:
-        # storage_options hold credentials: never shown.
-        return f"Lake({self.uri!r})"
-
-    def table_uri(self, resource: str) -> str:
-        """The URI of a resource's table; names that could escape the lake are refused."""
-        return f"{self.uri}/{self._checked(resource)}"
-
-    def staging_uri(self, resource: str) -> str:
-        """Where a replace run stages its batches until ``TableWriter.finish``."""
-        return f"{self.uri}/{_STAGING}/{self._checked(resource)}"
-
-    def version(self, resource: str) -> int | None:
-        """The table's current version, or None if there is no table."""
-        table = self._open(resource, self.table_uri(resource))
-        return None if table is None else table.version()
-
-    def mark(self, resource: str, app_id: str) -> int | None:
-        """The cursor (epoch µs) the last data commit of ``app_id`` covered; None without one."""
-        table = self._open(resource, self.table_uri(resource))
-        if table is None:
-            return None
-        with _lake_errors(resource, f"reading the mark of {self.table_uri(resource)}"):
-            version = table.transaction_version(app_id)
-        return None if version is None else int(version)
-
-    def recorded(self, resource: str, app_id: str) -> TableMark | None:
-        """The mark and API clock the last commit of ``app_id`` recorded (a clock of 0: none,
-        as for a mark recorded before clocks were kept); None without a mark."""
-        table = self._open(resource, self.table_uri(resource))
-        if table is None:
-            return None
-        with _lake_errors(resource, f"reading the mark of {self.table_uri(resource)}"):
-            version = table.transaction_version(app_id)
-            clock = table.transaction_version(clock_app_id(app_id))
-        if version is None:
-            return None
-        return TableMark(app_id, int(version), int(clock) if clock is not None else 0)
-
-    def row_count(self, resource: str, *, live: bool = False) -> int | None:
-        """Rows in the table (from file metadata), or None if there is no table; ``live``:
-        only rows not marked deleted (``_deleted_at`` null)."""
-        table = self._open(resource, self.table_uri(resource))
-        if table is None:
-            return None
-        with _lake_errors(resource, f"counting the rows of {self.table_uri(resource)}"):
-            scan = pl.scan_delta(table)
-            if live and DELETED_AT in scan.collect_schema():
-                scan = scan.filter(pl.col(DELETED_AT).is_null())
-            return int(scan.select(pl.len()).collect().item())
-
-    def read(self, resource: str) -> pl.DataFrame:
-        """The whole table (for tests and the CLI)."""
-        uri = self.table_uri(resource)
-        with _lake_errors(resource, f"reading {uri}"):
-            if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
-                raise LakeError(resource, f"there is no Delta table at {uri}: sync it first")
-            return pl.read_delta(uri, storage_options=self.storage_options)
-
-    def _open(self, resource: str, uri: str) -> DeltaTable | None:
-        """The Delta table at ``uri``, or None if there is none yet."""
-        with _lake_errors(resource, f"opening {uri}"):
-            if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
-                return None
-            return DeltaTable(uri, storage_options=self.storage_options)
-
-    def _prepare(self, uri: str) -> None:
-        """Create a local table's parent directories (object stores need none)."""
-        if self.is_local:
-            os.makedirs(os.path.dirname(uri), exist_ok=True)
-
-    def _remove(self, uri: str) -> None:
-        """Delete a local staging table; on object stores the next run overwrites it instead."""
-        if self.is_local:
-            shutil.rmtree(uri, ignore_errors=True)
-
-    def quarantine_uri(self) -> str:
-        """The table of records set aside by every resource (quarantine.py)."""
-        return f"{self.uri}/{QUARANTINE}"
-
-    def _checked(self, resource: str) -> str:
-        if not _TABLE_NAME.fullmatch(resource or "") or resource in (_STAGING, QUARANTINE):
-            raise LakeError(
-                resource,
-                f"{resource!r} cannot name a table: use letters, digits, '_' and '-' only "
-                f"(no '/', '\\', '..' or absolute paths), and not {_STAGING!r} or {QUARANTINE!r}, "
-                "which hold the staged data of replace runs and the records set aside",
-            )
-        return resource
-
-
-@contextmanager
-def _lake_errors(resource: str, doing: str) -> Iterator[None]:
-    """Turn a storage or Delta failure into a LakeError that says what was being done."""
-    try:
-        yield
-    except AnalyticsSyncError:
-        raise
-    except (DeltaError, OSError, pl.exceptions.PolarsError) as exc:
-        raise LakeError(resource, f"{doing} failed: {exc}") from exc
-
-
 def _schema_of(table: DeltaTable) -> Schema:
     return dict(pl.scan_delta(table).collect_schema())
-
-
-def _quoted(column: str) -> str:
-    return f"`{column}`"
 
 
 def _conform(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
@@ -346,6 +191,15 @@ class TableWriter:
         self._staged = False
         self._commit_metadata: dict[str, str] | None = None
         self._mark: TableMark | None = None
+        # A merge table's batches of a run, staged until ``flush`` (staging.py).
+        self._stage = Stage(stage_parent(lake.uri, lake.is_local, resource, STAGING)) \
+            if write_disposition == "merge" else None
+        self._stage_schema: Schema | None = None  # the table's, when staging began
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """Every key column of a row: the primary key, then a child's parent key."""
+        return (self.primary_key, *self.parent_key)
 
     def write(
         self,
@@ -393,6 +247,127 @@ class TableWriter:
             result = self._merge(self._staging_uri, records, None, check_table=False)
         return WriteResult(inserted=result.inserted, updated=result.updated, version=None)
 
+    # ---- staged merges: one table rewrite per run (issue 24) -----------------------------
+
+    @property
+    def stages(self) -> bool:
+        """Whether batches go through ``stage`` and ``flush`` (a merge table) rather than
+        ``write``, each its own commit (append, replace)."""
+        return self._stage is not None
+
+    @property
+    def staged_rows(self) -> int:
+        """Rows staged and not yet merged (0 for append and replace)."""
+        return self._stage.rows if self._stage is not None else 0
+
+    @property
+    def staged_bytes(self) -> int:
+        """Their in-memory size (polars' estimate, bytes): what ``flush`` will read back."""
+        return self._stage.bytes if self._stage is not None else 0
+
+    def stage(self, records: list[object]) -> WriteResult:
+        """Type a batch and stage it for the next ``flush`` (a merge table; the others write
+        it at once, as ``write``). Records that cannot be typed are set aside now, as
+        ``write`` does. Nothing reaches the table: ``version`` is None.
+
+        Raises ``LakeError`` if the table's declared columns disagree (before staging).
+        """
+        if self._stage is None:
+            raise ValueError(f"{self.resource}: a {self.write_disposition} table does not stage "
+                             "its batches: use write()")
+        if not records:
+            return WriteResult(inserted=0, updated=0, version=None)
+        with lake_errors(self.resource, f"staging a batch of {self.uri}"):
+            if self._stage_schema is None:
+                table = self.lake._open(self.resource, self.uri)
+                self._stage_schema = {} if table is None else _schema_of(table)
+                self._check_declared(self.uri, self._stage_schema)
+            self._quarantined = 0
+            # Typed against the table's and the earlier parts' columns: one type per column.
+            frame = self._frame(records, {**self._stage_schema, **self._stage.schema},
+                                dedupe=True)
+            self._stage.append(frame, self._rejected)
+        return WriteResult(0, 0, None, self._quarantined)
+
+    def flush(
+        self,
+        *,
+        commit_metadata: dict[str, str] | None = None,
+        mark: TableMark | None = None,
+    ) -> WriteResult:
+        """Land what ``stage`` staged in one commit carrying ``mark``: the newest version of
+        each key (``deduplicate``), appended when none of its keys is in the table (a first
+        load: no scan, no rewrite), else merged (merging.py). The staged parts are removed
+        once committed; on failure they stay for a retry of ``flush`` (or go with ``close``).
+        Nothing staged: no commit, ``version`` None (the mark is not recorded either).
+        """
+        stage = self._stage
+        if stage is None or stage.empty:
+            if stage is not None:
+                stage.clear()  # only set-aside records: they are in the quarantine
+            return WriteResult(inserted=0, updated=0, version=None)
+        self._mark = mark
+        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+            try:
+                with table_write_lock(self.uri):
+                    result = self._flush(stage, commit_metadata)
+                break
+            except LakeError as exc:
+                # As in ``write``: a conflicting commit was refused whole; merge again.
+                if not isinstance(exc.__cause__, CommitFailedError) or attempt == _COMMIT_ATTEMPTS:
+                    raise
+                log.warning("%s: commit conflict with another writer, retrying (%d)",
+                            self.resource, attempt)
+        stage.clear()
+        self._stage_schema = None
+        return result
+
+    def close(self) -> None:
+        """Remove what is staged and not merged (after a failure: the mark did not move, so
+        the next run reads it again)."""
+        if self._stage is not None:
+            self._stage.close()
+        self._stage_schema = None
+
+    def _flush(self, stage: Stage, metadata: dict[str, str] | None) -> WriteResult:
+        with lake_errors(self.resource, f"reading the {stage.rows} rows staged for {self.uri}"):
+            frame = deduplicate(stage.frame(), primary_key=self.primary_key,
+                                cursor_field=self.cursor_field, also=self.parent_key)
+        self._rejected = stage.rejected
+        table = self.lake._open(self.resource, self.uri)
+        if table is None:
+            created = self._create_frame(self.uri, frame, metadata, mode="error")
+            if created is not None:
+                return created
+            table = self.lake._open(self.resource, self.uri)  # another writer's, just made
+            assert table is not None
+        with lake_errors(self.resource, f"reading the schema of {self.uri}"):
+            schema = _schema_of(table)
+        self._check_declared(self.uri, schema)
+        if self._holds_any(table, frame):
+            return self._merge_frame(table, self.uri, frame, schema, metadata, check_table=True)
+        schema = self._evolved(table, self.uri, frame, schema)
+        frame = self._insertable(_conform(frame, schema))
+        if frame.is_empty():
+            return WriteResult(inserted=0, updated=0, version=None)
+        result = self._append_frame(table, frame, metadata)
+        self._landed(frame)
+        return WriteResult(result.inserted, 0, result.version, deleted=self._soft_deleted(frame))
+
+    def _holds_any(self, table: DeltaTable, frame: pl.DataFrame) -> bool:
+        """Whether the table has a row with any of the frame's primary keys (its key column
+        alone is read, files outside the keys' range skipped)."""
+        keys = frame.get_column(self.primary_key)
+        with lake_errors(self.resource, f"reading the keys of {self.uri}"):
+            scan = pl.scan_delta(table)
+            if self.primary_key not in scan.collect_schema():
+                return True  # not our table's keys: let the merge decide
+            column = pl.col(self.primary_key)
+            low, high = pl.lit(keys.min(), keys.dtype), pl.lit(keys.max(), keys.dtype)
+            within = column.is_between(low, high) & column.is_in(keys.implode())
+            found = scan.select(column).filter(within).head(1).collect()
+        return not found.is_empty()
+
     def finish(self, *, commit_metadata: dict[str, str] | None = None) -> WriteResult:
         """For replace, swap the staged rows in with one commit; a no-op for merge and append.
 
@@ -403,7 +378,7 @@ class TableWriter:
             return WriteResult(inserted=0, updated=0, version=None)
         assert self._staging_uri is not None
         metadata = commit_metadata if commit_metadata is not None else self._commit_metadata
-        with _lake_errors(self.resource, f"replacing {self.uri} with {self._staging_uri}"):
+        with lake_errors(self.resource, f"replacing {self.uri} with {self._staging_uri}"):
             staged = pl.read_delta(self._staging_uri, storage_options=self.lake.storage_options)
             inserted = staged.height
             staged, deleted = self._missing_from(staged)
@@ -508,8 +483,8 @@ class TableWriter:
         if column is None or column not in frame.columns:
             return None
         if frame.schema[column] == pl.Boolean():
-            return f"coalesce(s.{_quoted(column)}, false)"
-        return f"s.{_quoted(column)} IS NOT NULL"
+            return f"coalesce(s.{quoted(column)}, false)"
+        return f"s.{quoted(column)} IS NOT NULL"
 
     def _check_declared(self, uri: str, schema: Schema) -> None:
         declared = {**{n: h.dtype for n, h in self.columns.items()}, **_BOOKKEEPING}
@@ -543,9 +518,22 @@ class TableWriter:
     ) -> WriteResult:
         dedupe = self.write_disposition != "append"
         frame = self._frame(records, {}, dedupe=dedupe)
+        created = self._create_frame(uri, frame, metadata, mode=mode)
+        if created is not None:
+            return created
+        # Another writer created the table between our check and our write: write into
+        # theirs as if it had been there all along.
+        if self.write_disposition == "append":
+            return self._append(records, metadata)
+        return self._merge(uri, records, metadata, check_table=uri == self.uri)
+
+    def _create_frame(self, uri: str, frame: pl.DataFrame, metadata: dict[str, str] | None,
+                      *, mode: Literal["error", "overwrite"]) -> WriteResult | None:
+        """Write the table at ``uri`` from ``frame``; None if another writer made it first."""
+        frame = self._insertable(frame) if uri == self.uri else frame
         if frame.is_empty():  # every record was set aside: no table of nothing
             return WriteResult(inserted=0, updated=0, version=None)
-        with _lake_errors(self.resource, f"creating {uri}"):
+        with lake_errors(self.resource, f"creating {uri}"):
             self.lake._prepare(uri)
             try:
                 write_deltalake(
@@ -558,30 +546,31 @@ class TableWriter:
                     configuration=CHANGE_FEED if uri == self.uri else None,
                 )
             except DeltaError as exc:
-                # Another writer created the table between our check and our write: write
-                # into theirs as if it had been there all along.
                 if mode == "error" and "already exists" in str(exc):
-                    if self.write_disposition == "append":
-                        return self._append(records, metadata)
-                    return self._merge(uri, records, metadata, check_table=uri == self.uri)
+                    return None
                 raise
             table = self.lake._open(self.resource, uri)
             assert table is not None
         if uri == self.uri and self.write_disposition == "merge":
             self._landed(frame)
-        return WriteResult(inserted=frame.height, updated=0, version=table.version())
+        return WriteResult(inserted=frame.height, updated=0, version=table.version(),
+                           deleted=self._soft_deleted(frame))
 
     def _append(self, records: list[object], metadata: dict[str, str] | None) -> WriteResult:
         table = self.lake._open(self.resource, self.uri)
         if table is None:
             return self._create(self.uri, records, metadata, mode="error")
-        with _lake_errors(self.resource, f"reading the schema of {self.uri}"):
+        with lake_errors(self.resource, f"reading the schema of {self.uri}"):
             schema = _schema_of(table)
         self._check_declared(self.uri, schema)
         frame = _conform(self._frame(records, schema, dedupe=False), schema)
         if frame.is_empty():  # every record was set aside
             return WriteResult(inserted=0, updated=0, version=None)
-        with _lake_errors(self.resource, f"appending to {self.uri}"):
+        return self._append_frame(table, frame, metadata)
+
+    def _append_frame(self, table: DeltaTable, frame: pl.DataFrame,
+                      metadata: dict[str, str] | None) -> WriteResult:
+        with lake_errors(self.resource, f"appending to {self.uri}"):
             # No struct columns here, so adding columns within the append is safe and atomic.
             write_deltalake(
                 table,
@@ -604,91 +593,77 @@ class TableWriter:
         table = self.lake._open(self.resource, uri)
         if table is None:
             return self._create(uri, records, metadata, mode="error")
-        with _lake_errors(self.resource, f"reading the schema of {uri}"):
+        with lake_errors(self.resource, f"reading the schema of {uri}"):
             schema = _schema_of(table)
         if check_table:
             self._check_declared(uri, schema)
         frame = self._frame(records, schema, dedupe=True)
         if frame.is_empty():  # every record was set aside
             return WriteResult(inserted=0, updated=0, version=None)
+        return self._merge_frame(table, uri, frame, schema, metadata, check_table=check_table)
 
+    def _evolved(self, table: DeltaTable, uri: str, frame: pl.DataFrame,
+                 schema: Schema) -> Schema:
+        """The table's schema once it has the frame's new columns (added first, empty)."""
         new_columns = {c: frame.schema[c] for c in frame.columns if c not in schema}
-        if new_columns:
-            # Evolve first with an empty append: adding columns inside a merge is where
-            # delta-rs loses data (struct fields) or drops columns (docs/data-model.md).
-            with _lake_errors(self.resource, f"adding columns {list(new_columns)} to {uri}"):
-                write_deltalake(
-                    table,
-                    frame.select(list(new_columns)).clear(),
-                    mode="append",
-                    schema_mode="merge",
-                    commit_properties=_commit({"analytics_sync.operation": "add columns"}),
-                )
-                table.update_incremental()
-            log.info("%s: added columns %s to %s", self.resource, list(new_columns), uri)
-            schema = {**schema, **new_columns}
+        if not new_columns:
+            return schema
+        # Evolve first with an empty append: adding columns inside a merge is where
+        # delta-rs loses data (struct fields) or drops columns (docs/data-model.md).
+        with lake_errors(self.resource, f"adding columns {list(new_columns)} to {uri}"):
+            write_deltalake(
+                table,
+                frame.select(list(new_columns)).clear(),
+                mode="append",
+                schema_mode="merge",
+                commit_properties=_commit({"analytics_sync.operation": "add columns"}),
+            )
+            table.update_incremental()
+        log.info("%s: added columns %s to %s", self.resource, list(new_columns), uri)
+        return {**schema, **new_columns}
+
+    def _merge_frame(self, table: DeltaTable, uri: str, frame: pl.DataFrame, schema: Schema,
+                     metadata: dict[str, str] | None, *, check_table: bool) -> WriteResult:
+        """Merge a typed, deduplicated frame (merging.py); ``check_table``: the resource's
+        table (tombstones apply, ``landed`` hears of it), not a replace's staging."""
+        schema = self._evolved(table, uri, frame, schema)
         # A column this batch lacks must be null in the source, or matched rows keep stale values.
         frame = _conform(frame, schema)
-
-        matched = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}"
-                               for k in (self.primary_key, *self.parent_key))
-        # IS DISTINCT FROM, not <>: a row without a hash (a table another tool wrote) still
-        # updates; equal hashes mean identical content, which is neither rewritten nor counted.
-        # A row marked deleted comes back with its record, even unchanged (it was seen again).
-        changed = (f"((s.{_quoted(ROW_HASH)} IS DISTINCT FROM t.{_quoted(ROW_HASH)}) "
-                   f"OR (t.{_quoted(DELETED_AT)} IS NOT NULL))")
-        newer = "true"
-        if self.cursor_field is not None:
-            cursor = _quoted(self.cursor_field)
-            # An older version never overwrites a newer one; an equal one with new content does.
-            newer = f"(s.{cursor} >= t.{cursor} OR t.{cursor} IS NULL)"
-            changed = f"{newer} AND {changed}"
-        tombstone = self._tombstone_sql(frame) if check_table else None
         before = table.version()
-        with _lake_errors(self.resource, f"merging {frame.height} rows into {uri}"):
-            merge = table.merge(
-                frame,
-                predicate=matched,
-                source_alias="s",
-                target_alias="t",
-                merge_schema=True,
-                # The source is one batch: materialized, it is the join's small side and
-                # its id range prunes target files. Streamed (delta-rs' default), memory
-                # grew with the table (+90 MiB at 10k rows, +150 MiB at 100k; measured).
-                streamed_exec=False,
-                commit_properties=_commit(metadata, self._mark),
-            )
-            if tombstone is not None and self.delete_missing == "hard":
-                # dlt's hard_delete: the tombstone removes its row and is never inserted.
-                merge = (merge.when_matched_delete(predicate=f"{newer} AND {tombstone}")
-                         .when_matched_update_all(predicate=changed)
-                         .when_not_matched_insert_all(predicate=f"NOT ({tombstone})"))
-            else:
-                merge = merge.when_matched_update_all(predicate=changed) \
-                    .when_not_matched_insert_all()
-            metrics = merge.execute()
+        with lake_errors(self.resource, f"merging {frame.height} rows into {uri}"):
+            metrics = merge_frame(
+                table, frame, key=self.key, cursor_field=self.cursor_field,
+                tombstone=self._tombstone_sql(frame) if check_table else None,
+                hard_delete=self.delete_missing == "hard",
+                commit=_commit(metadata, self._mark))
             after = table.version()
         inserted = int(metrics["num_target_rows_inserted"])
         updated = int(metrics["num_target_rows_updated"])
         deleted = int(metrics.get("num_target_rows_deleted", 0))
-        if tombstone is not None and self.delete_missing == "soft":
-            marked = self._tombstone(frame)
-            assert marked is not None
-            deleted = int(frame.select(marked.sum()).item())
+        if check_table and self.delete_missing == "soft" and self._tombstone(frame) is not None:
+            deleted = self._soft_deleted(frame)
         # delta-rs commits nothing when no row is inserted or updated.
         version = after if after != before else None
         if check_table:  # the table's rows, not a replace's staging
             self._landed(frame)
-        log.debug(
-            "%s: merged %d rows into %s: %d inserted, %d updated, version %s",
-            self.resource,
-            frame.height,
-            uri,
-            inserted,
-            updated,
-            version,
-        )
+        log.debug("%s: merged %d rows into %s: %d inserted, %d updated, version %s",
+                  self.resource, frame.height, uri, inserted, updated, version)
         return WriteResult(inserted=inserted, updated=updated, version=version, deleted=deleted)
+
+    def _insertable(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The rows of a frame that land when none of its keys is in the table: all but a
+        hard-deleting tombstone (dlt's hard_delete: it is never inserted)."""
+        tombstone = self._tombstone(frame)
+        if tombstone is None or self.delete_missing != "hard":
+            return frame
+        return frame.filter(~tombstone)
+
+    def _soft_deleted(self, frame: pl.DataFrame) -> int:
+        """The tombstones of a frame that land marked (soft): rows it deleted."""
+        tombstone = self._tombstone(frame)
+        if tombstone is None or self.delete_missing != "soft":
+            return 0
+        return int(frame.select(tombstone.sum()).item())
 
 
 def _commit(

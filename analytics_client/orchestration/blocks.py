@@ -37,3 +37,7 @@ class SyncMark(Block):
     rows_fetched: int = 0
     inserted: int = 0
     updated: int = 0
+    ahead: list[list[str]] = Field(
+        default_factory=list,
+        description="[from, to) ranges above the cursor a stopped run read in full (a copy: "
+                    "the table's own are the ones the next run uses)")

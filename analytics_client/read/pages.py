@@ -22,12 +22,14 @@ class Page:
 
     ``number`` labels it in logs and errors (the page number where there is one). ``mark``
     (epoch µs, None for reads without a cursor) is the cursor below which every record of the
-    read has been yielded once this page is consumed.
+    read has been yielded once this page is consumed. ``ahead``: ranges ``[from, to)`` above
+    ``mark`` whose every record has been yielded too (a sliced read's other walks: resume.py).
     """
 
     records: list[Any]
     number: int | None = None
     mark: int | None = None
+    ahead: tuple[tuple[int, int], ...] = ()
 
 
 class PageSource(Protocol):

@@ -53,10 +53,11 @@ Why nothing is lost, whatever the timing:
 * A probe that lands on ``lo`` itself (a tie group wider than half) or at or past ``end`` (the
   count was stale) splits nothing; that walk is not probed again until its ``lo`` moves.
 
-The mark may only move to a cursor below which every range has been read: the progress of the
-first unfinished walk in range order (a finished walk counts as read to its end; the ranges
-before the first unfinished one are contiguous from the start). ``progress`` gives it, as each
-``Page.mark``; the caller commits first and saves the mark after, as for a single walk.
+The mark may only move to a cursor below which every range has been read: the end of what
+the walks have read (a walk ``[start, lo)``, a finished one to its end) contiguously from the
+start. ``progress`` gives it, as each ``Page.mark``, and what the walks above it have read as
+``Page.ahead``; the caller commits both first and saves the mark after, as for a single walk.
+A stopped read's resume (``resume.py``) walks only the ranges those left out.
 """
 
 from __future__ import annotations
@@ -71,12 +72,14 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from analytics_client.config.model import DEFAULT_PAGE_SIZE, PageNumberPaginator
+from analytics_client.core.errors import RunStopped
 from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.read.keyset import KeysetWalk, keyset_request
 from analytics_client.read.paged import select_records
 from analytics_client.read.pages import Page
 from analytics_client.read.plan import ResourcePlan
+from analytics_client.read.resume import Resume, covered
 
 __all__ = ["MAX_BUSY", "MIN_STEAL_PAGES", "Pace", "SlicedWalk", "WalkPool",
            "plan_bounds", "pool_for", "probe_cursors", "steal_pays", "waits_for_the_api"]
@@ -266,14 +269,14 @@ class SlicedWalk:
                  slices: int, min_pages_per_slice: int = 20, max_busy: float = MAX_BUSY,
                  on_retry: Callable[[RetryEvent], None] | None = None,
                  split: bool | None = None, steal: bool = True,
-                 min_steal_pages: int = MIN_STEAL_PAGES) -> None:
+                 min_steal_pages: int = MIN_STEAL_PAGES, resume: Resume | None = None) -> None:
         """``split`` None decides from the first pages' timing (``waits_for_the_api``); True or
         False decides up front, so that a caller (or a test on a busy machine) gets the same
         walks whatever the clock says. The total must still make enough pages per range.
         ``steal`` lets idle slots of the run split this resource's ranges further (only once
         it was split at all, and only while the run's pool says the run waits for the API:
-        ``WalkPool.waits``)."""
-        self.client, self.plan = client, plan
+        ``WalkPool.waits``). ``resume``: the walks of a stopped read's resume, run at once."""
+        self.client, self.plan, self.resume = client, plan, resume
         self.timing = client.timing
         self.split_decision = split
         self.start_us, self.slices = start_us, max(1, slices)
@@ -334,11 +337,14 @@ class SlicedWalk:
 
     def progress(self) -> int | None:
         """Every record with a cursor below this has been handed to the sink."""
+        return self.read()[0]
+
+    def read(self) -> tuple[int | None, tuple[tuple[int, int], ...]]:
+        """(``progress``, the ranges above it whose every record was handed over too)."""
         with self._lock:
-            for walk in self.walks:
-                if walk not in self._finished:
-                    return walk.safe_mark
-            return self.walks[-1].safe_mark if self.walks else self.start_us
+            spans = [(w.start_us, (w.stop_us if w.stop_us is not None else w.lo)
+                      if w in self._finished else w.lo) for w in self.walks]
+            return covered(self.start_us, [*(self.resume.done if self.resume else ()), *spans])
 
     def end_mark(self) -> int | None:
         """The final progress once every walk ran to its end (None before)."""
@@ -373,6 +379,12 @@ class SlicedWalk:
 
     def _walks(self) -> Generator[Page | object, None, None]:
         assert self._pool is not None
+        if self.resume is not None:  # the ranges a stopped read left: all of them at once
+            self.walks = [KeysetWalk(self.client, self.plan, start_us=a, stop_us=b,
+                                     on_retry=self.on_retry) for a, b in self.resume.walks]
+            yield _THREADS
+            yield from self._concurrently(iter(self.walks[0]))
+            return
         first = KeysetWalk(self.client, self.plan, start_us=self.start_us,
                            on_retry=self.on_retry)
         self.walks = [first]
@@ -431,12 +443,15 @@ class SlicedWalk:
         if self.steal:
             self._pool.join(self)
         ended = 0  # walks whose last word came: each hands its pages over before it
+        stopped: RunStopped | None = None  # a stop: the others' pages still come, then it
         try:
             while True:
                 item = handover.get()
-                if isinstance(item, BaseException):
+                if isinstance(item, RunStopped):
+                    stopped, item = stopped or item, None
+                elif isinstance(item, BaseException):
                     raise item
-                if item is None:  # a walk ran to its end
+                if item is None:  # a walk ran to its end (or was stopped)
                     # No lock (a walk may hold it, waiting for room in the queue). A split
                     # needs an unfinished walk, so once every walk listed has ended, none
                     # can be added; and every page they queued has been consumed.
@@ -445,6 +460,8 @@ class SlicedWalk:
                         break
                     continue
                 yield item
+            if stopped is not None:
+                raise stopped
         finally:
             self._pool.leave(self)
             self._closed = True  # a split checks it under the lock before adding a walk
@@ -479,7 +496,7 @@ class SlicedWalk:
                         return
                     with self._lock:  # progress and queue order agree
                         self._yielded[walk] += len(page.records)
-                        handover.put(Page(page.records, page.number, self.progress()))
+                        handover.put(Page(page.records, page.number, *self.read()))
                     if pool.idle() and not self._stop.is_set():
                         pool.rebalance()  # a walk's first page may make its neighbour's count known
                     began = _clocks()  # a page's time: not the handover's, nor a split's
@@ -514,8 +531,8 @@ class SlicedWalk:
             return None
         if i + 1 < len(walks):
             after = walks[i + 1].first_total
-            if after is None:
-                return None
+            if after is None or walk.stop_us != walks[i + 1].start_us:
+                return None  # unknown, or a range read before lies between (resume.py)
             total -= after
         return total - (self._yielded.get(walk, 0) - walk.reread)
 

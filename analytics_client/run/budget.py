@@ -21,6 +21,11 @@ There is no option for it, as there is none for the record budget: both follow
 A commit briefly needs a few times its batch (records, typed frame, the merge's own copies),
 so at most ``COMMIT_SLOTS`` resources of a run commit at once: on the 2-core machines we run
 on, more at once would not finish sooner, only need more memory.
+
+A merge table's batches are staged on disk, not merged one by one (lake/staging.py: each merge
+rewrites every file it touches); they are merged, in one commit, at the end of the read, after
+``Timing.merge_every`` seconds, or once ``DEFAULT_MERGE_BYTES`` of them are staged: the merge
+reads them back whole, so this bounds its memory as the record budget bounds the batches'.
 """
 
 from __future__ import annotations
@@ -31,13 +36,19 @@ from contextlib import contextmanager
 
 from analytics_client.core.jsontext import size_estimate
 
-__all__ = ["DEFAULT_BUFFER_BYTES", "DEFAULT_BUFFER_ROWS", "RowBudget", "Share", "page_bytes"]
+__all__ = ["DEFAULT_BUFFER_BYTES", "DEFAULT_BUFFER_ROWS", "DEFAULT_MERGE_BYTES", "RowBudget",
+           "Share", "page_bytes"]
 
 DEFAULT_BUFFER_ROWS = 20_000
 # 16 MiB of JSON: 30,000 (1.5x the records) of the sandbox's default records (150-360 bytes
 # each) stay below it, so their commits are as before; about 6,000 rich ones (~2.7 KB) reach it.
 DEFAULT_BUFFER_BYTES = 16 * 2**20
 COMMIT_SLOTS = 2
+# Staged rows, as polars sizes them in memory, that one merge reads back at most: about 90,000
+# of the sandbox's deals (185 bytes each). A 1 % change of a 3M-row table (5.5 MiB) is one
+# merge; a full load lands in appends of this size, so its peak memory does not grow with it
+# (bench/scale.py: 64 MiB made a 300k-row load peak at 364 MiB against 175 at 10k).
+DEFAULT_MERGE_BYTES = 16 * 2**20
 
 
 def page_bytes(records: Sequence[object]) -> int:

@@ -114,6 +114,7 @@ class _Cost:
 def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: SeenKeys, *,
                     begin_us: int | None, next_begin_us: int | None, run_id: str,
                     pipeline: str, summary: ResourceSummary,
+                    walked: Sequence[tuple[int | None, int]] = (),
                     children: Sequence[ResourcePlan] = (),
                     on_retry: Callable[[RetryEvent], None] | None = None,
                     log: Log = logger) -> None:
@@ -121,7 +122,11 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
     the API deleted (see the module docstring) and delete or mark them, then their children's.
 
     ``begin_us``: the cursor the read started at (None: it read everything); ``next_begin_us``:
-    where the next run's read will start (None: from the beginning). Adds to ``summary``
+    where the next run's read will start (None: from the beginning); ``walked``: ranges
+    ``[from, to)`` below ``begin_us`` the read walked in full too (a resume's walks between
+    ranges read before, read/resume.py): their rows are candidates alike, the bisection
+    counts the rows left, and the API's count at ``begin_us`` costs a request. Adds to
+    ``summary``
     (``deleted``, ``delete_requests``, notes). Raises ``DeleteGuardError`` when the share is
     too large (nothing deleted), and whatever a request raises (nothing deleted either).
     """
@@ -144,12 +149,14 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
         cost = _Cost()
         keys = live.select(table.key)
         seen_keys = seen.frame(keys.schema)
-        in_range = live if cursor is None else live.filter(pl.col(cursor) >= begin_us)
+        in_range = live if cursor is None else live.filter(_within(cursor, begin_us, walked))
         candidates = in_range.join(seen_keys, on=list(table.key), how="anti")
         if cursor is not None and begin_us is not None and _can_bisect(plan, cost):
-            below = live.filter(pl.col(cursor) < begin_us)
-            lost = _bisect(client, plan, live.get_column(cursor), below, begin_us,
-                           seen_keys.height, cost, on_retry)
+            # Rows already candidates are left out of the counts: D then shows the others.
+            rest = live.join(candidates, on=list(table.key), how="anti")
+            below = rest.filter(pl.col(cursor) < begin_us)
+            lost = _bisect(client, plan, rest.get_column(cursor), below, begin_us,
+                           None if walked else seen_keys.height, cost, on_retry)
             candidates = pl.concat([candidates, lost], how="vertical_relaxed")
         # Served by this run's read, or waiting in the quarantine: alive (their rows may be an
         # older version, below where the next run starts, so the second read cannot say).
@@ -176,6 +183,20 @@ def capture_deletes(client: ApiClient, lake: Lake, plan: ResourcePlan, seen: See
     except RunStopped:
         summary.notes.append("stopped while looking for deletes: nothing was deleted; "
                              "the next complete run looks again")
+
+
+def _within(cursor: str, begin_us: int | None,
+            walked: Sequence[tuple[int | None, int]]) -> pl.Expr:
+    """Rows whose cursor lies where the read served every record: from ``begin_us`` on
+    (None: everywhere), and in the ranges ``walked`` below it."""
+    if begin_us is None:
+        return pl.lit(True)
+    column = pl.col(cursor)
+    inside = column >= begin_us
+    for start, end in walked:
+        inside = inside | ((column < end) if start is None else column.is_between(
+            start, end, closed="left"))
+    return inside
 
 
 def _set_aside_kept(lake: Lake, pipeline: str, plan: ResourcePlan,
@@ -206,13 +227,14 @@ def _can_bisect(plan: ResourcePlan, cost: _Cost) -> bool:
 
 
 def _bisect(client: ApiClient, plan: ResourcePlan, all_cursors: pl.Series, below: pl.DataFrame,
-            begin_us: int, served_from_begin: int, cost: _Cost,
+            begin_us: int, served_from_begin: int | None, cost: _Cost,
             on_retry: Callable[[RetryEvent], None] | None) -> pl.DataFrame:
     """The live rows below ``begin_us`` whose records a re-read of their range did not serve,
     in the ranges where counts show records were lost (module docstring).
 
     ``served_from_begin``: the distinct records the run's read served, all at or after
-    ``begin_us``: the API's count there as the read saw it, so ``D(begin)`` costs no request.
+    ``begin_us``: the API's count there as the read saw it, so ``D(begin)`` costs no request
+    (None: the read served others too, and it costs one).
     """
     cursor = plan.table.cursor_field
     assert cursor is not None
@@ -231,7 +253,9 @@ def _bisect(client: ApiClient, plan: ResourcePlan, all_cursors: pl.Series, below
         count = _api_count(client, plan, c, cost, on_retry)
         return None if count is None else table_at_or_after(c) - count
 
-    top, bottom = table_at_or_after(begin_us) - served_from_begin, gap(None)
+    top = gap(begin_us) if served_from_begin is None else \
+        table_at_or_after(begin_us) - served_from_begin
+    bottom = gap(None)
     if top is None or bottom is None:
         cost.notes.append("the API reports no total_count: deletes below this run's start are "
                           "found by full reads only (--full-refresh; docs/deletes.md)")

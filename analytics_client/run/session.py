@@ -187,10 +187,16 @@ def _summary(run: SyncRun, name: str,
     if after is not None:
         wait([after])
     try:
-        return run.sync(run.config.resource(name))
+        summary = run.sync(run.config.resource(name))
     except ResourceFailed as failed:
         logger.error("%s failed: %s", name, failed.summary.error)
-        return failed.summary
+        summary = failed.summary
+    parent = after.result() if after is not None else None
+    if parent is not None and parent.status != "ok":
+        # Not "ok with 0 rows" and nothing said: the child read only the parents committed.
+        summary.notes.append(f"its parent {parent.resource} {parent.status}: children were read "
+                             "for the parent rows committed so far; the next run reads the rest")
+    return summary
 
 
 def full_refresh_set(full_refresh: bool | Iterable[str] | None,

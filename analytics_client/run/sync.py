@@ -38,9 +38,10 @@ from analytics_client.read.keyset import KeysetWalk
 from analytics_client.read.paged import PaginatedRead, api_count
 from analytics_client.read.pages import Page, PageSource
 from analytics_client.read.plan import ResourcePlan, plan_resource
+from analytics_client.read.resume import resume_of
 from analytics_client.read.slices import SlicedWalk
 from analytics_client.read.window import BackfillRead, LaggedRead, table_max_cursor
-from analytics_client.run.budget import RowBudget
+from analytics_client.run.budget import DEFAULT_MERGE_BYTES, RowBudget
 from analytics_client.run.deletes import SeenKeys, capture_deletes
 from analytics_client.run.progress import expected_total, progress_line
 from analytics_client.state.markpolicy import FutureRecords, MarkPolicy, mark_policy
@@ -91,7 +92,7 @@ def sync_resource(
         plan = plan.starting(policy.start)
         source = page_source(client, plan, count_retry, lake, notes=summary.notes, log=log)
         batch = _Batch(lake, plan, run_id, policy, budget or RowBudget(batch_rows), summary,
-                       batch_rows, Quarantine(lake, pipeline, run_id))
+                       batch_rows, Quarantine(lake, pipeline, run_id), timing)
         if plan.cursor is not None and plan.cursor.codec.clocked:
             batch.future = FutureRecords(plan.cursor.path, plan.primary_key, clock)
         batch.seen = _seen_keys(plan, policy)
@@ -100,7 +101,8 @@ def sync_resource(
     if plan.incremental:
         log.info("%s: %s", plan.name, policy.start.reason)  # where it starts, and why
     # Ctrl-C / SIGTERM (stop.py): the page in hand is still committed, no further one is read.
-    pages = until_stopped(iter(source), client.stop)
+    # A keyset read's pages already fetched are committed too: its next needs a request.
+    pages = until_stopped(iter(source), client.stop, drain=source.keyset)
     try:
         for page in _committing_on_failure(pages, batch, log):
             batch.add(page)
@@ -159,19 +161,24 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
         below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path,
                                                            cursor.codec)
         return LaggedRead(client, plan, Window(begin), below_start_us=below, on_retry=on_retry)
-    if plan.mode == "sliced":
+    if plan.mode == "sliced":  # a stopped read's resume walks only what it left (resume.py)
         return SlicedWalk(client, plan, start_us=begin, slices=plan.concurrency,
-                          on_retry=on_retry)
+                          on_retry=on_retry,
+                          resume=resume_of(cursor, plan.start) if plan.start else None)
     return KeysetWalk(client, plan, start_us=begin, on_retry=on_retry)
 
 
 class _Batch:
     """The records fetched and not yet committed, and how a commit lands: rows and their mark
-    in one Delta commit, then the mark to the state store (never the other way round)."""
+    in one Delta commit, then the mark to the state store (never the other way round).
+
+    A merge table's full batches are staged (``TableWriter.stage``), and merged in one commit
+    with the mark at ``commit``: at the read's end or failure, or once ``merge_bytes`` are
+    staged or ``Timing.merge_every`` passed (budget.py). Other tables commit each batch."""
 
     def __init__(self, lake: Lake, plan: ResourcePlan, run_id: str, policy: MarkPolicy,
                  budget: RowBudget, summary: ResourceSummary, rows: int,
-                 quarantine: Quarantine) -> None:
+                 quarantine: Quarantine, timing: Timing = DEFAULT_TIMING) -> None:
         self.writer = table_writer(lake, plan.table, quarantine)
         self.quarantine = quarantine
         self.steps = plan.steps
@@ -179,15 +186,18 @@ class _Batch:
         self.rows = rows
         self.records: list[Any] = []
         self.covered: int | None = None  # the mark the pages consumed so far allow
+        self.ahead: tuple[tuple[int, int], ...] = ()  # and the ranges read above it
         self.share = budget.join()
         self.seen: SeenKeys | None = None  # the keys served, where deletes are captured
         self.future: FutureRecords | None = None  # records stamped past the API's clock
+        self.merge_bytes, self.merge_every = DEFAULT_MERGE_BYTES, timing.merge_every
+        self.merged_at = time.monotonic()
         # A nested cursor, which lands in a column of its own (``_with_cursor_column``).
         self.cursor = plan.cursor if plan.cursor is not None and plan.cursor.nested else None
 
     def add(self, page: Page) -> None:
         """Hold a page's records; commit once the batch is full or the run's budget is."""
-        self.covered = page.mark
+        self.covered, self.ahead = page.mark, page.ahead
         self.summary.pages += 1
         self.summary.rows_fetched += len(page.records)
         if self.seen is not None:
@@ -200,7 +210,13 @@ class _Batch:
         self.records.extend(kept)
         over_budget = self.share.take(kept)
         if len(self.records) >= self.rows or over_budget:
-            self.commit()
+            if not self.writer.stages:
+                self.commit()
+                return
+            self._stage()
+            if (self.writer.staged_bytes >= self.merge_bytes
+                    or time.monotonic() - self.merged_at >= self.merge_every):
+                self.commit()
 
     def _with_cursor_column(self, records: list[Any]) -> list[Any]:
         """A nested cursor (``cursor_path: properties.hs_lastmodifieddate``) copied to its
@@ -218,18 +234,33 @@ class _Batch:
             out.append(record)
         return out
 
-    def commit(self, covered: int | None = None, *, final: bool = False) -> None:
-        """Commit what is held (if anything), with the mark ``covered`` (else the last page's)
-        allows; ``final``: the mark of a read that ran to its end (it carries the API's clock)."""
-        if covered is not None:
-            self.covered = covered
+    def _stage(self) -> None:
+        """Stage the records held (a merge table): off the budget, not yet in the table."""
         if not self.records:
             return
-        mark = self.policy.table_mark(self.policy.allowed(self.covered), final=final)
         with self.share.budget.committing():
-            result = self.writer.write(self.records,
-                                       commit_metadata={"analytics_sync.run_id": self.run_id},
-                                       mark=mark)
+            self.summary.add_write(self.writer.stage(self.records))
+        self.share.committed()
+        self.records.clear()
+
+    def commit(self, covered: int | None = None, *, final: bool = False) -> None:
+        """Commit what is held and staged (if anything), with the mark ``covered`` (else the
+        last page's) allows; ``final``: the mark of a read that ran to its end (it carries the
+        API's clock)."""
+        if covered is not None:
+            self.covered = covered
+        staging = self.writer.stages
+        if staging:
+            self._stage()
+            self.merged_at = time.monotonic()
+        if not self.records and not self.writer.staged_rows:
+            return
+        mark = self.policy.table_mark(self.policy.allowed(self.covered), final=final,
+                                      ahead=() if final else self.ahead)
+        metadata = {"analytics_sync.run_id": self.run_id}
+        with self.share.budget.committing():
+            result = self.writer.flush(commit_metadata=metadata, mark=mark) if staging \
+                else self.writer.write(self.records, commit_metadata=metadata, mark=mark)
         self.summary.add_write(result)
         self.share.committed()
         self.records.clear()
@@ -238,7 +269,10 @@ class _Batch:
             self.summary.mark = self.policy.committed(mark, result.version)
 
     def leave(self) -> None:
+        """The resource is done: what it holds leaves the budget, what it staged and did not
+        merge (after a failure) is removed; its mark did not move, so the next run reads it."""
         self.share.leave()
+        self.writer.close()
 
 
 def _committing_on_failure(pages: Iterable[Page], batch: _Batch, log: Log) -> Iterable[Page]:
@@ -299,7 +333,8 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
     if batch.seen is not None:
         cursor = plan.cursor
         # The verification read is the next run's read: from where the marks now say it starts.
-        capture_deletes(client, lake, plan, batch.seen, begin_us=_read_start(plan, policy),
+        begin_us, walked = _served(plan, policy)
+        capture_deletes(client, lake, plan, batch.seen, begin_us=begin_us, walked=walked,
                         next_begin_us=cursor.begin(policy.next_start()) if cursor else None,
                         run_id=run_id, pipeline=pipeline, summary=summary,
                         children=children, on_retry=on_retry, log=log)
@@ -312,6 +347,17 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
                         lake.row_count(plan.name, live=True) if full_read else None, summary,
                         log)
     policy.succeeded(summary)
+
+
+def _served(plan: ResourcePlan,
+            policy: MarkPolicy) -> tuple[int | None, list[tuple[int | None, int]]]:
+    """Where a complete read served every record: from a cursor on (None: everywhere), and in
+    ranges below it (a resume's walks between the ranges a stopped run had read: resume.py)."""
+    cursor = plan.cursor
+    resume = resume_of(cursor, policy.start) if cursor and plan.mode == "sliced" else None
+    if resume is None:
+        return _read_start(plan, policy), []
+    return resume.walks[-1][0], [(a, b) for a, b in resume.walks if b is not None]
 
 
 def _read_start(plan: ResourcePlan, policy: MarkPolicy) -> int | None:

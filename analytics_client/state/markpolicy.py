@@ -66,6 +66,7 @@ from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.core.window import Window
 from analytics_client.http.serverclock import ServerClock
 from analytics_client.lake.markcommit import record_mark
+from analytics_client.lake.tablemark import Ranges
 from analytics_client.lake.tables import Lake, TableMark
 from analytics_client.state.marks import Mark, MarkStore, Start, app_id, effective_start, proves
 
@@ -101,7 +102,8 @@ class MarkPolicy(Protocol):
     start: Start
 
     def allowed(self, covered: int | None) -> int | None: ...
-    def table_mark(self, mark: int | None, *, final: bool = False) -> TableMark | None: ...
+    def table_mark(self, mark: int | None, *, final: bool = False,
+                   ahead: Ranges = ()) -> TableMark | None: ...
     def committed(self, mark: TableMark, version: int | None) -> str | None: ...
     def settle(self, mark: int | None, run_id: str, summary: ResourceSummary) -> None: ...
     def next_start(self) -> Start: ...
@@ -170,13 +172,19 @@ class ResourceMarks:
         """Whether this read, once complete at ``mark``, proves it (``marks.proves``)."""
         return proves(mark, self.clock.earliest_us)
 
-    def table_mark(self, mark: int | None, *, final: bool = False) -> TableMark | None:
+    def table_mark(self, mark: int | None, *, final: bool = False,
+                   ahead: Ranges = ()) -> TableMark | None:
         """The mark as the table keeps it, in the commit of the rows it covers: with the API's
-        clock when ``final`` (the mark of a read that ran to its end), else with none (0)."""
+        clock when ``final`` (the mark of a read that ran to its end), else with none (0); and
+        the ranges ``ahead`` of it the read has covered too (lake/tablemark.py), capped like the
+        mark at the API's clock when the read began (read/resume.py says why)."""
         if mark is None:
             return None
         clock = self.clock.earliest_us if final else None
-        return TableMark(app_id(self.pipeline), mark, clock or 0)
+        cap = self.clock.earliest_us
+        kept = tuple((a, x if cap is None else min(x, cap)) for a, x in ahead
+                     if a > mark and (cap is None or a < cap))
+        return TableMark(app_id(self.pipeline), mark, clock or 0, kept)
 
     def committed(self, mark: TableMark, version: int | None) -> str:
         """A commit carrying ``mark`` landed as table ``version``: the store may hear of it.
@@ -186,11 +194,12 @@ class ResourceMarks:
         """
         self._last = mark
         fields = self.block.model_dump(
-            exclude={"cursor", "table_version", "pipeline", "resource"}) \
+            exclude={"cursor", "table_version", "pipeline", "resource", "ahead"}) \
             if self.block is not None else {}
         self.latest = Mark(pipeline=self.pipeline, resource=self.resource,
                            cursor=self.spec.codec.format(mark.cursor_us), table_version=version,
-                           **fields)
+                           ahead=[[self.spec.codec.format(a), self.spec.codec.format(b)]
+                                  for a, b in mark.ahead or ()], **fields)
         self._pending = True
         if time.monotonic() - self._saved_at >= self.save_every:
             self.flush()
@@ -351,7 +360,8 @@ class ParentVersionMarks:
     def allowed(self, covered: int | None) -> int | None:
         return covered
 
-    def table_mark(self, mark: int | None, *, final: bool = False) -> TableMark | None:
+    def table_mark(self, mark: int | None, *, final: bool = False,
+                   ahead: Ranges = ()) -> TableMark | None:
         return TableMark(self.app, mark) if mark is not None else None
 
     def committed(self, mark: TableMark, version: int | None) -> str | None:

@@ -28,7 +28,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 
 from analytics_client.core.cursors import TIMESTAMP, CursorCodec
 from analytics_client.core.errors import StateError
+from analytics_client.lake.tablemark import Ranges
 from analytics_client.lake.tables import Lake
 
 __all__ = [
@@ -64,7 +65,9 @@ class Mark(BaseModel):
     """A resource's high-water mark as the stores keep it (the ``SyncMark`` block's fields).
 
     ``cursor`` is the value below which every record is committed to the Delta table; None
-    forces a full read of the resource on the next run.
+    forces a full read of the resource on the next run. ``ahead``: a copy of the ranges
+    ``[from, to)`` above it that a stopped run read in full (the table's are the ones a resume
+    uses: ``lake/tablemark.py``); empty after a complete run.
     """
 
     model_config = ConfigDict(validate_assignment=True)
@@ -77,6 +80,7 @@ class Mark(BaseModel):
     rows_fetched: int = 0
     inserted: int = 0
     updated: int = 0
+    ahead: list[list[str]] = []
 
 
 def app_id(pipeline: str) -> str:
@@ -213,11 +217,14 @@ class Start:
     ``proven``: the API's clock showed that every record version with a cursor at or below
     ``mark_us`` that will ever exist is in the table (``proves``), so the read starts strictly
     after the mark; otherwise ``lag`` seconds before it (``read/plan.py``: ``Cursor.read_from``).
+    ``ahead``: ranges ``[from, to)`` above the mark that a stopped read had read in full and
+    committed (``lake/tablemark.py``), which a resume need not read again (``read/resume.py``).
     """
 
     mark_us: int | None  # None: full read; in the cursor's units (epoch µs, or the integer)
     reason: str
     proven: bool = False
+    ahead: Ranges = ()
 
 
 # The contract: a change becomes visible at most 5 s after the updated_at it carries.
@@ -260,17 +267,20 @@ def effective_start(
     table_mark = recorded.cursor_us
     proven = codec.clocked and proves(table_mark, recorded.clock_us)
     if block is None:
-        return _proven(Start(table_mark, "no state block; resuming from the table's mark "
-                             f"{fmt(table_mark)}"), proven, recorded.clock_us)
+        return _resumed(_proven(Start(table_mark, "no state block; resuming from the table's "
+                                      f"mark {fmt(table_mark)}"), proven, recorded.clock_us),
+                        recorded.ahead)
     block_mark = _block_mark(block, codec, resource)
     if block_mark > table_mark:
-        return _proven(Start(table_mark, f"the state says {block.cursor} but the table is "
-                             f"complete only to {fmt(table_mark)} (restored, rebuilt or "
-                             "edited?): resuming from the table's"), proven, recorded.clock_us)
+        return _resumed(_proven(Start(table_mark, f"the state says {block.cursor} but the table "
+                                      f"is complete only to {fmt(table_mark)} (restored, "
+                                      "rebuilt or edited?): resuming from the table's"),
+                                proven, recorded.clock_us), recorded.ahead)
     reason = f"resuming from {fmt(block_mark)}"
     if block_mark < table_mark:
         reason += f" (the table is ahead at {fmt(table_mark)}: a save was interrupted)"
-    return _proven(Start(block_mark, reason), proven, recorded.clock_us)
+    return _resumed(_proven(Start(block_mark, reason), proven, recorded.clock_us),
+                    recorded.ahead)
 
 
 def _block_mark(block: Mark, codec: CursorCodec, resource: str) -> int:
@@ -291,6 +301,17 @@ def _proven(start: Start, proven: bool, clock_us: int | None) -> Start:
     return Start(start.mark_us, f"{start.reason}, strictly after it: the API's clock read "
                  f"{TIMESTAMP.format(clock_us)} when the read that reached it began, past the "
                  "contract's visibility delay", proven=True)
+
+
+def _resumed(start: Start, ahead: Ranges | None) -> Start:
+    """``start`` with the ranges above it that a stopped read committed (the table's; they
+    hold whatever mark the read starts from: below them every record was read too)."""
+    kept = tuple(r for r in ahead or () if start.mark_us is None or r[0] > start.mark_us)
+    if not kept:
+        return start
+    return replace(start, ahead=kept, reason=(
+        f"{start.reason}; {len(kept)} range(s) above it were read in full by a run that "
+        "stopped, and are not read again"))
 
 
 def _initial(initial_value: str | int | None, why: str, codec: CursorCodec) -> Start:
@@ -329,5 +350,6 @@ def describe(lake: Lake, pipeline: str, resource: str, store: MarkStore,
 def reset(store: MarkStore, pipeline: str, resource: str) -> None:
     """Clear a resource's cursor so the next run reads everything (and merges it)."""
     previous = store.load(pipeline, resource)
-    fields = previous.model_dump(exclude={"cursor", "pipeline", "resource"}) if previous else {}
+    fields = previous.model_dump(exclude={"cursor", "pipeline", "resource", "ahead"}) \
+        if previous else {}
     store.save(Mark(pipeline=pipeline, resource=resource, cursor=None, **fields))
