@@ -13,6 +13,7 @@ page's records, never fewer than dlt asserts.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,39 @@ _FIXED = "[fixed on i22-keys] "
 X_DATA, X_OBJECT, X_POST, X_JSON = (_FIXED + x for x in (X_DATA, X_OBJECT, X_POST, X_JSON))
 X_HEADERS, X_AUTH_EP, X_PARALLEL = (_FIXED + x for x in (X_HEADERS, X_AUTH_EP, X_PARALLEL))
 X_REDACT, X_BOTH_BODIES = _FIXED + X_REDACT, _FIXED + X_BOTH_BODIES
+
+# Where a case with this cause passes on main (integer cursors merged), it names it so; the
+# cases still failing with it fail for another cause (dlt's mock API ignores the filter, which
+# our read refuses by name).
+X_INT_INITIAL_DONE = "[fixed on main] " + X_INT_INITIAL
+# Causes branch i22-paginators removed (dlt's paginator defaults and auto, body paths).
+_FIXED_P = "[fixed on i22-paginators] "
+X_AUTO, X_PAGE_NUMBER, X_BODY_PATH = (_FIXED_P + x for x in (X_AUTO, X_PAGE_NUMBER, X_BODY_PATH))
+X_CHILD_INC_CASE = f"{X_INT_INITIAL}; {X_CHILD_INCREMENTAL}; {X_PAGE_NUMBER}"
+
+
+_FIXED_CAUSES = (X_DATA, X_OBJECT, X_POST, X_JSON, X_HEADERS, X_AUTH_EP, X_PARALLEL, X_REDACT,
+                 X_BOTH_BODIES, X_AUTO, X_PAGE_NUMBER, X_BODY_PATH)
+
+
+def still_open(reason: str) -> bool:
+    """Whether a cause in ``reason`` (causes joined by "; ", some with "then " before or a note
+    in parentheses after) names no branch that fixed it."""
+    for fragment in reason.split("; "):
+        core = re.sub(r" \([^()]*\)$", "", fragment.strip().removeprefix("then "))
+        if "[fixed on " in core or any(core in cause for cause in _FIXED_CAUSES):
+            continue
+        return True
+    return False
+
+
+def xfail(*, reason: str, strict: bool = True) -> Any:
+    """A strict xfail while a cause in ``reason`` is still open; none (the test as it is) once
+    each names the branch that fixed it: then the case must pass."""
+    if still_open(reason):
+        return pytest.mark.xfail(strict=strict, reason=reason)
+    return lambda test: test
+
 
 PIPELINE = "dltport"
 # Our Credentials always carry an API key and an organization id; a dlt config that has no

@@ -44,7 +44,7 @@ INT64 = (-(2**63), 2**63 - 1)
 
 def paginator(limit: int = 10) -> dict[str, Any]:
     return {"type": "page_number", "page_param": "page[number]", "limit_param": "page[size]",
-            "limit": limit}
+            "limit": limit, "base_page": 1, "total_path": "meta.page.total_pages"}
 
 
 def own_config(name: str = "events", *, limit: int = 10, **resource: Any) -> dict[str, Any]:

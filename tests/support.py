@@ -19,6 +19,11 @@ assert set(RESOURCES) == set(DEFAULT_COUNTS), "the seed config and the sandbox d
 DEFAULT_RECORDS = sum(DEFAULT_COUNTS.values())
 # A world small enough for end-to-end tests, with a tie group and pages to spare in each resource.
 SMALL: dict[str, int] = {"tags": 40, "users": 60, "deals": 230, "pages": 90, "tasks": 150}
+# The contract's page-number paging, as the seed writes it out (dlt's page_number defaults are
+# page=, from 0, total at "total": not the contract's); tests add their own limit.
+CONTRACT_PAGES: dict[str, Any] = {
+    k: v for k, v in DEFAULT_CONFIG["resources"][0]["endpoint"]["paginator"].items()
+    if k != "limit"}
 # The contract's organization header as the seed declares it (issue 22, item 5: a config sends
 # it only when it declares it); for own configs run against the sandbox, which requires it.
 ORG_HEADERS: dict[str, str] = {"X-Organization-Id": 'dlt.secrets["organization_id"]'}

@@ -28,7 +28,7 @@ from analytics_client.read.plan import Parent, plan_resource
 from analytics_client.state.markpolicy import parent_app_id
 from analytics_sandbox import SandboxTransport, World, serve
 from tests.groundtruth import fetch_truth
-from tests.support import ORG_HEADERS, sync
+from tests.support import CONTRACT_PAGES, ORG_HEADERS, sync
 
 COUNTS = {"tags": 5, "users": 10, "deals": 30, "pages": 5, "tasks": 80}
 CHILD = "deal_siblings"
@@ -43,7 +43,7 @@ def config(path: str = "/v1/deals/{deal_id}/tasks", **child: Any) -> dict[str, A
         "endpoint": {"path": path,
                      "params": {"deal_id": {"type": "resolve", "resource": "tasks",
                                             "field": "deal_id"}},
-                     "paginator": {"type": "page_number", "limit": 5}, "incremental": None},
+                     "paginator": {**CONTRACT_PAGES, "limit": 5}, "incremental": None},
         "columns": copy.deepcopy(CONTRACT_COLUMNS["tasks"]), **child})
     return raw
 
@@ -162,7 +162,7 @@ def _child_config(on_bad_parent: str) -> dict[str, Any]:
                 {"name": "refs", "endpoint": {"path": "/v1/refs"}},
                 {"name": "ref_tasks", "on_bad_parent": on_bad_parent,
                  "endpoint": {"path": "/v1/deals/{resources.refs.ref}/tasks",
-                              "paginator": {"type": "page_number", "limit": 10}}}]}
+                              "paginator": {**CONTRACT_PAGES, "limit": 10}}}]}
 
 
 @settings(max_examples=40)  # a sync each (~50 ms): the suite's budget on 2 cores

@@ -23,7 +23,7 @@ from analytics_client.config.schemas import CONTRACT_COLUMNS
 from analytics_client.core.errors import ConfigError
 from analytics_sandbox import World, serve
 from tests.groundtruth import assert_children_equal_truth, fetch_truth
-from tests.support import ORG_HEADERS, assert_lake_equals_truth, sync
+from tests.support import CONTRACT_PAGES, ORG_HEADERS, assert_lake_equals_truth, sync
 
 COUNTS = {"tags": 20, "users": 30, "deals": 120, "pages": 5, "tasks": 300}
 RESOLVE = {"deal_id": {"type": "resolve", "resource": "deals", "field": "id"}}
@@ -37,7 +37,7 @@ def config(path: str = "/v1/deals/{deal_id}/tasks", params: dict[str, Any] | Non
     raw["resources"].append({
         "name": "deal_tasks",
         "endpoint": {"path": path, "params": RESOLVE if params is None else params,
-                     "paginator": {"type": "page_number", "limit": 5}, "incremental": None},
+                     "paginator": {**CONTRACT_PAGES, "limit": 5}, "incremental": None},
         # dlt column hints, as the seed gives its resources: the contract's types for tasks
         "columns": copy.deepcopy(CONTRACT_COLUMNS["tasks"]),
         "include_from_parent": ["name"], **child})

@@ -49,6 +49,14 @@ def test_seed_document_config_is_accepted_as_written() -> None:
     assert seed.client == default.client.model_copy(update={"headers": seed.client.headers})
     for ours, theirs in zip(default.resources, seed.resources, strict=True):
         assert theirs.endpoint.incremental is None and ours.endpoint.incremental is not None
+        # The keys the seed leaves out take dlt's defaults (issue 22): pages from 0, the total
+        # at "total". Ours writes the contract's out (1-based, meta.page.total_pages).
+        assert (theirs.endpoint.paginator.base_page,  # type: ignore[union-attr]
+                theirs.endpoint.paginator.total_path) == (0, "total")  # type: ignore[union-attr]
+        paging = theirs.endpoint.paginator.model_copy(update={  # type: ignore[union-attr]
+            "base_page": 1, "total_path": "meta.page.total_pages"})
+        theirs = theirs.model_copy(update={
+            "endpoint": theirs.endpoint.model_copy(update={"paginator": paging})})
         plain = ours.endpoint.model_copy(update={"incremental": None, "params": {}})
         assert theirs.columns == {}  # types are declared by our default config, not by names
         assert theirs == ours.model_copy(update={"endpoint": plain, "columns": {}})
@@ -63,7 +71,7 @@ def test_invalid_config_lists_every_problem_by_key_path() -> None:
             {"name": "deals", "endpoint": {"path": "/v1/deals"}},
             {"name": "pages", "endpoint": {"path": "/v1/pages",
                                            "paginator": {"type": "page_number", "limit": 0}}},
-            {"name": "tasks", "endpoint": {"paginator": {"type": "header_cursor"}}},
+            {"name": "tasks", "endpoint": {"paginator": {"type": "graphql_cursor"}}},
         ],
     }
     with pytest.raises(ConfigError) as info:
@@ -73,7 +81,7 @@ def test_invalid_config_lists_every_problem_by_key_path() -> None:
     assert any(p.startswith("client.base_url: must start with http") for p in problems)
     assert any(p.startswith("client.timeot: unknown key; allowed here: base_url") for p in problems)
     assert "resources[3].endpoint.path: is required" in problems
-    assert any(p.startswith("resources[3].endpoint.paginator.type: unknown type 'header_cursor'")
+    assert any(p.startswith("resources[3].endpoint.paginator.type: unknown type 'graphql_cursor'")
                for p in problems)
     assert len(problems) == 5
     assert "5 problems" in str(info.value)
@@ -105,8 +113,6 @@ def test_invalid_config_lists_every_problem_by_key_path() -> None:
         ({"resources": [{"name": "", "endpoint": {"path": "/v1/x"}}]},
          "resources[0].name: '' must be letters"),
         ({"resources": ["tags", "tags"]}, "resources[1].name: 'tags' is already used"),
-        ({"resources": [{"name": "t", "endpoint": {"path": "/v1/t", "params": {"page[size]": 5}}}]},
-         "resources[0].endpoint.params.page[size]: set by the paginator"),
         ({"sources": []}, "sources: unknown key"),
     ],
 )
@@ -127,7 +133,7 @@ def test_resource_defaults_are_deep_merged() -> None:
     """resource_defaults fill in nested keys a resource leaves out; the resource wins."""
     config = load_config({
         "client": {"base_url": "https://api.example.com",
-                   "paginator": {"type": "page_number", "limit": 50}},
+                   "paginator": {"type": "page_number", "limit": 50, "limit_param": "n"}},
         "resource_defaults": {"endpoint": {"error_handler": {"max_retries": 7},
                                            "params": {"sort": "updated_at"}}},
         "resources": [

@@ -33,7 +33,7 @@ from tests.groundtruth import (
     fetch_truth,
     live_rows,
 )
-from tests.support import RESOURCES, assert_lake_equals_truth, sync
+from tests.support import CONTRACT_PAGES, RESOURCES, assert_lake_equals_truth, sync
 
 # A few hundred records each: tie groups and a few dozen pages per resource, seconds per run.
 COUNTS = {"tags": 200, "users": 200, "deals": 300, "pages": 200, "tasks": 300}
@@ -261,7 +261,7 @@ def child_config(mode: str) -> dict[str, Any]:
         "endpoint": {"path": "/v1/deals/{deal_id}/tasks",
                      "params": {"deal_id": {"type": "resolve", "resource": "deals",
                                             "field": "id"}},
-                     "paginator": {"type": "page_number", "limit": 5}, "incremental": None},
+                     "paginator": {**CONTRACT_PAGES, "limit": 5}, "incremental": None},
         "columns": copy.deepcopy(CONTRACT_COLUMNS["tasks"]),
         "include_from_parent": ["name"]})
     return raw

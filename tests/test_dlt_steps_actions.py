@@ -25,6 +25,7 @@ from tests.dltport_support import (
     live,
     refusal,
     run,
+    xfail,
 )
 
 BASE = "https://api.example.com"
@@ -51,7 +52,7 @@ def posts_with(steps: list[dict[str, Any]], endpoint: str = "posts") -> dict[str
 
 # ---- processing_steps --------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=X_AUTO)
+@xfail(reason=X_AUTO)
 def test_rest_api_source_filtered(api: DltMockApi, tmp_path: Path) -> None:
     """A filter keeps post 1 only."""
     assert_ok(run(api.base_url, tmp_path, posts_with([{"filter": lambda x: x["id"] == 1}])))
@@ -66,7 +67,7 @@ def exclude_columns(columns: list[str]) -> Callable[[dict[str, Any]], dict[str, 
     return pop_columns
 
 
-@pytest.mark.xfail(strict=True, reason=X_AUTO)
+@xfail(reason=X_AUTO)
 def test_rest_api_source_exclude_columns(api: DltMockApi, tmp_path: Path) -> None:
     """A map drops ``title``: no row has one."""
     assert_ok(run(api.base_url, tmp_path, posts_with([{"map": exclude_columns(["title"])}])))
@@ -75,7 +76,7 @@ def test_rest_api_source_exclude_columns(api: DltMockApi, tmp_path: Path) -> Non
     assert "title" not in frame.columns or frame["title"].null_count() == POSTS
 
 
-@pytest.mark.xfail(strict=True, reason=X_AUTO)
+@xfail(reason=X_AUTO)
 def test_rest_api_source_anonymize_columns(api: DltMockApi, tmp_path: Path) -> None:
     """A map overwrites ``title``."""
     def anonymize(record: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def test_rest_api_source_anonymize_columns(api: DltMockApi, tmp_path: Path) -> N
     assert column(tmp_path, "posts", "title") == ["dummy"] * POSTS
 
 
-@pytest.mark.xfail(strict=True, reason=X_AUTO)
+@xfail(reason=X_AUTO)
 def test_rest_api_source_map(api: DltMockApi, tmp_path: Path) -> None:
     """A map lowers ``title``."""
     def lower_title(row: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def test_rest_api_source_map(api: DltMockApi, tmp_path: Path) -> None:
     assert len(titles) == POSTS and all(t.startswith("post ") for t in titles)
 
 
-@pytest.mark.xfail(strict=True, reason=X_AUTO)
+@xfail(reason=X_AUTO)
 def test_rest_api_source_filter_and_map(api: DltMockApi, tmp_path: Path) -> None:
     """Steps apply in order: map-then-filter keeps post 1 (id 10); filter-then-map keeps
     post 10 (id 100)."""
@@ -115,7 +116,7 @@ def test_rest_api_source_filter_and_map(api: DltMockApi, tmp_path: Path) -> None
         {"id": 100, "title": "Post 10"}]
 
 
-@pytest.mark.xfail(strict=True, reason=X_AUTO)
+@xfail(reason=X_AUTO)
 @pytest.mark.parametrize("comments_endpoint", CHILD_ENDPOINTS)
 def test_rest_api_source_filtered_child(api: DltMockApi, tmp_path: Path,
                                         comments_endpoint: Any) -> None:
@@ -135,7 +136,7 @@ def extend_body(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-@pytest.mark.xfail(strict=True, reason=X_AUTO)
+@xfail(reason=X_AUTO)
 @pytest.mark.parametrize("comments_endpoint", CHILD_ENDPOINTS)
 def test_rest_api_source_filtered_and_map_child(api: DltMockApi, tmp_path: Path,
                                                 comments_endpoint: Any) -> None:
@@ -161,7 +162,7 @@ def flatten_reactions(post: dict[str, Any]) -> Iterator[dict[str, Any]]:
 YIELD_MAP_REASON = f"{X_YIELD_MAP}; {X_AUTO}; then {X_APPEND}"
 
 
-@pytest.mark.xfail(strict=True, reason=YIELD_MAP_REASON)
+@xfail(reason=YIELD_MAP_REASON)
 def test_rest_api_source_yield_map(api: DltMockApi, tmp_path: Path) -> None:
     """One row per reaction: 25 x 5, each with its post's id."""
     assert_ok(run(api.base_url, tmp_path, posts_with([{"yield_map": flatten_reactions}],
@@ -171,7 +172,7 @@ def test_rest_api_source_yield_map(api: DltMockApi, tmp_path: Path) -> None:
     assert "reactions" not in frame.columns
 
 
-@pytest.mark.xfail(strict=True, reason=YIELD_MAP_REASON)
+@xfail(reason=YIELD_MAP_REASON)
 def test_rest_api_source_filter_then_yield_map(api: DltMockApi, tmp_path: Path) -> None:
     """Post 1 filtered out before flattening: 24 x 5 rows, none of post 1."""
     assert_ok(run(api.base_url, tmp_path, posts_with(
@@ -181,7 +182,7 @@ def test_rest_api_source_filter_then_yield_map(api: DltMockApi, tmp_path: Path) 
     assert len(ids) == (POSTS - 1) * REACTIONS and 1 not in ids
 
 
-@pytest.mark.xfail(strict=True, reason=YIELD_MAP_REASON)
+@xfail(reason=YIELD_MAP_REASON)
 def test_rest_api_source_yield_map_then_filter_reactions(api: DltMockApi,
                                                          tmp_path: Path) -> None:
     """Reaction 0 filtered after flattening: 25 x 4 rows."""
@@ -191,7 +192,7 @@ def test_rest_api_source_yield_map_then_filter_reactions(api: DltMockApi,
     assert live(tmp_path, "posts").height == POSTS * (REACTIONS - 1)
 
 
-@pytest.mark.xfail(strict=True, reason=YIELD_MAP_REASON)
+@xfail(reason=YIELD_MAP_REASON)
 @pytest.mark.parametrize("comments_endpoint", CHILD_ENDPOINTS)
 def test_rest_api_source_yield_map_child(api: DltMockApi, tmp_path: Path,
                                          comments_endpoint: Any) -> None:
@@ -231,7 +232,7 @@ def assert_post_0_detail_only(lake: Path) -> None:
     assert column(lake, "posts", "title") == [f"Post {i}" for i in range(POSTS)]
 
 
-@pytest.mark.xfail(strict=True, reason=f"{X_AUTO}; then {X_OBJECT}")
+@xfail(reason=f"{X_AUTO}; then {X_OBJECT}")
 def test_ignoring_endpoint_returning_404(api: DltMockApi, tmp_path: Path) -> None:
     """404 ignored: only post 0 has a detail."""
     assert_ok(run(api.base_url, tmp_path, details_source(
@@ -239,7 +240,7 @@ def test_ignoring_endpoint_returning_404(api: DltMockApi, tmp_path: Path) -> Non
     assert_post_0_detail_only(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=f"{X_AUTO}; then {X_OBJECT}")
+@xfail(reason=f"{X_AUTO}; then {X_OBJECT}")
 @pytest.mark.parametrize("actions", [
     pytest.param([{"status_code": 422, "action": "ignore"},
                   {"status_code": 404, "action": "ignore"}], id="422_first"),
@@ -265,7 +266,7 @@ def test_response_action_ignore_on_content(api: DltMockApi, tmp_path: Path) -> N
     assert len(api.history) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=f"{X_AUTO}; then {X_OBJECT}")
+@xfail(reason=f"{X_AUTO}; then {X_OBJECT}")
 def test_ignoring_endpoint_returning_204(api: DltMockApi, tmp_path: Path) -> None:
     """204 ignored: only post 0 has a detail."""
     assert_ok(run(api.base_url, tmp_path, details_source(
@@ -282,7 +283,7 @@ def test_empty_response_actions_raise_on_404_by_default(api: DltMockApi, tmp_pat
     assert not has_table(tmp_path, "post_details")
 
 
-@pytest.mark.xfail(strict=True, reason=f"{X_AUTO}; then {X_OBJECT}")
+@xfail(reason=f"{X_AUTO}; then {X_OBJECT}")
 def test_non_empty_response_actions_raise_on_error_by_default(api: DltMockApi,
                                                               tmp_path: Path) -> None:
     """404 ignored, 422 not: the child fails naming 422 (posts itself is fine)."""
@@ -322,7 +323,7 @@ def test_auth_overwrites_for_specific_endpoints_literal_secrets_refused() -> Non
     assert "token" in message
 
 
-@pytest.mark.xfail(strict=True, reason=f"{X_AUTH_EP}; {X_AUTO}")
+@xfail(reason=f"{X_AUTH_EP}; {X_AUTO}")
 def test_auth_overwrites_for_specific_endpoints(api: DltMockApi, tmp_path: Path) -> None:
     """An endpoint's ``auth`` replaces the client's: Basic, not Bearer (dlt asserts it in a
     response hook; here on the requests the API received). Secrets as ours are written."""

@@ -22,7 +22,7 @@ from analytics_client.core.timestamps import parse as parse_cursor
 from analytics_client.state.marks import MemoryMarkStore, app_id
 from analytics_sandbox import FaultRule, SandboxSettings, World, serve
 from tests.groundtruth import fetch_truth
-from tests.support import PLAIN, SMALL, assert_lake_equals_truth, sync
+from tests.support import CONTRACT_PAGES, PLAIN, SMALL, assert_lake_equals_truth, sync
 from tests.test_pagination_styles import STYLES, assert_nothing_older_than_before, timestamps
 
 READ = ("deals", "tasks")
@@ -42,7 +42,7 @@ CASES: dict[str, tuple[str, Any, str, str]] = {
     "offset / placeholder": (*STYLES["offset"], "id", "placeholder"),
     "json_link / param": (*STYLES["json_link"], "id", "param"),
     # page numbers without a keyset (the placeholder is not a start_param): a lagged re-read
-    "page_number / placeholder": ("page_number", {"type": "page_number", "limit": 10}, "id",
+    "page_number / placeholder": ("page_number", {**CONTRACT_PAGES, "limit": 10}, "id",
                                   "placeholder"),
 }
 
@@ -132,7 +132,7 @@ def test_a_backfill_reads_its_window_and_moves_no_mark(tmp_path: Path, paging: s
             raw = config(*STYLES["offset"], "id", "start_param",
                          initial_value=initial, end_value=end)
         else:
-            raw = config("page_number", {"type": "page_number", "limit": 10}, "updated_at",
+            raw = config("page_number", {**CONTRACT_PAGES, "limit": 10}, "updated_at",
                          "start_param", initial_value=initial, end_value=end)
         result = sync(sandbox, tmp_path, marks, config=raw, resources=["deals"])
         assert result["deals"].status == "ok", result

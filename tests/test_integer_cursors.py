@@ -56,7 +56,7 @@ EVENTS = {  # page numbers over a list sorted by the cursor: the keyset walk
     "name": "events",
     "endpoint": {"path": "/events", "data_selector": "data",
                  "paginator": {"type": "page_number", "page_param": "page",
-                               "limit_param": "per_page", "limit": 10,
+                               "limit_param": "per_page", "limit": 10, "base_page": 1,
                                "total_path": "total_pages"},
                  "incremental": {"cursor_path": "created", "start_param": "created[gte]",
                                  "initial_value": 0}},
@@ -72,7 +72,7 @@ CHARGES = {  # Stripe's list: newest first, starting_after=<last id>, created[gt
     "name": "charges",
     "endpoint": {"path": "/v1/charges", "data_selector": "data", "params": {"limit": 10},
                  "paginator": {"type": "cursor", "cursor_path": "data[-1].id",
-                               "cursor_param": "starting_after"},
+                               "cursor_param": "starting_after", "has_more_path": "has_more"},
                  "incremental": {"cursor_path": "created", "start_param": "created[gte]",
                                  "initial_value": 0}},
 }

@@ -7,6 +7,7 @@ import pytest
 from analytics_client.config.model import PageNumberPaginator as Config
 from analytics_client.core.errors import PaginationLoopError
 from analytics_client.http.paginators import PageNumberPaginator, PageRequest, PageResponse
+from tests.support import CONTRACT_PAGES
 
 
 def update(p: PageNumberPaginator, body: dict, data: list) -> None:
@@ -21,7 +22,7 @@ def first_params(p: PageNumberPaginator) -> dict:
 
 
 def paginator(**kwargs: object) -> PageNumberPaginator:
-    return PageNumberPaginator("deals", Config(type="page_number", limit=10, **kwargs))
+    return PageNumberPaginator("deals", Config(**{**CONTRACT_PAGES, "limit": 10, **kwargs}))
 
 
 def records(n: int, start: int = 0) -> list[dict]:
@@ -72,10 +73,25 @@ def test_stops_on_null_next_link() -> None:
     assert not p.has_next
 
 
-def test_stops_on_empty_page() -> None:
-    """An empty page ends paging whatever the totals claim."""
+def test_stops_on_empty_page_where_links_agree() -> None:
+    """An empty page whose links.next is null ends paging whatever total_pages claims."""
     p = paginator()
-    update(p, body(4, total_pages=9), [])
+    update(p, body(4, total_pages=9, next_link=None), [])
+    assert not p.has_next
+
+
+def test_empty_page_below_total_pages_without_links_reads_on_to_the_total() -> None:
+    """With total_pages alone saying more, an empty page is read past (issue 22: a page lost
+    for one response is not the end); empty pages up to the total end the read."""
+    p = paginator()
+    for _ in range(3):  # MAX_EMPTY_PAGES: the same page again, then on
+        assert p.has_next and p.page == 1
+        update(p, body(1, total_pages=2), [])
+    assert p.has_next and p.page == 2
+    for _ in range(3):
+        update(p, body(2, total_pages=2), [])
+    assert p.has_next and p.page == 3
+    update(p, body(3, total_pages=2), [])
     assert not p.has_next
 
 
@@ -90,7 +106,7 @@ def test_without_meta_or_links_a_short_page_ends() -> None:
 
 def test_without_a_limit_only_an_empty_page_ends() -> None:
     """When the page size is unknown a short page proves nothing."""
-    p = PageNumberPaginator("deals", Config(type="page_number"))
+    p = PageNumberPaginator("deals", Config(**CONTRACT_PAGES))
     update(p, {"data": []}, records(3))
     assert p.has_next
     update(p, {"data": []}, [])
@@ -98,8 +114,9 @@ def test_without_a_limit_only_an_empty_page_ends() -> None:
 
 
 def test_maximum_page_stops() -> None:
-    """maximum_page is the last page number fetched."""
-    p = paginator(maximum_page=2)
+    """maximum_page is the first page number not fetched (dlt's meaning: maximum_page 3 from
+    page 1 reads pages 1 and 2, its test_paginators.py::test_maximum_page)."""
+    p = paginator(maximum_page=3)
     update(p, body(1, total_pages=9), records(10))
     update(p, body(2, total_pages=9), records(10, 10))
     assert not p.has_next

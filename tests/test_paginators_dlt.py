@@ -71,9 +71,14 @@ def test_offset_first_request_and_steps_by_limit() -> None:
 
 
 @pytest.mark.parametrize(("paginator", "pages", "more"), [
-    ({"type": "offset", "limit": 10}, [({"total": 20}, 10), ({"total": 20}, 10)], False),
-    ({"type": "offset", "limit": 10}, [({"total": 99}, 10), ({"total": 99}, 0)], False),
-    ({"type": "offset", "limit": 10, "total_path": None}, [({}, 10), ({}, 9)], False),
+    # A full page reaching the total may be a stale total: one more request tells (issue 22).
+    ({"type": "offset", "limit": 10}, [({"total": 20}, 10), ({"total": 20}, 10)], True),
+    ({"type": "offset", "limit": 10}, [({"total": 20}, 10), ({"total": 20}, 10),
+                                       ({"total": 20}, 0)], False),
+    ({"type": "offset", "limit": 10}, [({"total": 15}, 10), ({"total": 15}, 5)], False),
+    # Without a total a short page may be a clamped page size: the empty page ends the read.
+    ({"type": "offset", "limit": 10, "total_path": None}, [({}, 10), ({}, 9)], True),
+    ({"type": "offset", "limit": 10, "total_path": None}, [({}, 10), ({}, 9), ({}, 0)], False),
     ({"type": "offset", "limit": 10, "total_path": None}, [({}, 10), ({}, 10)], True),
     ({"type": "offset", "limit": 10, "maximum_offset": 20}, [({"total": 99}, 10),
                                                              ({"total": 99}, 10)], False),
@@ -287,7 +292,8 @@ def test_a_next_url_is_sent_only_to_the_apis_origin(origin: tuple[str, str, int 
     ({"data": [], "links": {"next": "/v1/deals?page[number]=2"}}, {}, "json_link"),
     ({"data": [], "paging": {"next": {"href": f"{BASE}/x?p=2"}}}, {}, "json_link"),
     ({"data": [], "meta": {"next_cursor": "eyJpZCI6M30"}}, {}, "cursor"),
-    ({"data": [], "meta": {"total_pages": 3}}, {}, "single_page"),
+    ({"data": [], "meta": {"total_pages": 3}}, {}, "page_number"),  # dlt's detector too
+    ({"data": []}, {}, "single_page"),
 ])
 def test_auto_detects_in_dlts_order(body: Any, headers: dict[str, str], detected: str) -> None:
     """Link header, next URL in the body, a cursor, else one page (dlt's detector.py)."""
@@ -302,9 +308,16 @@ def test_auto_falling_back_to_one_page_over_records_warns(
     """An API whose paging auto cannot see is read in part: the log says so, as dlt's does."""
     p = build("auto")
     with caplog.at_level("WARNING", logger="analytics_client.http.paginators"):
-        page(p, {"data": rows(10), "total": 500}, rows(10))
+        page(p, {"data": rows(10)}, rows(10))
     assert not p.has_next_page
     assert "deals: paginator auto found no paging" in caplog.text
+
+
+def test_auto_falling_back_to_one_page_while_the_page_says_more_fails() -> None:
+    """A record total above the page read: one page would leave rows out (issue 22, item 4)."""
+    p = build("auto")
+    with pytest.raises(ContractError, match=r"deals: .*'total' is 500 but 10 records"):
+        page(p, {"data": rows(10), "total": 500}, rows(10))
 
 
 # -- config --------------------------------------------------------------------------------
@@ -312,13 +325,15 @@ def test_auto_falling_back_to_one_page_over_records_warns(
 
 @pytest.mark.parametrize(("paginator", "problem"), [
     ("offset", "resources[0].endpoint.paginator.limit: is required"),
-    ({"type": "offset", "limit": 5, "limit_body_path": "x"},
-     "resources[0].endpoint.paginator.limit_body_path: unknown key; allowed here: type, limit"),
-    ({"type": "cursor", "cursor_body_path": "x"},
-     "resources[0].endpoint.paginator.cursor_body_path: unknown key"),
+    ({"type": "offset", "limit": 5, "limit_param": "n", "limit_body_path": "x"},
+     "resources[0].endpoint.paginator: give either limit_param or limit_body_path, not both"),
+    ({"type": "cursor", "cursor_param": "c", "cursor_body_path": "x"},
+     "resources[0].endpoint.paginator: give either cursor_param or cursor_body_path"),
     ({"type": "offset", "limit": 5, "total_path": None, "stop_after_empty_page": False},
      "resources[0].endpoint.paginator: cannot tell when to stop"),
-    ({"type": "header_cursor"}, "resources[0].endpoint.paginator.type: unknown type"),
+    ({"type": "header_cursor", "cursor_path": "x"},
+     "resources[0].endpoint.paginator.cursor_path: unknown key; allowed here: type, cursor_key"),
+    ({"type": "cursor", "cursor_path": "$[?("}, "resources[0].endpoint.paginator.cursor_path: "),
 ])
 def test_config_problems_name_the_key(paginator: Any, problem: str) -> None:
     """Every key is known; what dlt has and we do not yet is refused by name, not ignored."""

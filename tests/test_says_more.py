@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.dltport_support import live, run
 
+# Fixed on i22-paginators (was a strict xfail): kept as the statement of what is checked.
 X_SAYS_MORE = ("a read stops while the response says there is more (has_more, a next link the "
                "paginator did not read, a total above what was read, a short page from a clamped "
                "page size) and ends ok with records missing (issue 22 item 4)")
@@ -152,8 +152,7 @@ def cases(draw: st.DrawFn) -> tuple[Shape, dict[str, Any]]:
     return shape, endpoint
 
 
-@pytest.mark.xfail(strict=True, reason=X_SAYS_MORE)
-@settings(max_examples=40)
+@settings(max_examples=40, deadline=None)
 @given(cases())
 def test_never_ok_with_rows_missing(case: tuple[Shape, dict[str, Any]]) -> None:
     """Ok means every record landed; a read that stops early fails instead."""

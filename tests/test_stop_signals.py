@@ -20,7 +20,7 @@ from analytics_client.http.paginators import (
     PageResponse,
 )
 from analytics_sandbox import SandboxSettings, World, serve
-from tests.support import PLAIN, assert_lake_equals_truth, sync
+from tests.support import CONTRACT_PAGES, PLAIN, assert_lake_equals_truth, sync
 
 
 def update(p: PageNumberPaginator, body: dict, data: list) -> None:
@@ -31,7 +31,7 @@ NEXT = "/v1/deals?page[number]=9"
 
 
 def paginator() -> PageNumberPaginator:
-    return PageNumberPaginator("deals", Config(type="page_number", limit=10))
+    return PageNumberPaginator("deals", Config(**{**CONTRACT_PAGES, "limit": 10}))
 
 
 def body(total_pages: int | None, next_link: Any = "absent") -> dict[str, Any]:

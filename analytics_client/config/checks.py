@@ -7,13 +7,8 @@ types a merge can compare. Each problem is a ``ConfigError`` line, reported with
 
 from __future__ import annotations
 
-from typing import Any
-
 from analytics_client.config.cursorkind import cursor_kind_problems
 from analytics_client.config.model import (
-    CursorPaginator,
-    OffsetPaginator,
-    PageNumberPaginator,
     ResourceConfig,
     SourceConfig,
     parent_bindings,
@@ -38,7 +33,6 @@ def cross_checks(config: SourceConfig) -> list[str]:
             )
         seen.setdefault(resource.name, i)
         params = resource.endpoint.params
-        paginator = resource.endpoint.paginator
         incremental = resource.endpoint.incremental
         problems.extend(_window_checks(i, resource))
         if incremental is not None and resource.write_disposition == "replace":
@@ -54,11 +48,8 @@ def cross_checks(config: SourceConfig) -> list[str]:
         problems.extend(_key_and_cursor_checks(i, resource))
         problems.extend(_response_action_checks(i, resource))
         problems.extend(_parent_checks(i, resource, config))
-        for param in _paginator_params(paginator):
-            if param in params:
-                problems.append(
-                    f"resources[{i}].endpoint.params.{param}: set by the paginator; remove it here"
-                )
+        # A param the paginator also sets (dlt's test: the user's own ``page``) is not refused:
+        # the paginator's value replaces it on every request, as in dlt (``update_request``).
     return problems
 
 
@@ -158,17 +149,6 @@ def _chain_problems(where: str, resource: ResourceConfig, config: SourceConfig) 
                     "the chain must read without a parent"]
         seen.append(parent.name)
         current = parent
-    return []
-
-
-def _paginator_params(paginator: Any) -> list[str]:
-    """The query parameters a paginator sets itself."""
-    if isinstance(paginator, PageNumberPaginator):
-        return [p for p in (paginator.page_param, paginator.limit_param) if p]
-    if isinstance(paginator, OffsetPaginator):
-        return [paginator.offset_param, paginator.limit_param]
-    if isinstance(paginator, CursorPaginator):
-        return [paginator.cursor_param]
     return []
 
 

@@ -34,11 +34,15 @@ def _seed_resource(name: str) -> dict[str, Any]:
         "endpoint": {
             "path": f"/v1/{name}",
             "data_selector": "data",
+            # The seed's paginator, written out in full: dlt's defaults for the keys the seed
+            # leaves out (base_page 0, total_path "total") are not the contract's.
             "paginator": {
                 "type": "page_number",
                 "page_param": "page[number]",
                 "limit_param": "page[size]",
                 "limit": 10,
+                "base_page": 1,
+                "total_path": "meta.page.total_pages",
             },
             "error_handler": {"retry_on_status_codes": [429], "max_retries": 4,
                               "backoff_factor": 2},

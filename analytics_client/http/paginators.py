@@ -23,11 +23,22 @@ differ it is to fail instead of finishing "ok" with rows missing or running fore
   ``client.base_url``; anything else is a ``ForeignHostError`` (the client checks it before a
   request is built, see ``client.py``). We refuse rather than drop the credentials: an API that
   pages onto another host answers 401 there anyway, and a refusal names the problem.
+* **More said, read stopped.** A read that would stop while its last page says there is more
+  (``has_more: true``, a total above what was read, a next link or cursor not followed) fails
+  naming that signal instead: ``ContractError`` with the resource, the config key and what to
+  set. The user's own caps (``maximum_page``, ``maximum_offset``) still end a read quietly.
+* **Empty runs end.** A run of ``EMPTY_RUN_LIMIT`` empty pages, each naming a fresh cursor or
+  link, fails naming ``stop_after_empty_page`` (1Password's events API, dlt-hub/dlt#3358, pages
+  forever that way); an empty page claiming more is asked again ``MAX_EMPTY_PAGES`` times.
+* **Clamped page sizes.** An API that serves fewer records than ``limit`` asked (GitHub caps
+  ``per_page``): ``offset`` steps by the records received, ``page_number`` reads on until a
+  page shorter than the pages before it, an empty page, or its totals or links say the end.
 * **Page number.** Each request is built here from the page number, never from ``links.next``:
   a server's next link may drop our filter or sort. While the stop signals agree, paging stops
   on the first of: an empty page, ``links.next: null``, ``total_pages`` reached,
-  ``maximum_page`` reached. A short page alone ends paging only when the API gives neither
-  totals nor links, because a page one record short mid-stream is a known way to lose rows.
+  ``maximum_page`` reached, ``has_more_path`` false. A short page alone ends paging only when
+  the API gives neither totals nor links and the page is shorter than one served before,
+  because a page one record short mid-stream is a known way to lose rows.
 
 Real servers send signals that contradict each other (stale or zero ``total_pages``, an empty
 page mid-stream while ``links.next`` says more, as the trackers of dlt, Airbyte and the Singer
@@ -43,16 +54,9 @@ What each paginator guarantees when records change during a read: docs/paginatio
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
-import re
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from analytics_client.config.model import AutoPaginator as AutoConfig
 from analytics_client.config.model import CursorPaginator as CursorConfig
@@ -63,7 +67,29 @@ from analytics_client.config.model import PageNumberPaginator as PageNumberConfi
 from analytics_client.config.model import SinglePagePaginator as SinglePageConfig
 from analytics_client.core.errors import ContractError, PaginationLoopError
 from analytics_client.core.jsonpath import MISSING, lookup
+from analytics_client.http.detector import find_next_page_path, find_total_pages_path, unnamed_next
 from analytics_client.http.link_header import link_values, next_link
+from analytics_client.http.paging import (
+    EMPTY_RUN_LIMIT,
+    MAX_EMPTY_PAGES,
+    PAGINATORS,
+    BasePaginator,
+    PageRequest,
+    PageResponse,
+    Params,
+    more_signal,
+    page_fingerprint,
+    page_signals,
+    put_value,
+    read_has_more,
+    register_paginator,
+)
+from analytics_client.http.references import (
+    HeaderCursorPaginator,
+    HeaderLinkPaginator,
+    JSONLinkPaginator,
+    JSONResponseCursorPaginator,
+)
 
 if TYPE_CHECKING:
     from analytics_client.http.template import RequestTemplate
@@ -72,6 +98,7 @@ __all__ = [
     "PAGINATORS",
     "AutoDetectPaginator",
     "BasePaginator",
+    "HeaderCursorPaginator",
     "HeaderLinkPaginator",
     "JSONLinkPaginator",
     "JSONResponseCursorPaginator",
@@ -80,109 +107,18 @@ __all__ = [
     "PageRequest",
     "PageResponse",
     "SinglePagePaginator",
+    "find_next_page_path",
+    "find_total_pages_path",
     "first_request",
     "make_paginator",
+    "more_signal",
     "page_number_params",
     "page_signals",
+    "read_has_more",
     "register_paginator",
 ]
 
 logger = logging.getLogger(__name__)
-
-Params = dict[str, str | int | float | bool]
-MAX_EMPTY_PAGES = 3  # answers of one empty page claiming more before the read fails
-
-
-@dataclass
-class PageRequest:
-    """The next request of a read: the endpoint's path with ``params``, or ``url``.
-
-    ``url`` is an absolute URL a server gave (a next link); when set it replaces the path and
-    every parameter, as dlt's link paginators do (the link carries the query the server wants);
-    the method and body stay the template's (``json`` as this request holds it).
-    """
-
-    params: Params = field(default_factory=dict)
-    url: str | None = None
-    # The JSON body of this request (a POST's, dlt's ``json``): a copy of the template's, so a
-    # paginator that pages in the body (dlt's ``*_body_path`` keys) writes its values here.
-    # None: the template's body (``RequestTemplate.json``) is sent as it is.
-    json: Any = None
-
-
-@dataclass(frozen=True)
-class PageResponse:
-    """What a paginator may look at: the parsed body, the headers, and the URL asked for
-    (without credentials), against which a relative next link is resolved."""
-
-    body: Any
-    headers: Mapping[str, str] = field(default_factory=dict)
-    url: str = ""
-    # A response_actions "ignore" matched (responses.py): no records, and the read ends here.
-    ignored: bool = False
-
-
-def page_signals(body: Any, total_path: str | None) -> tuple[int | None, Any]:
-    """What a page says about the end: total pages (None if absent), ``links.next``
-    (``MISSING`` if there are no links)."""
-    total = lookup(body, total_path) if total_path else MISSING
-    links = body.get("links") if isinstance(body, dict) else None
-    next_link_ = links.get("next", MISSING) if isinstance(links, dict) else MISSING
-    return (total if isinstance(total, int) and not isinstance(total, bool) else None), next_link_
-
-
-def _fingerprint(records: list[Any]) -> bytes:
-    return hashlib.blake2b(json.dumps(records, sort_keys=True, default=str).encode(),
-                           digest_size=16).digest()
-
-
-class BasePaginator(ABC):
-    """dlt's paginator contract, plus the resource name every error must carry.
-
-    ``page`` labels the next page in logs and errors: the page number for ``page_number``,
-    else the 1-based count of pages asked for (None for ``single_page``).
-    """
-
-    type_names: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, resource: str) -> None:
-        self.resource = resource
-        self._has_next_page = True
-        self.page: int | None = 1
-
-    @property
-    def has_next_page(self) -> bool:
-        return self._has_next_page
-
-    def init_request(self, request: PageRequest) -> None:  # noqa: B027 - optional, as dlt's
-        """Set what the first request needs (page 1, offset 0, the page size)."""
-
-    def probe(self, request: PageRequest) -> None:  # noqa: B027 - optional
-        """Shrink a first request to one record, where the paginator sets a page size
-        (``check`` and count probes spend one small request, not a full page)."""
-
-    @abstractmethod
-    def update_state(self, response: PageResponse, data: list[Any]) -> None:
-        """Read the end signals and the next reference from a page."""
-
-    @abstractmethod
-    def update_request(self, request: PageRequest) -> None:
-        """Turn ``request`` into the next page's request."""
-
-    def __str__(self) -> str:
-        return f"{self.type_names[0] if self.type_names else type(self).__name__} page {self.page}"
-
-
-PAGINATORS: dict[str, type[BasePaginator]] = {}
-
-
-def register_paginator(cls: type[BasePaginator]) -> type[BasePaginator]:
-    """Add a paginator class to the registry under each of its ``type_names`` (dlt's
-    ``register_paginator``). Its config model must be in ``config.Paginator`` too."""
-    for name in cls.type_names:
-        PAGINATORS[name] = cls
-    return cls
-
 
 def make_paginator(resource: str, config: Any) -> BasePaginator:
     """A fresh paginator for one read of ``resource``, by the config's ``type``."""
@@ -210,8 +146,9 @@ def first_request(template: RequestTemplate, *, probe: bool = False) -> tuple[Ba
 
 
 def page_number_params(config: PageNumberConfig, page: int, limit: int | None = None) -> Params:
-    """The query of page ``page`` (the one builder every page-number walk uses)."""
-    params: Params = {config.page_param: page}
+    """The query of page ``page`` (the one builder every page-number walk uses); the page goes
+    in the body instead when ``page_body_path`` is set (``PageNumberPaginator.update_request``)."""
+    params: Params = {config.page_param: page} if config.page_param else {}
     size = limit if limit is not None else config.limit
     if size is not None and config.limit_param:
         params[config.limit_param] = size
@@ -220,17 +157,25 @@ def page_number_params(config: PageNumberConfig, page: int, limit: int | None = 
 
 @register_paginator
 class PageNumberPaginator(BasePaginator):
-    """dlt's ``page_number`` with the contract's defaults (see the module docstring)."""
+    """dlt's ``page_number`` with dlt's keys and defaults (see the module docstring).
+
+    ``has_more_path``, when set, speaks where ``links.next`` would: ``false`` ends the read,
+    ``true`` on an empty page is a contradiction. With ``stop_after_empty_page: false`` an
+    empty page does not end the read (dlt), but ``EMPTY_RUN_LIMIT`` of them in a row fail it.
+    """
 
     type_names = ("page_number",)
 
     def __init__(self, resource: str, config: PageNumberConfig) -> None:
         super().__init__(resource)
         self.config = config
-        self.page = config.base_page
+        self.page = config.first_page
         self.total_pages: int | None = None
         self.conflict: str | None = None  # the first contradiction seen; then only agreement stops
         self._empty_claiming_more = 0
+        self._empty_run = 0
+        self._served_most = 0  # the most records one page held: the API's own page size
+        self._clamp_logged = False
         self._last_fingerprint: bytes | None = None
 
     @property
@@ -241,7 +186,7 @@ class PageNumberPaginator(BasePaginator):
         self.update_request(request)
 
     def probe(self, request: PageRequest) -> None:
-        request.params.update(page_number_params(self.config, self.config.base_page, limit=1))
+        request.params.update(page_number_params(self.config, self.config.first_page, limit=1))
 
     def page_request(self, params: Mapping[str, Any], page: int, *,
                      limit: int | None = None) -> PageRequest:
@@ -253,46 +198,98 @@ class PageNumberPaginator(BasePaginator):
     def update_request(self, request: PageRequest) -> None:
         assert self.page is not None
         request.params.update(page_number_params(self.config, self.page))
+        if self.config.page_body_path:
+            put_value(request, None, self.config.page_body_path, self.page, self.resource)
+
+    def _claim(self, response: PageResponse, empty: bool) -> tuple[Any, str]:
+        """What the page says about more: ``has_more_path`` when set (True/False), else
+        ``links.next`` (a link, None, or ``MISSING``); and the name of that signal."""
+        if self.config.has_more_path:
+            more = read_has_more(self.resource, response.body, self.config.has_more_path,
+                                 self.page, empty=empty)
+            claim = MISSING if more is None else ("more" if more else None)
+            return claim, f"has_more_path {self.config.has_more_path!r}"
+        return page_signals(response.body, None)[1], "links.next"
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         assert self.page is not None
         records = data
         self._check_not_repeated(records)
         pages_read = self.page - self.config.base_page + 1
-        total, next_link_ = page_signals(response.body, self.config.total_path)
+        total, _ = page_signals(response.body, self.config.total_path)
+        next_link_, signal = self._claim(response, not records)
         if total is not None:
             self.total_pages = total
-        if self.config.maximum_page is not None and self.page >= self.config.maximum_page:
+        # dlt's meaning: maximum_page is the first page not fetched (pages before it are).
+        if self.config.maximum_page is not None and self.page + 1 >= self.config.maximum_page:
             self._has_next_page = False
             return
-        conflict = _contradiction(self.page, pages_read, bool(records), total, next_link_)
+        conflict = _contradiction(self.page, pages_read, bool(records), total, next_link_,
+                                  signal)
         if conflict is not None and self.conflict is None:
             self.conflict = conflict
-            logger.warning("%s: %s; reading on until an empty page and links.next: null agree",
-                           self.resource, conflict)
+            logger.warning("%s: %s; reading on until an empty page and %s agree",
+                           self.resource, conflict, signal)
         if self.conflict is not None:
-            self._after_conflict(records, next_link_)
+            # An empty page within the total should have held records (page T of T too).
+            more_by_total = total is not None and (pages_read < total if records
+                                                   else pages_read <= total)
+            self._after_conflict(records, next_link_, signal, more_by_total)
+            return
+        self._empty_run = self._empty_run + 1 if not records else 0
+        if not records and not self.config.stop_after_empty_page:
+            if self._empty_run >= EMPTY_RUN_LIMIT:
+                raise ContractError(
+                    self.resource,
+                    f"pages {self.page - EMPTY_RUN_LIMIT + 1}..{self.page} were all empty and "
+                    "nothing said the read is over (paginator.stop_after_empty_page is false): "
+                    "set stop_after_empty_page: true if an empty page is the end, or "
+                    "total_path, has_more_path or maximum_page so the read can tell",
+                )
+        elif not records:
+            self._end(response.body, "an empty page", heeded=self.config.has_more_path)
             return
         if (
-            not records
-            or (total is not None and pages_read >= total)
+            (total is not None and pages_read >= total)
             or (next_link_ is None)
             or (total is None and next_link_ is MISSING and self._short(records))
         ):
-            self._has_next_page = False
+            self._end(response.body, "the totals, links or a short page say it is the last",
+                      heeded=self.config.has_more_path)
             return
         self.page += 1
 
-    def _after_conflict(self, records: list[Any], next_link_: Any) -> None:
-        """Once signals disagree: stop only on an empty page ``links.next`` does not contradict.
+    def _after_conflict(self, records: list[Any], next_link_: Any, signal: str,
+                        more_by_total: bool) -> None:
+        """Once signals disagree: stop only on an empty page the claim does not contradict.
 
-        An empty page whose ``links.next`` still points on is asked for again: skipping it would
-        skip its records, and a server that lost them for one response usually serves them on
-        the next. Empty ``MAX_EMPTY_PAGES`` times in a row, it fails the read.
+        An empty page whose ``links.next`` (or has-more flag) still points on is asked for
+        again: skipping it would skip its records, and a server that lost them for one
+        response usually serves them on the next. Empty ``MAX_EMPTY_PAGES`` times in a row, it
+        fails the read. An empty page within ``total_pages`` with nothing else to say (no
+        links, no flag) is asked ``MAX_EMPTY_PAGES`` times too, then read past, page by page up
+        to the total: a page lost for one response is not skipped, a stale total costs those
+        requests, and ``EMPTY_RUN_LIMIT`` pages empty in a row fail the read naming
+        ``total_path``.
         """
         assert self.page is not None
         if records:
             self._empty_claiming_more = 0
+            self._empty_run = 0
+        elif next_link_ is MISSING and more_by_total:
+            self._empty_claiming_more += 1
+            if self._empty_claiming_more < MAX_EMPTY_PAGES:
+                return  # the same page again: a page lost for one response comes back
+            self._empty_claiming_more = 0
+            self._empty_run += 1
+            if self._empty_run >= EMPTY_RUN_LIMIT:
+                raise ContractError(
+                    self.resource,
+                    f"pages {self.page - EMPTY_RUN_LIMIT + 1}..{self.page} were all empty while "
+                    f"total_pages (paginator.total_path {self.config.total_path!r}) says "
+                    f"{self.total_pages}: the read cannot tell whether records are missing. Run "
+                    "again later; if the total is not a page count, set total_path: null",
+                )
         elif next_link_ is None or next_link_ is MISSING:
             self._has_next_page = False
             return
@@ -302,7 +299,7 @@ class PageNumberPaginator(BasePaginator):
                 raise ContractError(
                     self.resource,
                     f"page {self.page} came back empty {MAX_EMPTY_PAGES} times in a row while "
-                    f"links.next says there is more ({self.conflict}): the API's stop signals "
+                    f"{signal} says there is more ({self.conflict}): the API's stop signals "
                     "contradict each other, so the read cannot tell it is complete, and skipping "
                     "the page would skip its records. Run again later, or report it to the API's "
                     "owner",
@@ -311,19 +308,39 @@ class PageNumberPaginator(BasePaginator):
         self.page += 1
 
     def _short(self, records: list[Any]) -> bool:
-        return self.config.limit is not None and len(records) < self.config.limit
+        """Whether a page shorter than ``limit`` is the last one.
+
+        An API may serve fewer than asked on every page (a clamped page size: asked 100,
+        served 25, github/docs#45189). So a short page ends the read only when it is also
+        shorter than a page served before; the first short page is followed by one more
+        request, which is empty when it was the last.
+        """
+        if self.config.limit is None or len(records) >= self.config.limit:
+            self._served_most = max(self._served_most, len(records))
+            return False
+        if len(records) < self._served_most:
+            return True
+        if self._served_most and not self._clamp_logged:
+            self._clamp_logged = True
+            logger.warning("%s: pages hold %d records although paginator.limit asks for %d: "
+                           "the API clamps the page size; reading on until a shorter page",
+                           self.resource, len(records), self.config.limit)
+        self._served_most = max(self._served_most, len(records))
+        return False
 
     def _check_not_repeated(self, records: list[Any]) -> None:
         """Two identical non-empty pages in a row: the API ignores the page parameter."""
         if not records:
             return
-        fingerprint = _fingerprint(records)
+        fingerprint = page_fingerprint(records)
         if fingerprint == self._last_fingerprint:
             assert self.page is not None
+            where = self.config.page_param or self.config.page_body_path
             raise PaginationLoopError(
                 self.resource,
                 f"page {self.page} has exactly the records of page {self.page - 1}: the API seems "
-                f"to ignore {self.config.page_param!r}; check paginator.page_param",
+                f"to ignore {where!r}; check paginator.page_param (and base_page: dlt counts "
+                "from 0 unless it is set)",
             )
         self._last_fingerprint = fingerprint
 
@@ -333,19 +350,21 @@ class PageNumberPaginator(BasePaginator):
 
 
 def _contradiction(page: int, pages_read: int, has_records: bool, total: int | None,
-                   next_link_: Any) -> str | None:
-    """What the signals of one page disagree about, or None when they agree."""
+                   next_link_: Any, signal: str = "links.next") -> str | None:
+    """What the signals of one page disagree about, or None when they agree. ``next_link_``
+    is the claim of ``signal``: a value (more), None (the end) or ``MISSING`` (not sent)."""
     more_by_total = total is not None and pages_read < total
+    says_more = next_link_ is not None and next_link_ is not MISSING
     if has_records and total is not None and pages_read > total:
         return f"page {page} has records but total_pages says {total}"
-    if not has_records and more_by_total:
+    if not has_records and total is not None and pages_read <= total:
         return f"page {page} is empty but total_pages says {total}"
-    if not has_records and isinstance(next_link_, str):
-        return f"page {page} is empty but links.next says there is more"
+    if not has_records and says_more:
+        return f"page {page} is empty but {signal} says there is more"
     if has_records and next_link_ is None and more_by_total:
-        return f"links.next is null on page {page} but total_pages says {total}"
-    if has_records and total is not None and pages_read >= total and isinstance(next_link_, str):
-        return f"total_pages says {total} but page {page} has links.next"
+        return f"{signal} says the end on page {page} but total_pages says {total}"
+    if has_records and total is not None and pages_read >= total and says_more:
+        return f"total_pages says {total} but page {page} has {signal} saying more"
     return None
 
 
@@ -375,14 +394,21 @@ class SinglePagePaginator(BasePaginator):
 
 @register_paginator
 class OffsetPaginator(BasePaginator):
-    """dlt's ``offset``: ``offset`` grows by ``limit`` after each page.
+    """dlt's ``offset``: the next page starts where the records received end.
 
-    Stops, as dlt does, on an empty page (``stop_after_empty_page``), on ``offset`` reaching the
-    total at ``total_path`` or ``maximum_offset``. Ours: without a total (``total_path: null``)
-    a page shorter than ``limit`` also ends the read (dlt asks once more for an empty page);
-    a configured ``total_path`` missing from a page is a contract error, as in dlt, because
-    guessing would end the read early or never. A page with exactly the previous page's
-    records means the API ignores ``offset_param``: a ``PaginationLoopError``.
+    dlt steps ``offset`` by ``limit``; we step by the records received, which is the same for
+    a full page and right for an API that clamps the page size (asked 100, served 25: a step
+    of 100 would skip 75 records). Stops, as dlt does, on an empty page
+    (``stop_after_empty_page``), on ``has_more_path`` false, on ``offset`` reaching the total
+    at ``total_path`` or ``maximum_offset``; without a total a short page no longer ends the
+    read (it may be a clamp): the next, empty, page does.
+
+    Where the signals contradict, we read on or fail rather than stop with rows missing:
+    records past the total (a total that counts what is left, or a stale one:
+    oasisprotocol/nexus#489) read on until an empty page; an empty page below the total, or
+    with ``has_more`` true, fails naming the signal. A configured ``total_path`` missing from
+    a page is a contract error, as in dlt. A page with exactly the previous page's records
+    means the API ignores ``offset_param``: a ``PaginationLoopError``.
     """
 
     type_names = ("offset",)
@@ -392,40 +418,95 @@ class OffsetPaginator(BasePaginator):
         self.config = config
         self.offset = config.offset
         self.total: int | None = None
+        self.past_total = False  # records were served past the total: it is not the end
+        self._served_most = 0  # the most records one page held (the API's page size if clamped)
+        self._clamp_logged = False
         self._last_fingerprint: bytes | None = None
+
+    @property
+    def _where(self) -> str:
+        return self.config.offset_param or str(self.config.offset_body_path)
 
     def init_request(self, request: PageRequest) -> None:
         self.offset = self.config.offset
         self.update_request(request)
 
     def probe(self, request: PageRequest) -> None:
-        request.params[self.config.limit_param] = 1
+        put_value(request, self.config.limit_param, self.config.limit_body_path, 1, self.resource)
 
     def update_request(self, request: PageRequest) -> None:
-        request.params[self.config.offset_param] = self.offset
-        request.params[self.config.limit_param] = self.config.limit
+        put_value(request, self.config.offset_param, self.config.offset_body_path, self.offset,
+             self.resource)
+        put_value(request, self.config.limit_param, self.config.limit_body_path, self.config.limit,
+             self.resource)
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
         if data:
-            fingerprint = _fingerprint(data)
+            fingerprint = page_fingerprint(data)
             if fingerprint == self._last_fingerprint:
                 raise PaginationLoopError(
                     self.resource,
-                    f"the page at {self.config.offset_param}={self.offset} has exactly the records "
-                    f"of the page before it: the API seems to ignore {self.config.offset_param!r};"
+                    f"the page at {self._where}={self.offset} has exactly the records "
+                    f"of the page before it: the API seems to ignore {self._where!r};"
                     " check paginator.offset_param",
                 )
             self._last_fingerprint = fingerprint
-        if self.config.stop_after_empty_page and not data:
+        if not data:
+            self._empty_page(response)
+            return
+        has_more = (read_has_more(self.resource, response.body, self.config.has_more_path,
+                                  self.page) if self.config.has_more_path else None)
+        total = self._total(response.body)
+        # Short only against a page served before: a first page below limit may be a clamp.
+        full = len(data) >= min(self.config.limit, self._served_most or len(data))
+        self._served_most = max(self._served_most, len(data))
+        self.offset += len(data)
+        self.page = (self.page or 0) + 1
+        if len(data) < self.config.limit and not self._clamp_logged:
+            self._clamp_logged = True
+            logger.info("%s: a page held %d of the %d records asked for: the next page starts "
+                        "after the records received (a clamped page size is read whole)",
+                        self.resource, len(data), self.config.limit)
+        if self.config.maximum_offset is not None and self.offset >= self.config.maximum_offset:
+            self._has_next_page = False  # the user's own cap
+            return
+        if has_more is False:
             self._has_next_page = False
             return
-        total = self._total(response.body)
-        self.offset += self.config.limit
-        self.page = (self.page or 0) + 1
-        if (total is not None and self.offset >= total) or (
-            self.config.maximum_offset is not None and self.offset >= self.config.maximum_offset
-        ) or (self.config.total_path is None and len(data) < self.config.limit):
-            self._has_next_page = False
+        if total is not None and self.offset > total and not self.past_total:
+            self.past_total = True
+            logger.warning("%s: %d records read but %s says %d: reading on until an empty page",
+                           self.resource, self.offset, self.config.total_path, total)
+        # Reaching the total with a full page may be a stale total (or one counting what is
+        # left): one more request tells, and is empty when the total was right.
+        if total is not None and self.offset == total and not self.past_total \
+                and has_more is not True and not full:
+            self._end(response.body, f"{self.config.total_path} is {total}",
+                      heeded=self.config.has_more_path)
+
+    def _empty_page(self, response: PageResponse) -> None:
+        """An empty page ends the read unless a signal on it says there is more (a total above
+        the records read, ``has_more`` true): then the read fails, because the same offset
+        would come back empty again and stopping would leave rows out. (A total missing from
+        an empty page is no signal: some APIs drop it there.)"""
+        what = None
+        total = lookup(response.body, self.config.total_path) if self.config.total_path \
+            else MISSING
+        if isinstance(total, int) and not isinstance(total, bool) and self.offset < total:
+            what = f"{self.config.total_path} is {total}"
+        elif self.config.has_more_path and read_has_more(
+                self.resource, response.body, self.config.has_more_path, self.page, empty=True):
+            what = f"{self.config.has_more_path} is true"
+        if what is None:
+            self._end(response.body, "an empty page", heeded=self.config.has_more_path)
+            return
+        raise ContractError(
+            self.resource,
+            f"the page at {self._where}={self.offset} is empty but {what} after "
+            f"{self.offset - self.config.offset} records: the API stopped serving before the "
+            "end it announced, so rows would be missing. Run again later; if the total is not "
+            "a count of records, set paginator.total_path: null",
+        )
 
     def _total(self, body: Any) -> int | None:
         if self.config.total_path is None:
@@ -454,201 +535,23 @@ class OffsetPaginator(BasePaginator):
         return f"offset {self.offset}{total} (limit {self.config.limit})"
 
 
-class _ReferencePaginator(BasePaginator):
-    """A paginator whose next page is named by the server (a cursor or a URL).
-
-    Every reference of the read is remembered: a server that names one twice would otherwise
-    be followed round its cycle forever (meltano's SDK and dlt's trackers both record it).
-    """
-
-    key: ClassVar[str] = ""  # the config key that names where the reference is read
-
-    def __init__(self, resource: str) -> None:
-        super().__init__(resource)
-        self.next_reference: str | None = None
-        self._seen: set[str] = set()
-
-    def _follow(self, reference: str | None, what: str) -> None:
-        if reference is None:
-            self._has_next_page = False
-            self.next_reference = None
-            return
-        if reference in self._seen:
-            raise PaginationLoopError(
-                self.resource,
-                f"page {self.page} names {what} {_shown(reference)} that this read already "
-                f"followed: the server pages in a circle; check paginator.{self.key} (a read "
-                "that went on would never end)",
-            )
-        self._seen.add(reference)
-        self.next_reference = reference
-        self.page = (self.page or 0) + 1
-
-
-def _shown(reference: str) -> str:
-    """A reference for a message: a URL without its query values (they may echo a key)."""
-    if "://" not in reference and not reference.startswith("/"):
-        return repr(reference[:60])
-    url = httpx.URL(reference)
-    names = "&".join(f"{k}=…" for k in dict.fromkeys(url.params.keys()))
-    return repr(f"{url.copy_with(query=None)}{'?' + names if names else ''}")
-
-
-@register_paginator
-class JSONResponseCursorPaginator(_ReferencePaginator):
-    """dlt's ``cursor``: the cursor at ``cursor_path`` goes back as ``cursor_param``.
-
-    The first request carries no cursor. A missing, null or empty cursor ends the read (dlt's
-    rule); with ``stop_after_empty_page`` so does an empty page.
-    """
-
-    type_names = ("cursor", "json_response_cursor")
-    key = "cursor_path"
-
-    def __init__(self, resource: str, config: CursorConfig) -> None:
-        super().__init__(resource)
-        self.config = config
-
-    def update_state(self, response: PageResponse, data: list[Any]) -> None:
-        value = lookup(response.body, self.config.cursor_path)
-        if value is MISSING or value is None or value == "":
-            reference = None
-        elif isinstance(value, str | int) and not isinstance(value, bool):
-            reference = str(value)
-        else:
-            raise ContractError(
-                self.resource,
-                f"page {self.page}: the cursor at {self.config.cursor_path!r} is "
-                f"{type(value).__name__}, not a string or number; check paginator.cursor_path",
-            )
-        if self.config.stop_after_empty_page and not data:
-            reference = None
-        self._follow(reference, f"cursor {self.config.cursor_path!r}")
-
-    def update_request(self, request: PageRequest) -> None:
-        if self.next_reference is not None:
-            request.params[self.config.cursor_param] = self.next_reference
-
-    def __str__(self) -> str:
-        return f"cursor page {self.page} ({self.config.cursor_param}={self.next_reference!r})"
-
-
-class _NextUrlPaginator(_ReferencePaginator):
-    """Follows a URL the server gives; relative ones are resolved against the page's URL
-    (RFC 3986 §5, as dlt's ``BaseNextUrlPaginator``). Only http(s) URLs are followed."""
-
-    def _follow_url(self, value: Any, what: str, response: PageResponse) -> None:
-        if value is MISSING or value is None or value == "":
-            self._follow(None, what)
-            return
-        if not isinstance(value, str):
-            raise ContractError(
-                self.resource,
-                f"page {self.page}: the next URL at {what} is {type(value).__name__}, not a "
-                f"string; check paginator.{self.key}",
-            )
-        try:
-            url = httpx.URL(response.url).join(value.strip()) if response.url else \
-                httpx.URL(value.strip())
-        except httpx.InvalidURL as exc:
-            raise ContractError(
-                self.resource,
-                f"page {self.page}: the next URL at {what} is not a URL ({exc}); check "
-                f"paginator.{self.key}",
-            ) from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ContractError(
-                self.resource,
-                f"page {self.page}: the next URL at {what} is not an http(s) URL "
-                f"({_shown(str(url))}); check paginator.{self.key}",
-            )
-        if not self._seen and response.url:
-            self._seen.add(str(httpx.URL(response.url)))  # the first page, built by us
-        self._follow(str(url), f"the next URL at {what}")
-
-    def update_request(self, request: PageRequest) -> None:
-        if self.next_reference is not None:
-            request.url = self.next_reference
-            request.params = {}
-
-
-@register_paginator
-class JSONLinkPaginator(_NextUrlPaginator):
-    """dlt's ``json_link``: the next page's URL at ``next_url_path`` in the body."""
-
-    type_names = ("json_link", "json_response")
-    key = "next_url_path"
-
-    def __init__(self, resource: str, config: JSONLinkConfig) -> None:
-        super().__init__(resource)
-        self.config = config
-
-    def update_state(self, response: PageResponse, data: list[Any]) -> None:
-        self._follow_url(lookup(response.body, self.config.next_url_path),
-                         repr(self.config.next_url_path), response)
-
-    def __str__(self) -> str:
-        return f"json_link page {self.page}"
-
-
-@register_paginator
-class HeaderLinkPaginator(_NextUrlPaginator):
-    """dlt's ``header_link``: the ``Link`` header's target whose relation is
-    ``links_next_key`` (RFC 8288; GitHub's API pages this way)."""
-
-    type_names = ("header_link",)
-    key = "links_next_key"
-
-    def __init__(self, resource: str, config: HeaderLinkConfig) -> None:
-        super().__init__(resource)
-        self.config = config
-
-    def update_state(self, response: PageResponse, data: list[Any]) -> None:
-        target = next_link(link_values(response.headers), self.config.links_next_key)
-        self._follow_url(MISSING if target is None else target,
-                         f'the Link header (rel="{self.config.links_next_key}")', response)
-
-    def __str__(self) -> str:
-        return f"header_link page {self.page}"
-
-
-# -- detection -----------------------------------------------------------------------------
-
-_NEXT_KEYS = re.compile(r"^next", re.IGNORECASE)  # dlt's NEXT_PAGE_KEY_PATTERNS, re.match
-_NEXT_DICT_KEYS = ("href", "url")
-
-
-def find_next_page_path(body: Any, path: tuple[str, ...] = ()) -> tuple[str, Any] | None:
-    """dlt's ``find_next_page_path``: the first key starting with ``next`` (depth first) whose
-    value is a scalar or a mapping with ``href``/``url``; ``(dotted path, value)`` or None."""
-    if not isinstance(body, dict):
-        return None
-    for key, value in body.items():
-        if isinstance(key, str) and _NEXT_KEYS.match(key):
-            if isinstance(value, dict):
-                for sub, sub_value in value.items():
-                    if str(sub).lower() in _NEXT_DICT_KEYS \
-                            and isinstance(sub_value, str | int | float):
-                        return ".".join((*path, key, sub)), sub_value
-            elif isinstance(value, str | int | float) and not isinstance(value, bool):
-                return ".".join((*path, key)), value
-        if isinstance(value, dict):
-            found = find_next_page_path(value, (*path, key))
-            if found is not None:
-                return found
-    return None
-
-
 @register_paginator
 class AutoDetectPaginator(BasePaginator):
-    """dlt's ``auto``: decide from the first response, then behave as the paginator found.
+    """dlt's ``auto`` (and the paginator of an endpoint that names none): decide from the
+    first response, then behave as the paginator found.
 
     In dlt's order (``detector.py``): a ``Link`` header with ``rel="next"``, a next URL in the
-    body (a ``next`` key whose value starts with ``http`` or ``/``), a cursor (a ``next`` key
-    holding anything else), else a single page. dlt also guesses ``page_number`` from a
-    ``total_pages`` key; we do not, because the guess (``page`` from 0) cannot be checked
-    against a first request that sent no page parameter, and a wrong guess reads page 1 twice
-    or skips it. The choice is logged at INFO; the detected paginator's loop guard applies.
+    body (a ``next`` key whose value starts with ``http`` or ``/``), total pages (a
+    ``total_pages``/``pages`` key: ``page_number`` with dlt's defaults and that
+    ``total_path``), a cursor (a ``next`` key holding anything else), else a single page.
+
+    Ours: the single-page fallback fails when the first page says there is more (a has-more
+    flag, a record total above the page, a next link under a name dlt does not look for such
+    as ``@odata.nextLink``): reading one page would finish with rows missing. A detected
+    ``page_number`` asks for page ``base_page + 1`` (dlt's 0) after the first response, which
+    sent no page number; an API that counts from 1 answers it with the first page again, so
+    that answer is dropped (``discard``) and the read goes on from page 2. The choice is
+    logged at INFO; the detected paginator's guards apply.
     """
 
     type_names = ("auto",)
@@ -656,23 +559,61 @@ class AutoDetectPaginator(BasePaginator):
     def __init__(self, resource: str, config: AutoConfig | None = None) -> None:
         super().__init__(resource)
         self.detected: BasePaginator | None = None
+        self._first: bytes | None = None
+        self._pages = 0
 
     @property
     def has_next_page(self) -> bool:
         return self.detected.has_next_page if self.detected is not None else True
 
     def update_state(self, response: PageResponse, data: list[Any]) -> None:
+        self._pages += 1
+        self.discard = False
         if self.detected is None:
             self.detected = detect(self.resource, response)
-            if isinstance(self.detected, SinglePagePaginator) and data:
-                # dlt warns here too: a fallback over a list may be a paged API read in part.
-                logger.warning("%s: paginator auto found no paging in the first response "
-                               "(no Link rel=next, no next URL or cursor): reading one page; "
-                               "set endpoint.paginator if the API pages", self.resource)
+            self._first = page_fingerprint(data) if data else None
+            if isinstance(self.detected, SinglePagePaginator):
+                self._single(response, data)
+            elif isinstance(self.detected, PageNumberPaginator) and not data:
+                # Nothing on the first page, asked without a page number: there is nothing to
+                # page (many APIs say total_pages 1 for an empty list), and asking it again
+                # would name a page number the first request never sent.
+                self.detected = SinglePagePaginator(self.resource)
             else:
                 logger.info("%s: paginator auto detected %s", self.resource, self.detected)
+        elif self._pages == 2 and isinstance(self.detected, PageNumberPaginator) and data \
+                and page_fingerprint(data) == self._first:
+            self._rebase_to_one()
+            return
         self.detected.update_state(response, data)
         self.page = self.detected.page
+
+    def _single(self, response: PageResponse, data: list[Any]) -> None:
+        signal = more_signal(response.body, read=len(data)) or unnamed_next(response.body)
+        if signal is not None:
+            raise ContractError(
+                self.resource,
+                f"paginator auto found no paging it knows in the first response, but the "
+                f"response says there is more ({signal}): reading one page would leave rows "
+                "out. Set endpoint.paginator (docs/pagination.md: cursor with cursor_path and "
+                "has_more_path, json_link with next_url_path, offset with total_path)",
+            )
+        if data:
+            # dlt warns here too: a fallback over a list may be a paged API read in part.
+            logger.warning("%s: paginator auto found no paging in the first response "
+                           "(no Link rel=next, no next URL, cursor or total pages): reading "
+                           "one page; set endpoint.paginator if the API pages", self.resource)
+
+    def _rebase_to_one(self) -> None:
+        """Page ``base_page + 1`` repeated the first answer: the API counts from 1."""
+        assert isinstance(self.detected, PageNumberPaginator)
+        config = self.detected.config.model_copy(update={"base_page": 1, "page": 2})
+        logger.info("%s: page 1 repeats the first answer: the API counts pages from 1; "
+                    "reading on from page 2", self.resource)
+        self.detected = PageNumberPaginator(self.resource, config)
+        self.detected._last_fingerprint = self._first
+        self.page = self.detected.page
+        self.discard = True
 
     def update_request(self, request: PageRequest) -> None:
         if self.detected is not None:
@@ -692,5 +633,16 @@ def detect(resource: str, response: PageResponse) -> BasePaginator:
         if isinstance(value, str) and value.startswith(("http", "/")):
             return JSONLinkPaginator(resource, JSONLinkConfig(type="json_link",
                                                               next_url_path=path))
-        return JSONResponseCursorPaginator(resource, CursorConfig(type="cursor", cursor_path=path))
+    pages = find_total_pages_path(response.body)
+    if pages is not None:
+        try:
+            int(pages[1])
+        except (TypeError, ValueError):
+            pass
+        else:
+            return PageNumberPaginator(resource, PageNumberConfig(type="page_number",
+                                                                  total_path=pages[0]))
+    if found is not None:
+        return JSONResponseCursorPaginator(resource, CursorConfig(type="cursor",
+                                                                  cursor_path=found[0]))
     return SinglePagePaginator(resource)

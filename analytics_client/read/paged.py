@@ -44,7 +44,8 @@ def iter_pages(
         paginator.update_state(response, records)
         paginator.update_request(request)
         logger.debug("%s: %s", template.resource, paginator)
-        yield Page(records, number)
+        if not paginator.discard:
+            yield Page(records, number)
         if not paginator.has_next_page:
             return
 
@@ -100,7 +101,8 @@ def check_page_size(template: RequestTemplate, records: list[Any], page: int | N
         raise ContractError(
             template.resource,
             f"page {page} has {len(records)} records, more than the {paginator.limit} asked for "
-            f"with {paginator.limit_param!r}; check paginator.limit_param",
+            f"with {paginator.limit_param or getattr(paginator, 'limit_body_path', None)!r}; "
+            "check paginator.limit_param",
         )
 
 
