@@ -17,18 +17,19 @@ place); ``empty_tail`` answers a cursor past the end with an empty page and a fr
 forever (1Password's events API, dlt-hub/dlt#3358). Past ``max_requests`` every answer is a 400,
 so a read that would never end fails instead, and the test sees ``requests``.
 
-Like ``recordserver.py``: a context manager; handler threads are joined on exit.
+Built on ``tests/loopback.py`` (``LoopbackServer``): a context manager on a free loopback port,
+its threads joined on exit, every request kept in ``received``. Only ``GET`` is served (any other
+method is answered 501 and not counted).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from tests.loopback import LoopbackServer, Reply, Request
 
 __all__ = ["PagingServer", "Shape"]
 
@@ -50,49 +51,6 @@ class Shape:
     glitch: int | None = None
     empty_tail: bool = False
     max_requests: int = 400
-
-
-@dataclass
-class _State:
-    shape: Shape
-    requests: int = 0
-    queries: list[dict[str, str]] = field(default_factory=list)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins every handler thread
-    block_on_close = True
-    owner: PagingServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-    timeout = 30
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        owner = self.server.owner
-        url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        number = owner._count(params)
-        shape = owner.shape
-        if number > shape.max_requests:
-            return self._send(400, {"error": f"more than {shape.max_requests} requests"})
-        status, body, headers = _answer(shape, params, number, owner.base_url)
-        self._send(status, body, headers)
 
 
 def _size(shape: Shape, asked: str | None) -> int:
@@ -188,18 +146,19 @@ def _answer(shape: Shape, params: dict[str, str], number: int,
     return 200, body, headers
 
 
-class PagingServer:
-    """Serves ``shape`` on ``base_url`` at ``/items``; set ``shape`` before each read."""
+class PagingServer(LoopbackServer):
+    """Serves ``shape`` on ``base_url`` at ``/items``; ``requests`` counts the GETs answered."""
+
+    methods = ("GET",)
 
     def __init__(self, shape: Shape) -> None:
-        self._state = _State(shape)
-        self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
+        self._shape = shape
+        self._requests = 0
 
     @property
     def shape(self) -> Shape:
-        return self._state.shape
+        return self._shape
 
     @property
     def ids(self) -> set[str]:
@@ -208,33 +167,20 @@ class PagingServer:
 
     @property
     def requests(self) -> int:
-        return self._state.requests
+        return self._requests
 
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "use PagingServer as a context manager"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def answer(self, request: Request) -> Reply:
+        """The page for ``request``, numbered 1, 2, ... as received; past the budget a 400."""
+        with self.lock:
+            self._requests += 1
+            number = self._requests
+        shape = self.shape
+        if number > shape.max_requests:
+            return _reply(400, {"error": f"more than {shape.max_requests} requests"})
+        status, body, headers = _answer(shape, request.params, number, self.base_url)
+        return _reply(status, body, headers)
 
-    def _count(self, params: dict[str, str]) -> int:
-        with self._lock:
-            self._state.requests += 1
-            self._state.queries.append(params)
-            return self._state.requests
 
-    def __enter__(self) -> Self:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.owner = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="pagingserver", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=30)
-        assert not self._thread.is_alive(), "paging server thread did not stop"
+def _reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
+    """``json.dumps``'s default spacing, as this server has always sent (not ``Reply.json``'s)."""
+    return Reply(status, json.dumps(body).encode(), headers or {})
