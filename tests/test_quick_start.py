@@ -63,3 +63,32 @@ def test_the_quick_start_runs_without_tracebacks_and_state_show_prints_its_marks
                   if line.strip().startswith(f"{resource}: block cursor")]
         block = re.search(r"block cursor (\S+), table cursor (\S+)", line)
         assert block is not None and "-" not in (block[1].rstrip(","), block[2]), line
+
+
+_TAKE_SLOTS = """
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+with get_client(sync_client=True) as client:
+    for resource in ("tags", "deals", "pages", "tasks", "users"):
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
+            name=f"analytics-sync:sandbox--{resource}", limit=1, active_slots=1))
+"""
+
+
+@pytest.mark.slow
+def test_a_slot_a_dead_run_left_with_no_lease_does_not_lock_the_quick_start(
+        tmp_path: Path) -> None:
+    """The state an older version left behind (its temporary server kept leases in memory, so a
+    run that died holding its slots left them taken with no lease to run out): every later run
+    was refused. The README's run takes them back, says so, and syncs."""
+    run, _ = _readme_commands()
+    home = tmp_path / "prefect"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_URL")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    subprocess.run([sys.executable, "-c", _TAKE_SLOTS], env=env, check=True, timeout=600,
+                   capture_output=True)
+    done = _as_typed(run, "--sandbox-scale", "0.02", cwd=tmp_path, home=home)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "took back the Prefect slot of 'deals', 'pages', 'tags', 'tasks', 'users'" in output
+    assert "total     ok" in done.stdout

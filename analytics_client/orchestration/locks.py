@@ -34,6 +34,16 @@ process has ended (same host; another boot, or no process with that pid and star
 releases that lease (the slots it counted come back, the lease is gone) and asks once more. A
 lease the server no longer knows (it ran out, or another server's) releases nothing.
 
+**A slot nobody holds, on the temporary server.** A slot can also be taken with no lease the
+server knows and no note: a run of an older version, whose temporary server kept its lease in
+memory, died holding it (or its note could not be written). Nothing frees such a slot: the
+repossessor frees only leases it knows, so every later run was refused, for good. Without
+``PREFECT_API_URL`` the server is a temporary one over ``PREFECT_HOME``'s SQLite file, which
+only this machine's runs use, and each of them takes the resource's file lock before its slot.
+So a run that holds the lock and finds the slot taken with no live holder's note sets the
+limit's taken slots back to 0 (``active_slots``), with a warning. A long-lived server is never
+reset this way: its holder may be a live run of another machine.
+
 The REST calls are Prefect's client's (increment, renew, release with lease) rather than
 ``prefect.concurrency.sync.concurrency``: that one acquires through a thread per set of names
 that keeps, for the process's life, the client of the first API it met (a second server in
@@ -225,7 +235,7 @@ def _take_back(pipeline: str, resources: list[str]) -> bool:
         if note is not None and note.holder.ended():
             left.setdefault(note.lease, (note, []))[1].append(resource)
     if not left:
-        return False
+        return _reset_orphans(pipeline, resources)
 
     def release() -> None:
         with get_client(sync_client=True) as client:
@@ -241,6 +251,42 @@ def _take_back(pipeline: str, resources: list[str]) -> bool:
             note.since)
         _remove_notes(pipeline, taken, lease)
     return True
+
+
+def _reset_orphans(pipeline: str, resources: list[str]) -> bool:
+    """On the temporary server only (module docstring): set the taken slots of the resources
+    whose file lock this process holds, and whose note names no live holder, back to 0;
+    whether any was taken."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return False
+    orphans = [r for r in resources if lock.holds(pipeline, r)
+               and ((note := _read_note(pipeline, r)) is None or note.holder.ended())]
+    if not orphans:
+        return False
+
+    def reset() -> list[str]:
+        taken = []
+        with get_client(sync_client=True) as client:
+            for resource in orphans:
+                name = limit_name(pipeline, resource)
+                limit = client.read_global_concurrency_limit_by_name(name)
+                if limit.active_slots:
+                    client.update_global_concurrency_limit(
+                        name, GlobalConcurrencyLimitUpdate(active_slots=0))
+                    taken.append(resource)
+        return taken
+
+    taken = prefect_api.call("-", reset)
+    if taken:
+        logger.warning(
+            "pipeline %r: took back the Prefect slot of %s, taken by no run alive on this "
+            "machine (a run that died holding it, its lease lost with its temporary server)",
+            pipeline, ", ".join(repr(r) for r in taken))
+    return bool(taken)
 
 
 # --- the lease's life ----------------------------------------------------------------------
