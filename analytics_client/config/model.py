@@ -429,7 +429,9 @@ class ResourceConfig(StrictModel):
 
 class ClientConfig(StrictModel):
     base_url: str = Field(min_length=1)
-    auth: Auth = ApiKeyAuth(type="api_key")
+    # dlt's: none unless given (the seed names its api_key header; no config sends our key
+    # to an API that did not ask for it).
+    auth: Auth | None = None
     # Sent on every request; a value may be a dlt.secrets[...] (the seed's X-Organization-Id).
     headers: Headers = Field(default_factory=dict)
     paginator: Paginator | None = None
@@ -494,7 +496,9 @@ class SourceConfig(StrictModel):
 
 
 def _auth_secrets(auth: Any) -> tuple[str, ...]:
-    """The secrets one auth config names."""
+    """The secrets one auth config names (none without one)."""
+    if auth is None:
+        return ()
     if isinstance(auth, OAuth2ClientCredentialsAuth):
         return (auth.client_id, auth.client_secret)
     if isinstance(auth, ApiKeyAuth):

@@ -65,6 +65,17 @@ class ConfiguredAuth(httpx.Auth):
         raise NotImplementedError
 
 
+class NoAuth(ConfiguredAuth):
+    """No credentials at all: a config without ``client.auth`` sends none, as dlt's
+    ``RESTClient`` without auth (the analytics API's key goes only where a config names it)."""
+
+    def auth_flow(self, request: httpx.Request) -> AuthFlow:
+        yield request
+
+    def __repr__(self) -> str:
+        return "NoAuth()"
+
+
 class APIKeyAuth(ConfiguredAuth):
     """Puts the key in a header or a query parameter, as ``location`` says (dlt's ``api_key``)."""
 
@@ -129,11 +140,14 @@ class HTTPBasicAuth(ConfiguredAuth, httpx.BasicAuth):
 
 
 def build_auth(config: Any, credentials: Credentials) -> ConfiguredAuth:
-    """The auth of ``client.auth``: the class registered for ``config.type``.
+    """The auth of ``client.auth``: the class registered for ``config.type``; ``NoAuth`` for
+    none (``config`` None).
 
     Raises ``ConfigError`` naming ``client.auth.type`` for a type no class registered (config
     validation normally rejects it first).
     """
+    if config is None:
+        return NoAuth()
     cls = AUTH_TYPES.get(config.type)
     if cls is None:
         raise ConfigError([f"client.auth.type: unknown auth type {config.type!r}; use one of: "

@@ -53,7 +53,7 @@ from analytics_client.core.errors import (
 from analytics_client.core.stop import StopFlag, current
 from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http import ratelimit_headers
-from analytics_client.http.auth import ConfiguredAuth, build_auth
+from analytics_client.http.auth import ConfiguredAuth, NoAuth, build_auth
 from analytics_client.http.oauth2 import OAuth2ClientCredentials
 from analytics_client.http.origin import origin, origin_text
 from analytics_client.http.paginators import PageRequest, PageResponse
@@ -383,6 +383,10 @@ class ApiClient:
                     "this API (auth.access_token_request_data, e.g. its scope)")
         if status == 403 and "x-organization-id" not in self.http.headers:
             return "check that the credentials may read this resource (client.auth)"
+        if status == 401 and all(isinstance(a, NoAuth)
+                                 for a in (self.http.auth, *self._auths.values())):
+            return ("check the credentials this API needs: the config names no API key "
+                    "(client.auth, endpoint.auth, or a token in endpoint.params)")
         return _HINTS.get(status, "not retried: a retry cannot fix this")
 
     def _wait_turn(self, template: RequestTemplate, page: int | None) -> None:
