@@ -45,7 +45,8 @@ class Items:
         self.history |= set(self.records.items())
 
     def route(self, request: Request) -> tuple[int, Any]:
-        since = dt.datetime.fromisoformat(request.query.get("since", INITIAL).replace("Z", "+00:00"))
+        since = dt.datetime.fromisoformat(
+            request.query.get("since", INITIAL).replace("Z", "+00:00"))
         rows = sorted((u, i) for i, u in self.records.items() if u >= since)
         page = int(request.query.get("page", "1"))
         total = max(1, -(-len(rows) // self.size))
