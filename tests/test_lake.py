@@ -418,14 +418,24 @@ def test_replace_rewrites_a_table_of_another_schema(lake: Lake) -> None:
 # ---- append and replace -------------------------------------------------------------------------
 
 
-def test_append_adds_every_batch_as_is(lake: Lake) -> None:
-    """append keeps duplicates within and across batches and evolves new columns."""
+def test_append_adds_each_version_once_and_evolves_new_columns(lake: Lake) -> None:
+    """append with a cursor: a (key, cursor) already in the batch or the table is not added
+    again, a new cursor is (docs/data-model.md); new columns are evolved."""
     w = writer(lake, write_disposition="append")
-    assert w.write([deal("a"), deal("a")]) == WriteResult(2, 0, 0)
-    assert w.write([deal("a", T1, extra=1)]) == WriteResult(1, 0, 1)
+    assert w.write([deal("a"), deal("a")]) == WriteResult(1, 0, 0)
+    assert w.write([deal("a"), deal("a", T1, extra=1)]) == WriteResult(1, 0, 1)
     table = lake.read("deals")
-    assert table.height == 3 and table["extra"].to_list().count(1) == 1
+    assert table.height == 2 and table["extra"].to_list().count(1) == 1
     assert w.finish() == WriteResult(0, 0, None)
+    assert w.write([deal("a", T1, extra=1)]) == WriteResult(0, 0, None)  # nothing to commit
+
+
+def test_append_without_a_cursor_adds_every_batch_as_is(lake: Lake) -> None:
+    """Without a cursor nothing tells a re-read from a new version: every row is appended."""
+    w = writer(lake, write_disposition="append", cursor_field=None)
+    assert w.write([deal("a"), deal("a")]) == WriteResult(2, 0, 0)
+    assert w.write([deal("a")]) == WriteResult(1, 0, 1)
+    assert lake.read("deals").height == 3
 
 
 def test_replace_swaps_in_the_run_in_one_commit(lake: Lake) -> None:

@@ -149,6 +149,28 @@ def test_hubspot_search_by_post_lands_every_contact_and_a_second_run_is_exact(
         _assert_table_is(tmp_path, contacts)
 
 
+def test_hubspot_search_appended_keeps_each_contact_version_once(tmp_path: Path) -> None:
+    """An append table read by the lagged POST search: the second run re-reads from the mark
+    (the unchanged contacts at and after it) and appends only the 2 changed ones."""
+    contacts = Contacts(40)
+    config = hubspot_config("2020-01-01T00:00:00Z")
+    config["resources"][0]["write_disposition"] = "append"
+    served: set[tuple[str, dt.datetime]] = set()
+    with RouteServer({("POST", r"/crm/v3/objects/contacts/search"): contacts.search}) as server:
+        for run_id in ("run1", "run2"):
+            served |= {(i, _instant(r["updatedAt"])) for i, r in contacts.rows.items()}
+            summary = run(server, tmp_path, config, run_id=run_id)["contacts"]
+            assert summary.status == "ok", summary.error
+            if run_id == "run1":
+                for n, id_ in enumerate(["100", "139"]):
+                    contacts.put(id_, T0 + dt.timedelta(hours=2, seconds=n), f"v2-{n}@x.com")
+    assert summary.inserted == 2
+    rows = pl.read_delta(str(tmp_path / "contacts")).select("id", "updatedAt").rows()
+    got = [(i, u.replace(tzinfo=dt.UTC)) for i, u in rows]
+    assert len(got) == len(set(got)) == 42
+    assert set(got) == served
+
+
 def _assert_table_is(lake: Path, contacts: Contacts) -> None:
     rows = live(lake, "contacts").to_dicts()
     assert len(rows) == len({r["id"] for r in rows})
