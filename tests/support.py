@@ -27,6 +27,11 @@ CONTRACT_PAGES: dict[str, Any] = {
 # The contract's organization header as the seed declares it (issue 22, item 5: a config sends
 # it only when it declares it); for own configs run against the sandbox, which requires it.
 ORG_HEADERS: dict[str, str] = {"X-Organization-Id": 'dlt.secrets["organization_id"]'}
+# What a config for the contract's API (the sandbox) sends: the seed's api_key header (a config
+# without client.auth sends none, as dlt) and its organization header.
+SANDBOX_AUTH: dict[str, str] = {"type": "api_key", "name": "api_key",
+                                "api_key": 'dlt.secrets["api_key"]', "location": "header"}
+SANDBOX_CLIENT: dict[str, Any] = {"headers": ORG_HEADERS, "auth": SANDBOX_AUTH}
 # The seed exactly as written: plain page-number paging, no incremental reads.
 PLAIN: dict[str, Any] = copy.deepcopy(DEFAULT_CONFIG)
 del PLAIN["resource_defaults"]["endpoint"]

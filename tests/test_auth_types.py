@@ -347,3 +347,20 @@ def test_any_token_answer_gives_a_token_or_a_clean_error(body: Any, status: int,
     assert status == 200 and isinstance(body, dict)
     assert token == body["access_token"] and token
     assert lifetime >= 0
+
+
+@pytest.mark.parametrize("auth", ["bearer", {"token": 'dlt.secrets["api_key"]'}, {}])
+@pytest.mark.parametrize("where", ["client", "endpoint"])
+def test_dlt_auth_shorthands_mean_bearer(auth: object, where: str) -> None:
+    """dlt's ``create_auth``: a type name alone, and a mapping without ``type`` (``bearer``)."""
+    from analytics_client.config.auth import BearerAuth
+
+    config: dict[str, object] = {"client": {"base_url": "https://api.example.com"},
+                                 "resources": [{"name": "r", "endpoint": {"path": "/r"}}]}
+    if where == "client":
+        config["client"]["auth"] = auth  # type: ignore[index]
+    else:
+        config["resources"][0]["endpoint"]["auth"] = auth  # type: ignore[index]
+    source = load_config(config)
+    found = source.client.auth if where == "client" else source.resources[0].endpoint.auth
+    assert isinstance(found, BearerAuth) and found.token == "api_key"

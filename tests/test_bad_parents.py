@@ -28,7 +28,7 @@ from analytics_client.read.plan import Parent, plan_resource
 from analytics_client.state.markpolicy import parent_app_id
 from analytics_sandbox import SandboxTransport, World, serve
 from tests.groundtruth import fetch_truth
-from tests.support import CONTRACT_PAGES, ORG_HEADERS, sync
+from tests.support import CONTRACT_PAGES, SANDBOX_CLIENT, sync
 
 COUNTS = {"tags": 5, "users": 10, "deals": 30, "pages": 5, "tasks": 80}
 CHILD = "deal_siblings"
@@ -157,7 +157,7 @@ REF = st.sampled_from([*LIVE, *GONE, None, "", ".", ".."])
 
 
 def _child_config(on_bad_parent: str) -> dict[str, Any]:
-    return {"client": {"headers": ORG_HEADERS, "base_url": "http://sandbox"},
+    return {"client": {**SANDBOX_CLIENT, "base_url": "http://sandbox"},
             "resources": [
                 {"name": "refs", "endpoint": {"path": "/v1/refs"}},
                 {"name": "ref_tasks", "on_bad_parent": on_bad_parent,
@@ -226,7 +226,7 @@ def test_a_resolve_field_without_a_column_fails_saying_to_check_or_declare_it(
 # -- one parent value, one request -----------------------------------------------------------
 
 _KIDS = plan_resource(load_config({
-    "client": {"headers": ORG_HEADERS, "base_url": "http://api.test"},
+    "client": {**SANDBOX_CLIENT, "base_url": "http://api.test"},
     "resources": [{"name": "deals", "endpoint": {"path": "/v1/deals"}},
                   {"name": "kids", "endpoint": {
                       "path": "/v1/deals/{deal_id}/kids",

@@ -23,7 +23,12 @@ from analytics_client.config.schemas import CONTRACT_COLUMNS
 from analytics_client.core.errors import ConfigError
 from analytics_sandbox import World, serve
 from tests.groundtruth import assert_children_equal_truth, fetch_truth
-from tests.support import CONTRACT_PAGES, ORG_HEADERS, assert_lake_equals_truth, sync
+from tests.support import (
+    CONTRACT_PAGES,
+    SANDBOX_CLIENT,
+    assert_lake_equals_truth,
+    sync,
+)
 
 COUNTS = {"tags": 20, "users": 30, "deals": 120, "pages": 5, "tasks": 300}
 RESOLVE = {"deal_id": {"type": "resolve", "resource": "deals", "field": "id"}}
@@ -164,7 +169,7 @@ NAME = st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True)
 
 
 def _source(child: dict[str, Any]) -> dict[str, Any]:
-    return {"client": {"headers": ORG_HEADERS, "base_url": "https://api.example.com"},
+    return {"client": {**SANDBOX_CLIENT, "base_url": "https://api.example.com"},
             "resources": [{"name": "deals", "endpoint": {"path": "/v1/deals"}},
                           {"name": "kids", **child}]}
 

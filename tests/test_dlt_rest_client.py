@@ -18,11 +18,9 @@ import pytest
 
 from analytics_client import Credentials
 from tests.dltmock import POSTS, DltMockApi
-from tests.dltport_support import assert_ok, column, run, xfail
+from tests.dltport_support import assert_ok, column, run
 
 BASE = "https://api.example.com"
-X_NULL_LAST_PAGE = ("a null data_selector value on the last page (dlt#2932: dlt reads it as an "
-                    "empty page, the end) fails the read after every record was written")
 X_HEADER_CURSOR = "[fixed on i22-paginators] paginator type header_cursor refused by name"
 
 
@@ -112,7 +110,6 @@ def test_paginators_read_every_post(api: DltMockApi, tmp_path: Path, path: str,
     assert column(tmp_path, "posts", "title") == [f"Post {i}" for i in range(POSTS)]
 
 
-@xfail(reason=X_NULL_LAST_PAGE)
 def test_paginator_with_null_data_in_final_page(api: DltMockApi, tmp_path: Path) -> None:
     """``users: null`` with a null cursor on the third page: 10 + 4 users, ok."""
     summaries = run_posts(api, tmp_path, "/posts_cursor_null_terminated", {

@@ -19,12 +19,12 @@ from analytics_client.lake.quarantine import Quarantine
 from analytics_client.lake.tables import TableWriter
 from analytics_client.read.plan import plan_resource
 from analytics_client.run.sync import replay_quarantine
-from tests.support import ORG_HEADERS
+from tests.support import SANDBOX_CLIENT
 
 REPO = Path(__file__).resolve().parents[1]
 # An own resource: amounts declared with 2 decimal places, a name that may not be null.
 EVENTS: dict[str, Any] = {
-    "client": {"headers": ORG_HEADERS, "base_url": "http://api.test"},
+    "client": {**SANDBOX_CLIENT, "base_url": "http://api.test"},
     "resources": [{
         "name": "events",
         "primary_key": "id",

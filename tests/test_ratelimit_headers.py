@@ -22,7 +22,7 @@ from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.ratelimit_headers import quota_wait, retry_after
 from analytics_sandbox import SandboxSettings, World, serve
 from tests.plans import request_of
-from tests.support import ORG_HEADERS, sync
+from tests.support import SANDBOX_CLIENT, sync
 
 NOW = 1_790_000_000.0  # our clock in these tests, Unix time
 BASE = "https://api.test"
@@ -203,7 +203,7 @@ def test_no_pause_beyond_max_wait_whatever_the_headers(
         code, extra = next(answers)
         return httpx.Response(code, headers=extra, json=PAGE if code == 200 else {"errors": []})
 
-    raw = {"client": {"headers": ORG_HEADERS, "base_url": BASE},
+    raw = {"client": {**SANDBOX_CLIENT, "base_url": BASE},
            "resources": [{"name": "tags", "endpoint": {
                "path": "/v1/tags", "error_handler": {"retry_on_status_codes": [429],
                                                       "max_wait": 30, "max_retries": 2}}}]}
@@ -280,7 +280,7 @@ def test_a_pause_counts_its_own_length_toward_max_total_wait(slept: list[float])
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers=next(answers), json=PAGE)
 
-    config = load_config({"client": {"headers": ORG_HEADERS, "base_url": BASE},
+    config = load_config({"client": {**SANDBOX_CLIENT, "base_url": BASE},
                           "resources": [{"name": "tags", "endpoint": {"path": "/v1/tags"}}]})
     resource = config.resources[0]
     with ApiClient(config, Credentials("sk-test-key-1234", "org_test"),

@@ -20,7 +20,7 @@ from analytics_client.run.check import check_source
 from analytics_sandbox import SandboxSettings, World, serve
 from tests.groundtruth import fetch_truth
 from tests.plans import request_of
-from tests.support import ORG_HEADERS, sync
+from tests.support import SANDBOX_CLIENT, sync
 
 KEYS = st.sampled_from(["data", "items", "results", "meta", "a_b", "x-y"])
 SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
@@ -77,7 +77,7 @@ def test_a_jsonpath_selector_selects_what_the_rfc_says(body: Any, steps: list[An
 @given(body=st.dictionaries(KEYS, JSON, max_size=4), key=KEYS)
 def test_a_dotted_selector_is_strict(body: dict[str, Any], key: str) -> None:
     """``data`` must be present and a list; dlt's ``$.data`` and ``data`` read the same."""
-    source = load_config({"client": {"headers": ORG_HEADERS, "base_url": "http://h"}, "resources": [
+    source = load_config({"client": {**SANDBOX_CLIENT, "base_url": "http://h"}, "resources": [
         {"name": "r", "endpoint": {"path": "r", "data_selector": key}}]})
     value = body.get(key, MISSING)
     if isinstance(value, list):
@@ -109,7 +109,7 @@ def test_response_actions_match_as_dlts_hooks(actions: list[ResponseAction], sta
 
 def test_a_404_ignored_ends_the_read_with_nothing_and_no_error(tmp_path: Path) -> None:
     """dlt's ``{"status_code": 404, "action": "ignore"}`` on a path the API does not have."""
-    raw = {"client": {"headers": ORG_HEADERS, "base_url": "http://h"}, "resources": [
+    raw = {"client": {**SANDBOX_CLIENT, "base_url": "http://h"}, "resources": [
         {"name": "gone", "endpoint": {"path": "/v1/nothing",
                                       "response_actions": [{"status_code": 404,
                                                             "action": "ignore"}]}}]}
@@ -161,7 +161,7 @@ _ALL = st.sampled_from(["[*]", ".*", ""])
 
 
 def _with_selector(selector: str) -> dict[str, Any]:
-    return {"client": {"headers": ORG_HEADERS, "base_url": "http://h"}, "resources": [
+    return {"client": {**SANDBOX_CLIENT, "base_url": "http://h"}, "resources": [
         {"name": "deals", "endpoint": {"path": "/v1/deals", "data_selector": selector}}]}
 
 

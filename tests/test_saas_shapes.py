@@ -20,7 +20,6 @@ import pytest
 from analytics_client import Credentials
 from tests.dltport_support import (
     X_BODY_PATH,
-    X_DATA,
     X_INT_INITIAL_DONE,
     X_POST,
     assert_ok,
@@ -35,7 +34,6 @@ X_JSONPATH_CURSOR = ("[fixed on i22-paginators] paginator cursor_path is read as
                      "the JSONPath 'data[-1].id' "
                      "finds nothing and the read ends after page 1")
 X_HAS_MORE = "[fixed on i22-paginators] paginator key has_more_path refused by name"
-X_BEARER_SHORTHAND = "dlt's type-less auth {token: ...} (bearer shorthand) refused"
 X_MISSING_OK = ("[fixed on i22-paginators] 'auto' finds no paging on a Stripe list and ends ok "
                 "after page 1 although "
                 "the body says has_more: true (issue 22 item 4)")
@@ -227,11 +225,6 @@ def assert_github_second_run_exact(api: GitHubApi, lake: Path, config: dict[str,
                          for s in asked), f"the second run did not ask since its mark: {asked}"
 
 
-@xfail(reason=f"{X_BEARER_SHORTHAND}; {X_DATA} (top-level list); then "
-                                       "paginator omitted: our default page_number with an "
-                                       "incremental start param walks keysets and fails 'page 1 "
-                                       "is not sorted by updated_at' (the docs sort desc; dlt "
-                                       "detects the Link header)")
 def test_github_docs_config_second_run_exact(github: GitHubApi, tmp_path: Path) -> None:
     """dlt's docs' GitHub config as written: issues since the mark, their comments."""
     assert_github_second_run_exact(github, tmp_path, GITHUB_DOCS)

@@ -152,6 +152,10 @@ def _apply_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         problems.append("resource_defaults.name: a name cannot be a default; set it per resource")
         defaults = {k: v for k, v in defaults.items() if k != "name"}
     client = raw.get("client")
+    if isinstance(client, dict) and client.get("auth") is not None:
+        client["auth"] = _expand_auth(client["auth"])
+    if isinstance(defaults.get("endpoint"), dict) and defaults["endpoint"].get("auth") is not None:
+        defaults["endpoint"]["auth"] = _expand_auth(defaults["endpoint"]["auth"])
     if isinstance(client, dict) and client.get("paginator") is not None:
         client["paginator"] = _expand_paginator(client["paginator"])
         defaults = _deep_merge({"endpoint": {"paginator": client["paginator"]}}, defaults)
@@ -169,6 +173,8 @@ def _apply_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         endpoint = item.get("endpoint") if isinstance(item, dict) else None
         if isinstance(endpoint, dict) and "paginator" in endpoint:
             endpoint["paginator"] = _expand_paginator(endpoint["paginator"])
+        if isinstance(endpoint, dict) and endpoint.get("auth") is not None:
+            endpoint["auth"] = _expand_auth(endpoint["auth"])
         paged = paged_by_default or (isinstance(endpoint, dict) and "paginator" in endpoint)
         merged.append(_single_entity(_deep_merge(defaults, item), paged)
                       if isinstance(item, dict) else item)
@@ -203,6 +209,17 @@ _SINGLE_ENTITY = re.compile(r"\{([a-zA-Z0-9\.\-_]+)\}")
 def _expand_paginator(value: Any) -> Any:
     """dlt lets a paginator be named by its type alone: ``"single_page"``."""
     return {"type": value} if isinstance(value, str) else value
+
+
+def _expand_auth(value: Any) -> Any:
+    """dlt's auth shorthands (dlt/sources/rest_api/config_setup.py, ``create_auth``): a type
+    name alone (``"bearer"``), and a mapping without ``type``, which is ``bearer``
+    (``{token: ...}``)."""
+    if isinstance(value, str):
+        return {"type": value}
+    if isinstance(value, dict) and "type" not in value:
+        return {"type": "bearer", **value}
+    return value
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from analytics_client.lake.lakes import (
 )
 from analytics_client.lake.merging import merge_frame, quoted
 from analytics_client.lake.staging import Stage, stage_parent
+from analytics_client.lake.versions import new_versions
 
 # Lake, TableMark, clock_app_id, QUARANTINE: lakes.py, re-exported for their importers.
 __all__ = ["DELETE_MODES", "DISPOSITIONS", "QUARANTINE", "Lake", "Landed", "TableMark",
@@ -573,39 +574,10 @@ class TableWriter:
         return self._append_frame(table, frame, metadata)
 
     def _new_versions(self, frame: pl.DataFrame, table: DeltaTable | None) -> pl.DataFrame:
-        """The rows of an append batch whose version, (key, cursor), is not in the batch before
-        them nor in ``table``: each version once (dlt's append with an incremental cursor:
-        a record read again at a page edge or in a lagged re-read is the same version;
-        docs/data-model.md, "append tables keep every version"). A changed record has a new
-        cursor, so it is a new version and lands. Without a cursor column every read appends,
-        as dlt's append does: nothing says two reads are one version.
-
-        Earlier batches of the run are committed before this one is written, so the table
-        check covers them too. It reads only the key and cursor columns of rows whose key is
-        the batch's and whose cursor lies in the batch's range (file statistics prune the
-        rest: an append table's files follow the cursor), never the whole table. A null
-        cursor (``cursor_nullable``) counts as one version per key.
-        """
-        cursor = self.cursor_field
-        if cursor is None or cursor not in frame.columns or frame.is_empty():
-            return frame
-        version = [*self.key, cursor]
-        frame = frame.unique(subset=version, keep="first", maintain_order=True)
-        if table is None:
-            return frame
-        wanted = pl.col(self.primary_key).is_in(
-            frame.get_column(self.primary_key).unique().implode())
-        low, high = frame.get_column(cursor).min(), frame.get_column(cursor).max()
-        in_range = pl.col(cursor).is_between(low, high) if low is not None else pl.lit(False)
-        if frame.get_column(cursor).null_count():
-            in_range = in_range | pl.col(cursor).is_null()
-        with lake_errors(self.resource, f"reading the versions of {self.uri} this batch has"):
-            held = (pl.scan_delta(table).filter(wanted & in_range).select(version)
-                    .unique().collect())
-        if held.is_empty():
-            return frame
-        held = held.cast({c: frame.schema[c] for c in version})
-        return frame.join(held, on=version, how="anti", nulls_equal=True, maintain_order="left")
+        """The append batch's rows whose version is new (versions.py)."""
+        return new_versions(frame, table, resource=self.resource, uri=self.uri,
+                            key=list(self.key), primary_key=self.primary_key,
+                            cursor=self.cursor_field)
 
     def _append_frame(self, table: DeltaTable, frame: pl.DataFrame,
                       metadata: dict[str, str] | None) -> WriteResult:

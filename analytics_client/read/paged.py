@@ -71,7 +71,8 @@ class PaginatedRead:
 
 def select_records(template: RequestTemplate, body: Any, page: int | None) -> list[Any]:
     """The records at ``data_selector`` (JSONPath, read as dlt does, ``core.jsonpath.select``);
-    a dotted path that is missing or not a list breaks the contract. Without a
+    a dotted path that is missing or holds neither a list nor null breaks the contract (a null
+    is an empty page, dlt's reading: dlt-hub/dlt#2932, an API's last page). Without a
     ``data_selector``, the records dlt's detection finds (``core.jsonpath.find_records``)."""
     selector = template.data_selector
     if selector is None:  # omitted: dlt's detection (core.jsonpath.find_records)
@@ -85,6 +86,8 @@ def select_records(template: RequestTemplate, body: Any, page: int | None) -> li
             f"{where} has no {selector!r} (found: {keys or 'nothing'}); "
             "check endpoint.data_selector",
         )
+    if records is None:
+        return []  # the paginator judges an empty page: an end, or a contradiction it names
     if not isinstance(records, list):
         raise ContractError(
             template.resource,
