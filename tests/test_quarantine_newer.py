@@ -25,11 +25,12 @@ from analytics_client.lake.tables import TableWriter
 from analytics_client.read.plan import plan_resource
 from analytics_client.run.sync import replay_quarantine, table_writer
 from tests.recordserver import RecordServer
+from tests.support import SANDBOX_AUTH
 
 T0, T1, T2 = "2026-03-01T10:00:00Z", "2026-03-01T10:00:01Z", "2026-03-01T10:00:02Z"
 # name may not be null: a record with a null name is set aside.
 CURSOR: dict[str, Any] = {
-    "client": {"base_url": "http://placeholder"},
+    "client": {"base_url": "http://placeholder", "auth": SANDBOX_AUTH},
     "resources": [{
         "name": "events",
         "columns": {"name": {"data_type": "text", "nullable": False}},
