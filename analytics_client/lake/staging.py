@@ -18,6 +18,7 @@ writer is gone and removes what it left.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -88,7 +89,9 @@ class Stage:
         self.schema, self.rows, self.bytes, self.rejected = {}, 0, 0, []
 
     def close(self) -> None:
-        """Remove the directory and free its lock (the writer is done, or failed)."""
+        """Remove the directory and free its lock (the writer is done, or failed); then the
+        resource's and the lake's staging directories if nothing else is in them, so a lake
+        after a run holds its tables only."""
         self.clear()
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
@@ -96,14 +99,23 @@ class Stage:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+        with contextlib.suppress(OSError):  # not empty: another writer's, or a replace's
+            self.parent.rmdir()
+            self.parent.parent.rmdir()
 
     def _open(self) -> Path:
         if self.directory is not None:
             return self.directory
-        self.parent.mkdir(parents=True, exist_ok=True)
-        _remove_abandoned(self.parent)
         directory = self.parent / uuid.uuid4().hex
-        directory.mkdir()
+        for attempt in range(3):  # another writer's close may remove an empty parent between
+            self.parent.mkdir(parents=True, exist_ok=True)
+            _remove_abandoned(self.parent)
+            try:
+                directory.mkdir()
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         fd = os.open(directory / _LOCK, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new and ours: cannot be held
         self.directory, self._lock_fd = directory, fd
