@@ -40,9 +40,11 @@ memory, died holding it (or its note could not be written). Nothing frees such a
 repossessor frees only leases it knows, so every later run was refused, for good. Without
 ``PREFECT_API_URL`` the server is a temporary one over ``PREFECT_HOME``'s SQLite file, which
 only this machine's runs use, and each of them takes the resource's file lock before its slot.
-So a run that holds the lock and finds the slot taken with no live holder's note sets the
-limit's taken slots back to 0 (``active_slots``), with a warning. A long-lived server is never
-reset this way: its holder may be a live run of another machine.
+So a run that holds the lock, finds the slot taken with no live holder's note, and finds no
+lease of that limit in the temporary server's lease files (``PREFECT_HOME/concurrency_leases``,
+``server.py``; a lease there is a live holder's, or one the repossessor frees within seconds)
+sets the limit's taken slots back to 0 (``active_slots``), with a warning. A long-lived server
+is never reset this way: its holder may be a live run of another machine.
 
 The REST calls are Prefect's client's (increment, renew, release with lease) rather than
 ``prefect.concurrency.sync.concurrency``: that one acquires through a thread per set of names
@@ -267,6 +269,9 @@ def _reset_orphans(pipeline: str, resources: list[str]) -> bool:
                and ((note := _read_note(pipeline, r)) is None or note.holder.ended())]
     if not orphans:
         return False
+    leased = _leased_limits()
+    if leased is None:
+        return False
 
     def reset() -> list[str]:
         taken = []
@@ -274,7 +279,7 @@ def _reset_orphans(pipeline: str, resources: list[str]) -> bool:
             for resource in orphans:
                 name = limit_name(pipeline, resource)
                 limit = client.read_global_concurrency_limit_by_name(name)
-                if limit.active_slots:
+                if limit.active_slots and str(limit.id) not in leased:
                     client.update_global_concurrency_limit(
                         name, GlobalConcurrencyLimitUpdate(active_slots=0))
                     taken.append(resource)
@@ -287,6 +292,24 @@ def _reset_orphans(pipeline: str, resources: list[str]) -> bool:
             "machine (a run that died holding it, its lease lost with its temporary server)",
             pipeline, ", ".join(repr(r) for r in taken))
     return bool(taken)
+
+
+def _leased_limits() -> set[str] | None:
+    """The ids of the limits a lease in the temporary server's lease files holds slots of
+    (Prefect's filesystem lease storage: one ``<lease id>.json`` with its ``resource_ids`` per
+    lease); None when a file cannot be read (then nothing is reset)."""
+    from prefect.settings import get_current_settings
+
+    found: set[str] = set()
+    folder = get_current_settings().home / "concurrency_leases"
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        if path.name == "expirations.json":
+            continue
+        try:
+            found.update(str(i) for i in json.loads(path.read_text()).get("resource_ids", ()))
+        except (OSError, ValueError, AttributeError):
+            return None
+    return found
 
 
 # --- the lease's life ----------------------------------------------------------------------
