@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from analytics_client import Credentials, load_config, run_sync
@@ -107,6 +107,11 @@ def honest(shape: Shape) -> bool:
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(drawn=shapes())
+# Found by CI: auto over a page-number API whose first answer lost its one record for once
+# (total_pages 1, empty): it ended ok with the record missing.
+@example(drawn=(Shape(style="page_number", records=1, page_size=3, clamp=None, total="honest",
+                      total_off=1, has_more=False, links=False, glitch=1, empty_tail=False,
+                      max_requests=400), 3, False, False, "@odata.nextLink", True))
 def test_a_read_lands_every_record_or_fails_naming_the_signal(tmp_path_factory: Any,
                                                                drawn: Any) -> None:
     shape, limit, reads_flag, stop_after_empty, odata_path, auto = drawn

@@ -561,6 +561,7 @@ class AutoDetectPaginator(BasePaginator):
         self.detected: BasePaginator | None = None
         self._first: bytes | None = None
         self._pages = 0
+        self._asked_again = False
 
     @property
     def has_next_page(self) -> bool:
@@ -574,6 +575,12 @@ class AutoDetectPaginator(BasePaginator):
             self._first = page_fingerprint(data) if data else None
             if isinstance(self.detected, SinglePagePaginator):
                 self._single(response, data)
+            elif isinstance(self.detected, PageNumberPaginator) and not data \
+                    and not self._asked_again and _counts_pages(response.body):
+                # Empty, yet a page count: an empty list, or a first answer that lost its
+                # records for once. The same first request again tells them apart.
+                self.detected, self._pages, self._asked_again = None, 0, True
+                return
             elif isinstance(self.detected, PageNumberPaginator) and not data:
                 # Nothing on the first page, asked without a page number: there is nothing to
                 # page (many APIs say total_pages 1 for an empty list), and asking it again
@@ -621,6 +628,15 @@ class AutoDetectPaginator(BasePaginator):
 
     def __str__(self) -> str:
         return f"auto ({self.detected})" if self.detected is not None else "auto (undecided)"
+
+
+def _counts_pages(body: Any) -> bool:
+    """Whether the body gives a total page count of at least 1 (dlt's total-pages keys)."""
+    found = find_total_pages_path(body)
+    try:
+        return found is not None and int(found[1]) >= 1
+    except (TypeError, ValueError):
+        return False
 
 
 def detect(resource: str, response: PageResponse) -> BasePaginator:
