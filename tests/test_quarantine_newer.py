@@ -25,7 +25,7 @@ from analytics_client.lake.tables import TableWriter
 from analytics_client.read.plan import plan_resource
 from analytics_client.run.sync import replay_quarantine, table_writer
 from tests.recordserver import RecordServer
-from tests.support import SANDBOX_AUTH
+from tests.support import CONTRACT_PAGES, SANDBOX_AUTH
 
 T0, T1, T2 = "2026-03-01T10:00:00Z", "2026-03-01T10:00:01Z", "2026-03-01T10:00:02Z"
 # name may not be null: a record with a null name is set aside.
@@ -37,9 +37,7 @@ CURSOR: dict[str, Any] = {
         "endpoint": {
             "path": "/v1/events",
             "params": {"sort": "updated_at"},
-            "paginator": {"type": "page_number", "page_param": "page[number]",
-                          "limit_param": "page[size]", "limit": 10, "base_page": 1,
-                          "total_path": "meta.page.total_pages"},
+            "paginator": {**CONTRACT_PAGES, "limit": 10},
             "incremental": {"cursor_path": "updated_at",
                             "start_param": "filter[updated_at][gte]"},
         },
