@@ -10,7 +10,9 @@ Python integers):
 * ``/events`` -- a page-number list sorted by its integer cursor ascending (``page`` from 1,
   ``per_page`` 1-100, ``created[gte]``), answering ``{"data": [...], "total_pages": n}``: what
   the keyset walk reads; with ``counts``, also ``meta.page.total_count`` (the analytics
-  contract's count, which slices and delete capture's probes read).
+  contract's count, which slices and delete capture's probes read); with ``ignore_filters``,
+  ``created[gte]`` is ignored and every record served (an API without that filter, as dlt's
+  own mock API: dlt filters on its side).
 * ``/users`` -- GitHub's ``GET /users`` (https://docs.github.com/rest/users/users): ``since``
   (an integer id: users with a greater id), ``per_page``; a top-level list; the next page in a
   ``Link: <...>; rel="next"`` header (RFC 8288, ``saasapis.github_links``).
@@ -48,9 +50,10 @@ class CursorApi(LoopbackServer):
 
     methods = ("GET",)
 
-    def __init__(self, *, counts: bool = False) -> None:
+    def __init__(self, *, counts: bool = False, ignore_filters: bool = False) -> None:
         super().__init__()
         self.counts = counts  # /events answers meta.page.total_count too
+        self.ignore_filters = ignore_filters  # /events serves every record, whatever it is asked
         self._data: dict[str, list[Record]] = {}
         self.queries: list[tuple[str, dict[str, str]]] = []
 
@@ -98,7 +101,8 @@ class CursorApi(LoopbackServer):
         page, size = int(params.get("page", "1")), int(params.get("per_page", "10"))
         if page < 1 or not 1 <= size <= 100:
             raise ValueError("page >= 1, per_page in 1..100")
-        records = ranged(self.records("events"), "created", params)
+        records = self.records("events") if self.ignore_filters \
+            else ranged(self.records("events"), "created", params)
         records.sort(key=lambda r: (r["created"], r["id"]))
         pages = (len(records) + size - 1) // size
         body: dict[str, Any] = {"data": records[(page - 1) * size: page * size],

@@ -29,9 +29,10 @@ from tests.dltport_support import (
 )
 
 BASE = "https://api.example.com"
-X_YIELD_MAP = "processing_steps yield_map refused by name ('not yet')"
-X_APPEND = ("dlt's default write_disposition is append without a key; ours merges on 'id', so "
-            "the 5 flattened rows of a post collapse to 1")
+# Fixed on main: yield_map runs, and a resource with one appends unless it says otherwise.
+X_YIELD_MAP = "[fixed on main] processing_steps yield_map refused by name ('not yet')"
+X_APPEND = ("[fixed on main] dlt's default write_disposition is append without a key, ours "
+            "merges on 'id', so the 5 flattened rows of a post collapse to 1")
 RESOLVE = {"path": "/posts/{post_id}/comments",
            "params": {"post_id": {"type": "resolve", "resource": "posts", "field": "id"}}}
 INTERPOLATED = "posts/{resources.posts.id}/comments"
@@ -160,6 +161,12 @@ def flatten_reactions(post: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 YIELD_MAP_REASON = f"{X_YIELD_MAP}; {X_AUTO}; then {X_APPEND}"
+# Open on main: a child's include_from_parent of a parent field held as JSON text, and a
+# child's yield_map rows (several per child record) merged per parent.
+X_CHILD_JSON = ("include_from_parent of a parent field kept as JSON text (reactions__json) is "
+                "refused by name: a child takes plain fields only")
+X_CHILD_APPEND = ("a child is merged per parent (no append), so its yield_map rows sharing "
+                  "the comment's key would collapse")
 
 
 @xfail(reason=YIELD_MAP_REASON)
@@ -192,7 +199,7 @@ def test_rest_api_source_yield_map_then_filter_reactions(api: DltMockApi,
     assert live(tmp_path, "posts").height == POSTS * (REACTIONS - 1)
 
 
-@xfail(reason=YIELD_MAP_REASON)
+@xfail(reason=f"{YIELD_MAP_REASON}; {X_CHILD_JSON}; {X_CHILD_APPEND}")
 @pytest.mark.parametrize("comments_endpoint", CHILD_ENDPOINTS)
 def test_rest_api_source_yield_map_child(api: DltMockApi, tmp_path: Path,
                                          comments_endpoint: Any) -> None:

@@ -124,11 +124,6 @@ def _parent_checks(i: int, resource: ResourceConfig, config: SourceConfig) -> li
             problems.append(f"{where}.endpoint.params.{name}: a resolve param must be bound in "
                             f"the path as {{{name}}}; in query params write "
                             "{resources.<parent>.<field>} (dlt's rule)")
-    incremental = resource.endpoint.incremental
-    if incremental is not None and incremental.end_value is not None:
-        problems.append(f"{where}.endpoint.incremental.end_value: a child's backfill window is "
-                        "not supported (its children are read per parent); drop end_value, or "
-                        "backfill the parent")
     if resource.write_disposition != "merge":
         problems.append(f"{where}.write_disposition: a child is merged per parent; "
                         f"{resource.write_disposition!r} is not supported for it")

@@ -165,6 +165,12 @@ def _as_mark(value: str | int) -> int:
     return value if isinstance(value, int) else timestamps.parse(value)
 
 
+# The lag's default (dlt's is 0), in the cursor's units: the contract's 5 s visibility, doubled.
+# An integer cursor keeps it too: a filter that is exclusive (GitHub's ``since``) with no lag
+# would leave the record at the mark unserved, and delete capture would take it for deleted.
+DEFAULT_LAG_SECONDS = 10.0
+
+
 class Incremental(StrictModel):
     """Read only what changed since the last committed mark (dlt's ``endpoint.incremental``).
 
@@ -185,7 +191,7 @@ class Incremental(StrictModel):
     # dlt's backfill window: read [initial_value, end_value) and leave the mark where it is.
     end_value: Annotated[str | int | None, BeforeValidator(_cursor_value)] = None
     end_param: str | None = None
-    lag: NonNegativeFloat = 10.0
+    lag: NonNegativeFloat = DEFAULT_LAG_SECONDS
     on_cursor_value_missing: Literal["raise", "include", "exclude"] = "raise"
 
     @model_validator(mode="after")
@@ -384,6 +390,18 @@ class ResourceConfig(StrictModel):
     # Ours: a read that would delete more than this share of a table's live rows fails its
     # resource and deletes nothing (an API that suddenly serves half its records).
     max_delete_share: Annotated[float, Field(gt=0.0, le=1.0)] = DEFAULT_MAX_DELETE_SHARE
+
+    @model_validator(mode="after")
+    def _yield_map_appends(self) -> ResourceConfig:
+        """A ``yield_map`` makes several rows of one record, which share its key: merged on
+        that key they would collapse into one, silently. So where ``write_disposition`` is
+        not given, such a resource appends, as every dlt resource does by default (a child,
+        merged per parent, keeps ``merge``)."""
+        if "write_disposition" not in self.model_fields_set \
+                and any(step.yield_map is not None for step in self.processing_steps) \
+                and not parent_bindings(self):
+            object.__setattr__(self, "write_disposition", "append")  # frozen: set once, here
+        return self
 
     @model_validator(mode="after")
     def _deletes_fit_the_disposition(self) -> ResourceConfig:

@@ -20,6 +20,7 @@
         │   └── UnreachableError        DNS or connection refused, not retried (``check``)
         ├── ContractError      a response or record breaks the API contract
         │   ├── PaginationLoopError     the API served the same page, cursor or next URL twice
+        │   ├── FilterIgnored           a page holds records below the cursor filter it was sent
         │   ├── ForeignHostError        a next-page URL points at another host (never followed)
         │   ├── RecordTypeError         a value does not fit its declared column type
         │   └── BadParentError          parents whose children cannot be read (on_bad_parent)
@@ -49,6 +50,7 @@ __all__ = [
     "ConfigError",
     "ContractError",
     "DeleteGuardError",
+    "FilterIgnored",
     "ForeignHostError",
     "LakeError",
     "LakeNotWritableError",
@@ -297,6 +299,12 @@ class ContractError(ResourceError):
 
 class PaginationLoopError(ContractError):
     """The API served the same page, cursor or next-page URL again instead of the next one."""
+
+
+class FilterIgnored(ContractError):
+    """A page holds records below the ``incremental.start_param`` filter it was asked with: the
+    API does not apply the filter. A keyset walk cannot page by it, so the read falls back to
+    dlt's way (every page, records below the start dropped on our side: ``keyset.py``)."""
 
 
 class ForeignHostError(ContractError):

@@ -8,7 +8,7 @@ We offer the same four values, formatted as the contract writes timestamps:
 
 * ``start_value`` and ``last_value``: where this read starts (the mark less ``lag``, or
   ``initial_value``); dlt's ``last_value`` equals ``start_value`` when a request is built.
-* ``initial_value`` and ``end_value``: as configured.
+* ``initial_value``, ``end_value`` and ``lag``: as configured (``lag`` in the cursor's units).
 
 A value that is None (no mark yet and no ``initial_value``) drops the parameter that uses it,
 as dlt's requests drop a None parameter; in a path it cannot be dropped, so config checks
@@ -29,7 +29,7 @@ from typing import Any
 __all__ = ["NAMES", "expand", "expand_tree", "fields", "fill", "parents", "problems", "texts",
            "used"]
 
-NAMES = ("start_value", "last_value", "initial_value", "end_value")
+NAMES = ("start_value", "last_value", "initial_value", "end_value", "lag")
 _FORMATTER = string.Formatter()
 
 

@@ -58,6 +58,9 @@ class RequestTemplate:
     data: Mapping[str, Any] | list[Any] | str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     auth: Auth | None = None
+    # The params hold no placeholder and are unescaped (``{{`` already ``{``): sent as they
+    # are, never expanded again (a read that fills placeholders skips them: window.py).
+    final_params: bool = False
 
     @property
     def page_size(self) -> int | None:

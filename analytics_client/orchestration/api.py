@@ -9,8 +9,13 @@ Prefect API is an orchestration failure, not a data one, and should end the run 
 said. Prefect's client retries a call 5 times by default (``PREFECT_CLIENT_MAX_RETRIES``,
 backoff 2**n s: about a minute per call), and a run makes many calls (task states, marks,
 logs, the artifact): measured here, 165 s to 6.5 minutes before the run ended in a traceback.
-Within ``bounded_retries()`` each call retries ``PREFECT_RETRIES`` times (2 + 4 s); an outage
-becomes a ``PrefectUnavailableError`` naming the API and saying the data is safe.
+Within ``bounded_retries()`` each call retries ``PREFECT_RETRIES`` times (2 + 4 + 8 + 16 s); an
+outage becomes a ``PrefectUnavailableError`` naming the API and saying the data is safe. Not
+fewer: a Prefect server on SQLite answers 503 while its database is locked (Prefect's
+``custom_internal_exception_handler``), and Prefect's client spends the same retries on those
+as on a refused connection. With 2 retries (6 s) CI's fan-out of two flow runs on a busy 2-core
+machine ended one run "the Prefect API went away" while the server was only busy; the price is
+a longer wait when it is really gone (measured in test_prefect_outage: 63 s with 2, 213 s with 4).
 
 Prefect is imported inside the functions: the library without Prefect must not pay for it.
 
@@ -43,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["PREFECT_RETRIES", "CommandApi", "bounded_retries", "call", "command_api", "is_outage",
            "outage_message"]
 
-PREFECT_RETRIES = 2  # Prefect client retries of one call while its API is unreachable: 2 + 4 s
+PREFECT_RETRIES = 4  # Prefect client retries of one call: 2 + 4 + 8 + 16 s (module docstring)
 EXIT_STATUS = 3  # the command line's exit status when the Prefect API went away (README)
 
 _T = TypeVar("_T")

@@ -115,6 +115,7 @@ class ChildRead:
     """
 
     keyset = False
+    served_everything = False
     total_count: int | None = None
     reread = 0
     recovered = 0
@@ -129,8 +130,9 @@ class ChildRead:
         self.since, self.notes, self.log, self.on_retry = since, notes, log, on_retry
         self.version: int | None = None
         self.complete = False
-        # With the child's own incremental: every parent, each request from ``begin``.
-        self.window = Window(begin) if plan.cursor is not None else None
+        # With the child's own incremental: every parent, each request from ``begin``, or
+        # within a backfill's window (``[initial_value, end_value)``: no mark read or moved).
+        self.window = (plan.window or Window(begin)) if plan.cursor is not None else None
         self.template = windowed_request(plan, self.window) if self.window is not None \
             else plan.request
         self.below_start = below_start
@@ -244,6 +246,8 @@ class ChildRead:
         if not self.complete:
             return None
         if self.window is not None:
+            if self.window.backfill:
+                return None
             return lagged_mark(self.seen_max, self.first_max, self.below_start)
         return self.version
 

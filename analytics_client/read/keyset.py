@@ -40,29 +40,40 @@ slice probes, ``check``) is built by ``keyset_request``.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from analytics_client.config.model import PageNumberPaginator
 from analytics_client.core.cursors import KindMismatch
-from analytics_client.core.errors import ContractError, PaginationLoopError
+from analytics_client.core.errors import ContractError, FilterIgnored, PaginationLoopError
 from analytics_client.core.timestamps import format as format_cursor
 from analytics_client.core.timestamps import parse as parse_cursor
+from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
 from analytics_client.http.paginators import PageNumberPaginator as PageNumberPages
-from analytics_client.http.paginators import PageRequest, make_paginator, page_signals
+from analytics_client.http.paginators import (
+    PageRequest,
+    PageResponse,
+    make_paginator,
+    page_signals,
+)
 from analytics_client.read.paged import check_page_size, count_at, select_records
 from analytics_client.read.pages import Page
 from analytics_client.read.plan import Cursor, ResourcePlan
+from analytics_client.read.window import LaggedRead
 
 __all__ = ["KeysetWalk", "format_cursor", "keyset_request", "parse_cursor"]
 
 MAX_GROUP_PASSES = 20
 
+logger = logging.getLogger(__name__)
+
 
 def keyset_request(plan: ResourcePlan, lo: int | None, page: int, *,
-                   limit: int | None = None) -> PageRequest:
-    """Page ``page`` of the records whose cursor is at or after ``lo`` (epoch µs; None: all).
+                   limit: int | None = None, end: int | None = None) -> PageRequest:
+    """Page ``page`` of the records whose cursor is at or after ``lo`` (epoch µs; None: all)
+    and, with ``end``, before it (a backfill's ``end_value``, sent as ``end_param``).
 
     The paginator builds the page request (``paginators.PageNumberPaginator.page_request``),
     then the cursor filter ``incremental.start_param`` is added.
@@ -76,6 +87,8 @@ def keyset_request(plan: ResourcePlan, lo: int | None, page: int, *,
     request = pages.page_request(plan.request.params, page, limit=limit)
     if lo is not None:
         request.params[incremental.start_param] = incremental.codec.format(lo)
+    if end is not None and incremental.end_param:
+        request.params[incremental.end_param] = incremental.codec.format(end)
     return request
 
 
@@ -114,8 +127,15 @@ class KeysetWalk:
         self.first_total: int | None = None  # the API's count of the range when the walk began
         self.page_number: int | None = None  # of the page last fetched
         self.complete = False  # the walk ran to its end: ``end_mark`` is final
+        self.fallback: LaggedRead | None = None  # the read that took over (``_read_all``)
+        self.first_response: PageResponse | None = None  # the walk's first answer
 
     keyset = True
+
+    @property
+    def served_everything(self) -> bool:
+        """After a fallback (an API that ignores the filter): every record was served."""
+        return self.fallback is not None and self.fallback.served_everything
 
     @property
     def total_count(self) -> int | None:
@@ -129,13 +149,40 @@ class KeysetWalk:
 
     def __iter__(self) -> Iterator[Page]:
         """Pages with ``lo`` as their mark: everything below it has been yielded."""
-        for records in self._records():
-            yield Page(records, self.page_number, self.lo)
+        try:
+            for records in self._records():
+                yield Page(records, self.page_number, self.lo)
+        except FilterIgnored as exc:
+            if self.stop_us is not None and self.plan.mode != "backfill":
+                raise  # a slice of a sliced walk: its window would move no mark
+
+            yield from self._read_all(exc)
+            return
         self.complete = True
 
     def end_mark(self) -> int | None:
-        """``lo`` once the walk ran to its end (None before)."""
+        """``lo`` once the walk ran to its end (None before); after a fallback, its mark."""
+        if self.fallback is not None:
+            return self.fallback.end_mark()
         return self.lo if self.complete else None
+
+    def _read_all(self, ignored: FilterIgnored) -> Iterator[Page]:
+        """dlt's read of an API that ignores the filter: every page from the first, records
+        below the start dropped on our side (``window.in_window``), the mark a lagged read's
+        (``window.py``). Pages already yielded are yielded again; the merge makes that harmless.
+        """
+        logger.warning("%s; reading every page and keeping the records at or after %s=%s on "
+                       "our side, as dlt does (every run reads the whole endpoint): set "
+                       "incremental.start_param to a filter the API applies, or drop it",
+                       ignored, self.incremental.start_param, self._text(self.start_us))
+        # The walk's first request is the read's first (the same filter, page and end), so
+        # its answer is the read's first page, not asked for twice.
+        first = self.first_response if self.requests == 1 and self.lo == self.start_us else None
+        self.fallback = LaggedRead(self.client, self.plan, Window(self.start_us, self.stop_us),
+                                   below_start_us=None, on_retry=self.on_retry, first=first,
+                                   unfiltered=True)
+        self.lo = self.start_us
+        yield from self.fallback
 
     def _records(self) -> Iterator[list[Any]]:
         page = self.paginator.base_page
@@ -230,9 +277,13 @@ class KeysetWalk:
         )
 
     def _fetch(self, lo: int | None, page: int) -> tuple[list[Any], Any, list[int | None]]:
-        body = self.client.get_page(self.plan.request, keyset_request(self.plan, lo, page),
-                                    page=page, on_retry=self.on_retry).body
+        response = self.client.get_page(
+            self.plan.request, keyset_request(self.plan, lo, page, end=self._end()),
+            page=page, on_retry=self.on_retry)
+        body = response.body
         self.requests += 1
+        if self.requests == 1:
+            self.first_response = response
         self.page_number = page
         records = select_records(self.plan.request, body, page)
         check_page_size(self.plan.request, records, page)
@@ -261,7 +312,7 @@ class KeysetWalk:
                 cursors.append(None)
         known = [c for c in cursors if c is not None]
         if lo is not None and known and known[0] < lo:
-            raise ContractError(
+            raise FilterIgnored(
                 self.plan.name,
                 f"page {page} has {field} {self._text(known[0])} below the requested "
                 f"{self.incremental.start_param}={self._text(lo)}: the API ignores the filter; "
@@ -274,6 +325,10 @@ class KeysetWalk:
                 f"by the cursor; set endpoint.params (e.g. sort: {field})",
             )
         return cursors
+
+    def _end(self) -> int | None:
+        """The end a backfill's requests send (``end_param``); a slice's bound is ours alone."""
+        return self.stop_us if self.plan.mode == "backfill" else None
 
     def _text(self, mark: int | None) -> str:
         return "none" if mark is None else self.incremental.codec.format(mark)

@@ -15,7 +15,7 @@ from analytics_client.config.model import TOTAL_COUNT_PATH, OffsetPaginator, Pag
 from analytics_client.core.errors import ContractError
 from analytics_client.core.jsonpath import MISSING, find_records, lookup, select
 from analytics_client.http.client import ApiClient, RetryEvent
-from analytics_client.http.paginators import first_request
+from analytics_client.http.paginators import PageResponse, first_request
 from analytics_client.http.template import RequestTemplate
 from analytics_client.read.pages import Page
 
@@ -30,13 +30,17 @@ def iter_pages(
     template: RequestTemplate,
     *,
     on_retry: Callable[[RetryEvent], None] | None = None,
+    first: PageResponse | None = None,
 ) -> Iterator[Page]:
     """Every page of ``resource``, in order, until the paginator says stop (dlt's loop:
-    send, select records, update state, next request)."""
+    send, select records, update state, next request). ``first``: the first request's answer,
+    already in hand (not asked for again)."""
     paginator, request = first_request(template)
     while True:
         number = paginator.page
-        response = client.get_page(template, request, page=number, on_retry=on_retry)
+        response = first if first is not None else \
+            client.get_page(template, request, page=number, on_retry=on_retry)
+        first = None
         if response.ignored:  # dlt's IgnoreResponseException: the read ends, nothing from it
             return
         records = select_records(template, response.body, number)
@@ -54,6 +58,7 @@ class PaginatedRead:
     """A read driven by the resource's paginator alone: every page, no cursor, no marks."""
 
     keyset = False
+    served_everything = False  # a read without a cursor: ``_read_start`` says it is everything
     total_count: int | None = None
     reread = 0
     recovered = 0

@@ -24,12 +24,15 @@ class Page:
     (epoch µs, None for reads without a cursor) is the cursor below which every record of the
     read has been yielded once this page is consumed. ``ahead``: ranges ``[from, to)`` above
     ``mark`` whose every record has been yielded too (a sliced read's other walks: resume.py).
+    ``served``: every record the API served on the page, where the read kept fewer (a filter
+    applied on our side); delete capture judges keys by what was served.
     """
 
     records: list[Any]
     number: int | None = None
     mark: int | None = None
     ahead: tuple[tuple[int, int], ...] = ()
+    served: list[Any] | None = None  # what the API served, where we kept fewer (None: records)
 
 
 class PageSource(Protocol):
@@ -38,6 +41,11 @@ class PageSource(Protocol):
     @property
     def keyset(self) -> bool:
         """Whether the read walks the cursor (its pages carry marks; a full read is counted)."""
+
+    @property
+    def served_everything(self) -> bool:
+        """Whether the API served every record it holds (no filter of its own applied), so
+        every key it holds is in the pages' ``served``: deletes need no count then."""
 
     @property
     def total_count(self) -> int | None:

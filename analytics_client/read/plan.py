@@ -23,10 +23,12 @@ Which read (the rules are in docs/incremental.md; tests/test_plan_reads.py check
 
 ==========  ===========================================================================
 ``child``   the path or params name a parent: read once per changed parent record
-``paged``   not incremental, or the API cannot filter by the cursor: the paginator alone
+``paged``   not incremental: the paginator alone
 ``keyset``  page numbers and ``start_param``: the keyset walk (``keyset.py``)
 ``sliced``  the same, ``endpoint.concurrency`` > 1: several walks at once (``slices.py``)
-``lagged``  any other paginator that filters: a lagged re-read (``window.py``)
+``lagged``  any other paginator, or an API that cannot filter (no ``start_param`` or
+            placeholder: every page read, records below the start dropped on our side, as
+            dlt's incremental does): a lagged re-read (``window.py``)
 ``backfill``  ``end_value`` set: ``[initial_value, end_value)`` by the keyset walk or the
             lagged read (``walk``), marks neither read nor moved
 ==========  ===========================================================================
@@ -187,6 +189,9 @@ class ResourcePlan:
     steps: tuple[ProcessingStep, ...] = ()
     parent: Parent | None = None
     start: Start | None = None
+    # The API filters by the cursor (``start_param`` or a placeholder); without, a read of
+    # the resource serves every record and ours keeps those from its start (dlt's way).
+    api_filters: bool = True
 
     @property
     def primary_key(self) -> str:
@@ -231,13 +236,14 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
         else walk
     if mode == "backfill" and walk == "sliced":
         walk = "keyset"  # a backfill's window is walked once (as before the plan)
+    params, final = _params(endpoint.params, walk)
     request = RequestTemplate(
-        resource.name, endpoint.path, dict(endpoint.params), endpoint.paginator,
+        resource.name, endpoint.path, params, endpoint.paginator,
         endpoint.data_selector, HttpPolicy(endpoint.error_handler,
                                            tuple(endpoint.response_actions)),
         method=endpoint.method, json=_unescaped(endpoint.json_body),
         data=_unescaped(endpoint.data), headers=_unescaped(dict(endpoint.headers)),
-        auth=endpoint.auth)
+        auth=endpoint.auth, final_params=final)
     table = TableSpec(
         resource.name,
         write_disposition="merge" if parent is not None else resource.write_disposition,
@@ -266,7 +272,7 @@ def plan_resource(resource: ResourceConfig, source: SourceConfig | None = None) 
                      child=parent is not None and cursor is None, codec=codec)
     return ResourcePlan(resource.name, mode, walk, request, table, marks, cursor=cursor,
                         window=window, concurrency=endpoint.concurrency,
-                        steps=steps, parent=parent)
+                        steps=steps, parent=parent, api_filters=_filters(resource))
 
 
 def _columns(resource: ResourceConfig, cursor: Cursor | None) -> dict[str, ColumnHint]:
@@ -279,6 +285,16 @@ def _columns(resource: ResourceConfig, cursor: Cursor | None) -> dict[str, Colum
             and resource.endpoint.incremental.on_cursor_value_missing == "include"
         columns[cursor.column] = ColumnHint(data_type=cursor.codec.column_type, nullable=nullable)
     return columns
+def _params(params: dict[str, Any], walk: ReadMode) -> tuple[dict[str, Any], bool]:
+    """The query parameters as the plan's requests take them, and whether they are final:
+    without placeholders, unescaped (``{{`` is ``{``, dlt's ``expand_placeholders``) for the
+    reads that send them as they are; else as written, for the lagged read and a child's,
+    which fill them per request and unescape them then (window.py, children.py)."""
+    if walk not in ("paged", "keyset", "sliced") or any(fields(t) for t in texts(params)):
+        return dict(params), False
+    return expand_tree(dict(params), {}), True
+
+
 def _unescaped(tree: Any) -> Any:
     """A body or headers without placeholders as sent: ``{{`` and ``}}`` read as braces, as
     dlt's ``expand_placeholders`` leaves every request text; one with placeholders is filled
@@ -299,6 +315,14 @@ class HasCursor:
         return isinstance(record, dict) and cursor_value(record, self.path) is not None
 
 
+def _filters(resource: ResourceConfig) -> bool:
+    """Whether the request carries the cursor's filter: ``start_param`` or a placeholder."""
+    endpoint = resource.endpoint
+    return endpoint.incremental is not None and bool(
+        endpoint.incremental.start_param
+        or used(endpoint.path, endpoint.params, *request_bodies(endpoint)))
+
+
 def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:
     endpoint = resource.endpoint
     incremental = endpoint.incremental
@@ -306,9 +330,10 @@ def _walk(resource: ResourceConfig, parent: Parent | None) -> ReadMode:
         return "child"
     if incremental is None:
         return "paged"
-    if not (incremental.start_param
-            or used(endpoint.path, endpoint.params, *request_bodies(endpoint))):
-        return "paged"  # the API cannot filter by the cursor: every run reads everything
+    if not _filters(resource):
+        # The API cannot filter by the cursor: every run reads everything and keeps what is
+        # at or after its start on our side (dlt's incremental), by the lagged read.
+        return "lagged"
     # A keyset walk sets the filter in the query itself; a body or header holding the mark's
     # placeholder is filled by the lagged read (window.py), which fills every placeholder.
     if incremental.start_param and isinstance(endpoint.paginator, PageNumberPaginator) \

@@ -307,6 +307,7 @@ class SlicedWalk:
         self._lock = threading.RLock()  # the sink may ask for progress() while holding it
 
     keyset = True
+    served_everything = False
 
     @property
     def requests(self) -> int:

@@ -47,6 +47,7 @@ from analytics_client.core.errors import ContractError
 from analytics_client.core.placeholders import expand, expand_tree, fill
 from analytics_client.core.window import Window
 from analytics_client.http.client import ApiClient, RetryEvent
+from analytics_client.http.paginators import PageResponse
 from analytics_client.http.template import RequestTemplate
 from analytics_client.lake.tables import Lake
 from analytics_client.read.paged import iter_pages
@@ -65,15 +66,22 @@ def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
     codec = cursor.codec
     start = codec.format(window.start_us) if window.start_us is not None else None
     end = codec.format(window.end_us) if window.end_us is not None else None
-    values = {"incremental.start_value": start, "incremental.last_value": start,
-              "incremental.initial_value": None if cursor.initial_value is None
-              else str(cursor.initial_value),
-              "incremental.end_value": end}
+    lag = int(cursor.lag) if float(cursor.lag).is_integer() else cursor.lag
+    # A JSON body's lone placeholder keeps the value's type (dlt): an integer cursor's values
+    # are integers there, a timestamp's the text sent anywhere else.
+    typed: dict[str, Any] = {
+        "incremental.start_value": window.start_us if codec.kind == "integer" else start,
+        "incremental.initial_value": cursor.initial_value,
+        "incremental.end_value": window.end_us if codec.kind == "integer" else end,
+        "incremental.lag": lag}
+    typed["incremental.last_value"] = typed["incremental.start_value"]
+    values = {name: None if value is None else str(value) for name, value in typed.items()}
     # A child's request keeps its {resources.*} placeholders (and escapes) for its parents.
     substitute = fill if plan.parent is not None else expand
     params: dict[str, Any] = {}
     for name, value in plan.request.params.items():
-        text = substitute(value, values) if isinstance(value, str) else value
+        text = substitute(value, values) \
+            if isinstance(value, str) and not plan.request.final_params else value
         if text is not None:
             params[name] = text
     if cursor.start_param and start is not None:
@@ -84,7 +92,7 @@ def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
     if path is None:  # config checks make the path's values present; say so if not
         raise ValueError(f"{plan.name}: endpoint.path needs a value this read lacks")
     request = plan.request
-    return request.filled(path, params, json=expand_tree(request.json, values, values),
+    return request.filled(path, params, json=expand_tree(request.json, values, typed),
                           data=expand_tree(request.data, values),
                           headers=expand_tree(request.headers, values))
 
@@ -132,7 +140,8 @@ class LaggedRead:
     see the module docstring). A backfill window allows none.
 
     ``below_start_us``: a cursor known to be at or below the API's highest when the read begins
-    (the table's highest before it), or None.
+    (the table's highest before it), or None. ``unfiltered``: the API applies no filter of
+    ours (``served_everything``). ``first``: the first request's answer, already in hand.
     """
 
     # A lagged read's one mark is its end mark; it has no count or tie groups of its own.
@@ -143,7 +152,8 @@ class LaggedRead:
 
     def __init__(self, client: ApiClient, plan: ResourcePlan, window: Window, *,
                  below_start_us: int | None,
-                 on_retry: Callable[[RetryEvent], None] | None = None) -> None:
+                 on_retry: Callable[[RetryEvent], None] | None = None,
+                 first: PageResponse | None = None, unfiltered: bool = False) -> None:
         if plan.cursor is None:
             raise ValueError("a lagged read needs endpoint.incremental")
         self.client = client
@@ -154,6 +164,10 @@ class LaggedRead:
         self.window = window
         self.below_start_us = below_start_us
         self.on_retry = on_retry
+        self.first = first  # the first request's answer, already in hand (keyset.py)
+        # No filter of the API's own: every record it holds is served (the plan's lagged read
+        # of an API that cannot filter, or a keyset walk's fallback: keyset.py).
+        self.served_everything = unfiltered and not window.backfill
         self.first_page_max: int | None = None
         self.seen_max: int | None = None
         self.requests = 0
@@ -165,7 +179,8 @@ class LaggedRead:
         return not self.window.backfill
 
     def __iter__(self) -> Iterator[Page]:
-        for page in iter_pages(self.client, self.request, on_retry=self.on_retry):
+        for page in iter_pages(self.client, self.request, on_retry=self.on_retry,
+                               first=self.first):
             self.requests += 1
             try:
                 top = highest_cursor(page.records, self.cursor_path, self.codec)
@@ -176,7 +191,7 @@ class LaggedRead:
             if top is not None and (self.seen_max is None or top > self.seen_max):
                 self.seen_max = top
             yield Page(in_window(page.records, self.cursor_path, self.window, self.codec),
-                       page.number)
+                       page.number, served=page.records)
         self.complete = True
 
     def end_mark(self) -> int | None:
@@ -193,6 +208,7 @@ class BackfillRead:
     alone)."""
 
     keyset = False
+    served_everything = False
     total_count: int | None = None
 
     def __init__(self, source: PageSource, window: Window, cursor_path: str,

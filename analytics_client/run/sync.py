@@ -160,7 +160,8 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
     if plan.mode == "lagged":
         below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path,
                                                            cursor.codec)
-        return LaggedRead(client, plan, Window(begin), below_start_us=below, on_retry=on_retry)
+        return LaggedRead(client, plan, Window(begin), below_start_us=below, on_retry=on_retry,
+                          unfiltered=not plan.api_filters)
     if plan.mode == "sliced":  # a stopped read's resume walks only what it left (resume.py)
         return SlicedWalk(client, plan, start_us=begin, slices=plan.concurrency,
                           on_retry=on_retry,
@@ -200,8 +201,8 @@ class _Batch:
         self.covered, self.ahead = page.mark, page.ahead
         self.summary.pages += 1
         self.summary.rows_fetched += len(page.records)
-        if self.seen is not None:
-            self.seen.add(page.records)
+        if self.seen is not None:  # every key served, also those kept out on our side
+            self.seen.add(page.served if page.served is not None else page.records)
         if self.future is not None:
             self.future.see(page.records)
         # After the read and its mark have seen them: a filtered record counts as read.
@@ -333,7 +334,7 @@ def _finish(client: ApiClient, lake: Lake, plan: ResourcePlan, source: PageSourc
     if batch.seen is not None:
         cursor = plan.cursor
         # The verification read is the next run's read: from where the marks now say it starts.
-        begin_us, walked = _served(plan, policy)
+        begin_us, walked = (None, []) if source.served_everything else _served(plan, policy)
         capture_deletes(client, lake, plan, batch.seen, begin_us=begin_us, walked=walked,
                         next_begin_us=cursor.begin(policy.next_start()) if cursor else None,
                         run_id=run_id, pipeline=pipeline, summary=summary,
@@ -373,8 +374,9 @@ def _seen_keys(plan: ResourcePlan, policy: MarkPolicy) -> SeenKeys | None:
     table = plan.table
     if table.write_disposition != "merge" or table.delete_missing == "off":
         return None
-    if plan.mode == "backfill" or (plan.mode == "child" and policy.start.mark_us is not None):
-        return None
+    if plan.window is not None \
+            or (plan.mode == "child" and policy.start.mark_us is not None):
+        return None  # a backfill's window, or a child's changed parents: not the whole
     return SeenKeys(table.key)
 
 
