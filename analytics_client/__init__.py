@@ -55,6 +55,7 @@ from analytics_client.core.errors import (
     TokenRequestError,
     TransportError,
     UnreachableError,
+    UnsupportedTableFeature,
 )
 from analytics_client.core.summary import ResourceSummary, render_markdown, render_table
 from analytics_client.http.oauth2 import OAuth2ClientCredentials
@@ -110,4 +111,5 @@ __all__ = [
     "TokenRequestError",
     "TransportError",
     "UnreachableError",
+    "UnsupportedTableFeature",
 ]

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import datetime as dt
 import io
+import json
 import os
 import re
 import socket
@@ -305,6 +306,38 @@ def test_a_run_into_an_unwritable_lake_stops_before_the_first_request(
     assert code == 2, err
     [line] = err.strip().splitlines()
     assert "cannot be written" in line and "--lake" in line
+    assert sandbox_env.stats()["total_requests"] == 0
+
+
+def _table_made_elsewhere(lake: Path, resource: str, features: list[str]) -> None:
+    """A table whose protocol another engine upgraded (Spark, Databricks): a commit that
+    requires ``features``, as their writers leave it (Delta PROTOCOL.md, "Table Features")."""
+    from deltalake import write_deltalake
+
+    uri = lake / resource
+    write_deltalake(str(uri), pl.DataFrame({"id": ["a"], "updated_at": [dt.datetime(
+        2026, 1, 1, tzinfo=dt.UTC)]}))
+    protocol = {"protocol": {"minReaderVersion": 3, "minWriterVersion": 7,
+                             "readerFeatures": [f for f in features if f == "deletionVectors"],
+                             "writerFeatures": features}}
+    (uri / "_delta_log" / f"{1:020d}.json").write_text(json.dumps(protocol) + "\n")
+
+
+@pytest.mark.parametrize("features", [["rowTracking", "domainMetadata"],
+                                      ["clustering", "domainMetadata"], ["deletionVectors"]])
+def test_a_table_with_a_feature_delta_rs_cannot_write_is_refused_before_any_request(
+        harness: None, sandbox_env: RunningSandbox, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], features: list[str]) -> None:
+    """Issue 24: delta-rs refuses such a table at its first commit, after every page was
+    fetched; the run names the resource and the feature before its first request, exit 2."""
+    lake = tmp_path / "lake"
+    _table_made_elsewhere(lake, "deals", features)
+    code = main(["--base-url", sandbox_env.base_url, "--lake", str(lake),
+                 "--api-key-block", "", "--organization-block", "", "--pipeline", "rt"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    [line] = err.strip().splitlines()
+    assert "deals:" in line and features[0] in line and "DROP FEATURE" in line, line
     assert sandbox_env.stats()["total_requests"] == 0
 
 

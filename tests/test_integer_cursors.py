@@ -336,6 +336,36 @@ def test_a_child_with_its_own_integer_incremental(tmp_path: Path) -> None:
         assert len(asked) == 3 and {q["updated[gte]"] for q in asked} == {str(mark - 10)}
 
 
+def test_a_child_backfill_reads_its_window_per_parent_and_keeps_the_rest(
+        tmp_path: Path) -> None:
+    """dlt's child ``incremental`` with ``end_value``: every parent's issues in
+    ``[initial_value, end_value)``, each request sending both ends; the issues outside the
+    window that an earlier run landed stay live (a window is not the whole: no deletes), and
+    the child's mark is where the earlier run left it."""
+    marks = MemoryMarkStore()
+    with CursorApi() as api:
+        world(api, repos=2, issues=6, comments=0)
+        assert all(s.status == "ok" for s in sync(api, tmp_path, source(REPOS, ISSUES),
+                                                   marks).values())
+        mark = Lake(str(tmp_path)).mark("issues", app_id("analytics"))
+        changed = [{**i, "title": f"edited {i['number']}"} for i in api.records("repos/1/issues")]
+        api.put("repos/1/issues", changed)
+        window = {**ISSUES["endpoint"]["incremental"], "end_param": "updated[lt]",
+                  "initial_value": T0 + 2, "end_value": T0 + 4}
+        backfill = {**ISSUES, "endpoint": {**ISSUES["endpoint"], "incremental": window}}
+        api.queries.clear()
+        result = sync(api, tmp_path, source(REPOS, backfill), marks)
+        assert all(s.status == "ok" for s in result.values()), result
+        asked = [q for p, q in api.queries if p.endswith("/issues")]
+        assert len(asked) == 2 and all(
+            (q["updated[gte]"], q["updated[lt]"]) == (str(T0 + 2), str(T0 + 4)) for q in asked)
+        rows = table(tmp_path, "issues", "_repos_id", "number", "title")
+        edited = {(1, n, f"edited {n}") for n in (2, 3)}  # the window's: numbers 2 and 3
+        kept = {(1, n, f"i1.{n}") for n in (1, 4, 5, 6)} | {(2, n, f"i2.{n}") for n in range(1, 7)}
+        assert rows == edited | kept
+        assert Lake(str(tmp_path)).mark("issues", app_id("analytics")) == mark
+
+
 def test_a_grandchild_reads_the_children_of_each_changed_child(tmp_path: Path) -> None:
     """repos -> issues -> comments: the grandchild binds the child's number and the repo id
     the child carries (``_repos_id``); a second run with one issue changed (its repo did not:

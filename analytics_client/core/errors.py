@@ -5,6 +5,7 @@
     ├── SecretNotFoundError    a secret is in neither a Prefect Secret block nor the environment
     ├── SecretHostMismatchError  a Secret block was stored for another API: never sent to this one
     ├── LakeNotWritableError   the lake cannot be written (found before the first request)
+    │   └── UnsupportedTableFeature  a table uses a Delta feature delta-rs cannot write
     ├── PrefectStartError      Prefect's temporary API server did not start in time
     ├── PipelineBusyError      another run holds the pipeline's lock (or a writer a table's)
     ├── MaintenanceFailed      the maintenance flow could not maintain some tables
@@ -71,6 +72,7 @@ __all__ = [
     "StateError",
     "SyncFailed",
     "TokenRequestError",
+    "UnsupportedTableFeature",
     "TransportError",
     "UnreachableError",
 ]
@@ -150,6 +152,24 @@ class LakeNotWritableError(AnalyticsSyncError):
             f"the lake {uri} cannot be written ({reason}); give --lake (or ANALYTICS_LAKE_URI) "
             "a writable directory, or fix its permissions or mount"
         )
+
+
+class UnsupportedTableFeature(LakeNotWritableError):
+    """A resource's Delta table uses a feature delta-rs cannot write (row tracking, liquid
+    clustering, ...): said before the first request, naming the feature and how to drop it,
+    instead of a commit refused after every page was fetched."""
+
+    def __init__(self, uri: str, resource: str, features: dict[str, str]) -> None:
+        self.uri, self.resource, self.features = uri, resource, dict(features)
+        self.reason = ", ".join(features)
+        named = "; ".join(f"{name} ({why})" for name, why in features.items())
+        AnalyticsSyncError.__init__(
+            self,
+            f"{resource}: its Delta table {uri} uses writer features this project's deltalake "
+            f"(delta-rs) cannot write: {named}. Drop them where the table was made (Spark or "
+            "Databricks: ALTER TABLE ... DROP FEATURE <name>, after turning its property off), "
+            "or give the resource a new table (another --lake, or --full-refresh after moving "
+            "this one away)")
 
 
 class PrefectStartError(AnalyticsSyncError):

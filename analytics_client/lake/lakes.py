@@ -61,6 +61,15 @@ class Lake:
         table = self._open(resource, self.table_uri(resource))
         return None if table is None else table.version()
 
+    def writer_features(self, resource: str) -> list[str]:
+        """The Delta writer features the table's protocol requires (``[]`` without a table,
+        or for a protocol older than table features: writer version < 7)."""
+        table = self._open(resource, self.table_uri(resource))
+        if table is None:
+            return []
+        with lake_errors(resource, f"reading the protocol of {self.table_uri(resource)}"):
+            return list(table.protocol().writer_features or [])
+
     def mark(self, resource: str, app_id: str) -> int | None:
         """The cursor (epoch µs) the last data commit of ``app_id`` covered; None without one."""
         table = self._open(resource, self.table_uri(resource))
