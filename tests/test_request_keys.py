@@ -525,3 +525,34 @@ def test_a_child_whose_parent_failed_says_so_instead_of_a_silent_ok(tmp_path: Pa
     committed = set(live(tmp_path, "posts").get_column("id").to_list())
     assert set(live(tmp_path, "comments").get_column("id").to_list()) == \
         {n * 10 for n in committed}
+
+
+@pytest.mark.parametrize("disposition", ["merge", None])
+def test_yield_map_rows_sharing_a_merge_key_fail_instead_of_collapsing(
+        tmp_path: Path, disposition: str | None) -> None:
+    """A ``yield_map`` that copies its record's ``id`` into every row: merged on ``id``, all
+    but one row would be lost silently. Merge (given) fails naming the fix; omitted, the
+    resource appends (dlt's default) and every row lands."""
+    def listing(request: Request) -> tuple[int, Any]:
+        return 200, [{"id": "o1", "lines": [1, 2, 3]}, {"id": "o2", "lines": [4]}]
+
+    def lines(order: dict[str, Any]) -> Any:
+        for n in order["lines"]:
+            yield {"id": order["id"], "line": n}
+
+    resource: dict[str, Any] = {
+        "name": "lines", "processing_steps": [{"yield_map": lines}],
+        "endpoint": {"path": "/orders", "data_selector": "$", "paginator": "single_page"}}
+    if disposition is not None:
+        resource["write_disposition"] = disposition
+    config = {"client": {"base_url": "https://api.example.com"}, "resources": [resource]}
+    with RouteServer({("GET", r"/orders"): listing}) as server:
+        summary = run(server, tmp_path, config)["lines"]
+    if disposition == "merge":
+        assert summary.status == "failed"
+        assert "yield_map made several rows with the key ('o1',)" in (summary.error or "")
+        assert "write_disposition: append" in (summary.error or "")
+    else:
+        assert summary.status == "ok", summary.error
+        rows = sorted(live(tmp_path, "lines").select("id", "line").rows())
+        assert rows == [("o1", 1), ("o1", 2), ("o1", 3), ("o2", 4)]

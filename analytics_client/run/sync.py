@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from analytics_client.config.model import DEFAULT_BATCH_ROWS, DEFAULT_PIPELINE, ResourceConfig
-from analytics_client.core.errors import ResourceFailed
+from analytics_client.core.errors import ContractError, ResourceFailed
 from analytics_client.core.lock import pipeline_lock
 from analytics_client.core.stop import until_stopped
 from analytics_client.core.summary import ResourceSummary
@@ -193,6 +193,10 @@ class _Batch:
         self.future: FutureRecords | None = None  # records stamped past the API's clock
         self.merge_bytes, self.merge_every = DEFAULT_MERGE_BYTES, timing.merge_every
         self.merged_at = time.monotonic()
+        # A merge of yield_map rows: rows sharing a key would collapse into one (``_distinct``).
+        self.yielded_key = plan.table.key if plan.table.write_disposition == "merge" and any(
+            step.yield_map is not None for step in plan.steps) else None
+        self.name = plan.name
         # A nested cursor, which lands in a column of its own (``_with_cursor_column``).
         self.cursor = plan.cursor if plan.cursor is not None and plan.cursor.nested else None
 
@@ -208,6 +212,8 @@ class _Batch:
         # After the read and its mark have seen them: a filtered record counts as read.
         # dlt's order for a child too: parent fields first, then the resource's steps.
         kept = apply_steps(self.steps, self._with_cursor_column(page.records))
+        if self.yielded_key is not None:
+            _distinct(self.name, self.yielded_key, kept)
         self.records.extend(kept)
         over_budget = self.share.take(kept)
         if len(self.records) >= self.rows or over_budget:
@@ -274,6 +280,22 @@ class _Batch:
         merge (after a failure) is removed; its mark did not move, so the next run reads it."""
         self.share.leave()
         self.writer.close()
+
+
+def _distinct(resource: str, key: tuple[str, ...], rows: list[Any]) -> None:
+    """Raise ``ContractError`` when a ``yield_map`` made rows that share a merge key: merged,
+    all but one would be lost without a word."""
+    seen: set[str] = set()
+    for row in rows:
+        values = tuple(row.get(column) for column in key) if isinstance(row, dict) else (row,)
+        text = repr(values)
+        if text in seen:
+            raise ContractError(
+                resource, f"its yield_map made several rows with the key {values!r} "
+                f"({', '.join(key)}); merged, all but one would be lost: give each row a key "
+                "of its own (primary_key: a list naming the column that tells them apart) or "
+                "set write_disposition: append (a child is merged per parent: key its rows)")
+        seen.add(text)
 
 
 def _committing_on_failure(pages: Iterable[Page], batch: _Batch, log: Log) -> Iterable[Page]:
