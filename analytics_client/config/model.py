@@ -293,15 +293,37 @@ def _pairs(value: object) -> object:
     return value
 
 
+# RFC 9110 §5.6.2: a field name is a token of these characters; httpx (h11) refuses to send
+# any other, and retrying would only repeat the refusal.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
 def _headers(headers: dict[str, str]) -> dict[str, str]:
     """Header values are text or a ``dlt.secrets[...]`` naming a known secret (resolved at run
-    time, like the auth's: the seed's ``X-Organization-Id`` is one)."""
+    time, like the auth's: the seed's ``X-Organization-Id`` is one). Names are RFC 9110 tokens
+    once their ``{{ }}`` escapes are read as braces (dlt's expansion of a name)."""
+    for name in headers:
+        if _fills(name):
+            continue  # a name with a placeholder is known once filled, per request
+        sent = placeholders.expand_tree({name: ""}, {})
+        if len(sent) == 1 and not _TOKEN.fullmatch(next(iter(sent))):
+            raise ValueError(f"{name!r} is sent as {next(iter(sent))!r}, which is no valid "
+                             "header name (RFC 9110 §5.6.2: letters, digits and "
+                             "!#$%&'*+-.^_`|~ only; httpx refuses others, where dlt's requests "
+                             "sends them): rename the header")
     for name, value in headers.items():
         ref = secret_ref(value)
         if ref is not None and ref not in SECRET_NAMES:
             raise ValueError(f"{name}: unknown secret {ref!r}; use one of: "
                              + ", ".join(f'dlt.secrets["{n}"]' for n in SECRET_NAMES))
     return headers
+
+
+def _fills(text: str) -> bool:
+    try:
+        return bool(placeholders.fields(text))
+    except ValueError:  # a lone brace: placeholders' own check names it
+        return False
 
 
 Headers = Annotated[dict[str, str], AfterValidator(_headers)]
