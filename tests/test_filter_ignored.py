@@ -107,3 +107,26 @@ def test_a_date_only_cursor_fails_naming_the_cursor_not_ok_with_nothing(
     assert summary.status == "failed"
     assert "'day' holds dates without a time ('2024-01-0" in (summary.error or "")
     assert "incremental.cursor_path" in (summary.error or "")
+
+
+def test_concurrent_slices_over_an_api_that_ignores_the_filter_land_exactly(
+        tmp_path: Path) -> None:
+    """``endpoint.concurrency: 3``, whose slices are cut by the cursor filter, on an API that
+    ignores it (and counts everything): every record at or after the start lands, none below,
+    on the first run and after changes. (A slice that meets the ignored filter fails naming
+    ``concurrency: 1``; a walk that finds it before slicing reads every page, as dlt.)"""
+    records = [{"id": f"e{i:03d}", "created": i, "amount": i} for i in range(600)]
+    raw = config(10, True)
+    raw["resources"][0]["endpoint"]["concurrency"] = 3
+    marks = MemoryMarkStore()
+    with CursorApi(ignore_filters=True, counts=True) as api:
+        api.put("events", records)
+        for _ in range(2):
+            summary = sync(api, tmp_path, raw, marks)["events"]
+            if summary.status != "ok":
+                assert "concurrency: 1" in (summary.error or ""), summary
+                break
+            assert table(tmp_path, "events", "id", "created", "amount") == kept(records, 10)
+            records = [{**r, "created": r["created"] + 1000, "amount": -1} if i % 7 == 0 else r
+                       for i, r in enumerate(records)]
+            api.put("events", records)

@@ -154,7 +154,10 @@ class KeysetWalk:
                 yield Page(records, self.page_number, self.lo)
         except FilterIgnored as exc:
             if self.stop_us is not None and self.plan.mode != "backfill":
-                raise  # a slice of a sliced walk: its window would move no mark
+                # A slice of a sliced walk: slices are cut by the filter the API ignores.
+                raise FilterIgnored(self.plan.name, f"{exc.message}; endpoint.concurrency > 1 "
+                                    "splits the walk by that filter: set concurrency: 1 to "
+                                    "read such an API as dlt does (every page)") from None
 
             yield from self._read_all(exc)
             return
