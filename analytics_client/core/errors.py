@@ -72,9 +72,9 @@ __all__ = [
     "StateError",
     "SyncFailed",
     "TokenRequestError",
-    "UnsupportedTableFeature",
     "TransportError",
     "UnreachableError",
+    "UnsupportedTableFeature",
 ]
 
 
