@@ -33,7 +33,6 @@ from analytics_client.core.errors import (
     APIError,
     ConfigError,
     ContractError,
-    FilterIgnored,
     ForeignHostError,
     LakeError,
     LakeNotWritableError,
@@ -55,7 +54,6 @@ from analytics_client.core.errors import (
     TokenRequestError,
     TransportError,
     UnreachableError,
-    UnsupportedTableFeature,
 )
 from analytics_client.core.summary import ResourceSummary, render_markdown, render_table
 from analytics_client.http.oauth2 import OAuth2ClientCredentials
@@ -75,7 +73,6 @@ __all__ = [
     "ContractError",
     "Credentials",
     "DEFAULT_CONFIG",
-    "FilterIgnored",
     "ForeignHostError",
     "JsonFileMarkStore",
     "Lake",
@@ -111,5 +108,4 @@ __all__ = [
     "TokenRequestError",
     "TransportError",
     "UnreachableError",
-    "UnsupportedTableFeature",
 ]

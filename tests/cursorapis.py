@@ -12,7 +12,8 @@ Python integers):
   the keyset walk reads; with ``counts``, also ``meta.page.total_count`` (the analytics
   contract's count, which slices and delete capture's probes read); with ``ignore_filters``,
   ``created[gte]`` is ignored and every record served (an API without that filter, as dlt's
-  own mock API: dlt filters on its side).
+  own mock API: dlt filters on its side); with ``coarse_filter=N`` it is applied to its
+  multiple of N below (an API filtering by the day of an instant).
 * ``/users`` -- GitHub's ``GET /users`` (https://docs.github.com/rest/users/users): ``since``
   (an integer id: users with a greater id), ``per_page``; a top-level list; the next page in a
   ``Link: <...>; rel="next"`` header (RFC 8288, ``saasapis.github_links``).
@@ -50,10 +51,14 @@ class CursorApi(LoopbackServer):
 
     methods = ("GET",)
 
-    def __init__(self, *, counts: bool = False, ignore_filters: bool = False) -> None:
+    def __init__(self, *, counts: bool = False, ignore_filters: bool = False,
+                 coarse_filter: int = 1) -> None:
         super().__init__()
         self.counts = counts  # /events answers meta.page.total_count too
         self.ignore_filters = ignore_filters  # /events serves every record, whatever it is asked
+        # /events applies created[gte] to its bucket: floored to a multiple of this (an API
+        # that filters by the day of an instant serves the whole day)
+        self.coarse_filter = coarse_filter
         self._data: dict[str, list[Record]] = {}
         self.queries: list[tuple[str, dict[str, str]]] = []
 
@@ -101,6 +106,9 @@ class CursorApi(LoopbackServer):
         page, size = int(params.get("page", "1")), int(params.get("per_page", "10"))
         if page < 1 or not 1 <= size <= 100:
             raise ValueError("page >= 1, per_page in 1..100")
+        if "created[gte]" in params and self.coarse_filter > 1:
+            floor = int(params["created[gte]"]) // self.coarse_filter * self.coarse_filter
+            params = {**params, "created[gte]": str(floor)}
         records = self.records("events") if self.ignore_filters \
             else ranged(self.records("events"), "created", params)
         records.sort(key=lambda r: (r["created"], r["id"]))

@@ -12,6 +12,7 @@ from pathlib import Path
 from analytics_client import Credentials, Lake
 from analytics_client.config.model import ResourceConfig, SourceConfig
 from analytics_client.http.client import ApiClient
+from analytics_client.read.keyset import FilterFallback
 from analytics_client.read.plan import plan_resource
 from analytics_client.read.window import BackfillRead, LaggedRead
 from analytics_client.run.sync import page_source
@@ -29,6 +30,8 @@ def read_of(config: SourceConfig, resource: ResourceConfig, credentials: Credent
         if isinstance(source, BackfillRead):
             opened = f"backfill/{'lagged' if isinstance(source.source, LaggedRead) else 'keyset'}"
         else:
+            if isinstance(source, FilterFallback):  # a keyset read, ready for an API that
+                source = source.primary             # turns out to ignore its filter
             opened = _OPENED[type(source).__name__]
     assert opened == named, f"{resource.name}: the plan says {named}, the loop opened {opened}"
     return named

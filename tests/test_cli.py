@@ -324,7 +324,8 @@ def _table_made_elsewhere(lake: Path, resource: str, features: list[str]) -> Non
 
 
 @pytest.mark.parametrize("features", [["rowTracking", "domainMetadata"],
-                                      ["clustering", "domainMetadata"], ["deletionVectors"]])
+                                      ["clustering", "domainMetadata"], ["deletionVectors"],
+                                      ["identityColumns"], ["icebergCompatV1"]])
 def test_a_table_with_a_feature_delta_rs_cannot_write_is_refused_before_any_request(
         harness: None, sandbox_env: RunningSandbox, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], features: list[str]) -> None:
@@ -338,6 +339,21 @@ def test_a_table_with_a_feature_delta_rs_cannot_write_is_refused_before_any_requ
     assert code == 2, err
     [line] = err.strip().splitlines()
     assert "deals:" in line and features[0] in line and "DROP FEATURE" in line, line
+    assert sandbox_env.stats()["total_requests"] == 0
+
+
+def test_the_library_refuses_such_a_table_before_any_request_too(
+        sandbox_env: RunningSandbox, tmp_path: Path) -> None:
+    """``run_sync`` (the library without Prefect) preflights as the command line does."""
+    from analytics_client import Credentials, load_config, run_sync
+    from analytics_client.core.errors import UnsupportedTableFeature
+
+    _table_made_elsewhere(tmp_path / "lake", "deals", ["rowTracking", "domainMetadata"])
+    config = load_config(None, base_url=sandbox_env.base_url)
+    with pytest.raises(UnsupportedTableFeature) as caught:
+        run_sync(config, Credentials(sandbox_env.api_key, sandbox_env.organization_id),
+                 str(tmp_path / "lake"))
+    assert caught.value.resource == "deals" and "rowTracking" in str(caught.value)
     assert sandbox_env.stats()["total_requests"] == 0
 
 

@@ -556,3 +556,66 @@ def test_yield_map_rows_sharing_a_merge_key_fail_instead_of_collapsing(
         assert summary.status == "ok", summary.error
         rows = sorted(live(tmp_path, "lines").select("id", "line").rows())
         assert rows == [("o1", 1), ("o1", 2), ("o1", 3), ("o2", 4)]
+
+
+def test_yield_map_rows_sharing_an_incremental_appends_version_fail_instead_of_collapsing(
+        tmp_path: Path) -> None:
+    """An incremental append keeps each (key, cursor) once (re-reads are not new versions):
+    ``yield_map`` rows that copy both would collapse into one, so the resource fails naming
+    the fix; keyed apart (``primary_key: [id, part]``) every row lands."""
+    def listing(request: Request) -> tuple[int, Any]:
+        return 200, [{"id": f"r{i}", "updated_at": f"2026-01-0{i + 1}T00:00:00Z"}
+                     for i in range(3)]
+
+    def parts(record: dict[str, Any]) -> Any:
+        yield {**record, "part": "a"}
+        yield {**record, "part": "b"}
+
+    resource: dict[str, Any] = {
+        "name": "parts", "processing_steps": [{"yield_map": parts}],
+        "endpoint": {"path": "/records", "data_selector": "$", "paginator": "single_page",
+                     "incremental": {"cursor_path": "updated_at"}}}
+    with RouteServer({("GET", r"/records"): listing}) as server:
+        summary = run(server, tmp_path / "one", {
+            "client": {"base_url": "https://api.example.com"}, "resources": [resource]})["parts"]
+        assert summary.status == "failed"
+        assert "yield_map made several rows with the key ('r0'," in (summary.error or "")
+        keyed = {**resource, "primary_key": ["id", "part"]}
+        summary = run(server, tmp_path / "two", {
+            "client": {"base_url": "https://api.example.com"}, "resources": [keyed]})["parts"]
+    assert summary.status == "ok", summary.error
+    assert live(tmp_path / "two", "parts").height == 6
+
+
+@pytest.mark.parametrize(("headers", "named"), [
+    ({"X-Since-{incremental.start_value}": "1"}, "Illegal header name"),
+    ({"X-Title": "{resources.parents.title}"}, "Illegal header value")])
+def test_a_header_no_request_may_carry_fails_at_once_without_retries(
+        tmp_path: Path, headers: dict[str, str], named: str) -> None:
+    """A header filled per request into something HTTP forbids (a name with ':', a value with
+    a line break from a parent record): the request cannot be sent, so it is not sent five
+    times; the resource fails at once naming the header (a new user's trial: 30 s of retries,
+    then advice to raise max_retries)."""
+    def parents(request: Request) -> tuple[int, Any]:
+        return 200, [{"id": "p1", "title": "two\nlines", "updated_at": "2026-01-01T00:00:00Z"}]
+
+    def children(request: Request) -> tuple[int, Any]:
+        return 200, []
+
+    child = {"name": "children", "endpoint": {
+        "path": "/parents/{resources.parents.id}/children", "data_selector": "$",
+        "paginator": "single_page", "headers": headers}}
+    if "{incremental" in next(iter(headers)):
+        child = {"name": "children", "endpoint": {
+            "path": "/children", "data_selector": "$", "paginator": "single_page",
+            "headers": headers, "incremental": {"cursor_path": "updated_at",
+                                                "initial_value": "2026-01-01T00:00:00Z"}}}
+    config = {"client": {"base_url": "https://api.example.com"}, "resources": [
+        {"name": "parents", "endpoint": {"path": "/parents", "data_selector": "$",
+                                         "paginator": "single_page"}}, child]}
+    with RouteServer({("GET", r"/parents"): parents,
+                      ("GET", r"/(parents/p1/)?children"): children}) as server:
+        summary = run(server, tmp_path, config)["children"]
+    assert summary.status == "failed" and summary.retries == 0, summary
+    assert "could not be sent" in (summary.error or "") and named in (summary.error or "")
+    assert "endpoint.headers" in (summary.error or "")

@@ -312,6 +312,9 @@ def _headers(headers: dict[str, str]) -> dict[str, str]:
                              "!#$%&'*+-.^_`|~ only; httpx refuses others, where dlt's requests "
                              "sends them): rename the header")
     for name, value in headers.items():
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"{name}: its value holds a line break or NUL, which no HTTP "
+                             "header may carry (RFC 9110 §5.5); remove it")
         ref = secret_ref(value)
         if ref is not None and ref not in SECRET_NAMES:
             raise ValueError(f"{name}: unknown secret {ref!r}; use one of: "

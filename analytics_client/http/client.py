@@ -307,6 +307,14 @@ class ApiClient:
                 raise UnreachableError(template.resource, host=self.http.base_url.host or "the API",
                                        detail=self._clean(str(exc))) from None
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
+        except httpx.LocalProtocolError as exc:
+            # Our request itself breaks HTTP/1.1 (a header name or value h11 refuses, such
+            # as one filled from a record with a line break): sending it again cannot help.
+            raise TransportError(template.resource, (
+                f"the request{'' if page is None else f' for page {page}'} could not be sent: "
+                f"{self._clean(str(exc))}; "
+                "check endpoint.headers and the values filled into them (no line breaks; "
+                "names of letters, digits and !#$%&'*+-.^_`|~)")) from None
         except httpx.TransportError as exc:
             raise _RetryableFault(type(exc).__name__, detail=self._clean(str(exc))) from None
         except TokenRequestError as exc:

@@ -22,7 +22,8 @@ _PROBE_PREFIX = ".analytics-sync-probe-"
 
 # Writer features of the Delta protocol (PROTOCOL.md, "Table Features") that the pinned
 # deltalake cannot honour on write. Measured with deltalake 1.6.6: a commit to a table with
-# rowTracking, domainMetadata or clustering fails ("Unsupported table features required");
+# rowTracking, domainMetadata, clustering, identityColumns or icebergCompatV1 fails
+# ("Unsupported table features required"); columnMapping commits but polars cannot read it;
 # deletionVectors commits, but delta-rs writes no deletion vector (delta-io/delta-rs#4079), so
 # a table whose other writers rely on them is refused too rather than half-maintained.
 UNWRITABLE_FEATURES = {
@@ -30,6 +31,9 @@ UNWRITABLE_FEATURES = {
     "domainMetadata": "domain metadata, which row tracking and liquid clustering use",
     "clustering": "liquid clustering",
     "deletionVectors": "deletion vectors, which delta-rs does not write",
+    "identityColumns": "identity columns",
+    "icebergCompatV1": "Iceberg compatibility (UniForm)",
+    "columnMapping": "column mapping, which polars cannot read back (staged merges read it)",
 }
 
 

@@ -58,6 +58,13 @@ Landed = Callable[["TableWriter", pl.DataFrame, list[Rejected]], None]
 
 _COMMIT_ATTEMPTS = 3
 
+
+def _conflict(exc: LakeError) -> bool:
+    """Whether a refused commit lost a race with another writer (so writing again may work),
+    not a table delta-rs cannot write ("Unsupported table features required": preflight.py)."""
+    cause = exc.__cause__
+    return isinstance(cause, CommitFailedError) and "Unsupported table features" not in str(cause)
+
 DISPOSITIONS = ("merge", "append", "replace")
 # What becomes of a row whose record the API no longer has (lake/deletes.py): marked with
 # ``_deleted_at`` (soft), removed (hard), or left as it is (off: append tables, and opt-out).
@@ -226,7 +233,7 @@ class TableWriter:
             except LakeError as exc:
                 # A concurrent writer committed first: our commit was refused whole, so the
                 # batch can simply be written again against the new table version.
-                if not isinstance(exc.__cause__, CommitFailedError) or attempt == _COMMIT_ATTEMPTS:
+                if not _conflict(exc) or attempt == _COMMIT_ATTEMPTS:
                     raise
                 log.warning("%s: commit conflict with another writer, retrying (%d)",
                             self.resource, attempt)
@@ -316,7 +323,7 @@ class TableWriter:
                 break
             except LakeError as exc:
                 # As in ``write``: a conflicting commit was refused whole; merge again.
-                if not isinstance(exc.__cause__, CommitFailedError) or attempt == _COMMIT_ATTEMPTS:
+                if not _conflict(exc) or attempt == _COMMIT_ATTEMPTS:
                     raise
                 log.warning("%s: commit conflict with another writer, retrying (%d)",
                             self.resource, attempt)

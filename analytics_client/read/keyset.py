@@ -59,11 +59,11 @@ from analytics_client.http.paginators import (
     page_signals,
 )
 from analytics_client.read.paged import check_page_size, count_at, select_records
-from analytics_client.read.pages import Page
+from analytics_client.read.pages import Page, PageSource
 from analytics_client.read.plan import Cursor, ResourcePlan
 from analytics_client.read.window import LaggedRead
 
-__all__ = ["KeysetWalk", "format_cursor", "keyset_request", "parse_cursor"]
+__all__ = ["FilterFallback", "KeysetWalk", "format_cursor", "keyset_request", "parse_cursor"]
 
 MAX_GROUP_PASSES = 20
 
@@ -127,15 +127,10 @@ class KeysetWalk:
         self.first_total: int | None = None  # the API's count of the range when the walk began
         self.page_number: int | None = None  # of the page last fetched
         self.complete = False  # the walk ran to its end: ``end_mark`` is final
-        self.fallback: LaggedRead | None = None  # the read that took over (``_read_all``)
         self.first_response: PageResponse | None = None  # the walk's first answer
 
     keyset = True
-
-    @property
-    def served_everything(self) -> bool:
-        """After a fallback (an API that ignores the filter): every record was served."""
-        return self.fallback is not None and self.fallback.served_everything
+    served_everything = False
 
     @property
     def total_count(self) -> int | None:
@@ -148,44 +143,15 @@ class KeysetWalk:
         return self.lo
 
     def __iter__(self) -> Iterator[Page]:
-        """Pages with ``lo`` as their mark: everything below it has been yielded."""
-        try:
-            for records in self._records():
-                yield Page(records, self.page_number, self.lo)
-        except FilterIgnored as exc:
-            if self.stop_us is not None and self.plan.mode != "backfill":
-                # A slice of a sliced walk: slices are cut by the filter the API ignores.
-                raise FilterIgnored(self.plan.name, f"{exc.message}; endpoint.concurrency > 1 "
-                                    "splits the walk by that filter: set concurrency: 1 to "
-                                    "read such an API as dlt does (every page)") from None
-
-            yield from self._read_all(exc)
-            return
+        """Pages with ``lo`` as their mark: everything below it has been yielded. Raises
+        ``FilterIgnored`` when a page shows the API ignores the filter (``FilterFallback``)."""
+        for records in self._records():
+            yield Page(records, self.page_number, self.lo)
         self.complete = True
 
     def end_mark(self) -> int | None:
-        """``lo`` once the walk ran to its end (None before); after a fallback, its mark."""
-        if self.fallback is not None:
-            return self.fallback.end_mark()
+        """``lo`` once the walk ran to its end (None before)."""
         return self.lo if self.complete else None
-
-    def _read_all(self, ignored: FilterIgnored) -> Iterator[Page]:
-        """dlt's read of an API that ignores the filter: every page from the first, records
-        below the start dropped on our side (``window.in_window``), the mark a lagged read's
-        (``window.py``). Pages already yielded are yielded again; the merge makes that harmless.
-        """
-        logger.warning("%s; reading every page and keeping the records at or after %s=%s on "
-                       "our side, as dlt does (every run reads the whole endpoint): set "
-                       "incremental.start_param to a filter the API applies, or drop it",
-                       ignored, self.incremental.start_param, self._text(self.start_us))
-        # The walk's first request is the read's first (the same filter, page and end), so
-        # its answer is the read's first page, not asked for twice.
-        first = self.first_response if self.requests == 1 and self.lo == self.start_us else None
-        self.fallback = LaggedRead(self.client, self.plan, Window(self.start_us, self.stop_us),
-                                   below_start_us=None, on_retry=self.on_retry, first=first,
-                                   unfiltered=True)
-        self.lo = self.start_us
-        yield from self.fallback
 
     def _records(self) -> Iterator[list[Any]]:
         page = self.paginator.base_page
@@ -370,6 +336,77 @@ class KeysetWalk:
         if total is not None:
             return page - self.paginator.base_page + 1 >= total
         return next_link is None
+
+
+class FilterFallback:
+    """A keyset read (a walk, or a sliced walk's) that goes on as dlt reads an API that ignores
+    the cursor filter, once a page shows it does (``FilterIgnored``): every page of ``window``
+    with the endpoint's own paginator, records below its start dropped on our side, the mark a
+    lagged read's (``window.LaggedRead``). Pages already yielded are yielded again; the merge
+    (or an append's versions) makes that harmless. The requests still carry the filter (dlt
+    sends it too), so deletes are judged from the start, as after any filtered read."""
+
+    keyset = True
+    served_everything = False
+
+    def __init__(self, primary: PageSource, client: ApiClient, plan: ResourcePlan,
+                 window: Window, *, below_start_us: int | None = None,
+                 on_retry: Callable[[RetryEvent], None] | None = None) -> None:
+        self.primary, self.client, self.plan, self.window = primary, client, plan, window
+        self.below_start_us, self.on_retry = below_start_us, on_retry
+        self.fallback: LaggedRead | None = None
+
+    @property
+    def total_count(self) -> int | None:
+        return self.primary.total_count if self.fallback is None else None
+
+    @property
+    def reread(self) -> int:
+        return self.primary.reread
+
+    @property
+    def recovered(self) -> int:
+        return self.primary.recovered
+
+    @property
+    def walks(self) -> object:  # progress (run/progress.py) reads a sliced walk's
+        return getattr(self.primary, "walks", None)
+
+    @property
+    def first_total(self) -> object:
+        return getattr(self.primary, "first_total", None)
+
+    def __iter__(self) -> Iterator[Page]:
+        pages = iter(self.primary)
+        try:
+            yield from pages
+            return
+        except FilterIgnored as exc:
+            ignored = exc
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()  # a sliced walk's threads end here
+        cursor = self.plan.cursor
+        assert cursor is not None
+        start = "the start" if self.window.start_us is None \
+            else f"{cursor.start_param}={cursor.codec.format(self.window.start_us)}"
+        logger.warning("%s; reading every page and keeping the records at or after %s on our "
+                       "side, as dlt does (every run reads the whole endpoint): set "
+                       "incremental.start_param to a filter the API applies, or drop it",
+                       ignored, start)
+        # A walk stopped at its first answer asked what the read asks first (the same filter,
+        # page and end): that answer is the read's first page, not asked for twice.
+        primary = self.primary
+        first = primary.first_response if isinstance(primary, KeysetWalk) \
+            and primary.requests == 1 and primary.lo == self.window.start_us else None
+        self.fallback = LaggedRead(self.client, self.plan, self.window,
+                                   below_start_us=self.below_start_us, on_retry=self.on_retry,
+                                   first=first)
+        yield from self.fallback
+
+    def end_mark(self) -> int | None:
+        return self.primary.end_mark() if self.fallback is None else self.fallback.end_mark()
 
 
 def _hashable(key: object) -> object:

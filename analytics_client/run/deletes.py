@@ -62,7 +62,7 @@ from analytics_client.lake.deletes import check_share, live_rows, mark_deleted
 from analytics_client.lake.quarantine import Quarantine
 from analytics_client.lake.tables import Lake
 from analytics_client.read.children import ChildRead
-from analytics_client.read.keyset import KeysetWalk
+from analytics_client.read.keyset import FilterFallback, KeysetWalk
 from analytics_client.read.paged import PaginatedRead, count_at
 from analytics_client.read.pages import Page
 from analytics_client.read.plan import ResourcePlan
@@ -325,7 +325,8 @@ def _read_again(client: ApiClient, lake: Lake, plan: ResourcePlan, begin_us: int
     elif plan.cursor is None or plan.mode == "paged":
         source = PaginatedRead(client, plan.request, on_retry=on_retry)
     elif plan.walk in ("keyset", "sliced"):
-        source = KeysetWalk(client, plan, start_us=begin_us, on_retry=on_retry)
+        source = FilterFallback(KeysetWalk(client, plan, start_us=begin_us, on_retry=on_retry),
+                                client, plan, Window(begin_us), on_retry=on_retry)
     else:
         source = LaggedRead(client, plan, Window(begin_us), below_start_us=None,
                             on_retry=on_retry, unfiltered=not plan.api_filters)

@@ -34,6 +34,7 @@ from analytics_client.core.summary import ResourceSummary
 from analytics_client.core.timing import DEFAULT_TIMING, Timing
 from analytics_client.http.client import ApiClient
 from analytics_client.http.redaction import install_log_filter, redact, remove_log_filter
+from analytics_client.lake.preflight import ensure_lake_writable
 from analytics_client.lake.tables import Lake
 from analytics_client.read.plan import ResourcePlan, plan_resource
 from analytics_client.run.budget import RowBudget
@@ -156,7 +157,8 @@ def run_sync(
     full_refresh: bool | Iterable[str] = False,
     timing: Timing = DEFAULT_TIMING,
 ) -> list[ResourceSummary]:
-    """Sync the selected resources concurrently, without Prefect; never raises for one resource.
+    """Sync the selected resources concurrently, without Prefect; never raises for one resource
+    once it started (``LakeNotWritableError``, ``UnsupportedTableFeature``: before any request).
 
     Holds the pipeline's lock for the run (``PipelineBusyError`` if another run has it).
     Returns one summary per resource, in config order; failed ones have ``status == "failed"``.
@@ -164,6 +166,7 @@ def run_sync(
     """
     selected = config.select(resources)
     lake = Lake(lake_uri, storage_options=storage_options)
+    ensure_lake_writable(lake, [r.name for r in selected.resources])  # before any request
     with SyncRun(selected, credentials, lake, pipeline=pipeline, batch_rows=batch_rows,
                  run_id=run_id, marks=marks, full_refresh=full_refresh,
                  transport=transport, source=config, timing=timing) as run, \

@@ -34,7 +34,7 @@ from analytics_client.http.responses import apply_steps
 from analytics_client.lake.quarantine import Quarantine, Replayed
 from analytics_client.lake.tables import Lake, TableSpec, TableWriter
 from analytics_client.read.children import ChildRead
-from analytics_client.read.keyset import KeysetWalk
+from analytics_client.read.keyset import FilterFallback, KeysetWalk
 from analytics_client.read.paged import PaginatedRead, api_count
 from analytics_client.read.pages import Page, PageSource
 from analytics_client.read.plan import ResourcePlan, plan_resource
@@ -152,8 +152,9 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
         window = plan.window
         assert window is not None
         exact: PageSource = (
-            KeysetWalk(client, plan, start_us=window.start_us, stop_us=window.end_us,
-                       on_retry=on_retry) if plan.walk == "keyset"
+            FilterFallback(KeysetWalk(client, plan, start_us=window.start_us,
+                                      stop_us=window.end_us, on_retry=on_retry),
+                           client, plan, window, on_retry=on_retry) if plan.walk == "keyset"
             else LaggedRead(client, plan, window, below_start_us=None, on_retry=on_retry))
         return BackfillRead(exact, window, cursor.path, cursor.codec)
     begin = cursor.begin(plan.start)
@@ -162,11 +163,15 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
                                                            cursor.codec)
         return LaggedRead(client, plan, Window(begin), below_start_us=below, on_retry=on_retry,
                           unfiltered=not plan.api_filters)
-    if plan.mode == "sliced":  # a stopped read's resume walks only what it left (resume.py)
-        return SlicedWalk(client, plan, start_us=begin, slices=plan.concurrency,
-                          on_retry=on_retry,
-                          resume=resume_of(cursor, plan.start) if plan.start else None)
-    return KeysetWalk(client, plan, start_us=begin, on_retry=on_retry)
+    # An API that turns out to ignore the filter is read on as dlt reads it (FilterFallback).
+    below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path, cursor.codec)
+    walk: PageSource = (
+        # A stopped read's resume walks only what it left (resume.py).
+        SlicedWalk(client, plan, start_us=begin, slices=plan.concurrency, on_retry=on_retry,
+                   resume=resume_of(cursor, plan.start) if plan.start else None)
+        if plan.mode == "sliced" else KeysetWalk(client, plan, start_us=begin, on_retry=on_retry))
+    return FilterFallback(walk, client, plan, Window(begin), below_start_us=below,
+                          on_retry=on_retry)
 
 
 class _Batch:
@@ -193,8 +198,9 @@ class _Batch:
         self.future: FutureRecords | None = None  # records stamped past the API's clock
         self.merge_bytes, self.merge_every = DEFAULT_MERGE_BYTES, timing.merge_every
         self.merged_at = time.monotonic()
-        # A merge of yield_map rows: rows sharing a key would collapse into one (``_distinct``).
-        self.yielded_key = plan.table.key if plan.table.write_disposition == "merge" and any(
+        # yield_map rows that would collapse into one: sharing a merge key, or an append's
+        # version (key and cursor: lake/versions.py) (``_distinct``).
+        self.yielded_key = _identity(plan) if any(
             step.yield_map is not None for step in plan.steps) else None
         self.name = plan.name
         # A nested cursor, which lands in a column of its own (``_with_cursor_column``).
@@ -282,9 +288,20 @@ class _Batch:
         self.writer.close()
 
 
+def _identity(plan: ResourcePlan) -> tuple[str, ...] | None:
+    """The columns that make rows one row in ``plan``'s table: a merge's key; an append's
+    version, key and cursor (lake/versions.py); None where every row lands."""
+    table = plan.table
+    if table.write_disposition == "merge":
+        return table.key
+    if table.write_disposition == "append" and table.cursor_field is not None:
+        return (*table.key, table.cursor_field)
+    return None
+
+
 def _distinct(resource: str, key: tuple[str, ...], rows: list[Any]) -> None:
-    """Raise ``ContractError`` when a ``yield_map`` made rows that share a merge key: merged,
-    all but one would be lost without a word."""
+    """Raise ``ContractError`` when a ``yield_map`` made rows that share their table's
+    identity (``_identity``): all but one would be lost without a word."""
     seen: set[str] = set()
     for row in rows:
         values = tuple(row.get(column) for column in key) if isinstance(row, dict) else (row,)
@@ -292,9 +309,11 @@ def _distinct(resource: str, key: tuple[str, ...], rows: list[Any]) -> None:
         if text in seen:
             raise ContractError(
                 resource, f"its yield_map made several rows with the key {values!r} "
-                f"({', '.join(key)}); merged, all but one would be lost: give each row a key "
-                "of its own (primary_key: a list naming the column that tells them apart) or "
-                "set write_disposition: append (a child is merged per parent: key its rows)")
+                f"({', '.join(key)}); all but one would be lost (a merge keeps one row per key, "
+                "an incremental append one per key and cursor): give each row a key of its own "
+                "(primary_key: a list naming the column that tells them apart), or, without "
+                "incremental, set write_disposition: append (a child is merged per parent: key "
+                "its rows)")
         seen.add(text)
 
 
