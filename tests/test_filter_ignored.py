@@ -163,3 +163,28 @@ def test_a_coarse_filter_never_gets_a_live_record_deleted(
             assert table(lake, "events", "id", "created", "amount") == kept(records, 0)
 
 
+
+
+@pytest.mark.parametrize("start_param", [True, False])
+@given(form=st.sampled_from(["{d}T00:00:00", "{d}T10", "{d} 10:00", "2024-W01-{n}",
+                             "2024-00{n}", "{d}Z", "{d} ", "yesterday {n}"]))
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_cursor_no_value_of_which_reads_fails_naming_it(
+        tmp_path_factory: pytest.TempPathFactory, start_param: bool, form: str) -> None:
+    """Cursor values without an instant (no UTC offset, week dates, words): every record would
+    be set aside and the run end ok with nothing (a new user's trial); the first page says it
+    instead, naming ``cursor_path`` and an example."""
+    incremental: dict[str, Any] = {"cursor_path": "day",
+                                   "initial_value": "2024-01-01T00:00:00Z"}
+    if start_param:
+        incremental["start_param"] = "day[gte]"  # a filter this API ignores
+    raw = source({**EVENTS, "endpoint": {**EVENTS["endpoint"], "incremental": incremental}})
+    lake = tmp_path_factory.mktemp("lake")
+    with CursorApi() as api:
+        api.put("events", [{"id": f"e{i}", "created": i,
+                            "day": form.format(d=f"2024-01-0{i + 1}", n=i + 1)}
+                           for i in range(3)])
+        summary = sync(api, lake, raw, MemoryMarkStore())["events"]
+    assert summary.status == "failed", summary
+    assert "'day'" in (summary.error or "") and "incremental.cursor_path" in (summary.error or "")

@@ -118,6 +118,30 @@ class CursorCodec:
                 "timestamp and give initial_value as a timestamp; if it is a number sent as "
                 "text, it cannot be an incremental cursor here (use no incremental)")
 
+    def unreadable(self, field: str, values: list[object]) -> str | None:
+        """Why a read cannot go on, when ``values`` (a first page's cursors) hold at least two
+        present values and none is of an instant's form at all (a time without an offset, a
+        week date, a word: ``timestamps.NotATimestamp``): setting every record aside and
+        ending ok would hide a config to fix (a new user's trial). An instant out of range or
+        too precise is one record's fault: it is set aside and the read goes on. None while
+        any value has the form, or with too few values."""
+        present = [v for v in values if v is not None]
+        if len(present) < 2 or self.kind != "timestamp":
+            return None
+        reasons = []
+        for value in present:
+            try:
+                self.parse(value)
+                return None
+            except timestamps.NotATimestamp as exc:
+                reasons.append(str(exc))
+            except ValueError:
+                return None
+        return (f"no record of the first page has a readable cursor {field!r} "
+                f"(e.g. {present[0]!r}: {reasons[0]}): incremental reads need an ISO-8601 "
+                "timestamp with a UTC offset; choose another incremental.cursor_path, or read "
+                "the resource without incremental")
+
     def read(self, text: object) -> int:
         """A mark written by ``format`` (a state block's ``cursor``, an ``initial_value``
         given as text), or a value ``parse`` takes; raises ``ValueError``."""

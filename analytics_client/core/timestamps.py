@@ -21,12 +21,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-__all__ = ["MAX_US", "MIN_US", "format", "parse"]
+__all__ = ["MAX_US", "MIN_US", "NotATimestamp", "format", "parse"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
 MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 _FRACTION = re.compile(r"[.,](\d+)")
+
+
+class NotATimestamp(ValueError):  # noqa: N818 - a ValueError saying what the text is not
+    """Text of no instant's form at all (unparseable, or without an offset), as against an
+    instant out of range or too precise: a cursor of such values is a config to fix."""
 
 
 def parse(text: str) -> int:
@@ -36,7 +41,7 @@ def parse(text: str) -> int:
     or outside years 1-9999 in UTC.
     """
     if not isinstance(text, str):
-        raise ValueError(f"not a string but {type(text).__name__}")
+        raise NotATimestamp(f"not a string but {type(text).__name__}")
     fraction = _FRACTION.search(text)
     if fraction and fraction.group(1)[6:].strip("0"):
         raise ValueError("more than microsecond precision (Delta timestamps hold microseconds)")
@@ -44,9 +49,9 @@ def parse(text: str) -> int:
     try:
         parsed = dt.datetime.fromisoformat(candidate)
     except ValueError:
-        raise ValueError("not an ISO-8601 timestamp") from None
+        raise NotATimestamp("not an ISO-8601 timestamp") from None
     if parsed.tzinfo is None:
-        raise ValueError("a timestamp without a UTC offset")
+        raise NotATimestamp("a timestamp without a UTC offset")
     delta = parsed - _EPOCH
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     if not MIN_US <= micros <= MAX_US:

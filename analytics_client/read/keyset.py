@@ -258,8 +258,16 @@ class KeysetWalk:
         check_page_size(self.plan.request, records, page)
         if self.requests == 1:
             self.first_total = count_at(body)
+            self._readable(records)
         cursors = self._cursors(records, lo, page)
         return records, body, cursors
+
+    def _readable(self, records: list[Any]) -> None:
+        """A first page whose cursors never parse fails the read (``CursorCodec.unreadable``)."""
+        why = self.incremental.codec.unreadable(
+            self.incremental.path, [self.incremental.value(r) for r in records])
+        if why is not None:
+            raise ContractError(self.plan.name, why)
 
     def _cursors(self, records: list[Any], lo: int | None, page: int) -> list[int | None]:
         """Each record's cursor (None where it does not parse); the page must honour the filter

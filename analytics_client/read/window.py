@@ -188,6 +188,10 @@ class LaggedRead:
                 raise ContractError(self.resource, str(exc)) from None
             if self.requests == 1:
                 self.first_page_max = top
+                why = self.codec.unreadable(
+                    self.cursor_path, [cursor_value(r, self.cursor_path) for r in page.records])
+                if why is not None:
+                    raise ContractError(self.resource, why)
             if top is not None and (self.seen_max is None or top > self.seen_max):
                 self.seen_max = top
             yield Page(in_window(page.records, self.cursor_path, self.window, self.codec),
