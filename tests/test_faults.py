@@ -31,7 +31,7 @@ import httpx
 import polars as pl
 import pytest
 
-from analytics_client import Credentials, Lake, load_config, run_sync
+from analytics_client import Credentials, Lake, LakeNotWritableError, load_config, run_sync
 from analytics_client.core.errors import ConfigError
 from analytics_client.core.summary import ResourceSummary
 from analytics_client.lake.quarantine import Quarantine
@@ -339,19 +339,22 @@ def test_resource_names_that_escape_the_lake_are_rejected(name: str) -> None:
 # --- storage faults ---------------------------------------------------------------------------
 
 def test_lake_that_cannot_be_written_fails_every_resource_clearly(tmp_path: Path) -> None:
-    """A lake path under a regular file: each resource fails naming the path; no mark is kept."""
+    """A lake path under a regular file: the run fails naming the path before any request
+    (the library preflights as the command line does); no mark is kept."""
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     with serve(World(seed=3, counts=SMALL)) as sandbox:
         marks = MemoryMarkStore()
-        summaries = sync(sandbox, blocker / "lake", marks)
-        for resource, summary in summaries.items():
-            assert summary.status == "failed", resource
-            assert str(blocker) in (summary.error or "")
+        with pytest.raises(LakeNotWritableError) as caught:
+            sync(sandbox, blocker / "lake", marks)
+        assert str(blocker) in str(caught.value)
+        assert sandbox.stats()["total_requests"] == 0
+        for resource in SMALL:
             assert marks.load("analytics", resource) is None
         REPORT.append({"category": "storage", "fault": "lake path not writable",
-                       "outcome": "fails clearly", "message": summaries["deals"].error,
-                       "retries": 0, "behind_after_run": 0, "rows_lost": 0})
+                       "outcome": "fails clearly, before any request",
+                       "message": str(caught.value), "retries": 0, "behind_after_run": 0,
+                       "rows_lost": 0})
 
 
 def test_a_table_written_with_another_schema_fails_that_resource_only(tmp_path: Path) -> None:
