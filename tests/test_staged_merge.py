@@ -13,6 +13,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from deltalake import DeltaTable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -152,3 +153,34 @@ def test_sigkill_after_staging_loses_only_the_staged_batches(tmp_path: Path) -> 
     assert read_back(lake) == {f"deal_{n:04d}": (stamp(5), "new") for n in range(40)}
     assert DeltaTable(lake.table_uri("deals")).transaction_version("p") == 5
     assert not parts.parent.exists()  # nothing staged is left, nor the staging directories
+
+
+def test_a_stage_being_opened_is_never_taken_for_abandoned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two writers of one lake: the other's sweep of abandoned stages runs while this one is
+    between creating its lock and holding it (CI found it: the sweep removed a live stage, and
+    its first part failed "No such file"). The sweep leaves it; its parts land."""
+    import fcntl
+
+    import polars as pl
+
+    from analytics_client.lake import staging
+
+    parent = tmp_path / "_staging" / "deals.parts"
+    real_flock = fcntl.flock
+    swept = []
+
+    def flock_after_a_sweep(fd: int, operation: int) -> None:
+        if not swept:  # the other writer's sweep, in the window before this lock is held
+            swept.append(True)
+            staging._remove_abandoned(parent)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(staging.fcntl, "flock", flock_after_a_sweep)
+    stage = staging.Stage(parent)
+    try:
+        stage.append(pl.DataFrame({"id": ["a", "b"]}), [])
+        assert swept and stage.frame()["id"].to_list() == ["a", "b"]
+    finally:
+        stage.close()
+    assert not parent.exists()

@@ -116,8 +116,13 @@ class Stage:
             except FileNotFoundError:
                 if attempt == 2:
                     raise
-        fd = os.open(directory / _LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        # The lock appears under its name only once held: another writer's _remove_abandoned
+        # that opened it between creation and flock took the directory for abandoned and
+        # removed it under us (CI: two writers into one lake, "No such file ... 000000.parquet").
+        fresh = directory / f"{_LOCK}.new"
+        fd = os.open(fresh, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new and ours: cannot be held
+        os.rename(fresh, directory / _LOCK)
         self.directory, self._lock_fd = directory, fd
         return directory
 
