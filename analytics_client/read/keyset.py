@@ -58,10 +58,11 @@ from analytics_client.http.paginators import (
     make_paginator,
     page_signals,
 )
+from analytics_client.lake.tables import Lake
 from analytics_client.read.paged import check_page_size, count_at, select_records
 from analytics_client.read.pages import Page, PageSource
 from analytics_client.read.plan import Cursor, ResourcePlan
-from analytics_client.read.window import LaggedRead
+from analytics_client.read.window import LaggedRead, table_max_cursor
 
 __all__ = ["FilterFallback", "KeysetWalk", "format_cursor", "keyset_request", "parse_cursor"]
 
@@ -358,10 +359,12 @@ class FilterFallback:
     served_everything = False
 
     def __init__(self, primary: PageSource, client: ApiClient, plan: ResourcePlan,
-                 window: Window, *, below_start_us: int | None = None,
+                 window: Window, *, lake: Lake | None = None,
                  on_retry: Callable[[RetryEvent], None] | None = None) -> None:
+        """``lake``: where the table's highest cursor bounds the fallback's mark (window.py),
+        read only if the fallback happens."""
         self.primary, self.client, self.plan, self.window = primary, client, plan, window
-        self.below_start_us, self.on_retry = below_start_us, on_retry
+        self.lake, self.on_retry = lake, on_retry
         self.fallback: LaggedRead | None = None
 
     @property
@@ -408,9 +411,10 @@ class FilterFallback:
         primary = self.primary
         first = primary.first_response if isinstance(primary, KeysetWalk) \
             and primary.requests == 1 and primary.lo == self.window.start_us else None
-        self.fallback = LaggedRead(self.client, self.plan, self.window,
-                                   below_start_us=self.below_start_us, on_retry=self.on_retry,
-                                   first=first)
+        below = None if self.lake is None else table_max_cursor(
+            self.lake, self.plan.name, cursor.path, cursor.codec)
+        self.fallback = LaggedRead(self.client, self.plan, self.window, below_start_us=below,
+                                   on_retry=self.on_retry, first=first)
         yield from self.fallback
 
     def end_mark(self) -> int | None:

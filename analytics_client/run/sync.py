@@ -164,14 +164,12 @@ def page_source(client: ApiClient, plan: ResourcePlan, on_retry: Callable[[Retry
         return LaggedRead(client, plan, Window(begin), below_start_us=below, on_retry=on_retry,
                           unfiltered=not plan.api_filters)
     # An API that turns out to ignore the filter is read on as dlt reads it (FilterFallback).
-    below = None if lake is None else table_max_cursor(lake, plan.name, cursor.path, cursor.codec)
     walk: PageSource = (
         # A stopped read's resume walks only what it left (resume.py).
         SlicedWalk(client, plan, start_us=begin, slices=plan.concurrency, on_retry=on_retry,
                    resume=resume_of(cursor, plan.start) if plan.start else None)
         if plan.mode == "sliced" else KeysetWalk(client, plan, start_us=begin, on_retry=on_retry))
-    return FilterFallback(walk, client, plan, Window(begin), below_start_us=below,
-                          on_retry=on_retry)
+    return FilterFallback(walk, client, plan, Window(begin), lake=lake, on_retry=on_retry)
 
 
 class _Batch:
