@@ -62,7 +62,7 @@ from analytics_client.lake.tables import Lake
 from analytics_client.read.paged import check_page_size, count_at, select_records
 from analytics_client.read.pages import Page, PageSource
 from analytics_client.read.plan import Cursor, ResourcePlan
-from analytics_client.read.window import LaggedRead, table_max_cursor
+from analytics_client.read.window import LaggedRead, check_readable, table_max_cursor
 
 __all__ = ["FilterFallback", "KeysetWalk", "format_cursor", "keyset_request", "parse_cursor"]
 
@@ -259,16 +259,10 @@ class KeysetWalk:
         check_page_size(self.plan.request, records, page)
         if self.requests == 1:
             self.first_total = count_at(body)
-            self._readable(records)
+            check_readable(self.plan.name, records, self.incremental.path,
+                           self.incremental.codec)
         cursors = self._cursors(records, lo, page)
         return records, body, cursors
-
-    def _readable(self, records: list[Any]) -> None:
-        """A first page whose cursors never parse fails the read (``CursorCodec.unreadable``)."""
-        why = self.incremental.codec.unreadable(
-            self.incremental.path, [self.incremental.value(r) for r in records])
-        if why is not None:
-            raise ContractError(self.plan.name, why)
 
     def _cursors(self, records: list[Any], lo: int | None, page: int) -> list[int | None]:
         """Each record's cursor (None where it does not parse); the page must honour the filter

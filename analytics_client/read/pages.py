@@ -34,6 +34,11 @@ class Page:
     ahead: tuple[tuple[int, int], ...] = ()
     served: list[Any] | None = None  # what the API served, where we kept fewer (None: records)
 
+    @property
+    def all_served(self) -> list[Any]:
+        """Every record the API served on the page (``served``, or the records kept)."""
+        return self.records if self.served is None else self.served
+
 
 class PageSource(Protocol):
     """What a resource's read offers the sync loop."""

@@ -54,8 +54,8 @@ from analytics_client.read.paged import iter_pages
 from analytics_client.read.pages import Page, PageSource
 from analytics_client.read.plan import ResourcePlan
 
-__all__ = ["BackfillRead", "LaggedRead", "highest_cursor", "in_window", "lagged_mark",
-           "table_max_cursor", "windowed_request"]
+__all__ = ["BackfillRead", "LaggedRead", "check_readable", "highest_cursor", "in_window",
+           "lagged_mark", "table_max_cursor", "windowed_request"]
 
 def windowed_request(plan: ResourcePlan, window: Window) -> RequestTemplate:
     """``plan``'s request set for ``window``: start_param, end_param and every
@@ -188,10 +188,7 @@ class LaggedRead:
                 raise ContractError(self.resource, str(exc)) from None
             if self.requests == 1:
                 self.first_page_max = top
-                why = self.codec.unreadable(
-                    self.cursor_path, [cursor_value(r, self.cursor_path) for r in page.records])
-                if why is not None:
-                    raise ContractError(self.resource, why)
+                check_readable(self.resource, page.records, self.cursor_path, self.codec)
             if top is not None and (self.seen_max is None or top > self.seen_max):
                 self.seen_max = top
             yield Page(in_window(page.records, self.cursor_path, self.window, self.codec),
@@ -269,6 +266,15 @@ def lagged_mark(seen_max: int | None, first_page_max: int | None,
         return None
     bounds = [b for b in (first_page_max, below_start) if b is not None]
     return min(seen_max, max(bounds)) if bounds else None
+
+
+def check_readable(resource: str, records: list[Any], cursor_path: str,
+                   codec: CursorCodec) -> None:
+    """Raise ``ContractError`` when a read's first page holds no cursor of an instant's form
+    (``CursorCodec.unreadable``): every record would be set aside and the run end ok."""
+    why = codec.unreadable(cursor_path, [cursor_value(r, cursor_path) for r in records])
+    if why is not None:
+        raise ContractError(resource, why)
 
 
 def highest_cursor(records: list[Any], cursor_path: str, codec: CursorCodec) -> int | None:

@@ -331,7 +331,7 @@ def _read_again(client: ApiClient, lake: Lake, plan: ResourcePlan, begin_us: int
         source = LaggedRead(client, plan, Window(begin_us), below_start_us=None,
                             on_retry=on_retry, unfiltered=not plan.api_filters)
     for page in _reads(source, cost):
-        served.add(page.served if page.served is not None else page.records)
+        served.add(page.all_served)
     return served
 
 

@@ -210,7 +210,7 @@ class _Batch:
         self.summary.pages += 1
         self.summary.rows_fetched += len(page.records)
         if self.seen is not None:  # every key served, also those kept out on our side
-            self.seen.add(page.served if page.served is not None else page.records)
+            self.seen.add(page.all_served)
         if self.future is not None:
             self.future.see(page.records)
         # After the read and its mark have seen them: a filtered record counts as read.
