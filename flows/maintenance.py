@@ -48,11 +48,14 @@ def analytics_maintenance(
     target_size: int = DEFAULT_TARGET_SIZE,
     enforce_retention: bool = True,
     storage_block: str | None = None,
+    z_order: dict[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Compact, checkpoint and vacuum the tables of ``resources`` (default: every configured one).
 
     ``retention_hours`` (default 168, a week) is how long vacuum keeps files that the current
-    version no longer uses; shorter needs ``enforce_retention=False``.
+    version no longer uses; shorter needs ``enforce_retention=False``. ``z_order``: resource ->
+    columns its table is z-ordered by instead of compacted (a whole rewrite; its primary key
+    lets merges of clustered keys rewrite only their files: lake/maintenance.py).
     """
     logger = get_run_logger()
     names = resources or [r.name for r in load_config(None).resources]
@@ -63,7 +66,8 @@ def analytics_maintenance(
             try:
                 result = maintain_table(lake, name, target_size=target_size,
                                         retention_hours=retention_hours,
-                                        enforce_retention=enforce_retention)
+                                        enforce_retention=enforce_retention,
+                                        z_order=(z_order or {}).get(name, ()))
             except AnalyticsSyncError as exc:
                 logger.error("%s", exc)
                 failures.append(str(exc))
@@ -87,11 +91,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resources", help="comma-separated subset (default: all)")
     parser.add_argument("--retention-hours", type=int, default=DEFAULT_RETENTION_HOURS)
     parser.add_argument("--storage-block", default=os.environ.get("ANALYTICS_STORAGE_BLOCK"))
+    parser.add_argument("--z-order", action="append", default=[], metavar="RESOURCE=COL[,COL]",
+                        help="z-order RESOURCE's table by these columns instead of compacting it "
+                             "(a whole rewrite), e.g. --z-order deals=id; repeatable")
     args = parser.parse_args(argv)
     resources = [r.strip() for r in args.resources.split(",")] if args.resources else None
+    z_order = {}
+    for given in args.z_order:
+        resource, _, columns = given.partition("=")
+        names = [c.strip() for c in columns.split(",") if c.strip()]
+        if not resource.strip() or not names:
+            parser.error(f"--z-order {given!r}: write RESOURCE=COLUMN[,COLUMN], e.g. deals=id")
+        z_order[resource.strip()] = names
     state = analytics_maintenance(pipeline=args.pipeline, lake_uri=args.lake, resources=resources,
                                   retention_hours=args.retention_hours,
-                                  storage_block=args.storage_block, return_state=True)
+                                  storage_block=args.storage_block, z_order=z_order or None,
+                                  return_state=True)
     return 0 if state.is_completed() else 1
 
 

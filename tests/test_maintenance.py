@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +103,44 @@ def test_short_retention_is_refused_unless_asked_for(small_commits: tuple[Lake, 
         maintain_table(lake, "deals", retention_hours=1)
     assert _parquet_files(lake, "deals") >= on_disk_before
     assert maintain_table(lake, "users").status == "no table"
+
+
+def _key_ranges(lake: Lake, resource: str) -> list[tuple[str, str]]:
+    """Each active file's (min, max) ``id``, from the Delta log's file statistics."""
+    actions = pl.DataFrame(DeltaTable(lake.table_uri(resource)).get_add_actions(flatten=True))
+    return sorted(zip(actions["min.id"].to_list(), actions["max.id"].to_list(), strict=True))
+
+
+def test_z_order_by_the_key_leaves_files_of_disjoint_key_ranges_and_the_same_rows(
+        tmp_path: Path) -> None:
+    """Small commits each span the key range (ids arrive in no order); z-ordered by ``id`` each
+    file holds a range of its own, so a merge's key-range predicate can skip the others."""
+    lake = Lake(str(tmp_path / "shuffled"))
+    writer = TableWriter(lake, "deals", write_disposition="append",
+                         columns=contract_columns("deals"))
+    records = World(seed=24, counts={**COUNTS, "deals": 3_000}).truth("deals")
+    random.Random(24).shuffle(records)
+    for start in range(0, len(records), 100):
+        writer.write(records[start:start + 100], mark=TableMark(app_id("maint"), 1 + start))
+    data_before = _data(lake)
+    ranges = _key_ranges(lake, "deals")
+    assert any(high > low for (_, high), (low, _) in zip(ranges, ranges[1:], strict=False))
+
+    # a target size small enough that the 3,000 rows land in several files
+    result = maintain_table(lake, "deals", z_order=["id"], target_size=100_000)
+
+    ranges = _key_ranges(lake, "deals")
+    assert result.files_after == len(ranges) > 1
+    assert all(high < low for (_, high), (low, _) in zip(ranges, ranges[1:], strict=False)), ranges
+    assert _data(lake).equals(data_before)
+    assert sorted(_data(lake)["id"].to_list()) == sorted(r["id"] for r in records)
+    assert DeltaTable(lake.table_uri("deals")).transaction_version(app_id("maint")) == 2_901
+
+
+def test_z_order_by_a_column_the_table_lacks_fails_naming_it_and_rewrites_nothing(
+        small_commits: tuple[Lake, RunningSandbox]) -> None:
+    lake, _ = small_commits
+    version = lake.version("deals")
+    with pytest.raises(LakeError, match=r"deals: cannot z-order .* by \['ID'\]: the table has no"):
+        maintain_table(lake, "deals", z_order=["id", "ID"])
+    assert lake.version("deals") == version
