@@ -11,6 +11,9 @@ import stamina
 from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# A command's temporary Prefect server ends with it, as before servers were shared: a shared
+# one would outlive the test that started it. tests/test_shared_server.py tests sharing.
+os.environ.setdefault("ANALYTICS_SYNC_SERVER_IDLE_SECONDS", "0")
 
 # Property-based tests: `ci` (the default) is bounded for .ci/run on a busy 2-core machine;
 # `long` searches much further: HYPOTHESIS_PROFILE=long uv run pytest tests/test_records_property.py

@@ -63,7 +63,8 @@ def base_env(home: Path, lock_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PREFECT_", "ANALYTICS_")) and k not in ("VIRTUAL_ENV",)}
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               ANALYTICS_SYNC_LOCK_DIR=str(lock_dir), PYTHONUNBUFFERED="1")
+               ANALYTICS_SYNC_LOCK_DIR=str(lock_dir), PYTHONUNBUFFERED="1",
+               ANALYTICS_SYNC_SERVER_IDLE_SECONDS="0")  # a temporary server ends with its run
     return env
 
 
@@ -180,3 +181,46 @@ def report(request: pytest.FixtureRequest, line: str) -> None:
     if reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():
             reporter.write_line(f"\n{line}")
+
+
+def shared_servers(home: Path) -> set[int]:
+    """Running shared temporary servers of Prefect home ``home`` (shared_server.py): the
+    processes whose environment names its directory."""
+    marker = f"ANALYTICS_SYNC_SHARED_SERVER_DIR={home / 'analytics-sync-server'}".encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.add(int(entry.name))
+    return found
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"
+
+
+def wait_gone(pids: set[int], seconds: float) -> bool:
+    """Until every process of ``pids`` has ended (True), or ``seconds`` passed (False)."""
+    deadline = time.monotonic() + seconds
+    while not all(gone(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def stop_shared_servers(home: Path) -> None:
+    """Stop the shared temporary servers of ``home`` a test's commands left (TERM, then KILL)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = shared_servers(home)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if wait_gone(pids, 20):
+            return

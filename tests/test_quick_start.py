@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.prefect_stack import stop_shared_servers
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 RESOURCES = ("tags", "deals", "pages", "tasks", "users")
@@ -49,12 +51,18 @@ def test_the_quick_start_runs_without_tracebacks_and_state_show_prints_its_marks
         tmp_path: Path) -> None:
     run, show = _readme_commands()
     home = tmp_path / "prefect"
-    for attempt in ("first", "second"):
-        done = _as_typed(run, "--sandbox-scale", "0.02", cwd=tmp_path, home=home)
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, f"{attempt} run:\n{output[-4000:]}"
-        assert "Traceback" not in output, f"{attempt} run:\n{output[-6000:]}"
-        assert "total     ok" in done.stdout
+    try:
+        for attempt, server in (("first", "(started;"), ("second", "(already running;")):
+            done = _as_typed(run, "--sandbox-scale", "0.02", cwd=tmp_path, home=home)
+            output = done.stdout + done.stderr
+            assert done.returncode == 0, f"{attempt} run:\n{output[-4000:]}"
+            assert "Traceback" not in output, f"{attempt} run:\n{output[-6000:]}"
+            assert "total     ok" in done.stdout
+            # the second run uses the temporary Prefect server the first one started
+            assert "Prefect temporary server at http://127.0.0.1:" in done.stdout
+            assert server in done.stdout, done.stdout[-3000:]
+    finally:
+        stop_shared_servers(home)
     shown = _as_typed(show, cwd=tmp_path, home=home)
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert f"lake {tmp_path / 'data' / 'sandbox-lake'}" in shown.stdout, shown.stdout
@@ -87,7 +95,10 @@ def test_a_slot_a_dead_run_left_with_no_lease_does_not_lock_the_quick_start(
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     subprocess.run([sys.executable, "-c", _TAKE_SLOTS], env=env, check=True, timeout=600,
                    capture_output=True)
-    done = _as_typed(run, "--sandbox-scale", "0.02", cwd=tmp_path, home=home)
+    try:
+        done = _as_typed(run, "--sandbox-scale", "0.02", cwd=tmp_path, home=home)
+    finally:
+        stop_shared_servers(home)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "took back the Prefect slot of 'deals', 'pages', 'tags', 'tasks', 'users'" in output

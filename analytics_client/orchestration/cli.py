@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 # First, before Prefect is imported: importing this module sets Prefect's environment
 # (server.PREFECT_DEFAULTS: no telemetry, our library's logs in the flow run's logs).
-from analytics_client.orchestration.server import bind_temporary_server_to_this_process
+from analytics_client.orchestration.shared_server import use_temporary_server
 
 # isort: split
 import analytics_client.orchestration.api as prefect_api
@@ -363,7 +363,11 @@ def _dispatch(args: argparse.Namespace, flow: SyncFlow) -> int:
             return _check(source, lake, key_block, org_block)
         # Everything a run can know before its first request is checked before Prefect starts.
         ensure_lake_writable(lake, [r.name for r in source.resources])
-        bind_temporary_server_to_this_process()  # spared by Ctrl-C, ends with this process
+        # Prefect's temporary server, shared with this machine's next commands for a while
+        # (spared by Ctrl-C; shared_server.py), unless PREFECT_API_URL names a server.
+        said = use_temporary_server()
+        if said:
+            print(said, flush=True)
         # a second run fails now, not after Prefect starts
         with pipeline_lock(args.pipeline, [r.name for r in source.resources]), \
                 prefect_api.bounded_retries(), \

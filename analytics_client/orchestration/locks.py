@@ -38,13 +38,14 @@ lease the server no longer knows (it ran out, or another server's) releases noth
 server knows and no note: a run of an older version, whose temporary server kept its lease in
 memory, died holding it (or its note could not be written). Nothing frees such a slot: the
 repossessor frees only leases it knows, so every later run was refused, for good. Without
-``PREFECT_API_URL`` the server is a temporary one over ``PREFECT_HOME``'s SQLite file, which
-only this machine's runs use, and each of them takes the resource's file lock before its slot.
-So a run that holds the lock, finds the slot taken with no live holder's note, and finds no
-lease of that limit in the temporary server's lease files (``PREFECT_HOME/concurrency_leases``,
-``server.py``; a lease there is a live holder's, or one the repossessor frees within seconds)
-sets the limit's taken slots back to 0 (``active_slots``), with a warning. A long-lived server
-is never reset this way: its holder may be a live run of another machine.
+``PREFECT_API_URL``, or on the shared one (shared_server.py), the server is a temporary one over
+``PREFECT_HOME``'s SQLite file, which only this machine's runs use, and each of them takes the
+resource's file lock before its slot. So a run that holds the lock, finds the slot taken with no
+live holder's note, and finds no lease of that limit in the temporary server's lease files
+(``PREFECT_HOME/concurrency_leases``, ``server.py``; a lease there is a live holder's, or one
+the repossessor frees within seconds) sets the limit's taken slots back to 0 (``active_slots``),
+with a warning. A long-lived server is never reset this way: its holder may be a live run of
+another machine.
 
 The REST calls are Prefect's client's (increment, renew, release with lease) rather than
 ``prefect.concurrency.sync.concurrency``: that one acquires through a thread per set of names
@@ -70,6 +71,7 @@ from typing import Any
 import analytics_client.orchestration.api as prefect_api
 from analytics_client.core import lock
 from analytics_client.core.errors import PipelineBusyError
+from analytics_client.orchestration.shared_server import on_temporary_server
 from analytics_client.state.marks import block_name
 
 __all__ = ["LEASE_SECONDS", "RENEW_SECONDS", "limit_name", "resource_slots"]
@@ -261,9 +263,7 @@ def _reset_orphans(pipeline: str, resources: list[str]) -> bool:
     whether any was taken."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
-    from prefect.settings import PREFECT_API_URL
-
-    if PREFECT_API_URL.value():
+    if not on_temporary_server():
         return False
     orphans = [r for r in resources if lock.holds(pipeline, r)
                and ((note := _read_note(pipeline, r)) is None or note.holder.ended())]
