@@ -619,3 +619,21 @@ def test_a_header_no_request_may_carry_fails_at_once_without_retries(
     assert summary.status == "failed" and summary.retries == 0, summary
     assert "could not be sent" in (summary.error or "") and named in (summary.error or "")
     assert "endpoint.headers" in (summary.error or "")
+
+
+@pytest.mark.parametrize("hint", [{"partition": True}, {"data_type": "text", "partition": True},
+                                  {"data_type": "timestamp", "partition": False}])
+def test_dlts_partition_hint_is_refused_naming_what_to_do_instead(hint: dict[str, object]) -> None:
+    """dlt writes ``columns: {col: {partition: true}}``; delta-rs cannot maintain partitioned
+    merges of ours (docs/data-model.md), so the hint is refused naming the way that works."""
+    from analytics_client.core.errors import ConfigError
+
+    config = {"client": {"base_url": "https://api.example.com"},
+              "resources": [{"name": "deals", "endpoint": "deals",
+                             "columns": {"created_at": hint}}]}
+    with pytest.raises(ConfigError, match=r"deals|resources\[0\]") as raised:
+        load_config(config)
+    [problem] = raised.value.problems
+    assert problem.startswith("resources[0].columns.created_at.partition: dlt's 'partition' is "
+                              "not supported yet: remove it"), problem
+    assert "--z-order RESOURCE=id" in problem

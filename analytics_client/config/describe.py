@@ -127,6 +127,11 @@ _DLT_NOT_YET: dict[str, str] = {
     "range_end": "remove it",
     "last_value_func": "remove it; the mark is the greatest cursor read",
     "allow_external_schedulers": "remove it",
+    # A column hint: delta-rs 1.6 cannot merge into a table partitioned by a generated column
+    # (docs/data-model.md, "Big tables: layout"), and by a raw column it would need the
+    # partitions that already hold each staged key.
+    "partition": "remove it; tables are not partitioned: z-order a big table by its primary "
+                 "key instead (python flows/maintenance.py --z-order RESOURCE=id)",
 }
 
 
