@@ -173,16 +173,22 @@ class UnsupportedTableFeature(LakeNotWritableError):
 
 
 class PrefectStartError(AnalyticsSyncError):
-    """Prefect's temporary API server did not start in time (a busy machine, a fresh database)."""
+    """Prefect's temporary API server did not start: not in time (a busy machine, a fresh
+    database), or it exited (``exited``: its exit status and log, e.g. a database it cannot
+    open), or its home cannot be written."""
 
-    def __init__(self, timeout_seconds: int | None) -> None:
+    def __init__(self, timeout_seconds: int | None, *, exited: str | None = None) -> None:
         self.timeout_seconds = timeout_seconds
+        instead = ("run a long-lived one (`uv run prefect server start` in another terminal) and "
+                   "point at it with PREFECT_API_URL=http://127.0.0.1:4200/api")
+        if exited is not None:
+            super().__init__(f"Prefect's temporary API server did not start: {exited}; fix what "
+                             f"it says, or {instead}")
+            return
         waited = f" within {timeout_seconds} s" if timeout_seconds is not None else ""
         super().__init__(
             f"Prefect's temporary API server did not start{waited}; raise "
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run a long-lived one "
-            "(`uv run prefect server start` in another terminal) and point at it with "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+            f"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or {instead}"
         )
 
 

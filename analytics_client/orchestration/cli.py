@@ -327,6 +327,10 @@ def main(argv: list[str] | None = None, *, flow: SyncFlow) -> int:
     except AnalyticsSyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the run's own handler is in place (or after it ended)
+        print("stopped: interrupted (Ctrl-C) outside the run; nothing more was fetched",
+              file=sys.stderr)
+        return 128 + signal.SIGINT
     except Exception as exc:
         # Prefect raises a bare RuntimeError (and 35 lines of traceback) when its temporary
         # server does not answer in time; the user needs one sentence and a way out.

@@ -9,18 +9,23 @@ Prefect's own behaviour (a server per command, ending with it).
 
 It is the same server as before, started the same way (``temporary_server.py``: Prefect's
 uvicorn command, its ephemeral settings, leases in files, the repossessor), in a session of its
-own, so Ctrl-C in a terminal never reaches it. What is new is how it ends, through two locks in
+own, so Ctrl-C in a terminal never reaches it. What is new is how it ends, through locks in
 ``$PREFECT_HOME/analytics-sync-server/``:
 
-* ``users.lock``: every command using the server holds it shared until it exits (the kernel
-  drops it however the command ends, SIGKILL included). The server stops once it has been able
-  to take it exclusively for the whole idle time: no command used it all that while.
-* ``start.lock``: held exclusively while a command looks for the server and starts one, and by
-  the server while it retires (removes ``server.json``): a command never picks a server that is
-  stopping, and two commands never start two.
+* ``users-<token>.lock``, one per server: every command using that server holds it shared until
+  it exits (the kernel drops it however the command ends, SIGKILL included). The server stops
+  once it has been able to take it exclusively for its whole idle time: no command used it all
+  that while.
+* ``start.lock``: held exclusively while a command looks for the server (and takes its users
+  lock) or starts one, and by the server while it retires (removes ``server.json``): a command
+  never picks a server that is stopping, and two commands never start two.
 
-``server.json`` names the server (pid, API URL); a server that does not answer ``/health`` is
-replaced (and stopped, if that pid is still one of ours).
+``server.json`` names the server (pid, API URL, idle time, users lock). One that does not answer
+``/health`` (three tries) is left alone, never stopped: commands may still be using a slow one,
+and it stops by itself once they are done. A new server takes its place in ``server.json``.
+
+The server keeps an allow-listed environment (``_server_environment``): not the command's API
+keys or object-store credentials, which it would otherwise hold for the idle time.
 """
 
 from __future__ import annotations
@@ -29,12 +34,11 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
+import secrets
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +54,9 @@ SERVER_MAIN = Path(__file__).with_name("temporary_server.py")
 # Prefect's own temporary server's settings (prefect.server.api.server.SubprocessASGIServer).
 EPHEMERAL_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                  "PREFECT__SERVER_FINAL": "1"}
-PORT_IN_USE = 3  # uvicorn's exit status when it cannot bind
+PORT_TRIES = 5  # a free port taken by another process before the server binds it: another
 
-_held: list[int] = []  # users.lock, held shared until this process exits
+_held: list[int] = []  # users locks, held shared until this process exits
 _using: list[str] = []  # the API URL of the temporary server this process uses
 _started: list[subprocess.Popen[bytes]] = []  # never waited for: the server outlives us
 
@@ -63,6 +67,8 @@ class SharedServer:
 
     api_url: str
     pid: int
+    idle: float  # seconds it stays after the last command using it
+    users: str  # its users lock, in the directory
     started: bool  # this command started it (else it found it running)
 
 
@@ -89,61 +95,66 @@ def use_shared_server(home: Path, idle: float, *, startup_timeout: float) -> Sha
     """The shared server of ``home`` (Prefect's home), started if none answers; this process
     then holds it until it exits (module docstring).
 
-    Raises PrefectStartError when a new server does not answer within ``startup_timeout`` s.
+    Raises PrefectStartError when a new server exits or does not answer within
+    ``startup_timeout`` s, or ``home`` cannot be written.
     """
     directory = home / DIRECTORY
-    directory.mkdir(parents=True, exist_ok=True)
-    users = os.open(directory / "users.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(users, fcntl.LOCK_SH)  # waits out a server's retiring (a moment)
-    _held.append(users)
-    with _exclusive(directory / "start.lock"):
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        start = os.open(directory / "start.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise PrefectStartError(None, exited=f"its home {home} (PREFECT_HOME) cannot be written "
+                                             f"({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(start, fcntl.LOCK_EX)
         found = _recorded(directory)
-        if found is not None and _healthy(found.api_url):
-            return found
         if found is not None:
-            _stop_if_ours(found.pid)
+            users = _hold(directory / found.users)  # the server cannot retire while held
+            if _healthy(found.api_url):
+                return found
+            _release(users)  # left alone (module docstring); a new one takes its place
         server = _start(directory, idle, startup_timeout)
         (directory / "server.json").write_text(json.dumps(
-            {"pid": server.pid, "api_url": server.api_url}))
+            {"pid": server.pid, "api_url": server.api_url, "idle": server.idle,
+             "users": server.users}))
         return server
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
     finally:
-        os.close(fd)
+        os.close(start)
+
+
+def _hold(path: Path) -> int:
+    """``path`` locked shared until this process exits."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _held.append(fd)
+    return fd
+
+
+def _release(fd: int) -> None:
+    _held.remove(fd)
+    os.close(fd)
 
 
 def _recorded(directory: Path) -> SharedServer | None:
     try:
         data = json.loads((directory / "server.json").read_text())
-        return SharedServer(api_url=str(data["api_url"]), pid=int(data["pid"]), started=False)
+        users = str(data["users"])
+        if Path(users).name != users:
+            return None
+        return SharedServer(api_url=str(data["api_url"]), pid=int(data["pid"]),
+                            idle=float(data["idle"]), users=users, started=False)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _healthy(api_url: str, timeout: float = 5.0) -> bool:
+def _healthy(api_url: str, tries: int = 3, timeout: float = 5.0) -> bool:
     import httpx
 
-    try:
-        return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _stop_if_ours(pid: int) -> None:
-    """A recorded server that stopped answering: stop it if that pid still runs ours."""
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return
-    if SERVER_MAIN.name.encode() in command:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
+    for _ in range(tries):
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200:
+                return True
+    return False
 
 
 def _free_port() -> int:
@@ -153,48 +164,88 @@ def _free_port() -> int:
 
 
 def _start(directory: Path, idle: float, startup_timeout: float) -> SharedServer:
+    """A new server, answering; raises PrefectStartError naming why it is not."""
     import httpx
 
     deadline = time.monotonic() + startup_timeout
-    while True:
-        port = _free_port()
-        process = _spawn(directory, idle, port)
+    log = directory / "server.log"
+    for _ in range(PORT_TRIES):
+        users = f"users-{secrets.token_hex(6)}.lock"
+        held = _hold(directory / users)  # before it starts: it must not see itself unused
+        port, logged = _free_port(), log.stat().st_size if log.exists() else 0
+        process = _spawn(directory, users, idle, port)
         api_url = f"http://127.0.0.1:{port}/api"
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{api_url}/health", timeout=2.0).status_code == 200:
-                    _started.append(process)
-                    return SharedServer(api_url=api_url, pid=process.pid, started=True)
-            time.sleep(0.1)
-        if process.poll() == PORT_IN_USE and time.monotonic() < deadline:
-            continue  # taken between our probe and its bind: another port
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        raise PrefectStartError(round(startup_timeout))
+        try:
+            while time.monotonic() < deadline and process.poll() is None:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{api_url}/health", timeout=2.0).status_code == 200:
+                        _started.append(process)
+                        return SharedServer(api_url=api_url, pid=process.pid, idle=idle,
+                                            users=users, started=True)
+                time.sleep(0.1)
+        except BaseException:  # Ctrl-C while it starts: no server left behind unrecorded
+            _end(process)
+            raise
+        _release(held)
+        if process.poll() is None:  # not answering in time
+            _end(process)
+            raise PrefectStartError(round(startup_timeout))
+        said = _said(log, logged)
+        if "address already in use" not in said.lower():
+            raise PrefectStartError(None, exited=f"it exited with status {process.returncode}"
+                                                 f"{': ' + said if said else ''} (its log: {log})")
+    raise PrefectStartError(None, exited=f"{PORT_TRIES} free ports were taken before it could "
+                                         f"bind them (its log: {log})")
 
 
-def _spawn(directory: Path, idle: float, port: int) -> subprocess.Popen[bytes]:
+def _end(process: subprocess.Popen[bytes]) -> None:
+    process.kill()
+    process.wait()
+
+
+def _said(log: Path, since: int) -> str:
+    """The last non-empty line the server wrote to ``log`` after byte ``since``."""
+    try:
+        with log.open("rb") as file:
+            file.seek(since)
+            lines = file.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")[:300]
+
+
+# What the server keeps of the command's environment (module docstring): what Python, Prefect
+# and TLS need; nothing else (API keys, object-store and cloud credentials stay behind).
+_KEPT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "TEMP", "TMP",
+         "VIRTUAL_ENV", "SYSTEMROOT")
+_KEPT_PREFIXES = ("PREFECT_", "PYTHON", "LC_", "SSL_CERT_", "REQUESTS_CA_BUNDLE",
+                  "CURL_CA_BUNDLE", "UV_")
+
+
+def _server_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if (k in _KEPT or k.startswith(_KEPT_PREFIXES)) and k != "PREFECT_API_URL"}
+
+
+def _spawn(directory: Path, users: str, idle: float, port: int) -> subprocess.Popen[bytes]:
     """Prefect's uvicorn command for its temporary server, run through ``temporary_server.py``."""
     import prefect
     from prefect.settings import get_current_settings
 
     from analytics_client.orchestration.server import TEMPORARY_SERVER_DEFAULTS
-    from analytics_client.orchestration.temporary_server import IDLE_SECONDS_ENV, SHARED_DIR_ENV
+    from analytics_client.orchestration.temporary_server import (
+        IDLE_SECONDS_ENV,
+        SHARED_DIR_ENV,
+        SHARED_USERS_ENV,
+    )
 
     command = [sys.executable, "-c", f"import runpy; runpy.run_path({str(SERVER_MAIN)!r}, "
                "run_name='__main__')", "--app-dir", str(prefect.__module_path__.parent),
                "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "error", "--lifespan", "on"]
-    # Not the command's own settings and secrets (API keys in ANALYTICS_*): the server outlives
-    # the command, and needs none of them.
-    inherited = {k: v for k, v in os.environ.items()
-                 if not k.startswith("ANALYTICS_") and k != "PREFECT_API_URL"}
-    env = {**TEMPORARY_SERVER_DEFAULTS, **inherited, **EPHEMERAL_ENV,
+    env = {**TEMPORARY_SERVER_DEFAULTS, **_server_environment(), **EPHEMERAL_ENV,
            **get_current_settings().to_environment_variables(exclude_unset=True),
-           SHARED_DIR_ENV: str(directory), IDLE_SECONDS_ENV: repr(idle)}
+           SHARED_DIR_ENV: str(directory), SHARED_USERS_ENV: users, IDLE_SECONDS_ENV: repr(idle)}
     env.pop("PREFECT_API_URL", None)
     with open(directory / "server.log", "ab") as log:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
@@ -228,8 +279,8 @@ def use_temporary_server() -> str | None:
 
     refresh_global_settings_context()
     how = "started" if server.started else "already running"
-    return (f"Prefect temporary server at {server.api_url} ({how}; it stops {idle:g} s after "
-            f"the last command using it, {IDLE_ENV}=0: with each command)")
+    return (f"Prefect temporary server at {server.api_url} ({how}; it stops {server.idle:g} s "
+            f"after the last command using it; {IDLE_ENV}=0: with each command)")
 
 
 def on_temporary_server() -> bool:

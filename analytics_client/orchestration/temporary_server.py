@@ -14,8 +14,8 @@ Prefect would have run it:
   (``PR_SET_PDEATHSIG`` would signal it when the *thread* that started it ends, which in Prefect
   is not always the main one.)
   A *shared* server (``shared_server.py``: ``SHARED_DIR_ENV`` set) instead ends once no command
-  has held its ``users.lock`` for ``IDLE_SECONDS_ENV`` seconds, after removing its
-  ``server.json`` under ``start.lock`` so that no command picks it while it stops.
+  has held its users lock (``SHARED_USERS_ENV``) for ``IDLE_SECONDS_ENV`` seconds, after
+  removing its ``server.json`` under ``start.lock`` so that no command picks it while it stops.
 * **It runs Prefect's repossessor**, which frees the slots of expired leases. Prefect runs it
   only in a long-lived server; with the temporary server a dead run's slot stayed taken for
   good. ``server.py`` also keeps the leases in files under ``PREFECT_HOME`` (they were in the
@@ -24,6 +24,7 @@ Prefect would have run it:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -35,6 +36,7 @@ import time
 
 STOP_SECONDS = 20.0  # a graceful stop takes about 2 s; after this the process exits anyway
 SHARED_DIR_ENV = "ANALYTICS_SYNC_SHARED_SERVER_DIR"  # set by shared_server.py only
+SHARED_USERS_ENV = "ANALYTICS_SYNC_SHARED_SERVER_USERS"  # its users lock, in that directory
 IDLE_SECONDS_ENV = "ANALYTICS_SYNC_SHARED_SERVER_IDLE"
 
 
@@ -50,9 +52,10 @@ def _stop() -> None:
     os._exit(1)
 
 
-def _stop_when_idle(directory: str, idle: float) -> None:
-    """Stop once ``users.lock`` was free (no command held it) for ``idle`` seconds in a row."""
-    users = os.open(os.path.join(directory, "users.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+def _stop_when_idle(directory: str, users_name: str, idle: float) -> None:
+    """Stop once the users lock was free (no command held it) for ``idle`` seconds in a row."""
+    users_path = os.path.join(directory, users_name)
+    users = os.open(users_path, os.O_RDWR | os.O_CREAT, 0o600)
     free_since = time.monotonic()
     while True:
         time.sleep(min(5.0, max(0.2, idle / 10)))
@@ -62,15 +65,16 @@ def _stop_when_idle(directory: str, idle: float) -> None:
             free_since = time.monotonic()  # a command is using us
             continue
         try:
-            if time.monotonic() - free_since >= idle and _retire(directory):
+            if time.monotonic() - free_since >= idle and _retire(directory, users_path):
                 break
         finally:
             fcntl.flock(users, fcntl.LOCK_UN)
     _stop()
 
 
-def _retire(directory: str) -> bool:
-    """Remove ``server.json`` if it names us, unless a command is looking for a server now."""
+def _retire(directory: str, users_path: str) -> bool:
+    """Remove ``server.json`` if it names us, and our users lock (no command can find it now),
+    unless a command is looking for a server at this moment."""
     start = os.open(os.path.join(directory, "start.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
@@ -85,6 +89,8 @@ def _retire(directory: str) -> bool:
             ours = False
         if ours:
             os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.unlink(users_path)
         return True
     finally:
         os.close(start)
@@ -107,7 +113,8 @@ def main() -> None:
     shared = os.environ.get(SHARED_DIR_ENV)
     if shared:
         watch = threading.Thread(target=_stop_when_idle, daemon=True, name="analytics-sync-idle",
-                                 args=(shared, float(os.environ[IDLE_SECONDS_ENV])))
+                                 args=(shared, os.environ[SHARED_USERS_ENV],
+                                       float(os.environ[IDLE_SECONDS_ENV])))
     else:
         watch = threading.Thread(target=_stop_when_the_run_is_gone, daemon=True,
                                  args=(sys.stdin.fileno(),), name="analytics-sync-run-watch")
