@@ -263,6 +263,7 @@ def _reset_orphans(pipeline: str, resources: list[str]) -> bool:
     whether any was taken."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
     if not on_temporary_server():
         return False
     orphans = [r for r in resources if lock.holds(pipeline, r)

@@ -44,8 +44,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["PREFECT_DEFAULTS", "TEMPORARY_SERVER_DEFAULTS", "bind_temporary_server_to_this_process",
-           "set_prefect_defaults"]
+__all__ = ["PREFECT_DEFAULTS", "TEMPORARY_SERVER_DEFAULTS", "TEMPORARY_SERVER_RUNNER",
+           "api_configured", "bind_temporary_server_to_this_process", "set_prefect_defaults"]
 
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -63,7 +63,11 @@ TEMPORARY_SERVER_DEFAULTS = {
     "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "5",
 }
 
-_SERVER_MAIN = Path(__file__).with_name("temporary_server.py")
+# How our processes run Prefect's uvicorn server: ``python <TEMPORARY_SERVER_RUNNER> <uvicorn's
+# arguments>`` runs temporary_server.py as a file (importing it would import the library).
+TEMPORARY_SERVER_RUNNER = ["-c", "import runpy; runpy.run_path("
+                           f"{str(Path(__file__).with_name('temporary_server.py'))!r}, "
+                           "run_name='__main__')"]
 
 
 def set_prefect_defaults() -> None:
@@ -92,12 +96,18 @@ class _TemporaryServerSubprocess(ModuleType):
         kwargs.setdefault("start_new_session", True)
         command = list(kwargs.pop("args", None) or args[0])
         if command[1:3] == ["-m", "uvicorn"]:
-            command[1:3] = ["-c", f"import runpy; runpy.run_path({str(_SERVER_MAIN)!r}, "
-                                  "run_name='__main__')"]
+            command[1:3] = TEMPORARY_SERVER_RUNNER
             kwargs["stdin"] = subprocess.PIPE
             kwargs["env"] = {**TEMPORARY_SERVER_DEFAULTS,
                              **(kwargs.get("env") or os.environ)}
         return subprocess.Popen(command, *args[1:], **kwargs)
+
+
+def api_configured() -> bool:
+    """Whether ``PREFECT_API_URL`` names a server (the environment, or a Prefect profile)."""
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url or os.environ.get("PREFECT_API_URL"))
 
 
 def bind_temporary_server_to_this_process() -> bool:
@@ -107,9 +117,7 @@ def bind_temporary_server_to_this_process() -> bool:
     True when it applies (no ``PREFECT_API_URL``); against a long-lived server nothing changes
     and Prefect's server code is not even imported.
     """
-    from prefect.settings import get_current_settings
-
-    if get_current_settings().api.url or os.environ.get("PREFECT_API_URL"):
+    if api_configured():
         return False
     from prefect.server.api import server
 

@@ -50,7 +50,6 @@ __all__ = ["DEFAULT_IDLE_SECONDS", "IDLE_ENV", "SharedServer", "idle_seconds", "
 IDLE_ENV = "ANALYTICS_SYNC_SERVER_IDLE_SECONDS"
 DEFAULT_IDLE_SECONDS = 600.0
 DIRECTORY = "analytics-sync-server"
-SERVER_MAIN = Path(__file__).with_name("temporary_server.py")
 # Prefect's own temporary server's settings (prefect.server.api.server.SubprocessASGIServer).
 EPHEMERAL_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                  "PREFECT__SERVER_FINAL": "1"}
@@ -165,8 +164,6 @@ def _free_port() -> int:
 
 def _start(directory: Path, idle: float, startup_timeout: float) -> SharedServer:
     """A new server, answering; raises PrefectStartError naming why it is not."""
-    import httpx
-
     deadline = time.monotonic() + startup_timeout
     log = directory / "server.log"
     for _ in range(PORT_TRIES):
@@ -177,11 +174,10 @@ def _start(directory: Path, idle: float, startup_timeout: float) -> SharedServer
         api_url = f"http://127.0.0.1:{port}/api"
         try:
             while time.monotonic() < deadline and process.poll() is None:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{api_url}/health", timeout=2.0).status_code == 200:
-                        _started.append(process)
-                        return SharedServer(api_url=api_url, pid=process.pid, idle=idle,
-                                            users=users, started=True)
+                if _healthy(api_url, tries=1, timeout=2.0):
+                    _started.append(process)
+                    return SharedServer(api_url=api_url, pid=process.pid, idle=idle,
+                                        users=users, started=True)
                 time.sleep(0.1)
         except BaseException:  # Ctrl-C while it starts: no server left behind unrecorded
             _end(process)
@@ -223,8 +219,7 @@ _KEPT_PREFIXES = ("PREFECT_", "PYTHON", "LC_", "SSL_CERT_", "REQUESTS_CA_BUNDLE"
 
 
 def _server_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if (k in _KEPT or k.startswith(_KEPT_PREFIXES)) and k != "PREFECT_API_URL"}
+    return {k: v for k, v in os.environ.items() if k in _KEPT or k.startswith(_KEPT_PREFIXES)}
 
 
 def _spawn(directory: Path, users: str, idle: float, port: int) -> subprocess.Popen[bytes]:
@@ -232,15 +227,18 @@ def _spawn(directory: Path, users: str, idle: float, port: int) -> subprocess.Po
     import prefect
     from prefect.settings import get_current_settings
 
-    from analytics_client.orchestration.server import TEMPORARY_SERVER_DEFAULTS
+    from analytics_client.orchestration.server import (
+        TEMPORARY_SERVER_DEFAULTS,
+        TEMPORARY_SERVER_RUNNER,
+    )
     from analytics_client.orchestration.temporary_server import (
         IDLE_SECONDS_ENV,
         SHARED_DIR_ENV,
         SHARED_USERS_ENV,
     )
 
-    command = [sys.executable, "-c", f"import runpy; runpy.run_path({str(SERVER_MAIN)!r}, "
-               "run_name='__main__')", "--app-dir", str(prefect.__module_path__.parent),
+    command = [sys.executable, *TEMPORARY_SERVER_RUNNER, "--app-dir",
+               str(prefect.__module_path__.parent),
                "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "error", "--lifespan", "on"]
     env = {**TEMPORARY_SERVER_DEFAULTS, **_server_environment(), **EPHEMERAL_ENV,
@@ -262,15 +260,18 @@ def use_temporary_server() -> str | None:
     """
     from prefect.settings import get_current_settings
 
-    from analytics_client.orchestration.server import bind_temporary_server_to_this_process
+    from analytics_client.orchestration.server import (
+        api_configured,
+        bind_temporary_server_to_this_process,
+    )
 
-    settings = get_current_settings()
-    if settings.api.url or os.environ.get("PREFECT_API_URL"):
+    if api_configured():
         return None
     idle = idle_seconds()
     if idle == 0:
         bind_temporary_server_to_this_process()
         return None
+    settings = get_current_settings()
     server = use_shared_server(Path(settings.home), idle,
                                startup_timeout=settings.server.ephemeral.startup_timeout_seconds)
     os.environ["PREFECT_API_URL"] = server.api_url
