@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.run import prefect_server  # noqa: E402  (the bench's long-lived server)
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -80,37 +83,6 @@ def _run(command: list[str], env: dict[str, str], server: int | None) -> dict[st
             "summary": [line for line in done.stdout.splitlines() if line.startswith("total")]}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _long_lived(env: dict[str, str]) -> Any:
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host",
-                               "127.0.0.1", "--port", str(port), "--no-ui"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    import httpx
-
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("prefect server start did not answer")
-            time.sleep(0.3)
-        yield port, server.pid
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
-
-
 def _mode(mode: str, runs: int, work: Path) -> dict[str, Any]:
     home, lake = work / f"home-{mode}", work / f"lake-{mode}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ANALYTICS_"))}
@@ -123,8 +95,9 @@ def _mode(mode: str, runs: int, work: Path) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         server: int | None = None
         if mode == "long-lived":
-            port, server = stack.enter_context(_long_lived(env))
-            env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+            long_lived = stack.enter_context(prefect_server(env, home, work / "server.log"))
+            server = long_lived.process.pid
+            env["PREFECT_API_URL"] = long_lived.api_url
         _run(command, env, server)  # the full load
         if mode == "shared":
             server = _server_pid(home)
